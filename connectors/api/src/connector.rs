@@ -1,0 +1,185 @@
+//! The sans-IO connector contract: bytes in, events out; messages in, HTTP calls out.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChannelId, ChannelKind, TenantId};
+use crate::inbound::InboundEvent;
+use crate::outbound::OutboundMessage;
+
+/// An HTTP method, as far as connectors need them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+}
+
+/// A request the gateway received for a channel (a webhook call), handed to the connector whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    /// The method.
+    pub method: Option<HttpMethod>,
+    /// The query string without `?`, undecoded.
+    #[serde(default)]
+    pub query: String,
+    /// Headers with lowercase names.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The raw body: signatures are computed over these exact bytes.
+    #[serde(default)]
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// The first header of that (lowercase) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP call the gateway should make on the connector's behalf.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpCall {
+    /// The method.
+    pub method: HttpMethod,
+    /// The full URL, built from the operator-configured API base URL.
+    pub url: String,
+    /// Headers to send (may carry credentials: the gateway never logs them).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    #[serde(default)]
+    pub body: Vec<u8>,
+}
+
+/// A response: what the provider answered to an [`HttpCall`], or what the gateway should answer
+/// to a webhook (verification challenges).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers with lowercase names.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    #[serde(default)]
+    pub body: Vec<u8>,
+}
+
+/// What a connector made of a webhook call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inbound {
+    /// Every event in the payload, in payload order.
+    pub events: Vec<InboundEvent>,
+    /// A response the provider expects instead of a plain 200 (e.g. a verification challenge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HttpResponse>,
+}
+
+/// One channel account's configuration, as the connector sees it at call time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelConfig {
+    /// The tenant owning the channel.
+    pub tenant_id: TenantId,
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// Per-kind settings with secrets decrypted (never logged, never stored in rows).
+    pub settings: serde_json::Value,
+    /// The provider's API base URL: operator configuration, never tenant input.
+    pub api_base_url: String,
+}
+
+/// What a channel can carry and how fast.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelLimits {
+    /// Longest text in one message, in characters.
+    pub max_text_chars: usize,
+    /// Most reply buttons in one message (0: none).
+    pub max_buttons: usize,
+    /// Longest button title, in characters.
+    pub max_button_title_chars: usize,
+    /// Most rows in a list message (0: no lists).
+    pub max_list_rows: usize,
+    /// Sends per second per channel account.
+    pub messages_per_second: f64,
+    /// Sends per second to one recipient.
+    pub per_recipient_per_second: f64,
+    /// Whether the channel can show an answer while it is generated.
+    pub streaming: bool,
+}
+
+/// What became of one sent call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum SendOutcome {
+    /// Accepted; the provider's message id when it gives one.
+    Sent {
+        /// The provider's id for the sent message.
+        provider_message_id: Option<String>,
+    },
+    /// Try again later (rate limits, provider trouble).
+    Retry {
+        /// How long the provider asked us to wait.
+        after: Option<Duration>,
+        /// Why, for the record.
+        reason: String,
+    },
+    /// Will never succeed as it is; the provider's code is kept.
+    Failed {
+        /// The provider's error code.
+        code: String,
+        /// The provider's message.
+        message: String,
+    },
+}
+
+/// Why a connector refused a request or a message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", content = "detail", rename_all = "snake_case")]
+pub enum ConnectorError {
+    /// The signature or secret did not verify (HTTP 401).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The body is not what the provider sends (HTTP 400).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The channel's configuration is missing or invalid.
+    #[error("channel configuration: {0}")]
+    Config(String),
+    /// The channel cannot carry this message.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+/// A channel connector: pure, deterministic code with no I/O.
+///
+/// The gateway calls [`Connector::inbound`] with each webhook request and stores what it returns
+/// before acknowledging; it calls [`Connector::render`] at send time and executes the calls itself,
+/// then reports each response through [`Connector::outcome`].
+pub trait Connector: Send + Sync {
+    /// The channel kind this connector serves.
+    fn kind(&self) -> ChannelKind;
+    /// What the channel can carry and how fast.
+    fn limits(&self) -> ChannelLimits;
+    /// Authenticate and parse a webhook request into events.
+    fn inbound(&self, ch: &ChannelConfig, req: &HttpRequest) -> Result<Inbound, ConnectorError>;
+    /// Turn one message into the HTTP calls that send it, in order.
+    fn render(
+        &self,
+        ch: &ChannelConfig,
+        msg: &OutboundMessage,
+    ) -> Result<Vec<HttpCall>, ConnectorError>;
+    /// Judge the provider's response to one call.
+    fn outcome(&self, call: &HttpCall, resp: &HttpResponse) -> SendOutcome;
+}

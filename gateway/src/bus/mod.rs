@@ -1,0 +1,83 @@
+//! The conversation stream's fan-out: whoever watches (widget sockets, creators' live views, the
+//! responder) subscribes here. In-process broadcast by default; Redis pub/sub across replicas.
+//! Both pass one compliance suite (`gateway/tests/bus_compliance.rs`).
+
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use coach_connector_api::{ChannelId, ConversationId, DeliveryStatus, MessageId, TenantId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+pub use memory::MemoryBus;
+pub use redis::RedisBus;
+
+use crate::store::StoredMessage;
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Redis could not be reached.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+    /// The event could not be encoded.
+    #[error("bus encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// One event on the conversation stream, always tagged with its tenant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamEvent {
+    /// The tenant it belongs to; subscribers filter on it.
+    pub tenant_id: TenantId,
+    /// What happened.
+    #[serde(flatten)]
+    pub payload: StreamPayload,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum StreamPayload {
+    /// A message was stored (inbound, or outbound queued).
+    Message {
+        /// The stored message.
+        message: StoredMessage,
+    },
+    /// An outbound message's delivery status moved forward.
+    Status {
+        /// Our message.
+        message_id: MessageId,
+        /// Its conversation.
+        conversation_id: ConversationId,
+        /// The new status.
+        status: DeliveryStatus,
+    },
+    /// An event no connector understood was kept.
+    Unknown {
+        /// The channel it came from.
+        channel_id: ChannelId,
+        /// The provider's kind name.
+        kind: String,
+    },
+}
+
+/// A subscription: a bounded receiver; a subscriber that falls behind gets `Lagged` and must
+/// resynchronize from the store (nothing is lost: the store is the source of truth).
+pub type Subscription = broadcast::Receiver<Arc<StreamEvent>>;
+
+/// The fan-out bus.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// `"memory"` or `"redis"`.
+    fn backend(&self) -> &'static str;
+    /// Publish to every subscriber of every gateway process sharing this bus.
+    async fn publish(&self, event: StreamEvent) -> Result<(), BusError>;
+    /// Subscribe to every event published from now on (filter by tenant on receipt).
+    fn subscribe(&self) -> Subscription;
+    /// Whether the bus works now.
+    async fn ping(&self) -> Result<(), BusError>;
+}

@@ -1,0 +1,124 @@
+//! The command line: `gateway serve`, `gateway migrate`, `gateway config`.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sqlx::postgres::PgConnectOptions;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, DatabaseBackend};
+use crate::server;
+use crate::state::{AppState, Startup};
+use crate::telemetry;
+
+/// The coaching gateway.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    /// A TOML configuration file (default: ./gateway.toml when it exists). Environment
+    /// variables `GATEWAY__SECTION__KEY` override it.
+    #[arg(long, global = true, env = "GATEWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the gateway (HTTP server and workers).
+    Serve,
+    /// Apply database migrations and exit (PostgreSQL: as `database.migrate_url`, the owner).
+    Migrate,
+    /// Print the effective configuration with secrets masked.
+    Config,
+}
+
+/// Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.
+pub const EXIT_CONFIG: i32 = 2;
+
+/// Load the configuration or explain what is wrong with it.
+pub fn load_config(cli: &Cli) -> Result<Config, String> {
+    Config::load(cli.config.as_deref()).map_err(|e| format!("configuration error: {e}"))
+}
+
+/// Run a parsed command with a loaded configuration.
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Config => {
+            print!("{}", config.to_masked_toml());
+            Ok(())
+        }
+        Command::Migrate => migrate(&config).await,
+        Command::Serve => serve(config).await,
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    telemetry::init_tracing(&config.log);
+    match config.database_backend()? {
+        DatabaseBackend::Sqlite(path) => {
+            let startup = Startup::default();
+            let store = server::open_store(config, &startup, &CancellationToken::new()).await?;
+            store.close().await;
+            println!("SQLite database {} is up to date", path.display());
+        }
+        DatabaseBackend::Postgres(url) => {
+            let owner = if config.database.migrate_url.is_empty() { url } else { config.database.migrate_url.clone() };
+            let opts = PgConnectOptions::from_str(&owner).context("database.migrate_url")?;
+            crate::store::migrate_postgres(opts).await?;
+            println!("PostgreSQL schema is up to date");
+        }
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::init_tracing(&config.log);
+    let metrics = telemetry::metrics_handle();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+    let startup = Startup::default();
+    let store = server::open_store(&config, &startup, &shutdown).await?;
+    let bus = server::open_bus(&config, &shutdown).await?;
+    let listener = tokio::net::TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("binding http.addr {}", config.http.addr))?;
+    let addr = listener.local_addr()?;
+    let mut state = AppState::new(config, store, bus, metrics);
+    state.startup = startup;
+    tracing::info!(%addr, database = state.store.backend(), bus = state.bus.backend(), "gateway started");
+    println!("listening on http://{addr}");
+    server::run(listener, state, shutdown).await
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight work");
+    shutdown.cancel();
+}

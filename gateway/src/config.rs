@@ -1,0 +1,423 @@
+//! Layered configuration: built-in defaults, then an optional `gateway.toml`, then `GATEWAY__*`
+//! environment variables (nested keys joined by `__`), validated once at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// Environment variables with this prefix override the file (`GATEWAY__HTTP__ADDR`...).
+pub const ENV_PREFIX: &str = "GATEWAY__";
+
+/// Why the configuration cannot be used; the message names the key, the value and what was
+/// expected. The CLI exits with code 2 on it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The layered sources did not deserialize.
+    #[error("{}", describe(.0))]
+    Parse(#[from] Box<figment::Error>),
+    /// A value parsed but makes no sense.
+    #[error("invalid value for `{key}`: {value:?}: expected {expected}")]
+    Invalid {
+        /// The dotted key, e.g. `database.url`.
+        key: &'static str,
+        /// The offending value (secrets masked).
+        value: String,
+        /// What would be accepted.
+        expected: &'static str,
+    },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the embedded database, media and models live.
+    pub data_dir: PathBuf,
+    /// The address providers and browsers use to reach this gateway; webhook URLs start with it.
+    pub public_url: String,
+    /// Proxies (CIDR) whose `X-Forwarded-For` is believed when telling a client's address.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The HTTP server.
+    pub http: HttpConfig,
+    /// The relational store.
+    pub database: DatabaseConfig,
+    /// Redis, for fan-out across gateway processes.
+    pub redis: RedisConfig,
+    /// Provider API endpoints: operator settings, never tenant input.
+    pub providers: ProvidersConfig,
+    /// Outbound delivery.
+    pub outbox: OutboxConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            public_url: "http://127.0.0.1:8080".into(),
+            trusted_proxies: Vec::new(),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            providers: ProvidersConfig::default(),
+            outbox: OutboxConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address; port 0 picks a free port (printed at start).
+    pub addr: SocketAddr,
+    /// Longest time a request may take, in seconds.
+    pub request_timeout_secs: u64,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS on the admin API (empty: same origin only).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            body_limit_bytes: 2 * 1024 * 1024,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// SQLite durability mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Durable against a process crash (WAL + `synchronous=NORMAL`).
+    Normal,
+    /// Durable against power loss too (an fsync per commit).
+    Full,
+}
+
+/// The relational store: SQLite in the data directory unless a PostgreSQL URL is given.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://...` to use PostgreSQL; empty for the embedded SQLite file.
+    pub url: String,
+    /// PostgreSQL only: the owner's URL used to run migrations at start and by `gateway migrate`
+    /// (the serving role must be neither owner nor superuser).
+    pub migrate_url: String,
+    /// SQLite durability: `normal` (process crash) or `full` (power loss).
+    pub synchronous: Synchronous,
+    /// SQLite: most writes committed in one transaction by the single writer (1 disables batching).
+    pub max_batch: usize,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            migrate_url: String::new(),
+            synchronous: Synchronous::Normal,
+            max_batch: 256,
+            max_connections: 16,
+        }
+    }
+}
+
+/// Redis: empty URL for the in-process bus.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`, or empty.
+    pub url: String,
+    /// Prefix of every key and channel, so several deployments can share one Redis.
+    pub prefix: String,
+}
+
+/// One provider's API endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Base URL of the provider API (tests point it at a local server).
+    pub api_base_url: String,
+}
+
+/// Provider API endpoints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// WhatsApp Cloud API (Graph API).
+    pub whatsapp: ProviderConfig,
+    /// Telegram Bot API.
+    pub telegram: ProviderConfig,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        Self {
+            whatsapp: ProviderConfig { api_base_url: "https://graph.facebook.com/v21.0".into() },
+            telegram: ProviderConfig { api_base_url: "https://api.telegram.org".into() },
+        }
+    }
+}
+
+/// Outbound delivery.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// How often an idle worker looks for due rows, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Rows claimed at once.
+    pub batch_size: u32,
+    /// Attempts before a row is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay, in milliseconds (doubles each attempt, with full jitter).
+    pub base_backoff_ms: u64,
+    /// Longest retry delay, in seconds.
+    pub max_backoff_secs: u64,
+    /// How long a claimed row stays reserved before another worker may take it, in seconds.
+    pub lease_secs: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 250,
+            batch_size: 32,
+            max_attempts: 8,
+            base_backoff_ms: 1_000,
+            max_backoff_secs: 600,
+            lease_secs: 60,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `coach_gateway=debug,info` (`RUST_LOG` wins).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, filter: "info".into() }
+    }
+}
+
+/// Which relational backend the configuration selects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseBackend {
+    /// The embedded SQLite file at this path.
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+impl Config {
+    /// Load defaults, then `file` (if it exists, or if it was named explicitly), then the
+    /// environment; then validate.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("gateway.toml")),
+        }
+        Self::from_figment(figment.merge(Env::prefixed(ENV_PREFIX).split("__")))
+    }
+
+    /// Extract and validate a configuration from any figment (tests build their own).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_http_url("public_url", &self.public_url)?;
+        check_http_url("providers.whatsapp.api_base_url", &self.providers.whatsapp.api_base_url)?;
+        check_http_url("providers.telegram.api_base_url", &self.providers.telegram.api_base_url)?;
+        self.database_backend()?;
+        if !self.database.migrate_url.is_empty() && !is_postgres_url(&self.database.migrate_url) {
+            return Err(invalid(
+                "database.migrate_url",
+                mask_url(&self.database.migrate_url),
+                "a postgres:// URL of the schema owner, or empty",
+            ));
+        }
+        if !self.redis.url.is_empty() {
+            let ok = url::Url::parse(&self.redis.url)
+                .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss"));
+            if !ok {
+                return Err(invalid(
+                    "redis.url",
+                    mask_url(&self.redis.url),
+                    "a redis:// or rediss:// URL, or empty for the in-process bus",
+                ));
+            }
+        }
+        if self.database.max_batch == 0 {
+            return Err(invalid("database.max_batch", "0".into(), "an integer >= 1"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "0".into(), "an integer >= 1"));
+        }
+        if self.outbox.max_attempts == 0 || self.outbox.batch_size == 0 {
+            return Err(invalid(
+                "outbox.max_attempts / outbox.batch_size",
+                "0".into(),
+                "integers >= 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The relational backend selected by `database.url`.
+    pub fn database_backend(&self) -> Result<DatabaseBackend, ConfigError> {
+        let url = self.database.url.trim();
+        if url.is_empty() {
+            return Ok(DatabaseBackend::Sqlite(self.data_dir.join("gateway.db")));
+        }
+        if is_postgres_url(url) {
+            return Ok(DatabaseBackend::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if !path.is_empty() {
+                return Ok(DatabaseBackend::Sqlite(PathBuf::from(path)));
+            }
+        }
+        Err(invalid(
+            "database.url",
+            mask_url(url),
+            "empty (embedded SQLite), sqlite://PATH or postgres://USER@HOST:PORT/DB",
+        ))
+    }
+
+    /// The effective configuration as TOML with every secret masked (for `gateway config`).
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = mask_url(&shown.database.url);
+        shown.database.migrate_url = mask_url(&shown.database.migrate_url);
+        shown.redis.url = mask_url(&shown.redis.url);
+        toml::to_string_pretty(&shown)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+/// Name the key, where its value came from (and the value, for environment variables), and
+/// what was expected, for each error figment collected.
+fn describe(errors: &figment::Error) -> String {
+    errors
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let source = e.metadata.as_ref().map(|md| {
+                let var = format!("{ENV_PREFIX}{}", e.path.join("__").to_uppercase());
+                match std::env::var(&var) {
+                    Ok(value) if md.name.contains("environment") => format!(" ({var}={value:?})"),
+                    _ => format!(" (in {})", md.name),
+                }
+            });
+            format!("invalid value for `{key}`{}: {}", source.unwrap_or_default(), e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn invalid(key: &'static str, value: String, expected: &'static str) -> ConfigError {
+    ConfigError::Invalid { key, value, expected }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+fn check_http_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(invalid(key, value.to_owned(), "an absolute http:// or https:// URL")),
+    }
+}
+
+/// The URL with its password replaced by `***` (unparseable URLs are masked whole).
+pub fn mask_url(raw: &str) -> String {
+    if raw.is_empty() {
+        return String::new();
+    }
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "***".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut f = Figment::from(Serialized::defaults(Config::default()));
+        for (k, v) in pairs {
+            f = f.merge(Serialized::default(k, v));
+        }
+        Config::from_figment(f)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_embedded() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.database_backend().unwrap(), DatabaseBackend::Sqlite("./data/gateway.db".into()));
+        assert!(c.redis.url.is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_key_value_and_expectation() {
+        let err = with(&[("database.url", "mysql://root:hunter2@db/x")]).unwrap_err().to_string();
+        assert!(err.contains("database.url"), "{err}");
+        assert!(err.contains("postgres://"), "{err}");
+        assert!(!err.contains("hunter2"), "secret leaked: {err}");
+        let err = with(&[("public_url", "not a url")]).unwrap_err().to_string();
+        assert!(err.contains("public_url") && err.contains("not a url"), "{err}");
+        let err = with(&[("http.addr", "nowhere")]).unwrap_err().to_string();
+        assert!(err.contains("http.addr") || err.contains("addr"), "{err}");
+    }
+
+    #[test]
+    fn masked_output_hides_passwords() {
+        let c = with(&[("database.url", "postgres://app:s3cret@db:5432/x")]).unwrap();
+        let shown = c.to_masked_toml();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db:5432/x"), "{shown}");
+        assert!(shown.contains("[http]"), "{shown}");
+    }
+}

@@ -1,0 +1,27 @@
+//! The coaching gateway: turns every channel into one conversation stream, stores it durably per
+//! tenant, and delivers replies through an outbox.
+//!
+//! Layout:
+//! - [`config`]: layered configuration (defaults, `gateway.toml`, `GATEWAY__*`), validated.
+//! - [`cli`]: the `gateway` command (`serve`, `migrate`, `config`); `main.rs` only calls it.
+//! - [`tenancy`]: [`tenancy::TenantScope`] and [`tenancy::SystemScope`], required by the store.
+//! - [`store`]: the relational store trait with SQLite and PostgreSQL backends.
+//! - [`bus`]: fan-out of stored events, in-process or through Redis.
+//! - [`stream`]: store-then-publish, the one entry point for every channel's events.
+//! - [`outbox`]: the delivery worker with backoff and dead letters.
+//! - [`http`]: the axum router and middleware; [`server`]: assembling and running it all.
+//!
+//! See `docs/ARCHITECTURE.md` for the picture and `README.md` for configuration.
+
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod outbox;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod stream;
+pub mod telemetry;
+pub mod tenancy;

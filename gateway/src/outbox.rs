@@ -1,0 +1,138 @@
+//! The outbox worker: claims due rows, hands each to a [`Sender`], and records the outcome with
+//! exponential backoff and jitter, dead-lettering after `max_attempts`. Rows are claimed under a
+//! lease, so a crashed worker's rows are taken over once the lease expires; on PostgreSQL
+//! several gateway processes share the table (`FOR UPDATE SKIP LOCKED`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use coach_connector_api::ProviderError;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::OutboxConfig;
+use crate::store::{Queue, QueueItem, QueueOutcome, Store, backoff};
+use crate::tenancy::SystemScope;
+
+/// What a send attempt came to.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delivery {
+    /// The provider accepted it.
+    Sent {
+        /// The provider's message id.
+        provider_message_id: Option<String>,
+    },
+    /// Try again; `after` is the provider's `Retry-After`, if any.
+    Retry {
+        /// The provider's requested delay.
+        after: Option<Duration>,
+        /// Why.
+        reason: String,
+    },
+    /// It will never succeed.
+    Failed(ProviderError),
+}
+
+/// Sends one outbox row through its channel (the connector registry implements this).
+#[async_trait]
+pub trait Sender: Send + Sync + 'static {
+    /// Attempt delivery of `item`.
+    async fn send(&self, item: &QueueItem) -> Delivery;
+}
+
+/// The sender used until connectors are registered: every row waits for a connector of its
+/// kind, retried with backoff, so nothing queued is lost while a connector is missing.
+pub struct NoConnectors;
+
+#[async_trait]
+impl Sender for NoConnectors {
+    async fn send(&self, item: &QueueItem) -> Delivery {
+        Delivery::Retry {
+            after: None,
+            reason: format!("no connector registered for channel kind {:?}", item.kind),
+        }
+    }
+}
+
+/// Run the outbox worker until `shutdown`.
+pub async fn run(
+    store: Arc<dyn Store>,
+    sender: Arc<dyn Sender>,
+    config: OutboxConfig,
+    shutdown: CancellationToken,
+) {
+    let sys = SystemScope::new("outbox worker");
+    let poll = Duration::from_millis(config.poll_interval_ms);
+    loop {
+        let handled = match poll_once(&*store, &*sender, &config, &sys).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox poll failed");
+                0
+            }
+        };
+        if handled > 0 {
+            continue;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(poll) => {}
+        }
+    }
+    tracing::info!("outbox worker stopped");
+}
+
+/// Claim one batch and deliver it; returns how many rows were handled.
+pub async fn poll_once(
+    store: &dyn Store,
+    sender: &dyn Sender,
+    config: &OutboxConfig,
+    sys: &SystemScope,
+) -> Result<usize, crate::store::StoreError> {
+    let lease = Duration::from_secs(config.lease_secs);
+    let items = store.claim(sys, Queue::Outbox, None, Utc::now(), config.batch_size, lease).await?;
+    for item in &items {
+        let outcome = outcome_for(sender.send(item).await, item.attempts, config);
+        match &outcome {
+            QueueOutcome::Done { .. } => metrics::counter!("outbox_sent_total").increment(1),
+            QueueOutcome::Retry { error, .. } => {
+                metrics::counter!("outbox_retries_total").increment(1);
+                tracing::info!(outbox_id = %item.id, tenant = %item.tenant_id, attempts = item.attempts, %error, "delivery will be retried");
+            }
+            QueueOutcome::Dead { error } => {
+                metrics::counter!("outbox_dead_total").increment(1);
+                tracing::warn!(outbox_id = %item.id, tenant = %item.tenant_id, code = %error.code, "delivery dead-lettered");
+            }
+        }
+        store.finish(sys, Queue::Outbox, item, outcome).await?;
+    }
+    Ok(items.len())
+}
+
+/// Map a delivery to a queue outcome: retries back off exponentially with jitter (never sooner
+/// than the provider asked) until `max_attempts`, then the row is dead.
+pub fn outcome_for(delivery: Delivery, attempts: u32, config: &OutboxConfig) -> QueueOutcome {
+    match delivery {
+        Delivery::Sent { provider_message_id } => QueueOutcome::Done { provider_message_id },
+        Delivery::Failed(error) => QueueOutcome::Dead { error },
+        Delivery::Retry { reason, .. } if attempts >= config.max_attempts => QueueOutcome::Dead {
+            error: ProviderError {
+                code: "max_attempts".into(),
+                title: format!("gave up after {attempts} attempts: {reason}"),
+            },
+        },
+        Delivery::Retry { after, reason } => {
+            let delay = backoff(
+                attempts,
+                Duration::from_millis(config.base_backoff_ms),
+                Duration::from_secs(config.max_backoff_secs),
+                after,
+            );
+            // A provider asking for more than a day is capped: the row is retried and asks again.
+            let delay = delay.min(Duration::from_secs(86_400));
+            let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::days(1));
+            QueueOutcome::Retry { at, error: reason }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Assembling and running the gateway: open the backends the configuration names, start the
+//! workers, serve HTTP until shutdown, then drain: in-flight requests finish, workers stop,
+//! pending writes are committed.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::PgConnectOptions;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, MemoryBus, RedisBus};
+use crate::config::{Config, DatabaseBackend};
+use crate::outbox::{self, NoConnectors};
+use crate::state::{AppState, Startup};
+use crate::store::{
+    PostgresStore, PostgresStoreOptions, SqliteStore, SqliteStoreOptions, Store, migrate_postgres,
+};
+
+/// How many events a slow live subscriber may fall behind before it must resynchronize.
+const BUS_CAPACITY: usize = 4096;
+
+/// Open the configured store. SQLite is opened and migrated now (a local file that cannot be
+/// opened is a configuration error); PostgreSQL connects lazily and is prepared in the
+/// background with retries, so a database that is down at start only delays readiness.
+pub async fn open_store(
+    config: &Config,
+    startup: &Startup,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Arc<dyn Store>> {
+    match config.database_backend()? {
+        DatabaseBackend::Sqlite(path) => {
+            let store = SqliteStore::open(SqliteStoreOptions {
+                path: path.clone(),
+                synchronous: config.database.synchronous,
+                max_batch: config.database.max_batch,
+                readers: config.database.max_connections,
+            })
+            .await
+            .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        DatabaseBackend::Postgres(url) => {
+            let connect = PgConnectOptions::from_str(&url).context("database.url")?;
+            let store = Arc::new(PostgresStore::connect_lazy(PostgresStoreOptions {
+                connect,
+                max_connections: config.database.max_connections,
+            }));
+            let migrate_url = config.database.migrate_url.clone();
+            startup.set_problem(Some("preparing PostgreSQL".into()));
+            tokio::spawn(prepare_postgres(store.clone(), migrate_url, startup.clone(), shutdown.clone()));
+            Ok(store)
+        }
+    }
+}
+
+async fn prepare_postgres(
+    store: Arc<PostgresStore>,
+    migrate_url: String,
+    startup: Startup,
+    shutdown: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let attempt = async {
+            if !migrate_url.is_empty() {
+                let owner = PgConnectOptions::from_str(&migrate_url)?;
+                migrate_postgres(owner).await?;
+            }
+            store.check_role().await
+        };
+        match attempt.await {
+            Ok(()) => {
+                startup.set_problem(None);
+                tracing::info!("PostgreSQL ready");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "PostgreSQL not ready");
+                startup.set_problem(Some(format!("PostgreSQL not ready: {e}")));
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Build the bus the configuration names.
+pub async fn open_bus(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Arc<dyn Bus>> {
+    if config.redis.url.is_empty() {
+        return Ok(Arc::new(MemoryBus::new(BUS_CAPACITY)));
+    }
+    let bus = RedisBus::start(&config.redis.url, &config.redis.prefix, BUS_CAPACITY, shutdown.clone())
+        .await
+        .context("redis.url")?;
+    Ok(bus)
+}
+
+/// Serve `state` on `listener` with its workers until `shutdown` is cancelled, then drain.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let outbox = tokio::spawn(outbox::run(
+        state.store.clone(),
+        Arc::new(NoConnectors),
+        state.config.outbox.clone(),
+        shutdown.clone(),
+    ));
+    let app = crate::http::router(state.clone());
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    if let Err(e) = outbox.await {
+        tracing::error!(error = %e, "outbox worker panicked");
+    }
+    state.store.close().await;
+    tracing::info!("gateway stopped");
+    served.context("HTTP server")
+}

@@ -1,0 +1,158 @@
+//! The relational store: one trait, two backends (embedded SQLite, PostgreSQL with row-level
+//! security). Both pass the same compliance suite (`gateway/tests/store_compliance.rs`).
+//!
+//! Invariants every backend keeps:
+//! - an inbound event is stored at most once per channel (its dedup key), with the jobs it causes,
+//!   in one transaction: a replay is a no-op reported as a duplicate;
+//! - an outbound message and its outbox row are written in one transaction;
+//! - delivery status only moves forward (`Failed` is final), whatever order reports arrive in;
+//! - a failed write leaves nothing behind.
+
+mod ops;
+mod postgres;
+mod queue;
+mod sqlite;
+mod types;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
+
+pub use postgres::{PostgresStore, PostgresStoreOptions, migrate as migrate_postgres};
+pub use queue::{Queue, QueueItem, QueueOutcome, backoff};
+pub use sqlite::{SqliteStore, SqliteStoreOptions};
+pub use types::*;
+
+use crate::tenancy::{SystemScope, TenantScope};
+
+/// Why a store call failed. Callers map these to HTTP statuses; details of `Database` never
+/// reach clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record does not exist for this tenant (another tenant's ids look the same).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The write conflicts with an existing record (unique name, e-mail...).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The backend cannot be reached or is shutting down.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored data could not be decoded (a bug or a manual edit).
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Corrupt(e.to_string())
+    }
+}
+
+/// The relational store.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether the backend answers now.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Create a tenant (registration, operators, tests).
+    async fn create_tenant(&self, sys: &SystemScope, name: &str) -> Result<Tenant, StoreError>;
+
+    /// Create a channel account for the scope's tenant.
+    async fn create_channel(
+        &self,
+        scope: &TenantScope,
+        new: NewChannel,
+    ) -> Result<Channel, StoreError>;
+
+    /// One channel of the scope's tenant.
+    async fn channel(&self, scope: &TenantScope, id: ChannelId) -> Result<Channel, StoreError>;
+
+    /// Find a channel by id whatever its tenant (webhooks: the channel identifies the tenant).
+    async fn channel_for_webhook(
+        &self,
+        sys: &SystemScope,
+        id: ChannelId,
+    ) -> Result<Channel, StoreError>;
+
+    /// Store inbound events of one channel in one transaction, with their dedup keys and the jobs
+    /// they cause; contacts and conversations are created on first contact.
+    async fn ingest(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        events: Vec<InboundEvent>,
+    ) -> Result<IngestReport, StoreError>;
+
+    /// Conversations of the scope's tenant, most recently active first.
+    async fn conversations(
+        &self,
+        scope: &TenantScope,
+        page: Page,
+    ) -> Result<Vec<Conversation>, StoreError>;
+
+    /// Messages of one conversation, oldest first, after the cursor.
+    async fn messages(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+
+    /// Store an outbound message and queue it for delivery, in one transaction.
+    async fn enqueue_outbound(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        body: OutboundBody,
+        reply_to: Option<MessageId>,
+    ) -> Result<StoredMessage, StoreError>;
+
+    /// Claim up to `limit` due items of a queue for `lease` (expired leases are reclaimed).
+    /// For the outbox, only the oldest undelivered item of each conversation is due, so order
+    /// is kept per conversation. `kind` restricts job claims to one kind.
+    async fn claim(
+        &self,
+        sys: &SystemScope,
+        queue: Queue,
+        kind: Option<&str>,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<QueueItem>, StoreError>;
+
+    /// Record what became of a claimed item.
+    async fn finish(
+        &self,
+        sys: &SystemScope,
+        queue: Queue,
+        item: &QueueItem,
+        outcome: QueueOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Append to the tenant's audit log (append-only).
+    async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError>;
+
+    /// The tenant's audit log, newest first.
+    async fn audit_log(
+        &self,
+        scope: &TenantScope,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Queue depths and counts for metrics.
+    async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError>;
+
+    /// Wait until every accepted write is committed, then release connections.
+    async fn close(&self);
+}

@@ -1,0 +1,709 @@
+//! The SQL both backends share, written once and instantiated per backend by `store_ops!`.
+//!
+//! Placeholders are `$N`: PostgreSQL reads them natively and sqlx's SQLite driver binds `$N` to
+//! the N-th argument, so the same text binds the same values on both. Typed NULLs are written
+//! `CAST(NULL AS type)`, which both accept. Backend differences are macro arguments: the function
+//! for "largest of" and the row lock taken when claiming queue rows.
+
+macro_rules! store_ops {
+    ($conn:ty, $row:ty, greatest = $greatest:literal, claim_lock = $lock:literal) => {
+        use chrono::{DateTime, Utc};
+        use coach_connector_api::{
+            ChannelId, ChannelIdentity, ContactId, ConversationId, DeliveryStatus, InboundEvent,
+            MessageId, OutboundBody, ProviderError, TenantId,
+        };
+        use sqlx::Row as _;
+        use sqlx::types::Json;
+        use uuid::Uuid;
+
+        use crate::store::types::{jobs_for, status_from_rank};
+        use crate::store::{
+            AuditEntry, AuditRecord, Channel, Conversation, Direction, IngestReport, NewChannel,
+            Page, Queue, QueueItem, QueueOutcome, StoreError, StoreStats, StoredEvent,
+            StoredMessage, Tenant,
+        };
+
+        const MESSAGE_COLUMNS: &str = "id, tenant_id, channel_id, conversation_id, contact_id, \
+            direction, content, provider_message_id, status_rank, error_code, error_title, created_at";
+
+        fn message_from_row(row: &$row) -> Result<StoredMessage, StoreError> {
+            let direction: String = row.try_get("direction")?;
+            let error_code: Option<String> = row.try_get("error_code")?;
+            let error_title: Option<String> = row.try_get("error_title")?;
+            Ok(StoredMessage {
+                id: MessageId(row.try_get("id")?),
+                tenant_id: TenantId(row.try_get("tenant_id")?),
+                channel_id: ChannelId(row.try_get("channel_id")?),
+                conversation_id: ConversationId(row.try_get("conversation_id")?),
+                contact_id: ContactId(row.try_get("contact_id")?),
+                direction: Direction::parse(&direction)
+                    .ok_or_else(|| StoreError::Corrupt(format!("direction {direction:?}")))?,
+                content: row.try_get::<Json<serde_json::Value>, _>("content")?.0,
+                provider_message_id: row.try_get("provider_message_id")?,
+                status: status_from_rank(row.try_get("status_rank")?)?,
+                error: error_code.map(|code| ProviderError {
+                    code,
+                    title: error_title.unwrap_or_default(),
+                }),
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn channel_from_row(row: &$row) -> Result<Channel, StoreError> {
+            let kind: String = row.try_get("kind")?;
+            Ok(Channel {
+                id: ChannelId(row.try_get("id")?),
+                tenant_id: TenantId(row.try_get("tenant_id")?),
+                kind: kind.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+                name: row.try_get("name")?,
+                config: row.try_get::<Json<serde_json::Value>, _>("config")?.0,
+                enabled: row.try_get("enabled")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        pub(super) async fn create_tenant(
+            conn: &mut $conn,
+            name: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Tenant, StoreError> {
+            let tenant = Tenant { id: TenantId::new(), name: name.to_owned(), created_at: now };
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(tenant.id.0)
+                .bind(&tenant.name)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            Ok(tenant)
+        }
+
+        pub(super) async fn create_channel(
+            conn: &mut $conn,
+            tenant: TenantId,
+            new: NewChannel,
+            now: DateTime<Utc>,
+        ) -> Result<Channel, StoreError> {
+            let channel = Channel {
+                id: ChannelId::new(),
+                tenant_id: tenant,
+                kind: new.kind,
+                name: new.name,
+                config: new.config,
+                enabled: true,
+                created_at: now,
+            };
+            sqlx::query(
+                "INSERT INTO channels (id, tenant_id, kind, name, config, enabled, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(channel.id.0)
+            .bind(tenant.0)
+            .bind(channel.kind.as_str())
+            .bind(&channel.name)
+            .bind(Json(&channel.config))
+            .bind(channel.enabled)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(channel)
+        }
+
+        /// `tenant: None` looks the channel up across tenants (webhooks, system scope only).
+        pub(super) async fn channel(
+            conn: &mut $conn,
+            tenant: Option<TenantId>,
+            id: ChannelId,
+        ) -> Result<Channel, StoreError> {
+            let row = sqlx::query(
+                "SELECT id, tenant_id, kind, name, config, enabled, created_at FROM channels \
+                 WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)",
+            )
+            .bind(id.0)
+            .bind(tenant.map(|t| t.0))
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("channel"))?;
+            channel_from_row(&row)
+        }
+
+        async fn contact_for(
+            conn: &mut $conn,
+            tenant: TenantId,
+            channel: ChannelId,
+            who: &ChannelIdentity,
+            now: DateTime<Utc>,
+        ) -> Result<ContactId, StoreError> {
+            if let Some(id) = find_contact(&mut *conn, tenant, channel, &who.id).await? {
+                return Ok(ContactId(id));
+            }
+            let contact = ContactId::new();
+            sqlx::query("INSERT INTO contacts (id, tenant_id, display_name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(contact.0)
+                .bind(tenant.0)
+                .bind(who.display_name.as_deref())
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO contact_identities (tenant_id, channel_id, external_id, contact_id, username, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(channel.0)
+            .bind(&who.id)
+            .bind(contact.0)
+            .bind(who.username.as_deref())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                return Ok(contact);
+            }
+            // Another transaction created this identity first: use its contact.
+            sqlx::query("DELETE FROM contacts WHERE id = $1").bind(contact.0).execute(&mut *conn).await?;
+            find_contact(&mut *conn, tenant, channel, &who.id)
+                .await?
+                .map(ContactId)
+                .ok_or(StoreError::NotFound("contact"))
+        }
+
+        async fn find_contact(
+            conn: &mut $conn,
+            tenant: TenantId,
+            channel: ChannelId,
+            external_id: &str,
+        ) -> Result<Option<Uuid>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT contact_id FROM contact_identities \
+                 WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3",
+            )
+            .bind(tenant.0)
+            .bind(channel.0)
+            .bind(external_id)
+            .fetch_optional(&mut *conn)
+            .await?)
+        }
+
+        async fn conversation_for(
+            conn: &mut $conn,
+            tenant: TenantId,
+            channel: ChannelId,
+            contact: ContactId,
+            external_id: &str,
+            now: DateTime<Utc>,
+        ) -> Result<ConversationId, StoreError> {
+            let id: Uuid = sqlx::query_scalar(
+                "INSERT INTO conversations (id, tenant_id, channel_id, contact_id, external_id, last_message_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                 ON CONFLICT (tenant_id, channel_id, contact_id) DO UPDATE SET last_message_at = excluded.last_message_at \
+                 RETURNING id",
+            )
+            .bind(ConversationId::new().0)
+            .bind(tenant.0)
+            .bind(channel.0)
+            .bind(contact.0)
+            .bind(external_id)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(ConversationId(id))
+        }
+
+        async fn exists_message(
+            conn: &mut $conn,
+            tenant: TenantId,
+            channel: ChannelId,
+            key: &str,
+        ) -> Result<bool, StoreError> {
+            Ok(sqlx::query("SELECT 1 FROM messages WHERE tenant_id = $1 AND channel_id = $2 AND dedup_key = $3")
+                .bind(tenant.0)
+                .bind(channel.0)
+                .bind(key)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some())
+        }
+
+        async fn insert_job(
+            conn: &mut $conn,
+            tenant: TenantId,
+            kind: &str,
+            message: MessageId,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO jobs (id, tenant_id, kind, message_id, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant.0)
+            .bind(kind)
+            .bind(message.0)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Store every event of one channel; the caller owns the transaction.
+        pub(super) async fn ingest(
+            conn: &mut $conn,
+            tenant: TenantId,
+            channel: ChannelId,
+            events: Vec<InboundEvent>,
+            now: DateTime<Utc>,
+        ) -> Result<IngestReport, StoreError> {
+            self::channel(&mut *conn, Some(tenant), channel).await?;
+            let mut report = IngestReport::default();
+            for event in events {
+                let stored = match event {
+                    InboundEvent::Message(m) => {
+                        if exists_message(&mut *conn, tenant, channel, &m.dedup_key.0).await? {
+                            None
+                        } else {
+                            let contact = contact_for(&mut *conn, tenant, channel, &m.from, now).await?;
+                            let conversation =
+                                conversation_for(&mut *conn, tenant, channel, contact, &m.from.id, now).await?;
+                            let id = MessageId::new();
+                            let content = serde_json::to_value(&m.content)?;
+                            let inserted = sqlx::query(
+                                "INSERT INTO messages (id, tenant_id, channel_id, conversation_id, contact_id, direction, \
+                                 dedup_key, provider_message_id, content, provider_ts, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5, 'in', $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                            )
+                            .bind(id.0)
+                            .bind(tenant.0)
+                            .bind(channel.0)
+                            .bind(conversation.0)
+                            .bind(contact.0)
+                            .bind(&m.dedup_key.0)
+                            .bind(&m.provider_message_id)
+                            .bind(Json(&content))
+                            .bind(m.timestamp)
+                            .bind(now)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                            if inserted == 0 {
+                                None
+                            } else {
+                                for kind in jobs_for(&m.content) {
+                                    insert_job(&mut *conn, tenant, kind, id, now).await?;
+                                }
+                                Some(StoredEvent::Message(StoredMessage {
+                                    id,
+                                    tenant_id: tenant,
+                                    channel_id: channel,
+                                    conversation_id: conversation,
+                                    contact_id: contact,
+                                    direction: Direction::Inbound,
+                                    content,
+                                    provider_message_id: Some(m.provider_message_id),
+                                    status: None,
+                                    error: None,
+                                    created_at: now,
+                                }))
+                            }
+                        }
+                    }
+                    InboundEvent::Status(s) => {
+                        let inserted = sqlx::query(
+                            "INSERT INTO message_status (id, tenant_id, channel_id, dedup_key, provider_message_id, \
+                             status_rank, error_code, error_title, provider_ts, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(Uuid::now_v7())
+                        .bind(tenant.0)
+                        .bind(channel.0)
+                        .bind(&s.dedup_key.0)
+                        .bind(&s.provider_message_id)
+                        .bind(s.status.rank())
+                        .bind(s.error.as_ref().map(|e| e.code.as_str()))
+                        .bind(s.error.as_ref().map(|e| e.title.as_str()))
+                        .bind(s.timestamp)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                        if inserted == 0 {
+                            None
+                        } else {
+                            let applied = sqlx::query(
+                                "UPDATE messages SET status_rank = $1, error_code = $2, error_title = $3 \
+                                 WHERE tenant_id = $4 AND channel_id = $5 AND provider_message_id = $6 \
+                                 AND direction = 'out' AND status_rank < $1 AND status_rank <> $7 \
+                                 RETURNING id, conversation_id",
+                            )
+                            .bind(s.status.rank())
+                            .bind(s.error.as_ref().map(|e| e.code.as_str()))
+                            .bind(s.error.as_ref().map(|e| e.title.as_str()))
+                            .bind(tenant.0)
+                            .bind(channel.0)
+                            .bind(&s.provider_message_id)
+                            .bind(DeliveryStatus::Failed.rank())
+                            .fetch_optional(&mut *conn)
+                            .await?
+                            .map(|row| -> Result<_, StoreError> {
+                                Ok((MessageId(row.try_get("id")?), ConversationId(row.try_get("conversation_id")?)))
+                            })
+                            .transpose()?;
+                            Some(StoredEvent::Status {
+                                provider_message_id: s.provider_message_id,
+                                status: s.status,
+                                applied,
+                            })
+                        }
+                    }
+                    InboundEvent::Unknown(u) => {
+                        let id = Uuid::now_v7();
+                        let inserted = sqlx::query(
+                            "INSERT INTO unknown_events (id, tenant_id, channel_id, dedup_key, kind, sender, raw, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(tenant.0)
+                        .bind(channel.0)
+                        .bind(&u.dedup_key.0)
+                        .bind(&u.kind)
+                        .bind(u.from.as_ref().map(|f| f.id.as_str()))
+                        .bind(Json(&u.raw))
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                        (inserted == 1).then(|| StoredEvent::Unknown { id, kind: u.kind })
+                    }
+                };
+                match stored {
+                    Some(event) => report.stored.push(event),
+                    None => report.duplicates += 1,
+                }
+            }
+            Ok(report)
+        }
+
+        pub(super) async fn conversations(
+            conn: &mut $conn,
+            tenant: TenantId,
+            page: Page,
+        ) -> Result<Vec<Conversation>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at FROM conversations \
+                 WHERE tenant_id = $1 AND ($2 IS NULL OR last_message_at < $2) \
+                 ORDER BY last_message_at DESC, id DESC LIMIT $3",
+            )
+            .bind(tenant.0)
+            .bind(page.before)
+            .bind(i64::from(page.limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Conversation {
+                        id: ConversationId(row.try_get("id")?),
+                        tenant_id: TenantId(row.try_get("tenant_id")?),
+                        channel_id: ChannelId(row.try_get("channel_id")?),
+                        contact_id: ContactId(row.try_get("contact_id")?),
+                        external_id: row.try_get("external_id")?,
+                        last_message_at: row.try_get("last_message_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        pub(super) async fn messages(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            after: Option<MessageId>,
+            limit: u32,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            let found = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND tenant_id = $2")
+                .bind(conversation.0)
+                .bind(tenant.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if found.is_none() {
+                return Err(StoreError::NotFound("conversation"));
+            }
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(conversation.0)
+                .bind(after.map(|m| m.0))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(message_from_row).collect()
+        }
+
+        pub(super) async fn enqueue_outbound(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            body: OutboundBody,
+            reply_to: Option<MessageId>,
+            now: DateTime<Utc>,
+        ) -> Result<StoredMessage, StoreError> {
+            let row = sqlx::query(
+                "SELECT c.channel_id, c.contact_id, k.kind FROM conversations c \
+                 JOIN channels k ON k.id = c.channel_id WHERE c.id = $1 AND c.tenant_id = $2",
+            )
+            .bind(conversation.0)
+            .bind(tenant.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("conversation"))?;
+            let channel = ChannelId(row.try_get("channel_id")?);
+            let contact = ContactId(row.try_get("contact_id")?);
+            let kind: String = row.try_get("kind")?;
+            let id = MessageId::new();
+            let content = serde_json::to_value(&body)?;
+            sqlx::query(
+                "INSERT INTO messages (id, tenant_id, channel_id, conversation_id, contact_id, direction, \
+                 content, reply_to, status_rank, created_at) VALUES ($1, $2, $3, $4, $5, 'out', $6, $7, $8, $9)",
+            )
+            .bind(id.0)
+            .bind(tenant.0)
+            .bind(channel.0)
+            .bind(conversation.0)
+            .bind(contact.0)
+            .bind(Json(&content))
+            .bind(reply_to.map(|m| m.0))
+            .bind(DeliveryStatus::Pending.rank())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO outbox (id, tenant_id, channel_id, conversation_id, message_id, kind, \
+                 next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant.0)
+            .bind(channel.0)
+            .bind(conversation.0)
+            .bind(id.0)
+            .bind(&kind)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("UPDATE conversations SET last_message_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(conversation.0)
+                .execute(&mut *conn)
+                .await?;
+            Ok(StoredMessage {
+                id,
+                tenant_id: tenant,
+                channel_id: channel,
+                conversation_id: conversation,
+                contact_id: contact,
+                direction: Direction::Outbound,
+                content,
+                provider_message_id: None,
+                status: Some(DeliveryStatus::Pending),
+                error: None,
+                created_at: now,
+            })
+        }
+
+        pub(super) async fn claim(
+            conn: &mut $conn,
+            queue: Queue,
+            kind: Option<&str>,
+            now: DateTime<Utc>,
+            limit: u32,
+            lease_until: DateTime<Utc>,
+        ) -> Result<Vec<QueueItem>, StoreError> {
+            const DUE: &str = "((q.state = 'pending' AND q.next_attempt_at <= $3) \
+                OR (q.state = 'inflight' AND q.locked_until <= $3))";
+            let sql = match queue {
+                // Only the oldest undelivered row of a conversation is due: order is kept.
+                Queue::Outbox => format!(
+                    "UPDATE outbox SET state = 'inflight', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
+                     WHERE id IN (SELECT q.id FROM outbox q WHERE {DUE} \
+                       AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.conversation_id = q.conversation_id \
+                         AND p.state IN ('pending', 'inflight') AND p.id < q.id) \
+                       AND ($4 IS NULL OR q.kind = $4) ORDER BY q.id LIMIT $5 {lock}) \
+                     RETURNING id, tenant_id, kind, channel_id, conversation_id, message_id, attempts, \
+                       CAST(NULL AS jsonb) AS payload",
+                    lock = $lock
+                ),
+                Queue::Jobs => format!(
+                    "UPDATE jobs SET state = 'inflight', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
+                     WHERE id IN (SELECT q.id FROM jobs q WHERE {DUE} \
+                       AND ($4 IS NULL OR q.kind = $4) ORDER BY q.id LIMIT $5 {lock}) \
+                     RETURNING id, tenant_id, kind, CAST(NULL AS uuid) AS channel_id, CAST(NULL AS uuid) AS conversation_id, message_id, \
+                       attempts, payload",
+                    lock = $lock
+                ),
+            };
+            let rows = sqlx::query(&sql)
+                .bind(lease_until)
+                .bind(now)
+                .bind(now)
+                .bind(kind)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut items: Vec<QueueItem> = rows
+                .iter()
+                .map(|row| {
+                    let attempts: i32 = row.try_get("attempts")?;
+                    Ok(QueueItem {
+                        id: row.try_get("id")?,
+                        tenant_id: TenantId(row.try_get("tenant_id")?),
+                        kind: row.try_get("kind")?,
+                        channel_id: row.try_get::<Option<Uuid>, _>("channel_id")?.map(ChannelId),
+                        conversation_id: row
+                            .try_get::<Option<Uuid>, _>("conversation_id")?
+                            .map(ConversationId),
+                        message_id: row.try_get::<Option<Uuid>, _>("message_id")?.map(MessageId),
+                        payload: row
+                            .try_get::<Option<Json<serde_json::Value>>, _>("payload")?
+                            .map_or(serde_json::Value::Null, |j| j.0),
+                        attempts: u32::try_from(attempts).unwrap_or(0),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            items.sort_by_key(|i| i.id);
+            Ok(items)
+        }
+
+        pub(super) async fn finish(
+            conn: &mut $conn,
+            queue: Queue,
+            item: &QueueItem,
+            outcome: QueueOutcome,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let table = queue.table();
+            let (state, next_at, error) = match &outcome {
+                QueueOutcome::Done { .. } => ("done", None, None),
+                QueueOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.clone())),
+                QueueOutcome::Dead { error } => ("dead", None, Some(format!("{}: {}", error.code, error.title))),
+            };
+            let sql = format!(
+                "UPDATE {table} SET state = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
+                 last_error = COALESCE($3, last_error), locked_until = NULL, updated_at = $4 \
+                 WHERE id = $5 AND state = 'inflight'"
+            );
+            sqlx::query(&sql)
+                .bind(state)
+                .bind(next_at)
+                .bind(error)
+                .bind(now)
+                .bind(item.id)
+                .execute(&mut *conn)
+                .await?;
+            let (Queue::Outbox, Some(message)) = (queue, item.message_id) else { return Ok(()) };
+            match outcome {
+                QueueOutcome::Done { provider_message_id } => {
+                    // A status report may have arrived before we recorded the provider id.
+                    let sql = concat!(
+                        "UPDATE messages SET provider_message_id = $1, status_rank = ",
+                        $greatest,
+                        "(status_rank, $2, COALESCE((SELECT MAX(s.status_rank) FROM message_status s \
+                         WHERE s.tenant_id = messages.tenant_id AND s.channel_id = messages.channel_id \
+                         AND s.provider_message_id = $1), 0)) WHERE id = $3 AND status_rank <> $4"
+                    );
+                    sqlx::query(sql)
+                        .bind(provider_message_id)
+                        .bind(DeliveryStatus::Sent.rank())
+                        .bind(message.0)
+                        .bind(DeliveryStatus::Failed.rank())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                QueueOutcome::Dead { error } => {
+                    sqlx::query("UPDATE messages SET status_rank = $1, error_code = $2, error_title = $3 WHERE id = $4")
+                        .bind(DeliveryStatus::Failed.rank())
+                        .bind(error.code)
+                        .bind(error.title)
+                        .bind(message.0)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                QueueOutcome::Retry { .. } => {}
+            }
+            Ok(())
+        }
+
+        pub(super) async fn audit(
+            conn: &mut $conn,
+            tenant: TenantId,
+            entry: AuditEntry,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO audit_log (id, tenant_id, actor, action, resource_type, resource_id, ip, details, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant.0)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.resource_type)
+            .bind(entry.resource_id.as_deref())
+            .bind(entry.ip.as_deref())
+            .bind(Json(&entry.details))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(super) async fn audit_log(
+            conn: &mut $conn,
+            tenant: TenantId,
+            limit: u32,
+        ) -> Result<Vec<AuditRecord>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT id, actor, action, resource_type, resource_id, ip, details, created_at FROM audit_log \
+                 WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(tenant.0)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(AuditRecord {
+                        id: row.try_get("id")?,
+                        entry: AuditEntry {
+                            actor: row.try_get("actor")?,
+                            action: row.try_get("action")?,
+                            resource_type: row.try_get("resource_type")?,
+                            resource_id: row.try_get("resource_id")?,
+                            ip: row.try_get("ip")?,
+                            details: row.try_get::<Json<serde_json::Value>, _>("details")?.0,
+                        },
+                        created_at: row.try_get("created_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        pub(super) async fn stats(conn: &mut $conn) -> Result<StoreStats, StoreError> {
+            let row = sqlx::query(
+                "SELECT \
+                 (SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'inflight')) AS outbox_depth, \
+                 (SELECT COUNT(*) FROM outbox WHERE state = 'dead') AS outbox_dead, \
+                 (SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'inflight')) AS jobs_depth",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(StoreStats {
+                outbox_depth: row.try_get("outbox_depth")?,
+                outbox_dead: row.try_get("outbox_dead")?,
+                jobs_depth: row.try_get("jobs_depth")?,
+            })
+        }
+    };
+}
+
+pub(crate) use store_ops;

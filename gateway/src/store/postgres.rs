@@ -1,0 +1,254 @@
+//! The PostgreSQL backend: a sqlx pool; every transaction first switches to the `coach_app`
+//! role with the tenant set (row-level security does the rest), or to `coach_worker` for system
+//! work. The login role must be neither owner nor superuser; migrations run as the owner.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+
+use super::{
+    AuditEntry, AuditRecord, Channel, Conversation, IngestReport, NewChannel, Page, Queue,
+    QueueItem, QueueOutcome, Store, StoreError, StoreStats, StoredMessage, Tenant,
+};
+use crate::tenancy::{SystemScope, TenantScope};
+
+mod ops {
+    crate::store::ops::store_ops!(
+        sqlx::postgres::PgConnection,
+        sqlx::postgres::PgRow,
+        greatest = "GREATEST",
+        claim_lock = "FOR UPDATE SKIP LOCKED"
+    );
+}
+
+/// How to reach PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PostgresStoreOptions {
+    /// The serving role's connection options (not owner, not superuser).
+    pub connect: PgConnectOptions,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+/// Run the migrations as the schema owner (`gateway migrate`, tests, and start-up when
+/// `database.migrate_url` is set).
+pub async fn migrate(owner: PgConnectOptions) -> Result<(), StoreError> {
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(owner).await?;
+    sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+impl PostgresStore {
+    /// A store whose pool connects lazily: a database that is down at start makes `/readyz`
+    /// fail until it is back, it does not stop the process.
+    pub fn connect_lazy(opts: PostgresStoreOptions) -> Self {
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(opts.connect);
+        Self { pool }
+    }
+
+    /// Refuse to serve as a superuser or a role that bypasses row-level security.
+    pub async fn check_role(&self) -> Result<(), StoreError> {
+        let (user, superuser, bypass): (String, bool, bool) = sqlx::query_as(
+            "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if superuser || bypass {
+            return Err(StoreError::Unavailable(format!(
+                "PostgreSQL role {user:?} is a superuser or bypasses row-level security; connect \
+                 database.url as a role that is neither (see README, PostgreSQL)"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn tenant_tx(&self, scope: &TenantScope) -> Result<Transaction<'_, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('role', 'coach_app', true), set_config('app.tenant_id', $1, true)")
+            .bind(scope.tenant_id().to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    async fn system_tx(&self, _sys: &SystemScope) -> Result<Transaction<'_, Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('role', 'coach_worker', true)").execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
+    /// Run raw SQL inside a tenant transaction (tests prove row-level security with it).
+    pub async fn raw_tenant_query(
+        &self,
+        scope: &TenantScope,
+        sql: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let n = sqlx::raw_sql(sql).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, sys: &SystemScope, name: &str) -> Result<Tenant, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let tenant = ops::create_tenant(&mut tx, name, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
+
+    async fn create_channel(
+        &self,
+        scope: &TenantScope,
+        new: NewChannel,
+    ) -> Result<Channel, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let channel = ops::create_channel(&mut tx, scope.tenant_id(), new, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(channel)
+    }
+
+    async fn channel(&self, scope: &TenantScope, id: ChannelId) -> Result<Channel, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        ops::channel(&mut tx, Some(scope.tenant_id()), id).await
+    }
+
+    async fn channel_for_webhook(
+        &self,
+        sys: &SystemScope,
+        id: ChannelId,
+    ) -> Result<Channel, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        ops::channel(&mut tx, None, id).await
+    }
+
+    async fn ingest(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        events: Vec<InboundEvent>,
+    ) -> Result<IngestReport, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let report = ops::ingest(&mut tx, scope.tenant_id(), channel, events, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn conversations(
+        &self,
+        scope: &TenantScope,
+        page: Page,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        ops::conversations(&mut tx, scope.tenant_id(), page).await
+    }
+
+    async fn messages(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        ops::messages(&mut tx, scope.tenant_id(), conversation, after, limit).await
+    }
+
+    async fn enqueue_outbound(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        body: OutboundBody,
+        reply_to: Option<MessageId>,
+    ) -> Result<StoredMessage, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let msg = ops::enqueue_outbound(
+            &mut tx,
+            scope.tenant_id(),
+            conversation,
+            body,
+            reply_to,
+            Utc::now(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(msg)
+    }
+
+    async fn claim(
+        &self,
+        sys: &SystemScope,
+        queue: Queue,
+        kind: Option<&str>,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<QueueItem>, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let items = ops::claim(&mut tx, queue, kind, now, limit, now + lease).await?;
+        tx.commit().await?;
+        Ok(items)
+    }
+
+    async fn finish(
+        &self,
+        sys: &SystemScope,
+        queue: Queue,
+        item: &QueueItem,
+        outcome: QueueOutcome,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        ops::finish(&mut tx, queue, item, outcome, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        ops::audit(&mut tx, scope.tenant_id(), entry, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_log(
+        &self,
+        scope: &TenantScope,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        ops::audit_log(&mut tx, scope.tenant_id(), limit).await
+    }
+
+    async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        ops::stats(&mut tx).await
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

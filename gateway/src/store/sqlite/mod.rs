@@ -1,0 +1,235 @@
+//! The embedded SQLite backend: a file in the data directory in WAL mode, a pool of read-only
+//! connections, and one writer task that commits concurrent writes together in one transaction
+//! (group commit), each write isolated by a savepoint so one failure never affects another.
+
+mod writer;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
+use futures::FutureExt;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::ConnectOptions;
+
+use super::{
+    AuditEntry, AuditRecord, Channel, Conversation, IngestReport, NewChannel, Page, Queue,
+    QueueItem, QueueOutcome, Store, StoreError, StoreStats, StoredMessage, Tenant,
+};
+use crate::config::Synchronous;
+use crate::tenancy::{SystemScope, TenantScope};
+use writer::Writer;
+
+mod ops {
+    crate::store::ops::store_ops!(
+        sqlx::sqlite::SqliteConnection,
+        sqlx::sqlite::SqliteRow,
+        greatest = "MAX",
+        claim_lock = ""
+    );
+}
+
+/// How to open the SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStoreOptions {
+    /// The database file (created with its directory if missing).
+    pub path: PathBuf,
+    /// Durability against process crash (`Normal`) or power loss (`Full`).
+    pub synchronous: Synchronous,
+    /// Most writes per transaction (1: no batching).
+    pub max_batch: usize,
+    /// Read connections.
+    pub readers: u32,
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    read: SqlitePool,
+    writer: Writer,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) and migrate the database, then start the writer.
+    pub async fn open(opts: SqliteStoreOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = opts.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let connect = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&opts.path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match opts.synchronous {
+                Synchronous::Normal => SqliteSynchronous::Normal,
+                Synchronous::Full => SqliteSynchronous::Full,
+            })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let mut conn: SqliteConnection = connect.connect().await?;
+        sqlx::migrate!("../migrations/sqlite").run(&mut conn).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(opts.readers.max(1))
+            .connect_with(connect.read_only(true))
+            .await?;
+        Ok(Self { read, writer: Writer::spawn(conn, opts.max_batch.max(1)) })
+    }
+
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+        Ok(self.read.acquire().await?)
+    }
+}
+
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        self.writer.ping().await
+    }
+
+    async fn create_tenant(&self, _sys: &SystemScope, name: &str) -> Result<Tenant, StoreError> {
+        let name = name.to_owned();
+        self.writer
+            .write(move |c| async move { ops::create_tenant(c, &name, Utc::now()).await }.boxed())
+            .await
+    }
+
+    async fn create_channel(
+        &self,
+        scope: &TenantScope,
+        new: NewChannel,
+    ) -> Result<Channel, StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| ops::create_channel(c, tenant, new, Utc::now()).boxed())
+            .await
+    }
+
+    async fn channel(&self, scope: &TenantScope, id: ChannelId) -> Result<Channel, StoreError> {
+        ops::channel(&mut *self.reader().await?, Some(scope.tenant_id()), id).await
+    }
+
+    async fn channel_for_webhook(
+        &self,
+        _sys: &SystemScope,
+        id: ChannelId,
+    ) -> Result<Channel, StoreError> {
+        ops::channel(&mut *self.reader().await?, None, id).await
+    }
+
+    async fn ingest(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        events: Vec<InboundEvent>,
+    ) -> Result<IngestReport, StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| ops::ingest(c, tenant, channel, events, Utc::now()).boxed())
+            .await
+    }
+
+    async fn conversations(
+        &self,
+        scope: &TenantScope,
+        page: Page,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        ops::conversations(&mut *self.reader().await?, scope.tenant_id(), page).await
+    }
+
+    async fn messages(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut conn = self.reader().await?;
+        ops::messages(&mut conn, scope.tenant_id(), conversation, after, limit).await
+    }
+
+    async fn enqueue_outbound(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        body: OutboundBody,
+        reply_to: Option<MessageId>,
+    ) -> Result<StoredMessage, StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| {
+                ops::enqueue_outbound(c, tenant, conversation, body, reply_to, Utc::now()).boxed()
+            })
+            .await
+    }
+
+    async fn claim(
+        &self,
+        _sys: &SystemScope,
+        queue: Queue,
+        kind: Option<&str>,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<QueueItem>, StoreError> {
+        let kind = kind.map(str::to_owned);
+        let until = now + lease;
+        self.writer
+            .write(move |c| {
+                async move { ops::claim(c, queue, kind.as_deref(), now, limit, until).await }
+                    .boxed()
+            })
+            .await
+    }
+
+    async fn finish(
+        &self,
+        _sys: &SystemScope,
+        queue: Queue,
+        item: &QueueItem,
+        outcome: QueueOutcome,
+    ) -> Result<(), StoreError> {
+        let item = item.clone();
+        self.writer
+            .write(move |c| {
+                async move { ops::finish(c, queue, &item, outcome, Utc::now()).await }.boxed()
+            })
+            .await
+    }
+
+    async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| ops::audit(c, tenant, entry, Utc::now()).boxed())
+            .await
+    }
+
+    async fn audit_log(
+        &self,
+        scope: &TenantScope,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        ops::audit_log(&mut *self.reader().await?, scope.tenant_id(), limit).await
+    }
+
+    async fn stats(&self, _sys: &SystemScope) -> Result<StoreStats, StoreError> {
+        ops::stats(&mut *self.reader().await?).await
+    }
+
+    async fn close(&self) {
+        self.writer.close().await;
+        self.read.close().await;
+    }
+}

@@ -1,0 +1,228 @@
+//! Records the store reads and writes.
+
+use chrono::{DateTime, Utc};
+use coach_connector_api::{
+    ChannelId, ChannelKind, ContactId, ConversationId, DeliveryStatus, MessageId, ProviderError,
+    TenantId,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A tenant (a creator's account).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Its id.
+    pub id: TenantId,
+    /// Its display name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A channel to create.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewChannel {
+    /// The connector kind.
+    pub kind: ChannelKind,
+    /// A name for creators.
+    pub name: String,
+    /// Per-kind configuration (secrets are encrypted by the caller before they get here).
+    pub config: serde_json::Value,
+}
+
+/// A configured channel account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    /// Its id (part of its webhook URL).
+    pub id: ChannelId,
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// The connector kind.
+    pub kind: ChannelKind,
+    /// A name for creators.
+    pub name: String,
+    /// Per-kind configuration.
+    pub config: serde_json::Value,
+    /// Whether it accepts and sends messages.
+    pub enabled: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Which way a message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From a person to the coach.
+    Inbound,
+    /// From the coach (or a creator) to a person.
+    Outbound,
+}
+
+impl Direction {
+    /// The column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Inbound => "in",
+            Self::Outbound => "out",
+        }
+    }
+
+    /// Parse a column value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "in" => Some(Self::Inbound),
+            "out" => Some(Self::Outbound),
+            _ => None,
+        }
+    }
+}
+
+/// A stored message, inbound or outbound.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Its id (time-ordered).
+    pub id: MessageId,
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// The channel it came or goes through.
+    pub channel_id: ChannelId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// The person on the other side.
+    pub contact_id: ContactId,
+    /// Which way it went.
+    pub direction: Direction,
+    /// The normalized content: `connectors::api::Content` inbound, `OutboundBody` outbound.
+    pub content: serde_json::Value,
+    /// The provider's id, once known.
+    pub provider_message_id: Option<String>,
+    /// Delivery status (outbound only).
+    pub status: Option<DeliveryStatus>,
+    /// The provider's error, for failed deliveries.
+    pub error: Option<ProviderError>,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A conversation: one contact on one channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Its id.
+    pub id: ConversationId,
+    /// The owning tenant.
+    pub tenant_id: TenantId,
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// The person.
+    pub contact_id: ContactId,
+    /// The person's id on the channel.
+    pub external_id: String,
+    /// When the last message arrived or left.
+    pub last_message_at: DateTime<Utc>,
+}
+
+/// What an ingest stored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// Newly stored events, in input order.
+    pub stored: Vec<StoredEvent>,
+    /// Events already stored before (provider retries): nothing changed for them.
+    pub duplicates: usize,
+}
+
+/// One newly stored event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StoredEvent {
+    /// A new inbound message.
+    Message(StoredMessage),
+    /// A status report; `applied` names our message when it moved forward.
+    Status {
+        /// The provider's id of our message.
+        provider_message_id: String,
+        /// The reported status.
+        status: DeliveryStatus,
+        /// Our message and its conversation, when the report moved it forward.
+        applied: Option<(MessageId, ConversationId)>,
+    },
+    /// An event no connector understood, kept whole.
+    Unknown {
+        /// Its stored id.
+        id: Uuid,
+        /// The provider's kind name.
+        kind: String,
+    },
+}
+
+/// A page request for newest-first listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Return items strictly older than this cursor.
+    pub before: Option<DateTime<Utc>>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// An audit entry to append.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Who: `user:<id>`, `api_key:<id>` or `system:<reason>`.
+    pub actor: String,
+    /// What, as `resource.verb` (e.g. `channel.create`).
+    pub action: String,
+    /// Which resource kind.
+    pub resource_type: String,
+    /// Which resource.
+    pub resource_id: Option<String>,
+    /// From which client address.
+    pub ip: Option<String>,
+    /// Extra details without personal data.
+    pub details: serde_json::Value,
+}
+
+/// A stored audit record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Counts for metrics and health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Outbox rows not yet delivered (pending or in flight).
+    pub outbox_depth: i64,
+    /// Outbox rows dead-lettered.
+    pub outbox_dead: i64,
+    /// Jobs not yet done.
+    pub jobs_depth: i64,
+}
+
+/// Decode a delivery status rank read from a row.
+pub(crate) fn status_from_rank(rank: Option<i16>) -> Result<Option<DeliveryStatus>, super::StoreError> {
+    rank.map(|r| {
+        DeliveryStatus::from_rank(r)
+            .ok_or_else(|| super::StoreError::Corrupt(format!("status rank {r}")))
+    })
+    .transpose()
+}
+
+/// Jobs an inbound message causes, written in the same transaction as the message.
+pub(crate) fn jobs_for(content: &coach_connector_api::Content) -> &'static [&'static str] {
+    match content {
+        coach_connector_api::Content::Media { .. } => &[JOB_FETCH_MEDIA, JOB_ANSWER],
+        coach_connector_api::Content::Reaction { .. } => &[],
+        _ => &[JOB_ANSWER],
+    }
+}
+
+/// Job kind: answer this inbound message (the responder).
+pub const JOB_ANSWER: &str = "answer";
+/// Job kind: fetch this message's media before the provider URL expires.
+pub const JOB_FETCH_MEDIA: &str = "fetch_media";
