@@ -80,3 +80,98 @@ impl Gateway {
         Ok(status.code())
     }
 }
+
+/// Throwaway PostgreSQL schemas for tests: each call makes a new schema, migrated by the owner,
+/// and the serving login role (`coach_gateway`: not owner, not superuser, NOINHERIT member of
+/// `coach_app` and `coach_worker`), exactly as README's PostgreSQL section sets up production.
+pub mod pg {
+    use sqlx::Executor;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use tokio::sync::OnceCell;
+
+    /// The owner URL: `TEST_DATABASE_URL` or the local default.
+    pub fn owner_url() -> String {
+        std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    /// A fresh schema, dropped by nobody (names are unique; `make test` runs in a throwaway
+    /// database or a shared one where leftovers are harmless).
+    pub struct TestSchema {
+        /// The schema name.
+        pub schema: String,
+        /// Owner connection options with `search_path` set (for migrations).
+        pub owner: PgConnectOptions,
+        /// Serving-role connection options with `search_path` set.
+        pub app: PgConnectOptions,
+        /// The same as URLs, for gateway processes.
+        pub owner_url: String,
+        /// Serving-role URL.
+        pub app_url: String,
+    }
+
+    static ROLE: OnceCell<()> = OnceCell::const_new();
+
+    /// Create a new empty schema and make sure the serving role exists. Migrations are not run:
+    /// the code under test runs them as the owner.
+    pub async fn fresh_schema() -> anyhow::Result<TestSchema> {
+        let base = owner_url();
+        let owner_base: PgConnectOptions = base.parse()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(owner_base.clone())
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "PostgreSQL is not reachable at {base} ({e}); run the tests with `make test`, \
+                     which starts a local server, or set TEST_DATABASE_URL"
+                )
+            })?;
+        ROLE.get_or_try_init(|| async {
+            pool.execute(
+                "DO $$ BEGIN CREATE ROLE coach_app NOLOGIN; \
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
+                 DO $$ BEGIN CREATE ROLE coach_worker NOLOGIN; \
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$; \
+                 DO $$ BEGIN CREATE ROLE coach_gateway LOGIN NOINHERIT IN ROLE coach_app, coach_worker; \
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;",
+            )
+            .await
+            .map(|_| ())
+        })
+        .await?;
+        let schema = format!("t_{}", uuid_like());
+        pool.execute(format!("CREATE SCHEMA {schema}").as_str()).await?;
+        pool.close().await;
+        let app_base = owner_base.clone().username("coach_gateway");
+        let options = [("search_path", schema.as_str())];
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let owner_url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+        let app_url = owner_url.replacen("://postgres@", "://coach_gateway@", 1);
+        Ok(TestSchema {
+            owner: owner_base.options(options),
+            app: app_base.options(options),
+            owner_url,
+            app_url,
+            schema,
+        })
+    }
+
+    fn uuid_like() -> String {
+        use std::time::{SystemTime, UNIX_EPOCH};
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
+            + &format!("{:04x}", rand_u16())
+    }
+
+    fn rand_u16() -> u16 {
+        use std::sync::atomic::{AtomicU16, Ordering};
+        static N: AtomicU16 = AtomicU16::new(0);
+        N.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The Redis URL for tests: `TEST_REDIS_URL` or the local default.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}

@@ -1,0 +1,123 @@
+//! Backends for the compliance suites: a fresh SQLite file or a fresh PostgreSQL schema each.
+
+#![allow(dead_code, missing_docs)]
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use coach_connector_api::{
+    ChannelIdentity, ChannelKind, Content, DedupKey, DeliveryStatus, InboundEvent, InboundMessage,
+    StatusUpdate,
+};
+use coach_gateway::config::Synchronous;
+use coach_gateway::store::{
+    NewChannel, PostgresStore, PostgresStoreOptions, SqliteStore, SqliteStoreOptions, Store,
+    migrate_postgres,
+};
+use coach_gateway::tenancy::{SystemScope, TenantScope};
+
+/// A store under test and what keeps its backing alive.
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    pub postgres: Option<Arc<PostgresStore>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(SqliteStoreOptions {
+        path: dir.path().join("test.db"),
+        synchronous: Synchronous::Normal,
+        max_batch: 64,
+        readers: 4,
+    })
+    .await
+    .unwrap();
+    Backend { store: Arc::new(store), postgres: None, _dir: Some(dir) }
+}
+
+pub async fn postgres() -> Backend {
+    let schema = coach_e2e::pg::fresh_schema().await.unwrap();
+    migrate_postgres(schema.owner.clone()).await.unwrap();
+    let store = Arc::new(PostgresStore::connect_lazy(PostgresStoreOptions {
+        connect: schema.app.clone(),
+        max_connections: 8,
+    }));
+    store.check_role().await.unwrap();
+    Backend { store: store.clone(), postgres: Some(store), _dir: None }
+}
+
+/// A tenant with one channel of the given kind.
+pub async fn tenant_with_channel(store: &dyn Store, name: &str) -> (TenantScope, coach_connector_api::ChannelId) {
+    let sys = SystemScope::new("test");
+    let tenant = store.create_tenant(&sys, name).await.unwrap();
+    let scope = sys.for_tenant(tenant.id);
+    let channel = store
+        .create_channel(
+            &scope,
+            NewChannel {
+                kind: ChannelKind::WhatsApp,
+                name: format!("{name} whatsapp"),
+                config: serde_json::json!({ "phone_number_id": "123" }),
+            },
+        )
+        .await
+        .unwrap();
+    (scope, channel.id)
+}
+
+pub fn ts(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_750_000_000 + secs, 0).unwrap()
+}
+
+pub fn text(key: &str, from: &str, body: &str) -> InboundEvent {
+    InboundEvent::Message(InboundMessage {
+        dedup_key: DedupKey(key.into()),
+        provider_message_id: key.into(),
+        from: ChannelIdentity { id: from.into(), display_name: Some(format!("Person {from}")), username: None },
+        timestamp: ts(0),
+        content: Content::Text { body: body.into() },
+        reply_to: None,
+    })
+}
+
+pub fn status(provider_id: &str, status: DeliveryStatus) -> InboundEvent {
+    InboundEvent::Status(StatusUpdate {
+        dedup_key: DedupKey(format!("status:{provider_id}:{status:?}")),
+        provider_message_id: provider_id.into(),
+        status,
+        timestamp: ts(1),
+        recipient: None,
+        error: (status == DeliveryStatus::Failed).then(|| coach_connector_api::ProviderError {
+            code: "131047".into(),
+            title: "Re-engagement message".into(),
+        }),
+    })
+}
+
+/// Generate `#[tokio::test]`s that run each named suite function against every backend.
+#[macro_export]
+macro_rules! against_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = $crate::common::sqlite().await;
+                    super::$name(&backend).await;
+                    backend.store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = $crate::common::postgres().await;
+                    super::$name(&backend).await;
+                    backend.store.close().await;
+                }
+            )*
+        }
+    };
+}
