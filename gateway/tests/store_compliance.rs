@@ -32,7 +32,41 @@ against_every_backend!(
     another_tenant_sees_nothing_and_changes_nothing,
     concurrent_redeliveries_store_one_message,
     audit_log_is_per_tenant_newest_first,
+    a_failing_write_leaves_nothing_and_spares_concurrent_writes,
 );
+
+async fn a_failing_write_leaves_nothing_and_spares_concurrent_writes(b: &Backend) {
+    let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
+    b.fail_message_inserts("boom").await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = b.store.clone();
+        let scope = scope.clone();
+        // Every fourth batch carries the failing message after a good one from a new contact.
+        let batch = if i % 4 == 0 {
+            vec![text(&format!("good-{i}"), &format!("doomed-{i}"), "x"), text("boom", "z", "x")]
+        } else {
+            vec![text(&format!("good-{i}"), "alice", "x")]
+        };
+        tasks.push(tokio::spawn(async move { store.ingest(&scope, channel, batch).await }));
+    }
+    let (mut ok, mut failed) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(report) => {
+                assert_eq!(report.stored.len(), 1);
+                ok += 1;
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    assert_eq!((ok, failed), (30, 10));
+    assert_eq!(count_messages(b, &scope).await, 30, "no message of a failed batch was kept");
+    let convs = b.store.conversations(&scope, PAGE).await.unwrap();
+    assert_eq!(convs.len(), 1, "no contact or conversation of a failed batch was kept");
+    let sys = SystemScope::new("test");
+    assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 30, "no job of a failed batch was kept");
+}
 
 async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;

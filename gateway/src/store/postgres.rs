@@ -90,7 +90,10 @@ impl PostgresStore {
         Ok(tx)
     }
 
-    /// Run raw SQL inside a tenant transaction (tests prove row-level security with it).
+    /// Run raw SQL inside a tenant transaction exactly as every store method does, returning
+    /// the rows it returned or changed. For the row-level-security tests, which show that SQL
+    /// forgetting its tenant filter still cannot cross tenants.
+    #[doc(hidden)]
     pub async fn raw_tenant_query(
         &self,
         scope: &TenantScope,

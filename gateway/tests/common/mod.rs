@@ -20,20 +20,64 @@ use coach_gateway::tenancy::{SystemScope, TenantScope};
 pub struct Backend {
     pub store: Arc<dyn Store>,
     pub postgres: Option<Arc<PostgresStore>>,
+    sabotage: Sabotage,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// How to reach the database behind the store's back, to make a write fail mid-transaction.
+enum Sabotage {
+    Sqlite(std::path::PathBuf),
+    Postgres(sqlx::postgres::PgConnectOptions),
+}
+
+impl Backend {
+    /// Make every insert of a message with this dedup key fail inside the database (a trigger),
+    /// so tests can show that a failing write leaves nothing behind.
+    pub async fn fail_message_inserts(&self, dedup_key: &str) {
+        use sqlx::{ConnectOptions, Executor};
+        match &self.sabotage {
+            Sabotage::Sqlite(path) => {
+                let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(path).connect().await.unwrap();
+                conn.execute(
+                    format!(
+                        "CREATE TRIGGER sabotage BEFORE INSERT ON messages WHEN NEW.dedup_key = '{dedup_key}' \
+                         BEGIN SELECT RAISE(ABORT, 'sabotaged'); END"
+                    )
+                    .as_str(),
+                )
+                .await
+                .unwrap();
+            }
+            Sabotage::Postgres(owner) => {
+                let mut conn = owner.connect().await.unwrap();
+                conn.execute(
+                    format!(
+                        "CREATE FUNCTION sabotage() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                         BEGIN IF NEW.dedup_key = '{dedup_key}' THEN RAISE EXCEPTION 'sabotaged'; END IF; \
+                         RETURN NEW; END $$; \
+                         CREATE TRIGGER sabotage BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION sabotage();"
+                    )
+                    .as_str(),
+                )
+                .await
+                .unwrap();
+            }
+        }
+    }
 }
 
 pub async fn sqlite() -> Backend {
     let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.db");
     let store = SqliteStore::open(SqliteStoreOptions {
-        path: dir.path().join("test.db"),
+        path: path.clone(),
         synchronous: Synchronous::Normal,
         max_batch: 64,
         readers: 4,
     })
     .await
     .unwrap();
-    Backend { store: Arc::new(store), postgres: None, _dir: Some(dir) }
+    Backend { store: Arc::new(store), postgres: None, sabotage: Sabotage::Sqlite(path), _dir: Some(dir) }
 }
 
 pub async fn postgres() -> Backend {
@@ -44,7 +88,7 @@ pub async fn postgres() -> Backend {
         max_connections: 8,
     }));
     store.check_role().await.unwrap();
-    Backend { store: store.clone(), postgres: Some(store), _dir: None }
+    Backend { store: store.clone(), postgres: Some(store), sabotage: Sabotage::Postgres(schema.owner), _dir: None }
 }
 
 /// A tenant with one channel of the given kind.
