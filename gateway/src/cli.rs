@@ -67,7 +67,11 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
             println!("SQLite database {} is up to date", path.display());
         }
         DatabaseBackend::Postgres(url) => {
-            let owner = if config.database.migrate_url.is_empty() { url } else { config.database.migrate_url.clone() };
+            let owner = if config.database.migrate_url.is_empty() {
+                url
+            } else {
+                config.database.migrate_url.clone()
+            };
             let opts = PgConnectOptions::from_str(&owner).context("database.migrate_url")?;
             crate::store::migrate_postgres(opts).await?;
             println!("PostgreSQL schema is up to date");
@@ -90,8 +94,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding http.addr {}", config.http.addr))?;
     let addr = listener.local_addr()?;
-    let mut state = AppState::new(config, store, bus, metrics);
-    state.startup = startup;
+    let state = AppState::new(config, store, bus, metrics, startup);
     tracing::info!(%addr, database = state.store.backend(), bus = state.bus.backend(), "gateway started");
     println!("listening on http://{addr}");
     server::run(listener, state, shutdown).await

@@ -166,8 +166,12 @@ pub struct ProvidersConfig {
 impl Default for ProvidersConfig {
     fn default() -> Self {
         Self {
-            whatsapp: ProviderConfig { api_base_url: "https://graph.facebook.com/v21.0".into() },
-            telegram: ProviderConfig { api_base_url: "https://api.telegram.org".into() },
+            whatsapp: ProviderConfig {
+                api_base_url: "https://graph.facebook.com/v21.0".into(),
+            },
+            telegram: ProviderConfig {
+                api_base_url: "https://api.telegram.org".into(),
+            },
         }
     }
 }
@@ -225,7 +229,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Text, filter: "info".into() }
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
     }
 }
 
@@ -259,8 +266,14 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         check_http_url("public_url", &self.public_url)?;
-        check_http_url("providers.whatsapp.api_base_url", &self.providers.whatsapp.api_base_url)?;
-        check_http_url("providers.telegram.api_base_url", &self.providers.telegram.api_base_url)?;
+        check_http_url(
+            "providers.whatsapp.api_base_url",
+            &self.providers.whatsapp.api_base_url,
+        )?;
+        check_http_url(
+            "providers.telegram.api_base_url",
+            &self.providers.telegram.api_base_url,
+        )?;
         self.database_backend()?;
         if !self.database.migrate_url.is_empty() && !is_postgres_url(&self.database.migrate_url) {
             return Err(invalid(
@@ -284,7 +297,11 @@ impl Config {
             return Err(invalid("database.max_batch", "0".into(), "an integer >= 1"));
         }
         if self.database.max_connections == 0 {
-            return Err(invalid("database.max_connections", "0".into(), "an integer >= 1"));
+            return Err(invalid(
+                "database.max_connections",
+                "0".into(),
+                "an integer >= 1",
+            ));
         }
         if self.outbox.max_attempts == 0 || self.outbox.batch_size == 0 {
             return Err(invalid(
@@ -305,10 +322,11 @@ impl Config {
         if is_postgres_url(url) {
             return Ok(DatabaseBackend::Postgres(url.to_owned()));
         }
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-            if !path.is_empty() {
-                return Ok(DatabaseBackend::Sqlite(PathBuf::from(path)));
-            }
+        let sqlite_path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"));
+        if let Some(path) = sqlite_path.filter(|p| !p.is_empty()) {
+            return Ok(DatabaseBackend::Sqlite(PathBuf::from(path)));
         }
         Err(invalid(
             "database.url",
@@ -343,14 +361,22 @@ fn describe(errors: &figment::Error) -> String {
                     _ => format!(" (in {})", md.name),
                 }
             });
-            format!("invalid value for `{key}`{}: {}", source.unwrap_or_default(), e.kind)
+            format!(
+                "invalid value for `{key}`{}: {}",
+                source.unwrap_or_default(),
+                e.kind
+            )
         })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
 fn invalid(key: &'static str, value: String, expected: &'static str) -> ConfigError {
-    ConfigError::Invalid { key, value, expected }
+    ConfigError::Invalid {
+        key,
+        value,
+        expected,
+    }
 }
 
 fn is_postgres_url(url: &str) -> bool {
@@ -360,7 +386,11 @@ fn is_postgres_url(url: &str) -> bool {
 fn check_http_url(key: &'static str, value: &str) -> Result<(), ConfigError> {
     match url::Url::parse(value) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        _ => Err(invalid(key, value.to_owned(), "an absolute http:// or https:// URL")),
+        _ => Err(invalid(
+            key,
+            value.to_owned(),
+            "an absolute http:// or https:// URL",
+        )),
     }
 }
 
@@ -396,18 +426,28 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_embedded() {
         let c = with(&[]).unwrap();
-        assert_eq!(c.database_backend().unwrap(), DatabaseBackend::Sqlite("./data/gateway.db".into()));
+        assert_eq!(
+            c.database_backend().unwrap(),
+            DatabaseBackend::Sqlite("./data/gateway.db".into())
+        );
         assert!(c.redis.url.is_empty());
     }
 
     #[test]
     fn bad_values_name_key_value_and_expectation() {
-        let err = with(&[("database.url", "mysql://root:hunter2@db/x")]).unwrap_err().to_string();
+        let err = with(&[("database.url", "mysql://root:hunter2@db/x")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("database.url"), "{err}");
         assert!(err.contains("postgres://"), "{err}");
         assert!(!err.contains("hunter2"), "secret leaked: {err}");
-        let err = with(&[("public_url", "not a url")]).unwrap_err().to_string();
-        assert!(err.contains("public_url") && err.contains("not a url"), "{err}");
+        let err = with(&[("public_url", "not a url")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("public_url") && err.contains("not a url"),
+            "{err}"
+        );
         let err = with(&[("http.addr", "nowhere")]).unwrap_err().to_string();
         assert!(err.contains("http.addr") || err.contains("addr"), "{err}");
     }

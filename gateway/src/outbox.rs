@@ -91,7 +91,16 @@ pub async fn poll_once(
     sys: &SystemScope,
 ) -> Result<usize, crate::store::StoreError> {
     let lease = Duration::from_secs(config.lease_secs);
-    let items = store.claim(sys, Queue::Outbox, None, Utc::now(), config.batch_size, lease).await?;
+    let items = store
+        .claim(
+            sys,
+            Queue::Outbox,
+            None,
+            Utc::now(),
+            config.batch_size,
+            lease,
+        )
+        .await?;
     for item in &items {
         let outcome = outcome_for(sender.send(item).await, item.attempts, config);
         match &outcome {
@@ -114,7 +123,11 @@ pub async fn poll_once(
 /// than the provider asked) until `max_attempts`, then the row is dead.
 pub fn outcome_for(delivery: Delivery, attempts: u32, config: &OutboxConfig) -> QueueOutcome {
     match delivery {
-        Delivery::Sent { provider_message_id } => QueueOutcome::Done { provider_message_id },
+        Delivery::Sent {
+            provider_message_id,
+        } => QueueOutcome::Done {
+            provider_message_id,
+        },
         Delivery::Failed(error) => QueueOutcome::Dead { error },
         Delivery::Retry { reason, .. } if attempts >= config.max_attempts => QueueOutcome::Dead {
             error: ProviderError {
@@ -131,7 +144,8 @@ pub fn outcome_for(delivery: Delivery, attempts: u32, config: &OutboxConfig) -> 
             );
             // A provider asking for more than a day is capped: the row is retried and asks again.
             let delay = delay.min(Duration::from_secs(86_400));
-            let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::days(1));
+            let at =
+                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::days(1));
             QueueOutcome::Retry { at, error: reason }
         }
     }

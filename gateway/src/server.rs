@@ -51,7 +51,12 @@ pub async fn open_store(
             }));
             let migrate_url = config.database.migrate_url.clone();
             startup.set_problem(Some("preparing PostgreSQL".into()));
-            tokio::spawn(prepare_postgres(store.clone(), migrate_url, startup.clone(), shutdown.clone()));
+            tokio::spawn(prepare_postgres(
+                store.clone(),
+                migrate_url,
+                startup.clone(),
+                shutdown.clone(),
+            ));
             Ok(store)
         }
     }
@@ -92,13 +97,21 @@ async fn prepare_postgres(
 }
 
 /// Build the bus the configuration names.
-pub async fn open_bus(config: &Config, shutdown: &CancellationToken) -> anyhow::Result<Arc<dyn Bus>> {
+pub async fn open_bus(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Arc<dyn Bus>> {
     if config.redis.url.is_empty() {
         return Ok(Arc::new(MemoryBus::new(BUS_CAPACITY)));
     }
-    let bus = RedisBus::start(&config.redis.url, &config.redis.prefix, BUS_CAPACITY, shutdown.clone())
-        .await
-        .context("redis.url")?;
+    let bus = RedisBus::start(
+        &config.redis.url,
+        &config.redis.prefix,
+        BUS_CAPACITY,
+        shutdown.clone(),
+    )
+    .await
+    .context("redis.url")?;
     Ok(bus)
 }
 
@@ -108,16 +121,30 @@ pub async fn run(
     state: AppState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let outbox = tokio::spawn(outbox::run(
-        state.store.clone(),
-        Arc::new(NoConnectors),
-        state.config.outbox.clone(),
-        shutdown.clone(),
-    ));
+    let outbox = tokio::spawn({
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        async move {
+            // Workers start once the store is prepared (PostgreSQL migrations, role check).
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = state.startup.ready() => {}
+            }
+            outbox::run(
+                state.store,
+                Arc::new(NoConnectors),
+                state.config.outbox.clone(),
+                shutdown,
+            )
+            .await;
+        }
+    });
     let app = crate::http::router(state.clone());
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await;
     shutdown.cancel();
     if let Err(e) = outbox.await {
         tracing::error!(error = %e, "outbox worker panicked");

@@ -1,8 +1,9 @@
 //! The shared application state: cheap to clone, passed to handlers with axum's `State`.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
 
 use crate::bus::Bus;
 use crate::config::Config;
@@ -26,34 +27,52 @@ pub struct AppState {
     pub startup: Startup,
 }
 
-/// What still keeps the gateway from being ready, shown by `/readyz`.
-#[derive(Clone, Default)]
-pub struct Startup(Arc<RwLock<Option<String>>>);
-
-impl Startup {
-    /// The pending or failing start-up step, if any.
-    pub fn problem(&self) -> Option<String> {
-        self.0.read().map_or_else(|p| p.into_inner().clone(), |p| p.clone())
-    }
-
-    /// Record (or, with `None`, clear) the pending start-up step.
-    pub fn set_problem(&self, problem: Option<String>) {
-        match self.0.write() {
-            Ok(mut p) => *p = problem,
-            Err(p) => *p.into_inner() = problem,
-        }
-    }
-}
-
 impl AppState {
-    /// Assemble the state from its parts.
+    /// Assemble the state from its parts; `startup` is what the store still has to finish.
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         metrics: PrometheusHandle,
+        startup: Startup,
     ) -> Self {
         let stream = ConversationStream::new(store.clone(), bus.clone());
-        Self { config: Arc::new(config), store, bus, stream, metrics, startup: Startup::default() }
+        Self {
+            config: Arc::new(config),
+            store,
+            bus,
+            stream,
+            metrics,
+            startup,
+        }
+    }
+}
+
+/// What still keeps the gateway from being ready, shown by `/readyz`; workers wait for it.
+#[derive(Clone)]
+pub struct Startup(Arc<watch::Sender<Option<String>>>);
+
+impl Default for Startup {
+    fn default() -> Self {
+        Self(Arc::new(watch::channel(None).0))
+    }
+}
+
+impl Startup {
+    /// The pending or failing start-up step, if any.
+    pub fn problem(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
+
+    /// Record (or, with `None`, clear) the pending start-up step.
+    pub fn set_problem(&self, problem: Option<String>) {
+        self.0.send_replace(problem);
+    }
+
+    /// Resolve once nothing is pending.
+    pub async fn ready(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives in `self`, so `wait_for` cannot fail while we wait.
+        let _ = rx.wait_for(Option::is_none).await;
     }
 }

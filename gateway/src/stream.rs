@@ -37,20 +37,23 @@ impl ConversationStream {
         metrics::counter!("duplicate_events_total").increment(report.duplicates as u64);
         for stored in &report.stored {
             let payload = match stored {
-                StoredEvent::Message(message) => {
-                    StreamPayload::Message { message: message.clone() }
-                }
-                StoredEvent::Status { status, applied: Some((message_id, conversation_id)), .. } => {
-                    StreamPayload::Status {
-                        message_id: *message_id,
-                        conversation_id: *conversation_id,
-                        status: *status,
-                    }
-                }
+                StoredEvent::Message(message) => StreamPayload::Message {
+                    message: message.clone(),
+                },
+                StoredEvent::Status {
+                    status,
+                    applied: Some((message_id, conversation_id)),
+                    ..
+                } => StreamPayload::Status {
+                    message_id: *message_id,
+                    conversation_id: *conversation_id,
+                    status: *status,
+                },
                 StoredEvent::Status { applied: None, .. } => continue,
-                StoredEvent::Unknown { kind, .. } => {
-                    StreamPayload::Unknown { channel_id: channel, kind: kind.clone() }
-                }
+                StoredEvent::Unknown { kind, .. } => StreamPayload::Unknown {
+                    channel_id: channel,
+                    kind: kind.clone(),
+                },
             };
             self.publish(scope, payload).await;
         }
@@ -65,13 +68,25 @@ impl ConversationStream {
         body: OutboundBody,
         reply_to: Option<MessageId>,
     ) -> Result<StoredMessage, StoreError> {
-        let message = self.store.enqueue_outbound(scope, conversation, body, reply_to).await?;
-        self.publish(scope, StreamPayload::Message { message: message.clone() }).await;
+        let message = self
+            .store
+            .enqueue_outbound(scope, conversation, body, reply_to)
+            .await?;
+        self.publish(
+            scope,
+            StreamPayload::Message {
+                message: message.clone(),
+            },
+        )
+        .await;
         Ok(message)
     }
 
     async fn publish(&self, scope: &TenantScope, payload: StreamPayload) {
-        let event = StreamEvent { tenant_id: scope.tenant_id(), payload };
+        let event = StreamEvent {
+            tenant_id: scope.tenant_id(),
+            payload,
+        };
         if let Err(e) = self.bus.publish(event).await {
             metrics::counter!("bus_publish_failures_total").increment(1);
             tracing::warn!(tenant = %scope.tenant_id(), error = %e, "publish failed; event is stored");

@@ -9,8 +9,8 @@ use crate::config::{LogConfig, LogFormat};
 
 /// Install the global `tracing` subscriber (`RUST_LOG` overrides the configured filter).
 pub fn init_tracing(config: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(&config.filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.filter));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -36,7 +36,10 @@ impl TenantScope {
         expect(dead_code, reason = "the auth extractor of the creators' API calls it")
     )]
     pub(crate) fn authenticated(tenant: TenantId, principal: String) -> Self {
-        Self { tenant, origin: Origin::Request { principal } }
+        Self {
+            tenant,
+            origin: Origin::Request { principal },
+        }
     }
 
     /// The tenant whose data this scope may touch.
@@ -72,7 +75,12 @@ impl SystemScope {
     /// Narrow to one tenant, for work that has established which tenant it acts for.
     pub fn for_tenant(&self, tenant: TenantId) -> TenantScope {
         tracing::trace!(reason = self.reason, %tenant, "system scope narrowed to tenant");
-        TenantScope { tenant, origin: Origin::System { reason: self.reason } }
+        TenantScope {
+            tenant,
+            origin: Origin::System {
+                reason: self.reason,
+            },
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! One bus compliance suite, run against the in-process bus and Redis pub/sub.
 
+#![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,13 +12,22 @@ use tokio_util::sync::CancellationToken;
 fn event(tenant: TenantId, i: usize) -> StreamEvent {
     StreamEvent {
         tenant_id: tenant,
-        payload: StreamPayload::Unknown { channel_id: ChannelId::new(), kind: format!("k{i}") },
+        payload: StreamPayload::Unknown {
+            channel_id: ChannelId::new(),
+            kind: format!("k{i}"),
+        },
     }
 }
 
 /// Every subscriber gets every event once, in publish order, with its tenant.
-async fn delivers_in_order_to_every_subscriber(publisher: Arc<dyn Bus>, watchers: Vec<Arc<dyn Bus>>) {
-    let mut subs: Vec<_> = watchers.iter().flat_map(|b| [b.subscribe(), b.subscribe()]).collect();
+async fn delivers_in_order_to_every_subscriber(
+    publisher: Arc<dyn Bus>,
+    watchers: Vec<Arc<dyn Bus>>,
+) {
+    let mut subs: Vec<_> = watchers
+        .iter()
+        .flat_map(|b| [b.subscribe(), b.subscribe()])
+        .collect();
     let tenant = TenantId::new();
     let sent: Vec<_> = (0..200).map(|i| event(tenant, i)).collect();
     for e in &sent {
@@ -24,7 +35,10 @@ async fn delivers_in_order_to_every_subscriber(publisher: Arc<dyn Bus>, watchers
     }
     for sub in &mut subs {
         for expected in &sent {
-            let got = tokio::time::timeout(Duration::from_secs(5), sub.recv()).await.unwrap().unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(5), sub.recv())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(&*got, expected);
         }
         assert!(sub.try_recv().is_err(), "an event was delivered twice");
@@ -44,9 +58,15 @@ async fn redis_bus_fans_out_across_processes() {
     // A unique prefix per run keeps parallel and repeated runs apart.
     let prefix = format!("test-{}:", uuid::Uuid::now_v7());
     let url = coach_e2e::redis_url();
-    let a: Arc<dyn Bus> = RedisBus::start(&url, &prefix, 1024, shutdown.clone()).await.unwrap();
-    let b: Arc<dyn Bus> = RedisBus::start(&url, &prefix, 1024, shutdown.clone()).await.unwrap();
-    a.ping().await.expect("Redis must be reachable: run the tests with `make test`");
+    let a: Arc<dyn Bus> = RedisBus::start(&url, &prefix, 1024, shutdown.clone())
+        .await
+        .unwrap();
+    let b: Arc<dyn Bus> = RedisBus::start(&url, &prefix, 1024, shutdown.clone())
+        .await
+        .unwrap();
+    a.ping()
+        .await
+        .expect("Redis must be reachable: run the tests with `make test`");
     delivers_in_order_to_every_subscriber(a.clone(), vec![a, b]).await;
     shutdown.cancel();
 }
@@ -54,7 +74,9 @@ async fn redis_bus_fans_out_across_processes() {
 #[tokio::test]
 async fn redis_bus_reports_an_unreachable_server() {
     let shutdown = CancellationToken::new();
-    let bus = RedisBus::start("redis://127.0.0.1:1", "x:", 16, shutdown.clone()).await.unwrap();
+    let bus = RedisBus::start("redis://127.0.0.1:1", "x:", 16, shutdown.clone())
+        .await
+        .unwrap();
     assert!(bus.ping().await.is_err());
     assert!(bus.publish(event(TenantId::new(), 0)).await.is_err());
     shutdown.cancel();

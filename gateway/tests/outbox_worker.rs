@@ -1,6 +1,8 @@
 //! The outbox worker against a real SQLite store and a scripted sender: retries back off,
 //! `Retry-After` is honoured, dead letters after the limit, and nothing is sent twice.
 
+#![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
+
 mod common;
 
 use std::sync::Mutex;
@@ -24,28 +26,70 @@ impl Sender for Scripted {
     async fn send(&self, item: &QueueItem) -> Delivery {
         self.sent.lock().unwrap().push(item.clone());
         let mut script = self.script.lock().unwrap();
-        if script.is_empty() { Delivery::Sent { provider_message_id: Some(format!("p-{}", item.id)) } } else { script.remove(0) }
+        if script.is_empty() {
+            Delivery::Sent {
+                provider_message_id: Some(format!("p-{}", item.id)),
+            }
+        } else {
+            script.remove(0)
+        }
     }
 }
 
 fn fast() -> OutboxConfig {
-    OutboxConfig { base_backoff_ms: 1, max_backoff_secs: 1, max_attempts: 3, ..OutboxConfig::default() }
+    OutboxConfig {
+        base_backoff_ms: 1,
+        max_backoff_secs: 1,
+        max_attempts: 3,
+        ..OutboxConfig::default()
+    }
 }
 
 #[tokio::test]
 async fn retries_then_delivers_once() {
     let b = common::sqlite().await;
     let (scope, channel) = common::tenant_with_channel(&*b.store, "a").await;
-    b.store.ingest(&scope, channel, vec![common::text("in", "alice", "hi")]).await.unwrap();
-    let conv = b.store.conversations(&scope, Page { before: None, limit: 1 }).await.unwrap()[0].id;
-    let out = b.store.enqueue_outbound(&scope, conv, OutboundBody::Text { text: "hello".into() }, None).await.unwrap();
+    b.store
+        .ingest(&scope, channel, vec![common::text("in", "alice", "hi")])
+        .await
+        .unwrap();
+    let conv = b
+        .store
+        .conversations(
+            &scope,
+            Page {
+                before: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap()[0]
+        .id;
+    let out = b
+        .store
+        .enqueue_outbound(
+            &scope,
+            conv,
+            OutboundBody::Text {
+                text: "hello".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
     let sender = Scripted {
-        script: Mutex::new(vec![Delivery::Retry { after: None, reason: "503".into() }]),
+        script: Mutex::new(vec![Delivery::Retry {
+            after: None,
+            reason: "503".into(),
+        }]),
         sent: Mutex::new(Vec::new()),
     };
     let sys = SystemScope::new("test");
     let config = fast();
-    assert_eq!(poll_once(&*b.store, &sender, &config, &sys).await.unwrap(), 1);
+    assert_eq!(
+        poll_once(&*b.store, &sender, &config, &sys).await.unwrap(),
+        1
+    );
     // Backoff is at most 1 ms here; poll until it is sent.
     for _ in 0..100 {
         if sender.sent.lock().unwrap().len() == 2 {
@@ -54,11 +98,26 @@ async fn retries_then_delivers_once() {
         tokio::time::sleep(Duration::from_millis(5)).await;
         poll_once(&*b.store, &sender, &config, &sys).await.unwrap();
     }
-    assert_eq!(sender.sent.lock().unwrap().len(), 2, "one failure, one success");
+    assert_eq!(
+        sender.sent.lock().unwrap().len(),
+        2,
+        "one failure, one success"
+    );
     for _ in 0..3 {
-        assert_eq!(poll_once(&*b.store, &sender, &config, &sys).await.unwrap(), 0, "nothing is sent again");
+        assert_eq!(
+            poll_once(&*b.store, &sender, &config, &sys).await.unwrap(),
+            0,
+            "nothing is sent again"
+        );
     }
-    let msg = b.store.messages(&scope, conv, None, 10).await.unwrap().into_iter().find(|m| m.id == out.id).unwrap();
+    let msg = b
+        .store
+        .messages(&scope, conv, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == out.id)
+        .unwrap();
     assert_eq!(msg.status, Some(DeliveryStatus::Sent));
     assert!(msg.provider_message_id.unwrap().starts_with("p-"));
 }
@@ -67,11 +126,35 @@ async fn retries_then_delivers_once() {
 async fn gives_up_after_max_attempts_and_keeps_the_reason() {
     let b = common::sqlite().await;
     let (scope, channel) = common::tenant_with_channel(&*b.store, "a").await;
-    b.store.ingest(&scope, channel, vec![common::text("in", "alice", "hi")]).await.unwrap();
-    let conv = b.store.conversations(&scope, Page { before: None, limit: 1 }).await.unwrap()[0].id;
-    let out = b.store.enqueue_outbound(&scope, conv, OutboundBody::Text { text: "x".into() }, None).await.unwrap();
-    let retry = || Delivery::Retry { after: None, reason: "timeout".into() };
-    let sender = Scripted { script: Mutex::new(vec![retry(), retry(), retry(), retry()]), sent: Mutex::new(Vec::new()) };
+    b.store
+        .ingest(&scope, channel, vec![common::text("in", "alice", "hi")])
+        .await
+        .unwrap();
+    let conv = b
+        .store
+        .conversations(
+            &scope,
+            Page {
+                before: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap()[0]
+        .id;
+    let out = b
+        .store
+        .enqueue_outbound(&scope, conv, OutboundBody::Text { text: "x".into() }, None)
+        .await
+        .unwrap();
+    let retry = || Delivery::Retry {
+        after: None,
+        reason: "timeout".into(),
+    };
+    let sender = Scripted {
+        script: Mutex::new(vec![retry(), retry(), retry(), retry()]),
+        sent: Mutex::new(Vec::new()),
+    };
     let sys = SystemScope::new("test");
     for _ in 0..200 {
         poll_once(&*b.store, &sender, &fast(), &sys).await.unwrap();
@@ -80,22 +163,52 @@ async fn gives_up_after_max_attempts_and_keeps_the_reason() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(sender.sent.lock().unwrap().len(), 3, "exactly max_attempts attempts");
-    let msg = b.store.messages(&scope, conv, None, 10).await.unwrap().into_iter().find(|m| m.id == out.id).unwrap();
+    assert_eq!(
+        sender.sent.lock().unwrap().len(),
+        3,
+        "exactly max_attempts attempts"
+    );
+    let msg = b
+        .store
+        .messages(&scope, conv, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.id == out.id)
+        .unwrap();
     assert_eq!(msg.status, Some(DeliveryStatus::Failed));
     assert_eq!(msg.error.unwrap().code, "max_attempts");
 }
 
 #[test]
 fn retry_after_is_a_floor_and_failures_are_final() {
-    let config = OutboxConfig { base_backoff_ms: 10, max_backoff_secs: 1, max_attempts: 5, ..OutboxConfig::default() };
+    let config = OutboxConfig {
+        base_backoff_ms: 10,
+        max_backoff_secs: 1,
+        max_attempts: 5,
+        ..OutboxConfig::default()
+    };
     let before = chrono::Utc::now();
-    let QueueOutcome::Retry { at, .. } =
-        outcome_for(Delivery::Retry { after: Some(Duration::from_secs(120)), reason: "429".into() }, 1, &config)
-    else {
+    let QueueOutcome::Retry { at, .. } = outcome_for(
+        Delivery::Retry {
+            after: Some(Duration::from_secs(120)),
+            reason: "429".into(),
+        },
+        1,
+        &config,
+    ) else {
         panic!("expected a retry");
     };
-    assert!(at >= before + chrono::Duration::seconds(120), "Retry-After honoured");
-    let error = ProviderError { code: "131047".into(), title: "window closed".into() };
-    assert_eq!(outcome_for(Delivery::Failed(error.clone()), 1, &config), QueueOutcome::Dead { error });
+    assert!(
+        at >= before + chrono::Duration::seconds(120),
+        "Retry-After honoured"
+    );
+    let error = ProviderError {
+        code: "131047".into(),
+        title: "window closed".into(),
+    };
+    assert_eq!(
+        outcome_for(Delivery::Failed(error.clone()), 1, &config),
+        QueueOutcome::Dead { error }
+    );
 }

@@ -1,5 +1,7 @@
 //! One store compliance suite, run against SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
+
 mod common;
 
 use std::time::Duration;
@@ -10,12 +12,15 @@ use coach_connector_api::{
     ProviderError, UnknownEvent,
 };
 use coach_gateway::store::{
-    AuditEntry, Page, Queue, QueueOutcome, StoreError, StoredEvent, JOB_ANSWER, JOB_FETCH_MEDIA,
+    AuditEntry, JOB_ANSWER, JOB_FETCH_MEDIA, Page, Queue, QueueOutcome, StoreError, StoredEvent,
 };
 use coach_gateway::tenancy::SystemScope;
 use common::{Backend, status, tenant_with_channel, text};
 
-const PAGE: Page = Page { before: None, limit: 100 };
+const PAGE: Page = Page {
+    before: None,
+    limit: 100,
+};
 const LEASE: Duration = Duration::from_secs(60);
 
 against_every_backend!(
@@ -44,11 +49,16 @@ async fn a_failing_write_leaves_nothing_and_spares_concurrent_writes(b: &Backend
         let scope = scope.clone();
         // Every fourth batch carries the failing message after a good one from a new contact.
         let batch = if i % 4 == 0 {
-            vec![text(&format!("good-{i}"), &format!("doomed-{i}"), "x"), text("boom", "z", "x")]
+            vec![
+                text(&format!("good-{i}"), &format!("doomed-{i}"), "x"),
+                text("boom", "z", "x"),
+            ]
         } else {
             vec![text(&format!("good-{i}"), "alice", "x")]
         };
-        tasks.push(tokio::spawn(async move { store.ingest(&scope, channel, batch).await }));
+        tasks.push(tokio::spawn(async move {
+            store.ingest(&scope, channel, batch).await
+        }));
     }
     let (mut ok, mut failed) = (0, 0);
     for t in tasks {
@@ -61,11 +71,23 @@ async fn a_failing_write_leaves_nothing_and_spares_concurrent_writes(b: &Backend
         }
     }
     assert_eq!((ok, failed), (30, 10));
-    assert_eq!(count_messages(b, &scope).await, 30, "no message of a failed batch was kept");
+    assert_eq!(
+        count_messages(b, &scope).await,
+        30,
+        "no message of a failed batch was kept"
+    );
     let convs = b.store.conversations(&scope, PAGE).await.unwrap();
-    assert_eq!(convs.len(), 1, "no contact or conversation of a failed batch was kept");
+    assert_eq!(
+        convs.len(),
+        1,
+        "no contact or conversation of a failed batch was kept"
+    );
     let sys = SystemScope::new("test");
-    assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 30, "no job of a failed batch was kept");
+    assert_eq!(
+        b.store.stats(&sys).await.unwrap().jobs_depth,
+        30,
+        "no job of a failed batch was kept"
+    );
 }
 
 async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
@@ -87,21 +109,35 @@ async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
     });
     let report = b
         .store
-        .ingest(&scope, channel, vec![text("m1", "alice", "hi"), text("m2", "bob", "hello"), media])
+        .ingest(
+            &scope,
+            channel,
+            vec![text("m1", "alice", "hi"), text("m2", "bob", "hello"), media],
+        )
         .await
         .unwrap();
     assert_eq!(report.stored.len(), 3);
     assert_eq!(report.duplicates, 0);
     let conversations = b.store.conversations(&scope, PAGE).await.unwrap();
     assert_eq!(conversations.len(), 2, "one conversation per contact");
-    let alice = conversations.iter().find(|c| c.external_id == "alice").unwrap();
+    let alice = conversations
+        .iter()
+        .find(|c| c.external_id == "alice")
+        .unwrap();
     let messages = b.store.messages(&scope, alice.id, None, 50).await.unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0].content["body"], "hi");
     assert_eq!(messages[1].content["kind"], "media");
-    assert!(messages[0].id < messages[1].id, "messages come oldest first");
+    assert!(
+        messages[0].id < messages[1].id,
+        "messages come oldest first"
+    );
     // Cursor pagination: after the first message only the second remains.
-    let rest = b.store.messages(&scope, alice.id, Some(messages[0].id), 50).await.unwrap();
+    let rest = b
+        .store
+        .messages(&scope, alice.id, Some(messages[0].id), 50)
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 1);
 
     let sys = SystemScope::new("test");
@@ -109,7 +145,14 @@ async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
     assert_eq!(stats.jobs_depth, 4, "three answers and one media fetch");
     let fetch = b
         .store
-        .claim(&sys, Queue::Jobs, Some(JOB_FETCH_MEDIA), Utc::now(), 10, LEASE)
+        .claim(
+            &sys,
+            Queue::Jobs,
+            Some(JOB_FETCH_MEDIA),
+            Utc::now(),
+            10,
+            LEASE,
+        )
         .await
         .unwrap();
     assert_eq!(fetch.len(), 1);
@@ -118,14 +161,24 @@ async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
 
 async fn replaying_a_batch_stores_nothing_new(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
-    let batch: Vec<_> = (0..20).map(|i| text(&format!("k{i}"), &format!("p{}", i % 3), "x")).collect();
-    let first = b.store.ingest(&scope, channel, batch.clone()).await.unwrap();
+    let batch: Vec<_> = (0..20)
+        .map(|i| text(&format!("k{i}"), &format!("p{}", i % 3), "x"))
+        .collect();
+    let first = b
+        .store
+        .ingest(&scope, channel, batch.clone())
+        .await
+        .unwrap();
     assert_eq!((first.stored.len(), first.duplicates), (20, 0));
     let sys = SystemScope::new("test");
     let before = b.store.stats(&sys).await.unwrap();
     let second = b.store.ingest(&scope, channel, batch).await.unwrap();
     assert_eq!((second.stored.len(), second.duplicates), (0, 20));
-    assert_eq!(b.store.stats(&sys).await.unwrap(), before, "a replay queues no new jobs");
+    assert_eq!(
+        b.store.stats(&sys).await.unwrap(),
+        before,
+        "a replay queues no new jobs"
+    );
     let total: usize = count_messages(b, &scope).await;
     assert_eq!(total, 20);
 }
@@ -133,7 +186,12 @@ async fn replaying_a_batch_stores_nothing_new(b: &Backend) {
 async fn count_messages(b: &Backend, scope: &coach_gateway::tenancy::TenantScope) -> usize {
     let mut total = 0;
     for c in b.store.conversations(scope, PAGE).await.unwrap() {
-        total += b.store.messages(scope, c.id, None, 1000).await.unwrap().len();
+        total += b
+            .store
+            .messages(scope, c.id, None, 1000)
+            .await
+            .unwrap()
+            .len();
     }
     total
 }
@@ -141,7 +199,11 @@ async fn count_messages(b: &Backend, scope: &coach_gateway::tenancy::TenantScope
 async fn duplicates_inside_one_batch_are_stored_once(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
     let m = text("same", "alice", "hi");
-    let report = b.store.ingest(&scope, channel, vec![m.clone(), m.clone(), m]).await.unwrap();
+    let report = b
+        .store
+        .ingest(&scope, channel, vec![m.clone(), m.clone(), m])
+        .await
+        .unwrap();
     assert_eq!((report.stored.len(), report.duplicates), (1, 2));
 }
 
@@ -160,8 +222,16 @@ async fn dedup_keys_are_scoped_to_their_channel(b: &Backend) {
         .await
         .unwrap()
         .id;
-    let ra = b.store.ingest(&scope, channel_a, vec![text("42:7", "42", "a")]).await.unwrap();
-    let rb = b.store.ingest(&scope, channel_b, vec![text("42:7", "42", "b")]).await.unwrap();
+    let ra = b
+        .store
+        .ingest(&scope, channel_a, vec![text("42:7", "42", "a")])
+        .await
+        .unwrap();
+    let rb = b
+        .store
+        .ingest(&scope, channel_b, vec![text("42:7", "42", "b")])
+        .await
+        .unwrap();
     assert_eq!((ra.stored.len(), rb.stored.len()), (1, 1));
 }
 
@@ -174,9 +244,19 @@ async fn unknown_events_are_kept_whole_and_deduplicated(b: &Backend) {
         from: None,
         raw,
     });
-    let first = b.store.ingest(&scope, channel, vec![unknown.clone()]).await.unwrap();
-    assert!(matches!(&first.stored[..], [StoredEvent::Unknown { kind, .. }] if kind == "chat_boost"));
-    let again = b.store.ingest(&scope, channel, vec![unknown]).await.unwrap();
+    let first = b
+        .store
+        .ingest(&scope, channel, vec![unknown.clone()])
+        .await
+        .unwrap();
+    assert!(
+        matches!(&first.stored[..], [StoredEvent::Unknown { kind, .. }] if kind == "chat_boost")
+    );
+    let again = b
+        .store
+        .ingest(&scope, channel, vec![unknown])
+        .await
+        .unwrap();
     assert_eq!((again.stored.len(), again.duplicates), (0, 1));
 }
 
@@ -188,7 +268,14 @@ async fn sent_message(
     contact: &str,
     provider_id: &str,
 ) -> coach_connector_api::MessageId {
-    b.store.ingest(scope, channel, vec![text(&format!("in-{provider_id}"), contact, "hi")]).await.unwrap();
+    b.store
+        .ingest(
+            scope,
+            channel,
+            vec![text(&format!("in-{provider_id}"), contact, "hi")],
+        )
+        .await
+        .unwrap();
     let conversation = b
         .store
         .conversations(scope, PAGE)
@@ -199,15 +286,33 @@ async fn sent_message(
         .unwrap();
     let out = b
         .store
-        .enqueue_outbound(scope, conversation.id, OutboundBody::Text { text: "hello".into() }, None)
+        .enqueue_outbound(
+            scope,
+            conversation.id,
+            OutboundBody::Text {
+                text: "hello".into(),
+            },
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(out.status, Some(DeliveryStatus::Pending));
     let sys = SystemScope::new("test");
-    let items = b.store.claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE).await.unwrap();
+    let items = b
+        .store
+        .claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE)
+        .await
+        .unwrap();
     let item = items.iter().find(|i| i.message_id == Some(out.id)).unwrap();
     b.store
-        .finish(&sys, Queue::Outbox, item, QueueOutcome::Done { provider_message_id: Some(provider_id.into()) })
+        .finish(
+            &sys,
+            Queue::Outbox,
+            item,
+            QueueOutcome::Done {
+                provider_message_id: Some(provider_id.into()),
+            },
+        )
         .await
         .unwrap();
     out.id
@@ -219,7 +324,14 @@ async fn message_status(
     id: coach_connector_api::MessageId,
 ) -> (Option<DeliveryStatus>, Option<ProviderError>) {
     for c in b.store.conversations(scope, PAGE).await.unwrap() {
-        if let Some(m) = b.store.messages(scope, c.id, None, 1000).await.unwrap().into_iter().find(|m| m.id == id) {
+        if let Some(m) = b
+            .store
+            .messages(scope, c.id, None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.id == id)
+        {
             return (m.status, m.error);
         }
     }
@@ -229,13 +341,20 @@ async fn message_status(
 async fn delivery_status_only_moves_forward(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
     let id = sent_message(b, &scope, channel, "alice", "wamid.1").await;
-    assert_eq!(message_status(b, &scope, id).await.0, Some(DeliveryStatus::Sent));
+    assert_eq!(
+        message_status(b, &scope, id).await.0,
+        Some(DeliveryStatus::Sent)
+    );
     let report = b
         .store
         .ingest(
             &scope,
             channel,
-            vec![status("wamid.1", DeliveryStatus::Read), status("wamid.1", DeliveryStatus::Delivered), status("wamid.1", DeliveryStatus::Sent)],
+            vec![
+                status("wamid.1", DeliveryStatus::Read),
+                status("wamid.1", DeliveryStatus::Delivered),
+                status("wamid.1", DeliveryStatus::Sent),
+            ],
         )
         .await
         .unwrap();
@@ -243,79 +362,256 @@ async fn delivery_status_only_moves_forward(b: &Backend) {
     let applied: Vec<_> = report
         .stored
         .iter()
-        .filter(|e| matches!(e, StoredEvent::Status { applied: Some(_), .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                StoredEvent::Status {
+                    applied: Some(_),
+                    ..
+                }
+            )
+        })
         .collect();
     assert_eq!(applied.len(), 1, "only `read` moved the message");
-    assert_eq!(message_status(b, &scope, id).await.0, Some(DeliveryStatus::Read));
-    b.store.ingest(&scope, channel, vec![status("wamid.1", DeliveryStatus::Failed)]).await.unwrap();
+    assert_eq!(
+        message_status(b, &scope, id).await.0,
+        Some(DeliveryStatus::Read)
+    );
+    b.store
+        .ingest(
+            &scope,
+            channel,
+            vec![status("wamid.1", DeliveryStatus::Failed)],
+        )
+        .await
+        .unwrap();
     let (st, err) = message_status(b, &scope, id).await;
     assert_eq!(st, Some(DeliveryStatus::Failed));
-    assert_eq!(err.unwrap().code, "131047", "the provider's error code is kept");
+    assert_eq!(
+        err.unwrap().code,
+        "131047",
+        "the provider's error code is kept"
+    );
     // Failed is final, and a replayed report changes nothing.
-    let again = b.store.ingest(&scope, channel, vec![status("wamid.1", DeliveryStatus::Read)]).await.unwrap();
+    let again = b
+        .store
+        .ingest(
+            &scope,
+            channel,
+            vec![status("wamid.1", DeliveryStatus::Read)],
+        )
+        .await
+        .unwrap();
     assert_eq!(again.duplicates, 1);
-    assert_eq!(message_status(b, &scope, id).await.0, Some(DeliveryStatus::Failed));
+    assert_eq!(
+        message_status(b, &scope, id).await.0,
+        Some(DeliveryStatus::Failed)
+    );
 }
 
 async fn a_status_that_arrives_before_the_send_is_recorded_still_counts(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
     // The provider reports delivery of wamid.2 before our worker recorded the send.
-    let report = b.store.ingest(&scope, channel, vec![status("wamid.2", DeliveryStatus::Delivered)]).await.unwrap();
-    assert!(matches!(&report.stored[..], [StoredEvent::Status { applied: None, .. }]));
+    let report = b
+        .store
+        .ingest(
+            &scope,
+            channel,
+            vec![status("wamid.2", DeliveryStatus::Delivered)],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        &report.stored[..],
+        [StoredEvent::Status { applied: None, .. }]
+    ));
     let id = sent_message(b, &scope, channel, "bob", "wamid.2").await;
-    assert_eq!(message_status(b, &scope, id).await.0, Some(DeliveryStatus::Delivered));
+    assert_eq!(
+        message_status(b, &scope, id).await.0,
+        Some(DeliveryStatus::Delivered)
+    );
 }
 
 async fn outbox_keeps_order_per_conversation_and_backs_off(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
-    b.store.ingest(&scope, channel, vec![text("a1", "alice", "x"), text("b1", "bob", "y")]).await.unwrap();
+    b.store
+        .ingest(
+            &scope,
+            channel,
+            vec![text("a1", "alice", "x"), text("b1", "bob", "y")],
+        )
+        .await
+        .unwrap();
     let convs = b.store.conversations(&scope, PAGE).await.unwrap();
     let alice = convs.iter().find(|c| c.external_id == "alice").unwrap().id;
     let bob = convs.iter().find(|c| c.external_id == "bob").unwrap().id;
     let body = |t: &str| OutboundBody::Text { text: t.into() };
-    let a1 = b.store.enqueue_outbound(&scope, alice, body("first"), None).await.unwrap();
-    let a2 = b.store.enqueue_outbound(&scope, alice, body("second"), None).await.unwrap();
-    let b1 = b.store.enqueue_outbound(&scope, bob, body("other"), None).await.unwrap();
-    let sys = SystemScope::new("test");
-    let claimed = b.store.claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE).await.unwrap();
-    let ids: Vec<_> = claimed.iter().map(|i| i.message_id.unwrap()).collect();
-    assert_eq!(ids, vec![a1.id, b1.id], "alice's second message waits for her first");
-    assert!(claimed.iter().all(|i| i.attempts == 1 && i.kind == "whatsapp"));
-    // Nothing more is due while they are in flight.
-    assert!(b.store.claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE).await.unwrap().is_empty());
-    let retry_at = Utc::now() + chrono::Duration::seconds(30);
-    b.store
-        .finish(&sys, Queue::Outbox, &claimed[0], QueueOutcome::Retry { at: retry_at, error: "429".into() })
+    let a1 = b
+        .store
+        .enqueue_outbound(&scope, alice, body("first"), None)
         .await
         .unwrap();
-    b.store.finish(&sys, Queue::Outbox, &claimed[1], QueueOutcome::Done { provider_message_id: None }).await.unwrap();
+    let a2 = b
+        .store
+        .enqueue_outbound(&scope, alice, body("second"), None)
+        .await
+        .unwrap();
+    let b1 = b
+        .store
+        .enqueue_outbound(&scope, bob, body("other"), None)
+        .await
+        .unwrap();
+    let sys = SystemScope::new("test");
+    let claimed = b
+        .store
+        .claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE)
+        .await
+        .unwrap();
+    let ids: Vec<_> = claimed.iter().map(|i| i.message_id.unwrap()).collect();
+    assert_eq!(
+        ids,
+        vec![a1.id, b1.id],
+        "alice's second message waits for her first"
+    );
     assert!(
-        b.store.claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE).await.unwrap().is_empty(),
+        claimed
+            .iter()
+            .all(|i| i.attempts == 1 && i.kind == "whatsapp")
+    );
+    // Nothing more is due while they are in flight.
+    assert!(
+        b.store
+            .claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let retry_at = Utc::now() + chrono::Duration::seconds(30);
+    b.store
+        .finish(
+            &sys,
+            Queue::Outbox,
+            &claimed[0],
+            QueueOutcome::Retry {
+                at: retry_at,
+                error: "429".into(),
+            },
+        )
+        .await
+        .unwrap();
+    b.store
+        .finish(
+            &sys,
+            Queue::Outbox,
+            &claimed[1],
+            QueueOutcome::Done {
+                provider_message_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        b.store
+            .claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
         "the retried row is not due yet, and the second still waits behind it"
     );
-    let later = b.store.claim(&sys, Queue::Outbox, None, retry_at + chrono::Duration::seconds(1), 10, LEASE).await.unwrap();
-    assert_eq!(later.iter().map(|i| i.message_id.unwrap()).collect::<Vec<_>>(), vec![a1.id]);
+    let later = b
+        .store
+        .claim(
+            &sys,
+            Queue::Outbox,
+            None,
+            retry_at + chrono::Duration::seconds(1),
+            10,
+            LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        later
+            .iter()
+            .map(|i| i.message_id.unwrap())
+            .collect::<Vec<_>>(),
+        vec![a1.id]
+    );
     assert_eq!(later[0].attempts, 2);
-    b.store.finish(&sys, Queue::Outbox, &later[0], QueueOutcome::Done { provider_message_id: Some("p1".into()) }).await.unwrap();
-    let next = b.store.claim(&sys, Queue::Outbox, None, retry_at + chrono::Duration::seconds(2), 10, LEASE).await.unwrap();
-    assert_eq!(next.iter().map(|i| i.message_id.unwrap()).collect::<Vec<_>>(), vec![a2.id]);
+    b.store
+        .finish(
+            &sys,
+            Queue::Outbox,
+            &later[0],
+            QueueOutcome::Done {
+                provider_message_id: Some("p1".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let next = b
+        .store
+        .claim(
+            &sys,
+            Queue::Outbox,
+            None,
+            retry_at + chrono::Duration::seconds(2),
+            10,
+            LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|i| i.message_id.unwrap())
+            .collect::<Vec<_>>(),
+        vec![a2.id]
+    );
 }
 
 async fn expired_leases_are_reclaimed_and_dead_letters_mark_the_message_failed(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
-    b.store.ingest(&scope, channel, vec![text("a1", "alice", "x")]).await.unwrap();
+    b.store
+        .ingest(&scope, channel, vec![text("a1", "alice", "x")])
+        .await
+        .unwrap();
     let conv = b.store.conversations(&scope, PAGE).await.unwrap()[0].id;
-    let out = b.store.enqueue_outbound(&scope, conv, OutboundBody::Text { text: "t".into() }, None).await.unwrap();
+    let out = b
+        .store
+        .enqueue_outbound(&scope, conv, OutboundBody::Text { text: "t".into() }, None)
+        .await
+        .unwrap();
     let sys = SystemScope::new("test");
     let now = Utc::now();
-    let first = b.store.claim(&sys, Queue::Outbox, None, now, 10, Duration::from_secs(5)).await.unwrap();
+    let first = b
+        .store
+        .claim(&sys, Queue::Outbox, None, now, 10, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     // The worker "crashed": after the lease another worker takes the row over.
-    let taken = b.store.claim(&sys, Queue::Outbox, None, now + chrono::Duration::seconds(6), 10, LEASE).await.unwrap();
+    let taken = b
+        .store
+        .claim(
+            &sys,
+            Queue::Outbox,
+            None,
+            now + chrono::Duration::seconds(6),
+            10,
+            LEASE,
+        )
+        .await
+        .unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].attempts, 2);
-    let error = ProviderError { code: "131026".into(), title: "Message undeliverable".into() };
-    b.store.finish(&sys, Queue::Outbox, &taken[0], QueueOutcome::Dead { error }).await.unwrap();
+    let error = ProviderError {
+        code: "131026".into(),
+        title: "Message undeliverable".into(),
+    };
+    b.store
+        .finish(&sys, Queue::Outbox, &taken[0], QueueOutcome::Dead { error })
+        .await
+        .unwrap();
     let stats = b.store.stats(&sys).await.unwrap();
     assert_eq!((stats.outbox_depth, stats.outbox_dead), (0, 1));
     let (st, err) = message_status(b, &scope, out.id).await;
@@ -325,14 +621,51 @@ async fn expired_leases_are_reclaimed_and_dead_letters_mark_the_message_failed(b
 
 async fn jobs_are_claimed_by_kind(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
-    b.store.ingest(&scope, channel, vec![text("a1", "alice", "x"), text("a2", "alice", "y")]).await.unwrap();
+    b.store
+        .ingest(
+            &scope,
+            channel,
+            vec![text("a1", "alice", "x"), text("a2", "alice", "y")],
+        )
+        .await
+        .unwrap();
     let sys = SystemScope::new("test");
-    assert!(b.store.claim(&sys, Queue::Jobs, Some(JOB_FETCH_MEDIA), Utc::now(), 10, LEASE).await.unwrap().is_empty());
-    let jobs = b.store.claim(&sys, Queue::Jobs, Some(JOB_ANSWER), Utc::now(), 10, LEASE).await.unwrap();
+    assert!(
+        b.store
+            .claim(
+                &sys,
+                Queue::Jobs,
+                Some(JOB_FETCH_MEDIA),
+                Utc::now(),
+                10,
+                LEASE
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let jobs = b
+        .store
+        .claim(&sys, Queue::Jobs, Some(JOB_ANSWER), Utc::now(), 10, LEASE)
+        .await
+        .unwrap();
     assert_eq!(jobs.len(), 2);
-    assert!(jobs.iter().all(|j| j.tenant_id == scope.tenant_id() && j.kind == JOB_ANSWER));
+    assert!(
+        jobs.iter()
+            .all(|j| j.tenant_id == scope.tenant_id() && j.kind == JOB_ANSWER)
+    );
     for job in &jobs {
-        b.store.finish(&sys, Queue::Jobs, job, QueueOutcome::Done { provider_message_id: None }).await.unwrap();
+        b.store
+            .finish(
+                &sys,
+                Queue::Jobs,
+                job,
+                QueueOutcome::Done {
+                    provider_message_id: None,
+                },
+            )
+            .await
+            .unwrap();
     }
     assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 0);
 }
@@ -340,16 +673,40 @@ async fn jobs_are_claimed_by_kind(b: &Backend) {
 async fn another_tenant_sees_nothing_and_changes_nothing(b: &Backend) {
     let (a, channel_a) = tenant_with_channel(&*b.store, "a").await;
     let (other, _) = tenant_with_channel(&*b.store, "b").await;
-    b.store.ingest(&a, channel_a, vec![text("a1", "alice", "secret")]).await.unwrap();
+    b.store
+        .ingest(&a, channel_a, vec![text("a1", "alice", "secret")])
+        .await
+        .unwrap();
     let conv = b.store.conversations(&a, PAGE).await.unwrap()[0].id;
 
-    assert!(matches!(b.store.channel(&other, channel_a).await, Err(StoreError::NotFound(_))));
-    assert!(b.store.conversations(&other, PAGE).await.unwrap().is_empty());
-    assert!(matches!(b.store.messages(&other, conv, None, 10).await, Err(StoreError::NotFound(_))));
-    let send = b.store.enqueue_outbound(&other, conv, OutboundBody::Text { text: "x".into() }, None).await;
+    assert!(matches!(
+        b.store.channel(&other, channel_a).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        b.store
+            .conversations(&other, PAGE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        b.store.messages(&other, conv, None, 10).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let send = b
+        .store
+        .enqueue_outbound(&other, conv, OutboundBody::Text { text: "x".into() }, None)
+        .await;
     assert!(matches!(send, Err(StoreError::NotFound(_))));
-    let ingest = b.store.ingest(&other, channel_a, vec![text("b1", "mallory", "x")]).await;
-    assert!(matches!(ingest, Err(StoreError::NotFound(_))), "nothing is written into A's channel");
+    let ingest = b
+        .store
+        .ingest(&other, channel_a, vec![text("b1", "mallory", "x")])
+        .await;
+    assert!(
+        matches!(ingest, Err(StoreError::NotFound(_))),
+        "nothing is written into A's channel"
+    );
     assert_eq!(count_messages(b, &a).await, 1);
     assert!(b.store.audit_log(&other, 10).await.unwrap().is_empty());
 }
@@ -362,7 +719,9 @@ async fn concurrent_redeliveries_store_one_message(b: &Backend) {
         let scope = scope.clone();
         // Eight copies of each of four messages, from a new contact each, racing.
         let event = text(&format!("race-{}", i % 4), &format!("new-{}", i % 4), "hi");
-        tasks.push(tokio::spawn(async move { store.ingest(&scope, channel, vec![event]).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            store.ingest(&scope, channel, vec![event]).await.unwrap()
+        }));
     }
     let mut stored = 0;
     for t in tasks {
@@ -392,5 +751,10 @@ async fn audit_log_is_per_tenant_newest_first(b: &Backend) {
             .unwrap();
     }
     let log = b.store.audit_log(&scope, 10).await.unwrap();
-    assert_eq!(log.iter().map(|r| r.entry.action.as_str()).collect::<Vec<_>>(), ["channel.update", "channel.create"]);
+    assert_eq!(
+        log.iter()
+            .map(|r| r.entry.action.as_str())
+            .collect::<Vec<_>>(),
+        ["channel.update", "channel.create"]
+    );
 }

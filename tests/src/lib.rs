@@ -56,7 +56,11 @@ impl Gateway {
         let addr = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await? {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     return Ok::<_, anyhow::Error>(addr);
                 }
             }
@@ -66,13 +70,21 @@ impl Gateway {
         .context("gateway did not start listening within 60 s")??;
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, base_url: format!("http://{addr}"), data_dir })
+        Ok(Self {
+            child,
+            base_url: format!("http://{addr}"),
+            data_dir,
+        })
     }
 
     /// Send SIGTERM and wait for the process to exit; returns its exit code.
     pub async fn terminate(mut self) -> anyhow::Result<Option<i32>> {
         let pid = self.child.id().context("gateway already exited")?;
-        let status = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await?;
         anyhow::ensure!(status.success(), "kill -TERM failed");
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
@@ -141,7 +153,8 @@ pub mod pg {
         })
         .await?;
         let schema = format!("t_{}", uuid_like());
-        pool.execute(format!("CREATE SCHEMA {schema}").as_str()).await?;
+        pool.execute(format!("CREATE SCHEMA {schema}").as_str())
+            .await?;
         pool.close().await;
         let app_base = owner_base.clone().username("coach_gateway");
         let options = [("search_path", schema.as_str())];
@@ -159,9 +172,10 @@ pub mod pg {
 
     fn uuid_like() -> String {
         use std::time::{SystemTime, UNIX_EPOCH};
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        format!("{:x}{:04x}", nanos, std::process::id() & 0xffff)
-            + &format!("{:04x}", rand_u16())
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{:x}{:04x}", nanos, std::process::id() & 0xffff) + &format!("{:04x}", rand_u16())
     }
 
     fn rand_u16() -> u16 {

@@ -102,7 +102,9 @@ impl fmt::Display for ChannelKind {
 
 /// Why a string is not a channel kind.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid channel kind {0:?}: expected whatsapp, telegram, web_widget or a plugin name of 1-32 characters [a-z0-9_-]")]
+#[error(
+    "invalid channel kind {0:?}: expected whatsapp, telegram, web_widget or a plugin name of 1-32 characters [a-z0-9_-]"
+)]
 pub struct InvalidChannelKind(pub String);
 
 impl FromStr for ChannelKind {

@@ -44,7 +44,11 @@ pub struct ChannelIdentity {
 impl ChannelIdentity {
     /// An identity known only by its id.
     pub fn id(id: impl Into<String>) -> Self {
-        Self { id: id.into(), display_name: None, username: None }
+        Self {
+            id: id.into(),
+            display_name: None,
+            username: None,
+        }
     }
 }
 

@@ -15,7 +15,9 @@ pub struct MemoryBus {
 impl MemoryBus {
     /// A bus whose subscribers may fall `capacity` events behind before they lag.
     pub fn new(capacity: usize) -> Self {
-        Self { tx: broadcast::channel(capacity).0 }
+        Self {
+            tx: broadcast::channel(capacity).0,
+        }
     }
 }
 

@@ -34,12 +34,21 @@ impl RedisBus {
         let pool = PoolConfig::from_url(url)
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        let client =
-            redis::Client::open(url).map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let client = redis::Client::open(url).map_err(|e| BusError::Unavailable(e.to_string()))?;
         let channel = format!("{prefix}coach:events");
-        let bus = Arc::new(Self { pool, channel: channel.clone(), local: broadcast::channel(capacity).0 });
+        let bus = Arc::new(Self {
+            pool,
+            channel: channel.clone(),
+            local: broadcast::channel(capacity).0,
+        });
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(subscribe_loop(client, channel, bus.local.clone(), shutdown, ready_tx));
+        tokio::spawn(subscribe_loop(
+            client,
+            channel,
+            bus.local.clone(),
+            shutdown,
+            ready_tx,
+        ));
         let _ = tokio::time::timeout(Duration::from_secs(5), ready_rx).await;
         Ok(bus)
     }
@@ -99,7 +108,11 @@ impl Bus for RedisBus {
 
     async fn publish(&self, event: StreamEvent) -> Result<(), BusError> {
         let payload = serde_json::to_vec(&event)?;
-        let mut conn = self.pool.get().await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         let _: i64 = conn
             .publish(&self.channel, payload)
             .await
@@ -112,7 +125,11 @@ impl Bus for RedisBus {
     }
 
     async fn ping(&self) -> Result<(), BusError> {
-        let mut conn = self.pool.get().await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await

@@ -32,8 +32,14 @@ async fn check<E: std::fmt::Display>(
 ) -> (bool, Value) {
     match tokio::time::timeout(CHECK_TIMEOUT, fut).await {
         Ok(Ok(())) => (true, json!({ "backend": backend, "status": "ok" })),
-        Ok(Err(e)) => (false, json!({ "backend": backend, "status": "error", "error": e.to_string() })),
-        Err(_) => (false, json!({ "backend": backend, "status": "error", "error": "timed out" })),
+        Ok(Err(e)) => (
+            false,
+            json!({ "backend": backend, "status": "error", "error": e.to_string() }),
+        ),
+        Err(_) => (
+            false,
+            json!({ "backend": backend, "status": "error", "error": "timed out" }),
+        ),
     }
 }
 
@@ -51,7 +57,11 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .into_iter()
         .filter_map(|(name, ok)| (!ok).then_some(name))
         .collect();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "failing": failing,
@@ -68,7 +78,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         metrics::gauge!("jobs_depth").set(stats.jobs_depth as f64);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

@@ -26,7 +26,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let http = &state.config.http;
     let cors = CorsLayer::new().allow_origin(AllowOrigin::list(
-        http.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+        http.cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok()),
     ));
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -42,7 +42,10 @@ pub struct PostgresStore {
 /// Run the migrations as the schema owner (`gateway migrate`, tests, and start-up when
 /// `database.migrate_url` is set).
 pub async fn migrate(owner: PgConnectOptions) -> Result<(), StoreError> {
-    let pool = PgPoolOptions::new().max_connections(1).connect_with(owner).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(owner)
+        .await?;
     sqlx::migrate!("../migrations/postgres").run(&pool).await?;
     pool.close().await;
     Ok(())
@@ -75,18 +78,25 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn tenant_tx(&self, scope: &TenantScope) -> Result<Transaction<'_, Postgres>, StoreError> {
+    async fn tenant_tx(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Transaction<'_, Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('role', 'coach_app', true), set_config('app.tenant_id', $1, true)")
-            .bind(scope.tenant_id().to_string())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "SELECT set_config('role', 'coach_app', true), set_config('app.tenant_id', $1, true)",
+        )
+        .bind(scope.tenant_id().to_string())
+        .execute(&mut *tx)
+        .await?;
         Ok(tx)
     }
 
     async fn system_tx(&self, _sys: &SystemScope) -> Result<Transaction<'_, Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('role', 'coach_worker', true)").execute(&mut *tx).await?;
+        sqlx::query("SELECT set_config('role', 'coach_worker', true)")
+            .execute(&mut *tx)
+            .await?;
         Ok(tx)
     }
 

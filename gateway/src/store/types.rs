@@ -205,7 +205,9 @@ pub struct StoreStats {
 }
 
 /// Decode a delivery status rank read from a row.
-pub(crate) fn status_from_rank(rank: Option<i16>) -> Result<Option<DeliveryStatus>, super::StoreError> {
+pub(crate) fn status_from_rank(
+    rank: Option<i16>,
+) -> Result<Option<DeliveryStatus>, super::StoreError> {
     rank.map(|r| {
         DeliveryStatus::from_rank(r)
             .ok_or_else(|| super::StoreError::Corrupt(format!("status rank {r}")))

@@ -1,6 +1,6 @@
 //! Backends for the compliance suites: a fresh SQLite file or a fresh PostgreSQL schema each.
 
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ pub struct Backend {
 /// How to reach the database behind the store's back, to make a write fail mid-transaction.
 enum Sabotage {
     Sqlite(std::path::PathBuf),
-    Postgres(sqlx::postgres::PgConnectOptions),
+    Postgres(Box<sqlx::postgres::PgConnectOptions>),
 }
 
 impl Backend {
@@ -37,7 +37,11 @@ impl Backend {
         use sqlx::{ConnectOptions, Executor};
         match &self.sabotage {
             Sabotage::Sqlite(path) => {
-                let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(path).connect().await.unwrap();
+                let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .connect()
+                    .await
+                    .unwrap();
                 conn.execute(
                     format!(
                         "CREATE TRIGGER sabotage BEFORE INSERT ON messages WHEN NEW.dedup_key = '{dedup_key}' \
@@ -77,7 +81,12 @@ pub async fn sqlite() -> Backend {
     })
     .await
     .unwrap();
-    Backend { store: Arc::new(store), postgres: None, sabotage: Sabotage::Sqlite(path), _dir: Some(dir) }
+    Backend {
+        store: Arc::new(store),
+        postgres: None,
+        sabotage: Sabotage::Sqlite(path),
+        _dir: Some(dir),
+    }
 }
 
 pub async fn postgres() -> Backend {
@@ -88,11 +97,19 @@ pub async fn postgres() -> Backend {
         max_connections: 8,
     }));
     store.check_role().await.unwrap();
-    Backend { store: store.clone(), postgres: Some(store), sabotage: Sabotage::Postgres(schema.owner), _dir: None }
+    Backend {
+        store: store.clone(),
+        postgres: Some(store),
+        sabotage: Sabotage::Postgres(Box::new(schema.owner)),
+        _dir: None,
+    }
 }
 
 /// A tenant with one channel of the given kind.
-pub async fn tenant_with_channel(store: &dyn Store, name: &str) -> (TenantScope, coach_connector_api::ChannelId) {
+pub async fn tenant_with_channel(
+    store: &dyn Store,
+    name: &str,
+) -> (TenantScope, coach_connector_api::ChannelId) {
     let sys = SystemScope::new("test");
     let tenant = store.create_tenant(&sys, name).await.unwrap();
     let scope = sys.for_tenant(tenant.id);
@@ -118,7 +135,11 @@ pub fn text(key: &str, from: &str, body: &str) -> InboundEvent {
     InboundEvent::Message(InboundMessage {
         dedup_key: DedupKey(key.into()),
         provider_message_id: key.into(),
-        from: ChannelIdentity { id: from.into(), display_name: Some(format!("Person {from}")), username: None },
+        from: ChannelIdentity {
+            id: from.into(),
+            display_name: Some(format!("Person {from}")),
+            username: None,
+        },
         timestamp: ts(0),
         content: Content::Text { body: body.into() },
         reply_to: None,

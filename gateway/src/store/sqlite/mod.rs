@@ -12,11 +12,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
 use futures::FutureExt;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::ConnectOptions;
 
 use super::{
     AuditEntry, AuditRecord, Channel, Conversation, IngestReport, NewChannel, Page, Queue,
@@ -74,19 +74,23 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("temp_store", "memory");
         let mut conn: SqliteConnection = connect.connect().await?;
-        sqlx::migrate!("../migrations/sqlite").run(&mut conn).await?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&mut conn)
+            .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(opts.readers.max(1))
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(Self { read, writer: Writer::spawn(conn, opts.max_batch.max(1)) })
+        Ok(Self {
+            read,
+            writer: Writer::spawn(conn, opts.max_batch.max(1)),
+        })
     }
 
     async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
         Ok(self.read.acquire().await?)
     }
 }
-
 
 #[async_trait]
 impl Store for SqliteStore {

@@ -19,8 +19,13 @@ type WriteFn = Box<
 >;
 
 enum Request {
-    Write { run: WriteFn, reply: oneshot::Sender<Result<Output, StoreError>> },
-    Close { done: oneshot::Sender<()> },
+    Write {
+        run: WriteFn,
+        reply: oneshot::Sender<Result<Output, StoreError>>,
+    },
+    Close {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Handle to the writer task.
@@ -129,7 +134,11 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Pending>) {
             Ok(_) => run(conn).await,
             Err(e) => Err(e.into()),
         };
-        let undo = if result.is_ok() { "RELEASE w" } else { "ROLLBACK TO w; RELEASE w" };
+        let undo = if result.is_ok() {
+            "RELEASE w"
+        } else {
+            "ROLLBACK TO w; RELEASE w"
+        };
         if let Err(e) = conn.execute(undo).await {
             tracing::error!(error = %e, "sqlite savepoint cleanup failed");
         }
@@ -145,7 +154,8 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Pending>) {
             tracing::error!(error = %e, "sqlite commit failed; the batch was rolled back");
             let _ = conn.execute("ROLLBACK").await;
             for (reply, result) in results {
-                let _ = reply.send(result.and(Err(StoreError::Unavailable(format!("commit: {e}")))));
+                let _ =
+                    reply.send(result.and(Err(StoreError::Unavailable(format!("commit: {e}")))));
             }
         }
     }

@@ -1,0 +1,186 @@
+//! The `gateway` binary as an operator runs it: embedded defaults, bad configuration, a
+//! database that is down at start, PostgreSQL + Redis, graceful shutdown.
+
+#![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
+
+use std::time::Duration;
+
+use coach_e2e::{Gateway, gateway_bin, pg, redis_url};
+use serde_json::Value;
+
+async fn get(base: &str, path: &str) -> (u16, String) {
+    let resp = reqwest::get(format!("{base}{path}")).await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn embedded_defaults_serve_health_readiness_and_metrics_then_stop_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path().join("data"), &[]).await.unwrap();
+    let (status, body) = get(&gw.base_url, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body) = get(&gw.base_url, "/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["checks"]["database"]["backend"], "sqlite");
+    assert_eq!(ready["checks"]["bus"]["backend"], "memory");
+    let (status, metrics) = get(&gw.base_url, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"http_requests_total{method="GET",route="/readyz",status="200"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("outbox_depth 0"), "{metrics}");
+    let resp = reqwest::get(format!("{}/nowhere", gw.base_url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert!(
+        dir.path().join("data/gateway.db").exists(),
+        "the data dir is created on first run"
+    );
+    assert_eq!(
+        gw.terminate().await.unwrap(),
+        Some(0),
+        "SIGTERM is a clean stop"
+    );
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_2_naming_key_value_and_expectation() {
+    let cases = [
+        ("GATEWAY__HTTP__ADDR", "nowhere", "http.addr"),
+        (
+            "GATEWAY__DATABASE__URL",
+            "mysql://root:hunter2@db/x",
+            "database.url",
+        ),
+        (
+            "GATEWAY__OUTBOX__MAX_ATTEMPTS",
+            "many",
+            "outbox.max_attempts",
+        ),
+        ("GATEWAY__NO_SUCH_KEY", "1", "no_such_key"),
+    ];
+    for (var, value, key) in cases {
+        let out = tokio::process::Command::new(gateway_bin())
+            .arg("serve")
+            .env(var, value)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{var}: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a secret reached the terminal: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn config_command_masks_secrets() {
+    let out = tokio::process::Command::new(gateway_bin())
+        .arg("config")
+        .env(
+            "GATEWAY__DATABASE__URL",
+            "postgres://app:s3cret@db:5432/coach",
+        )
+        .env("GATEWAY__REDIS__URL", "redis://:hunter2@cache:6379")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("postgres://app:***@db:5432/coach"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("hunter2"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_database_down_at_start_makes_readyz_fail_not_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        dir.path().join("data"),
+        &[(
+            "GATEWAY__DATABASE__URL",
+            "postgres://coach_gateway@127.0.0.1:1/test",
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&gw.base_url, "/healthz").await.0, 200);
+    let (status, body) = get(&gw.base_url, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ready["failing"], serde_json::json!(["database"]));
+    assert_eq!(ready["checks"]["database"]["backend"], "postgres");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        get(&gw.base_url, "/healthz").await.0,
+        200,
+        "still serving while retrying"
+    );
+    assert_eq!(gw.terminate().await.unwrap(), Some(0));
+}
+
+#[tokio::test]
+async fn postgres_and_redis_backends_become_ready() {
+    let schema = pg::fresh_schema().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let redis = redis_url();
+    let prefix = format!("{}:", schema.schema);
+    let gw = Gateway::start(
+        dir.path().join("data"),
+        &[
+            ("GATEWAY__DATABASE__URL", &schema.app_url),
+            ("GATEWAY__DATABASE__MIGRATE_URL", &schema.owner_url),
+            ("GATEWAY__REDIS__URL", &redis),
+            ("GATEWAY__REDIS__PREFIX", &prefix),
+        ],
+    )
+    .await
+    .unwrap();
+    let mut last = String::new();
+    for _ in 0..100 {
+        let (status, body) = get(&gw.base_url, "/readyz").await;
+        if status == 200 {
+            let ready: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(ready["checks"]["database"]["backend"], "postgres");
+            assert_eq!(ready["checks"]["bus"]["backend"], "redis");
+            assert_eq!(gw.terminate().await.unwrap(), Some(0));
+            return;
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never ready: {last}");
+}
+
+#[tokio::test]
+async fn serving_as_a_superuser_is_refused_with_a_fix() {
+    let schema = pg::fresh_schema().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        dir.path().join("data"),
+        &[
+            ("GATEWAY__DATABASE__URL", &schema.owner_url),
+            ("GATEWAY__DATABASE__MIGRATE_URL", &schema.owner_url),
+        ],
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = get(&gw.base_url, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("superuser"), "{body}");
+    assert_eq!(gw.terminate().await.unwrap(), Some(0));
+}
