@@ -1,0 +1,28 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Build output lives outside the clone so later runs and CI reuse it.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/coach-gateway/target
+CARGO ?= cargo
+# One profile for run, test and bench: `make run` then `make test` pay for one build, not two.
+PROFILE := --release
+BIN := $(CARGO_TARGET_DIR)/release/gateway
+
+.PHONY: run build test lint bench fmt
+
+run: build
+	$(BIN) serve
+
+build:
+	$(CARGO) build --workspace $(PROFILE) --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace $(PROFILE) --all-targets --locked -- -D warnings
+
+test: lint
+	scripts/with-services.sh $(CARGO) test --workspace $(PROFILE) --locked
+
+bench: build
+	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest
+
+fmt:
+	$(CARGO) fmt --all
