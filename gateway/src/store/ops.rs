@@ -131,9 +131,10 @@ macro_rules! store_ops {
             tenant: TenantId,
             channel: ChannelId,
             who: &ChannelIdentity,
+            known: Option<Uuid>,
             now: DateTime<Utc>,
         ) -> Result<ContactId, StoreError> {
-            if let Some(id) = find_contact(&mut *conn, tenant, channel, &who.id).await? {
+            if let Some(id) = known {
                 return Ok(ContactId(id));
             }
             let contact = ContactId::new();
@@ -210,19 +211,31 @@ macro_rules! store_ops {
             Ok(ConversationId(id))
         }
 
-        async fn exists_message(
+        /// Everything ingesting one message needs to know, in one round trip: whether the channel
+        /// is the tenant's, whether the message is a redelivery, and the sender's contact.
+        async fn lookup(
             conn: &mut $conn,
             tenant: TenantId,
             channel: ChannelId,
             key: &str,
-        ) -> Result<bool, StoreError> {
-            Ok(sqlx::query("SELECT 1 FROM messages WHERE tenant_id = $1 AND channel_id = $2 AND dedup_key = $3")
-                .bind(tenant.0)
-                .bind(channel.0)
-                .bind(key)
-                .fetch_optional(&mut *conn)
-                .await?
-                .is_some())
+            external_id: &str,
+        ) -> Result<(bool, bool, Option<Uuid>), StoreError> {
+            let row = sqlx::query(
+                "SELECT \
+                 (SELECT COUNT(*) FROM channels WHERE id = $1 AND tenant_id = $2) AS channel_ok, \
+                 (SELECT COUNT(*) FROM messages WHERE tenant_id = $2 AND channel_id = $1 AND dedup_key = $3) AS duplicate, \
+                 (SELECT contact_id FROM contact_identities \
+                   WHERE tenant_id = $2 AND channel_id = $1 AND external_id = $4) AS contact_id",
+            )
+            .bind(channel.0)
+            .bind(tenant.0)
+            .bind(key)
+            .bind(external_id)
+            .fetch_one(&mut *conn)
+            .await?;
+            let channel_ok: i64 = row.try_get("channel_ok")?;
+            let duplicate: i64 = row.try_get("duplicate")?;
+            Ok((channel_ok > 0, duplicate > 0, row.try_get("contact_id")?))
         }
 
         async fn insert_job(
@@ -254,15 +267,25 @@ macro_rules! store_ops {
             events: Vec<InboundEvent>,
             now: DateTime<Utc>,
         ) -> Result<IngestReport, StoreError> {
-            self::channel(&mut *conn, Some(tenant), channel).await?;
             let mut report = IngestReport::default();
+            let mut channel_checked = false;
             for event in events {
+                if !channel_checked && !matches!(event, InboundEvent::Message(_)) {
+                    self::channel(&mut *conn, Some(tenant), channel).await?;
+                    channel_checked = true;
+                }
                 let stored = match event {
                     InboundEvent::Message(m) => {
-                        if exists_message(&mut *conn, tenant, channel, &m.dedup_key.0).await? {
+                        let (channel_ok, duplicate, known) =
+                            lookup(&mut *conn, tenant, channel, &m.dedup_key.0, &m.from.id).await?;
+                        if !channel_ok {
+                            return Err(StoreError::NotFound("channel"));
+                        }
+                        channel_checked = true;
+                        if duplicate {
                             None
                         } else {
-                            let contact = contact_for(&mut *conn, tenant, channel, &m.from, now).await?;
+                            let contact = contact_for(&mut *conn, tenant, channel, &m.from, known, now).await?;
                             let conversation =
                                 conversation_for(&mut *conn, tenant, channel, contact, &m.from.id, now).await?;
                             let id = MessageId::new();
@@ -379,6 +402,9 @@ macro_rules! store_ops {
                     Some(event) => report.stored.push(event),
                     None => report.duplicates += 1,
                 }
+            }
+            if !channel_checked {
+                self::channel(&mut *conn, Some(tenant), channel).await?;
             }
             Ok(report)
         }

@@ -128,21 +128,24 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Pending>) {
         }
         return;
     }
+    // Each write runs inside its own savepoint; releasing one and opening the next is a single
+    // round trip to the SQLite thread.
     let mut results = Vec::with_capacity(batch.len());
+    let mut open = conn.execute("SAVEPOINT w").await.map(|_| ()).map_err(StoreError::from);
     for (run, reply) in batch.drain(..) {
-        let result = match conn.execute("SAVEPOINT w").await {
-            Ok(_) => run(conn).await,
-            Err(e) => Err(e.into()),
+        let result = match open {
+            Ok(()) => run(conn).await,
+            Err(ref e) => Err(StoreError::Unavailable(format!("savepoint: {e}"))),
         };
-        let undo = if result.is_ok() {
-            "RELEASE w"
-        } else {
-            "ROLLBACK TO w; RELEASE w"
-        };
-        if let Err(e) = conn.execute(undo).await {
+        let next = if result.is_ok() { "RELEASE w; SAVEPOINT w" } else { "ROLLBACK TO w; RELEASE w; SAVEPOINT w" };
+        open = conn.execute(next).await.map(|_| ()).map_err(StoreError::from);
+        if let Err(e) = &open {
             tracing::error!(error = %e, "sqlite savepoint cleanup failed");
         }
         results.push((reply, result));
+    }
+    if let Err(e) = conn.execute("RELEASE w").await {
+        tracing::error!(error = %e, "sqlite savepoint release failed");
     }
     match conn.execute("COMMIT").await {
         Ok(_) => {
