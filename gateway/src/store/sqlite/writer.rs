@@ -131,14 +131,26 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Pending>) {
     // Each write runs inside its own savepoint; releasing one and opening the next is a single
     // round trip to the SQLite thread.
     let mut results = Vec::with_capacity(batch.len());
-    let mut open = conn.execute("SAVEPOINT w").await.map(|_| ()).map_err(StoreError::from);
+    let mut open = conn
+        .execute("SAVEPOINT w")
+        .await
+        .map(|_| ())
+        .map_err(StoreError::from);
     for (run, reply) in batch.drain(..) {
         let result = match open {
             Ok(()) => run(conn).await,
             Err(ref e) => Err(StoreError::Unavailable(format!("savepoint: {e}"))),
         };
-        let next = if result.is_ok() { "RELEASE w; SAVEPOINT w" } else { "ROLLBACK TO w; RELEASE w; SAVEPOINT w" };
-        open = conn.execute(next).await.map(|_| ()).map_err(StoreError::from);
+        let next = if result.is_ok() {
+            "RELEASE w; SAVEPOINT w"
+        } else {
+            "ROLLBACK TO w; RELEASE w; SAVEPOINT w"
+        };
+        open = conn
+            .execute(next)
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
         if let Err(e) = &open {
             tracing::error!(error = %e, "sqlite savepoint cleanup failed");
         }
