@@ -1,5 +1,6 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 # Build output lives outside the clone so later runs and CI reuse it.
+SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/coach-gateway/target
 CARGO ?= cargo
 # One profile for run, test and bench: `make run` then `make test` pay for one build, not two.
@@ -18,8 +19,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace $(PROFILE) --all-targets --locked -- -D warnings
 
+# The last line sums every test binary's result: "N passed, N failed".
+TEST_LOG := $(CARGO_TARGET_DIR)/test.log
 test: lint
-	scripts/with-services.sh $(CARGO) test --workspace $(PROFILE) --locked
+	set -o pipefail; scripts/with-services.sh $(CARGO) test --workspace $(PROFILE) --locked 2>&1 \
+	  | tee $(TEST_LOG); status=$$?; \
+	  awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' $(TEST_LOG); \
+	  exit $$status
 
 bench: build
 	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest

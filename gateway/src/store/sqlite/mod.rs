@@ -2,6 +2,7 @@
 //! connections, and one writer task that commits concurrent writes together in one transaction
 //! (group commit), each write isolated by a savepoint so one failure never affects another.
 
+mod bulk;
 mod writer;
 
 use std::path::PathBuf;
@@ -139,10 +140,7 @@ impl Store for SqliteStore {
         channel: ChannelId,
         events: Vec<InboundEvent>,
     ) -> Result<IngestReport, StoreError> {
-        let tenant = scope.tenant_id();
-        self.writer
-            .write(move |c| ops::ingest(c, tenant, channel, events, Utc::now()).boxed())
-            .await
+        self.writer.ingest(scope.tenant_id(), channel, events).await
     }
 
     async fn conversations(
