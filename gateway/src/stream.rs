@@ -26,13 +26,23 @@ impl ConversationStream {
     /// Durably store `events` of one channel, then publish what was new. A replayed event is
     /// a no-op counted in `duplicates`. A publish failure is logged, not returned: the events
     /// are stored, and live views resynchronize from the store.
+    #[tracing::instrument(
+        name = "ingest",
+        skip_all,
+        fields(tenant = %scope.tenant_id(), channel = %channel, events = events.len())
+    )]
     pub async fn ingest(
         &self,
         scope: &TenantScope,
         channel: ChannelId,
         events: Vec<InboundEvent>,
     ) -> Result<IngestReport, StoreError> {
-        let report = self.store.ingest(scope, channel, events).await?;
+        let started = std::time::Instant::now();
+        let report = self
+            .store
+            .ingest(scope, channel, scrub_nul(events)?)
+            .await?;
+        metrics::histogram!("ingest_duration_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("ingested_events_total").increment(report.stored.len() as u64);
         metrics::counter!("duplicate_events_total").increment(report.duplicates as u64);
         for stored in &report.stored {
@@ -91,5 +101,65 @@ impl ConversationStream {
             metrics::counter!("bus_publish_failures_total").increment(1);
             tracing::warn!(tenant = %scope.tenant_id(), error = %e, "publish failed; event is stored");
         }
+    }
+}
+
+/// Replace NUL characters, which PostgreSQL cannot store in text or JSON, with U+FFFD, so a
+/// payload carrying one is stored (visibly marked) instead of failing forever on every retry.
+/// Events without NUL (nearly all) pass through untouched.
+fn scrub_nul(events: Vec<InboundEvent>) -> Result<Vec<InboundEvent>, StoreError> {
+    events
+        .into_iter()
+        .map(|event| {
+            let json = serde_json::to_string(&event)?;
+            if !json.contains("\\u0000") {
+                return Ok(event);
+            }
+            // The text test is a cheap filter (a typed backslash-u0000 also matches it); the
+            // walk below only changes real NUL characters.
+            let mut value = serde_json::to_value(&event)?;
+            replace_nul(&mut value);
+            Ok(serde_json::from_value(value)?)
+        })
+        .collect()
+}
+
+fn replace_nul(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        serde_json::Value::Object(map) => map.values_mut().for_each(replace_nul),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coach_connector_api::{ChannelIdentity, Content, DedupKey, InboundMessage};
+
+    #[test]
+    fn nul_characters_are_replaced_everywhere_and_nothing_else_changes() {
+        let event = |body: &str, name: &str| {
+            InboundEvent::Message(InboundMessage {
+                dedup_key: DedupKey("k".into()),
+                provider_message_id: "k".into(),
+                from: ChannelIdentity {
+                    id: "1".into(),
+                    display_name: Some(name.into()),
+                    username: None,
+                },
+                timestamp: chrono::DateTime::UNIX_EPOCH,
+                content: Content::Text { body: body.into() },
+                reply_to: None,
+            })
+        };
+        let clean = event("a\\u0000 literal stays", "Ana");
+        assert_eq!(scrub_nul(vec![clean.clone()]).unwrap(), vec![clean]);
+        let dirty = event("a\0b", "An\0a");
+        assert_eq!(
+            scrub_nul(vec![dirty]).unwrap(),
+            vec![event("a\u{fffd}b", "An\u{fffd}a")]
+        );
     }
 }

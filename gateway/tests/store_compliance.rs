@@ -38,7 +38,42 @@ against_every_backend!(
     concurrent_redeliveries_store_one_message,
     audit_log_is_per_tenant_newest_first,
     a_failing_write_leaves_nothing_and_spares_concurrent_writes,
+    the_stream_stores_then_publishes_and_survives_nul_characters,
 );
+
+async fn the_stream_stores_then_publishes_and_survives_nul_characters(b: &Backend) {
+    use coach_gateway::bus::{Bus, MemoryBus, StreamPayload};
+    let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
+    let bus = std::sync::Arc::new(MemoryBus::new(64));
+    let mut sub = bus.subscribe();
+    let stream = coach_gateway::stream::ConversationStream::new(b.store.clone(), bus);
+    // PostgreSQL cannot store NUL in text or jsonb; the stream must not turn one into an error
+    // that the provider would retry forever.
+    let report = stream
+        .ingest(&scope, channel, vec![text("nul", "al\0ice", "a\0b")])
+        .await
+        .unwrap();
+    assert_eq!(report.stored.len(), 1);
+    let event = sub.try_recv().expect("published after the commit");
+    assert_eq!(event.tenant_id, scope.tenant_id());
+    let StreamPayload::Message { message } = &event.payload else {
+        panic!("{event:?}")
+    };
+    assert_eq!(message.content["body"], "a\u{fffd}b");
+    let stored = b
+        .store
+        .messages(&scope, message.conversation_id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored[0].content["body"], "a\u{fffd}b");
+    // A replay through the stream publishes nothing.
+    let again = stream
+        .ingest(&scope, channel, vec![text("nul", "al\0ice", "a\0b")])
+        .await
+        .unwrap();
+    assert_eq!(again.duplicates, 1);
+    assert!(sub.try_recv().is_err());
+}
 
 async fn a_failing_write_leaves_nothing_and_spares_concurrent_writes(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
