@@ -41,8 +41,9 @@ pub trait Sender: Send + Sync + 'static {
     async fn send(&self, item: &QueueItem) -> Delivery;
 }
 
-/// The sender used until connectors are registered: every row waits for a connector of its
-/// kind, retried with backoff, so nothing queued is lost while a connector is missing.
+/// The sender used until connectors are registered: every attempt is a retry with backoff
+/// naming the missing connector, and after `outbox.max_attempts` the row is dead-lettered
+/// (kept, with that reason, for a later resend), never silently dropped.
 pub struct NoConnectors;
 
 #[async_trait]

@@ -45,38 +45,37 @@ fn fast() -> OutboxConfig {
     }
 }
 
+/// A tenant with one conversation and one outbound message queued in it.
+async fn queued_message(
+    b: &common::Backend,
+) -> (
+    coach_gateway::tenancy::TenantScope,
+    coach_connector_api::ConversationId,
+    coach_gateway::store::StoredMessage,
+) {
+    let (scope, channel) = common::tenant_with_channel(&*b.store, "a").await;
+    let inbound = vec![common::text("in", "alice", "hi")];
+    b.store.ingest(&scope, channel, inbound).await.unwrap();
+    let page = Page {
+        before: None,
+        limit: 1,
+    };
+    let conv = b.store.conversations(&scope, page).await.unwrap()[0].id;
+    let body = OutboundBody::Text {
+        text: "hello".into(),
+    };
+    let out = b
+        .store
+        .enqueue_outbound(&scope, conv, body, None)
+        .await
+        .unwrap();
+    (scope, conv, out)
+}
+
 #[tokio::test]
 async fn retries_then_delivers_once() {
     let b = common::sqlite().await;
-    let (scope, channel) = common::tenant_with_channel(&*b.store, "a").await;
-    b.store
-        .ingest(&scope, channel, vec![common::text("in", "alice", "hi")])
-        .await
-        .unwrap();
-    let conv = b
-        .store
-        .conversations(
-            &scope,
-            Page {
-                before: None,
-                limit: 1,
-            },
-        )
-        .await
-        .unwrap()[0]
-        .id;
-    let out = b
-        .store
-        .enqueue_outbound(
-            &scope,
-            conv,
-            OutboundBody::Text {
-                text: "hello".into(),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let (scope, conv, out) = queued_message(&b).await;
     let sender = Scripted {
         script: Mutex::new(vec![Delivery::Retry {
             after: None,
@@ -125,28 +124,7 @@ async fn retries_then_delivers_once() {
 #[tokio::test]
 async fn gives_up_after_max_attempts_and_keeps_the_reason() {
     let b = common::sqlite().await;
-    let (scope, channel) = common::tenant_with_channel(&*b.store, "a").await;
-    b.store
-        .ingest(&scope, channel, vec![common::text("in", "alice", "hi")])
-        .await
-        .unwrap();
-    let conv = b
-        .store
-        .conversations(
-            &scope,
-            Page {
-                before: None,
-                limit: 1,
-            },
-        )
-        .await
-        .unwrap()[0]
-        .id;
-    let out = b
-        .store
-        .enqueue_outbound(&scope, conv, OutboundBody::Text { text: "x".into() }, None)
-        .await
-        .unwrap();
+    let (scope, conv, out) = queued_message(&b).await;
     let retry = || Delivery::Retry {
         after: None,
         reason: "timeout".into(),

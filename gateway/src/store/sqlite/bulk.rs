@@ -47,7 +47,8 @@ fn uuid_col(row: &sqlx::sqlite::SqliteRow, col: &str) -> Result<Uuid, StoreError
     Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
-/// Run `JSON rows -> statement` with the rows as `$1` and `now` as `$2`.
+/// Run a statement over `rows`, passed as one JSON array in `$1`, with `now` in `$2`. Every
+/// statement names `$2` (if only in `WHERE $2 IS NOT NULL`) so both arguments always bind.
 async fn rows_stmt(
     conn: &mut SqliteConnection,
     sql: &'static str,
