@@ -11,6 +11,7 @@
 mod ops;
 mod postgres;
 mod queue;
+mod queue_sql;
 mod sqlite;
 mod types;
 

@@ -17,9 +17,12 @@ use super::{
 use crate::tenancy::{SystemScope, TenantScope};
 
 mod ops {
-    crate::store::ops::store_ops!(
+    crate::store::ops::store_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
+}
+
+mod queue_sql {
+    crate::store::queue_sql::queue_ops!(
         sqlx::postgres::PgConnection,
-        sqlx::postgres::PgRow,
         greatest = "GREATEST",
         claim_lock = "FOR UPDATE SKIP LOCKED"
     );
@@ -222,7 +225,7 @@ impl Store for PostgresStore {
         lease: Duration,
     ) -> Result<Vec<QueueItem>, StoreError> {
         let mut tx = self.system_tx(sys).await?;
-        let items = ops::claim(&mut tx, queue, kind, now, limit, now + lease).await?;
+        let items = queue_sql::claim(&mut tx, queue, kind, now, limit, now + lease).await?;
         tx.commit().await?;
         Ok(items)
     }
@@ -235,14 +238,14 @@ impl Store for PostgresStore {
         outcome: QueueOutcome,
     ) -> Result<(), StoreError> {
         let mut tx = self.system_tx(sys).await?;
-        ops::finish(&mut tx, queue, item, outcome, Utc::now()).await?;
+        queue_sql::finish(&mut tx, queue, item, outcome, Utc::now()).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        ops::audit(&mut tx, scope.tenant_id(), entry, Utc::now()).await?;
+        queue_sql::audit(&mut tx, scope.tenant_id(), entry, Utc::now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -253,12 +256,12 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        ops::audit_log(&mut tx, scope.tenant_id(), limit).await
+        queue_sql::audit_log(&mut tx, scope.tenant_id(), limit).await
     }
 
     async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError> {
         let mut tx = self.system_tx(sys).await?;
-        ops::stats(&mut tx).await
+        queue_sql::stats(&mut tx).await
     }
 
     async fn close(&self) {

@@ -28,9 +28,12 @@ use crate::tenancy::{SystemScope, TenantScope};
 use writer::Writer;
 
 mod ops {
-    crate::store::ops::store_ops!(
+    crate::store::ops::store_ops!(sqlx::sqlite::SqliteConnection, sqlx::sqlite::SqliteRow);
+}
+
+mod queue_sql {
+    crate::store::queue_sql::queue_ops!(
         sqlx::sqlite::SqliteConnection,
-        sqlx::sqlite::SqliteRow,
         greatest = "MAX",
         claim_lock = ""
     );
@@ -190,7 +193,7 @@ impl Store for SqliteStore {
         let until = now + lease;
         self.writer
             .write(move |c| {
-                async move { ops::claim(c, queue, kind.as_deref(), now, limit, until).await }
+                async move { queue_sql::claim(c, queue, kind.as_deref(), now, limit, until).await }
                     .boxed()
             })
             .await
@@ -206,7 +209,7 @@ impl Store for SqliteStore {
         let item = item.clone();
         self.writer
             .write(move |c| {
-                async move { ops::finish(c, queue, &item, outcome, Utc::now()).await }.boxed()
+                async move { queue_sql::finish(c, queue, &item, outcome, Utc::now()).await }.boxed()
             })
             .await
     }
@@ -214,7 +217,7 @@ impl Store for SqliteStore {
     async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
         let tenant = scope.tenant_id();
         self.writer
-            .write(move |c| ops::audit(c, tenant, entry, Utc::now()).boxed())
+            .write(move |c| queue_sql::audit(c, tenant, entry, Utc::now()).boxed())
             .await
     }
 
@@ -223,11 +226,11 @@ impl Store for SqliteStore {
         scope: &TenantScope,
         limit: u32,
     ) -> Result<Vec<AuditRecord>, StoreError> {
-        ops::audit_log(&mut *self.reader().await?, scope.tenant_id(), limit).await
+        queue_sql::audit_log(&mut *self.reader().await?, scope.tenant_id(), limit).await
     }
 
     async fn stats(&self, _sys: &SystemScope) -> Result<StoreStats, StoreError> {
-        ops::stats(&mut *self.reader().await?).await
+        queue_sql::stats(&mut *self.reader().await?).await
     }
 
     async fn close(&self) {

@@ -1,0 +1,210 @@
+//! Queue, audit and stats SQL shared by both backends (see `ops.rs` for the conventions).
+
+macro_rules! queue_ops {
+    ($conn:ty, greatest = $greatest:literal, claim_lock = $lock:literal) => {
+        use chrono::{DateTime, Utc};
+        use coach_connector_api::{ChannelId, ConversationId, DeliveryStatus, MessageId, TenantId};
+        use sqlx::Row as _;
+        use sqlx::types::Json;
+        use uuid::Uuid;
+
+        use crate::store::{
+            AuditEntry, AuditRecord, Queue, QueueItem, QueueOutcome, StoreError, StoreStats,
+        };
+
+        pub(super) async fn claim(
+            conn: &mut $conn,
+            queue: Queue,
+            kind: Option<&str>,
+            now: DateTime<Utc>,
+            limit: u32,
+            lease_until: DateTime<Utc>,
+        ) -> Result<Vec<QueueItem>, StoreError> {
+            const DUE: &str = "((q.state = 'pending' AND q.next_attempt_at <= $3) \
+                OR (q.state = 'inflight' AND q.locked_until <= $3))";
+            let sql = match queue {
+                // Only the oldest undelivered row of a conversation is due: order is kept.
+                Queue::Outbox => format!(
+                    "UPDATE outbox SET state = 'inflight', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
+                     WHERE id IN (SELECT q.id FROM outbox q WHERE {DUE} \
+                       AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.conversation_id = q.conversation_id \
+                         AND p.state IN ('pending', 'inflight') AND p.id < q.id) \
+                       AND ($4 IS NULL OR q.kind = $4) ORDER BY q.id LIMIT $5 {lock}) \
+                     RETURNING id, tenant_id, kind, channel_id, conversation_id, message_id, attempts, \
+                       CAST(NULL AS jsonb) AS payload",
+                    lock = $lock
+                ),
+                Queue::Jobs => format!(
+                    "UPDATE jobs SET state = 'inflight', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
+                     WHERE id IN (SELECT q.id FROM jobs q WHERE {DUE} \
+                       AND ($4 IS NULL OR q.kind = $4) ORDER BY q.id LIMIT $5 {lock}) \
+                     RETURNING id, tenant_id, kind, CAST(NULL AS uuid) AS channel_id, CAST(NULL AS uuid) AS conversation_id, message_id, \
+                       attempts, payload",
+                    lock = $lock
+                ),
+            };
+            let rows = sqlx::query(&sql)
+                .bind(lease_until)
+                .bind(now)
+                .bind(now)
+                .bind(kind)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut items: Vec<QueueItem> = rows
+                .iter()
+                .map(|row| {
+                    let attempts: i32 = row.try_get("attempts")?;
+                    Ok(QueueItem {
+                        id: row.try_get("id")?,
+                        tenant_id: TenantId(row.try_get("tenant_id")?),
+                        kind: row.try_get("kind")?,
+                        channel_id: row.try_get::<Option<Uuid>, _>("channel_id")?.map(ChannelId),
+                        conversation_id: row
+                            .try_get::<Option<Uuid>, _>("conversation_id")?
+                            .map(ConversationId),
+                        message_id: row.try_get::<Option<Uuid>, _>("message_id")?.map(MessageId),
+                        payload: row
+                            .try_get::<Option<Json<serde_json::Value>>, _>("payload")?
+                            .map_or(serde_json::Value::Null, |j| j.0),
+                        attempts: u32::try_from(attempts).unwrap_or(0),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            items.sort_by_key(|i| i.id);
+            Ok(items)
+        }
+
+        pub(super) async fn finish(
+            conn: &mut $conn,
+            queue: Queue,
+            item: &QueueItem,
+            outcome: QueueOutcome,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let table = queue.table();
+            let (state, next_at, error) = match &outcome {
+                QueueOutcome::Done { .. } => ("done", None, None),
+                QueueOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.clone())),
+                QueueOutcome::Dead { error } => ("dead", None, Some(format!("{}: {}", error.code, error.title))),
+            };
+            let sql = format!(
+                "UPDATE {table} SET state = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
+                 last_error = COALESCE($3, last_error), locked_until = NULL, updated_at = $4 \
+                 WHERE id = $5 AND state = 'inflight'"
+            );
+            sqlx::query(&sql)
+                .bind(state)
+                .bind(next_at)
+                .bind(error)
+                .bind(now)
+                .bind(item.id)
+                .execute(&mut *conn)
+                .await?;
+            let (Queue::Outbox, Some(message)) = (queue, item.message_id) else { return Ok(()) };
+            match outcome {
+                QueueOutcome::Done { provider_message_id } => {
+                    // A status report may have arrived before we recorded the provider id.
+                    let sql = concat!(
+                        "UPDATE messages SET provider_message_id = $1, status_rank = ",
+                        $greatest,
+                        "(status_rank, $2, COALESCE((SELECT MAX(s.status_rank) FROM message_status s \
+                         WHERE s.tenant_id = messages.tenant_id AND s.channel_id = messages.channel_id \
+                         AND s.provider_message_id = $1), 0)) WHERE id = $3 AND status_rank <> $4"
+                    );
+                    sqlx::query(sql)
+                        .bind(provider_message_id)
+                        .bind(DeliveryStatus::Sent.rank())
+                        .bind(message.0)
+                        .bind(DeliveryStatus::Failed.rank())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                QueueOutcome::Dead { error } => {
+                    sqlx::query("UPDATE messages SET status_rank = $1, error_code = $2, error_title = $3 WHERE id = $4")
+                        .bind(DeliveryStatus::Failed.rank())
+                        .bind(error.code)
+                        .bind(error.title)
+                        .bind(message.0)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                QueueOutcome::Retry { .. } => {}
+            }
+            Ok(())
+        }
+
+        pub(super) async fn audit(
+            conn: &mut $conn,
+            tenant: TenantId,
+            entry: AuditEntry,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO audit_log (id, tenant_id, actor, action, resource_type, resource_id, ip, details, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant.0)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.resource_type)
+            .bind(entry.resource_id.as_deref())
+            .bind(entry.ip.as_deref())
+            .bind(Json(&entry.details))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(super) async fn audit_log(
+            conn: &mut $conn,
+            tenant: TenantId,
+            limit: u32,
+        ) -> Result<Vec<AuditRecord>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT id, actor, action, resource_type, resource_id, ip, details, created_at FROM audit_log \
+                 WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(tenant.0)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(AuditRecord {
+                        id: row.try_get("id")?,
+                        entry: AuditEntry {
+                            actor: row.try_get("actor")?,
+                            action: row.try_get("action")?,
+                            resource_type: row.try_get("resource_type")?,
+                            resource_id: row.try_get("resource_id")?,
+                            ip: row.try_get("ip")?,
+                            details: row.try_get::<Json<serde_json::Value>, _>("details")?.0,
+                        },
+                        created_at: row.try_get("created_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        pub(super) async fn stats(conn: &mut $conn) -> Result<StoreStats, StoreError> {
+            let row = sqlx::query(
+                "SELECT \
+                 (SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'inflight')) AS outbox_depth, \
+                 (SELECT COUNT(*) FROM outbox WHERE state = 'dead') AS outbox_dead, \
+                 (SELECT COUNT(*) FROM jobs WHERE state IN ('pending', 'inflight')) AS jobs_depth",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(StoreStats {
+                outbox_depth: row.try_get("outbox_depth")?,
+                outbox_dead: row.try_get("outbox_dead")?,
+                jobs_depth: row.try_get("jobs_depth")?,
+            })
+        }
+    };
+}
+
+pub(crate) use queue_ops;
