@@ -51,6 +51,8 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// Outbound delivery.
     pub outbox: OutboxConfig,
+    /// Accounts and tokens.
+    pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -66,6 +68,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             providers: ProvidersConfig::default(),
             outbox: OutboxConfig::default(),
+            auth: AuthConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -207,6 +210,46 @@ impl Default for OutboxConfig {
     }
 }
 
+/// Who may create an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone may register a tenant.
+    Open,
+    /// Only with an invitation.
+    InviteOnly,
+    /// Nobody: operators create accounts.
+    Closed,
+}
+
+/// Accounts and tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Who may register.
+    pub registration: Registration,
+    /// The `iss` and `aud` of access tokens.
+    pub issuer: String,
+    /// Access token lifetime, in seconds.
+    pub access_ttl_secs: u64,
+    /// Refresh token lifetime, in days.
+    pub refresh_ttl_days: u64,
+    /// Concurrent password hashes (each takes about 19 MiB and tens of milliseconds of CPU).
+    pub hashing_concurrency: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            registration: Registration::Open,
+            issuer: "coach-gateway".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_days: 30,
+            hashing_concurrency: 2,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -301,6 +344,16 @@ impl Config {
                 "database.max_connections",
                 "0".into(),
                 "an integer >= 1",
+            ));
+        }
+        if self.auth.access_ttl_secs == 0
+            || self.auth.refresh_ttl_days == 0
+            || self.auth.hashing_concurrency == 0
+        {
+            return Err(invalid(
+                "auth.access_ttl_secs / auth.refresh_ttl_days / auth.hashing_concurrency",
+                "0".into(),
+                "integers >= 1",
             ));
         }
         if self.outbox.max_attempts == 0 || self.outbox.batch_size == 0 {

@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`config`]: layered configuration (defaults, `gateway.toml`, `GATEWAY__*`), validated.
 //! - [`cli`]: the `gateway` command (`serve`, `migrate`, `config`); `main.rs` only calls it.
+//! - [`auth`]: accounts, JWT sessions, and the `Member<Role>` extractor yielding a tenant scope.
 //! - [`tenancy`]: [`tenancy::TenantScope`] and [`tenancy::SystemScope`], required by the store.
 //! - [`store`]: the relational store trait with SQLite and PostgreSQL backends.
 //! - [`bus`]: fan-out of stored events, in-process or through Redis.
@@ -13,6 +14,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the picture and `README.md` for configuration.
 
+pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;

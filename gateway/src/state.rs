@@ -5,6 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
+use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::store::Store;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Start-up work still pending or failing (PostgreSQL migrations, role checks).
     pub startup: Startup,
+    /// Accounts, tokens and sessions.
+    pub auth: Auth,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
         startup: Startup,
     ) -> Self {
         let stream = ConversationStream::new(store.clone(), bus.clone());
+        let auth = Auth::new(store.clone(), config.auth.clone());
         Self {
             config: Arc::new(config),
             store,
@@ -44,6 +48,7 @@ impl AppState {
             stream,
             metrics,
             startup,
+            auth,
         }
     }
 }

@@ -31,10 +31,6 @@ pub enum Origin {
 
 impl TenantScope {
     /// The scope of an authenticated request. Only the authentication layer calls this.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the auth extractor of the creators' API calls it")
-    )]
     pub(crate) fn authenticated(tenant: TenantId, principal: String) -> Self {
         Self {
             tenant,

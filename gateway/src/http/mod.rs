@@ -1,7 +1,11 @@
 //! The HTTP surface: one router per feature module, merged here, under one stack of
 //! middleware (request ids, tracing, timeout, body limit, compression, CORS, metrics).
 
+mod auth;
+mod channels;
+mod conversations;
 mod health;
+pub mod openapi;
 
 use std::time::{Duration, Instant};
 
@@ -45,7 +49,16 @@ pub fn router(state: AppState) -> Router {
         ))
         // Innermost: CORS and the timeout answer with empty bodies of the router's body type.
         .layer(cors);
+    let (api, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(
+        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    )
+    .merge(auth::router())
+    .merge(channels::router())
+    .merge(conversations::router())
+    .split_for_parts();
     Router::new()
+        .merge(api)
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(health::router())
         .layer(middleware::from_fn(track_metrics))
         .layer(layers)

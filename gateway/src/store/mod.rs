@@ -8,6 +8,8 @@
 //! - delivery status only moves forward (`Failed` is final), whatever order reports arrive in;
 //! - a failed write leaves nothing behind.
 
+mod accounts;
+mod accounts_sql;
 mod ops;
 mod postgres;
 mod queue;
@@ -17,8 +19,11 @@ mod types;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
+use coach_connector_api::{
+    ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody, TenantId,
+};
 
+pub use accounts::{Credentials, NewRefresh, RefreshUse, Role, SigningKeyRecord, User, UserId};
 pub use postgres::{PostgresStore, PostgresStoreOptions, migrate as migrate_postgres};
 pub use queue::{Queue, QueueItem, QueueOutcome, backoff};
 pub use sqlite::{SqliteStore, SqliteStoreOptions};
@@ -153,6 +158,72 @@ pub trait Store: Send + Sync + 'static {
 
     /// Queue depths and counts for metrics.
     async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError>;
+
+    /// Register: a tenant, its owner and the membership, in one transaction. `Conflict` if the
+    /// e-mail is taken.
+    async fn register(
+        &self,
+        sys: &SystemScope,
+        email: &str,
+        password_hash: &str,
+        tenant_name: &str,
+    ) -> Result<(Tenant, User), StoreError>;
+
+    /// A user and password hash by e-mail (case-insensitive), for login.
+    async fn credentials(
+        &self,
+        sys: &SystemScope,
+        email: &str,
+    ) -> Result<Option<Credentials>, StoreError>;
+
+    /// One user.
+    async fn user(&self, sys: &SystemScope, id: UserId) -> Result<User, StoreError>;
+
+    /// The user's tenants and roles, oldest first.
+    async fn memberships(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+    ) -> Result<Vec<(TenantId, Role)>, StoreError>;
+
+    /// Start a session with its first refresh token.
+    async fn create_refresh(&self, sys: &SystemScope, token: NewRefresh) -> Result<(), StoreError>;
+
+    /// Rotate a refresh token (see [`RefreshUse`]); `next` is stored in the same family.
+    async fn use_refresh(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+        next: NewRefresh,
+    ) -> Result<RefreshUse, StoreError>;
+
+    /// End a session: none of its refresh tokens works any more.
+    async fn revoke_session(&self, sys: &SystemScope, family: uuid::Uuid)
+    -> Result<(), StoreError>;
+
+    /// Every JWT signing key, newest first.
+    async fn signing_keys(&self, sys: &SystemScope) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Add a signing key (a concurrent insert of the same kid is ignored).
+    async fn add_signing_key(
+        &self,
+        sys: &SystemScope,
+        key: SigningKeyRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The tenant's channels, oldest first.
+    async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError>;
+
+    /// Change a channel's name, configuration or state.
+    async fn update_channel(
+        &self,
+        scope: &TenantScope,
+        id: ChannelId,
+        patch: ChannelPatch,
+    ) -> Result<Channel, StoreError>;
+
+    /// Delete a channel with its conversations and messages.
+    async fn delete_channel(&self, scope: &TenantScope, id: ChannelId) -> Result<(), StoreError>;
 
     /// Wait until every accepted write is committed, then release connections.
     async fn close(&self);

@@ -6,18 +6,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
+use coach_connector_api::{
+    ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody, TenantId,
+};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::{
-    AuditEntry, AuditRecord, Channel, Conversation, IngestReport, NewChannel, Page, Queue,
-    QueueItem, QueueOutcome, Store, StoreError, StoreStats, StoredMessage, Tenant,
+    AuditEntry, AuditRecord, Channel, ChannelPatch, Conversation, Credentials, IngestReport,
+    NewChannel, NewRefresh, Page, Queue, QueueItem, QueueOutcome, RefreshUse, Role,
+    SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, User, UserId,
 };
 use crate::tenancy::{SystemScope, TenantScope};
 
 mod ops {
     crate::store::ops::store_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
+}
+
+mod accounts_sql {
+    crate::store::accounts_sql::account_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
 }
 
 mod queue_sql {
@@ -262,6 +269,105 @@ impl Store for PostgresStore {
     async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError> {
         let mut tx = self.system_tx(sys).await?;
         queue_sql::stats(&mut tx).await
+    }
+
+    async fn register(
+        &self,
+        sys: &SystemScope,
+        email: &str,
+        password_hash: &str,
+        tenant_name: &str,
+    ) -> Result<(Tenant, User), StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let out =
+            accounts_sql::register(&mut tx, email, password_hash, tenant_name, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn credentials(
+        &self,
+        sys: &SystemScope,
+        email: &str,
+    ) -> Result<Option<Credentials>, StoreError> {
+        accounts_sql::credentials(&mut *self.system_tx(sys).await?, email).await
+    }
+
+    async fn user(&self, sys: &SystemScope, id: UserId) -> Result<User, StoreError> {
+        accounts_sql::user(&mut *self.system_tx(sys).await?, id).await
+    }
+
+    async fn memberships(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+    ) -> Result<Vec<(TenantId, Role)>, StoreError> {
+        accounts_sql::memberships(&mut *self.system_tx(sys).await?, user).await
+    }
+
+    async fn create_refresh(&self, sys: &SystemScope, token: NewRefresh) -> Result<(), StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        accounts_sql::create_refresh(&mut tx, &token, Utc::now()).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn use_refresh(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+        next: NewRefresh,
+    ) -> Result<RefreshUse, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let out = accounts_sql::use_refresh(&mut tx, &token_hash, &next, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn revoke_session(
+        &self,
+        sys: &SystemScope,
+        family: uuid::Uuid,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        accounts_sql::revoke_family(&mut tx, family, Utc::now()).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn signing_keys(&self, sys: &SystemScope) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        accounts_sql::signing_keys(&mut *self.system_tx(sys).await?).await
+    }
+
+    async fn add_signing_key(
+        &self,
+        sys: &SystemScope,
+        key: SigningKeyRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        accounts_sql::add_signing_key(&mut tx, &key).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
+        accounts_sql::channels(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
+    }
+
+    async fn update_channel(
+        &self,
+        scope: &TenantScope,
+        id: ChannelId,
+        patch: ChannelPatch,
+    ) -> Result<Channel, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let channel =
+            accounts_sql::update_channel(&mut tx, scope.tenant_id(), id, patch, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(channel)
+    }
+
+    async fn delete_channel(&self, scope: &TenantScope, id: ChannelId) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        accounts_sql::delete_channel(&mut tx, scope.tenant_id(), id).await?;
+        Ok(tx.commit().await?)
     }
 
     async fn close(&self) {

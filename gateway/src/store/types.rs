@@ -49,8 +49,19 @@ pub struct Channel {
     pub created_at: DateTime<Utc>,
 }
 
+/// Changes to a channel; absent fields stay as they are.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelPatch {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new configuration.
+    pub config: Option<serde_json::Value>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
 /// Which way a message went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// From a person to the coach.
@@ -79,42 +90,54 @@ impl Direction {
 }
 
 /// A stored message, inbound or outbound.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredMessage {
     /// Its id (time-ordered).
+    #[schema(value_type = String, format = Uuid)]
     pub id: MessageId,
     /// The owning tenant.
+    #[schema(value_type = String, format = Uuid)]
     pub tenant_id: TenantId,
     /// The channel it came or goes through.
+    #[schema(value_type = String, format = Uuid)]
     pub channel_id: ChannelId,
     /// Its conversation.
+    #[schema(value_type = String, format = Uuid)]
     pub conversation_id: ConversationId,
     /// The person on the other side.
+    #[schema(value_type = String, format = Uuid)]
     pub contact_id: ContactId,
     /// Which way it went.
     pub direction: Direction,
     /// The normalized content: `connectors::api::Content` inbound, `OutboundBody` outbound.
+    #[schema(value_type = Object)]
     pub content: serde_json::Value,
     /// The provider's id, once known.
     pub provider_message_id: Option<String>,
     /// Delivery status (outbound only).
+    #[schema(value_type = Option<String>)]
     pub status: Option<DeliveryStatus>,
     /// The provider's error, for failed deliveries.
+    #[schema(value_type = Option<Object>)]
     pub error: Option<ProviderError>,
     /// When it was stored.
     pub created_at: DateTime<Utc>,
 }
 
 /// A conversation: one contact on one channel.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Conversation {
     /// Its id.
+    #[schema(value_type = String, format = Uuid)]
     pub id: ConversationId,
     /// The owning tenant.
+    #[schema(value_type = String, format = Uuid)]
     pub tenant_id: TenantId,
     /// The channel.
+    #[schema(value_type = String, format = Uuid)]
     pub channel_id: ChannelId,
     /// The person.
+    #[schema(value_type = String, format = Uuid)]
     pub contact_id: ContactId,
     /// The person's id on the channel.
     pub external_id: String,
@@ -165,7 +188,7 @@ pub struct Page {
 }
 
 /// An audit entry to append.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Who: `user:<id>`, `api_key:<id>` or `system:<reason>`.
     pub actor: String,
@@ -178,11 +201,12 @@ pub struct AuditEntry {
     /// From which client address.
     pub ip: Option<String>,
     /// Extra details without personal data.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 
 /// A stored audit record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Its id.
     pub id: Uuid,

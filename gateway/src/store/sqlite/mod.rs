@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
+use coach_connector_api::{
+    ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody, TenantId,
+};
 use futures::FutureExt;
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{
@@ -20,8 +22,9 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    AuditEntry, AuditRecord, Channel, Conversation, IngestReport, NewChannel, Page, Queue,
-    QueueItem, QueueOutcome, Store, StoreError, StoreStats, StoredMessage, Tenant,
+    AuditEntry, AuditRecord, Channel, ChannelPatch, Conversation, Credentials, IngestReport,
+    NewChannel, NewRefresh, Page, Queue, QueueItem, QueueOutcome, RefreshUse, Role,
+    SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, User, UserId,
 };
 use crate::config::Synchronous;
 use crate::tenancy::{SystemScope, TenantScope};
@@ -29,6 +32,13 @@ use writer::Writer;
 
 mod ops {
     crate::store::ops::store_ops!(sqlx::sqlite::SqliteConnection, sqlx::sqlite::SqliteRow);
+}
+
+mod accounts_sql {
+    crate::store::accounts_sql::account_ops!(
+        sqlx::sqlite::SqliteConnection,
+        sqlx::sqlite::SqliteRow
+    );
 }
 
 mod queue_sql {
@@ -231,6 +241,119 @@ impl Store for SqliteStore {
 
     async fn stats(&self, _sys: &SystemScope) -> Result<StoreStats, StoreError> {
         queue_sql::stats(&mut *self.reader().await?).await
+    }
+
+    async fn register(
+        &self,
+        _sys: &SystemScope,
+        email: &str,
+        password_hash: &str,
+        tenant_name: &str,
+    ) -> Result<(Tenant, User), StoreError> {
+        let (email, hash, name) = (
+            email.to_owned(),
+            password_hash.to_owned(),
+            tenant_name.to_owned(),
+        );
+        self.writer
+            .write(move |c| {
+                async move { accounts_sql::register(c, &email, &hash, &name, Utc::now()).await }
+                    .boxed()
+            })
+            .await
+    }
+
+    async fn credentials(
+        &self,
+        _sys: &SystemScope,
+        email: &str,
+    ) -> Result<Option<Credentials>, StoreError> {
+        accounts_sql::credentials(&mut *self.reader().await?, email).await
+    }
+
+    async fn user(&self, _sys: &SystemScope, id: UserId) -> Result<User, StoreError> {
+        accounts_sql::user(&mut *self.reader().await?, id).await
+    }
+
+    async fn memberships(
+        &self,
+        _sys: &SystemScope,
+        user: UserId,
+    ) -> Result<Vec<(TenantId, Role)>, StoreError> {
+        accounts_sql::memberships(&mut *self.reader().await?, user).await
+    }
+
+    async fn create_refresh(
+        &self,
+        _sys: &SystemScope,
+        token: NewRefresh,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| {
+                async move { accounts_sql::create_refresh(c, &token, Utc::now()).await }.boxed()
+            })
+            .await
+    }
+
+    async fn use_refresh(
+        &self,
+        _sys: &SystemScope,
+        token_hash: Vec<u8>,
+        next: NewRefresh,
+    ) -> Result<RefreshUse, StoreError> {
+        self.writer
+            .write(move |c| {
+                async move { accounts_sql::use_refresh(c, &token_hash, &next, Utc::now()).await }
+                    .boxed()
+            })
+            .await
+    }
+
+    async fn revoke_session(
+        &self,
+        _sys: &SystemScope,
+        family: uuid::Uuid,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| accounts_sql::revoke_family(c, family, Utc::now()).boxed())
+            .await
+    }
+
+    async fn signing_keys(&self, _sys: &SystemScope) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        accounts_sql::signing_keys(&mut *self.reader().await?).await
+    }
+
+    async fn add_signing_key(
+        &self,
+        _sys: &SystemScope,
+        key: SigningKeyRecord,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| async move { accounts_sql::add_signing_key(c, &key).await }.boxed())
+            .await
+    }
+
+    async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
+        accounts_sql::channels(&mut *self.reader().await?, scope.tenant_id()).await
+    }
+
+    async fn update_channel(
+        &self,
+        scope: &TenantScope,
+        id: ChannelId,
+        patch: ChannelPatch,
+    ) -> Result<Channel, StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| accounts_sql::update_channel(c, tenant, id, patch, Utc::now()).boxed())
+            .await
+    }
+
+    async fn delete_channel(&self, scope: &TenantScope, id: ChannelId) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| accounts_sql::delete_channel(c, tenant, id).boxed())
+            .await
     }
 
     async fn close(&self) {

@@ -1,0 +1,153 @@
+//! `/v1/auth/*` and `/v1/me`: registration, login, token refresh, logout, the current user.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::TokenPair;
+use crate::auth::extract::{Member, Viewer};
+use crate::error::{ApiError, ApiJson};
+use crate::state::AppState;
+use crate::store::{Role, User};
+use crate::tenancy::SystemScope;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// A new tenant and its owner.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// The owner's login e-mail.
+    pub email: String,
+    /// At least 10 characters and hard to guess.
+    pub password: String,
+    /// The tenant's display name.
+    pub tenant_name: String,
+}
+
+/// E-mail and password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The login e-mail.
+    pub email: String,
+    /// The password.
+    pub password: String,
+}
+
+/// A refresh token to exchange.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last pair (single use).
+    pub refresh_token: String,
+}
+
+/// The current user and the tenant the token acts for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The user.
+    pub user: User,
+    /// The tenant.
+    #[schema(value_type = String, format = Uuid)]
+    pub tenant_id: coach_connector_api::TenantId,
+    /// The user's role there.
+    pub role: Role,
+}
+
+fn valid_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim();
+    let ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(email.to_owned())
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "email: {email:?} is not an e-mail address"
+        )))
+    }
+}
+
+/// Create a tenant and its owner; answers with the owner's first token pair.
+#[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = TokenPair), (status = 409, description = "e-mail taken", body = crate::error::Problem),
+        (status = 422, description = "weak password or bad e-mail", body = crate::error::Problem)))]
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<TokenPair>), ApiError> {
+    let email = valid_email(&req.email)?;
+    let name = req.tenant_name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::Unprocessable(
+            "tenant_name: 1 to 100 characters".into(),
+        ));
+    }
+    let pair = state.auth.register(&email, &req.password, name).await?;
+    Ok((StatusCode::CREATED, Json(pair)))
+}
+
+/// Log in; the same answer for an unknown e-mail and a wrong password.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem)))]
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    Ok(Json(
+        state.auth.login(req.email.trim(), &req.password).await?,
+    ))
+}
+
+/// Exchange a refresh token for a new pair; a token presented twice ends its session.
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem)))]
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    Ok(Json(state.auth.refresh(req.refresh_token.trim()).await?))
+}
+
+/// End this session: its refresh token and access tokens stop working.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::Problem)))]
+async fn logout(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+) -> Result<StatusCode, ApiError> {
+    state.auth.logout(member.session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The current user, tenant and role.
+#[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = crate::error::Problem)))]
+async fn me(State(state): State<AppState>, member: Member<Viewer>) -> Result<Json<Me>, ApiError> {
+    let user = state
+        .store
+        .user(&SystemScope::new("current user"), member.user)
+        .await?;
+    Ok(Json(Me {
+        user,
+        tenant_id: member.scope.tenant_id(),
+        role: member.role,
+    }))
+}
