@@ -2,7 +2,7 @@
 //! `/v1/audit-log`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use coach_connector_api::{ConversationId, MessageId};
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Member, Viewer};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 use crate::state::AppState;
 use crate::store::{AuditRecord, Conversation, Page, StoredMessage};
 
@@ -69,7 +69,7 @@ fn decode_cursor(c: &str) -> Result<String, ApiError> {
 async fn list_conversations(
     State(state): State<AppState>,
     member: Member<Viewer>,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<Conversation>>, ApiError> {
     let limit = limit(&q)?;
     let before = q
@@ -102,7 +102,7 @@ async fn list_messages(
     State(state): State<AppState>,
     member: Member<Viewer>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<StoredMessage>>, ApiError> {
     let limit = limit(&q)?;
     let id = id
@@ -135,7 +135,7 @@ async fn list_messages(
 async fn audit_log(
     State(state): State<AppState>,
     member: Member<Admin>,
-    Query(q): Query<PageQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Vec<AuditRecord>>, ApiError> {
     Ok(Json(
         state.store.audit_log(&member.scope, limit(&q)?).await?,

@@ -1,0 +1,636 @@
+//! The admin API against SQLite and PostgreSQL: accounts, sessions, JWT attacks, roles, bad
+//! input, and a cross-tenant walk over every route of the OpenAPI document.
+
+#![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use coach_gateway::bus::MemoryBus;
+use coach_gateway::config::Config;
+use coach_gateway::state::{AppState, Startup};
+use coach_gateway::store::{Page, Role};
+use coach_gateway::tenancy::SystemScope;
+use common::Backend;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct App {
+    state: AppState,
+    router: axum::Router,
+}
+
+fn app(b: &Backend) -> App {
+    let mut config = Config::default();
+    config.public_url = "https://coach.example".into();
+    let state = AppState::new(
+        config,
+        b.store.clone(),
+        Arc::new(MemoryBus::new(16)),
+        coach_gateway::telemetry::metrics_handle(),
+        Startup::default(),
+    );
+    App {
+        router: coach_gateway::http::router(state.clone()),
+        state,
+    }
+}
+
+impl App {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn register(&self, email: &str) -> Value {
+        let body = json!({ "email": email, "password": "violet-quarry-Tundra-88", "tenant_name": format!("{email} coaching") });
+        let (status, pair) = self
+            .call("POST", "/v1/auth/register", None, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{pair}");
+        pair
+    }
+}
+
+fn token(pair: &Value) -> &str {
+    pair["access_token"].as_str().unwrap()
+}
+
+against_every_backend!(
+    register_login_and_me,
+    refresh_rotates_and_a_reused_token_ends_the_session,
+    logout_ends_the_session,
+    forged_and_tampered_tokens_are_refused,
+    roles_are_enforced,
+    bad_input_gets_a_problem_not_a_panic,
+    another_tenant_gets_404_on_every_route,
+);
+
+async fn register_login_and_me(b: &Backend) {
+    let app = app(b);
+    let pair = app.register("ana@example.com").await;
+    assert_eq!(pair["role"], "owner");
+    assert_eq!(pair["token_type"], "Bearer");
+    let (status, me) = app.call("GET", "/v1/me", Some(token(&pair)), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["user"]["email"], "ana@example.com");
+    assert_eq!(me["tenant_id"], pair["tenant_id"]);
+
+    let again = json!({ "email": "ANA@example.com", "password": "violet-quarry-Tundra-88", "tenant_name": "x" });
+    let (status, problem) = app
+        .call("POST", "/v1/auth/register", None, Some(again))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+
+    let weak = json!({ "email": "bo@example.com", "password": "password123", "tenant_name": "x" });
+    assert_eq!(
+        app.call("POST", "/v1/auth/register", None, Some(weak))
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let (status, login) = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({ "email": "Ana@Example.com", "password": "violet-quarry-Tundra-88" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    assert_eq!(login["tenant_id"], pair["tenant_id"]);
+    let wrong = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({ "email": "ana@example.com", "password": "nope-nope-nope" })),
+        )
+        .await;
+    let unknown = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({ "email": "who@example.com", "password": "nope-nope-nope" })),
+        )
+        .await;
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong, unknown,
+        "unknown e-mail and wrong password look the same"
+    );
+}
+
+async fn refresh_rotates_and_a_reused_token_ends_the_session(b: &Backend) {
+    let app = app(b);
+    let first = app.register("ana@example.com").await;
+    let (status, second) = app
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": first["refresh_token"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(token(&second)), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // The first token again: a thief or a replay. The whole session ends.
+    let (status, _) = app
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": first["refresh_token"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": second["refresh_token"] })),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the rotated token died with its session"
+    );
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(token(&second)), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": "rt_made_up" }))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn logout_ends_the_session(b: &Backend) {
+    let app = app(b);
+    let pair = app.register("ana@example.com").await;
+    let other = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({ "email": "ana@example.com", "password": "violet-quarry-Tundra-88" })),
+        )
+        .await
+        .1;
+    assert_eq!(
+        app.call("POST", "/v1/auth/logout", Some(token(&pair)), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(token(&pair)), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": pair["refresh_token"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(token(&other)), None).await.0,
+        StatusCode::OK,
+        "other sessions live on"
+    );
+}
+
+/// Sign arbitrary claims with the gateway's own key (what only an insider could do).
+async fn sign(app: &App, header: jsonwebtoken::Header, claims: &Value) -> String {
+    let keys = app
+        .state
+        .store
+        .signing_keys(&SystemScope::new("test"))
+        .await
+        .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ed_der(&keys[0].private_der);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+fn b64(v: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
+
+async fn forged_and_tampered_tokens_are_refused(b: &Backend) {
+    let app = app(b);
+    let pair = app.register("ana@example.com").await;
+    let good = token(&pair).to_owned();
+    let parts: Vec<&str> = good.split('.').collect();
+    let payload: Value = {
+        use base64::Engine as _;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(parts[1])
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let keys = app
+        .state
+        .store
+        .signing_keys(&SystemScope::new("test"))
+        .await
+        .unwrap();
+    let kid = keys[0].kid.clone();
+    let mut attacks: Vec<(&str, String)> = Vec::new();
+    attacks.push((
+        "alg none",
+        format!(
+            "{}.{}.",
+            b64(&json!({ "alg": "none", "typ": "JWT", "kid": kid })),
+            parts[1]
+        ),
+    ));
+    let mut escalated = payload.clone();
+    escalated["tid"] = json!(uuid::Uuid::now_v7());
+    attacks.push((
+        "tampered payload",
+        format!("{}.{}.{}", parts[0], b64(&escalated), parts[2]),
+    ));
+    let hs = jsonwebtoken::Header {
+        kid: Some(kid.clone()),
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+    };
+    let confusion = jsonwebtoken::encode(
+        &hs,
+        &payload,
+        &jsonwebtoken::EncodingKey::from_secret(&keys[0].public_raw),
+    )
+    .unwrap();
+    attacks.push(("HS256 with the public key", confusion));
+    let ed = |kid: Option<String>| jsonwebtoken::Header {
+        kid,
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA)
+    };
+    let mut expired = payload.clone();
+    expired["exp"] = json!(chrono::Utc::now().timestamp() - 60);
+    attacks.push(("expired", sign(&app, ed(Some(kid.clone())), &expired).await));
+    let mut foreign = payload.clone();
+    foreign["iss"] = json!("someone-else");
+    attacks.push((
+        "wrong issuer",
+        sign(&app, ed(Some(kid.clone())), &foreign).await,
+    ));
+    let mut audience = payload.clone();
+    audience["aud"] = json!("another-app");
+    attacks.push((
+        "wrong audience",
+        sign(&app, ed(Some(kid.clone())), &audience).await,
+    ));
+    attacks.push(("no kid", sign(&app, ed(None), &payload).await));
+    attacks.push((
+        "unknown kid",
+        sign(&app, ed(Some("nope".into())), &payload).await,
+    ));
+    attacks.push(("garbage", "not.a.token".into()));
+    for (name, forged) in attacks {
+        let (status, body) = app.call("GET", "/v1/me", Some(&forged), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+    }
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(&good), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call("GET", "/v1/me", None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn roles_are_enforced(b: &Backend) {
+    let app = app(b);
+    let pair = app.register("ana@example.com").await;
+    let keys = app
+        .state
+        .store
+        .signing_keys(&SystemScope::new("test"))
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let viewer_claims = json!({
+        "iss": "coach-gateway", "aud": "coach-gateway", "sub": pair["user_id"], "tid": pair["tenant_id"],
+        "role": Role::Viewer, "sid": uuid::Uuid::now_v7(), "iat": now, "exp": now + 60
+    });
+    let header = jsonwebtoken::Header {
+        kid: Some(keys[0].kid.clone()),
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA)
+    };
+    let viewer = sign(&app, header, &viewer_claims).await;
+    let create = json!({ "kind": "telegram", "name": "bot", "config": {} });
+    assert_eq!(
+        app.call("POST", "/v1/channels", Some(&viewer), Some(create.clone()))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call("GET", "/v1/channels", Some(&viewer), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call("GET", "/v1/audit-log", Some(&viewer), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call("POST", "/v1/channels", Some(token(&pair)), Some(create))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, log) = app
+        .call("GET", "/v1/audit-log", Some(token(&pair)), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(log[0]["action"], "channel.create");
+}
+
+async fn bad_input_gets_a_problem_not_a_panic(b: &Backend) {
+    let app = app(b);
+    let pair = app.register("ana@example.com").await;
+    let t = Some(token(&pair));
+    let cases: Vec<(&str, &str, Option<Value>, StatusCode)> = vec![
+        (
+            "POST",
+            "/v1/channels",
+            Some(json!({ "kind": "fax", "name": "x" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/v1/channels",
+            Some(json!({ "kind": "whatsapp", "name": "" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/v1/channels",
+            Some(json!({ "kind": "whatsapp", "name": "x", "config": [1] })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/v1/channels",
+            Some(json!({ "kind": 5 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/v1/channels",
+            Some(json!({ "kind": "whatsapp", "name": "x", "extra": 1 })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("GET", "/v1/channels/not-an-id", None, StatusCode::NOT_FOUND),
+        (
+            "PATCH",
+            "/v1/channels/00000000-0000-0000-0000-000000000000",
+            Some(json!({ "name": "x" })),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            "/v1/conversations?limit=0",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/conversations?cursor=%%%",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/conversations?limit=abc",
+            None,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/auth/register",
+            Some(
+                json!({ "email": "not-an-email", "password": "violet-quarry-Tundra-88", "tenant_name": "x" }),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (method, path, body, expected) in cases {
+        let (status, problem) = app.call(method, path, t, body).await;
+        assert_eq!(status, expected, "{method} {path}: {problem}");
+        assert_eq!(
+            problem["status"],
+            expected.as_u16(),
+            "{method} {path}: problem body {problem}"
+        );
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{problem}"
+        );
+    }
+    // Malformed JSON and a missing content type.
+    let req = Request::post("/v1/channels")
+        .header("authorization", format!("Bearer {}", token(&pair)))
+        .header("content-type", "application/json")
+        .body(Body::from("{\"kind\":"))
+        .unwrap();
+    assert_eq!(
+        app.router.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let req = Request::post("/v1/channels")
+        .header("authorization", format!("Bearer {}", token(&pair)))
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(
+        app.router.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+}
+
+/// Tenant B walks every route of the OpenAPI document with tenant A's ids: every route that
+/// names an id answers 404, and no listing shows any of A's ids.
+async fn another_tenant_gets_404_on_every_route(b: &Backend) {
+    let app = app(b);
+    let a = app.register("ana@example.com").await;
+    let bee = app.register("bob@example.com").await;
+    let (_, channel) = app
+        .call("POST", "/v1/channels", Some(token(&a)), Some(json!({ "kind": "whatsapp", "name": "A's", "config": { "access_token": "EAAG-secret" } })))
+        .await;
+    let channel_id = channel["id"].as_str().unwrap().to_owned();
+    let scope =
+        SystemScope::new("test").for_tenant(a["tenant_id"].as_str().unwrap().parse().unwrap());
+    b.store
+        .ingest(
+            &scope,
+            channel_id.parse().unwrap(),
+            vec![common::text("m1", "alice", "A's secret")],
+        )
+        .await
+        .unwrap();
+    let conv = b
+        .store
+        .conversations(
+            &scope,
+            Page {
+                before: None,
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap()[0]
+        .clone();
+    let a_ids = [
+        channel_id.clone(),
+        conv.id.to_string(),
+        conv.contact_id.to_string(),
+        a["tenant_id"].as_str().unwrap().to_owned(),
+    ];
+
+    let (_, doc) = app.call("GET", "/openapi.json", None, None).await;
+    let paths = doc["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            // The route exists in the router (documented routes are served).
+            let (status, _) = app
+                .call(
+                    &method,
+                    &path.replace("{id}", &channel_id),
+                    None,
+                    Some(json!({})),
+                )
+                .await;
+            assert_ne!(
+                status,
+                StatusCode::NOT_FOUND,
+                "{method} {path} is documented but not routed"
+            );
+            assert_ne!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but not routed"
+            );
+            if path.starts_with("/v1/auth/") {
+                continue;
+            }
+            let body = (method != "GET" && method != "DELETE").then(|| json!({ "name": "stolen" }));
+            if path.contains("{id}") {
+                for id in &a_ids {
+                    let (status, resp) = app
+                        .call(
+                            &method,
+                            &path.replace("{id}", id),
+                            Some(token(&bee)),
+                            body.clone(),
+                        )
+                        .await;
+                    assert_eq!(
+                        status,
+                        StatusCode::NOT_FOUND,
+                        "B {method} {path} with A's id {id}: {resp}"
+                    );
+                }
+            } else {
+                let (status, resp) = app
+                    .call(&method, path, Some(token(&bee)), body.clone())
+                    .await;
+                assert!(
+                    status.is_success() || status.is_client_error(),
+                    "{method} {path}: {status}"
+                );
+                let text = resp.to_string();
+                for id in &a_ids {
+                    assert!(
+                        !text.contains(id.as_str()) || path == "/v1/me",
+                        "B saw A's id {id} in {method} {path}: {text}"
+                    );
+                }
+                assert!(
+                    !text.contains("A's secret") && !text.contains("EAAG-secret"),
+                    "{method} {path}: {text}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} routes walked");
+    for (method, path) in coach_gateway::http::openapi::PUBLIC_ROUTES {
+        let (status, _) = app.call(method, path, None, None).await;
+        assert!(
+            status.is_success() || status.is_redirection(),
+            "{method} {path}: {status}"
+        );
+    }
+    // A's data is untouched.
+    let (status, still) = app
+        .call(
+            "GET",
+            &format!("/v1/channels/{channel_id}"),
+            Some(token(&a)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(still["name"], "A's");
+    assert_eq!(
+        still["config"]["access_token"], "********",
+        "secrets are never returned"
+    );
+}
