@@ -24,8 +24,10 @@ struct App {
 }
 
 fn app(b: &Backend) -> App {
-    let mut config = Config::default();
-    config.public_url = "https://coach.example".into();
+    let config = Config {
+        public_url: "https://coach.example".into(),
+        ..Config::default()
+    };
     let state = AppState::new(
         config,
         b.store.clone(),
