@@ -7,7 +7,7 @@ CARGO ?= cargo
 PROFILE := --release
 BIN := $(CARGO_TARGET_DIR)/release/gateway
 
-.PHONY: run build test lint bench fmt
+.PHONY: run build test lint bench fmt fuzz-api
 
 run: build
 	$(BIN) serve
@@ -29,6 +29,10 @@ test: lint
 
 bench: build
 	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest
+
+# Schema-driven fuzzing of the admin API with schemathesis (installed from PyPI if missing).
+fuzz-api: build
+	scripts/fuzz-api.sh
 
 fmt:
 	$(CARGO) fmt --all
