@@ -53,6 +53,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// Accounts and tokens.
     pub auth: AuthConfig,
+    /// Request rate limits.
+    pub rate_limits: RateLimitConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -69,6 +71,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             outbox: OutboxConfig::default(),
             auth: AuthConfig::default(),
+            rate_limits: RateLimitConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -250,6 +253,28 @@ impl Default for AuthConfig {
     }
 }
 
+/// Request rate limits (429 with `Retry-After` beyond them).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Login, registration and refresh attempts per client address per minute.
+    pub auth_per_minute: u32,
+    /// Admin API requests per tenant per second (sustained).
+    pub tenant_per_second: u32,
+    /// Admin API requests per tenant in a burst.
+    pub tenant_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            auth_per_minute: 30,
+            tenant_per_second: 50,
+            tenant_burst: 200,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -355,6 +380,10 @@ impl Config {
                 "0".into(),
                 "integers >= 1",
             ));
+        }
+        let r = &self.rate_limits;
+        if r.auth_per_minute == 0 || r.tenant_per_second == 0 || r.tenant_burst == 0 {
+            return Err(invalid("rate_limits.*", "0".into(), "integers >= 1"));
         }
         if self.outbox.max_attempts == 0 || self.outbox.batch_size == 0 {
             return Err(invalid(

@@ -35,6 +35,14 @@ pub enum ApiError {
     /// 422: well-formed, but the values are not acceptable.
     #[error("{0}")]
     Unprocessable(String),
+    /// 429: too many requests; retry after the given time.
+    #[error("too many requests: retry in {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a request would be accepted.
+        retry_after_secs: u64,
+        /// Requests allowed in a burst.
+        limit: u32,
+    },
     /// 503: a backend is unavailable; retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -80,6 +88,11 @@ impl ApiError {
                 "Unprocessable content",
             ),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
@@ -106,12 +119,31 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.to_string(),
         };
-        (
+        let mut response = (
             status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             Json(problem),
         )
-            .into_response()
+            .into_response();
+        let headers = response.headers_mut();
+        if let Self::TooManyRequests {
+            retry_after_secs,
+            limit,
+        } = &self
+        {
+            let secs = header::HeaderValue::from(*retry_after_secs);
+            headers.insert(header::RETRY_AFTER, secs.clone());
+            headers.insert("ratelimit-limit", header::HeaderValue::from(*limit));
+            headers.insert("ratelimit-remaining", header::HeaderValue::from(0));
+            headers.insert("ratelimit-reset", secs);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

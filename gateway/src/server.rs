@@ -138,6 +138,18 @@ pub async fn run(
             .await;
         }
     });
+    let pruning = tokio::spawn({
+        let (limits, shutdown) = (state.limits.clone(), shutdown.clone());
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = every.tick() => limits.prune(),
+                }
+            }
+        }
+    });
     let app = crate::http::router(state.clone());
     let served = axum::serve(
         listener,
@@ -146,6 +158,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown.clone().cancelled_owned())
     .await;
     shutdown.cancel();
+    let _ = pruning.await;
     if let Err(e) = outbox.await {
         tracing::error!(error = %e, "outbox worker panicked");
     }

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::http::limits::Limits;
 use crate::store::Store;
 use crate::stream::ConversationStream;
 
@@ -28,6 +29,8 @@ pub struct AppState {
     pub startup: Startup,
     /// Accounts, tokens and sessions.
     pub auth: Auth,
+    /// Request rate limits.
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
     ) -> Self {
         let stream = ConversationStream::new(store.clone(), bus.clone());
         let auth = Auth::new(store.clone(), config.auth.clone());
+        let limits = Limits::new(&config.rate_limits);
         Self {
             config: Arc::new(config),
             store,
@@ -49,6 +53,7 @@ impl AppState {
             metrics,
             startup,
             auth,
+            limits,
         }
     }
 }

@@ -93,7 +93,38 @@ against_every_backend!(
     roles_are_enforced,
     bad_input_gets_a_problem_not_a_panic,
     another_tenant_gets_404_on_every_route,
+    password_guessing_is_rate_limited_per_address,
 );
+
+async fn password_guessing_is_rate_limited_per_address(b: &Backend) {
+    let app = app(b);
+    app.register("ana@example.com").await;
+    let guess = json!({ "email": "ana@example.com", "password": "guess-guess-guess" });
+    let mut limited = None;
+    for attempt in 0..40 {
+        let req = Request::post("/v1/auth/login")
+            .header("content-type", "application/json")
+            .body(Body::from(guess.to_string()))
+            .unwrap();
+        let resp = app.router.clone().oneshot(req).await.unwrap();
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => assert!(resp.headers().contains_key("www-authenticate")),
+            StatusCode::TOO_MANY_REQUESTS => {
+                limited = Some((attempt, resp.headers().clone()));
+                break;
+            }
+            other => panic!("attempt {attempt}: {other}"),
+        }
+    }
+    let (attempt, headers) = limited.expect("30 guesses a minute at most");
+    assert_eq!(
+        attempt, 29,
+        "the 30-per-minute quota includes the registration"
+    );
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "retry-after {retry}");
+    assert_eq!(headers["ratelimit-limit"], "30");
+}
 
 async fn register_login_and_me(b: &Backend) {
     let app = app(b);

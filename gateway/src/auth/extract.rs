@@ -88,6 +88,7 @@ impl<R: Need> FromRequestParts<AppState> for Member<R> {
                 "this session has ended; log in again".into(),
             ));
         }
+        state.limits.tenant_request(claims.tid)?;
         if !claims.role.allows(R::ROLE) {
             return Err(ApiError::Forbidden(format!(
                 "this needs the {} role or higher",

@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 use crate::auth::TokenPair;
 use crate::auth::extract::{Member, Viewer};
 use crate::error::{ApiError, ApiJson};
+use crate::http::limits::ClientIp;
 use crate::state::AppState;
 use crate::store::{Role, User};
 use crate::tenancy::SystemScope;
@@ -91,8 +92,10 @@ fn valid_email(email: &str) -> Result<String, ApiError> {
         (status = 422, description = "weak password or bad e-mail", body = crate::error::Problem)))]
 async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenPair>), ApiError> {
+    state.limits.auth_attempt(ip)?;
     let email = valid_email(&req.email)?;
     let name = req.tenant_name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -106,11 +109,14 @@ async fn register(
 
 /// Log in; the same answer for an unknown e-mail and a wrong password.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem)))]
+    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem),
+        (status = 429, description = "too many attempts from this address", body = crate::error::Problem)))]
 async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    state.limits.auth_attempt(ip)?;
     Ok(Json(
         state.auth.login(req.email.trim(), &req.password).await?,
     ))
@@ -121,8 +127,10 @@ async fn login(
     responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem)))]
 async fn refresh(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    state.limits.auth_attempt(ip)?;
     Ok(Json(state.auth.refresh(req.refresh_token.trim()).await?))
 }
 

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Member, Viewer};
 use crate::error::{ApiError, ApiJson};
+use crate::http::limits::ClientIp;
 use crate::state::AppState;
 use crate::store::{AuditEntry, Channel, ChannelPatch, NewChannel};
 
@@ -146,6 +147,7 @@ fn parse_id(id: &str) -> Result<ChannelId, ApiError> {
 
 fn audit(
     member: &Member<impl crate::auth::extract::Need>,
+    ip: ClientIp,
     action: &str,
     id: ChannelId,
 ) -> AuditEntry {
@@ -154,7 +156,7 @@ fn audit(
         action: action.into(),
         resource_type: "channel".into(),
         resource_id: Some(id.to_string()),
-        ip: None,
+        ip: Some(ip.0.to_string()),
         details: Value::Object(serde_json::Map::new()),
     }
 }
@@ -165,6 +167,7 @@ fn audit(
 async fn create_channel(
     State(state): State<AppState>,
     member: Member<Admin>,
+    ip: ClientIp,
     ApiJson(req): ApiJson<CreateChannel>,
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let kind = match req.kind.parse::<ChannelKind>() {
@@ -184,7 +187,10 @@ async fn create_channel(
     let channel = state.store.create_channel(&member.scope, new).await?;
     state
         .store
-        .audit(&member.scope, audit(&member, "channel.create", channel.id))
+        .audit(
+            &member.scope,
+            audit(&member, ip, "channel.create", channel.id),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(view(&state, channel))))
 }
@@ -222,6 +228,7 @@ async fn get_channel(
 async fn update_channel(
     State(state): State<AppState>,
     member: Member<Admin>,
+    ip: ClientIp,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateChannel>,
 ) -> Result<Json<ChannelView>, ApiError> {
@@ -234,7 +241,7 @@ async fn update_channel(
     let channel = state.store.update_channel(&member.scope, id, patch).await?;
     state
         .store
-        .audit(&member.scope, audit(&member, "channel.update", id))
+        .audit(&member.scope, audit(&member, ip, "channel.update", id))
         .await?;
     Ok(Json(view(&state, channel)))
 }
@@ -246,13 +253,14 @@ async fn update_channel(
 async fn delete_channel(
     State(state): State<AppState>,
     member: Member<Admin>,
+    ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     state.store.delete_channel(&member.scope, id).await?;
     state
         .store
-        .audit(&member.scope, audit(&member, "channel.delete", id))
+        .audit(&member.scope, audit(&member, ip, "channel.delete", id))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@ mod auth;
 mod channels;
 mod conversations;
 mod health;
+pub mod limits;
 pub mod openapi;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,175 @@
+//! Rate limits (governor, in-process): per client address on the authentication endpoints,
+//! per tenant on the rest of the admin API. Beyond them: 429 with `Retry-After` and
+//! `RateLimit-*` headers. The client address comes from [`ClientIp`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use ipnet::IpNet;
+use uuid::Uuid;
+
+use crate::config::RateLimitConfig;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
+
+/// The gateway's rate limiters.
+#[derive(Clone)]
+pub struct Limits {
+    auth: Arc<Keyed<IpAddr>>,
+    tenant: Arc<Keyed<Uuid>>,
+}
+
+fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn verdict<K: std::hash::Hash + Eq + Clone>(limiter: &Keyed<K>, key: &K) -> Result<(), ApiError> {
+    match limiter.check_key(key) {
+        Ok(_) => Ok(()),
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Err(ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                limit: not_until.quota().burst_size().get(),
+            })
+        }
+    }
+}
+
+impl Limits {
+    /// Limiters with the configured quotas.
+    pub fn new(config: &RateLimitConfig) -> Self {
+        let auth = Quota::per_minute(nonzero(config.auth_per_minute));
+        let tenant = Quota::per_second(nonzero(config.tenant_per_second))
+            .allow_burst(nonzero(config.tenant_burst));
+        Self {
+            auth: Arc::new(RateLimiter::keyed(auth).with_middleware()),
+            tenant: Arc::new(RateLimiter::keyed(tenant).with_middleware()),
+        }
+    }
+
+    /// One authentication attempt from `ip`.
+    pub fn auth_attempt(&self, ip: IpAddr) -> Result<(), ApiError> {
+        verdict(&self.auth, &ip)
+    }
+
+    /// One admin API request of `tenant`.
+    pub fn tenant_request(&self, tenant: Uuid) -> Result<(), ApiError> {
+        verdict(&self.tenant, &tenant)
+    }
+
+    /// Forget keys that are back to full capacity (called periodically).
+    pub fn prune(&self) {
+        self.auth.retain_recent();
+        self.tenant.retain_recent();
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Who sent the request, given the peer address and the `X-Forwarded-For` header values.
+pub fn client_ip(peer: IpAddr, forwarded: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = forwarded
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.iter()
+        .rev()
+        .copied()
+        .find(|ip| !trusted.iter().any(|net| net.contains(ip)))
+        .unwrap_or(peer)
+}
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // In-process tests have no socket: they count as one local client.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok());
+        Ok(Self(client_ip(
+            peer,
+            forwarded,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("1.2.3.4, 10.0.0.7"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("6.6.6.6, 1.2.3.4"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.2"), Some("junk"), &trusted),
+            ip("10.0.0.2")
+        );
+        assert_eq!(client_ip(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn beyond_the_quota_comes_a_429_with_retry_after() {
+        let limits = Limits::new(&RateLimitConfig {
+            auth_per_minute: 2,
+            tenant_per_second: 1,
+            tenant_burst: 1,
+        });
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!(limits.auth_attempt(ip).is_ok());
+        assert!(limits.auth_attempt(ip).is_ok());
+        match limits.auth_attempt(ip) {
+            Err(ApiError::TooManyRequests {
+                retry_after_secs,
+                limit,
+            }) => {
+                assert!((1..=60).contains(&retry_after_secs));
+                assert_eq!(limit, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            limits.auth_attempt("192.0.2.1".parse().unwrap()).is_ok(),
+            "other clients are unaffected"
+        );
+    }
+}
