@@ -94,7 +94,110 @@ against_every_backend!(
     bad_input_gets_a_problem_not_a_panic,
     another_tenant_gets_404_on_every_route,
     password_guessing_is_rate_limited_per_address,
+    the_persona_is_kept_and_validated,
+    changing_the_password_ends_every_session,
 );
+
+async fn the_persona_is_kept_and_validated(b: &Backend) {
+    let app = app(b);
+    let pair = app.register("ana@example.com").await;
+    let t = Some(token(&pair));
+    let (status, tenant) = app.call("GET", "/v1/tenant", t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tenant["persona"]["coach_name"], "");
+    let persona = json!({ "coach_name": "Maya", "tone": "warm", "language": "es", "greeting": "¡Hola!",
+        "coaching_style": "questions first", "boundaries": "no medical advice" });
+    let (status, updated) = app
+        .call(
+            "PATCH",
+            "/v1/tenant",
+            t,
+            Some(json!({ "name": "Ana & Co", "persona": persona })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Ana & Co");
+    let (_, again) = app.call("GET", "/v1/tenant", t, None).await;
+    assert_eq!(again["persona"], persona);
+    let bad = json!({ "persona": { "language": "english please" } });
+    assert_eq!(
+        app.call("PATCH", "/v1/tenant", t, Some(bad)).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let unknown = json!({ "persona": { "mood": "x" } });
+    assert_eq!(
+        app.call("PATCH", "/v1/tenant", t, Some(unknown)).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.call("GET", "/v1/tenant", t, None).await.1["persona"],
+        persona,
+        "a refused change changes nothing"
+    );
+}
+
+async fn changing_the_password_ends_every_session(b: &Backend) {
+    let app = app(b);
+    let first = app.register("ana@example.com").await;
+    let login = json!({ "email": "ana@example.com", "password": "violet-quarry-Tundra-88" });
+    let second = app
+        .call("POST", "/v1/auth/login", None, Some(login.clone()))
+        .await
+        .1;
+    let change = |current: &str| json!({ "current_password": current, "new_password": "amber-Glacier-violin-51" });
+    let (status, _) = app
+        .call(
+            "POST",
+            "/v1/auth/password",
+            Some(token(&first)),
+            Some(change("wrong-password-here")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let weak =
+        json!({ "current_password": "violet-quarry-Tundra-88", "new_password": "password1" });
+    assert_eq!(
+        app.call("POST", "/v1/auth/password", Some(token(&first)), Some(weak))
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (status, body) = app
+        .call(
+            "POST",
+            "/v1/auth/password",
+            Some(token(&first)),
+            Some(change("violet-quarry-Tundra-88")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for pair in [&first, &second] {
+        assert_eq!(
+            app.call("GET", "/v1/me", Some(token(pair)), None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let refresh = json!({ "refresh_token": pair["refresh_token"] });
+        assert_eq!(
+            app.call("POST", "/v1/auth/refresh", None, Some(refresh))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        app.call("POST", "/v1/auth/login", None, Some(login))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let new_login = json!({ "email": "ana@example.com", "password": "amber-Glacier-violin-51" });
+    assert_eq!(
+        app.call("POST", "/v1/auth/login", None, Some(new_login))
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
 
 async fn password_guessing_is_rate_limited_per_address(b: &Backend) {
     let app = app(b);

@@ -256,6 +256,37 @@ impl Auth {
         }
     }
 
+    /// Change a password after checking the current one; every session of the user ends.
+    pub async fn change_password(
+        &self,
+        user: UserId,
+        current: &str,
+        new: &str,
+    ) -> Result<(), ApiError> {
+        let sys = SystemScope::new("change password");
+        let me = self.store.user(&sys, user).await?;
+        let creds = self.store.credentials(&sys, &me.email).await?;
+        let hash = creds.map(|c| c.password_hash);
+        if !self.hasher.verify(current.to_owned(), hash).await {
+            return Err(ApiError::Unauthorized(
+                "the current password is wrong".into(),
+            ));
+        }
+        if let Some(why) = password::weakness(new, &me.email) {
+            return Err(ApiError::Unprocessable(format!("new_password: {why}")));
+        }
+        let hash = self
+            .hasher
+            .hash(new.to_owned())
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        let until = Utc::now().timestamp() + self.tokens.ttl_secs();
+        for session in self.store.set_password(&sys, user, &hash).await? {
+            self.revoked.revoke(session, until);
+        }
+        Ok(())
+    }
+
     /// End a session: its refresh tokens stop working and its access tokens are refused.
     pub async fn logout(&self, session: Uuid) -> Result<(), ApiError> {
         self.store

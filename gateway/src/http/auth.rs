@@ -23,6 +23,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(change_password))
 }
 
 /// A new tenant and its owner.
@@ -158,4 +159,31 @@ async fn me(State(state): State<AppState>, member: Member<Viewer>) -> Result<Jso
         tenant_id: member.scope.tenant_id(),
         role: member.role,
     }))
+}
+
+/// The current password and a new one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The password in use now.
+    pub current_password: String,
+    /// The new password (at least 10 characters, hard to guess).
+    pub new_password: String,
+}
+
+/// Change the password; every session of the user ends, this one included.
+#[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = ChangePassword, security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn change_password(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.auth_attempt(ip)?;
+    state
+        .auth
+        .change_password(member.user, &req.current_password, &req.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -7,6 +7,7 @@ mod conversations;
 mod health;
 pub mod limits;
 pub mod openapi;
+mod tenant;
 
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
     .merge(auth::router())
     .merge(channels::router())
     .merge(conversations::router())
+    .merge(tenant::router())
     .split_for_parts();
     Router::new()
         .merge(api)

@@ -219,6 +219,65 @@ macro_rules! account_ops {
             .await?;
             Ok(())
         }
+        pub(super) async fn tenant_profile(
+            conn: &mut $conn,
+            tenant: TenantId,
+        ) -> Result<(Tenant, serde_json::Value), StoreError> {
+            let row = sqlx::query("SELECT id, name, created_at, profile FROM tenants WHERE id = $1")
+                .bind(tenant.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("tenant"))?;
+            let t = Tenant {
+                id: TenantId(row.try_get("id")?),
+                name: row.try_get("name")?,
+                created_at: row.try_get("created_at")?,
+            };
+            Ok((t, row.try_get::<sqlx::types::Json<serde_json::Value>, _>("profile")?.0))
+        }
+
+        pub(super) async fn update_tenant_profile(
+            conn: &mut $conn,
+            tenant: TenantId,
+            name: Option<String>,
+            profile: Option<serde_json::Value>,
+        ) -> Result<(Tenant, serde_json::Value), StoreError> {
+            sqlx::query(
+                "UPDATE tenants SET name = COALESCE($1, name), profile = COALESCE($2, profile) WHERE id = $3",
+            )
+            .bind(name)
+            .bind(profile.map(sqlx::types::Json))
+            .bind(tenant.0)
+            .execute(&mut *conn)
+            .await?;
+            tenant_profile(conn, tenant).await
+        }
+
+        pub(super) async fn set_password(
+            conn: &mut $conn,
+            user: UserId,
+            password_hash: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<Uuid>, StoreError> {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(user.0)
+                .execute(&mut *conn)
+                .await?;
+            let families: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT DISTINCT family_id FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(user.0)
+                .execute(&mut *conn)
+                .await?;
+            Ok(families)
+        }
+
         pub(super) async fn channels(
             conn: &mut $conn,
             tenant: TenantId,

@@ -211,6 +211,29 @@ pub trait Store: Send + Sync + 'static {
         key: SigningKeyRecord,
     ) -> Result<(), StoreError>;
 
+    /// The tenant and its profile (coach persona).
+    async fn tenant_profile(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<(Tenant, serde_json::Value), StoreError>;
+
+    /// Rename the tenant and/or replace its profile.
+    async fn update_tenant_profile(
+        &self,
+        scope: &TenantScope,
+        name: Option<String>,
+        profile: Option<serde_json::Value>,
+    ) -> Result<(Tenant, serde_json::Value), StoreError>;
+
+    /// Replace a user's password hash and end every session of the user; returns the ended
+    /// sessions so their access tokens can be refused too.
+    async fn set_password(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        password_hash: &str,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
     /// The tenant's channels, oldest first.
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError>;
 

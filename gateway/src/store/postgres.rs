@@ -347,6 +347,38 @@ impl Store for PostgresStore {
         Ok(tx.commit().await?)
     }
 
+    async fn tenant_profile(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<(Tenant, serde_json::Value), StoreError> {
+        accounts_sql::tenant_profile(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
+    }
+
+    async fn update_tenant_profile(
+        &self,
+        scope: &TenantScope,
+        name: Option<String>,
+        profile: Option<serde_json::Value>,
+    ) -> Result<(Tenant, serde_json::Value), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        let out =
+            accounts_sql::update_tenant_profile(&mut tx, scope.tenant_id(), name, profile).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn set_password(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        password_hash: &str,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let ended = accounts_sql::set_password(&mut tx, user, password_hash, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
         accounts_sql::channels(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
     }

@@ -333,6 +333,39 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn tenant_profile(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<(Tenant, serde_json::Value), StoreError> {
+        accounts_sql::tenant_profile(&mut *self.reader().await?, scope.tenant_id()).await
+    }
+
+    async fn update_tenant_profile(
+        &self,
+        scope: &TenantScope,
+        name: Option<String>,
+        profile: Option<serde_json::Value>,
+    ) -> Result<(Tenant, serde_json::Value), StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| accounts_sql::update_tenant_profile(c, tenant, name, profile).boxed())
+            .await
+    }
+
+    async fn set_password(
+        &self,
+        _sys: &SystemScope,
+        user: UserId,
+        password_hash: &str,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let hash = password_hash.to_owned();
+        self.writer
+            .write(move |c| {
+                async move { accounts_sql::set_password(c, user, &hash, Utc::now()).await }.boxed()
+            })
+            .await
+    }
+
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
         accounts_sql::channels(&mut *self.reader().await?, scope.tenant_id()).await
     }

@@ -1,0 +1,164 @@
+//! `/v1/tenant`: the tenant's profile and its coach persona (name, tone, language, greeting,
+//! coaching style, boundaries), which the brain puts at the head of every prompt.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use coach_connector_api::TenantId;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::extract::{Admin, Member, Viewer};
+use crate::error::{ApiError, ApiJson};
+use crate::http::limits::ClientIp;
+use crate::state::AppState;
+use crate::store::{AuditEntry, Tenant};
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_tenant, update_tenant))
+}
+
+/// How the coach presents itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Persona {
+    /// The coach's name, e.g. "Maya".
+    pub coach_name: String,
+    /// Tone of voice, e.g. "warm, direct, no jargon".
+    pub tone: String,
+    /// Answer language as a BCP 47 tag (`en`, `es`, `pt-BR`); empty: the person's language.
+    pub language: String,
+    /// The first message a new person receives.
+    pub greeting: String,
+    /// How the coach works with people (questions first, small steps...).
+    pub coaching_style: String,
+    /// What the coach never does (medical advice, prices...).
+    pub boundaries: String,
+}
+
+impl Persona {
+    fn validate(&self) -> Result<(), ApiError> {
+        let fields = [
+            ("coach_name", &self.coach_name, 100),
+            ("tone", &self.tone, 500),
+            ("greeting", &self.greeting, 2000),
+            ("coaching_style", &self.coaching_style, 2000),
+            ("boundaries", &self.boundaries, 2000),
+        ];
+        for (name, value, max) in fields {
+            if value.chars().count() > max {
+                return Err(ApiError::Unprocessable(format!(
+                    "persona.{name}: at most {max} characters"
+                )));
+            }
+        }
+        let lang = &self.language;
+        let ok = lang.is_empty()
+            || (lang.len() <= 35
+                && lang.split('-').all(|part| {
+                    (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
+                }));
+        if !ok {
+            return Err(ApiError::Unprocessable(format!(
+                "persona.language: {lang:?} is not a language tag such as en or pt-BR"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The tenant as its members see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantView {
+    /// Its id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: TenantId,
+    /// Its display name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// The coach persona.
+    pub persona: Persona,
+}
+
+/// Changes to the tenant; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// A new display name.
+    pub name: Option<String>,
+    /// A new persona (replaces the old one whole).
+    pub persona: Option<Persona>,
+}
+
+fn view(tenant: Tenant, profile: serde_json::Value) -> TenantView {
+    let persona = serde_json::from_value(profile.get("persona").cloned().unwrap_or_default())
+        .unwrap_or_default();
+    TenantView {
+        id: tenant.id,
+        name: tenant.name,
+        created_at: tenant.created_at,
+        persona,
+    }
+}
+
+/// The tenant and its coach persona.
+#[utoipa::path(get, path = "/v1/tenant", tag = "tenant", security(("bearer" = [])), responses((status = 200, body = TenantView)))]
+async fn get_tenant(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+) -> Result<Json<TenantView>, ApiError> {
+    let (tenant, profile) = state.store.tenant_profile(&member.scope).await?;
+    Ok(Json(view(tenant, profile)))
+}
+
+/// Rename the tenant or change the coach persona.
+#[utoipa::path(patch, path = "/v1/tenant", tag = "tenant", request_body = UpdateTenant, security(("bearer" = [])),
+    responses((status = 200, body = TenantView), (status = 422, body = crate::error::Problem)))]
+async fn update_tenant(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<UpdateTenant>,
+) -> Result<Json<TenantView>, ApiError> {
+    let name = req
+        .name
+        .map(|n| {
+            let n = n.trim().to_owned();
+            if n.is_empty() || n.chars().count() > 100 {
+                Err(ApiError::Unprocessable("name: 1 to 100 characters".into()))
+            } else {
+                Ok(n)
+            }
+        })
+        .transpose()?;
+    let profile = match req.persona {
+        Some(persona) => {
+            persona.validate()?;
+            let (_, mut profile) = state.store.tenant_profile(&member.scope).await?;
+            if !profile.is_object() {
+                profile = serde_json::json!({});
+            }
+            profile["persona"] =
+                serde_json::to_value(persona).map_err(|e| ApiError::Internal(e.into()))?;
+            Some(profile)
+        }
+        None => None,
+    };
+    let (tenant, profile) = state
+        .store
+        .update_tenant_profile(&member.scope, name, profile)
+        .await?;
+    let entry = AuditEntry {
+        actor: format!("user:{}", member.user),
+        action: "tenant.update".into(),
+        resource_type: "tenant".into(),
+        resource_id: Some(tenant.id.to_string()),
+        ip: Some(ip.0.to_string()),
+        details: serde_json::json!({}),
+    };
+    state.store.audit(&member.scope, entry).await?;
+    Ok(Json(view(tenant, profile)))
+}
