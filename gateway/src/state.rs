@@ -5,7 +5,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Revocations};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::http::limits::Limits;
@@ -43,7 +43,8 @@ impl AppState {
         startup: Startup,
     ) -> Self {
         let stream = ConversationStream::new(store.clone(), bus.clone());
-        let auth = Auth::new(store.clone(), config.auth.clone());
+        let revoked = revocations(&config);
+        let auth = Auth::new(store.clone(), config.auth.clone(), revoked);
         let limits = Limits::new(&config.rate_limits);
         Self {
             config: Arc::new(config),
@@ -84,5 +85,25 @@ impl Startup {
         let mut rx = self.0.subscribe();
         // The sender lives in `self`, so `wait_for` cannot fail while we wait.
         let _ = rx.wait_for(Option::is_none).await;
+    }
+}
+
+/// Revocations shared through Redis when it is configured, else kept in this process.
+fn revocations(config: &Config) -> Revocations {
+    if config.redis.url.is_empty() {
+        return Revocations::default();
+    }
+    match deadpool_redis::Config::from_url(&config.redis.url)
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+    {
+        Ok(pool) => Revocations::Redis {
+            pool,
+            prefix: config.redis.prefix.clone(),
+        },
+        Err(e) => {
+            // The URL was validated at start; a pool that cannot be built is a bug worth a log.
+            tracing::error!(error = %e, "cannot build the Redis pool for revocations; using this process only");
+            Revocations::default()
+        }
     }
 }

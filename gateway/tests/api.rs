@@ -28,6 +28,10 @@ fn app(b: &Backend) -> App {
         public_url: "https://coach.example".into(),
         ..Config::default()
     };
+    app_with(b, config)
+}
+
+fn app_with(b: &Backend, config: Config) -> App {
     let state = AppState::new(
         config,
         b.store.clone(),
@@ -96,7 +100,33 @@ against_every_backend!(
     password_guessing_is_rate_limited_per_address,
     the_persona_is_kept_and_validated,
     changing_the_password_ends_every_session,
+    a_logout_is_seen_by_every_process_sharing_redis,
 );
+
+async fn a_logout_is_seen_by_every_process_sharing_redis(b: &Backend) {
+    let mut config = Config::default();
+    config.redis.url = coach_e2e::redis_url();
+    config.redis.prefix = format!("test-{}:", uuid::Uuid::now_v7());
+    // Two gateway processes: same store, same Redis, separate memory.
+    let one = app_with(b, config.clone());
+    let two = app_with(b, config);
+    let pair = one.register("ana@example.com").await;
+    assert_eq!(
+        two.call("GET", "/v1/me", Some(token(&pair)), None).await.0,
+        StatusCode::OK,
+        "keys are shared"
+    );
+    assert_eq!(
+        one.call("POST", "/v1/auth/logout", Some(token(&pair)), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        two.call("GET", "/v1/me", Some(token(&pair)), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
 
 async fn the_persona_is_kept_and_validated(b: &Backend) {
     let app = app(b);

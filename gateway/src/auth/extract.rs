@@ -83,7 +83,7 @@ impl<R: Need> FromRequestParts<AppState> for Member<R> {
                 }
                 TokenError::Store(e) => e.into(),
             })?;
-        if state.auth.revoked.is_revoked(claims.sid) {
+        if state.auth.revoked.is_revoked(claims.sid).await? {
             return Err(ApiError::Unauthorized(
                 "this session has ended; log in again".into(),
             ));

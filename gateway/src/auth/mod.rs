@@ -46,25 +46,85 @@ pub struct TokenPair {
     pub role: Role,
 }
 
-/// Sessions ended before their access tokens expire (logout, reuse detection), kept until
-/// those tokens would have expired anyway.
-#[derive(Clone, Default)]
-pub struct Revocations(Arc<Mutex<HashMap<Uuid, i64>>>);
+/// Sessions ended before their access tokens expire (logout, password change, reuse
+/// detection), kept until those tokens would have expired anyway. In-process by default; with
+/// Redis configured, every gateway process sees every revocation.
+#[derive(Clone)]
+pub enum Revocations {
+    /// This process only.
+    Memory(Arc<Mutex<HashMap<Uuid, i64>>>),
+    /// Shared through Redis keys that expire with the tokens.
+    Redis {
+        /// The connection pool.
+        pool: deadpool_redis::Pool,
+        /// Key prefix (`redis.prefix`).
+        prefix: String,
+    },
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Self::Memory(Arc::default())
+    }
+}
 
 impl Revocations {
-    /// Refuse the session's access tokens until `until` (unix seconds).
-    pub fn revoke(&self, session: Uuid, until: i64) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Utc::now().timestamp();
-        map.retain(|_, exp| *exp > now);
-        map.insert(session, until);
+    fn key(prefix: &str, session: Uuid) -> String {
+        format!("{prefix}coach:revoked:{session}")
     }
 
-    /// Whether the session was revoked.
-    pub fn is_revoked(&self, session: Uuid) -> bool {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&session)
-            .is_some_and(|exp| *exp > Utc::now().timestamp())
+    /// Refuse the session's access tokens until `until` (unix seconds).
+    pub async fn revoke(&self, session: Uuid, until: i64) -> Result<(), ApiError> {
+        match self {
+            Self::Memory(map) => {
+                let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Utc::now().timestamp();
+                map.retain(|_, exp| *exp > now);
+                map.insert(session, until);
+                Ok(())
+            }
+            Self::Redis { pool, prefix } => {
+                let ttl = u64::try_from(until - Utc::now().timestamp())
+                    .unwrap_or(0)
+                    .max(1);
+                let mut conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
+                deadpool_redis::redis::cmd("SET")
+                    .arg(Self::key(prefix, session))
+                    .arg(1)
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))
+            }
+        }
+    }
+
+    /// Whether the session was revoked. With Redis unreachable the answer is an error, not
+    /// "no": a revoked session must not slip through.
+    pub async fn is_revoked(&self, session: Uuid) -> Result<bool, ApiError> {
+        match self {
+            Self::Memory(map) => {
+                let map = map.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(map
+                    .get(&session)
+                    .is_some_and(|exp| *exp > Utc::now().timestamp()))
+            }
+            Self::Redis { pool, prefix } => {
+                let mut conn = pool
+                    .get()
+                    .await
+                    .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))?;
+                deadpool_redis::redis::cmd("EXISTS")
+                    .arg(Self::key(prefix, session))
+                    .query_async::<bool>(&mut conn)
+                    .await
+                    .map_err(|e| ApiError::Unavailable(format!("redis: {e}")))
+            }
+        }
     }
 }
 
@@ -86,14 +146,15 @@ fn refresh_hash(token: &str) -> Vec<u8> {
 }
 
 impl Auth {
-    /// Authentication over `store` (keys are loaded on first use).
-    pub fn new(store: Arc<dyn Store>, config: AuthConfig) -> Self {
+    /// Authentication over `store` (keys are loaded on first use), with revocations kept in
+    /// `revoked`.
+    pub fn new(store: Arc<dyn Store>, config: AuthConfig, revoked: Revocations) -> Self {
         let tokens = Tokens::new(store.clone(), config.issuer.clone(), config.access_ttl_secs);
         Self {
             store,
             tokens,
             hasher: Hasher::new(config.hashing_concurrency),
-            revoked: Revocations::default(),
+            revoked,
             config,
         }
     }
@@ -244,8 +305,8 @@ impl Auth {
             }
             RefreshUse::Reused { family_id } => {
                 tracing::warn!(session = %family_id, "refresh token reused: session revoked");
-                self.revoked
-                    .revoke(family_id, Utc::now().timestamp() + self.tokens.ttl_secs());
+                let until = Utc::now().timestamp() + self.tokens.ttl_secs();
+                self.revoked.revoke(family_id, until).await?;
                 Err(ApiError::Unauthorized(
                     "refresh token already used; the session has been revoked".into(),
                 ))
@@ -282,7 +343,7 @@ impl Auth {
             .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
         let until = Utc::now().timestamp() + self.tokens.ttl_secs();
         for session in self.store.set_password(&sys, user, &hash).await? {
-            self.revoked.revoke(session, until);
+            self.revoked.revoke(session, until).await?;
         }
         Ok(())
     }
@@ -292,8 +353,7 @@ impl Auth {
         self.store
             .revoke_session(&SystemScope::new("logout"), session)
             .await?;
-        self.revoked
-            .revoke(session, Utc::now().timestamp() + self.tokens.ttl_secs());
-        Ok(())
+        let until = Utc::now().timestamp() + self.tokens.ttl_secs();
+        self.revoked.revoke(session, until).await
     }
 }
