@@ -101,7 +101,167 @@ against_every_backend!(
     the_persona_is_kept_and_validated,
     changing_the_password_ends_every_session,
     a_logout_is_seen_by_every_process_sharing_redis,
+    members_are_invited_promoted_and_removed,
 );
+
+async fn members_are_invited_promoted_and_removed(b: &Backend) {
+    let app = app(b);
+    let owner = app.register("ana@example.com").await;
+    let t = Some(token(&owner));
+    let (status, invite) = app
+        .call(
+            "POST",
+            "/v1/members/invites",
+            t,
+            Some(json!({ "email": "eve@example.com", "role": "editor" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{invite}");
+    let accept =
+        |password: &str| json!({ "invite_token": invite["invite_token"], "password": password });
+    assert_eq!(
+        app.call("POST", "/v1/auth/accept-invite", None, Some(accept("weak")))
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (status, eve) = app
+        .call(
+            "POST",
+            "/v1/auth/accept-invite",
+            None,
+            Some(accept("cobalt-Meadow-tiger-27")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{eve}");
+    assert_eq!(eve["role"], "editor");
+    assert_eq!(eve["tenant_id"], owner["tenant_id"]);
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/accept-invite",
+            None,
+            Some(accept("cobalt-Meadow-tiger-27"))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED,
+        "single use"
+    );
+
+    let (_, members) = app
+        .call("GET", "/v1/members", Some(token(&eve)), None)
+        .await;
+    assert_eq!(members.as_array().unwrap().len(), 2);
+    // An editor cannot invite; an admin cannot make owners.
+    let invite_admin = json!({ "email": "x@example.com", "role": "admin" });
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/members/invites",
+            Some(token(&eve)),
+            Some(invite_admin)
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let eve_id = eve["user_id"].as_str().unwrap();
+    let (status, _) = app
+        .call(
+            "PATCH",
+            &format!("/v1/members/{eve_id}"),
+            t,
+            Some(json!({ "role": "admin" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(token(&eve)), None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a role change ends the member's sessions"
+    );
+    let eve = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({ "email": "eve@example.com", "password": "cobalt-Meadow-tiger-27" })),
+        )
+        .await
+        .1;
+    assert_eq!(eve["role"], "admin");
+    let owner_id = owner["user_id"].as_str().unwrap();
+    let demote = json!({ "role": "viewer" });
+    assert_eq!(
+        app.call(
+            "PATCH",
+            &format!("/v1/members/{owner_id}"),
+            Some(token(&eve)),
+            Some(demote.clone())
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call("PATCH", &format!("/v1/members/{owner_id}"), t, Some(demote))
+            .await
+            .0,
+        StatusCode::CONFLICT,
+        "the last owner stays"
+    );
+    assert_eq!(
+        app.call("DELETE", &format!("/v1/members/{owner_id}"), t, None)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    // An existing account joins another tenant with its own password, and logs in to either.
+    let other = app.register("bob@example.com").await;
+    let (_, inv) = app
+        .call(
+            "POST",
+            "/v1/members/invites",
+            Some(token(&other)),
+            Some(json!({ "email": "ana@example.com", "role": "viewer" })),
+        )
+        .await;
+    let wrong =
+        json!({ "invite_token": inv["invite_token"], "password": "cobalt-Meadow-tiger-27" });
+    assert_eq!(
+        app.call("POST", "/v1/auth/accept-invite", None, Some(wrong))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED,
+        "no takeover of an existing account"
+    );
+    let right =
+        json!({ "invite_token": inv["invite_token"], "password": "violet-quarry-Tundra-88" });
+    let (status, joined) = app
+        .call("POST", "/v1/auth/accept-invite", None, Some(right))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(joined["tenant_id"], other["tenant_id"]);
+    let login = json!({ "email": "ana@example.com", "password": "violet-quarry-Tundra-88", "tenant_id": other["tenant_id"] });
+    assert_eq!(
+        app.call("POST", "/v1/auth/login", None, Some(login))
+            .await
+            .1["role"],
+        "viewer"
+    );
+    // Removal ends the member's sessions.
+    assert_eq!(
+        app.call("DELETE", &format!("/v1/members/{eve_id}"), t, None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(token(&eve)), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
 
 async fn a_logout_is_seen_by_every_process_sharing_redis(b: &Backend) {
     let mut config = Config::default();
@@ -669,6 +829,52 @@ async fn bad_input_gets_a_problem_not_a_panic(b: &Backend) {
     );
 }
 
+/// A valid-looking value for an OpenAPI schema: every property filled, enums with their first
+/// value, references resolved, so that requests reach the handler's tenancy check.
+fn sample(doc: &Value, schema: &Value) -> Value {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap();
+        return sample(doc, &doc["components"]["schemas"][name]);
+    }
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    for combinator in ["oneOf", "anyOf", "allOf"] {
+        if let Some(options) = schema[combinator].as_array() {
+            if let Some(option) = options.iter().find(|o| o["type"] != "null") {
+                return sample(doc, option);
+            }
+        }
+    }
+    let kind = match &schema["type"] {
+        Value::Array(types) => types
+            .iter()
+            .find(|t| *t != "null")
+            .cloned()
+            .unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    match kind.as_str() {
+        Some("object") => Value::Object(
+            schema["properties"]
+                .as_object()
+                .map(|props| {
+                    props
+                        .iter()
+                        .map(|(k, v)| (k.clone(), sample(doc, v)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        Some("string") if schema["format"] == "email" => json!("stolen@example.com"),
+        Some("string") => json!("stolen"),
+        Some("boolean") => json!(true),
+        Some("integer" | "number") => json!(1),
+        Some("array") => json!([]),
+        _ => json!({}),
+    }
+}
+
 /// Tenant B walks every route of the OpenAPI document with tenant A's ids: every route that
 /// names an id answers 404, and no listing shows any of A's ids.
 async fn another_tenant_gets_404_on_every_route(b: &Backend) {
@@ -702,6 +908,7 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
         .unwrap()[0]
         .clone();
     let a_ids = [
+        a["user_id"].as_str().unwrap().to_owned(),
         channel_id.clone(),
         conv.id.to_string(),
         conv.contact_id.to_string(),
@@ -736,7 +943,10 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
             if path.starts_with("/v1/auth/") {
                 continue;
             }
-            let body = (method != "GET" && method != "DELETE").then(|| json!({ "name": "stolen" }));
+            let body =
+                item[method.to_lowercase()]["requestBody"]["content"]["application/json"]["schema"]
+                    .as_object()
+                    .map(|schema| sample(&doc, &Value::Object(schema.clone())));
             if path.contains("{id}") {
                 for id in &a_ids {
                     let (status, resp) = app

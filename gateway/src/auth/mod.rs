@@ -21,8 +21,9 @@ use uuid::Uuid;
 
 use crate::config::{AuthConfig, Registration};
 use crate::error::ApiError;
-use crate::store::{NewRefresh, RefreshUse, Role, Store, UserId};
+use crate::store::{Invite, NewRefresh, RefreshUse, Role, Store, UserId};
 use crate::tenancy::SystemScope;
+use crate::tenancy::TenantScope;
 use password::Hasher;
 use tokens::Tokens;
 
@@ -141,6 +142,15 @@ pub struct Auth {
     config: AuthConfig,
 }
 
+/// 32 random bytes, base64url.
+fn random_token() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The stored form of a bearer secret (refresh tokens, invitations).
 fn refresh_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
@@ -165,13 +175,7 @@ impl Auth {
         tenant: TenantId,
         family: Uuid,
     ) -> Result<(String, NewRefresh), ApiError> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("randomness: {e}")))?;
-        let token = format!(
-            "rt_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-        );
+        let token = format!("rt_{}", random_token()?);
         let days = i64::try_from(self.config.refresh_ttl_days).unwrap_or(30);
         let record = NewRefresh {
             id: Uuid::now_v7(),
@@ -255,9 +259,14 @@ impl Auth {
         self.start_session(user.id, tenant.id, Role::Owner).await
     }
 
-    /// Log in to the user's first tenant. Unknown e-mail and wrong password get the same
-    /// answer after the same work.
-    pub async fn login(&self, email: &str, password: &str) -> Result<TokenPair, ApiError> {
+    /// Log in to `tenant`, or to the user's first tenant. Unknown e-mail and wrong password get
+    /// the same answer after the same work.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        tenant: Option<TenantId>,
+    ) -> Result<TokenPair, ApiError> {
         let sys = SystemScope::new("login");
         let creds = self.store.credentials(&sys, email).await?;
         let hash = creds.as_ref().map(|c| c.password_hash.clone());
@@ -266,9 +275,13 @@ impl Auth {
             return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
         };
         let memberships = self.store.memberships(&sys, creds.user.id).await?;
-        let Some((tenant, role)) = memberships.first().copied() else {
+        let chosen = match tenant {
+            Some(t) => memberships.iter().find(|(id, _)| *id == t),
+            None => memberships.first(),
+        };
+        let Some((tenant, role)) = chosen.copied() else {
             return Err(ApiError::Forbidden(
-                "this account belongs to no tenant any more".into(),
+                "this account is not a member of that tenant (or of any)".into(),
             ));
         };
         self.start_session(creds.user.id, tenant, role).await
@@ -315,6 +328,89 @@ impl Auth {
                 "invalid or expired refresh token".into(),
             )),
         }
+    }
+
+    /// Invite `email` into the scope's tenant with `role`; returns the invitation and its
+    /// single-use token (valid 7 days). Only owners may invite owners.
+    pub async fn invite(
+        &self,
+        scope: &TenantScope,
+        inviter: UserId,
+        inviter_role: Role,
+        email: &str,
+        role: Role,
+    ) -> Result<(Invite, String), ApiError> {
+        if role == Role::Owner && inviter_role != Role::Owner {
+            return Err(ApiError::Forbidden("only owners may invite owners".into()));
+        }
+        let token = format!("inv_{}", random_token()?);
+        let now = Utc::now();
+        let invite = Invite {
+            id: Uuid::now_v7(),
+            tenant_id: scope.tenant_id(),
+            email: email.to_owned(),
+            role,
+            invited_by: Some(inviter),
+            expires_at: now + chrono::Duration::days(7),
+            created_at: now,
+        };
+        self.store
+            .create_invite(scope, invite.clone(), refresh_hash(&token))
+            .await?;
+        Ok((invite, token))
+    }
+
+    /// Join a tenant with an invitation. An existing account proves itself with its password;
+    /// a new one is created with `password`.
+    pub async fn accept_invite(&self, token: &str, password: &str) -> Result<TokenPair, ApiError> {
+        let sys = SystemScope::new("accept invitation");
+        let invite = self
+            .store
+            .invite(&sys, refresh_hash(token))
+            .await?
+            .ok_or_else(|| {
+                ApiError::Unauthorized("this invitation is unknown, used or expired".into())
+            })?;
+        let user = match self.store.credentials(&sys, &invite.email).await? {
+            Some(creds) => {
+                if !self
+                    .hasher
+                    .verify(password.to_owned(), Some(creds.password_hash))
+                    .await
+                {
+                    return Err(ApiError::Unauthorized(
+                        "an account with this e-mail exists: give its password to join".into(),
+                    ));
+                }
+                self.store
+                    .accept_invite(&sys, invite.clone(), Some(creds.user.id), None)
+                    .await?
+            }
+            None => {
+                if let Some(why) = password::weakness(password, &invite.email) {
+                    return Err(ApiError::Unprocessable(format!("password: {why}")));
+                }
+                let hash = self
+                    .hasher
+                    .hash(password.to_owned())
+                    .await
+                    .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+                self.store
+                    .accept_invite(&sys, invite.clone(), None, Some(hash))
+                    .await?
+            }
+        };
+        self.start_session(user, invite.tenant_id, invite.role)
+            .await
+    }
+
+    /// Refuse the access tokens of sessions that were just ended.
+    pub async fn end_sessions(&self, sessions: Vec<Uuid>) -> Result<(), ApiError> {
+        let until = Utc::now().timestamp() + self.tokens.ttl_secs();
+        for session in sessions {
+            self.revoked.revoke(session, until).await?;
+        }
+        Ok(())
     }
 
     /// Change a password after checking the current one; every session of the user ends.

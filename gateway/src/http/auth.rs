@@ -46,6 +46,9 @@ pub struct LoginRequest {
     pub email: String,
     /// The password.
     pub password: String,
+    /// The tenant to act for (default: the account's first).
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub tenant_id: Option<coach_connector_api::TenantId>,
 }
 
 /// A refresh token to exchange.
@@ -68,7 +71,7 @@ pub struct Me {
     pub role: Role,
 }
 
-fn valid_email(email: &str) -> Result<String, ApiError> {
+pub(super) fn valid_email(email: &str) -> Result<String, ApiError> {
     let email = email.trim();
     let ok = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -119,7 +122,10 @@ async fn login(
 ) -> Result<Json<TokenPair>, ApiError> {
     state.limits.auth_attempt(ip)?;
     Ok(Json(
-        state.auth.login(req.email.trim(), &req.password).await?,
+        state
+            .auth
+            .login(req.email.trim(), &req.password, req.tenant_id)
+            .await?,
     ))
 }
 

@@ -6,6 +6,7 @@ mod channels;
 mod conversations;
 mod health;
 pub mod limits;
+mod members;
 pub mod openapi;
 mod tenant;
 
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     .merge(channels::router())
     .merge(conversations::router())
     .merge(tenant::router())
+    .merge(members::router())
     .split_for_parts();
     Router::new()
         .merge(api)

@@ -19,6 +19,7 @@ pub const UNAUTHENTICATED_API: &[(&str, &str)] = &[
     ("POST", "/v1/auth/register"),
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/accept-invite"),
 ];
 
 #[derive(OpenApi)]
@@ -26,7 +27,7 @@ pub const UNAUTHENTICATED_API: &[(&str, &str)] = &[
     info(title = "Coaching gateway admin API", description = "Manage a creator's coach: channels, conversations, members and more. Errors are application/problem+json."),
     modifiers(&BearerAuth),
     components(schemas(crate::error::Problem)),
-    tags((name = "auth"), (name = "channels"), (name = "conversations"), (name = "audit"), (name = "tenant"))
+    tags((name = "auth"), (name = "channels"), (name = "conversations"), (name = "audit"), (name = "tenant"), (name = "members"))
 )]
 pub(super) struct ApiDoc;
 

@@ -144,3 +144,36 @@ pub struct SigningKeyRecord {
     /// When it was created (the newest signs).
     pub created_at: DateTime<Utc>,
 }
+
+/// A member of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MemberRecord {
+    /// The user.
+    pub user_id: UserId,
+    /// Their login e-mail.
+    pub email: String,
+    /// Their role.
+    pub role: Role,
+    /// Member since.
+    pub since: DateTime<Utc>,
+}
+
+/// An invitation to join a tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Invite {
+    /// Its id.
+    pub id: Uuid,
+    /// The tenant to join.
+    #[schema(value_type = String, format = Uuid)]
+    pub tenant_id: TenantId,
+    /// Who is invited.
+    pub email: String,
+    /// With which role.
+    pub role: Role,
+    /// Who invited them.
+    pub invited_by: Option<UserId>,
+    /// When the invitation stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}

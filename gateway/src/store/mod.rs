@@ -10,6 +10,7 @@
 
 mod accounts;
 mod accounts_sql;
+mod members_sql;
 mod ops;
 mod postgres;
 mod queue;
@@ -23,7 +24,9 @@ use coach_connector_api::{
     ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody, TenantId,
 };
 
-pub use accounts::{Credentials, NewRefresh, RefreshUse, Role, SigningKeyRecord, User, UserId};
+pub use accounts::{
+    Credentials, Invite, MemberRecord, NewRefresh, RefreshUse, Role, SigningKeyRecord, User, UserId,
+};
 pub use postgres::{PostgresStore, PostgresStoreOptions, migrate as migrate_postgres};
 pub use queue::{Queue, QueueItem, QueueOutcome, backoff};
 pub use sqlite::{SqliteStore, SqliteStoreOptions};
@@ -233,6 +236,48 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         password_hash: &str,
     ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// The tenant's members, oldest first.
+    async fn members(&self, scope: &TenantScope) -> Result<Vec<MemberRecord>, StoreError>;
+
+    /// Change a member's role; returns the member's ended sessions in this tenant.
+    async fn set_role(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+        role: Role,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// Remove a member; returns the member's ended sessions in this tenant.
+    async fn remove_member(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// Store an invitation (its token only as a hash).
+    async fn create_invite(
+        &self,
+        scope: &TenantScope,
+        invite: Invite,
+        token_hash: Vec<u8>,
+    ) -> Result<(), StoreError>;
+
+    /// A pending, unexpired invitation by token hash.
+    async fn invite(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+    ) -> Result<Option<Invite>, StoreError>;
+
+    /// Use an invitation once (see `members_sql::accept_invite`).
+    async fn accept_invite(
+        &self,
+        sys: &SystemScope,
+        invite: Invite,
+        user: Option<UserId>,
+        new_password_hash: Option<String>,
+    ) -> Result<UserId, StoreError>;
 
     /// The tenant's channels, oldest first.
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError>;

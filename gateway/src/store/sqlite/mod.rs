@@ -23,8 +23,8 @@ use sqlx::sqlite::{
 
 use super::{
     AuditEntry, AuditRecord, Channel, ChannelPatch, Conversation, Credentials, IngestReport,
-    NewChannel, NewRefresh, Page, Queue, QueueItem, QueueOutcome, RefreshUse, Role,
-    SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, User, UserId,
+    Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue, QueueItem, QueueOutcome, RefreshUse,
+    Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, User, UserId,
 };
 use crate::config::Synchronous;
 use crate::tenancy::{SystemScope, TenantScope};
@@ -39,6 +39,10 @@ mod accounts_sql {
         sqlx::sqlite::SqliteConnection,
         sqlx::sqlite::SqliteRow
     );
+}
+
+mod members_sql {
+    crate::store::members_sql::member_ops!(sqlx::sqlite::SqliteConnection);
 }
 
 mod queue_sql {
@@ -362,6 +366,78 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 async move { accounts_sql::set_password(c, user, &hash, Utc::now()).await }.boxed()
+            })
+            .await
+    }
+
+    async fn members(&self, scope: &TenantScope) -> Result<Vec<MemberRecord>, StoreError> {
+        members_sql::members(&mut *self.reader().await?, scope.tenant_id()).await
+    }
+
+    async fn set_role(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+        role: Role,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| members_sql::set_role(c, tenant, user, role, Utc::now()).boxed())
+            .await
+    }
+
+    async fn remove_member(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| members_sql::remove_member(c, tenant, user, Utc::now()).boxed())
+            .await
+    }
+
+    async fn create_invite(
+        &self,
+        _scope: &TenantScope,
+        invite: Invite,
+        token_hash: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| {
+                async move { members_sql::create_invite(c, &invite, &token_hash).await }.boxed()
+            })
+            .await
+    }
+
+    async fn invite(
+        &self,
+        _sys: &SystemScope,
+        token_hash: Vec<u8>,
+    ) -> Result<Option<Invite>, StoreError> {
+        members_sql::invite(&mut *self.reader().await?, &token_hash, Utc::now()).await
+    }
+
+    async fn accept_invite(
+        &self,
+        _sys: &SystemScope,
+        invite: Invite,
+        user: Option<UserId>,
+        new_password_hash: Option<String>,
+    ) -> Result<UserId, StoreError> {
+        self.writer
+            .write(move |c| {
+                async move {
+                    members_sql::accept_invite(
+                        c,
+                        &invite,
+                        user,
+                        new_password_hash.as_deref(),
+                        Utc::now(),
+                    )
+                    .await
+                }
+                .boxed()
             })
             .await
     }

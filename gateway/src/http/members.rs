@@ -1,0 +1,214 @@
+//! `/v1/members`: who belongs to the tenant with which role; invitations, role changes and
+//! removal. A tenant always keeps an owner; a changed or removed member's sessions in the tenant
+//! end at once. `POST /v1/auth/accept-invite` joins with an invitation.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::TokenPair;
+use crate::auth::extract::{Admin, Member, Viewer};
+use crate::error::{ApiError, ApiJson};
+use crate::http::limits::ClientIp;
+use crate::state::AppState;
+use crate::store::{AuditEntry, MemberRecord, Role, UserId};
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_members))
+        .routes(routes!(invite_member))
+        .routes(routes!(change_role, remove_member))
+        .routes(routes!(accept_invite))
+}
+
+/// Someone to invite.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// Their e-mail.
+    pub email: String,
+    /// The role they get.
+    pub role: Role,
+}
+
+/// An invitation; `invite_token` is shown once, here: send it to the person.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteCreated {
+    /// The invitation id.
+    pub id: Uuid,
+    /// Who is invited.
+    pub email: String,
+    /// With which role.
+    pub role: Role,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// The single-use secret for `POST /v1/auth/accept-invite`.
+    pub invite_token: String,
+}
+
+/// A new role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    /// The role.
+    pub role: Role,
+}
+
+/// An invitation token and the password of the (new or existing) account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvite {
+    /// The token from the invitation.
+    pub invite_token: String,
+    /// The existing account's password, or the new account's.
+    pub password: String,
+}
+
+fn parse_user(id: &str) -> Result<UserId, ApiError> {
+    id.parse::<Uuid>()
+        .map(UserId)
+        .map_err(|_| ApiError::NotFound("member"))
+}
+
+fn entry(actor: UserId, ip: ClientIp, action: &str, id: String) -> AuditEntry {
+    AuditEntry {
+        actor: format!("user:{actor}"),
+        action: action.into(),
+        resource_type: "member".into(),
+        resource_id: Some(id),
+        ip: Some(ip.0.to_string()),
+        details: serde_json::json!({}),
+    }
+}
+
+/// The tenant's members.
+#[utoipa::path(get, path = "/v1/members", tag = "members", security(("bearer" = [])), responses((status = 200, body = Vec<MemberRecord>)))]
+async fn list_members(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+) -> Result<Json<Vec<MemberRecord>>, ApiError> {
+    Ok(Json(state.store.members(&member.scope).await?))
+}
+
+/// Invite someone (admins; only owners invite owners).
+#[utoipa::path(post, path = "/v1/members/invites", tag = "members", request_body = InviteRequest, security(("bearer" = [])),
+    responses((status = 201, body = InviteCreated), (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn invite_member(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<InviteRequest>,
+) -> Result<(StatusCode, Json<InviteCreated>), ApiError> {
+    let email = super::auth::valid_email(&req.email)?;
+    let (invite, token) = state
+        .auth
+        .invite(&member.scope, member.user, member.role, &email, req.role)
+        .await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            entry(member.user, ip, "member.invite", invite.id.to_string()),
+        )
+        .await?;
+    let created = InviteCreated {
+        id: invite.id,
+        email: invite.email,
+        role: invite.role,
+        expires_at: invite.expires_at,
+        invite_token: token,
+    };
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Change a member's role (only owners make or unmake owners; a tenant keeps one owner).
+#[utoipa::path(patch, path = "/v1/members/{id}", tag = "members", request_body = RoleChange, security(("bearer" = [])),
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+async fn change_role(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RoleChange>,
+) -> Result<StatusCode, ApiError> {
+    let user = parse_user(&id)?;
+    let current = state
+        .store
+        .members(&member.scope)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user);
+    let current = current.ok_or(ApiError::NotFound("member"))?;
+    if (req.role == Role::Owner || current.role == Role::Owner) && member.role != Role::Owner {
+        return Err(ApiError::Forbidden(
+            "only owners make or unmake owners".into(),
+        ));
+    }
+    let ended = state.store.set_role(&member.scope, user, req.role).await?;
+    state.auth.end_sessions(ended).await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            entry(member.user, ip, "member.role", user.to_string()),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a member (admins; owners only by owners; never the last owner).
+#[utoipa::path(delete, path = "/v1/members/{id}", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+async fn remove_member(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = parse_user(&id)?;
+    let current = state
+        .store
+        .members(&member.scope)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user);
+    let current = current.ok_or(ApiError::NotFound("member"))?;
+    if current.role == Role::Owner && member.role != Role::Owner {
+        return Err(ApiError::Forbidden("only owners remove owners".into()));
+    }
+    let ended = state.store.remove_member(&member.scope, user).await?;
+    state.auth.end_sessions(ended).await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            entry(member.user, ip, "member.remove", user.to_string()),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Join a tenant with an invitation; answers with a session in that tenant.
+#[utoipa::path(post, path = "/v1/auth/accept-invite", tag = "auth", request_body = AcceptInvite,
+    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn accept_invite(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<AcceptInvite>,
+) -> Result<Json<TokenPair>, ApiError> {
+    state.limits.auth_attempt(ip)?;
+    Ok(Json(
+        state
+            .auth
+            .accept_invite(req.invite_token.trim(), &req.password)
+            .await?,
+    ))
+}
