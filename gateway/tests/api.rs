@@ -840,10 +840,9 @@ fn sample(doc: &Value, schema: &Value) -> Value {
         return first.clone();
     }
     for combinator in ["oneOf", "anyOf", "allOf"] {
-        if let Some(options) = schema[combinator].as_array() {
-            if let Some(option) = options.iter().find(|o| o["type"] != "null") {
-                return sample(doc, option);
-            }
+        let options = schema[combinator].as_array();
+        if let Some(option) = options.and_then(|o| o.iter().find(|o| o["type"] != "null")) {
+            return sample(doc, option);
         }
     }
     let kind = match &schema["type"] {
