@@ -102,7 +102,139 @@ against_every_backend!(
     changing_the_password_ends_every_session,
     a_logout_is_seen_by_every_process_sharing_redis,
     members_are_invited_promoted_and_removed,
+    a_contact_is_exported_then_erased_with_everything_derived,
+    erasing_a_tenant_removes_its_data_and_sessions,
 );
+
+async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) {
+    let app = app(b);
+    let pair = app.register("ana@example.com").await;
+    let t = Some(token(&pair));
+    let (_, channel) = app
+        .call(
+            "POST",
+            "/v1/channels",
+            t,
+            Some(json!({ "kind": "telegram", "name": "bot" })),
+        )
+        .await;
+    let scope =
+        SystemScope::new("test").for_tenant(pair["tenant_id"].as_str().unwrap().parse().unwrap());
+    let channel_id = channel["id"].as_str().unwrap().parse().unwrap();
+    let events = vec![
+        common::text("m1", "alice", "my private goal"),
+        common::text("m2", "alice", "second"),
+        common::text("m3", "bob", "bob's"),
+    ];
+    b.store.ingest(&scope, channel_id, events).await.unwrap();
+    let (status, contacts) = app.call("GET", "/v1/contacts", t, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let alice = contacts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["identities"][0]["external_id"] == "alice")
+        .unwrap()
+        .clone();
+    let alice_id = alice["id"].as_str().unwrap();
+    let (status, archive) = app
+        .call("GET", &format!("/v1/contacts/{alice_id}/export"), t, None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(archive["contact"]["id"], alice["id"]);
+    let messages = &archive["conversations"][0]["messages"];
+    assert_eq!(messages.as_array().unwrap().len(), 2);
+    assert_eq!(messages[0]["content"]["body"], "my private goal");
+    assert!(
+        !archive.to_string().contains("bob's"),
+        "only this contact's data"
+    );
+
+    let sys = SystemScope::new("test");
+    assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 3);
+    assert_eq!(
+        app.call("DELETE", &format!("/v1/contacts/{alice_id}"), t, None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", &format!("/v1/contacts/{alice_id}/export"), t, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, convs) = app.call("GET", "/v1/conversations", t, None).await;
+    assert_eq!(
+        convs["items"].as_array().unwrap().len(),
+        1,
+        "bob's conversation remains"
+    );
+    assert_eq!(
+        b.store.stats(&sys).await.unwrap().jobs_depth,
+        1,
+        "alice's jobs went with her"
+    );
+    let (_, log) = app.call("GET", "/v1/audit-log", t, None).await;
+    assert_eq!(log[0]["action"], "contact.erase");
+    assert!(
+        !log.to_string().contains("private goal") && !log.to_string().contains("alice"),
+        "no personal data in the audit log"
+    );
+    assert_eq!(
+        app.call("DELETE", &format!("/v1/contacts/{alice_id}"), t, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn erasing_a_tenant_removes_its_data_and_sessions(b: &Backend) {
+    let app = app(b);
+    let doomed = app.register("ana@example.com").await;
+    let kept = app.register("bob@example.com").await;
+    let t = Some(token(&doomed));
+    app.call(
+        "POST",
+        "/v1/channels",
+        t,
+        Some(json!({ "kind": "telegram", "name": "bot" })),
+    )
+    .await;
+    app.call(
+        "POST",
+        "/v1/channels",
+        Some(token(&kept)),
+        Some(json!({ "kind": "telegram", "name": "bot" })),
+    )
+    .await;
+    assert_eq!(
+        app.call("DELETE", "/v1/tenant", t, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/v1/channels", t, None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "its sessions ended"
+    );
+    let (status, _) = app
+        .call(
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(json!({ "refresh_token": doomed["refresh_token"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, channels) = app
+        .call("GET", "/v1/channels", Some(token(&kept)), None)
+        .await;
+    assert_eq!(
+        channels.as_array().unwrap().len(),
+        1,
+        "other tenants keep their data"
+    );
+}
 
 async fn members_are_invited_promoted_and_removed(b: &Backend) {
     let app = app(b);
@@ -939,7 +1071,9 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "{method} {path} is documented but not routed"
             );
-            if path.starts_with("/v1/auth/") {
+            // Auth routes act on the caller's own session; erasing the walker's own tenant
+            // would end the walk (tenant erasure has its own test).
+            if path.starts_with("/v1/auth/") || (method == "DELETE" && path == "/v1/tenant") {
                 continue;
             }
             let body =

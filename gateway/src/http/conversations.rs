@@ -43,7 +43,7 @@ pub struct PageQuery {
     pub limit: Option<u32>,
 }
 
-fn limit(q: &PageQuery) -> Result<u32, ApiError> {
+pub(super) fn limit(q: &PageQuery) -> Result<u32, ApiError> {
     match q.limit {
         None => Ok(50),
         Some(n @ 1..=200) => Ok(n),
@@ -51,11 +51,11 @@ fn limit(q: &PageQuery) -> Result<u32, ApiError> {
     }
 }
 
-fn encode_cursor(s: &str) -> String {
+pub(super) fn encode_cursor(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
-fn decode_cursor(c: &str) -> Result<String, ApiError> {
+pub(super) fn decode_cursor(c: &str) -> Result<String, ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c)
         .ok()

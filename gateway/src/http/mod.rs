@@ -3,6 +3,7 @@
 
 mod auth;
 mod channels;
+mod contacts;
 mod conversations;
 mod health;
 pub mod limits;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
     .merge(conversations::router())
     .merge(tenant::router())
     .merge(members::router())
+    .merge(contacts::router())
     .split_for_parts();
     Router::new()
         .merge(api)

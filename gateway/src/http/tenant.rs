@@ -10,14 +10,14 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::extract::{Admin, Member, Viewer};
+use crate::auth::extract::{Admin, Member, Owner, Viewer};
 use crate::error::{ApiError, ApiJson};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
 use crate::store::{AuditEntry, Tenant};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_tenant, update_tenant))
+    OpenApiRouter::new().routes(routes!(get_tenant, update_tenant, erase_tenant))
 }
 
 /// How the coach presents itself.
@@ -161,4 +161,18 @@ async fn update_tenant(
     };
     state.store.audit(&member.scope, entry).await?;
     Ok(Json(view(tenant, profile)))
+}
+
+/// Erase the tenant with every channel, contact, conversation, message and audit record;
+/// every session in it ends. Owners only; there is no undo.
+#[utoipa::path(delete, path = "/v1/tenant", tag = "tenant", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = crate::error::Problem)))]
+async fn erase_tenant(
+    State(state): State<AppState>,
+    member: Member<Owner>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let sessions = state.store.erase_tenant(&member.scope).await?;
+    state.auth.end_sessions(sessions).await?;
+    tracing::warn!(tenant = %member.scope.tenant_id(), by = %member.user, "tenant erased");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

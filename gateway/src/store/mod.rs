@@ -13,6 +13,7 @@ mod accounts_sql;
 mod members_sql;
 mod ops;
 mod postgres;
+mod privacy_sql;
 mod queue;
 mod queue_sql;
 mod sqlite;
@@ -278,6 +279,31 @@ pub trait Store: Send + Sync + 'static {
         user: Option<UserId>,
         new_password_hash: Option<String>,
     ) -> Result<UserId, StoreError>;
+
+    /// Contacts, newest first, before the cursor.
+    async fn contacts(
+        &self,
+        scope: &TenantScope,
+        before: Option<coach_connector_api::ContactId>,
+        limit: u32,
+    ) -> Result<Vec<ContactRecord>, StoreError>;
+
+    /// Everything stored about one contact, as one JSON document.
+    async fn export_contact(
+        &self,
+        scope: &TenantScope,
+        contact: coach_connector_api::ContactId,
+    ) -> Result<serde_json::Value, StoreError>;
+
+    /// Erase a contact and everything derived from them, in one transaction.
+    async fn erase_contact(
+        &self,
+        scope: &TenantScope,
+        contact: coach_connector_api::ContactId,
+    ) -> Result<(), StoreError>;
+
+    /// Erase the tenant with all its data; returns its sessions.
+    async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError>;
 
     /// The tenant's channels, oldest first.
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError>;

@@ -13,9 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::{
-    AuditEntry, AuditRecord, Channel, ChannelPatch, Conversation, Credentials, IngestReport,
-    Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue, QueueItem, QueueOutcome, RefreshUse,
-    Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, User, UserId,
+    AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation, Credentials,
+    IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue, QueueItem,
+    QueueOutcome, RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage,
+    Tenant, User, UserId,
 };
 use crate::tenancy::{SystemScope, TenantScope};
 
@@ -29,6 +30,10 @@ mod accounts_sql {
 
 mod members_sql {
     crate::store::members_sql::member_ops!(sqlx::postgres::PgConnection);
+}
+
+mod privacy_sql {
+    crate::store::privacy_sql::privacy_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
 }
 
 mod queue_sql {
@@ -453,6 +458,53 @@ impl Store for PostgresStore {
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    async fn contacts(
+        &self,
+        scope: &TenantScope,
+        before: Option<coach_connector_api::ContactId>,
+        limit: u32,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        privacy_sql::contacts(
+            &mut *self.tenant_tx(scope).await?,
+            scope.tenant_id(),
+            before,
+            limit,
+        )
+        .await
+    }
+
+    async fn export_contact(
+        &self,
+        scope: &TenantScope,
+        contact: coach_connector_api::ContactId,
+    ) -> Result<serde_json::Value, StoreError> {
+        privacy_sql::export_contact(
+            &mut *self.tenant_tx(scope).await?,
+            scope.tenant_id(),
+            contact,
+        )
+        .await
+    }
+
+    async fn erase_contact(
+        &self,
+        scope: &TenantScope,
+        contact: coach_connector_api::ContactId,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        privacy_sql::erase_contact(&mut tx, scope.tenant_id(), contact).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError> {
+        // Sessions live in a worker-only table; the statements filter by this tenant.
+        let sys = SystemScope::new("erase tenant");
+        let mut tx = self.system_tx(&sys).await?;
+        let sessions = privacy_sql::erase_tenant(&mut tx, scope.tenant_id()).await?;
+        tx.commit().await?;
+        Ok(sessions)
     }
 
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {

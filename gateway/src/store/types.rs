@@ -60,6 +60,32 @@ pub struct ChannelPatch {
     pub enabled: Option<bool>,
 }
 
+/// One way to reach a contact.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ContactIdentity {
+    /// The channel.
+    #[schema(value_type = String, format = Uuid)]
+    pub channel_id: ChannelId,
+    /// The person's id there.
+    pub external_id: String,
+    /// Their handle there, if any.
+    pub username: Option<String>,
+}
+
+/// A contact with their identities.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ContactRecord {
+    /// Its id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: ContactId,
+    /// The name they show.
+    pub display_name: Option<String>,
+    /// First contact.
+    pub created_at: DateTime<Utc>,
+    /// Where they can be reached.
+    pub identities: Vec<ContactIdentity>,
+}
+
 /// Which way a message went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

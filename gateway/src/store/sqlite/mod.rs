@@ -22,9 +22,10 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    AuditEntry, AuditRecord, Channel, ChannelPatch, Conversation, Credentials, IngestReport,
-    Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue, QueueItem, QueueOutcome, RefreshUse,
-    Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, User, UserId,
+    AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation, Credentials,
+    IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue, QueueItem,
+    QueueOutcome, RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage,
+    Tenant, User, UserId,
 };
 use crate::config::Synchronous;
 use crate::tenancy::{SystemScope, TenantScope};
@@ -43,6 +44,13 @@ mod accounts_sql {
 
 mod members_sql {
     crate::store::members_sql::member_ops!(sqlx::sqlite::SqliteConnection);
+}
+
+mod privacy_sql {
+    crate::store::privacy_sql::privacy_ops!(
+        sqlx::sqlite::SqliteConnection,
+        sqlx::sqlite::SqliteRow
+    );
 }
 
 mod queue_sql {
@@ -439,6 +447,41 @@ impl Store for SqliteStore {
                 }
                 .boxed()
             })
+            .await
+    }
+
+    async fn contacts(
+        &self,
+        scope: &TenantScope,
+        before: Option<coach_connector_api::ContactId>,
+        limit: u32,
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        privacy_sql::contacts(&mut *self.reader().await?, scope.tenant_id(), before, limit).await
+    }
+
+    async fn export_contact(
+        &self,
+        scope: &TenantScope,
+        contact: coach_connector_api::ContactId,
+    ) -> Result<serde_json::Value, StoreError> {
+        privacy_sql::export_contact(&mut *self.reader().await?, scope.tenant_id(), contact).await
+    }
+
+    async fn erase_contact(
+        &self,
+        scope: &TenantScope,
+        contact: coach_connector_api::ContactId,
+    ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| privacy_sql::erase_contact(c, tenant, contact).boxed())
+            .await
+    }
+
+    async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| privacy_sql::erase_tenant(c, tenant).boxed())
             .await
     }
 

@@ -1,0 +1,168 @@
+//! Contacts and data-protection SQL shared by both backends (see `ops.rs` for the
+//! conventions): list contacts, export everything about one, erase one, erase a tenant.
+
+macro_rules! privacy_ops {
+    ($conn:ty, $row:ty) => {
+        use chrono::{DateTime, Utc};
+        use coach_connector_api::{ChannelId, ContactId, TenantId};
+        use serde_json::{Value, json};
+        use sqlx::Row as _;
+        use sqlx::types::Json;
+        use uuid::Uuid;
+
+        use crate::store::types::{ContactIdentity, ContactRecord};
+        use crate::store::StoreError;
+
+        async fn identities(conn: &mut $conn, tenant: TenantId, contact: ContactId) -> Result<Vec<ContactIdentity>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT channel_id, external_id, username FROM contact_identities \
+                 WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ContactIdentity {
+                        channel_id: ChannelId(r.try_get("channel_id")?),
+                        external_id: r.try_get("external_id")?,
+                        username: r.try_get("username")?,
+                    })
+                })
+                .collect()
+        }
+
+        fn contact_from_row(row: &$row) -> Result<(ContactId, Option<String>, DateTime<Utc>), StoreError> {
+            Ok((ContactId(row.try_get("id")?), row.try_get("display_name")?, row.try_get("created_at")?))
+        }
+
+        /// Contacts, newest first, before the cursor.
+        pub(super) async fn contacts(
+            conn: &mut $conn,
+            tenant: TenantId,
+            before: Option<ContactId>,
+            limit: u32,
+        ) -> Result<Vec<ContactRecord>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT id, display_name, created_at FROM contacts WHERE tenant_id = $1 \
+                 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            )
+            .bind(tenant.0)
+            .bind(before.map(|c| c.0))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let (id, display_name, created_at) = contact_from_row(row)?;
+                let identities = identities(conn, tenant, id).await?;
+                out.push(ContactRecord { id, display_name, created_at, identities });
+            }
+            Ok(out)
+        }
+
+        /// Everything stored about one contact, as one JSON document.
+        pub(super) async fn export_contact(conn: &mut $conn, tenant: TenantId, contact: ContactId) -> Result<Value, StoreError> {
+            let row = sqlx::query("SELECT id, display_name, created_at FROM contacts WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(contact.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("contact"))?;
+            let (id, display_name, created_at) = contact_from_row(&row)?;
+            let identities = identities(conn, tenant, id).await?;
+            let conversations = sqlx::query(
+                "SELECT id, channel_id, status, created_at, last_message_at FROM conversations \
+                 WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut exported = Vec::new();
+            for c in &conversations {
+                let conversation: Uuid = c.try_get("id")?;
+                let messages = sqlx::query(
+                    "SELECT id, direction, content, provider_message_id, status_rank, created_at FROM messages \
+                     WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY id",
+                )
+                .bind(tenant.0)
+                .bind(conversation)
+                .fetch_all(&mut *conn)
+                .await?;
+                let messages = messages
+                    .iter()
+                    .map(|m| {
+                        let status = crate::store::types::status_from_rank(m.try_get("status_rank")?)?;
+                        Ok(json!({
+                            "id": m.try_get::<Uuid, _>("id")?,
+                            "direction": m.try_get::<String, _>("direction")?,
+                            "content": m.try_get::<Json<Value>, _>("content")?.0,
+                            "provider_message_id": m.try_get::<Option<String>, _>("provider_message_id")?,
+                            "status": status,
+                            "created_at": m.try_get::<DateTime<Utc>, _>("created_at")?,
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                exported.push(json!({
+                    "id": conversation,
+                    "channel_id": c.try_get::<Uuid, _>("channel_id")?,
+                    "status": c.try_get::<String, _>("status")?,
+                    "created_at": c.try_get::<DateTime<Utc>, _>("created_at")?,
+                    "last_message_at": c.try_get::<DateTime<Utc>, _>("last_message_at")?,
+                    "messages": messages,
+                }));
+            }
+            Ok(json!({
+                "contact": { "id": id, "display_name": display_name, "created_at": created_at, "identities": identities },
+                "conversations": exported,
+            }))
+        }
+
+        /// Erase a contact and everything derived from them: identities, conversations,
+        /// messages, their statuses, jobs and outbox rows, and unknown events they sent.
+        pub(super) async fn erase_contact(conn: &mut $conn, tenant: TenantId, contact: ContactId) -> Result<(), StoreError> {
+            let found = sqlx::query("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(contact.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if found.is_none() {
+                return Err(StoreError::NotFound("contact"));
+            }
+            let statements = [
+                "DELETE FROM message_status WHERE tenant_id = $1 AND provider_message_id IN \
+                 (SELECT provider_message_id FROM messages WHERE tenant_id = $1 AND contact_id = $2 \
+                  AND provider_message_id IS NOT NULL)",
+                "DELETE FROM jobs WHERE tenant_id = $1 AND message_id IN \
+                 (SELECT id FROM messages WHERE tenant_id = $1 AND contact_id = $2)",
+                "DELETE FROM unknown_events WHERE tenant_id = $1 AND sender IN \
+                 (SELECT external_id FROM contact_identities WHERE tenant_id = $1 AND contact_id = $2)",
+                // Identities, conversations, messages and outbox rows go with the contact.
+                "DELETE FROM contacts WHERE tenant_id = $1 AND id = $2",
+            ];
+            for sql in statements {
+                sqlx::query(sql).bind(tenant.0).bind(contact.0).execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
+        /// Erase a tenant with all its data; returns its sessions so they can be refused.
+        pub(super) async fn erase_tenant(conn: &mut $conn, tenant: TenantId) -> Result<Vec<Uuid>, StoreError> {
+            let sessions: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT family_id FROM refresh_tokens WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_all(&mut *conn)
+                .await?;
+            // Jobs reference messages without a foreign key: remove them first.
+            sqlx::query("DELETE FROM jobs WHERE tenant_id = $1").bind(tenant.0).execute(&mut *conn).await?;
+            let n = sqlx::query("DELETE FROM tenants WHERE id = $1").bind(tenant.0).execute(&mut *conn).await?.rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("tenant"));
+            }
+            Ok(sessions)
+        }
+    };
+}
+
+pub(crate) use privacy_ops;
