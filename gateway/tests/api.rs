@@ -104,7 +104,77 @@ against_every_backend!(
     members_are_invited_promoted_and_removed,
     a_contact_is_exported_then_erased_with_everything_derived,
     erasing_a_tenant_removes_its_data_and_sessions,
+    api_keys_act_for_their_tenant_within_their_role,
 );
+
+async fn api_keys_act_for_their_tenant_within_their_role(b: &Backend) {
+    let app = app(b);
+    let owner = app.register("ana@example.com").await;
+    let t = Some(token(&owner));
+    let (status, created) = app
+        .call(
+            "POST",
+            "/v1/api-keys",
+            t,
+            Some(json!({ "name": "crm sync", "role": "editor" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let key = created["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("cgk_") && key.starts_with(created["prefix"].as_str().unwrap()));
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/api-keys",
+            t,
+            Some(json!({ "name": "x", "role": "owner" }))
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    // The key reads within its tenant, is bounded by its role, and has no user.
+    assert_eq!(
+        app.call("GET", "/v1/channels", Some(&key), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call("GET", "/v1/tenant", Some(&key), None).await.1["id"],
+        owner["tenant_id"]
+    );
+    let create = json!({ "kind": "telegram", "name": "bot" });
+    assert_eq!(
+        app.call("POST", "/v1/channels", Some(&key), Some(create))
+            .await
+            .0,
+        StatusCode::FORBIDDEN,
+        "editors cannot add channels"
+    );
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(&key), None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, keys) = app.call("GET", "/v1/api-keys", t, None).await;
+    assert!(!keys.to_string().contains(&key), "secrets are never listed");
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        app.call("DELETE", &format!("/v1/api-keys/{id}"), t, None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/v1/channels", Some(&key), None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "revoked at once"
+    );
+    assert_eq!(
+        app.call("GET", "/v1/channels", Some("cgk_forged"), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
 
 async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) {
     let app = app(b);

@@ -43,17 +43,59 @@ impl Need for Owner {
     const ROLE: Role = Role::Owner;
 }
 
-/// An authenticated member of a tenant with at least role `R`.
+/// Who is calling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// A person, in one login session.
+    User {
+        /// The user.
+        id: UserId,
+        /// The session (refresh-token family).
+        session: Uuid,
+    },
+    /// A server holding an API key.
+    ApiKey(Uuid),
+}
+
+/// An authenticated member of a tenant (a user or an API key) with at least role `R`.
 pub struct Member<R: Need = Viewer> {
-    /// The user.
-    pub user: UserId,
-    /// The user's role.
+    /// Who is calling.
+    pub principal: Principal,
+    /// Their role in the tenant.
     pub role: Role,
-    /// The session (for logout).
-    pub session: Uuid,
     /// The tenant scope for the store.
     pub scope: TenantScope,
     _need: PhantomData<R>,
+}
+
+impl<R: Need> Member<R> {
+    /// The calling user; API keys are refused where a person is needed.
+    pub fn user(&self) -> Result<UserId, ApiError> {
+        match self.principal {
+            Principal::User { id, .. } => Ok(id),
+            Principal::ApiKey(_) => Err(ApiError::Forbidden(
+                "this needs a user's session, not an API key".into(),
+            )),
+        }
+    }
+
+    /// The calling user's session.
+    pub fn session(&self) -> Result<Uuid, ApiError> {
+        match self.principal {
+            Principal::User { session, .. } => Ok(session),
+            Principal::ApiKey(_) => Err(ApiError::Forbidden(
+                "API keys have no session: revoke the key instead".into(),
+            )),
+        }
+    }
+
+    /// The caller as the audit log names it: `user:<id>` or `api_key:<id>`.
+    pub fn actor(&self) -> String {
+        match self.principal {
+            Principal::User { id, .. } => format!("user:{id}"),
+            Principal::ApiKey(id) => format!("api_key:{id}"),
+        }
+    }
 }
 
 impl<R: Need> FromRequestParts<AppState> for Member<R> {
@@ -69,20 +111,34 @@ impl<R: Need> FromRequestParts<AppState> for Member<R> {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or_else(|| {
-                ApiError::Unauthorized("send `Authorization: Bearer <access token>`".into())
-            })?;
-        let claims = state
-            .auth
-            .tokens
-            .verify(token.trim())
-            .await
-            .map_err(|e| match e {
-                TokenError::Invalid(why) => {
-                    tracing::debug!(%why, "access token refused");
-                    ApiError::Unauthorized("invalid or expired access token".into())
-                }
-                TokenError::Store(e) => e.into(),
-            })?;
+                ApiError::Unauthorized(
+                    "send `Authorization: Bearer <access token or API key>`".into(),
+                )
+            })?
+            .trim();
+        if token.starts_with(super::API_KEY_PREFIX) {
+            let key = state.auth.api_key(token).await?;
+            state.limits.tenant_request(key.tenant_id.0)?;
+            if !key.role.allows(R::ROLE) {
+                return Err(ApiError::Forbidden(format!(
+                    "this needs the {} role or higher",
+                    R::ROLE.as_str()
+                )));
+            }
+            return Ok(Self {
+                principal: Principal::ApiKey(key.id),
+                role: key.role,
+                scope: TenantScope::authenticated(key.tenant_id, format!("api_key:{}", key.id)),
+                _need: PhantomData,
+            });
+        }
+        let claims = state.auth.tokens.verify(token).await.map_err(|e| match e {
+            TokenError::Invalid(why) => {
+                tracing::debug!(%why, "access token refused");
+                ApiError::Unauthorized("invalid or expired access token".into())
+            }
+            TokenError::Store(e) => e.into(),
+        })?;
         if state.auth.revoked.is_revoked(claims.sid).await? {
             return Err(ApiError::Unauthorized(
                 "this session has ended; log in again".into(),
@@ -96,9 +152,11 @@ impl<R: Need> FromRequestParts<AppState> for Member<R> {
             )));
         }
         Ok(Self {
-            user: claims.user(),
+            principal: Principal::User {
+                id: claims.user(),
+                session: claims.sid,
+            },
             role: claims.role,
-            session: claims.sid,
             scope: TenantScope::authenticated(claims.tenant(), format!("user:{}", claims.sub)),
             _need: PhantomData,
         })

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::config::{AuthConfig, Registration};
 use crate::error::ApiError;
-use crate::store::{Invite, NewRefresh, RefreshUse, Role, Store, UserId};
+use crate::store::{ApiKeyRecord, Invite, NewRefresh, RefreshUse, Role, Store, UserId};
 use crate::tenancy::SystemScope;
 use crate::tenancy::TenantScope;
 use password::Hasher;
@@ -141,6 +141,9 @@ pub struct Auth {
     pub revoked: Revocations,
     config: AuthConfig,
 }
+
+/// Every API key starts with this, so a bearer value tells what it is.
+pub const API_KEY_PREFIX: &str = "cgk_";
 
 /// 32 random bytes, base64url.
 fn random_token() -> Result<String, ApiError> {
@@ -335,7 +338,7 @@ impl Auth {
     pub async fn invite(
         &self,
         scope: &TenantScope,
-        inviter: UserId,
+        inviter: Option<UserId>,
         inviter_role: Role,
         email: &str,
         role: Role,
@@ -350,7 +353,7 @@ impl Auth {
             tenant_id: scope.tenant_id(),
             email: email.to_owned(),
             role,
-            invited_by: Some(inviter),
+            invited_by: inviter,
             expires_at: now + chrono::Duration::days(7),
             created_at: now,
         };
@@ -402,6 +405,49 @@ impl Auth {
         };
         self.start_session(user, invite.tenant_id, invite.role)
             .await
+    }
+
+    /// Make an API key for the scope's tenant with at most the creator's role (never owner).
+    /// Returns the record and the secret, which is shown once.
+    pub async fn create_api_key(
+        &self,
+        scope: &TenantScope,
+        creator: Option<UserId>,
+        creator_role: Role,
+        name: &str,
+        role: Role,
+    ) -> Result<(ApiKeyRecord, String), ApiError> {
+        if role == Role::Owner || !creator_role.allows(role) {
+            return Err(ApiError::Forbidden(format!(
+                "an API key may have at most your role ({}) and never owner",
+                creator_role.as_str()
+            )));
+        }
+        let secret = format!("{API_KEY_PREFIX}{}", random_token()?);
+        let key = ApiKeyRecord {
+            id: Uuid::now_v7(),
+            tenant_id: scope.tenant_id(),
+            name: name.to_owned(),
+            prefix: secret.chars().take(12).collect(),
+            role,
+            created_at: Utc::now(),
+            revoked_at: None,
+        };
+        self.store
+            .create_api_key(scope, key.clone(), refresh_hash(&secret), creator)
+            .await?;
+        Ok((key, secret))
+    }
+
+    /// The live API key with this secret.
+    pub async fn api_key(&self, secret: &str) -> Result<ApiKeyRecord, ApiError> {
+        self.store
+            .api_key_by_hash(
+                &SystemScope::new("api key authentication"),
+                refresh_hash(secret),
+            )
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))
     }
 
     /// Refuse the access tokens of sessions that were just ended.

@@ -148,7 +148,7 @@ async fn logout(
     State(state): State<AppState>,
     member: Member<Viewer>,
 ) -> Result<StatusCode, ApiError> {
-    state.auth.logout(member.session).await?;
+    state.auth.logout(member.session()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -158,7 +158,7 @@ async fn logout(
 async fn me(State(state): State<AppState>, member: Member<Viewer>) -> Result<Json<Me>, ApiError> {
     let user = state
         .store
-        .user(&SystemScope::new("current user"), member.user)
+        .user(&SystemScope::new("current user"), member.user()?)
         .await?;
     Ok(Json(Me {
         user,
@@ -189,7 +189,7 @@ async fn change_password(
     state.limits.auth_attempt(ip)?;
     state
         .auth
-        .change_password(member.user, &req.current_password, &req.new_password)
+        .change_password(member.user()?, &req.current_password, &req.new_password)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

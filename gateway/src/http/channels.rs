@@ -152,7 +152,7 @@ fn audit(
     id: ChannelId,
 ) -> AuditEntry {
     AuditEntry {
-        actor: format!("user:{}", member.user),
+        actor: member.actor(),
         action: action.into(),
         resource_type: "channel".into(),
         resource_id: Some(id.to_string()),

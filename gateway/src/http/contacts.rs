@@ -33,7 +33,7 @@ fn parse_id(id: &str) -> Result<ContactId, ApiError> {
 
 fn entry(member: &Member<Admin>, ip: ClientIp, action: &str, id: ContactId) -> AuditEntry {
     AuditEntry {
-        actor: format!("user:{}", member.user),
+        actor: member.actor(),
         action: action.into(),
         resource_type: "contact".into(),
         resource_id: Some(id.to_string()),

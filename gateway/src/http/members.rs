@@ -76,9 +76,9 @@ fn parse_user(id: &str) -> Result<UserId, ApiError> {
         .map_err(|_| ApiError::NotFound("member"))
 }
 
-fn entry(actor: UserId, ip: ClientIp, action: &str, id: String) -> AuditEntry {
+fn entry(actor: String, ip: ClientIp, action: &str, id: String) -> AuditEntry {
     AuditEntry {
-        actor: format!("user:{actor}"),
+        actor,
         action: action.into(),
         resource_type: "member".into(),
         resource_id: Some(id),
@@ -108,13 +108,19 @@ async fn invite_member(
     let email = super::auth::valid_email(&req.email)?;
     let (invite, token) = state
         .auth
-        .invite(&member.scope, member.user, member.role, &email, req.role)
+        .invite(
+            &member.scope,
+            member.user().ok(),
+            member.role,
+            &email,
+            req.role,
+        )
         .await?;
     state
         .store
         .audit(
             &member.scope,
-            entry(member.user, ip, "member.invite", invite.id.to_string()),
+            entry(member.actor(), ip, "member.invite", invite.id.to_string()),
         )
         .await?;
     let created = InviteCreated {
@@ -157,7 +163,7 @@ async fn change_role(
         .store
         .audit(
             &member.scope,
-            entry(member.user, ip, "member.role", user.to_string()),
+            entry(member.actor(), ip, "member.role", user.to_string()),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -190,7 +196,7 @@ async fn remove_member(
         .store
         .audit(
             &member.scope,
-            entry(member.user, ip, "member.remove", user.to_string()),
+            entry(member.actor(), ip, "member.remove", user.to_string()),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router per feature module, merged here, under one stack of
 //! middleware (request ids, tracing, timeout, body limit, compression, CORS, metrics).
 
+mod api_keys;
 mod auth;
 mod channels;
 mod contacts;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     .merge(tenant::router())
     .merge(members::router())
     .merge(contacts::router())
+    .merge(api_keys::router())
     .split_for_parts();
     Router::new()
         .merge(api)

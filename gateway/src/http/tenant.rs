@@ -152,7 +152,7 @@ async fn update_tenant(
         .update_tenant_profile(&member.scope, name, profile)
         .await?;
     let entry = AuditEntry {
-        actor: format!("user:{}", member.user),
+        actor: member.actor(),
         action: "tenant.update".into(),
         resource_type: "tenant".into(),
         resource_id: Some(tenant.id.to_string()),
@@ -173,6 +173,6 @@ async fn erase_tenant(
 ) -> Result<axum::http::StatusCode, ApiError> {
     let sessions = state.store.erase_tenant(&member.scope).await?;
     state.auth.end_sessions(sessions).await?;
-    tracing::warn!(tenant = %member.scope.tenant_id(), by = %member.user, "tenant erased");
+    tracing::warn!(tenant = %member.scope.tenant_id(), by = %member.actor(), "tenant erased");
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -177,3 +177,23 @@ pub struct Invite {
     /// When it was made.
     pub created_at: DateTime<Utc>,
 }
+
+/// An API key as listed (the secret itself is shown once, at creation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKeyRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// The tenant it acts for.
+    #[schema(value_type = String, format = Uuid)]
+    pub tenant_id: TenantId,
+    /// A name for humans.
+    pub name: String,
+    /// The visible start of the key, to recognize it.
+    pub prefix: String,
+    /// What it may do.
+    pub role: Role,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}

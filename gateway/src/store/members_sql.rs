@@ -3,13 +3,13 @@
 //! PostgreSQL; those queries always filter by the tenant explicitly.
 
 macro_rules! member_ops {
-    ($conn:ty) => {
+    ($conn:ty, $row:ty) => {
         use chrono::{DateTime, Utc};
         use coach_connector_api::TenantId;
         use sqlx::Row as _;
         use uuid::Uuid;
 
-        use crate::store::accounts::{Invite, MemberRecord, Role, UserId};
+        use crate::store::accounts::{ApiKeyRecord, Invite, MemberRecord, Role, UserId};
         use crate::store::StoreError;
 
         pub(super) async fn members(conn: &mut $conn, tenant: TenantId) -> Result<Vec<MemberRecord>, StoreError> {
@@ -195,6 +195,70 @@ macro_rules! member_ops {
             .execute(&mut *conn)
             .await?;
             Ok(user)
+        }
+        fn api_key_from_row(row: &$row) -> Result<ApiKeyRecord, StoreError> {
+            let role: String = row.try_get("role")?;
+            Ok(ApiKeyRecord {
+                id: row.try_get("id")?,
+                tenant_id: TenantId(row.try_get("tenant_id")?),
+                name: row.try_get("name")?,
+                prefix: row.try_get("prefix")?,
+                role: role.parse().map_err(StoreError::Corrupt)?,
+                created_at: row.try_get("created_at")?,
+                revoked_at: row.try_get("revoked_at")?,
+            })
+        }
+
+        const API_KEY_COLUMNS: &str = "id, tenant_id, name, prefix, role, created_at, revoked_at";
+
+        pub(super) async fn create_api_key(
+            conn: &mut $conn,
+            key: &ApiKeyRecord,
+            key_hash: &[u8],
+            created_by: Option<UserId>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO api_keys (id, tenant_id, name, prefix, key_hash, role, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(key.id)
+            .bind(key.tenant_id.0)
+            .bind(&key.name)
+            .bind(&key.prefix)
+            .bind(key_hash)
+            .bind(key.role.as_str())
+            .bind(created_by.map(|u| u.0))
+            .bind(key.created_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(super) async fn api_keys(conn: &mut $conn, tenant: TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id");
+            let rows = sqlx::query(&sql).bind(tenant.0).fetch_all(&mut *conn).await?;
+            rows.iter().map(api_key_from_row).collect()
+        }
+
+        /// A key that has not been revoked, by the hash of its secret.
+        pub(super) async fn api_key_by_hash(conn: &mut $conn, key_hash: &[u8]) -> Result<Option<ApiKeyRecord>, StoreError> {
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+            let row = sqlx::query(&sql).bind(key_hash).fetch_optional(&mut *conn).await?;
+            row.as_ref().map(api_key_from_row).transpose()
+        }
+
+        pub(super) async fn revoke_api_key(conn: &mut $conn, tenant: TenantId, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+            let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(tenant.0)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("API key"));
+            }
+            Ok(())
         }
     };
 }

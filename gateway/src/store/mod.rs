@@ -26,7 +26,8 @@ use coach_connector_api::{
 };
 
 pub use accounts::{
-    Credentials, Invite, MemberRecord, NewRefresh, RefreshUse, Role, SigningKeyRecord, User, UserId,
+    ApiKeyRecord, Credentials, Invite, MemberRecord, NewRefresh, RefreshUse, Role,
+    SigningKeyRecord, User, UserId,
 };
 pub use postgres::{PostgresStore, PostgresStoreOptions, migrate as migrate_postgres};
 pub use queue::{Queue, QueueItem, QueueOutcome, backoff};
@@ -304,6 +305,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Erase the tenant with all its data; returns its sessions.
     async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// Store a new API key (its secret only as a hash).
+    async fn create_api_key(
+        &self,
+        scope: &TenantScope,
+        key: ApiKeyRecord,
+        key_hash: Vec<u8>,
+        created_by: Option<UserId>,
+    ) -> Result<(), StoreError>;
+
+    /// The tenant's API keys, revoked ones included.
+    async fn api_keys(&self, scope: &TenantScope) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// A live key by the hash of its secret (authentication, before the tenant is known).
+    async fn api_key_by_hash(
+        &self,
+        sys: &SystemScope,
+        key_hash: Vec<u8>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Revoke a key.
+    async fn revoke_api_key(&self, scope: &TenantScope, id: uuid::Uuid) -> Result<(), StoreError>;
 
     /// The tenant's channels, oldest first.
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError>;

@@ -13,10 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::{
-    AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation, Credentials,
-    IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue, QueueItem,
-    QueueOutcome, RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage,
-    Tenant, User, UserId,
+    ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation,
+    Credentials, IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue,
+    QueueItem, QueueOutcome, RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats,
+    StoredMessage, Tenant, User, UserId,
 };
 use crate::tenancy::{SystemScope, TenantScope};
 
@@ -29,7 +29,7 @@ mod accounts_sql {
 }
 
 mod members_sql {
-    crate::store::members_sql::member_ops!(sqlx::postgres::PgConnection);
+    crate::store::members_sql::member_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
 }
 
 mod privacy_sql {
@@ -505,6 +505,36 @@ impl Store for PostgresStore {
         let sessions = privacy_sql::erase_tenant(&mut tx, scope.tenant_id()).await?;
         tx.commit().await?;
         Ok(sessions)
+    }
+
+    async fn create_api_key(
+        &self,
+        scope: &TenantScope,
+        key: ApiKeyRecord,
+        key_hash: Vec<u8>,
+        created_by: Option<UserId>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        members_sql::create_api_key(&mut tx, &key, &key_hash, created_by).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn api_keys(&self, scope: &TenantScope) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        members_sql::api_keys(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
+    }
+
+    async fn api_key_by_hash(
+        &self,
+        sys: &SystemScope,
+        key_hash: Vec<u8>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        members_sql::api_key_by_hash(&mut *self.system_tx(sys).await?, &key_hash).await
+    }
+
+    async fn revoke_api_key(&self, scope: &TenantScope, id: uuid::Uuid) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        members_sql::revoke_api_key(&mut tx, scope.tenant_id(), id, Utc::now()).await?;
+        Ok(tx.commit().await?)
     }
 
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {

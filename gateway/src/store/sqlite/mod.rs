@@ -22,10 +22,10 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation, Credentials,
-    IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue, QueueItem,
-    QueueOutcome, RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage,
-    Tenant, User, UserId,
+    ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation,
+    Credentials, IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue,
+    QueueItem, QueueOutcome, RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats,
+    StoredMessage, Tenant, User, UserId,
 };
 use crate::config::Synchronous;
 use crate::tenancy::{SystemScope, TenantScope};
@@ -43,7 +43,7 @@ mod accounts_sql {
 }
 
 mod members_sql {
-    crate::store::members_sql::member_ops!(sqlx::sqlite::SqliteConnection);
+    crate::store::members_sql::member_ops!(sqlx::sqlite::SqliteConnection, sqlx::sqlite::SqliteRow);
 }
 
 mod privacy_sql {
@@ -482,6 +482,40 @@ impl Store for SqliteStore {
         let tenant = scope.tenant_id();
         self.writer
             .write(move |c| privacy_sql::erase_tenant(c, tenant).boxed())
+            .await
+    }
+
+    async fn create_api_key(
+        &self,
+        _scope: &TenantScope,
+        key: ApiKeyRecord,
+        key_hash: Vec<u8>,
+        created_by: Option<UserId>,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| {
+                async move { members_sql::create_api_key(c, &key, &key_hash, created_by).await }
+                    .boxed()
+            })
+            .await
+    }
+
+    async fn api_keys(&self, scope: &TenantScope) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        members_sql::api_keys(&mut *self.reader().await?, scope.tenant_id()).await
+    }
+
+    async fn api_key_by_hash(
+        &self,
+        _sys: &SystemScope,
+        key_hash: Vec<u8>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        members_sql::api_key_by_hash(&mut *self.reader().await?, &key_hash).await
+    }
+
+    async fn revoke_api_key(&self, scope: &TenantScope, id: uuid::Uuid) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| members_sql::revoke_api_key(c, tenant, id, Utc::now()).boxed())
             .await
     }
 

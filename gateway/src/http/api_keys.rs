@@ -1,0 +1,119 @@
+//! `/v1/api-keys`: keys for server-to-server use. The secret is shown once at creation and
+//! stored only as a hash; its prefix stays visible; a key's role is at most its creator's.
+//! Send it as `Authorization: Bearer cgk_...`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::extract::{Admin, Member};
+use crate::error::{ApiError, ApiJson};
+use crate::http::limits::ClientIp;
+use crate::state::AppState;
+use crate::store::{ApiKeyRecord, AuditEntry, Role};
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+}
+
+/// A key to make.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// What it is for.
+    pub name: String,
+    /// What it may do: `admin`, `editor` or `viewer` (at most your role).
+    pub role: Role,
+}
+
+/// A new key; `key` is shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyCreated {
+    /// The key's record.
+    #[serde(flatten)]
+    pub record: ApiKeyRecord,
+    /// The secret: `Authorization: Bearer <key>`.
+    pub key: String,
+}
+
+fn entry(member: &Member<Admin>, ip: ClientIp, action: &str, id: Uuid) -> AuditEntry {
+    AuditEntry {
+        actor: member.actor(),
+        action: action.into(),
+        resource_type: "api_key".into(),
+        resource_id: Some(id.to_string()),
+        ip: Some(ip.0.to_string()),
+        details: serde_json::json!({}),
+    }
+}
+
+/// Make a key.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateKey, security(("bearer" = [])),
+    responses((status = 201, body = KeyCreated), (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn create_key(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<CreateKey>,
+) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::Unprocessable("name: 1 to 100 characters".into()));
+    }
+    let (record, key) = state
+        .auth
+        .create_api_key(
+            &member.scope,
+            member.user().ok(),
+            member.role,
+            name,
+            req.role,
+        )
+        .await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            entry(&member, ip, "api_key.create", record.id),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(KeyCreated { record, key })))
+}
+
+/// The tenant's keys (never their secrets).
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ApiKeyRecord>)))]
+async fn list_keys(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+) -> Result<Json<Vec<ApiKeyRecord>>, ApiError> {
+    Ok(Json(state.store.api_keys(&member.scope).await?))
+}
+
+/// Revoke a key: it stops working at once.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+    params(("id" = String, Path, description = "key id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+async fn revoke_key(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = id
+        .parse::<Uuid>()
+        .map_err(|_| ApiError::NotFound("API key"))?;
+    state.store.revoke_api_key(&member.scope, id).await?;
+    state
+        .store
+        .audit(&member.scope, entry(&member, ip, "api_key.revoke", id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
