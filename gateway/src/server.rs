@@ -150,6 +150,7 @@ pub async fn run(
             }
         }
     });
+    let retention = tokio::spawn(retention_loop(state.clone(), shutdown.clone()));
     let app = crate::http::router(state.clone());
     let served = axum::serve(
         listener,
@@ -159,10 +160,35 @@ pub async fn run(
     .await;
     shutdown.cancel();
     let _ = pruning.await;
+    let _ = retention.await;
     if let Err(e) = outbox.await {
         tracing::error!(error = %e, "outbox worker panicked");
     }
     state.store.close().await;
     tracing::info!("gateway stopped");
     served.context("HTTP server")
+}
+
+/// How often tenants' retention periods are enforced.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Enforce retention hourly, once the store is ready.
+async fn retention_loop(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        () = state.startup.ready() => {}
+    }
+    let sys = crate::tenancy::SystemScope::new("retention");
+    let mut every = tokio::time::interval(RETENTION_INTERVAL);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match state.store.apply_retention(&sys, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "retention applied"),
+            Err(e) => tracing::warn!(error = %e, "retention failed; retrying next hour"),
+        }
+    }
 }

@@ -39,7 +39,46 @@ against_every_backend!(
     audit_log_is_per_tenant_newest_first,
     a_failing_write_leaves_nothing_and_spares_concurrent_writes,
     the_stream_stores_then_publishes_and_survives_nul_characters,
+    retention_deletes_only_old_messages_of_tenants_that_set_it,
 );
+
+async fn retention_deletes_only_old_messages_of_tenants_that_set_it(b: &Backend) {
+    let (keeps, channel_k) = tenant_with_channel(&*b.store, "keeps").await;
+    let (limits, channel_l) = tenant_with_channel(&*b.store, "limits").await;
+    b.store
+        .ingest(&keeps, channel_k, vec![text("k1", "alice", "x")])
+        .await
+        .unwrap();
+    b.store
+        .ingest(
+            &limits,
+            channel_l,
+            vec![text("l1", "bob", "x"), text("l2", "bob", "y")],
+        )
+        .await
+        .unwrap();
+    b.store
+        .update_tenant_profile(
+            &limits,
+            None,
+            Some(serde_json::json!({ "retention_days": 30 })),
+        )
+        .await
+        .unwrap();
+    let sys = SystemScope::new("test");
+    // Nothing is 30 days old yet.
+    assert_eq!(b.store.apply_retention(&sys, Utc::now()).await.unwrap(), 0);
+    // 31 days later, only the tenant with a retention period loses its messages (and jobs).
+    let later = Utc::now() + chrono::Duration::days(31);
+    assert!(b.store.apply_retention(&sys, later).await.unwrap() >= 2);
+    assert_eq!(count_messages(b, &limits).await, 0);
+    assert_eq!(count_messages(b, &keeps).await, 1);
+    assert_eq!(
+        b.store.stats(&sys).await.unwrap().jobs_depth,
+        1,
+        "the deleted messages' jobs went too"
+    );
+}
 
 async fn the_stream_stores_then_publishes_and_survives_nul_characters(b: &Backend) {
     use coach_gateway::bus::{Bus, MemoryBus, StreamPayload};

@@ -81,6 +81,8 @@ pub struct TenantView {
     pub created_at: DateTime<Utc>,
     /// The coach persona.
     pub persona: Persona,
+    /// Messages older than this many days are deleted (none: kept until erased).
+    pub retention_days: Option<u32>,
 }
 
 /// Changes to the tenant; absent fields stay as they are.
@@ -91,16 +93,23 @@ pub struct UpdateTenant {
     pub name: Option<String>,
     /// A new persona (replaces the old one whole).
     pub persona: Option<Persona>,
+    /// Delete messages older than this many days (1-3650); `0` keeps them until erased.
+    pub retention_days: Option<u32>,
 }
 
 fn view(tenant: Tenant, profile: serde_json::Value) -> TenantView {
     let persona = serde_json::from_value(profile.get("persona").cloned().unwrap_or_default())
         .unwrap_or_default();
+    let retention_days = profile
+        .get("retention_days")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|d| u32::try_from(d).ok());
     TenantView {
         id: tenant.id,
         name: tenant.name,
         created_at: tenant.created_at,
         persona,
+        retention_days,
     }
 }
 
@@ -134,18 +143,31 @@ async fn update_tenant(
             }
         })
         .transpose()?;
-    let profile = match req.persona {
-        Some(persona) => {
-            persona.validate()?;
-            let (_, mut profile) = state.store.tenant_profile(&member.scope).await?;
-            if !profile.is_object() {
-                profile = serde_json::json!({});
-            }
+    if let Some(persona) = &req.persona {
+        persona.validate()?;
+    }
+    if req.retention_days.is_some_and(|d| d > 3650) {
+        return Err(ApiError::Unprocessable(
+            "retention_days: 1 to 3650, or 0 to keep messages until erased".into(),
+        ));
+    }
+    let profile = if req.persona.is_some() || req.retention_days.is_some() {
+        let (_, mut profile) = state.store.tenant_profile(&member.scope).await?;
+        if !profile.is_object() {
+            profile = serde_json::json!({});
+        }
+        if let Some(persona) = req.persona {
             profile["persona"] =
                 serde_json::to_value(persona).map_err(|e| ApiError::Internal(e.into()))?;
-            Some(profile)
         }
-        None => None,
+        match req.retention_days {
+            Some(0) => profile["retention_days"] = serde_json::Value::Null,
+            Some(days) => profile["retention_days"] = days.into(),
+            None => {}
+        }
+        Some(profile)
+    } else {
+        None
     };
     let (tenant, profile) = state
         .store

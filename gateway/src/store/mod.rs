@@ -303,6 +303,13 @@ pub trait Store: Send + Sync + 'static {
         contact: coach_connector_api::ContactId,
     ) -> Result<(), StoreError>;
 
+    /// Enforce every tenant's retention period; returns how many rows were deleted.
+    async fn apply_retention(
+        &self,
+        sys: &SystemScope,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
+
     /// Erase the tenant with all its data; returns its sessions.
     async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError>;
 

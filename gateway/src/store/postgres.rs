@@ -537,6 +537,17 @@ impl Store for PostgresStore {
         Ok(tx.commit().await?)
     }
 
+    async fn apply_retention(
+        &self,
+        sys: &SystemScope,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let deleted = privacy_sql::apply_retention(&mut tx, now).await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
         accounts_sql::channels(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
     }

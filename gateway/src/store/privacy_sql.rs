@@ -162,6 +162,36 @@ macro_rules! privacy_ops {
             }
             Ok(sessions)
         }
+        /// Delete, for every tenant with a retention period, the messages (with their statuses,
+        /// jobs and outbox rows) and unknown events older than that period. Returns rows deleted.
+        pub(super) async fn apply_retention(conn: &mut $conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
+            let tenants = sqlx::query(
+                "SELECT id, CAST(profile ->> 'retention_days' AS BIGINT) AS days FROM tenants \
+                 WHERE profile ->> 'retention_days' IS NOT NULL",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut deleted = 0;
+            for row in &tenants {
+                let tenant: Uuid = row.try_get("id")?;
+                let days: Option<i64> = row.try_get("days")?;
+                let Some(days) = days.filter(|d| *d > 0) else { continue };
+                let cutoff = now - chrono::Duration::days(days);
+                let statements = [
+                    "DELETE FROM message_status WHERE tenant_id = $1 AND created_at < $2",
+                    "DELETE FROM jobs WHERE tenant_id = $1 AND message_id IN \
+                     (SELECT id FROM messages WHERE tenant_id = $1 AND created_at < $2)",
+                    "DELETE FROM outbox WHERE tenant_id = $1 AND message_id IN \
+                     (SELECT id FROM messages WHERE tenant_id = $1 AND created_at < $2)",
+                    "DELETE FROM messages WHERE tenant_id = $1 AND created_at < $2",
+                    "DELETE FROM unknown_events WHERE tenant_id = $1 AND created_at < $2",
+                ];
+                for sql in statements {
+                    deleted += sqlx::query(sql).bind(tenant).bind(cutoff).execute(&mut *conn).await?.rows_affected();
+                }
+            }
+            Ok(deleted)
+        }
     };
 }
 

@@ -519,6 +519,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn apply_retention(
+        &self,
+        _sys: &SystemScope,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |c| privacy_sql::apply_retention(c, now).boxed())
+            .await
+    }
+
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
         accounts_sql::channels(&mut *self.reader().await?, scope.tenant_id()).await
     }
