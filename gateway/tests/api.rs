@@ -526,6 +526,39 @@ async fn the_persona_is_kept_and_validated(b: &Backend) {
         persona,
         "a refused change changes nothing"
     );
+    let (_, kept) = app
+        .call(
+            "PATCH",
+            "/v1/tenant",
+            t,
+            Some(json!({ "retention_days": 30 })),
+        )
+        .await;
+    assert_eq!(
+        (kept["retention_days"].as_u64(), &kept["persona"]),
+        (Some(30), &persona),
+        "fields not sent stay"
+    );
+    assert_eq!(
+        app.call(
+            "PATCH",
+            "/v1/tenant",
+            t,
+            Some(json!({ "retention_days": 5000 }))
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let (_, forever) = app
+        .call(
+            "PATCH",
+            "/v1/tenant",
+            t,
+            Some(json!({ "retention_days": 0 })),
+        )
+        .await;
+    assert!(forever["retention_days"].is_null());
 }
 
 async fn changing_the_password_ends_every_session(b: &Backend) {
