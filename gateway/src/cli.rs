@@ -35,6 +35,24 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration with secrets masked.
     Config,
+    /// Operator accounts.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `gateway admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make a platform administrator (creating the account and an operators' tenant if the
+    /// e-mail is new). The password is read from standard input.
+    Create {
+        /// The operator's login e-mail.
+        #[arg(long)]
+        email: String,
+        /// The name of the tenant created for a new operator.
+        #[arg(long, default_value = "Operators")]
+        tenant_name: String,
+    },
 }
 
 /// Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.
@@ -54,6 +72,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate => migrate(&config).await,
         Command::Serve => serve(config).await,
+        Command::Admin(AdminCommand::Create { email, tenant_name }) => {
+            admin_create(&config, &email, &tenant_name).await
+        }
     }
 }
 
@@ -124,4 +145,48 @@ async fn watch_signals(shutdown: CancellationToken) {
     }
     tracing::info!("shutdown requested; finishing in-flight work");
     shutdown.cancel();
+}
+
+async fn admin_create(config: &Config, email: &str, tenant_name: &str) -> anyhow::Result<()> {
+    telemetry::init_tracing(&config.log);
+    let mut password = String::new();
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("password for {email}: ");
+    }
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let startup = Startup::default();
+    let shutdown = CancellationToken::new();
+    let store = server::open_store(config, &startup, &shutdown).await?;
+    // PostgreSQL is prepared in the background: wait for it, but not forever.
+    tokio::time::timeout(std::time::Duration::from_secs(30), startup.ready())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the database is not ready: {}",
+                startup.problem().unwrap_or_default()
+            )
+        })?;
+    let sys = crate::tenancy::SystemScope::new("gateway admin create");
+    let user = match store.credentials(&sys, email).await? {
+        Some(existing) => existing.user,
+        None => {
+            if let Some(why) = crate::auth::password::weakness(password, email) {
+                anyhow::bail!("password refused: {why}");
+            }
+            let hasher = crate::auth::password::Hasher::new(1);
+            let hash = hasher
+                .hash(password.to_owned())
+                .await
+                .map_err(anyhow::Error::msg)?;
+            store.register(&sys, email, &hash, tenant_name).await?.1
+        }
+    };
+    store.set_platform_admin(&sys, user.id, true).await?;
+    store.close().await;
+    shutdown.cancel();
+    println!("{email} is a platform administrator (user {})", user.id);
+    Ok(())
 }

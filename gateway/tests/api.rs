@@ -105,7 +105,124 @@ against_every_backend!(
     a_contact_is_exported_then_erased_with_everything_derived,
     erasing_a_tenant_removes_its_data_and_sessions,
     api_keys_act_for_their_tenant_within_their_role,
+    operators_list_suspend_and_resume_tenants,
 );
+
+async fn operators_list_suspend_and_resume_tenants(b: &Backend) {
+    let app = app(b);
+    let op = app.register("op@example.com").await;
+    let sys = SystemScope::new("test");
+    let op_id = coach_gateway::store::UserId(op["user_id"].as_str().unwrap().parse().unwrap());
+    b.store.set_platform_admin(&sys, op_id, true).await.unwrap();
+    let customer = app.register("ana@example.com").await;
+    let (_, key) = app
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(token(&customer)),
+            Some(json!({ "name": "k", "role": "viewer" })),
+        )
+        .await;
+    let key = key["key"].as_str().unwrap().to_owned();
+    // The operator flag is read when a token is issued.
+    assert_eq!(
+        app.call("GET", "/v1/platform/tenants", Some(token(&op)), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let login = |email: &str| json!({ "email": email, "password": "violet-quarry-Tundra-88" });
+    let op = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(login("op@example.com")),
+        )
+        .await
+        .1;
+    let (status, tenants) = app
+        .call("GET", "/v1/platform/tenants", Some(token(&op)), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tenants}");
+    assert_eq!(tenants.as_array().unwrap().len(), 2);
+    assert_eq!(
+        app.call("GET", "/v1/platform/tenants", Some(token(&customer)), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call("GET", "/v1/platform/tenants", Some(&key), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    let tid = customer["tenant_id"].as_str().unwrap();
+    let suspend = format!("/v1/platform/tenants/{tid}/suspend");
+    assert_eq!(
+        app.call("POST", &suspend, Some(token(&op)), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(token(&customer)), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(login("ana@example.com"))
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call("GET", "/v1/channels", Some(&key), None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, tenants) = app
+        .call("GET", "/v1/platform/tenants", Some(token(&op)), None)
+        .await;
+    assert!(
+        tenants
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == tid && t["status"] == "suspended")
+    );
+
+    let resume = format!("/v1/platform/tenants/{tid}/resume");
+    assert_eq!(
+        app.call("POST", &resume, Some(token(&op)), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(login("ana@example.com"))
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call("GET", "/v1/channels", Some(&key), None).await.0,
+        StatusCode::OK
+    );
+    let missing = format!("/v1/platform/tenants/{}/suspend", uuid::Uuid::now_v7());
+    assert_eq!(
+        app.call("POST", &missing, Some(token(&op)), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
 
 async fn api_keys_act_for_their_tenant_within_their_role(b: &Backend) {
     let app = app(b);
@@ -1183,7 +1300,13 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
                 item[method.to_lowercase()]["requestBody"]["content"]["application/json"]["schema"]
                     .as_object()
                     .map(|schema| sample(&doc, &Value::Object(schema.clone())));
-            if path.contains("{id}") {
+            if path.starts_with(coach_gateway::http::openapi::OPERATOR_PREFIX) {
+                let concrete = path.replace("{id}", &a_ids[4]);
+                let (status, resp) = app
+                    .call(&method, &concrete, Some(token(&bee)), body.clone())
+                    .await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "B {method} {path}: {resp}");
+            } else if path.contains("{id}") {
                 for id in &a_ids {
                     let (status, resp) = app
                         .call(

@@ -184,3 +184,65 @@ async fn serving_as_a_superuser_is_refused_with_a_fix() {
     assert!(body.contains("superuser"), "{body}");
     assert_eq!(gw.terminate().await.unwrap(), Some(0));
 }
+
+#[tokio::test]
+async fn admin_create_makes_an_operator_who_can_list_tenants() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = tokio::process::Command::new(gateway_bin())
+        .args(["admin", "create", "--email", "op@example.com"])
+        .env("GATEWAY__DATA_DIR", &data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"violet-quarry-Tundra-88\n")
+        .await
+        .unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("platform administrator"));
+
+    let gw = Gateway::start(data, &[]).await.unwrap();
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{}/v1/auth/login", gw.base_url))
+        .json(&serde_json::json!({ "email": "op@example.com", "password": "violet-quarry-Tundra-88" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let resp = client
+        .get(format!("{}/v1/platform/tenants", gw.base_url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let tenants: Value = resp.json().await.unwrap();
+    assert_eq!(tenants[0]["name"], "Operators");
+    let docs = client
+        .get(format!("{}/docs/", gw.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200, "the API browser renders");
+    assert!(
+        docs.text().await.unwrap().contains("swagger"),
+        "swagger UI page"
+    );
+    assert_eq!(gw.terminate().await.unwrap(), Some(0));
+}

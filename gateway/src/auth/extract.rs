@@ -63,9 +63,28 @@ pub struct Member<R: Need = Viewer> {
     pub principal: Principal,
     /// Their role in the tenant.
     pub role: Role,
+    /// Whether the caller operates the gateway (never for API keys).
+    pub platform_admin: bool,
     /// The tenant scope for the store.
     pub scope: TenantScope,
     _need: PhantomData<R>,
+}
+
+/// A platform administrator (an operator of the gateway), whatever tenant they act for.
+pub struct Operator(pub Member<Viewer>);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let member = Member::<Viewer>::from_request_parts(parts, state).await?;
+        if !member.platform_admin {
+            return Err(ApiError::Forbidden(
+                "this is for the gateway's operators".into(),
+            ));
+        }
+        Ok(Self(member))
+    }
 }
 
 impl<R: Need> Member<R> {
@@ -128,6 +147,7 @@ impl<R: Need> FromRequestParts<AppState> for Member<R> {
             return Ok(Self {
                 principal: Principal::ApiKey(key.id),
                 role: key.role,
+                platform_admin: false,
                 scope: TenantScope::authenticated(key.tenant_id, format!("api_key:{}", key.id)),
                 _need: PhantomData,
             });
@@ -152,6 +172,7 @@ impl<R: Need> FromRequestParts<AppState> for Member<R> {
             )));
         }
         Ok(Self {
+            platform_admin: claims.pa,
             principal: Principal::User {
                 id: claims.user(),
                 session: claims.sid,

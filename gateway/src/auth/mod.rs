@@ -199,9 +199,14 @@ impl Auth {
         session: Uuid,
         refresh: String,
     ) -> Result<TokenPair, ApiError> {
+        let platform_admin = self
+            .store
+            .user(&SystemScope::new("issue token"), user)
+            .await?
+            .platform_admin;
         let access_token = self
             .tokens
-            .issue(user, tenant, role, session)
+            .issue(user, tenant, role, session, platform_admin)
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
         Ok(TokenPair {

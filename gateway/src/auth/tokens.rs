@@ -36,6 +36,9 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (seconds).
     pub exp: i64,
+    /// Whether the user operates the gateway.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pa: bool,
 }
 
 impl Claims {
@@ -175,6 +178,7 @@ impl Tokens {
         tenant: TenantId,
         role: Role,
         session: Uuid,
+        platform_admin: bool,
     ) -> Result<String, TokenError> {
         self.ensure_keys().await?;
         let now = Utc::now().timestamp();
@@ -187,6 +191,7 @@ impl Tokens {
             sid: session,
             iat: now,
             exp: now + self.ttl_secs,
+            pa: platform_admin,
         };
         let keys = self.read();
         let (kid, key) = keys

@@ -10,6 +10,7 @@ mod health;
 pub mod limits;
 mod members;
 pub mod openapi;
+mod platform;
 mod tenant;
 
 use std::time::{Duration, Instant};
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     .merge(members::router())
     .merge(contacts::router())
     .merge(api_keys::router())
+    .merge(platform::router())
     .split_for_parts();
     Router::new()
         .merge(api)

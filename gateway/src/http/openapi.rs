@@ -14,6 +14,9 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/docs"),
 ];
 
+/// Routes for the gateway's operators only: every tenant member gets 403 there.
+pub const OPERATOR_PREFIX: &str = "/v1/platform/";
+
 /// Document routes that need no bearer token.
 pub const UNAUTHENTICATED_API: &[(&str, &str)] = &[
     ("POST", "/v1/auth/register"),
@@ -27,7 +30,7 @@ pub const UNAUTHENTICATED_API: &[(&str, &str)] = &[
     info(title = "Coaching gateway admin API", description = "Manage a creator's coach: channels, conversations, members and more. Errors are application/problem+json."),
     modifiers(&BearerAuth),
     components(schemas(crate::error::Problem)),
-    tags((name = "auth"), (name = "channels"), (name = "conversations"), (name = "audit"), (name = "tenant"), (name = "members"), (name = "contacts"), (name = "api-keys"))
+    tags((name = "auth"), (name = "channels"), (name = "conversations"), (name = "audit"), (name = "tenant"), (name = "members"), (name = "contacts"), (name = "api-keys"), (name = "platform"))
 )]
 pub(super) struct ApiDoc;
 

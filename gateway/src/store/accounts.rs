@@ -83,6 +83,24 @@ pub struct User {
     pub email: String,
     /// When it registered.
     pub created_at: DateTime<Utc>,
+    /// Whether the user operates this gateway (lists and suspends tenants).
+    pub platform_admin: bool,
+}
+
+/// A tenant as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TenantSummary {
+    /// Its id.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: TenantId,
+    /// Its name.
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// How many members it has.
+    pub members: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A user with its password hash, for login only.

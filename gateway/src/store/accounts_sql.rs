@@ -25,7 +25,12 @@ macro_rules! account_ops {
             tenant_name: &str,
             now: DateTime<Utc>,
         ) -> Result<(Tenant, User), StoreError> {
-            let user = User { id: UserId(Uuid::now_v7()), email: email.to_owned(), created_at: now };
+            let user = User {
+                id: UserId(Uuid::now_v7()),
+                email: email.to_owned(),
+                created_at: now,
+                platform_admin: false,
+            };
             let created = sqlx::query(
                 "INSERT INTO users (id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)",
             )
@@ -56,6 +61,7 @@ macro_rules! account_ops {
 
         fn user_from_row(row: &$row) -> Result<User, StoreError> {
             Ok(User {
+                platform_admin: row.try_get("platform_admin")?,
                 id: UserId(row.try_get("id")?),
                 email: row.try_get("email")?,
                 created_at: row.try_get("created_at")?,
@@ -67,7 +73,7 @@ macro_rules! account_ops {
             email: &str,
         ) -> Result<Option<Credentials>, StoreError> {
             let row = sqlx::query(
-                "SELECT id, email, password_hash, created_at FROM users WHERE lower(email) = lower($1)",
+                "SELECT id, email, password_hash, created_at, platform_admin FROM users WHERE lower(email) = lower($1)",
             )
             .bind(email)
             .fetch_optional(&mut *conn)
@@ -77,7 +83,7 @@ macro_rules! account_ops {
         }
 
         pub(super) async fn user(conn: &mut $conn, id: UserId) -> Result<User, StoreError> {
-            let row = sqlx::query("SELECT id, email, created_at FROM users WHERE id = $1")
+            let row = sqlx::query("SELECT id, email, created_at, platform_admin FROM users WHERE id = $1")
                 .bind(id.0)
                 .fetch_optional(&mut *conn)
                 .await?
@@ -91,7 +97,8 @@ macro_rules! account_ops {
             user: UserId,
         ) -> Result<Vec<(TenantId, Role)>, StoreError> {
             let rows = sqlx::query(
-                "SELECT tenant_id, role FROM memberships WHERE user_id = $1 ORDER BY created_at, tenant_id",
+                "SELECT m.tenant_id, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
+                 WHERE m.user_id = $1 AND t.status = 'active' ORDER BY m.created_at, m.tenant_id",
             )
             .bind(user.0)
             .fetch_all(&mut *conn)
@@ -336,6 +343,73 @@ macro_rules! account_ops {
                 return Err(StoreError::NotFound("channel"));
             }
             Ok(())
+        }
+        pub(super) async fn set_platform_admin(conn: &mut $conn, user: UserId, on: bool) -> Result<(), StoreError> {
+            let n = sqlx::query("UPDATE users SET platform_admin = $1 WHERE id = $2")
+                .bind(on)
+                .bind(user.0)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("user"));
+            }
+            Ok(())
+        }
+
+        pub(super) async fn all_tenants(conn: &mut $conn) -> Result<Vec<crate::store::TenantSummary>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT t.id, t.name, t.status, t.created_at, \
+                 (SELECT COUNT(*) FROM memberships m WHERE m.tenant_id = t.id) AS members \
+                 FROM tenants t ORDER BY t.created_at, t.id",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(crate::store::TenantSummary {
+                        id: TenantId(r.try_get("id")?),
+                        name: r.try_get("name")?,
+                        status: r.try_get("status")?,
+                        members: r.try_get("members")?,
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        /// Suspend (`active = false`) or resume a tenant; suspending ends its sessions.
+        pub(super) async fn set_tenant_active(
+            conn: &mut $conn,
+            tenant: TenantId,
+            active: bool,
+            now: DateTime<Utc>,
+        ) -> Result<Vec<Uuid>, StoreError> {
+            let status = if active { "active" } else { "suspended" };
+            let n = sqlx::query("UPDATE tenants SET status = $1 WHERE id = $2")
+                .bind(status)
+                .bind(tenant.0)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("tenant"));
+            }
+            if active {
+                return Ok(Vec::new());
+            }
+            let families: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT DISTINCT family_id FROM refresh_tokens WHERE tenant_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(tenant.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(tenant.0)
+                .execute(&mut *conn)
+                .await?;
+            Ok(families)
         }
     };
 }

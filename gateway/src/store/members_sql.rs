@@ -242,7 +242,10 @@ macro_rules! member_ops {
 
         /// A key that has not been revoked, by the hash of its secret.
         pub(super) async fn api_key_by_hash(conn: &mut $conn, key_hash: &[u8]) -> Result<Option<ApiKeyRecord>, StoreError> {
-            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL");
+            let sql = format!(
+                "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
+                 AND tenant_id IN (SELECT id FROM tenants WHERE status = 'active')"
+            );
             let row = sqlx::query(&sql).bind(key_hash).fetch_optional(&mut *conn).await?;
             row.as_ref().map(api_key_from_row).transpose()
         }

@@ -27,7 +27,7 @@ use coach_connector_api::{
 
 pub use accounts::{
     ApiKeyRecord, Credentials, Invite, MemberRecord, NewRefresh, RefreshUse, Role,
-    SigningKeyRecord, User, UserId,
+    SigningKeyRecord, TenantSummary, User, UserId,
 };
 pub use postgres::{PostgresStore, PostgresStoreOptions, migrate as migrate_postgres};
 pub use queue::{Queue, QueueItem, QueueOutcome, backoff};
@@ -334,6 +334,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revoke a key.
     async fn revoke_api_key(&self, scope: &TenantScope, id: uuid::Uuid) -> Result<(), StoreError>;
+
+    /// Make a user an operator of the gateway, or not.
+    async fn set_platform_admin(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        on: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Every tenant (operators).
+    async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError>;
+
+    /// Suspend or resume a tenant (operators); returns the sessions a suspension ended.
+    async fn set_tenant_active(
+        &self,
+        sys: &SystemScope,
+        tenant: TenantId,
+        active: bool,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
 
     /// The tenant's channels, oldest first.
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError>;

@@ -16,7 +16,7 @@ use super::{
     ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation,
     Credentials, IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue,
     QueueItem, QueueOutcome, RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats,
-    StoredMessage, Tenant, User, UserId,
+    StoredMessage, Tenant, TenantSummary, User, UserId,
 };
 use crate::tenancy::{SystemScope, TenantScope};
 
@@ -546,6 +546,33 @@ impl Store for PostgresStore {
         let deleted = privacy_sql::apply_retention(&mut tx, now).await?;
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn set_platform_admin(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        accounts_sql::set_platform_admin(&mut tx, user, on).await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError> {
+        accounts_sql::all_tenants(&mut *self.system_tx(sys).await?).await
+    }
+
+    async fn set_tenant_active(
+        &self,
+        sys: &SystemScope,
+        tenant: TenantId,
+        active: bool,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let ended = accounts_sql::set_tenant_active(&mut tx, tenant, active, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(ended)
     }
 
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {

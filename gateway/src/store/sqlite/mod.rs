@@ -25,7 +25,7 @@ use super::{
     ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation,
     Credentials, IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Page, Queue,
     QueueItem, QueueOutcome, RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats,
-    StoredMessage, Tenant, User, UserId,
+    StoredMessage, Tenant, TenantSummary, User, UserId,
 };
 use crate::config::Synchronous;
 use crate::tenancy::{SystemScope, TenantScope};
@@ -526,6 +526,32 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         self.writer
             .write(move |c| privacy_sql::apply_retention(c, now).boxed())
+            .await
+    }
+
+    async fn set_platform_admin(
+        &self,
+        _sys: &SystemScope,
+        user: UserId,
+        on: bool,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| accounts_sql::set_platform_admin(c, user, on).boxed())
+            .await
+    }
+
+    async fn all_tenants(&self, _sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError> {
+        accounts_sql::all_tenants(&mut *self.reader().await?).await
+    }
+
+    async fn set_tenant_active(
+        &self,
+        _sys: &SystemScope,
+        tenant: TenantId,
+        active: bool,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        self.writer
+            .write(move |c| accounts_sql::set_tenant_active(c, tenant, active, Utc::now()).boxed())
             .await
     }
 
