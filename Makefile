@@ -28,7 +28,7 @@ test: lint
 	  exit $$status
 
 bench: build
-	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest
+	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth
 
 # Schema-driven fuzzing of the admin API with schemathesis (installed from PyPI if missing).
 fuzz-api: build

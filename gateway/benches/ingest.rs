@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod support;
+use support::{machine, write_section};
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -157,32 +160,6 @@ async fn suite(
     }
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cores} cores, {cpu}")
-}
-
-fn write_section(markdown: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/BENCHMARKS.md");
-    let (start, end) = ("<!-- ingest:start -->", "<!-- ingest:end -->");
-    let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let section = format!("{start}\n{markdown}{end}");
-    let doc = match (doc.find(start), doc.find(end)) {
-        (Some(a), Some(b)) => format!("{}{}{}", &doc[..a], section, &doc[b + end.len()..]),
-        _ => format!("{}\n{}\n", doc.trim_end(), section),
-    };
-    std::fs::write(&path, doc).unwrap();
-    eprintln!("wrote {}", path.display());
-}
-
 #[tokio::main]
 async fn main() {
     let events: usize = std::env::var("BENCH_EVENTS")
@@ -256,5 +233,5 @@ async fn main() {
     }
     md.push('\n');
     print!("{md}");
-    write_section(&md);
+    write_section("ingest", &md);
 }

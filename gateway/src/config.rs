@@ -237,7 +237,8 @@ pub struct AuthConfig {
     pub access_ttl_secs: u64,
     /// Refresh token lifetime, in days.
     pub refresh_ttl_days: u64,
-    /// Concurrent password hashes (each takes about 19 MiB and tens of milliseconds of CPU).
+    /// Concurrent password hashes (each takes about 19 MiB and tens of milliseconds of CPU);
+    /// default: half the cores.
     pub hashing_concurrency: usize,
 }
 
@@ -248,7 +249,9 @@ impl Default for AuthConfig {
             issuer: "coach-gateway".into(),
             access_ttl_secs: 900,
             refresh_ttl_days: 30,
-            hashing_concurrency: 2,
+            // Half the cores: logins queue rather than starve every other request.
+            hashing_concurrency: std::thread::available_parallelism()
+                .map_or(1, |n| (n.get() / 2).max(1)),
         }
     }
 }
