@@ -55,6 +55,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Request rate limits.
     pub rate_limits: RateLimitConfig,
+    /// Outgoing e-mail (password resets).
+    pub smtp: SmtpConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -72,6 +74,7 @@ impl Default for Config {
             outbox: OutboxConfig::default(),
             auth: AuthConfig::default(),
             rate_limits: RateLimitConfig::default(),
+            smtp: SmtpConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -278,6 +281,25 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// Outgoing e-mail through an SMTP relay; without one, password reset is disabled.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://...:465`, or empty.
+    pub url: String,
+    /// The sender, e.g. `Coach <no-reply@example.com>`.
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            from: "Coaching gateway <no-reply@localhost>".into(),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -364,6 +386,24 @@ impl Config {
                 ));
             }
         }
+        if !self.smtp.url.is_empty() {
+            let ok = url::Url::parse(&self.smtp.url)
+                .is_ok_and(|u| matches!(u.scheme(), "smtp" | "smtps"));
+            if !ok {
+                return Err(invalid(
+                    "smtp.url",
+                    mask_url(&self.smtp.url),
+                    "an smtp:// or smtps:// URL, or empty",
+                ));
+            }
+            if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(invalid(
+                    "smtp.from",
+                    self.smtp.from.clone(),
+                    "a mailbox such as `Coach <no-reply@example.com>`",
+                ));
+            }
+        }
         if self.database.max_batch == 0 {
             return Err(invalid("database.max_batch", "0".into(), "an integer >= 1"));
         }
@@ -426,6 +466,7 @@ impl Config {
         shown.database.url = mask_url(&shown.database.url);
         shown.database.migrate_url = mask_url(&shown.database.migrate_url);
         shown.redis.url = mask_url(&shown.redis.url);
+        shown.smtp.url = mask_url(&shown.smtp.url);
         toml::to_string_pretty(&shown)
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

@@ -44,7 +44,14 @@ impl AppState {
     ) -> Self {
         let stream = ConversationStream::new(store.clone(), bus.clone());
         let revoked = revocations(&config);
-        let auth = Auth::new(store.clone(), config.auth.clone(), revoked);
+        let mailer = crate::auth::mail::Mailer::from_config(&config.smtp);
+        let auth = Auth::new(
+            store.clone(),
+            config.auth.clone(),
+            revoked,
+            mailer,
+            config.public_url.clone(),
+        );
         let limits = Limits::new(&config.rate_limits);
         Self {
             config: Arc::new(config),

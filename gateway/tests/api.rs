@@ -106,7 +106,123 @@ against_every_backend!(
     erasing_a_tenant_removes_its_data_and_sessions,
     api_keys_act_for_their_tenant_within_their_role,
     operators_list_suspend_and_resume_tenants,
+    a_forgotten_password_is_reset_by_email,
 );
+
+async fn a_forgotten_password_is_reset_by_email(b: &Backend) {
+    // Without a relay the feature says so.
+    let plain = app(b);
+    let (status, problem) = plain
+        .call(
+            "POST",
+            "/v1/auth/password-reset",
+            None,
+            Some(json!({ "email": "x@example.com" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        problem["detail"].as_str().unwrap().contains("smtp.url"),
+        "{problem}"
+    );
+
+    let sink = coach_e2e::smtp::start().await.unwrap();
+    let mut config = Config {
+        public_url: "https://coach.example".into(),
+        ..Config::default()
+    };
+    config.smtp.url = sink.url.clone();
+    let app = app_with(b, config);
+    let pair = app.register("ana@example.com").await;
+    let ask = |email: &str| json!({ "email": email });
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/password-reset",
+            None,
+            Some(ask("nobody@example.com"))
+        )
+        .await
+        .0,
+        StatusCode::ACCEPTED
+    );
+    assert!(
+        sink.messages.lock().unwrap().is_empty(),
+        "no mail for unknown accounts"
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/password-reset",
+            None,
+            Some(ask("ana@example.com"))
+        )
+        .await
+        .0,
+        StatusCode::ACCEPTED
+    );
+    let raw = sink.messages.lock().unwrap().pop().expect("a reset e-mail");
+    // The body is quoted-printable: undo soft line breaks and the escaped `=`.
+    let mail = raw.replace("=\n", "").replace("=3D", "=");
+    assert!(mail.contains("To: ana@example.com"), "{mail}");
+    assert!(
+        mail.contains("https://coach.example/reset-password?token=pr_"),
+        "{mail}"
+    );
+    let reset = mail
+        .split_whitespace()
+        .find(|w| w.starts_with("pr_"))
+        .unwrap()
+        .to_owned();
+
+    let confirm = |password: &str| json!({ "token": reset, "new_password": password });
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/password-reset/confirm",
+            None,
+            Some(confirm("weak"))
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/password-reset/confirm",
+            None,
+            Some(confirm("amber-Glacier-violin-51"))
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("GET", "/v1/me", Some(token(&pair)), None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "old sessions end"
+    );
+    let login = json!({ "email": "ana@example.com", "password": "amber-Glacier-violin-51" });
+    assert_eq!(
+        app.call("POST", "/v1/auth/login", None, Some(login))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/password-reset/confirm",
+            None,
+            Some(confirm("cobalt-Meadow-tiger-27"))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED,
+        "single use"
+    );
+}
 
 async fn operators_list_suspend_and_resume_tenants(b: &Backend) {
     let app = app(b);

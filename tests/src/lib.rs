@@ -189,3 +189,72 @@ pub mod pg {
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
+
+/// A local SMTP sink speaking just enough of RFC 5321 for a client to deliver plain messages
+/// (no TLS, no AUTH); every DATA body is kept for the test to read.
+pub mod smtp {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    /// A running sink.
+    pub struct Sink {
+        /// `smtp://127.0.0.1:PORT`.
+        pub url: String,
+        /// Message bodies received so far.
+        pub messages: Arc<Mutex<Vec<String>>>,
+    }
+
+    /// Start a sink on a free loopback port.
+    pub async fn start() -> anyhow::Result<Sink> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("smtp://{}", listener.local_addr()?);
+        let messages: Arc<Mutex<Vec<String>>> = Arc::default();
+        let store = messages.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    let _ = write.write_all(b"220 sink ready\r\n").await;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        let verb = line
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_ascii_uppercase();
+                        let reply: &[u8] = match verb.as_str() {
+                            "DATA" => {
+                                let _ = write.write_all(b"354 end with .\r\n").await;
+                                let mut body = String::new();
+                                while let Ok(Some(l)) = lines.next_line().await {
+                                    if l == "." {
+                                        break;
+                                    }
+                                    body.push_str(&l);
+                                    body.push('\n');
+                                }
+                                if let Ok(mut m) = store.lock() {
+                                    m.push(body);
+                                }
+                                b"250 queued\r\n"
+                            }
+                            "QUIT" => {
+                                let _ = write.write_all(b"221 bye\r\n").await;
+                                break;
+                            }
+                            "EHLO" | "HELO" => b"250 sink\r\n",
+                            _ => b"250 ok\r\n",
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Sink { url, messages })
+    }
+}

@@ -6,6 +6,7 @@
 //! - [`extract`]: `Member<R>`, the extractor each handler names with the role it needs.
 
 pub mod extract;
+pub mod mail;
 pub mod password;
 pub mod tokens;
 
@@ -140,6 +141,8 @@ pub struct Auth {
     /// Revoked sessions.
     pub revoked: Revocations,
     config: AuthConfig,
+    mailer: Option<mail::Mailer>,
+    public_url: String,
 }
 
 /// Every API key starts with this, so a bearer value tells what it is.
@@ -160,15 +163,24 @@ fn refresh_hash(token: &str) -> Vec<u8> {
 
 impl Auth {
     /// Authentication over `store` (keys are loaded on first use), with revocations kept in
-    /// `revoked`.
-    pub fn new(store: Arc<dyn Store>, config: AuthConfig, revoked: Revocations) -> Self {
+    /// `revoked`, e-mail through `mailer` and links built on `public_url`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: AuthConfig,
+        revoked: Revocations,
+        mailer: Option<mail::Mailer>,
+        public_url: String,
+    ) -> Self {
         let tokens = Tokens::new(store.clone(), config.issuer.clone(), config.access_ttl_secs);
+        let hasher = Hasher::new(config.hashing_concurrency);
         Self {
             store,
             tokens,
-            hasher: Hasher::new(config.hashing_concurrency),
+            hasher,
             revoked,
             config,
+            mailer,
+            public_url,
         }
     }
 
@@ -453,6 +465,76 @@ impl Auth {
             )
             .await?
             .ok_or_else(|| ApiError::Unauthorized("unknown or revoked API key".into()))
+    }
+
+    /// E-mail a single-use reset link (valid 30 minutes) if the account exists. The answer is
+    /// the same whether it exists or not.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), ApiError> {
+        let Some(mailer) = &self.mailer else {
+            return Err(ApiError::Unavailable(
+                "password reset is disabled: this gateway has no SMTP relay (set smtp.url)".into(),
+            ));
+        };
+        let sys = SystemScope::new("password reset");
+        let Some(creds) = self.store.credentials(&sys, email).await? else {
+            tracing::info!("password reset asked for an unknown e-mail");
+            return Ok(());
+        };
+        let token = format!("pr_{}", random_token()?);
+        let expires = Utc::now() + chrono::Duration::minutes(30);
+        self.store
+            .create_password_reset(&sys, creds.user.id, refresh_hash(&token), expires)
+            .await?;
+        let link = format!(
+            "{}/reset-password?token={token}",
+            self.public_url.trim_end_matches('/')
+        );
+        let body = format!(
+            "Someone asked to reset the password of your coaching gateway account.\n\n\
+             Open this link within 30 minutes to choose a new one:\n{link}\n\n\
+             Or send this token to POST /v1/auth/password-reset/confirm:\n{token}\n\n\
+             If it was not you, ignore this message: your password stays as it is.\n"
+        );
+        mailer
+            .send(&creds.user.email, "Reset your password", body)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "password reset e-mail not sent");
+                ApiError::Unavailable("the e-mail could not be sent; try again later".into())
+            })
+    }
+
+    /// Set a new password with a reset token; every session of the user ends.
+    pub async fn confirm_password_reset(
+        &self,
+        token: &str,
+        new_password: &str,
+    ) -> Result<(), ApiError> {
+        let sys = SystemScope::new("password reset");
+        let invalid =
+            || ApiError::Unauthorized("this reset token is unknown, used or expired".into());
+        let user = self
+            .store
+            .password_reset(&sys, refresh_hash(token), false)
+            .await?
+            .ok_or_else(invalid)?;
+        let me = self.store.user(&sys, user).await?;
+        if let Some(why) = password::weakness(new_password, &me.email) {
+            return Err(ApiError::Unprocessable(format!("new_password: {why}")));
+        }
+        let hash = self
+            .hasher
+            .hash(new_password.to_owned())
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+        // Consumed only now, so a refused password does not burn the token; of two
+        // concurrent uses, one wins.
+        self.store
+            .password_reset(&sys, refresh_hash(token), true)
+            .await?
+            .ok_or_else(invalid)?;
+        let ended = self.store.set_password(&sys, user, &hash).await?;
+        self.end_sessions(ended).await
     }
 
     /// Refuse the access tokens of sessions that were just ended.

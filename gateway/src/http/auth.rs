@@ -24,6 +24,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(change_password))
+        .routes(routes!(request_reset))
+        .routes(routes!(confirm_reset))
 }
 
 /// A new tenant and its owner.
@@ -190,6 +192,54 @@ async fn change_password(
     state
         .auth
         .change_password(member.user()?, &req.current_password, &req.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The account whose password is forgotten.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    /// The login e-mail.
+    pub email: String,
+}
+
+/// A reset token and the new password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirm {
+    /// The token from the e-mail.
+    pub token: String,
+    /// The new password.
+    pub new_password: String,
+}
+
+/// E-mail a reset link (valid 30 minutes). The answer is 202 whether the account exists or not;
+/// 503 when this gateway has no SMTP relay.
+#[utoipa::path(post, path = "/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
+    responses((status = 202), (status = 503, body = crate::error::Problem)))]
+async fn request_reset(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.auth_attempt(ip)?;
+    state.auth.request_password_reset(req.email.trim()).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Choose a new password with the token from the e-mail; every session ends.
+#[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn confirm_reset(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<ResetConfirm>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.auth_attempt(ip)?;
+    state
+        .auth
+        .confirm_password_reset(req.token.trim(), &req.new_password)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,6 +23,8 @@ pub const UNAUTHENTICATED_API: &[(&str, &str)] = &[
     ("POST", "/v1/auth/login"),
     ("POST", "/v1/auth/refresh"),
     ("POST", "/v1/auth/accept-invite"),
+    ("POST", "/v1/auth/password-reset"),
+    ("POST", "/v1/auth/password-reset/confirm"),
 ];
 
 #[derive(OpenApi)]

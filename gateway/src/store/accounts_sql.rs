@@ -357,6 +357,44 @@ macro_rules! account_ops {
             Ok(())
         }
 
+        pub(super) async fn create_password_reset(
+            conn: &mut $conn,
+            user: UserId,
+            token_hash: &[u8],
+            expires_at: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO password_resets (id, user_id, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(user.0)
+            .bind(token_hash)
+            .bind(expires_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Whose unused, unexpired reset token this is; with `consume`, it is used up
+        /// (atomically: of two concurrent uses one wins).
+        pub(super) async fn password_reset(
+            conn: &mut $conn,
+            token_hash: &[u8],
+            consume: bool,
+            now: DateTime<Utc>,
+        ) -> Result<Option<UserId>, StoreError> {
+            let sql = if consume {
+                "UPDATE password_resets SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL \
+                 AND expires_at > $2 RETURNING user_id"
+            } else {
+                "SELECT user_id FROM password_resets WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2"
+            };
+            let user: Option<Uuid> = sqlx::query_scalar(sql).bind(token_hash).bind(now).fetch_optional(&mut *conn).await?;
+            Ok(user.map(UserId))
+        }
+
         pub(super) async fn all_tenants(conn: &mut $conn) -> Result<Vec<crate::store::TenantSummary>, StoreError> {
             let rows = sqlx::query(
                 "SELECT t.id, t.name, t.status, t.created_at, \

@@ -343,6 +343,23 @@ pub trait Store: Send + Sync + 'static {
         on: bool,
     ) -> Result<(), StoreError>;
 
+    /// Store a password reset token (hashed).
+    async fn create_password_reset(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        token_hash: Vec<u8>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The user of a live reset token; `consume` uses it up.
+    async fn password_reset(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+        consume: bool,
+    ) -> Result<Option<UserId>, StoreError>;
+
     /// Every tenant (operators).
     async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError>;
 

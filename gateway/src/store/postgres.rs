@@ -575,6 +575,31 @@ impl Store for PostgresStore {
         Ok(ended)
     }
 
+    async fn create_password_reset(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        token_hash: Vec<u8>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        accounts_sql::create_password_reset(&mut tx, user, &token_hash, expires_at, Utc::now())
+            .await?;
+        Ok(tx.commit().await?)
+    }
+
+    async fn password_reset(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+        consume: bool,
+    ) -> Result<Option<UserId>, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let user = accounts_sql::password_reset(&mut tx, &token_hash, consume, Utc::now()).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
         accounts_sql::channels(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
     }

@@ -555,6 +555,53 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn create_password_reset(
+        &self,
+        _sys: &SystemScope,
+        user: UserId,
+        token_hash: Vec<u8>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |c| {
+                async move {
+                    accounts_sql::create_password_reset(
+                        c,
+                        user,
+                        &token_hash,
+                        expires_at,
+                        Utc::now(),
+                    )
+                    .await
+                }
+                .boxed()
+            })
+            .await
+    }
+
+    async fn password_reset(
+        &self,
+        _sys: &SystemScope,
+        token_hash: Vec<u8>,
+        consume: bool,
+    ) -> Result<Option<UserId>, StoreError> {
+        if !consume {
+            return accounts_sql::password_reset(
+                &mut *self.reader().await?,
+                &token_hash,
+                false,
+                Utc::now(),
+            )
+            .await;
+        }
+        self.writer
+            .write(move |c| {
+                async move { accounts_sql::password_reset(c, &token_hash, true, Utc::now()).await }
+                    .boxed()
+            })
+            .await
+    }
+
     async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
         accounts_sql::channels(&mut *self.reader().await?, scope.tenant_id()).await
     }
