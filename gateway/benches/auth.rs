@@ -82,6 +82,12 @@ async fn main() {
         Arc::new(MemoryBus::new(16)),
         coach_gateway::telemetry::metrics_handle(),
         Startup::default(),
+        // A fixed test key (32 bytes of 0x01): nothing is written to disk.
+        coach_gateway::secrets::SecretBox::load(
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            std::path::Path::new("."),
+        )
+        .unwrap(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

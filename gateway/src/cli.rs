@@ -115,7 +115,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding http.addr {}", config.http.addr))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(config, store, bus, metrics, startup);
+    let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
+    let state = AppState::new(config, store, bus, metrics, startup, secrets);
     tracing::info!(%addr, database = state.store.backend(), bus = state.bus.backend(), "gateway started");
     println!("listening on http://{addr}");
     server::run(listener, state, shutdown).await

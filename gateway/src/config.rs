@@ -57,6 +57,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// Outgoing e-mail (password resets).
     pub smtp: SmtpConfig,
+    /// Encryption of stored secrets (channel tokens).
+    pub secrets: SecretsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -75,6 +77,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             rate_limits: RateLimitConfig::default(),
             smtp: SmtpConfig::default(),
+            secrets: SecretsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -300,6 +303,15 @@ impl Default for SmtpConfig {
     }
 }
 
+/// Encryption of secrets stored in the database (channel tokens and app secrets).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Base64 of a 32-byte master key. Empty: `data_dir/master.key`, created on first run.
+    /// Every gateway process sharing one database needs the same key.
+    pub master_key: String,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -467,6 +479,9 @@ impl Config {
         shown.database.migrate_url = mask_url(&shown.database.migrate_url);
         shown.redis.url = mask_url(&shown.redis.url);
         shown.smtp.url = mask_url(&shown.smtp.url);
+        if !shown.secrets.master_key.is_empty() {
+            shown.secrets.master_key = "***".into();
+        }
         toml::to_string_pretty(&shown)
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
     }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod outbox;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -9,6 +9,7 @@ use crate::auth::{Auth, Revocations};
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::http::limits::Limits;
+use crate::secrets::SecretBox;
 use crate::store::Store;
 use crate::stream::ConversationStream;
 
@@ -31,6 +32,8 @@ pub struct AppState {
     pub auth: Auth,
     /// Request rate limits.
     pub limits: Limits,
+    /// Seals secrets before they are stored.
+    pub secrets: SecretBox,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
         bus: Arc<dyn Bus>,
         metrics: PrometheusHandle,
         startup: Startup,
+        secrets: SecretBox,
     ) -> Self {
         let stream = ConversationStream::new(store.clone(), bus.clone());
         let revoked = revocations(&config);
@@ -62,6 +66,7 @@ impl AppState {
             startup,
             auth,
             limits,
+            secrets,
         }
     }
 }

@@ -38,6 +38,12 @@ fn app_with(b: &Backend, config: Config) -> App {
         Arc::new(MemoryBus::new(16)),
         coach_gateway::telemetry::metrics_handle(),
         Startup::default(),
+        // A fixed test key (32 bytes of 0x01): nothing is written to disk.
+        coach_gateway::secrets::SecretBox::load(
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            std::path::Path::new("."),
+        )
+        .unwrap(),
     );
     App {
         router: coach_gateway::http::router(state.clone()),
@@ -1484,4 +1490,19 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
         still["config"]["access_token"], "********",
         "secrets are never returned"
     );
+    // At rest the token is sealed; only the master key opens it.
+    let stored = b
+        .store
+        .channel(&scope, channel_id.parse().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        !stored.config.to_string().contains("EAAG-secret"),
+        "{}",
+        stored.config
+    );
+    assert!(stored.config["access_token"]["$enc"].is_string());
+    let mut opened = stored.config.clone();
+    app.state.secrets.open(&mut opened).unwrap();
+    assert_eq!(opened["access_token"], "EAAG-secret");
 }

@@ -74,20 +74,12 @@ fn empty_object() -> Value {
     Value::Object(serde_json::Map::new())
 }
 
-/// Keys whose values are secrets: shown as `"********"`.
-fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["token", "secret", "password", "key"]
-        .iter()
-        .any(|s| key.contains(s))
-}
-
 fn mask(config: &Value) -> Value {
     match config {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let shown = if is_secret(k) && !v.is_null() {
+                    let shown = if crate::secrets::is_secret(k) && !v.is_null() {
                         Value::from("********")
                     } else {
                         mask(v)
@@ -179,10 +171,15 @@ async fn create_channel(
             )));
         }
     };
+    let mut config = check_config(req.config)?;
+    state
+        .secrets
+        .seal(&mut config)
+        .map_err(|e| ApiError::Internal(e.into()))?;
     let new = NewChannel {
         kind,
         name: check_name(&req.name)?,
-        config: check_config(req.config)?,
+        config,
     };
     let channel = state.store.create_channel(&member.scope, new).await?;
     state
@@ -235,7 +232,17 @@ async fn update_channel(
     let id = parse_id(&id)?;
     let patch = ChannelPatch {
         name: req.name.as_deref().map(check_name).transpose()?,
-        config: req.config.map(check_config).transpose()?,
+        config: req
+            .config
+            .map(|c| {
+                let mut c = check_config(c)?;
+                state
+                    .secrets
+                    .seal(&mut c)
+                    .map_err(|e| ApiError::Internal(e.into()))?;
+                Ok::<_, ApiError>(c)
+            })
+            .transpose()?,
         enabled: req.enabled,
     };
     let channel = state.store.update_channel(&member.scope, id, patch).await?;

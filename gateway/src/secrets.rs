@@ -1,0 +1,204 @@
+//! Secrets at rest: channel tokens and app secrets are sealed with ChaCha20-Poly1305 under a
+//! master key from configuration (or `data_dir/master.key`, created with mode 0600 on first
+//! run) before they reach the database, and opened only when a connector needs them.
+//! A sealed value is `{"$enc": base64(nonce || ciphertext)}` in place of the string.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde_json::Value;
+
+/// Why secrets cannot be sealed or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    /// The configured or stored key is not 32 bytes of base64.
+    #[error("secrets.master_key: {0}")]
+    Key(String),
+    /// The key file could not be read or written.
+    #[error("master key file {path}: {error}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        error: String,
+    },
+    /// A sealed value does not open with this key (another key, or tampering).
+    #[error("a stored secret cannot be decrypted with this master key")]
+    Open,
+}
+
+/// Whether a configuration key names a secret (tokens, secrets, passwords, keys).
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["token", "secret", "password", "key"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// Seals and opens secret values.
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: ChaCha20Poly1305,
+}
+
+impl SecretBox {
+    /// A box for the configured key, or the key in `data_dir/master.key` (created if absent).
+    pub fn load(configured: &str, data_dir: &Path) -> Result<Self, SecretsError> {
+        let encoded = if configured.is_empty() {
+            let path = data_dir.join("master.key");
+            let file_error = |e: std::io::Error| SecretsError::File {
+                path: path.display().to_string(),
+                error: e.to_string(),
+            };
+            match std::fs::read_to_string(&path) {
+                Ok(text) => text.trim().to_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let mut key = [0u8; 32];
+                    getrandom::fill(&mut key).map_err(|e| SecretsError::Key(e.to_string()))?;
+                    let text = STANDARD.encode(key);
+                    std::fs::create_dir_all(data_dir).map_err(file_error)?;
+                    write_private(&path, &text).map_err(file_error)?;
+                    tracing::info!(path = %path.display(), "created a new master key for secrets");
+                    text
+                }
+                Err(e) => return Err(file_error(e)),
+            }
+        } else {
+            configured.trim().to_owned()
+        };
+        let key = STANDARD
+            .decode(&encoded)
+            .map_err(|e| SecretsError::Key(format!("not base64: {e}")))?;
+        if key.len() != 32 {
+            return Err(SecretsError::Key(format!(
+                "{} bytes; expected 32",
+                key.len()
+            )));
+        }
+        Ok(Self {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+        })
+    }
+
+    fn seal_str(&self, plain: &str) -> Result<Value, SecretsError> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| SecretsError::Key(e.to_string()))?;
+        let sealed = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), plain.as_bytes())
+            .map_err(|_| SecretsError::Open)?;
+        let mut bytes = nonce.to_vec();
+        bytes.extend(sealed);
+        Ok(serde_json::json!({ "$enc": STANDARD.encode(bytes) }))
+    }
+
+    fn open_value(&self, sealed: &str) -> Result<String, SecretsError> {
+        let bytes = STANDARD.decode(sealed).map_err(|_| SecretsError::Open)?;
+        if bytes.len() < 12 {
+            return Err(SecretsError::Open);
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        let plain = self
+            .cipher
+            .decrypt(Nonce::from_slice(nonce), ciphertext)
+            .map_err(|_| SecretsError::Open)?;
+        String::from_utf8(plain).map_err(|_| SecretsError::Open)
+    }
+
+    /// Seal every string under a secret-named key, at any depth.
+    pub fn seal(&self, value: &mut Value) -> Result<(), SecretsError> {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    match v {
+                        Value::String(s) if is_secret(k) => *v = self.seal_str(s)?,
+                        other => self.seal(other)?,
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().try_for_each(|v| self.seal(v))?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Open every sealed value, at any depth.
+    pub fn open(&self, value: &mut Value) -> Result<(), SecretsError> {
+        match value {
+            Value::Object(map) => {
+                if let (1, Some(Value::String(sealed))) = (map.len(), map.get("$enc")) {
+                    *value = Value::String(self.open_value(sealed)?);
+                    return Ok(());
+                }
+                map.values_mut().try_for_each(|v| self.open(v))?;
+            }
+            Value::Array(items) => items.iter_mut().try_for_each(|v| self.open(v))?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_sealed_opened_and_bound_to_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let sb = SecretBox::load("", dir.path()).unwrap();
+        let original = serde_json::json!({ "phone_number_id": "123", "access_token": "EAAG-secret",
+            "nested": { "app_secret": "s3" }, "list": [{ "bot_token": "1:AA" }] });
+        let mut sealed = original.clone();
+        sb.seal(&mut sealed).unwrap();
+        let text = sealed.to_string();
+        assert!(
+            !text.contains("EAAG-secret") && !text.contains("s3\"") && !text.contains("1:AA"),
+            "{text}"
+        );
+        assert_eq!(sealed["phone_number_id"], "123");
+        // The key file is reused: a restart opens what the last run sealed.
+        let again = SecretBox::load("", dir.path()).unwrap();
+        let mut opened = sealed.clone();
+        again.open(&mut opened).unwrap();
+        assert_eq!(opened, original);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("master.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let other = SecretBox::load(&STANDARD.encode([7u8; 32]), dir.path()).unwrap();
+        assert!(matches!(
+            other.open(&mut sealed.clone()),
+            Err(SecretsError::Open)
+        ));
+        assert!(matches!(
+            SecretBox::load("c2hvcnQ=", dir.path()),
+            Err(SecretsError::Key(_))
+        ));
+    }
+}
