@@ -1,0 +1,111 @@
+//! Shared by the admin API tests: the gateway router over a backend, a request helper, and
+//! tokens signed with the gateway's own key (what only an insider could forge).
+
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use coach_gateway::bus::MemoryBus;
+use coach_gateway::config::Config;
+use coach_gateway::state::{AppState, Startup};
+use coach_gateway::tenancy::SystemScope;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::common::Backend;
+
+pub struct App {
+    pub state: AppState,
+    pub router: axum::Router,
+}
+
+pub fn app(b: &Backend) -> App {
+    let config = Config {
+        public_url: "https://coach.example".into(),
+        ..Config::default()
+    };
+    app_with(b, config)
+}
+
+pub fn app_with(b: &Backend, config: Config) -> App {
+    let state = AppState::new(
+        config,
+        b.store.clone(),
+        Arc::new(MemoryBus::new(16)),
+        coach_gateway::telemetry::metrics_handle(),
+        Startup::default(),
+        // A fixed test key (32 bytes of 0x01): nothing is written to disk.
+        coach_gateway::secrets::SecretBox::load(
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            std::path::Path::new("."),
+        )
+        .unwrap(),
+    );
+    App {
+        router: coach_gateway::http::router(state.clone()),
+        state,
+    }
+}
+
+impl App {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn register(&self, email: &str) -> Value {
+        let body = json!({ "email": email, "password": "violet-quarry-Tundra-88", "tenant_name": format!("{email} coaching") });
+        let (status, pair) = self
+            .call("POST", "/v1/auth/register", None, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{pair}");
+        pair
+    }
+}
+
+pub fn token(pair: &Value) -> &str {
+    pair["access_token"].as_str().unwrap()
+}
+
+/// Sign arbitrary claims with the gateway's own key (what only an insider could do).
+pub async fn sign(app: &App, header: jsonwebtoken::Header, claims: &Value) -> String {
+    let keys = app
+        .state
+        .store
+        .signing_keys(&SystemScope::new("test"))
+        .await
+        .unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ed_der(&keys[0].private_der);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+pub fn b64(v: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+}
