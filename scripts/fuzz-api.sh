@@ -18,7 +18,9 @@ token=$(curl -sf -XPOST "$base/v1/auth/register" -H 'content-type: application/j
   python3 -c 'import sys, json; print(json.load(sys.stdin)["access_token"])')
 curl -sf -XPOST "$base/v1/channels" -H "authorization: Bearer $token" -H 'content-type: application/json' \
   -d '{"kind":"telegram","name":"bot"}' >/dev/null
-# Logout is left out: it would end the session the fuzzer uses.
+# Left out: calls that end the session the fuzzer uses (logout, password change) or erase its
+# tenant (DELETE /v1/tenant shares its path with GET/PATCH, so the path goes).
 schemathesis run "$base/openapi.json" -H "Authorization: Bearer $token" \
-  --checks not_a_server_error --max-examples "$examples" --exclude-path /v1/auth/logout
+  --checks not_a_server_error --max-examples "$examples" \
+  --exclude-path /v1/auth/logout --exclude-path /v1/auth/password --exclude-path /v1/tenant
 if grep -q panicked "$dir/err.log"; then echo "the gateway panicked:"; grep -A5 panicked "$dir/err.log"; exit 1; fi

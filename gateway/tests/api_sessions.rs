@@ -398,7 +398,7 @@ async fn a_forgotten_password_is_reset_by_email(b: &Backend) {
             Some(json!({ "email": "x@example.com" })),
         )
         .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(
         problem["detail"].as_str().unwrap().contains("smtp.url"),
         "{problem}"

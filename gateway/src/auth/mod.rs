@@ -471,8 +471,10 @@ impl Auth {
     /// the same whether it exists or not.
     pub async fn request_password_reset(&self, email: &str) -> Result<(), ApiError> {
         let Some(mailer) = &self.mailer else {
-            return Err(ApiError::Unavailable(
-                "password reset is disabled: this gateway has no SMTP relay (set smtp.url)".into(),
+            return Err(ApiError::Forbidden(
+                "password reset is disabled on this gateway: its operator has not configured an \
+                 SMTP relay (smtp.url)"
+                    .into(),
             ));
         };
         let sys = SystemScope::new("password reset");

@@ -215,16 +215,18 @@ pub struct ResetConfirm {
 }
 
 /// E-mail a reset link (valid 30 minutes). The answer is 202 whether the account exists or not;
-/// 503 when this gateway has no SMTP relay.
+/// 403 when this gateway has no SMTP relay, 503 when the relay fails.
 #[utoipa::path(post, path = "/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
-    responses((status = 202), (status = 503, body = crate::error::Problem)))]
+    responses((status = 202), (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+        (status = 503, body = crate::error::Problem)))]
 async fn request_reset(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.limits.auth_attempt(ip)?;
-    state.auth.request_password_reset(req.email.trim()).await?;
+    let email = valid_email(&req.email)?;
+    state.auth.request_password_reset(&email).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -78,6 +78,10 @@ macro_rules! member_ops {
             now: DateTime<Utc>,
         ) -> Result<Vec<Uuid>, StoreError> {
             let current = role_of(conn, tenant, user).await?;
+            if current == role {
+                // Nothing changes, so no session needs to end.
+                return Ok(Vec::new());
+            }
             if current == Role::Owner && role != Role::Owner && owners(conn, tenant).await? <= 1 {
                 return Err(StoreError::Conflict("a tenant keeps at least one owner: make someone else owner first".into()));
             }
