@@ -1,0 +1,263 @@
+//! The configuration's sections, one struct each, with their defaults.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// The HTTP server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Listen address; port 0 picks a free port (printed at start).
+    pub addr: SocketAddr,
+    /// Longest time a request may take, in seconds.
+    pub request_timeout_secs: u64,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Origins allowed by CORS on the admin API (empty: same origin only).
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout_secs: 30,
+            body_limit_bytes: 2 * 1024 * 1024,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// SQLite durability mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Durable against a process crash (WAL + `synchronous=NORMAL`).
+    Normal,
+    /// Durable against power loss too (an fsync per commit).
+    Full,
+}
+
+/// The relational store: SQLite in the data directory unless a PostgreSQL URL is given.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://...` to use PostgreSQL; empty for the embedded SQLite file.
+    pub url: String,
+    /// PostgreSQL only: the owner's URL used to run migrations at start and by `gateway migrate`
+    /// (the serving role must be neither owner nor superuser).
+    pub migrate_url: String,
+    /// SQLite durability: `normal` (process crash) or `full` (power loss).
+    pub synchronous: Synchronous,
+    /// SQLite: most writes committed in one transaction by the single writer (1 disables batching).
+    pub max_batch: usize,
+    /// Connection pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            migrate_url: String::new(),
+            synchronous: Synchronous::Normal,
+            max_batch: 256,
+            max_connections: 16,
+        }
+    }
+}
+
+/// Redis: empty URL for the in-process bus.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`, or empty.
+    pub url: String,
+    /// Prefix of every key and channel, so several deployments can share one Redis.
+    pub prefix: String,
+}
+
+/// One provider's API endpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Base URL of the provider API (tests point it at a local server).
+    pub api_base_url: String,
+}
+
+/// Provider API endpoints.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// WhatsApp Cloud API (Graph API).
+    pub whatsapp: ProviderConfig,
+    /// Telegram Bot API.
+    pub telegram: ProviderConfig,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        Self {
+            whatsapp: ProviderConfig {
+                api_base_url: "https://graph.facebook.com/v21.0".into(),
+            },
+            telegram: ProviderConfig {
+                api_base_url: "https://api.telegram.org".into(),
+            },
+        }
+    }
+}
+
+/// Outbound delivery.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// How often an idle worker looks for due rows, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Rows claimed at once.
+    pub batch_size: u32,
+    /// Attempts before a row is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay, in milliseconds (doubles each attempt, with full jitter).
+    pub base_backoff_ms: u64,
+    /// Longest retry delay, in seconds.
+    pub max_backoff_secs: u64,
+    /// How long a claimed row stays reserved before another worker may take it, in seconds.
+    pub lease_secs: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 250,
+            batch_size: 32,
+            max_attempts: 8,
+            base_backoff_ms: 1_000,
+            max_backoff_secs: 600,
+            lease_secs: 60,
+        }
+    }
+}
+
+/// Who may create an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone may register a tenant.
+    Open,
+    /// Only with an invitation.
+    InviteOnly,
+    /// Nobody: operators create accounts.
+    Closed,
+}
+
+/// Accounts and tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Who may register.
+    pub registration: Registration,
+    /// The `iss` and `aud` of access tokens.
+    pub issuer: String,
+    /// Access token lifetime, in seconds.
+    pub access_ttl_secs: u64,
+    /// Refresh token lifetime, in days.
+    pub refresh_ttl_days: u64,
+    /// Concurrent password hashes (each takes about 19 MiB and tens of milliseconds of CPU);
+    /// default: half the cores.
+    pub hashing_concurrency: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            registration: Registration::Open,
+            issuer: "coach-gateway".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_days: 30,
+            // Half the cores: logins queue rather than starve every other request.
+            hashing_concurrency: std::thread::available_parallelism()
+                .map_or(1, |n| (n.get() / 2).max(1)),
+        }
+    }
+}
+
+/// Request rate limits (429 with `Retry-After` beyond them).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Login, registration and refresh attempts per client address per minute.
+    pub auth_per_minute: u32,
+    /// Admin API requests per tenant per second (sustained).
+    pub tenant_per_second: u32,
+    /// Admin API requests per tenant in a burst.
+    pub tenant_burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            auth_per_minute: 30,
+            tenant_per_second: 50,
+            tenant_burst: 200,
+        }
+    }
+}
+
+/// Outgoing e-mail through an SMTP relay; without one, password reset is disabled.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://...:465`, or empty.
+    pub url: String,
+    /// The sender, e.g. `Coach <no-reply@example.com>`.
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            from: "Coaching gateway <no-reply@localhost>".into(),
+        }
+    }
+}
+
+/// Encryption of secrets stored in the database (channel tokens and app secrets).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Base64 of a 32-byte master key. Empty: `data_dir/master.key`, created on first run.
+    /// Every gateway process sharing one database needs the same key.
+    pub master_key: String,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `coach_gateway=debug,info` (`RUST_LOG` wins).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
