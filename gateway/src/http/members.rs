@@ -87,6 +87,28 @@ fn entry(actor: String, ip: ClientIp, action: &str, id: String) -> AuditEntry {
     }
 }
 
+/// The member that `id` names in the caller's tenant (404 otherwise). Only owners act on
+/// owners, or make someone owner (`makes_owner`).
+async fn target(
+    state: &AppState,
+    caller: &Member<Admin>,
+    id: &str,
+    makes_owner: bool,
+) -> Result<UserId, ApiError> {
+    let user = parse_user(id)?;
+    let members = state.store.members(&caller.scope).await?;
+    let current = members
+        .iter()
+        .find(|m| m.user_id == user)
+        .ok_or(ApiError::NotFound("member"))?;
+    if (makes_owner || current.role == Role::Owner) && caller.role != Role::Owner {
+        return Err(ApiError::Forbidden(
+            "only owners act on owners or make owners".into(),
+        ));
+    }
+    Ok(user)
+}
+
 /// The tenant's members.
 #[utoipa::path(get, path = "/v1/members", tag = "members", security(("bearer" = [])), responses((status = 200, body = Vec<MemberRecord>)))]
 async fn list_members(
@@ -144,19 +166,7 @@ async fn change_role(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<RoleChange>,
 ) -> Result<StatusCode, ApiError> {
-    let user = parse_user(&id)?;
-    let current = state
-        .store
-        .members(&member.scope)
-        .await?
-        .into_iter()
-        .find(|m| m.user_id == user);
-    let current = current.ok_or(ApiError::NotFound("member"))?;
-    if (req.role == Role::Owner || current.role == Role::Owner) && member.role != Role::Owner {
-        return Err(ApiError::Forbidden(
-            "only owners make or unmake owners".into(),
-        ));
-    }
+    let user = target(&state, &member, &id, req.role == Role::Owner).await?;
     let ended = state.store.set_role(&member.scope, user, req.role).await?;
     state.auth.end_sessions(ended).await?;
     state
@@ -179,17 +189,7 @@ async fn remove_member(
     ip: ClientIp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let user = parse_user(&id)?;
-    let current = state
-        .store
-        .members(&member.scope)
-        .await?
-        .into_iter()
-        .find(|m| m.user_id == user);
-    let current = current.ok_or(ApiError::NotFound("member"))?;
-    if current.role == Role::Owner && member.role != Role::Owner {
-        return Err(ApiError::Forbidden("only owners remove owners".into()));
-    }
+    let user = target(&state, &member, &id, false).await?;
     let ended = state.store.remove_member(&member.scope, user).await?;
     state.auth.end_sessions(ended).await?;
     state
