@@ -9,13 +9,11 @@ use std::time::Duration;
 use chrono::Utc;
 use coach_connector_api::{
     ChannelIdentity, Content, DedupKey, DeliveryStatus, InboundEvent, MediaKind, OutboundBody,
-    ProviderError, UnknownEvent,
+    UnknownEvent,
 };
-use coach_gateway::store::{
-    AuditEntry, JOB_ANSWER, JOB_FETCH_MEDIA, Page, Queue, QueueOutcome, StoreError, StoredEvent,
-};
+use coach_gateway::store::{JOB_FETCH_MEDIA, Page, Queue, QueueOutcome, StoreError, StoredEvent};
 use coach_gateway::tenancy::SystemScope;
-use common::{Backend, status, tenant_with_channel, text};
+use common::{Backend, count_messages, message_status, status, tenant_with_channel, text};
 
 const PAGE: Page = Page {
     before: None,
@@ -31,54 +29,11 @@ against_every_backend!(
     unknown_events_are_kept_whole_and_deduplicated,
     delivery_status_only_moves_forward,
     a_status_that_arrives_before_the_send_is_recorded_still_counts,
-    outbox_keeps_order_per_conversation_and_backs_off,
-    expired_leases_are_reclaimed_and_dead_letters_mark_the_message_failed,
-    jobs_are_claimed_by_kind,
     another_tenant_sees_nothing_and_changes_nothing,
     concurrent_redeliveries_store_one_message,
-    audit_log_is_per_tenant_newest_first,
     a_failing_write_leaves_nothing_and_spares_concurrent_writes,
     the_stream_stores_then_publishes_and_survives_nul_characters,
-    retention_deletes_only_old_messages_of_tenants_that_set_it,
 );
-
-async fn retention_deletes_only_old_messages_of_tenants_that_set_it(b: &Backend) {
-    let (keeps, channel_k) = tenant_with_channel(&*b.store, "keeps").await;
-    let (limits, channel_l) = tenant_with_channel(&*b.store, "limits").await;
-    b.store
-        .ingest(&keeps, channel_k, vec![text("k1", "alice", "x")])
-        .await
-        .unwrap();
-    b.store
-        .ingest(
-            &limits,
-            channel_l,
-            vec![text("l1", "bob", "x"), text("l2", "bob", "y")],
-        )
-        .await
-        .unwrap();
-    b.store
-        .update_tenant_profile(
-            &limits,
-            None,
-            Some(serde_json::json!({ "retention_days": 30 })),
-        )
-        .await
-        .unwrap();
-    let sys = SystemScope::new("test");
-    // Nothing is 30 days old yet.
-    assert_eq!(b.store.apply_retention(&sys, Utc::now()).await.unwrap(), 0);
-    // 31 days later, only the tenant with a retention period loses its messages (and jobs).
-    let later = Utc::now() + chrono::Duration::days(31);
-    assert!(b.store.apply_retention(&sys, later).await.unwrap() >= 2);
-    assert_eq!(count_messages(b, &limits).await, 0);
-    assert_eq!(count_messages(b, &keeps).await, 1);
-    assert_eq!(
-        b.store.stats(&sys).await.unwrap().jobs_depth,
-        1,
-        "the deleted messages' jobs went too"
-    );
-}
 
 async fn the_stream_stores_then_publishes_and_survives_nul_characters(b: &Backend) {
     use coach_gateway::bus::{Bus, MemoryBus, StreamPayload};
@@ -257,19 +212,6 @@ async fn replaying_a_batch_stores_nothing_new(b: &Backend) {
     assert_eq!(total, 20);
 }
 
-async fn count_messages(b: &Backend, scope: &coach_gateway::tenancy::TenantScope) -> usize {
-    let mut total = 0;
-    for c in b.store.conversations(scope, PAGE).await.unwrap() {
-        total += b
-            .store
-            .messages(scope, c.id, None, 1000)
-            .await
-            .unwrap()
-            .len();
-    }
-    total
-}
-
 async fn duplicates_inside_one_batch_are_stored_once(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
     let m = text("same", "alice", "hi");
@@ -392,26 +334,6 @@ async fn sent_message(
     out.id
 }
 
-async fn message_status(
-    b: &Backend,
-    scope: &coach_gateway::tenancy::TenantScope,
-    id: coach_connector_api::MessageId,
-) -> (Option<DeliveryStatus>, Option<ProviderError>) {
-    for c in b.store.conversations(scope, PAGE).await.unwrap() {
-        if let Some(m) = b
-            .store
-            .messages(scope, c.id, None, 1000)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.id == id)
-        {
-            return (m.status, m.error);
-        }
-    }
-    panic!("message {id} not found");
-}
-
 async fn delivery_status_only_moves_forward(b: &Backend) {
     let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
     let id = sent_message(b, &scope, channel, "alice", "wamid.1").await;
@@ -506,244 +428,6 @@ async fn a_status_that_arrives_before_the_send_is_recorded_still_counts(b: &Back
     );
 }
 
-async fn outbox_keeps_order_per_conversation_and_backs_off(b: &Backend) {
-    let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
-    b.store
-        .ingest(
-            &scope,
-            channel,
-            vec![text("a1", "alice", "x"), text("b1", "bob", "y")],
-        )
-        .await
-        .unwrap();
-    let convs = b.store.conversations(&scope, PAGE).await.unwrap();
-    let alice = convs.iter().find(|c| c.external_id == "alice").unwrap().id;
-    let bob = convs.iter().find(|c| c.external_id == "bob").unwrap().id;
-    let body = |t: &str| OutboundBody::Text { text: t.into() };
-    let a1 = b
-        .store
-        .enqueue_outbound(&scope, alice, body("first"), None)
-        .await
-        .unwrap();
-    let a2 = b
-        .store
-        .enqueue_outbound(&scope, alice, body("second"), None)
-        .await
-        .unwrap();
-    let b1 = b
-        .store
-        .enqueue_outbound(&scope, bob, body("other"), None)
-        .await
-        .unwrap();
-    let sys = SystemScope::new("test");
-    let claimed = b
-        .store
-        .claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE)
-        .await
-        .unwrap();
-    let ids: Vec<_> = claimed.iter().map(|i| i.message_id.unwrap()).collect();
-    assert_eq!(
-        ids,
-        vec![a1.id, b1.id],
-        "alice's second message waits for her first"
-    );
-    assert!(
-        claimed
-            .iter()
-            .all(|i| i.attempts == 1 && i.kind == "whatsapp")
-    );
-    // Nothing more is due while they are in flight.
-    assert!(
-        b.store
-            .claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let retry_at = Utc::now() + chrono::Duration::seconds(30);
-    b.store
-        .finish(
-            &sys,
-            Queue::Outbox,
-            &claimed[0],
-            QueueOutcome::Retry {
-                at: retry_at,
-                error: "429".into(),
-            },
-        )
-        .await
-        .unwrap();
-    b.store
-        .finish(
-            &sys,
-            Queue::Outbox,
-            &claimed[1],
-            QueueOutcome::Done {
-                provider_message_id: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert!(
-        b.store
-            .claim(&sys, Queue::Outbox, None, Utc::now(), 10, LEASE)
-            .await
-            .unwrap()
-            .is_empty(),
-        "the retried row is not due yet, and the second still waits behind it"
-    );
-    let later = b
-        .store
-        .claim(
-            &sys,
-            Queue::Outbox,
-            None,
-            retry_at + chrono::Duration::seconds(1),
-            10,
-            LEASE,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        later
-            .iter()
-            .map(|i| i.message_id.unwrap())
-            .collect::<Vec<_>>(),
-        vec![a1.id]
-    );
-    assert_eq!(later[0].attempts, 2);
-    b.store
-        .finish(
-            &sys,
-            Queue::Outbox,
-            &later[0],
-            QueueOutcome::Done {
-                provider_message_id: Some("p1".into()),
-            },
-        )
-        .await
-        .unwrap();
-    let next = b
-        .store
-        .claim(
-            &sys,
-            Queue::Outbox,
-            None,
-            retry_at + chrono::Duration::seconds(2),
-            10,
-            LEASE,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        next.iter()
-            .map(|i| i.message_id.unwrap())
-            .collect::<Vec<_>>(),
-        vec![a2.id]
-    );
-}
-
-async fn expired_leases_are_reclaimed_and_dead_letters_mark_the_message_failed(b: &Backend) {
-    let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
-    b.store
-        .ingest(&scope, channel, vec![text("a1", "alice", "x")])
-        .await
-        .unwrap();
-    let conv = b.store.conversations(&scope, PAGE).await.unwrap()[0].id;
-    let out = b
-        .store
-        .enqueue_outbound(&scope, conv, OutboundBody::Text { text: "t".into() }, None)
-        .await
-        .unwrap();
-    let sys = SystemScope::new("test");
-    let now = Utc::now();
-    let first = b
-        .store
-        .claim(&sys, Queue::Outbox, None, now, 10, Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(first.len(), 1);
-    // The worker "crashed": after the lease another worker takes the row over.
-    let taken = b
-        .store
-        .claim(
-            &sys,
-            Queue::Outbox,
-            None,
-            now + chrono::Duration::seconds(6),
-            10,
-            LEASE,
-        )
-        .await
-        .unwrap();
-    assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].attempts, 2);
-    let error = ProviderError {
-        code: "131026".into(),
-        title: "Message undeliverable".into(),
-    };
-    b.store
-        .finish(&sys, Queue::Outbox, &taken[0], QueueOutcome::Dead { error })
-        .await
-        .unwrap();
-    let stats = b.store.stats(&sys).await.unwrap();
-    assert_eq!((stats.outbox_depth, stats.outbox_dead), (0, 1));
-    let (st, err) = message_status(b, &scope, out.id).await;
-    assert_eq!(st, Some(DeliveryStatus::Failed));
-    assert_eq!(err.unwrap().code, "131026");
-}
-
-async fn jobs_are_claimed_by_kind(b: &Backend) {
-    let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
-    b.store
-        .ingest(
-            &scope,
-            channel,
-            vec![text("a1", "alice", "x"), text("a2", "alice", "y")],
-        )
-        .await
-        .unwrap();
-    let sys = SystemScope::new("test");
-    assert!(
-        b.store
-            .claim(
-                &sys,
-                Queue::Jobs,
-                Some(JOB_FETCH_MEDIA),
-                Utc::now(),
-                10,
-                LEASE
-            )
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let jobs = b
-        .store
-        .claim(&sys, Queue::Jobs, Some(JOB_ANSWER), Utc::now(), 10, LEASE)
-        .await
-        .unwrap();
-    assert_eq!(jobs.len(), 2);
-    assert!(
-        jobs.iter()
-            .all(|j| j.tenant_id == scope.tenant_id() && j.kind == JOB_ANSWER)
-    );
-    for job in &jobs {
-        b.store
-            .finish(
-                &sys,
-                Queue::Jobs,
-                job,
-                QueueOutcome::Done {
-                    provider_message_id: None,
-                },
-            )
-            .await
-            .unwrap();
-    }
-    assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 0);
-}
-
 async fn another_tenant_sees_nothing_and_changes_nothing(b: &Backend) {
     let (a, channel_a) = tenant_with_channel(&*b.store, "a").await;
     let (other, _) = tenant_with_channel(&*b.store, "b").await;
@@ -804,31 +488,4 @@ async fn concurrent_redeliveries_store_one_message(b: &Backend) {
     assert_eq!(stored, 4);
     assert_eq!(count_messages(b, &scope).await, 4);
     assert_eq!(b.store.conversations(&scope, PAGE).await.unwrap().len(), 4);
-}
-
-async fn audit_log_is_per_tenant_newest_first(b: &Backend) {
-    let (scope, _) = tenant_with_channel(&*b.store, "a").await;
-    for action in ["channel.create", "channel.update"] {
-        b.store
-            .audit(
-                &scope,
-                AuditEntry {
-                    actor: "user:1".into(),
-                    action: action.into(),
-                    resource_type: "channel".into(),
-                    resource_id: Some("c1".into()),
-                    ip: Some("127.0.0.1".into()),
-                    details: serde_json::json!({}),
-                },
-            )
-            .await
-            .unwrap();
-    }
-    let log = b.store.audit_log(&scope, 10).await.unwrap();
-    assert_eq!(
-        log.iter()
-            .map(|r| r.entry.action.as_str())
-            .collect::<Vec<_>>(),
-        ["channel.update", "channel.create"]
-    );
 }

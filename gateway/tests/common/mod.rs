@@ -160,6 +160,66 @@ pub fn status(provider_id: &str, status: DeliveryStatus) -> InboundEvent {
     })
 }
 
+/// Every message of the scope's tenant, across its conversations.
+pub async fn count_messages(b: &Backend, scope: &coach_gateway::tenancy::TenantScope) -> usize {
+    let mut total = 0;
+    for c in b
+        .store
+        .conversations(
+            scope,
+            coach_gateway::store::Page {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+    {
+        total += b
+            .store
+            .messages(scope, c.id, None, 1000)
+            .await
+            .unwrap()
+            .len();
+    }
+    total
+}
+
+/// The delivery status and error of one message.
+pub async fn message_status(
+    b: &Backend,
+    scope: &coach_gateway::tenancy::TenantScope,
+    id: coach_connector_api::MessageId,
+) -> (
+    Option<DeliveryStatus>,
+    Option<coach_connector_api::ProviderError>,
+) {
+    for c in b
+        .store
+        .conversations(
+            scope,
+            coach_gateway::store::Page {
+                before: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+    {
+        if let Some(m) = b
+            .store
+            .messages(scope, c.id, None, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.id == id)
+        {
+            return (m.status, m.error);
+        }
+    }
+    panic!("message {id} not found");
+}
+
 /// Generate `#[tokio::test]`s that run each named suite function against every backend.
 #[macro_export]
 macro_rules! against_every_backend {
