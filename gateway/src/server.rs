@@ -151,6 +151,14 @@ pub async fn run(
         }
     });
     let retention = tokio::spawn(retention_loop(state.clone(), shutdown.clone()));
+    let responder = tokio::spawn(crate::knowledge::responder::run(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let ingest = tokio::spawn(crate::knowledge::ingest::run(
+        state.clone(),
+        shutdown.clone(),
+    ));
     let app = crate::http::router(state.clone());
     let served = axum::serve(
         listener,
@@ -161,6 +169,8 @@ pub async fn run(
     shutdown.cancel();
     let _ = pruning.await;
     let _ = retention.await;
+    let _ = ingest.await;
+    let _ = responder.await;
     if let Err(e) = outbox.await {
         tracing::error!(error = %e, "outbox worker panicked");
     }

@@ -8,7 +8,9 @@ use tokio::sync::watch;
 use crate::auth::{Auth, Revocations};
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::fetch::PageFetcher;
 use crate::http::limits::Limits;
+use crate::knowledge::Knowledge;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 use crate::stream::ConversationStream;
@@ -34,6 +36,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Seals secrets before they are stored.
     pub secrets: SecretBox,
+    /// The brain (models and vector store), or why it is unavailable.
+    pub knowledge: Knowledge,
+    /// Fetches web pages for the knowledge base (public addresses only by default).
+    pub fetcher: PageFetcher,
 }
 
 impl AppState {
@@ -47,7 +53,14 @@ impl AppState {
         secrets: SecretBox,
     ) -> Self {
         let stream = ConversationStream::new(store.clone(), bus.clone());
-        let revoked = revocations(&config);
+        let redis = redis_pool(&config);
+        let revoked = match &redis {
+            Some(pool) => Revocations::Redis {
+                pool: pool.clone(),
+                prefix: config.redis.prefix.clone(),
+            },
+            None => Revocations::default(),
+        };
         let mailer = crate::auth::mail::Mailer::from_config(&config.smtp);
         let auth = Auth::new(
             store.clone(),
@@ -56,8 +69,18 @@ impl AppState {
             mailer,
             config.public_url.clone(),
         );
-        let limits = Limits::new(&config.rate_limits);
+        let limits = match redis {
+            Some(pool) => Limits::shared(&config.rate_limits, pool, config.redis.prefix.clone()),
+            None => Limits::new(&config.rate_limits),
+        };
+        let fetcher = PageFetcher::new(
+            config.brain.allow_private_urls,
+            config.brain.max_upload_bytes,
+        )
+        .unwrap_or_else(|e| panic!("the HTTP client for page imports cannot start: {e}"));
         Self {
+            knowledge: Knowledge::unavailable("the models are not loaded"),
+            fetcher,
             config: Arc::new(config),
             store,
             bus,
@@ -68,6 +91,14 @@ impl AppState {
             limits,
             secrets,
         }
+    }
+}
+
+impl AppState {
+    /// The same state with a loaded (or failed) brain.
+    pub fn with_knowledge(mut self, knowledge: Knowledge) -> Self {
+        self.knowledge = knowledge;
+        self
     }
 }
 
@@ -100,22 +131,19 @@ impl Startup {
     }
 }
 
-/// Revocations shared through Redis when it is configured, else kept in this process.
-fn revocations(config: &Config) -> Revocations {
+/// The Redis pool for revocations and rate limits, when Redis is configured.
+fn redis_pool(config: &Config) -> Option<deadpool_redis::Pool> {
     if config.redis.url.is_empty() {
-        return Revocations::default();
+        return None;
     }
     match deadpool_redis::Config::from_url(&config.redis.url)
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
     {
-        Ok(pool) => Revocations::Redis {
-            pool,
-            prefix: config.redis.prefix.clone(),
-        },
+        Ok(pool) => Some(pool),
         Err(e) => {
             // The URL was validated at start; a pool that cannot be built is a bug worth a log.
-            tracing::error!(error = %e, "cannot build the Redis pool for revocations; using this process only");
-            Revocations::default()
+            tracing::error!(error = %e, "cannot build the Redis pool; revocations and rate limits stay in this process");
+            None
         }
     }
 }

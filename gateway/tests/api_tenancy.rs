@@ -70,7 +70,8 @@ fn sample(doc: &Value, schema: &Value) -> Value {
 /// Tenant B walks every route of the OpenAPI document with tenant A's ids: every route that
 /// names an id answers 404, and no listing shows any of A's ids.
 async fn another_tenant_gets_404_on_every_route(b: &Backend) {
-    let app = app(b);
+    let data = tempfile::tempdir().unwrap();
+    let app = api_support::app_with_brain(b, data.path()).await;
     let a = app.register("ana@example.com").await;
     let bee = app.register("bob@example.com").await;
     let (_, channel) = app
@@ -95,12 +96,24 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
                 before: None,
                 limit: 1,
             },
+            Default::default(),
         )
         .await
         .unwrap()[0]
         .clone();
+    let (status, doc) = app
+        .upload(
+            token(&a),
+            "secret.md",
+            "text/markdown",
+            b"# Plan\n\nThe zorblax method: walk 7 minutes after each meal.",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    app.ingest_all().await;
     let a_ids = [
         a["user_id"].as_str().unwrap().to_owned(),
+        doc["id"].as_str().unwrap().to_owned(),
         channel_id.clone(),
         conv.id.to_string(),
         conv.contact_id.to_string(),
@@ -142,7 +155,7 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
                     .as_object()
                     .map(|schema| sample(&doc, &Value::Object(schema.clone())));
             if path.starts_with(coach_gateway::http::openapi::OPERATOR_PREFIX) {
-                let concrete = path.replace("{id}", &a_ids[4]);
+                let concrete = path.replace("{id}", &a_ids[5]);
                 let (status, resp) = app
                     .call(&method, &concrete, Some(token(&bee)), body.clone())
                     .await;

@@ -60,7 +60,12 @@ async fn queued_message(
         before: None,
         limit: 1,
     };
-    let conv = b.store.conversations(&scope, page).await.unwrap()[0].id;
+    let conv = b
+        .store
+        .conversations(&scope, page, Default::default())
+        .await
+        .unwrap()[0]
+        .id;
     let body = OutboundBody::Text {
         text: "hello".into(),
     };

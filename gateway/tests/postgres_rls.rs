@@ -43,6 +43,7 @@ async fn a_query_without_tenant_filter_cannot_cross_tenants() {
                 before: None,
                 limit: 1,
             },
+            Default::default(),
         )
         .await
         .unwrap()[0]

@@ -105,7 +105,11 @@ async fn a_failing_write_leaves_nothing_and_spares_concurrent_writes(b: &Backend
         30,
         "no message of a failed batch was kept"
     );
-    let convs = b.store.conversations(&scope, PAGE).await.unwrap();
+    let convs = b
+        .store
+        .conversations(&scope, PAGE, Default::default())
+        .await
+        .unwrap();
     assert_eq!(
         convs.len(),
         1,
@@ -147,7 +151,11 @@ async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
         .unwrap();
     assert_eq!(report.stored.len(), 3);
     assert_eq!(report.duplicates, 0);
-    let conversations = b.store.conversations(&scope, PAGE).await.unwrap();
+    let conversations = b
+        .store
+        .conversations(&scope, PAGE, Default::default())
+        .await
+        .unwrap();
     assert_eq!(conversations.len(), 2, "one conversation per contact");
     let alice = conversations
         .iter()
@@ -294,7 +302,7 @@ async fn sent_message(
         .unwrap();
     let conversation = b
         .store
-        .conversations(scope, PAGE)
+        .conversations(scope, PAGE, Default::default())
         .await
         .unwrap()
         .into_iter()
@@ -435,7 +443,12 @@ async fn another_tenant_sees_nothing_and_changes_nothing(b: &Backend) {
         .ingest(&a, channel_a, vec![text("a1", "alice", "secret")])
         .await
         .unwrap();
-    let conv = b.store.conversations(&a, PAGE).await.unwrap()[0].id;
+    let conv = b
+        .store
+        .conversations(&a, PAGE, Default::default())
+        .await
+        .unwrap()[0]
+        .id;
 
     assert!(matches!(
         b.store.channel(&other, channel_a).await,
@@ -443,7 +456,7 @@ async fn another_tenant_sees_nothing_and_changes_nothing(b: &Backend) {
     ));
     assert!(
         b.store
-            .conversations(&other, PAGE)
+            .conversations(&other, PAGE, Default::default())
             .await
             .unwrap()
             .is_empty()
@@ -487,5 +500,12 @@ async fn concurrent_redeliveries_store_one_message(b: &Backend) {
     }
     assert_eq!(stored, 4);
     assert_eq!(count_messages(b, &scope).await, 4);
-    assert_eq!(b.store.conversations(&scope, PAGE).await.unwrap().len(), 4);
+    assert_eq!(
+        b.store
+            .conversations(&scope, PAGE, Default::default())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
 }

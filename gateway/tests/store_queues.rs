@@ -37,7 +37,11 @@ async fn outbox_keeps_order_per_conversation_and_backs_off(b: &Backend) {
         )
         .await
         .unwrap();
-    let convs = b.store.conversations(&scope, PAGE).await.unwrap();
+    let convs = b
+        .store
+        .conversations(&scope, PAGE, Default::default())
+        .await
+        .unwrap();
     let alice = convs.iter().find(|c| c.external_id == "alice").unwrap().id;
     let bob = convs.iter().find(|c| c.external_id == "bob").unwrap().id;
     let body = |t: &str| OutboundBody::Text { text: t.into() };
@@ -170,7 +174,12 @@ async fn expired_leases_are_reclaimed_and_dead_letters_mark_the_message_failed(b
         .ingest(&scope, channel, vec![text("a1", "alice", "x")])
         .await
         .unwrap();
-    let conv = b.store.conversations(&scope, PAGE).await.unwrap()[0].id;
+    let conv = b
+        .store
+        .conversations(&scope, PAGE, Default::default())
+        .await
+        .unwrap()[0]
+        .id;
     let out = b
         .store
         .enqueue_outbound(&scope, conv, OutboundBody::Text { text: "t".into() }, None)

@@ -137,7 +137,7 @@ impl<R: Need> FromRequestParts<AppState> for Member<R> {
             .trim();
         if token.starts_with(super::API_KEY_PREFIX) {
             let key = state.auth.api_key(token).await?;
-            state.limits.tenant_request(key.tenant_id.0)?;
+            state.limits.tenant_request(key.tenant_id.0).await?;
             if !key.role.allows(R::ROLE) {
                 return Err(ApiError::Forbidden(format!(
                     "this needs the {} role or higher",
@@ -164,7 +164,7 @@ impl<R: Need> FromRequestParts<AppState> for Member<R> {
                 "this session has ended; log in again".into(),
             ));
         }
-        state.limits.tenant_request(claims.tid)?;
+        state.limits.tenant_request(claims.tid).await?;
         if !claims.role.allows(R::ROLE) {
             return Err(ApiError::Forbidden(format!(
                 "this needs the {} role or higher",

@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod brain;
 mod sections;
 
+pub use brain::*;
 pub use sections::*;
 
 use figment::Figment;
@@ -64,6 +66,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Knowledge, models and answers.
+    pub brain: BrainConfig,
 }
 
 impl Default for Config {
@@ -82,6 +86,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             secrets: SecretsConfig::default(),
             log: LogConfig::default(),
+            brain: BrainConfig::default(),
         }
     }
 }
@@ -130,6 +135,30 @@ impl Config {
                 "database.migrate_url",
                 mask_url(&self.database.migrate_url),
                 "a postgres:// URL of the schema owner, or empty",
+            ));
+        }
+        if self.brain.vectors.backend == VectorBackend::Qdrant {
+            check_http_url("brain.vectors.url", &self.brain.vectors.url)?;
+        }
+        if self.brain.backend == ModelBackend::Ollama {
+            check_http_url("brain.ollama.url", &self.brain.ollama.url)?;
+        }
+        let b = &self.brain;
+        if b.chunk_tokens < 16 || b.chunk_tokens > 512 || b.chunk_overlap * 2 >= b.chunk_tokens {
+            return Err(invalid(
+                "brain.chunk_tokens",
+                format!("{} (overlap {})", b.chunk_tokens, b.chunk_overlap),
+                "16 to 512 tokens, with brain.chunk_overlap under half of it",
+            ));
+        }
+        if b.threads == 0 || b.workers == 0 || b.passages == 0 {
+            return Err(invalid(
+                "brain.threads",
+                format!(
+                    "threads {} workers {} passages {}",
+                    b.threads, b.workers, b.passages
+                ),
+                "at least 1 thread, 1 worker and 1 passage",
             ));
         }
         if !self.redis.url.is_empty() {
@@ -226,6 +255,9 @@ impl Config {
         shown.smtp.url = mask_url(&shown.smtp.url);
         if !shown.secrets.master_key.is_empty() {
             shown.secrets.master_key = "***".into();
+        }
+        if !shown.brain.vectors.api_key.is_empty() {
+            shown.brain.vectors.api_key = "***".into();
         }
         toml::to_string_pretty(&shown)
             .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))

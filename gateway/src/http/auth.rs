@@ -101,7 +101,7 @@ async fn register(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<TokenPair>), ApiError> {
-    state.limits.auth_attempt(ip)?;
+    state.limits.auth_attempt(ip).await?;
     let email = valid_email(&req.email)?;
     let name = req.tenant_name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -122,7 +122,7 @@ async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    state.limits.auth_attempt(ip)?;
+    state.limits.auth_attempt(ip).await?;
     Ok(Json(
         state
             .auth
@@ -139,7 +139,7 @@ async fn refresh(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    state.limits.auth_attempt(ip)?;
+    state.limits.auth_attempt(ip).await?;
     Ok(Json(state.auth.refresh(req.refresh_token.trim()).await?))
 }
 
@@ -188,7 +188,7 @@ async fn change_password(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
-    state.limits.auth_attempt(ip)?;
+    state.limits.auth_attempt(ip).await?;
     state
         .auth
         .change_password(member.user()?, &req.current_password, &req.new_password)
@@ -224,7 +224,7 @@ async fn request_reset(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.limits.auth_attempt(ip)?;
+    state.limits.auth_attempt(ip).await?;
     let email = valid_email(&req.email)?;
     state.auth.request_password_reset(&email).await?;
     Ok(StatusCode::ACCEPTED)
@@ -238,7 +238,7 @@ async fn confirm_reset(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
-    state.limits.auth_attempt(ip)?;
+    state.limits.auth_attempt(ip).await?;
     state
         .auth
         .confirm_password_reset(req.token.trim(), &req.new_password)

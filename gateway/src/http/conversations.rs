@@ -1,26 +1,34 @@
-//! `/v1/conversations` (newest activity first, cursor pagination) and their messages, and
-//! `/v1/audit-log`.
+//! `/v1/conversations` (newest activity first, cursor pagination, filters), their messages,
+//! human handoff (take over, hand back, manual replies), and `/v1/audit-log`.
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use coach_connector_api::{ConversationId, MessageId};
+use coach_connector_api::{ChannelId, ContactId, ConversationId, MessageId, OutboundBody};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::extract::{Admin, Member, Viewer};
-use crate::error::{ApiError, ApiQuery};
+use crate::auth::extract::{Admin, Editor, Member, Need, Principal, Viewer};
+use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::http::limits::ClientIp;
 use crate::state::AppState;
-use crate::store::{AuditRecord, Conversation, Page, StoredMessage};
+use crate::store::{
+    AuditEntry, AuditRecord, Conversation, ConversationFilter, ConversationStatus, Page,
+    StoredMessage,
+};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_conversations))
-        .routes(routes!(list_messages))
+        .routes(routes!(get_conversation))
+        .routes(routes!(list_messages, send_message))
+        .routes(routes!(take_over))
+        .routes(routes!(hand_back))
         .routes(routes!(audit_log))
 }
 
@@ -63,15 +71,39 @@ pub(super) fn decode_cursor(c: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::BadRequest("cursor: not a cursor this API returned".into()))
 }
 
+/// Paging and filters of the conversation list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationQuery {
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Items per page (1-200, default 50).
+    pub limit: Option<u32>,
+    /// Only conversations on this channel.
+    pub channel_id: Option<Uuid>,
+    /// Only conversations with this contact.
+    pub contact_id: Option<Uuid>,
+    /// Only conversations in this state (`waiting` lists those that asked for a human).
+    pub status: Option<ConversationStatus>,
+}
+
 /// The tenant's conversations, most recently active first.
-#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(PageQuery), security(("bearer" = [])),
-    responses((status = 200, body = Paged<Conversation>)))]
+#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(ConversationQuery), security(("bearer" = [])),
+    responses((status = 200, body = Paged<Conversation>), (status = 400, body = crate::error::Problem)))]
 async fn list_conversations(
     State(state): State<AppState>,
     member: Member<Viewer>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<ConversationQuery>,
 ) -> Result<Json<Paged<Conversation>>, ApiError> {
-    let limit = limit(&q)?;
+    let limit = limit(&PageQuery {
+        cursor: None,
+        limit: q.limit,
+    })?;
+    let filter = ConversationFilter {
+        channel: q.channel_id.map(ChannelId),
+        contact: q.contact_id.map(ContactId),
+        status: q.status,
+    };
     let before = q
         .cursor
         .as_deref()
@@ -83,7 +115,7 @@ async fn list_conversations(
         .transpose()?;
     let items = state
         .store
-        .conversations(&member.scope, Page { before, limit })
+        .conversations(&member.scope, Page { before, limit }, filter)
         .await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| {
@@ -105,10 +137,7 @@ async fn list_messages(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<StoredMessage>>, ApiError> {
     let limit = limit(&q)?;
-    let id = id
-        .parse::<Uuid>()
-        .map(ConversationId)
-        .map_err(|_| ApiError::NotFound("conversation"))?;
+    let id = parse_id(&id)?;
     let after = q
         .cursor
         .as_deref()
@@ -140,4 +169,151 @@ async fn audit_log(
     Ok(Json(
         state.store.audit_log(&member.scope, limit(&q)?).await?,
     ))
+}
+
+fn parse_id(id: &str) -> Result<ConversationId, ApiError> {
+    // Anything that is not an id cannot name a conversation of this tenant.
+    id.parse::<Uuid>()
+        .map(ConversationId)
+        .map_err(|_| ApiError::NotFound("conversation"))
+}
+
+fn audit(member: &Member<impl Need>, ip: ClientIp, action: &str, id: ConversationId) -> AuditEntry {
+    AuditEntry {
+        actor: member.actor(),
+        action: action.into(),
+        resource_type: "conversation".into(),
+        resource_id: Some(id.to_string()),
+        ip: Some(ip.0.to_string()),
+        details: serde_json::Value::Object(serde_json::Map::new()),
+    }
+}
+
+/// The user behind a request, if a person (API keys take over as nobody in particular).
+fn assignee(member: &Member<impl Need>) -> Option<Uuid> {
+    match member.principal {
+        Principal::User { id, .. } => Some(id.0),
+        Principal::ApiKey(_) => None,
+    }
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
+    security(("bearer" = [])), responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+async fn get_conversation(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+    Path(id): Path<String>,
+) -> Result<Json<Conversation>, ApiError> {
+    let id = parse_id(&id)?;
+    Ok(Json(state.store.conversation(&member.scope, id).await?))
+}
+
+/// Take a conversation over: the coach stays silent until it is handed back.
+#[utoipa::path(post, path = "/v1/conversations/{id}/takeover", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
+    security(("bearer" = [])), responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+async fn take_over(
+    State(state): State<AppState>,
+    member: Member<Editor>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<Json<Conversation>, ApiError> {
+    let id = parse_id(&id)?;
+    let conversation = state
+        .store
+        .set_conversation_status(
+            &member.scope,
+            id,
+            ConversationStatus::Human,
+            assignee(&member),
+        )
+        .await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            audit(&member, ip, "conversation.takeover", id),
+        )
+        .await?;
+    Ok(Json(conversation))
+}
+
+/// Hand a conversation back to the coach.
+#[utoipa::path(post, path = "/v1/conversations/{id}/handback", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
+    security(("bearer" = [])), responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+async fn hand_back(
+    State(state): State<AppState>,
+    member: Member<Editor>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<Json<Conversation>, ApiError> {
+    let id = parse_id(&id)?;
+    let conversation = state
+        .store
+        .set_conversation_status(&member.scope, id, ConversationStatus::Open, None)
+        .await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            audit(&member, ip, "conversation.handback", id),
+        )
+        .await?;
+    Ok(Json(conversation))
+}
+
+/// A message written by a member.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManualMessage {
+    /// The text to send (1 to 4,096 characters; channels split longer texts themselves).
+    pub text: String,
+}
+
+/// Send a message as a human. Replying takes the conversation over (the coach stays silent
+/// until it is handed back), so the coach never talks over the person who stepped in.
+#[utoipa::path(post, path = "/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
+    request_body = ManualMessage, security(("bearer" = [])),
+    responses((status = 201, body = StoredMessage), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn send_message(
+    State(state): State<AppState>,
+    member: Member<Editor>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ManualMessage>,
+) -> Result<(StatusCode, Json<StoredMessage>), ApiError> {
+    let id = parse_id(&id)?;
+    let text = req.text.trim();
+    let length = text.chars().count();
+    if length == 0 || length > 4096 {
+        return Err(ApiError::Unprocessable(format!(
+            "text: {length} characters; send 1 to 4096"
+        )));
+    }
+    let conversation = state.store.conversation(&member.scope, id).await?;
+    if conversation.status != ConversationStatus::Human {
+        state
+            .store
+            .set_conversation_status(
+                &member.scope,
+                id,
+                ConversationStatus::Human,
+                assignee(&member),
+            )
+            .await?;
+    }
+    let message = state
+        .store
+        .enqueue_outbound(
+            &member.scope,
+            id,
+            OutboundBody::Text { text: text.into() },
+            None,
+        )
+        .await?;
+    state
+        .store
+        .audit(&member.scope, audit(&member, ip, "conversation.reply", id))
+        .await?;
+    Ok((StatusCode::CREATED, Json(message)))
 }

@@ -210,7 +210,7 @@ async fn accept_invite(
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<AcceptInvite>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    state.limits.auth_attempt(ip)?;
+    state.limits.auth_attempt(ip).await?;
     Ok(Json(
         state
             .auth

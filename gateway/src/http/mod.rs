@@ -6,7 +6,9 @@ mod auth;
 mod channels;
 mod contacts;
 mod conversations;
+mod documents;
 mod health;
+mod knowledge;
 pub mod limits;
 mod members;
 pub mod openapi;
@@ -66,6 +68,8 @@ pub fn router(state: AppState) -> Router {
     .merge(contacts::router())
     .merge(api_keys::router())
     .merge(platform::router())
+    .merge(documents::router(state.config.brain.max_upload_bytes))
+    .merge(knowledge::router())
     .split_for_parts();
     Router::new()
         .merge(api)

@@ -19,7 +19,7 @@ macro_rules! store_ops {
 
         use crate::store::types::{jobs_for, status_from_rank};
         use crate::store::{
-            Channel, Conversation, Direction, IngestReport, NewChannel, Page, StoreError,
+            Channel, Conversation, ConversationFilter, ConversationStatus, Direction, IngestReport, NewChannel, Page, StoreError,
             StoredEvent, StoredMessage, Tenant,
         };
 
@@ -413,29 +413,80 @@ macro_rules! store_ops {
             conn: &mut $conn,
             tenant: TenantId,
             page: Page,
+            filter: ConversationFilter,
         ) -> Result<Vec<Conversation>, StoreError> {
             let rows = sqlx::query(
-                "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at FROM conversations \
-                 WHERE tenant_id = $1 AND ($2 IS NULL OR last_message_at < $2) \
+                "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee \
+                 FROM conversations WHERE tenant_id = $1 AND ($2 IS NULL OR last_message_at < $2) \
+                 AND ($4 IS NULL OR channel_id = $4) AND ($5 IS NULL OR contact_id = $5) \
+                 AND ($6 IS NULL OR status = $6) \
                  ORDER BY last_message_at DESC, id DESC LIMIT $3",
             )
             .bind(tenant.0)
             .bind(page.before)
             .bind(i64::from(page.limit))
+            .bind(filter.channel.map(|c| c.0))
+            .bind(filter.contact.map(|c| c.0))
+            .bind(filter.status.map(ConversationStatus::as_str))
             .fetch_all(&mut *conn)
             .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(Conversation {
-                        id: ConversationId(row.try_get("id")?),
-                        tenant_id: TenantId(row.try_get("tenant_id")?),
-                        channel_id: ChannelId(row.try_get("channel_id")?),
-                        contact_id: ContactId(row.try_get("contact_id")?),
-                        external_id: row.try_get("external_id")?,
-                        last_message_at: row.try_get("last_message_at")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(conversation_row).collect()
+        }
+
+        /// One conversation of the tenant.
+        pub(super) async fn conversation(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: ConversationId,
+        ) -> Result<Conversation, StoreError> {
+            let row = sqlx::query(
+                "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee \
+                 FROM conversations WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("conversation"))?;
+            conversation_row(&row)
+        }
+
+        /// Sets who answers a conversation.
+        pub(super) async fn set_conversation_status(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: ConversationId,
+            status: ConversationStatus,
+            assignee: Option<Uuid>,
+        ) -> Result<Conversation, StoreError> {
+            let done = sqlx::query(
+                "UPDATE conversations SET status = $3, assignee = $4 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(status.as_str())
+            .bind(assignee)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound("conversation"));
+            }
+            conversation(conn, tenant, id).await
+        }
+
+        fn conversation_row(row: &$row) -> Result<Conversation, StoreError> {
+            let status: String = row.try_get("status")?;
+            Ok(Conversation {
+                id: ConversationId(row.try_get("id")?),
+                tenant_id: TenantId(row.try_get("tenant_id")?),
+                channel_id: ChannelId(row.try_get("channel_id")?),
+                contact_id: ContactId(row.try_get("contact_id")?),
+                external_id: row.try_get("external_id")?,
+                last_message_at: row.try_get("last_message_at")?,
+                status: ConversationStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status}")))?,
+                assignee: row.try_get("assignee")?,
+            })
         }
 
         pub(super) async fn messages(
@@ -465,6 +516,62 @@ macro_rules! store_ops {
                 .fetch_all(&mut *conn)
                 .await?;
             rows.iter().map(message_from_row).collect()
+        }
+
+        /// One message of the tenant.
+        pub(super) async fn message(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: MessageId,
+        ) -> Result<StoredMessage, StoreError> {
+            let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2");
+            let row = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(id.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("message"))?;
+            message_from_row(&row)
+        }
+
+        /// The `limit` messages of a conversation just before `before`, oldest first.
+        pub(super) async fn messages_before(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            before: MessageId,
+            limit: u32,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND id < $3 ORDER BY id DESC LIMIT $4"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(conversation.0)
+                .bind(before.0)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut out = rows.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
+            out.reverse();
+            Ok(out)
+        }
+
+        /// The outbound message that answers `message`, if one was stored.
+        pub(super) async fn reply_to(
+            conn: &mut $conn,
+            tenant: TenantId,
+            message: MessageId,
+        ) -> Result<Option<MessageId>, StoreError> {
+            let id: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM messages WHERE tenant_id = $1 AND reply_to = $2 AND direction = 'out' LIMIT 1",
+            )
+            .bind(tenant.0)
+            .bind(message.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(id.map(MessageId))
         }
 
         pub(super) async fn enqueue_outbound(

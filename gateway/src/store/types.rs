@@ -169,6 +169,55 @@ pub struct Conversation {
     pub external_id: String,
     /// When the last message arrived or left.
     pub last_message_at: DateTime<Utc>,
+    /// Who answers: the coach, a human being waited for, or a human.
+    pub status: ConversationStatus,
+    /// The member who took the conversation over.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub assignee: Option<uuid::Uuid>,
+}
+
+/// Who answers a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    /// The coach answers.
+    Open,
+    /// The coach asked for a human; nobody has taken over yet.
+    Waiting,
+    /// A member took over; the coach stays silent until handed back.
+    Human,
+}
+
+impl ConversationStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Waiting => "waiting",
+            Self::Human => "human",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "waiting" => Some(Self::Waiting),
+            "human" => Some(Self::Human),
+            _ => None,
+        }
+    }
+}
+
+/// Narrows a conversation listing; absent fields do not filter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    /// Only this channel.
+    pub channel: Option<ChannelId>,
+    /// Only this contact.
+    pub contact: Option<ContactId>,
+    /// Only this status.
+    pub status: Option<ConversationStatus>,
 }
 
 /// What an ingest stored.

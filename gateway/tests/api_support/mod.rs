@@ -49,7 +49,79 @@ pub fn app_with(b: &Backend, config: Config) -> App {
     }
 }
 
+/// The app with the real brain: the models from `make models` and an embedded vector store in
+/// `data_dir`.
+pub async fn app_with_brain(b: &Backend, data_dir: &std::path::Path) -> App {
+    let mut config = Config {
+        public_url: "https://coach.example".into(),
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
+    config.brain.models_dir = models_dir();
+    let knowledge = coach_gateway::knowledge::Knowledge::load(&config).await;
+    knowledge
+        .get()
+        .unwrap_or_else(|e| panic!("the brain did not load: {e:?} (run `make models`)"));
+    let mut app = app_with(b, config);
+    app.state = app.state.with_knowledge(knowledge);
+    app.router = coach_gateway::http::router(app.state.clone());
+    app
+}
+
+/// Where `make models` puts the models (`COACH_MODELS_DIR` overrides).
+pub fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("COACH_MODELS_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"),
+        std::path::PathBuf::from,
+    )
+}
+
 impl App {
+    /// Upload a document as `multipart/form-data`.
+    pub async fn upload(
+        &self,
+        token: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
+        let boundary = "coach-test-boundary-7d1a";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let req = Request::builder()
+            .method("POST")
+            .uri("/v1/documents")
+            .header("authorization", format!("Bearer {token}"))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Run queued ingestion jobs until none is left.
+    pub async fn ingest_all(&self) {
+        while coach_gateway::knowledge::ingest::poll_once(&self.state)
+            .await
+            .unwrap()
+            > 0
+        {}
+    }
+
     pub async fn call(
         &self,
         method: &str,

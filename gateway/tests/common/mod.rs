@@ -171,6 +171,7 @@ pub async fn count_messages(b: &Backend, scope: &coach_gateway::tenancy::TenantS
                 before: None,
                 limit: 100,
             },
+            Default::default(),
         )
         .await
         .unwrap()
@@ -202,6 +203,7 @@ pub async fn message_status(
                 before: None,
                 limit: 100,
             },
+            Default::default(),
         )
         .await
         .unwrap()

@@ -1,0 +1,729 @@
+//! Token-aware chunking. Each section is cut into pieces (sentences; lines, words or characters
+//! only when a sentence alone is over budget), the pieces are packed greedily into chunks whose
+//! text the embedding model's tokenizer measures at most `max_tokens`, and every chunk after the
+//! first starts with trailing pieces of the one before it, up to `overlap_tokens`.
+//!
+//! Token counts are not additive (merges at the joins, a BOS token per call), so piece counts
+//! only estimate a chunk; the chunk text itself is measured before it is accepted, and the
+//! search for the largest fitting chunk gallops and bisects to keep tokenizer calls few.
+//! Chunks never span sections, so each has one heading and one page; chunk text is an exact
+//! slice of the section text.
+
+use crate::extract::Section;
+
+/// The smallest `max_tokens` [`ChunkConfig::validate`] accepts.
+pub const MIN_MAX_TOKENS: usize = 16;
+
+/// How big chunks are and how much consecutive chunks share.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ChunkConfig {
+    /// The most tokens one chunk may have (default 256).
+    pub max_tokens: usize,
+    /// The most tokens a chunk repeats from the previous one (default 38, about 15%).
+    pub overlap_tokens: usize,
+}
+
+impl Default for ChunkConfig {
+    fn default() -> Self {
+        Self {
+            max_tokens: 256,
+            overlap_tokens: 38,
+        }
+    }
+}
+
+/// A chunk configuration that cannot work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkConfigError {
+    /// `max_tokens` is below [`MIN_MAX_TOKENS`].
+    #[error("chunk max_tokens is {0}; it must be at least 16")]
+    TooSmall(usize),
+    /// `overlap_tokens` is not below half of `max_tokens`.
+    #[error(
+        "chunk overlap_tokens is {overlap_tokens}; it must be less than half of max_tokens ({max_tokens})"
+    )]
+    OverlapTooLarge {
+        /// The configured overlap.
+        overlap_tokens: usize,
+        /// The configured maximum.
+        max_tokens: usize,
+    },
+}
+
+impl ChunkConfig {
+    /// A validated configuration.
+    pub fn new(max_tokens: usize, overlap_tokens: usize) -> Result<Self, ChunkConfigError> {
+        let config = Self {
+            max_tokens,
+            overlap_tokens,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks `max_tokens >= 16` and `overlap_tokens < max_tokens / 2`.
+    pub fn validate(&self) -> Result<(), ChunkConfigError> {
+        if self.max_tokens < MIN_MAX_TOKENS {
+            return Err(ChunkConfigError::TooSmall(self.max_tokens));
+        }
+        if self.overlap_tokens >= self.max_tokens / 2 {
+            return Err(ChunkConfigError::OverlapTooLarge {
+                overlap_tokens: self.overlap_tokens,
+                max_tokens: self.max_tokens,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A passage to embed and retrieve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// The text, an exact slice of its section's text.
+    pub text: String,
+    /// The heading of its section.
+    pub heading: Option<String>,
+    /// The page of its section (PDF).
+    pub page: Option<u32>,
+    /// Tokens in `text`, as measured by the tokenizer given to [`chunk`].
+    pub tokens: usize,
+    /// Position among all chunks of the document, from 0.
+    pub ordinal: u32,
+}
+
+/// Cuts sections into chunks of at most `config.max_tokens` tokens as counted by
+/// `count_tokens`. Run [`ChunkConfig::validate`] first; an invalid configuration is still
+/// chunked (a `max_tokens` of 0 counts as 1) so this never loops or panics.
+pub fn chunk(
+    sections: &[Section],
+    config: &ChunkConfig,
+    count_tokens: &dyn Fn(&str) -> usize,
+) -> Vec<Chunk> {
+    let max = config.max_tokens.max(1);
+    let mut chunks = Vec::new();
+    for section in sections {
+        let text = section.text.as_str();
+        let pieces = Cutter::cut(text, max, count_tokens);
+        let packer = Packer {
+            text,
+            pieces: &pieces,
+            max,
+            overlap: config.overlap_tokens,
+            count: count_tokens,
+        };
+        for span in packer.spans() {
+            let ordinal = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+            chunks.push(Chunk {
+                text: text[span.start..span.end].to_string(),
+                heading: section.heading.clone(),
+                page: section.page,
+                tokens: span.tokens,
+                ordinal,
+            });
+        }
+    }
+    chunks
+}
+
+/// A byte range of the section text and its measured token count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    start: usize,
+    end: usize,
+    tokens: usize,
+}
+
+/// How finely an over-budget range is cut next.
+#[derive(Clone, Copy)]
+enum Level {
+    Lines,
+    Words,
+    Chars,
+}
+
+struct Cutter<'a> {
+    text: &'a str,
+    max: usize,
+    count: &'a dyn Fn(&str) -> usize,
+    pieces: Vec<Piece>,
+}
+
+impl<'a> Cutter<'a> {
+    /// Sentences of each paragraph, each cut further until it fits `max` on its own.
+    fn cut(text: &'a str, max: usize, count: &'a dyn Fn(&str) -> usize) -> Vec<Piece> {
+        let mut cutter = Cutter {
+            text,
+            max,
+            count,
+            pieces: Vec::new(),
+        };
+        for (start, end) in paragraphs(text) {
+            for (sentence_start, sentence_end) in sentences(text, start, end) {
+                cutter.add(sentence_start, sentence_end, Level::Lines);
+            }
+        }
+        cutter.pieces
+    }
+
+    fn add(&mut self, start: usize, end: usize, level: Level) {
+        let tokens = (self.count)(&self.text[start..end]);
+        if tokens <= self.max {
+            self.pieces.push(Piece { start, end, tokens });
+            return;
+        }
+        match level {
+            Level::Lines => {
+                for (line_start, line_end) in lines(self.text, start, end) {
+                    self.add(line_start, line_end, Level::Words);
+                }
+            }
+            Level::Words => {
+                for (word_start, word_end) in words(self.text, start, end) {
+                    self.add(word_start, word_end, Level::Chars);
+                }
+            }
+            Level::Chars => self.add_chars(start, end),
+        }
+    }
+
+    /// A word longer than the budget (a URL, a hash): the longest prefixes that fit.
+    fn add_chars(&mut self, start: usize, end: usize) {
+        let mut from = start;
+        while from < end {
+            let ends: Vec<usize> = self.text[from..end]
+                .char_indices()
+                .skip(1)
+                .map(|(offset, _)| from + offset)
+                .chain(std::iter::once(end))
+                .collect();
+            let mut best: Option<(usize, usize)> = None;
+            let (mut low, mut high) = (0, ends.len());
+            while low < high {
+                let middle = low + (high - low) / 2;
+                let tokens = (self.count)(&self.text[from..ends[middle]]);
+                if tokens <= self.max {
+                    best = Some((middle, tokens));
+                    low = middle + 1;
+                } else {
+                    high = middle;
+                }
+            }
+            // Even one character over budget is taken alone rather than lost.
+            let (index, tokens) =
+                best.unwrap_or_else(|| (0, (self.count)(&self.text[from..ends[0]])));
+            self.pieces.push(Piece {
+                start: from,
+                end: ends[index],
+                tokens,
+            });
+            from = ends[index];
+        }
+    }
+}
+
+/// One chunk: `start..end` of the section text.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
+    tokens: usize,
+}
+
+struct Packer<'a> {
+    text: &'a str,
+    pieces: &'a [Piece],
+    max: usize,
+    overlap: usize,
+    count: &'a dyn Fn(&str) -> usize,
+}
+
+impl Packer<'_> {
+    fn spans(&self) -> Vec<Span> {
+        let mut spans = Vec::new();
+        let Some(first_piece) = self.pieces.first() else {
+            return spans;
+        };
+        let (mut first, mut known) = (0, (0, first_piece.tokens));
+        loop {
+            let (last, tokens) = self.pack(first, known);
+            spans.push(Span {
+                start: self.pieces[first].start,
+                end: self.pieces[last].end,
+                tokens,
+            });
+            if last + 1 >= self.pieces.len() {
+                return spans;
+            }
+            (first, known) = self.next_start(first, last);
+        }
+    }
+
+    /// Tokens of the text from the start of piece `first` to the end of piece `last`.
+    fn measure(&self, first: usize, last: usize) -> usize {
+        (self.count)(&self.text[self.pieces[first].start..self.pieces[last].end])
+    }
+
+    /// The last piece and token count of the largest chunk starting at piece `first`, given a
+    /// `known` last piece already measured to fit.
+    fn pack(&self, first: usize, known: (usize, usize)) -> (usize, usize) {
+        let n = self.pieces.len();
+        let (mut fits, mut fits_tokens) = known;
+        // The smallest last piece known not to fit; `n` when none is known.
+        let mut too_far = n;
+
+        // Estimate from the pieces' own counts, then check the estimate.
+        let mut estimate = first;
+        let mut sum = self.pieces[first].tokens;
+        while estimate + 1 < n && sum + self.pieces[estimate + 1].tokens <= self.max {
+            estimate += 1;
+            sum += self.pieces[estimate].tokens;
+        }
+        if estimate > fits {
+            let tokens = self.measure(first, estimate);
+            if tokens <= self.max {
+                (fits, fits_tokens) = (estimate, tokens);
+            } else {
+                too_far = estimate;
+            }
+        }
+        // Gallop past an estimate that fit: counts of joined text are often below the sum.
+        if too_far == n {
+            let mut step = 1;
+            while fits + step < n {
+                let probe = fits + step;
+                let tokens = self.measure(first, probe);
+                if tokens > self.max {
+                    too_far = probe;
+                    break;
+                }
+                (fits, fits_tokens) = (probe, tokens);
+                step *= 2;
+            }
+        }
+        while too_far - fits > 1 {
+            let middle = fits + (too_far - fits) / 2;
+            let tokens = self.measure(first, middle);
+            if tokens <= self.max {
+                (fits, fits_tokens) = (middle, tokens);
+            } else {
+                too_far = middle;
+            }
+        }
+        (fits, fits_tokens)
+    }
+
+    /// Where the chunk after `first..=last` starts, with a last piece known to fit: the
+    /// trailing pieces of that chunk worth at most `overlap` tokens, as long as they leave room
+    /// for the next new piece.
+    fn next_start(&self, first: usize, last: usize) -> (usize, (usize, usize)) {
+        let next = last + 1;
+        let mut start = next;
+        let mut sum = 0;
+        while start > first + 1 && sum + self.pieces[start - 1].tokens <= self.overlap {
+            start -= 1;
+            sum += self.pieces[start].tokens;
+        }
+        while start < next {
+            if self.measure(start, last) <= self.overlap {
+                let tokens = self.measure(start, next);
+                if tokens <= self.max {
+                    return (start, (next, tokens));
+                }
+            }
+            start += 1;
+        }
+        (next, (next, self.pieces[next].tokens))
+    }
+}
+
+/// Trimmed byte ranges of the paragraphs of `text` (separated by blank lines).
+fn paragraphs(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let end = offset + line.len();
+        if line.trim().is_empty() {
+            out.extend(current.take());
+        } else {
+            current = Some((current.map_or(offset, |(start, _)| start), end));
+        }
+        offset = end;
+    }
+    out.extend(current);
+    out.into_iter()
+        .filter_map(|(start, end)| trim(text, start, end))
+        .collect()
+}
+
+/// Trimmed byte ranges of the sentences of `text[start..end]`: a sentence ends at `.`, `!` or
+/// `?` (and any closing quotes or brackets) followed by whitespace.
+fn sentences(text: &str, start: usize, end: usize) -> Vec<(usize, usize)> {
+    let slice = &text[start..end];
+    let mut out = Vec::new();
+    let mut begin = 0;
+    let mut chars = slice.char_indices().peekable();
+    while let Some((index, c)) = chars.next() {
+        if !matches!(c, '.' | '!' | '?') {
+            continue;
+        }
+        let mut stop = index + c.len_utf8();
+        while let Some(&(next_index, next)) = chars.peek() {
+            if !matches!(
+                next,
+                '.' | '!' | '?' | '"' | '\'' | ')' | ']' | '»' | '”' | '’'
+            ) {
+                break;
+            }
+            stop = next_index + next.len_utf8();
+            chars.next();
+        }
+        if chars.peek().is_some_and(|&(_, next)| next.is_whitespace()) {
+            out.push((start + begin, start + stop));
+            begin = stop;
+        }
+    }
+    out.push((start + begin, end));
+    out.into_iter()
+        .filter_map(|(from, to)| trim(text, from, to))
+        .collect()
+}
+
+/// Trimmed byte ranges of the non-blank lines of `text[start..end]`.
+fn lines(text: &str, start: usize, end: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut offset = start;
+    for line in text[start..end].split_inclusive('\n') {
+        let line_end = offset + line.len();
+        out.extend(trim(text, offset, line_end));
+        offset = line_end;
+    }
+    out
+}
+
+/// Byte ranges of the whitespace-separated words of `text[start..end]`.
+fn words(text: &str, start: usize, end: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut word_start: Option<usize> = None;
+    for (offset, c) in text[start..end].char_indices() {
+        if c.is_whitespace() {
+            if let Some(begin) = word_start.take() {
+                out.push((begin, start + offset));
+            }
+        } else if word_start.is_none() {
+            word_start = Some(start + offset);
+        }
+    }
+    out.extend(word_start.map(|begin| (begin, end)));
+    out
+}
+
+/// `text[start..end]` without surrounding whitespace; `None` when nothing is left.
+fn trim(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
+    let slice = &text[start..end];
+    let trimmed = slice.trim_start();
+    let from = start + (slice.len() - trimmed.len());
+    let to = from + trimmed.trim_end().len();
+    (to > from).then_some((from, to))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn count_words(text: &str) -> usize {
+        text.split_whitespace().count()
+    }
+
+    fn section(text: &str) -> Section {
+        Section {
+            heading: Some("Heading".to_string()),
+            page: Some(3),
+            text: text.to_string(),
+        }
+    }
+
+    /// Paragraphs of sentences, each sentence a word count and an ending (0 `.`, 1 `!`, 2 `?`,
+    /// 3 none: it runs on into the next sentence).
+    type Shape = Vec<Vec<(usize, u8)>>;
+
+    /// Renders a section with words unique across the document (`s{section}w{n}`), so overlaps
+    /// between chunks are found exactly. Returns the text and the word count of every piece the
+    /// chunker cuts it into (when no sentence is over budget).
+    fn render(index: usize, shape: &Shape) -> (String, Vec<usize>) {
+        let mut n = 0;
+        let mut paragraphs = Vec::new();
+        let mut pieces = Vec::new();
+        for paragraph in shape {
+            let mut sentences = Vec::new();
+            let mut pending = 0;
+            for &(len, ending) in paragraph {
+                let mut words: Vec<String> = (0..len)
+                    .map(|_| {
+                        n += 1;
+                        format!("s{index}w{n}")
+                    })
+                    .collect();
+                pending += len;
+                if let Some(mark) = ['.', '!', '?'].get(usize::from(ending)) {
+                    if let Some(last) = words.last_mut() {
+                        last.push(*mark);
+                    }
+                    pieces.push(pending);
+                    pending = 0;
+                }
+                sentences.push(words.join(" "));
+            }
+            if pending > 0 {
+                pieces.push(pending);
+            }
+            if !sentences.is_empty() {
+                paragraphs.push(sentences.join(" "));
+            }
+        }
+        (paragraphs.join("\n\n"), pieces)
+    }
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        prop::collection::vec(prop::collection::vec((1usize..30, 0u8..4), 0..6), 0..5)
+    }
+
+    fn configs() -> impl Strategy<Value = ChunkConfig> {
+        (16usize..80)
+            .prop_flat_map(|max| (Just(max), 0..max / 2))
+            .prop_map(|(max_tokens, overlap_tokens)| ChunkConfig {
+                max_tokens,
+                overlap_tokens,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn chunks_keep_every_word_in_order_within_budget(
+            shapes in prop::collection::vec(shape(), 1..4),
+            config in configs()
+        ) {
+            prop_assert!(config.validate().is_ok());
+            let rendered: Vec<(String, Vec<usize>)> =
+                shapes.iter().enumerate().map(|(index, shape)| render(index, shape)).collect();
+            let sections: Vec<Section> = rendered
+                .iter()
+                .enumerate()
+                .map(|(index, (text, _))| Section {
+                    heading: Some(format!("H{index}")),
+                    page: Some(u32::try_from(index).unwrap() + 1),
+                    text: text.clone(),
+                })
+                .collect();
+            let chunks = chunk(&sections, &config, &count_words);
+
+            // (b) and (d): within budget, never empty, counted right, numbered in order.
+            for (position, chunk) in chunks.iter().enumerate() {
+                prop_assert_eq!(chunk.ordinal as usize, position);
+                prop_assert!(!chunk.text.trim().is_empty());
+                prop_assert!(chunk.tokens > 0);
+                prop_assert_eq!(chunk.tokens, count_words(&chunk.text));
+                prop_assert!(chunk.tokens <= config.max_tokens);
+            }
+
+            let mut accounted = 0;
+            for (index, (text, pieces)) in rendered.iter().enumerate() {
+                let prefix = format!("s{index}w");
+                let mine: Vec<&Chunk> = chunks
+                    .iter()
+                    .filter(|chunk| chunk.text.split_whitespace().next().is_some_and(|word| word.starts_with(&prefix)))
+                    .collect();
+                accounted += mine.len();
+                let small_pieces = config.overlap_tokens > 0
+                    && pieces.iter().all(|&piece| piece <= config.overlap_tokens);
+
+                let mut rebuilt: Vec<&str> = Vec::new();
+                let mut previous: Option<Vec<&str>> = None;
+                for chunk in &mine {
+                    // Chunks never span sections and keep the section's heading and page.
+                    prop_assert!(chunk.text.split_whitespace().all(|word| word.starts_with(&prefix)));
+                    prop_assert_eq!(chunk.heading.clone(), Some(format!("H{index}")));
+                    prop_assert_eq!(chunk.page, Some(u32::try_from(index).unwrap() + 1));
+
+                    let current: Vec<&str> = chunk.text.split_whitespace().collect();
+                    let shared = match &previous {
+                        Some(previous) => previous
+                            .iter()
+                            .position(|word| *word == current[0])
+                            .map_or(0, |at| previous.len() - at),
+                        None => 0,
+                    };
+                    if let Some(previous) = &previous {
+                        // (c) the overlap is a suffix of the previous chunk, within budget, and
+                        // present whenever the pieces are small enough to allow it.
+                        prop_assert!(shared < current.len());
+                        prop_assert_eq!(&previous[previous.len() - shared..], &current[..shared]);
+                        prop_assert!(shared <= config.overlap_tokens);
+                        if small_pieces {
+                            prop_assert!(shared > 0, "no overlap between {:?} and {:?}", previous, current);
+                        }
+                    }
+                    rebuilt.extend_from_slice(&current[shared..]);
+                    previous = Some(current);
+                }
+                // (a) no text lost: chunks minus overlaps give back every word in order.
+                let expected: Vec<&str> = text.split_whitespace().collect();
+                prop_assert_eq!(rebuilt, expected);
+            }
+            prop_assert_eq!(accounted, chunks.len());
+        }
+
+        #[test]
+        fn non_additive_tokenizers_never_exceed_the_budget(
+            text in "[a-zA-Z .!?\n]{0,1500}",
+            max_tokens in 16usize..64
+        ) {
+            // A BOS token per call and about three bytes per token, like a real tokenizer.
+            let count = |text: &str| text.len() / 3 + 1;
+            let config = ChunkConfig { max_tokens, overlap_tokens: max_tokens / 4 };
+            let chunks = chunk(&[section(&text)], &config, &count);
+            for chunk in &chunks {
+                prop_assert!(!chunk.text.trim().is_empty());
+                prop_assert_eq!(chunk.tokens, count(&chunk.text));
+                prop_assert!(chunk.tokens <= max_tokens);
+            }
+            prop_assert_eq!(chunks.is_empty(), text.trim().is_empty());
+            let letters = |text: &str| text.chars().filter(|c| !c.is_whitespace()).count();
+            let covered: usize = chunks.iter().map(|chunk| letters(&chunk.text)).sum();
+            prop_assert!(covered >= letters(&text));
+            if let (Some(first), Some(last)) = (chunks.first(), chunks.last()) {
+                prop_assert!(text.trim_start().starts_with(first.text.as_str()));
+                prop_assert!(text.trim_end().ends_with(last.text.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_bad_configs_are_refused() {
+        assert_eq!(
+            ChunkConfig::default(),
+            ChunkConfig {
+                max_tokens: 256,
+                overlap_tokens: 38
+            }
+        );
+        assert!(ChunkConfig::default().validate().is_ok());
+        assert_eq!(ChunkConfig::new(8, 0), Err(ChunkConfigError::TooSmall(8)));
+        assert_eq!(
+            ChunkConfig::new(100, 50),
+            Err(ChunkConfigError::OverlapTooLarge {
+                overlap_tokens: 50,
+                max_tokens: 100
+            })
+        );
+        assert!(ChunkConfig::new(100, 49).is_ok());
+    }
+
+    #[test]
+    fn empty_sections_give_no_chunks() {
+        let config = ChunkConfig::default();
+        assert!(chunk(&[], &config, &count_words).is_empty());
+        assert!(chunk(&[section(" \n\n\t ")], &config, &count_words).is_empty());
+    }
+
+    #[test]
+    fn a_short_section_is_one_chunk_with_its_heading_and_page() {
+        let chunks = chunk(
+            &[section("Sleep well.\n\nWake early!")],
+            &ChunkConfig::default(),
+            &count_words,
+        );
+        assert_eq!(
+            chunks,
+            vec![Chunk {
+                text: "Sleep well.\n\nWake early!".to_string(),
+                heading: Some("Heading".to_string()),
+                page: Some(3),
+                tokens: 4,
+                ordinal: 0,
+            }]
+        );
+    }
+
+    #[test]
+    fn the_next_chunk_repeats_trailing_sentences() {
+        let text = (1..=12)
+            .map(|n| format!("Sentence number {n} here."))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let config = ChunkConfig::new(16, 7).unwrap();
+        let chunks = chunk(&[section(&text)], &config, &count_words);
+        assert_eq!(
+            chunks[0].text,
+            "Sentence number 1 here. Sentence number 2 here. Sentence number 3 here. Sentence number 4 here."
+        );
+        assert_eq!(
+            chunks[1].text,
+            "Sentence number 4 here. Sentence number 5 here. Sentence number 6 here. Sentence number 7 here."
+        );
+        assert!(
+            chunks
+                .last()
+                .unwrap()
+                .text
+                .ends_with("Sentence number 12 here.")
+        );
+    }
+
+    #[test]
+    fn an_overlong_sentence_is_cut_by_words_and_a_huge_word_by_characters() {
+        let long = (0..100)
+            .map(|n| format!("w{n}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let chunks = chunk(
+            &[section(&long)],
+            &ChunkConfig::new(16, 0).unwrap(),
+            &count_words,
+        );
+        assert_eq!(chunks.len(), 7);
+        assert!(chunks.iter().all(|chunk| chunk.tokens <= 16));
+        let words: Vec<&str> = chunks
+            .iter()
+            .flat_map(|chunk| chunk.text.split_whitespace())
+            .collect();
+        assert_eq!(words.join(" "), long);
+
+        let by_bytes = |text: &str| text.len().div_ceil(4);
+        let huge = "x".repeat(200);
+        let chunks = chunk(
+            &[section(&huge)],
+            &ChunkConfig::new(16, 0).unwrap(),
+            &by_bytes,
+        );
+        assert!(chunks.iter().all(|chunk| by_bytes(&chunk.text) <= 16));
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|chunk| chunk.text.as_str())
+                .collect::<String>(),
+            huge
+        );
+    }
+
+    #[test]
+    fn splitting_helpers_cut_where_expected() {
+        let text = "  One. Two!  \"Three?\" e.g.x\n\n\n  Four  ";
+        let paragraphs = paragraphs(text);
+        let slices: Vec<&str> = paragraphs
+            .iter()
+            .map(|&(start, end)| &text[start..end])
+            .collect();
+        assert_eq!(slices, vec!["One. Two!  \"Three?\" e.g.x", "Four"]);
+        let (start, end) = paragraphs[0];
+        let sentences: Vec<&str> = sentences(text, start, end)
+            .into_iter()
+            .map(|(from, to)| &text[from..to])
+            .collect();
+        assert_eq!(sentences, vec!["One.", "Two!", "\"Three?\"", "e.g.x"]);
+    }
+}

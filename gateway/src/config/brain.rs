@@ -1,0 +1,154 @@
+//! The `brain` section: models, vector store, chunking and prompt budgets.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Which engine runs the models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelBackend {
+    /// llama.cpp in this process (CPU, or GPU with the `cuda` feature).
+    Llama,
+    /// An Ollama server.
+    Ollama,
+}
+
+/// Which vector store keeps the chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorBackend {
+    /// The embedded Qdrant engine, under `data_dir/vectors`.
+    Edge,
+    /// A Qdrant server at `brain.vectors.url`.
+    Qdrant,
+}
+
+/// Answers from the tenant's knowledge.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrainConfig {
+    /// Model engine.
+    pub backend: ModelBackend,
+    /// Folder of the model files (`make models` fills `./models`).
+    pub models_dir: PathBuf,
+    /// Embedding model GGUF, relative to `models_dir` unless absolute.
+    pub embedding_model: PathBuf,
+    /// Generation model GGUF, relative to `models_dir` unless absolute.
+    pub generation_model: PathBuf,
+    /// CPU threads per inference.
+    pub threads: u32,
+    /// Generation workers (each holds its own context).
+    pub workers: u32,
+    /// Context window of a generation in tokens.
+    pub context_tokens: u32,
+    /// Model layers offloaded to the GPU (needs a `cuda` build).
+    pub gpu_layers: u32,
+    /// Longest answer in tokens.
+    pub max_answer_tokens: u32,
+    /// Queued generations per tenant before new ones are refused (429).
+    pub per_tenant_queue: u32,
+    /// Ollama, when `backend = "ollama"`.
+    pub ollama: OllamaConfig,
+    /// The vector store.
+    pub vectors: VectorsConfig,
+    /// Chunk size in embedding tokens (all-MiniLM-L6-v2 was trained on short passages).
+    pub chunk_tokens: u32,
+    /// Tokens repeated between consecutive chunks.
+    pub chunk_overlap: u32,
+    /// Tokens the passages of one prompt may take.
+    pub passage_tokens: u32,
+    /// Passages per prompt.
+    pub passages: u32,
+    /// Dense similarity under which the coach says it does not know.
+    pub relevance_floor: f32,
+    /// Largest upload in bytes.
+    pub max_upload_bytes: u64,
+    /// Let `POST /v1/documents` fetch pages on loopback, private or link-local addresses.
+    pub allow_private_urls: bool,
+}
+
+impl Default for BrainConfig {
+    fn default() -> Self {
+        Self {
+            backend: ModelBackend::Llama,
+            models_dir: PathBuf::from("./models"),
+            embedding_model: PathBuf::from("all-MiniLM-L6-v2.f16.gguf"),
+            generation_model: PathBuf::from("SmolLM2-135M-Instruct.Q4_1.gguf"),
+            threads: 2,
+            workers: 1,
+            context_tokens: 2048,
+            gpu_layers: 0,
+            max_answer_tokens: 128,
+            per_tenant_queue: 8,
+            ollama: OllamaConfig::default(),
+            vectors: VectorsConfig::default(),
+            chunk_tokens: 256,
+            chunk_overlap: 38,
+            passage_tokens: 300,
+            passages: 3,
+            relevance_floor: 0.35,
+            max_upload_bytes: 20 * 1024 * 1024,
+            allow_private_urls: false,
+        }
+    }
+}
+
+impl BrainConfig {
+    /// The embedding model's path.
+    pub fn embedding_path(&self) -> PathBuf {
+        self.models_dir.join(&self.embedding_model)
+    }
+
+    /// The generation model's path.
+    pub fn generation_path(&self) -> PathBuf {
+        self.models_dir.join(&self.generation_model)
+    }
+}
+
+/// An Ollama server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OllamaConfig {
+    /// Base URL.
+    pub url: String,
+    /// Chat model name.
+    pub chat_model: String,
+    /// Embedding model name.
+    pub embed_model: String,
+}
+
+impl Default for OllamaConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:11434".into(),
+            chat_model: "llama3.2:1b".into(),
+            embed_model: "all-minilm".into(),
+        }
+    }
+}
+
+/// The vector store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VectorsConfig {
+    /// `edge` (embedded) or `qdrant` (server).
+    pub backend: VectorBackend,
+    /// Qdrant server URL (gRPC, e.g. `http://127.0.0.1:6334`).
+    pub url: String,
+    /// Qdrant collection.
+    pub collection: String,
+    /// Qdrant API key (secret).
+    pub api_key: String,
+}
+
+impl Default for VectorsConfig {
+    fn default() -> Self {
+        Self {
+            backend: VectorBackend::Edge,
+            url: String::new(),
+            collection: "coach_chunks".into(),
+            api_key: String::new(),
+        }
+    }
+}

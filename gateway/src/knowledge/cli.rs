@@ -1,0 +1,137 @@
+//! `gateway ingest PATH... --tenant T`: adds files to a tenant's knowledge base and indexes them
+//! in this process, with a progress bar per file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use coach_brain::extract::DocumentKind;
+use coach_connector_api::TenantId;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::Knowledge;
+use super::ingest::{kind_name, poll_once};
+use crate::config::Config;
+use crate::state::{AppState, Startup};
+use crate::store::documents::{DocumentStatus, NewDocument};
+use crate::tenancy::SystemScope;
+
+/// Runs the command.
+pub async fn ingest(config: Config, paths: &[PathBuf], tenant: uuid::Uuid) -> anyhow::Result<()> {
+    crate::telemetry::init_tracing(&config.log);
+    let shutdown = CancellationToken::new();
+    let startup = Startup::default();
+    let store = crate::server::open_store(&config, &startup, &shutdown).await?;
+    tokio::time::timeout(Duration::from_secs(30), startup.ready())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the database is not ready: {}",
+                startup.problem().unwrap_or_default()
+            )
+        })?;
+    let scope = SystemScope::new("gateway ingest").for_tenant(TenantId(tenant));
+    store
+        .tenant_profile(&scope)
+        .await
+        .with_context(|| format!("tenant {tenant}: no such tenant (see GET /v1/me for yours)"))?;
+    let knowledge = Knowledge::load(&config).await;
+    knowledge.get().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut documents = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let filename = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let kind = DocumentKind::detect(filename.as_deref(), None, &bytes)
+            .with_context(|| format!("{}", path.display()))?;
+        let document = store
+            .create_document(
+                &scope,
+                NewDocument {
+                    title: filename
+                        .clone()
+                        .unwrap_or_else(|| path.display().to_string()),
+                    filename,
+                    source_url: None,
+                    kind: kind_name(kind).into(),
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    content: bytes,
+                },
+            )
+            .await?;
+        documents.push((path.display().to_string(), document.id));
+    }
+    let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
+    let bus = std::sync::Arc::new(crate::bus::MemoryBus::new(16));
+    let state = AppState::new(
+        config,
+        store.clone(),
+        bus,
+        crate::telemetry::metrics_handle(),
+        startup,
+        secrets,
+    )
+    .with_knowledge(knowledge);
+    let worker = tokio::spawn({
+        let state = state.clone();
+        async move {
+            while poll_once(&state).await? > 0 {}
+            Ok::<_, crate::store::StoreError>(())
+        }
+    });
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template("{msg:40!} [{bar:30}] {percent:>3}%")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    let shown: Vec<ProgressBar> = documents
+        .iter()
+        .map(|(name, _)| {
+            let bar = bars.add(ProgressBar::new(100).with_style(style.clone()));
+            bar.set_message(name.clone());
+            bar
+        })
+        .collect();
+    let mut failed = 0;
+    loop {
+        let mut pending = false;
+        for ((name, id), bar) in documents.iter().zip(&shown) {
+            if bar.is_finished() {
+                continue;
+            }
+            let d = store.document(&scope, *id).await?;
+            bar.set_position((d.progress * 100.0) as u64);
+            match d.status {
+                DocumentStatus::Ready => {
+                    bar.finish_with_message(format!("{name}: {} chunks", d.chunks));
+                }
+                DocumentStatus::Failed => {
+                    failed += 1;
+                    bar.abandon_with_message(format!("{name}: {}", d.error.unwrap_or_default()));
+                }
+                _ => pending = true,
+            }
+        }
+        if !pending {
+            break;
+        }
+        if worker.is_finished() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // The worker stopped with documents still pending: report instead of waiting.
+            let d = documents.iter().zip(&shown).find(|(_, b)| !b.is_finished());
+            if let Some(((name, _), _)) = d {
+                anyhow::bail!("{name}: indexing stopped before it finished; see the log");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    worker.abort();
+    store.close().await;
+    shutdown.cancel();
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} file(s) could not be indexed",
+        documents.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The gateway's side of the brain: loads the models and the vector store from configuration,
+//! runs ingestion jobs, and answers questions from a tenant's knowledge.
+
+pub mod answer;
+pub mod cli;
+pub mod ingest;
+pub mod responder;
+
+use std::sync::Arc;
+
+use coach_brain::Tenant;
+use coach_brain::model::{Embedder, Generator};
+use coach_brain::retrieve::{Mode, Passage, RetrieveConfig, Retriever};
+use coach_brain::vectors::VectorStore;
+
+use crate::config::{BrainConfig, Config, ModelBackend, VectorBackend};
+use crate::error::ApiError;
+use crate::store::Store;
+use crate::tenancy::TenantScope;
+
+/// The loaded models and vector store.
+pub struct Brain {
+    /// Embeddings.
+    pub embedder: Arc<dyn Embedder>,
+    /// Answers.
+    pub generator: Arc<dyn Generator>,
+    /// Chunks.
+    pub vectors: Arc<dyn VectorStore>,
+    /// Hybrid search over the chunks.
+    pub retriever: Retriever,
+    /// The configuration it was built from.
+    pub config: BrainConfig,
+}
+
+/// The brain, or why it is not available (models missing, vector store unreachable).
+#[derive(Clone)]
+pub struct Knowledge(Result<Arc<Brain>, String>);
+
+impl Knowledge {
+    /// A brain that could not be loaded, and why.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self(Err(reason.into()))
+    }
+
+    /// A loaded brain.
+    pub fn ready(brain: Brain) -> Self {
+        Self(Ok(Arc::new(brain)))
+    }
+
+    /// The brain, or a 503 that says how to fix it.
+    pub fn get(&self) -> Result<&Arc<Brain>, ApiError> {
+        self.0.as_ref().map_err(|why| {
+            ApiError::Unavailable(format!("the knowledge base is not available: {why}"))
+        })
+    }
+
+    /// Loads models and the vector store as configured.
+    pub async fn load(config: &Config) -> Self {
+        match load(config).await {
+            Ok(brain) => {
+                tracing::info!(
+                    embedder = brain.embedder.model_id(),
+                    generator = brain.generator.model_id(),
+                    "brain loaded"
+                );
+                Self::ready(brain)
+            }
+            Err(why) => {
+                tracing::error!(error = %why, "the brain is not available; knowledge and answers answer 503");
+                Self::unavailable(why)
+            }
+        }
+    }
+}
+
+fn missing_model(path: &std::path::Path) -> String {
+    format!(
+        "model file {} is missing: run `make models` (or set brain.models_dir / brain.embedding_model / brain.generation_model)",
+        path.display()
+    )
+}
+
+async fn load(config: &Config) -> Result<Brain, String> {
+    let brain = config.brain.clone();
+    let (embedder, generator): (Arc<dyn Embedder>, Arc<dyn Generator>) = match brain.backend {
+        ModelBackend::Llama => {
+            let embed_path = brain.embedding_path();
+            let gen_path = brain.generation_path();
+            for path in [&embed_path, &gen_path] {
+                if !path.is_file() {
+                    return Err(missing_model(path));
+                }
+            }
+            let threads = brain.threads;
+            let embedder = tokio::task::spawn_blocking(move || {
+                coach_brain::llama::LlamaEmbedder::load(&embed_path, threads)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            let gen_config = coach_brain::llama::GeneratorConfig {
+                threads: brain.threads,
+                context_tokens: brain.context_tokens,
+                workers: brain.workers as usize,
+                gpu_layers: brain.gpu_layers,
+                per_tenant_queue: brain.per_tenant_queue as usize,
+                ..coach_brain::llama::GeneratorConfig::default()
+            };
+            let generator = tokio::task::spawn_blocking(move || {
+                coach_brain::llama::LlamaGenerator::load(&gen_path, gen_config)
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            (Arc::new(embedder), Arc::new(generator))
+        }
+        ModelBackend::Ollama => {
+            let o = &brain.ollama;
+            let embedder = coach_brain::ollama::OllamaEmbedder::connect(&o.url, &o.embed_model)
+                .await
+                .map_err(|e| e.to_string())?;
+            let generator = coach_brain::ollama::OllamaGenerator::new(
+                &o.url,
+                &o.chat_model,
+                brain.context_tokens as usize,
+            );
+            (Arc::new(embedder), Arc::new(generator))
+        }
+    };
+    let vectors: Arc<dyn VectorStore> = match brain.vectors.backend {
+        VectorBackend::Edge => {
+            let dir = config.data_dir.join("vectors");
+            Arc::new(coach_brain::vectors::edge::EdgeStore::open(&dir).map_err(|e| e.to_string())?)
+        }
+        VectorBackend::Qdrant => {
+            let v = &brain.vectors;
+            let key = (!v.api_key.is_empty()).then(|| v.api_key.clone());
+            Arc::new(
+                coach_brain::vectors::server::ServerStore::connect(&v.url, &v.collection, key)
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+    };
+    vectors
+        .ensure(embedder.model_id(), embedder.dimension())
+        .await
+        .map_err(|e| e.to_string())?;
+    let retriever = Retriever::new(
+        embedder.clone(),
+        vectors.clone(),
+        RetrieveConfig {
+            floor: brain.relevance_floor,
+            ..RetrieveConfig::default()
+        },
+    );
+    Ok(Brain {
+        embedder,
+        generator,
+        vectors,
+        retriever,
+        config: brain,
+    })
+}
+
+/// The brain's view of an authenticated tenant scope.
+pub fn tenant(scope: &TenantScope) -> Tenant {
+    Tenant::scoped(scope.tenant_id().0)
+}
+
+impl Brain {
+    /// The `limit` best passages of the tenant's live document versions, and whether the best
+    /// clears the relevance floor. Hits of a replaced version are dropped, so a re-index
+    /// switches atomically.
+    pub async fn search(
+        &self,
+        store: &dyn Store,
+        scope: &TenantScope,
+        query: &str,
+        limit: usize,
+        mode: Mode,
+    ) -> Result<(Vec<Passage>, bool), ApiError> {
+        let found = self
+            .retriever
+            .search(tenant(scope), query, limit * 2 + 4, mode)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("search: {e}")))?;
+        let mut ids: Vec<uuid::Uuid> = found.passages.iter().map(|p| p.chunk.document_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let live = store.live_versions(scope, ids).await?;
+        let mut passages: Vec<Passage> = found
+            .passages
+            .into_iter()
+            .filter(|p| live.get(&p.chunk.document_id) == Some(&p.chunk.version))
+            .collect();
+        passages.truncate(limit);
+        let confident = found.confident && !passages.is_empty();
+        Ok((passages, confident))
+    }
+}

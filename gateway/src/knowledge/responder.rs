@@ -1,0 +1,232 @@
+//! The responder: answers each stored inbound message of a conversation that no human has taken
+//! over. It claims `answer` jobs (one per inbound message, created with the message), asks the
+//! brain with the conversation's recent turns, and stores the answer as an outbound message
+//! (queued in the outbox) marked as the reply to that message. Because the reply is looked up
+//! before answering and written in one transaction with its outbox row, a redelivered message
+//! or a crash mid-answer still yields exactly one answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use coach_brain::model::{ChatMessage, GenerateEvent, ModelError, Role};
+use coach_connector_api::{Content, MessageId, OutboundBody, ProviderError};
+use tokio_util::sync::CancellationToken;
+
+use super::Brain;
+use crate::state::AppState;
+use crate::store::{
+    ConversationStatus, Direction, JOB_ANSWER, Queue, QueueItem, QueueOutcome, StoreError,
+};
+use crate::tenancy::{SystemScope, TenantScope};
+
+/// A claimed answer may take this long before another worker may take it over.
+const LEASE: Duration = Duration::from_secs(300);
+/// Attempts before an answer is given up.
+const MAX_ATTEMPTS: u32 = 6;
+/// Turns of the conversation an answer takes into account.
+const HISTORY: u32 = 8;
+
+/// Runs until `shutdown`, answering as jobs arrive.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        () = state.startup.ready() => {}
+    }
+    loop {
+        let worked = match poll_once(&state).await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "responder cannot claim jobs");
+                false
+            }
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if !worked {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+}
+
+/// Claims and answers at most one due message; returns how many ran.
+pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
+    let Ok(brain) = state.knowledge.get().cloned() else {
+        return Ok(0);
+    };
+    let sys = SystemScope::new("responder");
+    let items = state
+        .store
+        .claim(&sys, Queue::Jobs, Some(JOB_ANSWER), Utc::now(), 1, LEASE)
+        .await?;
+    for item in &items {
+        let outcome = match item.message_id {
+            Some(message) => {
+                let scope = sys.for_tenant(item.tenant_id);
+                match respond(state, &brain, &scope, message).await {
+                    Ok(()) => done(),
+                    Err(e) => retry_or_give_up(item, e),
+                }
+            }
+            None => done(),
+        };
+        state.store.finish(&sys, Queue::Jobs, item, outcome).await?;
+    }
+    Ok(items.len())
+}
+
+fn done() -> QueueOutcome {
+    QueueOutcome::Done {
+        provider_message_id: None,
+    }
+}
+
+fn retry_or_give_up(item: &QueueItem, error: String) -> QueueOutcome {
+    if item.attempts >= MAX_ATTEMPTS {
+        tracing::error!(job = %item.id, %error, "answer given up");
+        return QueueOutcome::Dead {
+            error: ProviderError {
+                code: "answer".into(),
+                title: error,
+            },
+        };
+    }
+    tracing::warn!(job = %item.id, %error, "answer will be retried");
+    let wait = crate::store::backoff(
+        item.attempts,
+        Duration::from_millis(500),
+        Duration::from_secs(60),
+        None,
+    );
+    QueueOutcome::Retry {
+        at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+        error,
+    }
+}
+
+/// The text of a stored message's content, inbound or outbound.
+fn text_of(direction: Direction, content: &serde_json::Value) -> Option<String> {
+    match direction {
+        Direction::Inbound => serde_json::from_value::<Content>(content.clone())
+            .ok()
+            .and_then(|c| c.text().map(str::to_string)),
+        Direction::Outbound => {
+            match serde_json::from_value::<OutboundBody>(content.clone()).ok()? {
+                OutboundBody::Text { text } => Some(text),
+                _ => None,
+            }
+        }
+    }
+}
+
+async fn respond(
+    state: &AppState,
+    brain: &Arc<Brain>,
+    scope: &TenantScope,
+    id: MessageId,
+) -> Result<(), String> {
+    let store = state.store.as_ref();
+    let err = |e: StoreError| e.to_string();
+    if store.reply_to(scope, id).await.map_err(err)?.is_some() {
+        return Ok(());
+    }
+    let message = match store.message(scope, id).await {
+        Ok(m) => m,
+        // Erased meanwhile (GDPR, retention): nothing to answer.
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let conversation = store
+        .conversation(scope, message.conversation_id)
+        .await
+        .map_err(err)?;
+    if conversation.status != ConversationStatus::Open {
+        tracing::debug!(conversation = %conversation.id, "a human answers this conversation");
+        return Ok(());
+    }
+    let Some(question) =
+        text_of(Direction::Inbound, &message.content).filter(|t| !t.trim().is_empty())
+    else {
+        return Ok(());
+    };
+    let history: Vec<ChatMessage> = store
+        .messages_before(scope, message.conversation_id, id, HISTORY)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .filter_map(|m| {
+            let role = match m.direction {
+                Direction::Inbound => Role::User,
+                Direction::Outbound => Role::Assistant,
+            };
+            text_of(m.direction, &m.content).map(|content| ChatMessage { role, content })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let mut answer = brain
+        .answer(store, scope, &question, &history, CancellationToken::new())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let mut text = String::new();
+    while let Some(event) = answer.events.recv().await {
+        match event {
+            Ok(GenerateEvent::Token(piece)) => text.push_str(&piece),
+            Ok(GenerateEvent::Started { .. }) => {}
+            Ok(GenerateEvent::Done(usage)) => {
+                tracing::info!(
+                    message = %id,
+                    prompt_tokens = usage.prompt_tokens,
+                    cached_tokens = usage.cached_tokens,
+                    completion_tokens = usage.completion_tokens,
+                    ms = started.elapsed().as_millis() as u64,
+                    confident = answer.confident,
+                    "answered"
+                );
+            }
+            Err(ModelError::Busy(why)) => return Err(format!("busy: {why}")),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let mut text = text.trim().to_string();
+    if text.is_empty() {
+        text = coach_brain::prompt::dont_know(&Default::default()).to_string();
+    }
+    if !answer.citations.is_empty() {
+        let mut sources: Vec<String> = Vec::new();
+        for c in &answer.citations {
+            let label = match c.page {
+                Some(page) => format!("{} (p. {page})", c.title),
+                None => c.title.clone(),
+            };
+            if !sources.contains(&label) {
+                sources.push(label);
+            }
+        }
+        text.push_str(&format!("\n\nSources: {}", sources.join("; ")));
+    }
+    store
+        .enqueue_outbound(
+            scope,
+            message.conversation_id,
+            OutboundBody::Text { text },
+            Some(id),
+        )
+        .await
+        .map_err(err)?;
+    if !answer.confident {
+        store
+            .set_conversation_status(
+                scope,
+                message.conversation_id,
+                ConversationStatus::Waiting,
+                None,
+            )
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
+}

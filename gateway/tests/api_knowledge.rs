@@ -1,0 +1,395 @@
+#![allow(clippy::unwrap_used, missing_docs)]
+//! The knowledge base through the admin API, with the real models: upload, background
+//! ingestion with progress, hybrid search, a streamed cited answer, re-index and delete, and
+//! clear errors for files that cannot be used.
+
+mod api_support;
+mod common;
+
+use api_support::*;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::Backend;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const GUIDE: &[u8] = b"# Sleep guide\n\n## Evening routine\n\nDim the lights one hour before bed. \
+Keep the bedroom cool, around 18 degrees Celsius, and dark.\n\n## Caffeine\n\n\
+Stop drinking coffee after 2 pm: caffeine stays in the body for about six hours.\n";
+
+/// The raw text of a `POST /v1/chat` answer (server-sent events).
+async fn chat(app: &App, token: &str, question: &str) -> String {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/chat")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({ "question": question }).to_string()))
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The JSON data of each event of `kind` in an SSE body.
+fn events(sse: &str, kind: &str) -> Vec<Value> {
+    sse.split("\n\n")
+        .filter(|block| block.lines().any(|l| l == format!("event: {kind}")))
+        .filter_map(|block| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .and_then(|d| serde_json::from_str(d).ok())
+        })
+        .collect()
+}
+
+async fn upload_search_answer_reindex_delete(b: &Backend) {
+    let data = tempfile::tempdir().unwrap();
+    let app = app_with_brain(b, data.path()).await;
+    let owner = app.register("kb@example.com").await;
+    let t = token(&owner);
+
+    let (status, doc) = app.upload(t, "sleep.md", "text/markdown", GUIDE).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    assert_eq!(doc["status"], "queued");
+    assert_eq!(doc["kind"], "markdown");
+    let id = doc["id"].as_str().unwrap().to_owned();
+    app.ingest_all().await;
+    let (_, doc) = app
+        .call("GET", &format!("/v1/documents/{id}"), Some(t), None)
+        .await;
+    assert_eq!(doc["status"], "ready", "{doc}");
+    assert_eq!(doc["progress"], 1.0);
+    assert!(doc["chunks"].as_i64().unwrap() >= 1);
+
+    let (status, found) = app
+        .call(
+            "POST",
+            "/v1/search",
+            Some(t),
+            Some(json!({ "query": "when should I stop coffee?" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["confident"], true, "{found}");
+    let best = found["passages"][0]["text"].as_str().unwrap();
+    assert!(best.contains("coffee"), "{found}");
+
+    let sse = chat(&app, t, "When should I stop drinking coffee?").await;
+    let tokens: String = events(&sse, "token")
+        .iter()
+        .map(|e| e["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!tokens.trim().is_empty(), "{sse}");
+    let citations = &events(&sse, "citations")[0];
+    assert_eq!(citations[0]["title"], "sleep.md", "{sse}");
+    assert_eq!(citations[0]["document_id"], id.as_str());
+    let done = &events(&sse, "done")[0];
+    assert_eq!(done["confident"], true);
+    assert!(done["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+
+    // Nothing relevant: the coach says it does not know, without citations.
+    let sse = chat(
+        &app,
+        t,
+        "What is the airspeed of an unladen swallow in Peru?",
+    )
+    .await;
+    assert_eq!(events(&sse, "done")[0]["confident"], false, "{sse}");
+    assert_eq!(events(&sse, "citations")[0], json!([]));
+
+    // Re-index: a new version replaces the old one; search keeps working throughout.
+    let (status, doc) = app
+        .call(
+            "POST",
+            &format!("/v1/documents/{id}/reindex"),
+            Some(t),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    assert_eq!(doc["version"], 2);
+    assert_eq!(doc["live_version"], 1);
+    let (_, found) = app
+        .call(
+            "POST",
+            "/v1/search",
+            Some(t),
+            Some(json!({ "query": "coffee caffeine" })),
+        )
+        .await;
+    assert!(
+        !found["passages"].as_array().unwrap().is_empty(),
+        "old version still served"
+    );
+    app.ingest_all().await;
+    let (_, doc) = app
+        .call("GET", &format!("/v1/documents/{id}"), Some(t), None)
+        .await;
+    assert_eq!(doc["live_version"], 2);
+    let (_, found) = app
+        .call(
+            "POST",
+            "/v1/search",
+            Some(t),
+            Some(json!({ "query": "coffee caffeine", "limit": 50 })),
+        )
+        .await;
+    let passages = found["passages"].as_array().unwrap();
+    assert!(!passages.is_empty());
+    assert!(passages.iter().all(|p| p["version"] == 2), "{found}");
+
+    let (status, _) = app
+        .call("DELETE", &format!("/v1/documents/{id}"), Some(t), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, found) = app
+        .call(
+            "POST",
+            "/v1/search",
+            Some(t),
+            Some(json!({ "query": "coffee caffeine" })),
+        )
+        .await;
+    assert_eq!(found["passages"], json!([]), "{found}");
+    let brain = app.state.knowledge.get().unwrap();
+    let tenant = coach_brain::Tenant::scoped(owner["tenant_id"].as_str().unwrap().parse().unwrap());
+    assert_eq!(
+        brain.vectors.count(tenant).await.unwrap(),
+        0,
+        "every chunk removed"
+    );
+}
+
+async fn unusable_files_get_clear_errors_and_leave_nothing(b: &Backend) {
+    let data = tempfile::tempdir().unwrap();
+    let app = app_with_brain(b, data.path()).await;
+    let owner = app.register("bad@example.com").await;
+    let t = token(&owner);
+
+    // Not a document at all: refused at upload, nothing stored.
+    let (status, problem) = app
+        .upload(
+            t,
+            "tool.exe",
+            "application/octet-stream",
+            &[0x4d, 0x5a, 0x90, 0x00, 0xff, 0xfe, 0x00],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().len() > 10, "{problem}");
+    let (status, problem) = app.upload(t, "empty.txt", "text/plain", b"").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (_, list) = app.call("GET", "/v1/documents", Some(t), None).await;
+    assert_eq!(list["items"], json!([]));
+
+    // Looks like a PDF but is corrupt: accepted, then failed with the reason; no chunks.
+    let (status, doc) = app
+        .upload(
+            t,
+            "broken.pdf",
+            "application/pdf",
+            b"%PDF-1.4\n% nothing here\n%%EOF",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    let (_, blank) = app
+        .upload(t, "blank.md", "text/markdown", b"   \n\n  ")
+        .await;
+    app.ingest_all().await;
+    for d in [&doc, &blank] {
+        let (_, d) = app
+            .call(
+                "GET",
+                &format!("/v1/documents/{}", d["id"].as_str().unwrap()),
+                Some(t),
+                None,
+            )
+            .await;
+        assert_eq!(d["status"], "failed", "{d}");
+        assert!(d["error"].as_str().unwrap().len() > 10, "{d}");
+        assert_eq!(d["live_version"], Value::Null);
+    }
+    let brain = app.state.knowledge.get().unwrap();
+    let tenant = coach_brain::Tenant::scoped(owner["tenant_id"].as_str().unwrap().parse().unwrap());
+    assert_eq!(brain.vectors.count(tenant).await.unwrap(), 0);
+
+    // Without credentials: 401.
+    let (status, _) = app
+        .call("POST", "/v1/search", None, Some(json!({ "query": "x" })))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// Inbound messages get one cited answer each, queued for delivery; redeliveries get none; a
+/// conversation a human took over gets none; a question outside the knowledge is flagged for a
+/// human.
+async fn the_responder_answers_each_message_once(b: &Backend) {
+    use coach_gateway::knowledge::responder::poll_once;
+    use coach_gateway::tenancy::SystemScope;
+
+    let data = tempfile::tempdir().unwrap();
+    let app = app_with_brain(b, data.path()).await;
+    let owner = app.register("resp@example.com").await;
+    let t = token(&owner);
+    app.upload(t, "sleep.md", "text/markdown", GUIDE).await;
+    app.ingest_all().await;
+    let (_, channel) = app
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(t),
+            Some(
+                json!({ "kind": "telegram", "name": "bot", "config": { "bot_token": "123:abc" } }),
+            ),
+        )
+        .await;
+    let channel_id = channel["id"].as_str().unwrap().parse().unwrap();
+    let scope =
+        SystemScope::new("test").for_tenant(owner["tenant_id"].as_str().unwrap().parse().unwrap());
+    let question = common::text("q1", "ana", "When should I stop drinking coffee?");
+    b.store
+        .ingest(&scope, channel_id, vec![question.clone()])
+        .await
+        .unwrap();
+    // The provider retries the same update: stored once, answered once.
+    b.store
+        .ingest(&scope, channel_id, vec![question])
+        .await
+        .unwrap();
+    assert_eq!(poll_once(&app.state).await.unwrap(), 1);
+    assert_eq!(
+        poll_once(&app.state).await.unwrap(),
+        0,
+        "one job per message"
+    );
+    let (_, convs) = app.call("GET", "/v1/conversations", Some(t), None).await;
+    let conv = convs["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, msgs) = app
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(t),
+            None,
+        )
+        .await;
+    let items = msgs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{msgs}");
+    assert_eq!(items[1]["direction"], "outbound");
+    let answer = items[1]["content"]["text"].as_str().unwrap();
+    assert!(answer.ends_with("Sources: sleep.md"), "{answer}");
+    assert!(answer.len() > "Sources: sleep.md".len() + 5, "{answer}");
+
+    // A member takes over: the coach stays silent.
+    let (status, taken) = app
+        .call(
+            "POST",
+            &format!("/v1/conversations/{conv}/takeover"),
+            Some(t),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{taken}");
+    assert_eq!(taken["status"], "human");
+    b.store
+        .ingest(
+            &scope,
+            channel_id,
+            vec![common::text("q2", "ana", "And tea?")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(poll_once(&app.state).await.unwrap(), 1);
+    let (_, msgs) = app
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(t),
+            None,
+        )
+        .await;
+    assert_eq!(
+        msgs["items"].as_array().unwrap().len(),
+        3,
+        "no answer while a human is on it"
+    );
+
+    // Handed back, a question outside the knowledge: an honest "I don't know" and a flag.
+    app.call(
+        "POST",
+        &format!("/v1/conversations/{conv}/handback"),
+        Some(t),
+        None,
+    )
+    .await;
+    b.store
+        .ingest(
+            &scope,
+            channel_id,
+            vec![common::text(
+                "q3",
+                "ana",
+                "Who won the 1954 football world cup final?",
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(poll_once(&app.state).await.unwrap(), 1);
+    let (_, waiting) = app
+        .call("GET", "/v1/conversations?status=waiting", Some(t), None)
+        .await;
+    assert_eq!(waiting["items"][0]["id"], conv.as_str(), "{waiting}");
+    let (_, msgs) = app
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(t),
+            None,
+        )
+        .await;
+    let last = &msgs["items"].as_array().unwrap()[4];
+    assert!(
+        last["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("don't know"),
+        "{last}"
+    );
+
+    // A manual reply is stored, queued and takes the conversation over.
+    let (status, sent) = app
+        .call(
+            "POST",
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(t),
+            Some(json!({ "text": "Brazil? No: West Germany." })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert_eq!(sent["status"], "pending");
+    let (_, c) = app
+        .call("GET", &format!("/v1/conversations/{conv}"), Some(t), None)
+        .await;
+    assert_eq!(c["status"], "human");
+    assert_eq!(c["assignee"], owner["user_id"]);
+    let (status, _) = app
+        .call(
+            "POST",
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(t),
+            Some(json!({ "text": "  " })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+against_every_backend!(
+    upload_search_answer_reindex_delete,
+    unusable_files_get_clear_errors_and_leave_nothing,
+    the_responder_answers_each_message_once
+);
