@@ -215,7 +215,7 @@ async fn watch_signals(shutdown: CancellationToken) {
 }
 
 /// Opens the store for a one-shot command and waits until it is ready.
-async fn open_ready_store(
+pub(crate) async fn open_ready_store(
     config: &Config,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {

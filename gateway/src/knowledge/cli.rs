@@ -22,16 +22,7 @@ use crate::tenancy::SystemScope;
 pub async fn ingest(config: Config, paths: &[PathBuf], tenant: uuid::Uuid) -> anyhow::Result<()> {
     crate::telemetry::init_tracing(&config.log);
     let shutdown = CancellationToken::new();
-    let startup = Startup::default();
-    let store = crate::server::open_store(&config, &startup, &shutdown).await?;
-    tokio::time::timeout(Duration::from_secs(30), startup.ready())
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "the database is not ready: {}",
-                startup.problem().unwrap_or_default()
-            )
-        })?;
+    let store = crate::cli::open_ready_store(&config, &shutdown).await?;
     let scope = SystemScope::new("gateway ingest").for_tenant(TenantId(tenant));
     store
         .tenant_profile(&scope)
@@ -69,7 +60,7 @@ pub async fn ingest(config: Config, paths: &[PathBuf], tenant: uuid::Uuid) -> an
         store.clone(),
         bus,
         crate::telemetry::metrics_handle(),
-        startup,
+        Startup::default(),
         secrets,
     )
     .with_knowledge(knowledge);

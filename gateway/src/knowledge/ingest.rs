@@ -43,27 +43,14 @@ impl From<StoreError> for Failure {
 
 /// Runs until `shutdown`, polling for ingestion jobs.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    tokio::select! {
-        () = shutdown.cancelled() => return,
-        () = state.startup.ready() => {}
-    }
-    loop {
-        let worked = match poll_once(&state).await {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::warn!(error = %e, "ingest worker cannot claim jobs");
-                false
-            }
-        };
-        if !worked {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_millis(300)) => {}
-            }
-        } else if shutdown.is_cancelled() {
-            return;
-        }
-    }
+    super::work_loop(
+        state,
+        shutdown,
+        "ingest worker",
+        Duration::from_millis(300),
+        |s| async move { poll_once(&s).await },
+    )
+    .await;
 }
 
 /// Claims and runs at most one due ingestion; returns how many ran.

@@ -29,28 +29,14 @@ const HISTORY: u32 = 8;
 
 /// Runs until `shutdown`, answering as jobs arrive.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
-    tokio::select! {
-        () = shutdown.cancelled() => return,
-        () = state.startup.ready() => {}
-    }
-    loop {
-        let worked = match poll_once(&state).await {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::warn!(error = %e, "responder cannot claim jobs");
-                false
-            }
-        };
-        if shutdown.is_cancelled() {
-            return;
-        }
-        if !worked {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
-            }
-        }
-    }
+    super::work_loop(
+        state,
+        shutdown,
+        "responder",
+        Duration::from_millis(200),
+        |s| async move { poll_once(&s).await },
+    )
+    .await;
 }
 
 /// Claims and answers at most one due message; returns how many ran.
