@@ -218,6 +218,10 @@ pub async fn retrieval(
             .collect();
         store.upsert(tenant, points).await?;
         progress.inc(batch.len() as u64);
+        if progress.is_hidden() && progress.position() % 512 < batch.len() as u64 {
+            // No terminal (a log, CI): a line now and then instead of a bar.
+            eprintln!("indexed {}/{} documents", progress.position(), docs.len());
+        }
     }
     progress.finish_and_clear();
     eprintln!(

@@ -388,7 +388,52 @@ async fn the_responder_answers_each_message_once(b: &Backend) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// The same text uploaded by two tenants: each one's search and answers see only its own copy.
+async fn each_tenant_retrieves_only_its_own_knowledge(b: &Backend) {
+    let data = tempfile::tempdir().unwrap();
+    let app = app_with_brain(b, data.path()).await;
+    let a = app.register("left@example.com").await;
+    let bee = app.register("right@example.com").await;
+    let (_, doc_a) = app
+        .upload(token(&a), "sleep.md", "text/markdown", GUIDE)
+        .await;
+    let (_, doc_b) = app
+        .upload(token(&bee), "sleep.md", "text/markdown", GUIDE)
+        .await;
+    app.ingest_all().await;
+    for (who, own, other) in [(&a, &doc_a, &doc_b), (&bee, &doc_b, &doc_a)] {
+        for mode in ["dense", "keyword", "hybrid"] {
+            let (_, found) = app
+                .call(
+                    "POST",
+                    "/v1/search",
+                    Some(token(who)),
+                    Some(json!({ "query": "coffee after 2 pm", "limit": 50, "mode": mode })),
+                )
+                .await;
+            let passages = found["passages"].as_array().unwrap();
+            assert!(!passages.is_empty(), "{mode}: {found}");
+            assert!(
+                passages.iter().all(|p| p["document_id"] == own["id"]),
+                "{mode}: another tenant's chunk: {found}"
+            );
+            assert!(!found.to_string().contains(other["id"].as_str().unwrap()));
+        }
+        let sse = chat(&app, token(who), "When should I stop drinking coffee?").await;
+        let citations = &events(&sse, "citations")[0];
+        assert!(
+            citations
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["document_id"] == own["id"]),
+            "{sse}"
+        );
+    }
+}
+
 against_every_backend!(
+    each_tenant_retrieves_only_its_own_knowledge,
     upload_search_answer_reindex_delete,
     unusable_files_get_clear_errors_and_leave_nothing,
     the_responder_answers_each_message_once
