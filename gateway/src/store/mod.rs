@@ -10,6 +10,7 @@
 
 mod accounts;
 mod accounts_sql;
+pub mod conversations;
 pub mod documents;
 mod documents_sql;
 mod members_sql;
@@ -70,7 +71,9 @@ impl From<serde_json::Error> for StoreError {
 
 /// The relational store.
 #[async_trait]
-pub trait Store: documents::DocumentStore + Send + Sync + 'static {
+pub trait Store:
+    conversations::ConversationStore + documents::DocumentStore + Send + Sync + 'static
+{
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
 
@@ -105,63 +108,6 @@ pub trait Store: documents::DocumentStore + Send + Sync + 'static {
         channel: ChannelId,
         events: Vec<InboundEvent>,
     ) -> Result<IngestReport, StoreError>;
-
-    /// Conversations of the scope's tenant, most recently active first.
-    async fn conversations(
-        &self,
-        scope: &TenantScope,
-        page: Page,
-        filter: ConversationFilter,
-    ) -> Result<Vec<Conversation>, StoreError>;
-
-    /// One conversation.
-    async fn conversation(
-        &self,
-        scope: &TenantScope,
-        id: ConversationId,
-    ) -> Result<Conversation, StoreError>;
-
-    /// Sets who answers a conversation (handoff); `assignee` is the member who took over.
-    async fn set_conversation_status(
-        &self,
-        scope: &TenantScope,
-        id: ConversationId,
-        status: ConversationStatus,
-        assignee: Option<uuid::Uuid>,
-    ) -> Result<Conversation, StoreError>;
-
-    /// Messages of one conversation, oldest first, after the cursor.
-    async fn messages(
-        &self,
-        scope: &TenantScope,
-        conversation: ConversationId,
-        after: Option<MessageId>,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError>;
-
-    /// One message.
-    async fn message(
-        &self,
-        scope: &TenantScope,
-        id: MessageId,
-    ) -> Result<StoredMessage, StoreError>;
-
-    /// Up to `limit` messages of a conversation just before `before`, oldest first (the recent
-    /// turns an answer takes into account).
-    async fn messages_before(
-        &self,
-        scope: &TenantScope,
-        conversation: ConversationId,
-        before: MessageId,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError>;
-
-    /// The outbound message stored as the reply to `message`, if any (answers are idempotent).
-    async fn reply_to(
-        &self,
-        scope: &TenantScope,
-        message: MessageId,
-    ) -> Result<Option<MessageId>, StoreError>;
 
     /// Store an outbound message and queue it for delivery, in one transaction.
     async fn enqueue_outbound(

@@ -13,14 +13,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
 use super::{
-    ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation,
-    ConversationFilter, ConversationStatus, Credentials, IngestReport, Invite, MemberRecord,
-    NewChannel, NewRefresh, Page, Queue, QueueItem, QueueOutcome, RefreshUse, Role,
-    SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, TenantSummary, User,
-    UserId,
+    ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Credentials,
+    IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Queue, QueueItem, QueueOutcome,
+    RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant,
+    TenantSummary, User, UserId,
 };
 use crate::tenancy::{SystemScope, TenantScope};
 
+#[path = "postgres_conversations.rs"]
+mod conversations;
 #[path = "postgres_documents.rs"]
 mod documents;
 
@@ -192,88 +193,6 @@ impl Store for PostgresStore {
         let report = ops::ingest(&mut tx, scope.tenant_id(), channel, events, Utc::now()).await?;
         tx.commit().await?;
         Ok(report)
-    }
-
-    async fn conversations(
-        &self,
-        scope: &TenantScope,
-        page: Page,
-        filter: ConversationFilter,
-    ) -> Result<Vec<Conversation>, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        ops::conversations(&mut tx, scope.tenant_id(), page, filter).await
-    }
-
-    async fn conversation(
-        &self,
-        scope: &TenantScope,
-        id: ConversationId,
-    ) -> Result<Conversation, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        ops::conversation(&mut tx, scope.tenant_id(), id).await
-    }
-
-    async fn set_conversation_status(
-        &self,
-        scope: &TenantScope,
-        id: ConversationId,
-        status: ConversationStatus,
-        assignee: Option<uuid::Uuid>,
-    ) -> Result<Conversation, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        let conversation =
-            ops::set_conversation_status(&mut tx, scope.tenant_id(), id, status, assignee).await?;
-        tx.commit().await?;
-        Ok(conversation)
-    }
-
-    async fn messages(
-        &self,
-        scope: &TenantScope,
-        conversation: ConversationId,
-        after: Option<MessageId>,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        ops::messages(&mut tx, scope.tenant_id(), conversation, after, limit).await
-    }
-
-    async fn message(
-        &self,
-        scope: &TenantScope,
-        id: MessageId,
-    ) -> Result<StoredMessage, StoreError> {
-        ops::message(&mut *self.tenant_tx(scope).await?, scope.tenant_id(), id).await
-    }
-
-    async fn messages_before(
-        &self,
-        scope: &TenantScope,
-        conversation: ConversationId,
-        before: MessageId,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        ops::messages_before(
-            &mut *self.tenant_tx(scope).await?,
-            scope.tenant_id(),
-            conversation,
-            before,
-            limit,
-        )
-        .await
-    }
-
-    async fn reply_to(
-        &self,
-        scope: &TenantScope,
-        message: MessageId,
-    ) -> Result<Option<MessageId>, StoreError> {
-        ops::reply_to(
-            &mut *self.tenant_tx(scope).await?,
-            scope.tenant_id(),
-            message,
-        )
-        .await
     }
 
     async fn enqueue_outbound(

@@ -22,16 +22,16 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Conversation,
-    ConversationFilter, ConversationStatus, Credentials, IngestReport, Invite, MemberRecord,
-    NewChannel, NewRefresh, Page, Queue, QueueItem, QueueOutcome, RefreshUse, Role,
-    SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, TenantSummary, User,
-    UserId,
+    ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Credentials,
+    IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Queue, QueueItem, QueueOutcome,
+    RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant,
+    TenantSummary, User, UserId,
 };
 use crate::config::Synchronous;
 use crate::tenancy::{SystemScope, TenantScope};
 use writer::Writer;
 
+mod conversations;
 mod documents;
 
 mod ops {
@@ -169,80 +169,6 @@ impl Store for SqliteStore {
         events: Vec<InboundEvent>,
     ) -> Result<IngestReport, StoreError> {
         self.writer.ingest(scope.tenant_id(), channel, events).await
-    }
-
-    async fn conversations(
-        &self,
-        scope: &TenantScope,
-        page: Page,
-        filter: ConversationFilter,
-    ) -> Result<Vec<Conversation>, StoreError> {
-        ops::conversations(&mut *self.reader().await?, scope.tenant_id(), page, filter).await
-    }
-
-    async fn conversation(
-        &self,
-        scope: &TenantScope,
-        id: ConversationId,
-    ) -> Result<Conversation, StoreError> {
-        ops::conversation(&mut *self.reader().await?, scope.tenant_id(), id).await
-    }
-
-    async fn set_conversation_status(
-        &self,
-        scope: &TenantScope,
-        id: ConversationId,
-        status: ConversationStatus,
-        assignee: Option<uuid::Uuid>,
-    ) -> Result<Conversation, StoreError> {
-        let tenant = scope.tenant_id();
-        self.writer
-            .write(move |c| ops::set_conversation_status(c, tenant, id, status, assignee).boxed())
-            .await
-    }
-
-    async fn messages(
-        &self,
-        scope: &TenantScope,
-        conversation: ConversationId,
-        after: Option<MessageId>,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut conn = self.reader().await?;
-        ops::messages(&mut conn, scope.tenant_id(), conversation, after, limit).await
-    }
-
-    async fn message(
-        &self,
-        scope: &TenantScope,
-        id: MessageId,
-    ) -> Result<StoredMessage, StoreError> {
-        ops::message(&mut *self.reader().await?, scope.tenant_id(), id).await
-    }
-
-    async fn messages_before(
-        &self,
-        scope: &TenantScope,
-        conversation: ConversationId,
-        before: MessageId,
-        limit: u32,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        ops::messages_before(
-            &mut *self.reader().await?,
-            scope.tenant_id(),
-            conversation,
-            before,
-            limit,
-        )
-        .await
-    }
-
-    async fn reply_to(
-        &self,
-        scope: &TenantScope,
-        message: MessageId,
-    ) -> Result<Option<MessageId>, StoreError> {
-        ops::reply_to(&mut *self.reader().await?, scope.tenant_id(), message).await
     }
 
     async fn enqueue_outbound(
