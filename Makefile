@@ -35,9 +35,10 @@ test: lint models
 	  | tee $(TEST_LOG); status=$$?; \
 	  awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' $(TEST_LOG); \
 	  exit $$status
+	scripts/browser-tests.sh
 
 bench: build
-	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth
+	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain
 
 # Schema-driven fuzzing of the admin API with schemathesis (installed from PyPI if missing).
 fuzz-api: build

@@ -10,12 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use coach_gateway::bus::MemoryBus;
-use coach_gateway::config::{Config, RateLimitConfig, Synchronous};
-use coach_gateway::state::{AppState, Startup};
-use coach_gateway::store::{SqliteStore, SqliteStoreOptions};
-use serde_json::{Value, json};
-use support::{machine, write_section};
+use coach_gateway::config::{Config, RateLimitConfig};
+use serde_json::json;
+use support::{machine, register, serve, sqlite_state, write_section};
 
 const PASSWORD: &str = "violet-quarry-Tundra-88";
 
@@ -56,16 +53,6 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqliteStore::open(SqliteStoreOptions {
-            path: dir.path().join("auth.db"),
-            synchronous: Synchronous::Normal,
-            max_batch: 256,
-            readers: 8,
-        })
-        .await
-        .unwrap(),
-    );
     let config = Config {
         // The limits are what is measured against here, not what is enforced.
         rate_limits: RateLimitConfig {
@@ -76,43 +63,13 @@ async fn main() {
         ..Config::default()
     };
     let hashing = config.auth.hashing_concurrency;
-    let state = AppState::new(
-        config,
-        store,
-        Arc::new(MemoryBus::new(16)),
-        coach_gateway::telemetry::metrics_handle(),
-        Startup::default(),
-        // A fixed test key (32 bytes of 0x01): nothing is written to disk.
-        coach_gateway::secrets::SecretBox::load(
-            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
-            std::path::Path::new("."),
-        )
-        .unwrap(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, coach_gateway::http::router(state))
-            .await
-            .unwrap()
-    });
-
+    let state = sqlite_state(dir.path(), config).await;
+    let base = serve(state).await;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
         .unwrap();
-    let pair: Value = client
-        .post(format!("{base}/v1/auth/register"))
-        .json(
-            &json!({ "email": "bench@example.com", "password": PASSWORD, "tenant_name": "Bench" }),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = pair["access_token"].as_str().unwrap().to_owned();
+    let token = register(&client, &base, "bench@example.com", PASSWORD).await;
     paced_reads(&client, &base, &token, 200, 1).await; // warm up connections
 
     let alone = paced_reads(&client, &base, &token, 1000, 5).await;

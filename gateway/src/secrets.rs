@@ -42,6 +42,9 @@ pub fn is_secret(key: &str) -> bool {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    /// A key for signing (widget visitor tokens), derived from the master key so it never
+    /// doubles as the encryption key.
+    signing: std::sync::Arc<[u8; 32]>,
 }
 
 impl SecretBox {
@@ -78,9 +81,20 @@ impl SecretBox {
                 key.len()
             )));
         }
+        use sha2::Digest as _;
+        let mut derive = sha2::Sha256::new();
+        derive.update(b"coach-gateway signing key v1\0");
+        derive.update(&key);
         Ok(Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            signing: std::sync::Arc::new(derive.finalize().into()),
         })
+    }
+
+    /// The key for signing tokens the gateway hands out (widget visitors), derived from the
+    /// master key.
+    pub fn signing_key(&self) -> &[u8] {
+        self.signing.as_slice()
     }
 
     fn seal_str(&self, plain: &str) -> Result<Value, SecretsError> {

@@ -19,6 +19,7 @@ use crate::state::{AppState, Startup};
 use crate::store::{
     PostgresStore, PostgresStoreOptions, SqliteStore, SqliteStoreOptions, Store, migrate_postgres,
 };
+use crate::tenancy::SystemScope;
 
 /// How many events a slow live subscriber may fall behind before it must resynchronize.
 const BUS_CAPACITY: usize = 4096;
@@ -121,6 +122,19 @@ pub async fn run(
     state: AppState,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Before any worker claims: what this process claims from now on is not released.
+    match state
+        .store
+        .recover_in_flight(&SystemScope::new("startup"))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            released = n,
+            "work left in flight by an earlier run is due again"
+        ),
+        Err(error) => tracing::warn!(%error, "releasing work left in flight failed"),
+    }
     let outbox = tokio::spawn({
         let (state, shutdown) = (state.clone(), shutdown.clone());
         async move {
@@ -159,6 +173,17 @@ pub async fn run(
         state.clone(),
         shutdown.clone(),
     ));
+    if state.config.widget.demo {
+        tokio::spawn({
+            let state = state.clone();
+            async move {
+                state.startup.ready().await;
+                if let Err(error) = crate::http::widget::demo::ensure(&state).await {
+                    tracing::warn!(%error, "the demo coach could not be set up");
+                }
+            }
+        });
+    }
     let app = crate::http::router(state.clone());
     let served = axum::serve(
         listener,

@@ -40,6 +40,8 @@ pub struct AppState {
     pub knowledge: Knowledge,
     /// Fetches web pages for the knowledge base (public addresses only by default).
     pub fetcher: PageFetcher,
+    /// Web widget connections: per-visitor limits, the demo channel.
+    pub widget: Arc<crate::http::widget::WidgetRuntime>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
         )
         .unwrap_or_else(|e| panic!("the HTTP client for page imports cannot start: {e}"));
         Self {
+            widget: crate::http::widget::WidgetRuntime::new(&config.widget),
             knowledge: Knowledge::unavailable("the models are not loaded"),
             fetcher,
             config: Arc::new(config),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
 
-use crate::bus::{Bus, StreamEvent, StreamPayload};
+use crate::bus::{AnswerPhase, Bus, StreamEvent, StreamPayload};
 use crate::store::{IngestReport, Store, StoreError, StoredEvent, StoredMessage};
 use crate::tenancy::TenantScope;
 
@@ -90,6 +90,25 @@ impl ConversationStream {
         )
         .await;
         Ok(message)
+    }
+
+    /// Publish the progress of an answer being generated (live views only; nothing stored).
+    pub async fn answer(
+        &self,
+        scope: &TenantScope,
+        conversation_id: ConversationId,
+        reply_to: MessageId,
+        phase: AnswerPhase,
+    ) {
+        self.publish(
+            scope,
+            StreamPayload::Answer {
+                conversation_id,
+                reply_to,
+                phase,
+            },
+        )
+        .await;
     }
 
     async fn publish(&self, scope: &TenantScope, payload: StreamPayload) {

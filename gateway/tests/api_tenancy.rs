@@ -124,6 +124,11 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
     let paths = doc["paths"].as_object().unwrap();
     let mut checked = 0;
     for (path, item) in paths {
+        // Public by design: any page that embeds a widget reads its channel's theme
+        // (tests/widget.rs checks it serves widget channels only and never their secrets).
+        if path.starts_with("/v1/widget/") {
+            continue;
+        }
         for method in item.as_object().unwrap().keys() {
             let method = method.to_uppercase();
             // The route exists in the router (documented routes are served).

@@ -28,7 +28,7 @@ use crate::model::ModelError;
 static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
 
 /// The process-wide llama.cpp backend, initialised on first use with its logs sent to `tracing`.
-fn backend() -> Result<&'static LlamaBackend, ModelError> {
+pub fn backend() -> Result<&'static LlamaBackend, ModelError> {
     BACKEND
         .get_or_init(|| {
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());

@@ -1,8 +1,11 @@
-//! The web widget's WebSocket protocol as a sans-IO state machine: versioned JSON frames, client
-//! message ids for idempotent resends, per-conversation sequence numbers with acknowledgements and
-//! resume after reconnect, heartbeats and streamed answers.
-//!
-//! Status: the channel limits are here; the protocol lands with the widget issue.
+//! The web widget's WebSocket protocol as a sans-IO state machine: versioned JSON frames
+//! ([`frames`]), client message ids for idempotent resends, per-conversation sequence numbers
+//! with acknowledgements and resume after reconnect, heartbeats and streamed answers
+//! ([`session`]), and visitor identity ([`identity`]).
+
+pub mod frames;
+pub mod identity;
+pub mod session;
 
 use coach_connector_api::{ChannelKind, ChannelLimits};
 

@@ -32,3 +32,61 @@ pub fn write_section(name: &str, markdown: &str) {
     std::fs::write(&path, doc).unwrap();
     eprintln!("wrote {}", path.display());
 }
+
+/// The gateway's state on a fresh SQLite file in `dir` (WAL, `synchronous=NORMAL`), with a
+/// fixed secrets key (nothing written outside `dir`).
+pub async fn sqlite_state(
+    dir: &std::path::Path,
+    config: coach_gateway::config::Config,
+) -> coach_gateway::state::AppState {
+    use coach_gateway::store::{SqliteStore, SqliteStoreOptions};
+    let store = std::sync::Arc::new(
+        SqliteStore::open(SqliteStoreOptions {
+            path: dir.join("bench.db"),
+            synchronous: coach_gateway::config::Synchronous::Normal,
+            max_batch: 256,
+            readers: 8,
+        })
+        .await
+        .unwrap(),
+    );
+    coach_gateway::state::AppState::new(
+        config,
+        store,
+        std::sync::Arc::new(coach_gateway::bus::MemoryBus::new(16)),
+        coach_gateway::telemetry::metrics_handle(),
+        coach_gateway::state::Startup::default(),
+        // A fixed test key (32 bytes of 0x01).
+        coach_gateway::secrets::SecretBox::load(
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            std::path::Path::new("."),
+        )
+        .unwrap(),
+    )
+}
+
+/// Serves the gateway's router on a loopback port in this process; its base URL.
+pub async fn serve(state: coach_gateway::state::AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, coach_gateway::http::router(state))
+            .await
+            .unwrap()
+    });
+    base
+}
+
+/// Registers an account and returns its access token.
+pub async fn register(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let pair: serde_json::Value = client
+        .post(format!("{base}/v1/auth/register"))
+        .json(&serde_json::json!({ "email": email, "password": password, "tenant_name": "Bench" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    pair["access_token"].as_str().unwrap().to_owned()
+}

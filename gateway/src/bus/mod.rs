@@ -63,6 +63,36 @@ pub enum StreamPayload {
         /// The provider's kind name.
         kind: String,
     },
+    /// An answer as it is generated. Not stored: live views (the widget) show it while it
+    /// streams; the stored answer follows as a `message`.
+    Answer {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The message being answered (identifies the stream).
+        reply_to: MessageId,
+        /// Where the answer is.
+        phase: AnswerPhase,
+    },
+}
+
+/// The progress of a streamed answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum AnswerPhase {
+    /// Generation began.
+    Start,
+    /// More text.
+    Delta {
+        /// Text to append.
+        text: String,
+    },
+    /// The answer is stored as `message_id`.
+    End {
+        /// The stored answer.
+        message_id: MessageId,
+    },
+    /// Generation stopped without an answer (it will be retried).
+    Abort,
 }
 
 /// A subscription: a bounded receiver; a subscriber that falls behind gets `Lagged` and must

@@ -68,6 +68,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Knowledge, models and answers.
     pub brain: BrainConfig,
+    /// The web widget and its demo page.
+    pub widget: WidgetConfig,
 }
 
 impl Default for Config {
@@ -87,6 +89,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             log: LogConfig::default(),
             brain: BrainConfig::default(),
+            widget: WidgetConfig::default(),
         }
     }
 }

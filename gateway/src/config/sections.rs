@@ -261,3 +261,29 @@ impl Default for LogConfig {
         }
     }
 }
+
+/// The web widget's connections and the demo page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WidgetConfig {
+    /// Serve `/demo`: a page with the widget of a demo tenant whose coach knows this gateway's
+    /// own documentation (created on first start).
+    pub demo: bool,
+    /// Messages one visitor may send per minute.
+    pub messages_per_minute: u32,
+    /// The largest frame a widget may send, in bytes.
+    pub max_frame_bytes: usize,
+    /// Seconds without a frame from a widget before its connection is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for WidgetConfig {
+    fn default() -> Self {
+        Self {
+            demo: true,
+            messages_per_minute: 20,
+            max_frame_bytes: 16 * 1024,
+            idle_timeout_secs: 70,
+        }
+    }
+}

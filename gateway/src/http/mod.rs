@@ -14,6 +14,7 @@ mod members;
 pub mod openapi;
 mod platform;
 mod tenant;
+pub mod widget;
 
 use std::time::{Duration, Instant};
 
@@ -70,11 +71,13 @@ pub fn router(state: AppState) -> Router {
     .merge(platform::router())
     .merge(documents::router(state.config.brain.max_upload_bytes))
     .merge(knowledge::router())
+    .merge(widget::api_router())
     .split_for_parts();
     Router::new()
         .merge(api)
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(health::router())
+        .merge(widget::router())
         .layer(middleware::from_fn(track_metrics))
         .layer(layers)
         .with_state(state)

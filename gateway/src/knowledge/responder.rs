@@ -14,6 +14,7 @@ use coach_connector_api::{Content, MessageId, OutboundBody, ProviderError};
 use tokio_util::sync::CancellationToken;
 
 use super::Brain;
+use crate::bus::AnswerPhase;
 use crate::state::AppState;
 use crate::store::{
     ConversationStatus, Direction, JOB_ANSWER, Queue, QueueItem, QueueOutcome, StoreError,
@@ -157,11 +158,17 @@ async fn respond(
         .answer(store, scope, &question, &history, CancellationToken::new())
         .await
         .map_err(|e| format!("{e:?}"))?;
+    // Live views (the widget) see the answer as it is generated.
+    let conversation_id = message.conversation_id;
+    let live = |phase: AnswerPhase| state.stream.answer(scope, conversation_id, id, phase);
     let mut text = String::new();
     while let Some(event) = answer.events.recv().await {
         match event {
-            Ok(GenerateEvent::Token(piece)) => text.push_str(&piece),
-            Ok(GenerateEvent::Started { .. }) => {}
+            Ok(GenerateEvent::Token(piece)) => {
+                text.push_str(&piece);
+                live(AnswerPhase::Delta { text: piece }).await;
+            }
+            Ok(GenerateEvent::Started { .. }) => live(AnswerPhase::Start).await,
             Ok(GenerateEvent::Done(usage)) => {
                 tracing::info!(
                     message = %id,
@@ -173,8 +180,14 @@ async fn respond(
                     "answered"
                 );
             }
-            Err(ModelError::Busy(why)) => return Err(format!("busy: {why}")),
-            Err(e) => return Err(e.to_string()),
+            Err(ModelError::Busy(why)) => {
+                live(AnswerPhase::Abort).await;
+                return Err(format!("busy: {why}"));
+            }
+            Err(e) => {
+                live(AnswerPhase::Abort).await;
+                return Err(e.to_string());
+            }
         }
     }
     let mut text = text.trim().to_string();
@@ -194,8 +207,9 @@ async fn respond(
         }
         text.push_str(&format!("\n\nSources: {}", sources.join("; ")));
     }
-    store
-        .enqueue_outbound(
+    let stored = state
+        .stream
+        .send(
             scope,
             message.conversation_id,
             OutboundBody::Text { text },
@@ -203,6 +217,10 @@ async fn respond(
         )
         .await
         .map_err(err)?;
+    live(AnswerPhase::End {
+        message_id: stored.id,
+    })
+    .await;
     if !answer.confident {
         store
             .set_conversation_status(

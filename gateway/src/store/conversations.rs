@@ -2,7 +2,7 @@
 //! them (handoff). A supertrait of [`Store`](super::Store).
 
 use async_trait::async_trait;
-use coach_connector_api::{ConversationId, MessageId};
+use coach_connector_api::{ChannelId, ConversationId, MessageId};
 
 use crate::store::{
     Conversation, ConversationFilter, ConversationStatus, Page, StoreError, StoredMessage,
@@ -62,4 +62,31 @@ pub trait ConversationStore: Send + Sync {
         scope: &TenantScope,
         message: MessageId,
     ) -> Result<Option<MessageId>, StoreError>;
+    /// The conversation of the channel's contact known there as `external_id` (a widget
+    /// visitor), with its last sequence number, if they have written yet.
+    async fn conversation_by_contact(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        external_id: &str,
+    ) -> Result<Option<(ConversationId, i64)>, StoreError>;
+    /// Up to `limit` messages of a conversation whose sequence number is above `after`, in
+    /// order. Numbers follow commit order within a conversation, so a reader that remembers the
+    /// last number it saw misses nothing by asking for what came after it.
+    async fn messages_after_seq(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Sequenced>, StoreError>;
+}
+
+/// A message with its per-conversation sequence number (1, 2, 3...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sequenced {
+    /// The message's number in its conversation.
+    pub seq: i64,
+    /// The message.
+    pub message: StoredMessage,
 }

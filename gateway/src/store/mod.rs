@@ -11,6 +11,7 @@
 mod accounts;
 mod accounts_sql;
 pub mod conversations;
+mod conversations_sql;
 pub mod documents;
 mod documents_sql;
 mod members_sql;
@@ -373,6 +374,15 @@ pub trait Store:
 
     /// Delete a channel with its conversations and messages.
     async fn delete_channel(&self, scope: &TenantScope, id: ChannelId) -> Result<(), StoreError>;
+
+    /// Called once when a gateway process starts serving: work another run of this process
+    /// left in flight (an answer cut by a crash) becomes due again now instead of when its
+    /// lease expires. Only the embedded SQLite database knows it belongs to one process; on
+    /// PostgreSQL other replicas may hold leases, so nothing changes and leases expire.
+    /// Returns how many items were released.
+    async fn recover_in_flight(&self, _sys: &SystemScope) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 
     /// Wait until every accepted write is committed, then release connections.
     async fn close(&self);

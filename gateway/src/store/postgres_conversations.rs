@@ -1,14 +1,21 @@
 //! [`ConversationStore`] on PostgreSQL: each call one transaction under the tenant's row-level security.
 
 use async_trait::async_trait;
-use coach_connector_api::{ConversationId, MessageId};
+use coach_connector_api::{ChannelId, ConversationId, MessageId};
 
 use super::PostgresStore;
-use crate::store::conversations::ConversationStore;
+use crate::store::conversations::{ConversationStore, Sequenced};
 use crate::store::{
     Conversation, ConversationFilter, ConversationStatus, Page, StoreError, StoredMessage,
 };
 use crate::tenancy::TenantScope;
+
+mod sql {
+    crate::store::conversations_sql::conversation_ops!(
+        sqlx::postgres::PgConnection,
+        sqlx::postgres::PgRow
+    );
+}
 
 #[async_trait]
 impl ConversationStore for PostgresStore {
@@ -19,7 +26,7 @@ impl ConversationStore for PostgresStore {
         filter: ConversationFilter,
     ) -> Result<Vec<Conversation>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        super::ops::conversations(&mut tx, scope.tenant_id(), page, filter).await
+        sql::conversations(&mut tx, scope.tenant_id(), page, filter).await
     }
     async fn conversation(
         &self,
@@ -27,7 +34,7 @@ impl ConversationStore for PostgresStore {
         id: ConversationId,
     ) -> Result<Conversation, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        super::ops::conversation(&mut tx, scope.tenant_id(), id).await
+        sql::conversation(&mut tx, scope.tenant_id(), id).await
     }
     async fn set_conversation_status(
         &self,
@@ -38,8 +45,7 @@ impl ConversationStore for PostgresStore {
     ) -> Result<Conversation, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         let conversation =
-            super::ops::set_conversation_status(&mut tx, scope.tenant_id(), id, status, assignee)
-                .await?;
+            sql::set_conversation_status(&mut tx, scope.tenant_id(), id, status, assignee).await?;
         tx.commit().await?;
         Ok(conversation)
     }
@@ -51,14 +57,14 @@ impl ConversationStore for PostgresStore {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        super::ops::messages(&mut tx, scope.tenant_id(), conversation, after, limit).await
+        sql::messages(&mut tx, scope.tenant_id(), conversation, after, limit).await
     }
     async fn message(
         &self,
         scope: &TenantScope,
         id: MessageId,
     ) -> Result<StoredMessage, StoreError> {
-        super::ops::message(&mut *self.tenant_tx(scope).await?, scope.tenant_id(), id).await
+        sql::message(&mut *self.tenant_tx(scope).await?, scope.tenant_id(), id).await
     }
     async fn messages_before(
         &self,
@@ -67,7 +73,7 @@ impl ConversationStore for PostgresStore {
         before: MessageId,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        super::ops::messages_before(
+        sql::messages_before(
             &mut *self.tenant_tx(scope).await?,
             scope.tenant_id(),
             conversation,
@@ -81,10 +87,40 @@ impl ConversationStore for PostgresStore {
         scope: &TenantScope,
         message: MessageId,
     ) -> Result<Option<MessageId>, StoreError> {
-        super::ops::reply_to(
+        sql::reply_to(
             &mut *self.tenant_tx(scope).await?,
             scope.tenant_id(),
             message,
+        )
+        .await
+    }
+    async fn conversation_by_contact(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        external_id: &str,
+    ) -> Result<Option<(ConversationId, i64)>, StoreError> {
+        sql::conversation_by_contact(
+            &mut *self.tenant_tx(scope).await?,
+            scope.tenant_id(),
+            channel,
+            external_id,
+        )
+        .await
+    }
+    async fn messages_after_seq(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Sequenced>, StoreError> {
+        sql::messages_after_seq(
+            &mut *self.tenant_tx(scope).await?,
+            scope.tenant_id(),
+            conversation,
+            after,
+            limit,
         )
         .await
     }

@@ -609,6 +609,29 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn recover_in_flight(&self, _sys: &SystemScope) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |c| {
+                async move {
+                    let now = Utc::now();
+                    let mut released = 0;
+                    for table in ["jobs", "outbox"] {
+                        released += sqlx::query(&format!(
+                            "UPDATE {table} SET locked_until = $1, updated_at = $1 \
+                             WHERE state = 'inflight' AND locked_until > $1"
+                        ))
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await?
+                        .rows_affected();
+                    }
+                    Ok(released)
+                }
+                .boxed()
+            })
+            .await
+    }
+
     async fn close(&self) {
         self.writer.close().await;
         self.read.close().await;

@@ -1,0 +1,199 @@
+//! The wire format: versioned JSON frames, one per WebSocket text message, tagged by `type`.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks; a `hello` with another is refused.
+pub const VERSION: u32 = 1;
+
+/// The longest message text a visitor may send, in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// The longest client id, in bytes.
+pub const MAX_CLIENT_ID: usize = 64;
+
+/// A signed identity from the creator's own site: `signature` is the hex HMAC-SHA256 of
+/// `"{user_id}:{issued_at}"` with the channel's identity secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The site's own user id.
+    pub user_id: String,
+    /// When the site signed it (Unix seconds).
+    pub issued_at: i64,
+    /// Hex HMAC-SHA256.
+    pub signature: String,
+    /// A display name for the creator's inbox.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// What a widget sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// The first frame of every connection.
+    Hello {
+        /// Protocol version ([`VERSION`]).
+        v: u32,
+        /// The visitor token from an earlier `welcome`, if the widget kept one.
+        #[serde(default)]
+        token: Option<String>,
+        /// A signed identity from the creator's site.
+        #[serde(default)]
+        identity: Option<Identity>,
+        /// The last sequence number the widget has; the server replays what came after.
+        #[serde(default)]
+        resume_after: i64,
+    },
+    /// A message typed by the visitor. Sending the same `client_id` again is harmless.
+    Message {
+        /// Chosen by the widget, unique per visitor (1-64 bytes).
+        client_id: String,
+        /// The text (1-4,096 characters).
+        text: String,
+    },
+    /// Everything up to `seq` arrived.
+    Ack {
+        /// The highest sequence number received in order.
+        seq: i64,
+    },
+    /// The visitor is typing (or stopped).
+    Typing {
+        /// On or off.
+        on: bool,
+    },
+    /// The visitor has seen everything up to `seq`.
+    Read {
+        /// The sequence number.
+        seq: i64,
+    },
+    /// Heartbeat; answered with `pong`.
+    Ping,
+    /// Answer to the server's `ping`.
+    Pong,
+}
+
+/// A message as the widget shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireMessage {
+    /// Its id.
+    pub id: String,
+    /// `in` (from the visitor) or `out` (from the coach or a human).
+    pub direction: String,
+    /// The text to show (non-text content is described in brackets).
+    pub text: String,
+    /// The widget's own id for a message it sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// When it was stored (RFC 3339).
+    pub created_at: String,
+}
+
+/// Why the server refused something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not a frame of this version.
+    BadFrame,
+    /// The first frame was not `hello`, or `hello` came twice.
+    BadSequence,
+    /// The client speaks another protocol version.
+    UnsupportedVersion,
+    /// The visitor token or identity signature is invalid or expired.
+    Unauthorized,
+    /// The text is empty or too long, or the client id is malformed.
+    InvalidMessage,
+    /// Too many messages; wait before sending more.
+    RateLimited,
+    /// The message could not be stored; send it again.
+    Unavailable,
+}
+
+/// What the server sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Answer to `hello`: keep `visitor_token` to come back to the same conversation.
+    Welcome {
+        /// Protocol version.
+        v: u32,
+        /// The visitor's token (store it per channel).
+        visitor_token: String,
+        /// The latest sequence number of the conversation (0 when there is none yet).
+        last_seq: i64,
+    },
+    /// A stored message, numbered within the conversation.
+    Event {
+        /// Its sequence number; acknowledge with `ack`.
+        seq: i64,
+        /// The message.
+        message: WireMessage,
+    },
+    /// The visitor's message is stored (it also arrives as an `event`).
+    Accepted {
+        /// The widget's id for it.
+        client_id: String,
+    },
+    /// An answer started streaming.
+    StreamStart {
+        /// Identifies the stream (the id of the message being answered).
+        stream_id: String,
+    },
+    /// More of a streaming answer.
+    StreamDelta {
+        /// The stream.
+        stream_id: String,
+        /// Text to append.
+        text: String,
+    },
+    /// The streaming answer is stored as `message_id` (its `event` replaces the stream).
+    StreamEnd {
+        /// The stream.
+        stream_id: String,
+        /// The stored answer.
+        message_id: String,
+    },
+    /// The coach or a human is typing (or stopped).
+    Typing {
+        /// On or off.
+        on: bool,
+    },
+    /// Heartbeat; answer with `pong`.
+    Ping,
+    /// Answer to the client's `ping`.
+    Pong,
+    /// Something was refused.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// For people.
+        message: String,
+        /// The client id of the refused message, if a message was refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+}
+
+impl ClientFrame {
+    /// Parses a text frame, or says why not.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("not a frame of protocol {VERSION}: {e}"))
+    }
+}
+
+impl ServerFrame {
+    /// The frame as JSON text.
+    pub fn to_text(&self) -> String {
+        // A frame of strings and numbers always serializes.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{\"type\":\"ping\"}"))
+    }
+
+    /// An error frame.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            client_id: None,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Who a visitor is: an anonymous visitor token signed by the gateway, or an identity signed by
+//! the creator's own site (so the same person finds their conversation on every device).
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::frames::Identity;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How long a site's identity signature stays valid after it was issued.
+pub const IDENTITY_MAX_AGE_SECS: i64 = 24 * 3600;
+
+fn mac(key: &[u8], parts: &[&str]) -> HmacSha256 {
+    // HMAC takes keys of any length.
+    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            mac.update(b":");
+        }
+        mac.update(part.as_bytes());
+    }
+    mac
+}
+
+/// A token binding `visitor` to `channel`: `v1.{visitor}.{hex hmac}`.
+pub fn visitor_token(key: &[u8], channel: &str, visitor: &str) -> String {
+    let sig = hex::encode(
+        mac(key, &["visitor", channel, visitor])
+            .finalize()
+            .into_bytes(),
+    );
+    format!("v1.{visitor}.{sig}")
+}
+
+/// The visitor a token names, if it was signed by `key` for `channel` (checked in constant
+/// time).
+pub fn verify_visitor_token(key: &[u8], channel: &str, token: &str) -> Option<String> {
+    let rest = token.strip_prefix("v1.")?;
+    let (visitor, sig) = rest.rsplit_once('.')?;
+    if visitor.is_empty() || visitor.len() > 200 {
+        return None;
+    }
+    let sig = hex::decode(sig).ok()?;
+    mac(key, &["visitor", channel, visitor])
+        .verify_slice(&sig)
+        .ok()
+        .map(|()| visitor.to_string())
+}
+
+/// The signature a creator's site computes for `user_id` at `issued_at` (documented for
+/// creators; also used by tests).
+pub fn sign_identity(secret: &str, user_id: &str, issued_at: i64) -> String {
+    hex::encode(
+        mac(secret.as_bytes(), &[user_id, &issued_at.to_string()])
+            .finalize()
+            .into_bytes(),
+    )
+}
+
+/// Checks a site's identity at `now` (Unix seconds); the site's user id when valid.
+pub fn verify_identity(secret: &str, identity: &Identity, now: i64) -> Result<String, String> {
+    if identity.user_id.is_empty() || identity.user_id.len() > 128 {
+        return Err("identity.user_id: 1-128 bytes".into());
+    }
+    let age = now - identity.issued_at;
+    if !(-300..=IDENTITY_MAX_AGE_SECS).contains(&age) {
+        return Err("identity: the signature has expired; sign it again on your site".into());
+    }
+    let sig =
+        hex::decode(&identity.signature).map_err(|_| "identity.signature: not hex".to_string())?;
+    mac(
+        secret.as_bytes(),
+        &[&identity.user_id, &identity.issued_at.to_string()],
+    )
+    .verify_slice(&sig)
+    .map_err(|_| "identity: the signature does not match this channel's secret".to_string())?;
+    Ok(identity.user_id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_only_for_their_channel_and_key() {
+        let token = visitor_token(b"key", "chan-a", "vis-1");
+        assert_eq!(
+            verify_visitor_token(b"key", "chan-a", &token).as_deref(),
+            Some("vis-1")
+        );
+        assert_eq!(verify_visitor_token(b"key", "chan-b", &token), None);
+        assert_eq!(verify_visitor_token(b"other", "chan-a", &token), None);
+        let forged = token.replace("vis-1", "vis-2");
+        assert_eq!(verify_visitor_token(b"key", "chan-a", &forged), None);
+        assert_eq!(verify_visitor_token(b"key", "chan-a", "v1.x"), None);
+    }
+
+    #[test]
+    fn identities_expire_and_need_the_channel_secret() {
+        let now = 1_800_000_000;
+        let identity = |issued_at: i64, secret: &str| Identity {
+            user_id: "user-42".into(),
+            issued_at,
+            signature: sign_identity(secret, "user-42", issued_at),
+            name: None,
+        };
+        assert_eq!(
+            verify_identity("s3cret", &identity(now - 60, "s3cret"), now).as_deref(),
+            Ok("user-42")
+        );
+        assert!(verify_identity("s3cret", &identity(now - 60, "wrong"), now).is_err());
+        let old = identity(now - IDENTITY_MAX_AGE_SECS - 1, "s3cret");
+        assert!(
+            verify_identity("s3cret", &old, now)
+                .unwrap_err()
+                .contains("expired")
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The demo: on first start, a "Demo coach" tenant with a widget channel whose knowledge is this
+//! gateway's own documentation, and `/demo`, a page that embeds its widget. A newcomer chats
+//! with a coach that explains the gateway a minute after `make run`. Off with
+//! `widget.demo = false`.
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use coach_connector_api::{ChannelId, ChannelKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::not_found;
+use crate::state::AppState;
+use crate::store::NewChannel;
+use crate::store::documents::NewDocument;
+use crate::tenancy::SystemScope;
+
+/// The documentation the demo coach knows (compiled in: the binary needs no checkout).
+const DOCS: &[(&str, &str)] = &[
+    ("README.md", include_str!("../../../../README.md")),
+    (
+        "ARCHITECTURE.md",
+        include_str!("../../../../docs/ARCHITECTURE.md"),
+    ),
+];
+
+/// What was created, kept in `data_dir/demo.json` so a restart reuses it.
+#[derive(Serialize, Deserialize)]
+struct Marker {
+    tenant_id: uuid::Uuid,
+    channel_id: uuid::Uuid,
+}
+
+/// Creates the demo tenant on first start (or finds it again), then serves it on `/demo`.
+pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
+    let sys = SystemScope::new("demo");
+    let path = state.config.data_dir.join("demo.json");
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && let Ok(marker) = serde_json::from_str::<Marker>(&text)
+        && state
+            .store
+            .channel_for_webhook(&sys, ChannelId(marker.channel_id))
+            .await
+            .is_ok()
+    {
+        let channel = ChannelId(marker.channel_id);
+        let _ = state.widget.demo_channel.set(channel);
+        return Ok(channel);
+    }
+    let tenant = state.store.create_tenant(&sys, "Demo coach").await?;
+    let scope = sys.for_tenant(tenant.id);
+    let channel = state
+        .store
+        .create_channel(
+            &scope,
+            NewChannel {
+                kind: ChannelKind::WebWidget,
+                name: "Demo widget".into(),
+                config: serde_json::json!({
+                    "title": "Gateway guide",
+                    "greeting": "Hi! I know this gateway's documentation. Ask me how to run it, \
+                                 connect a channel or teach a coach.",
+                }),
+            },
+        )
+        .await?;
+    for (name, text) in DOCS {
+        state
+            .store
+            .create_document(
+                &scope,
+                NewDocument {
+                    title: (*name).into(),
+                    filename: Some((*name).into()),
+                    source_url: None,
+                    kind: "markdown".into(),
+                    content: text.as_bytes().to_vec(),
+                    sha256: hex::encode(Sha256::digest(text.as_bytes())),
+                },
+            )
+            .await?;
+    }
+    let marker = Marker {
+        tenant_id: tenant.id.0,
+        channel_id: channel.id.0,
+    };
+    std::fs::create_dir_all(&state.config.data_dir)?;
+    std::fs::write(&path, serde_json::to_string_pretty(&marker)?)?;
+    tracing::info!(channel = %channel.id, "demo coach created: open /demo");
+    let _ = state.widget.demo_channel.set(channel.id);
+    Ok(channel.id)
+}
+
+/// `GET /demo`: the widget of the demo coach on a plain page.
+pub(super) async fn page(State(state): State<AppState>) -> Response {
+    if !state.config.widget.demo {
+        return not_found();
+    }
+    let Some(channel) = state.widget.demo_channel.get() else {
+        return Html(
+            "<!doctype html><meta charset=utf-8><meta http-equiv=refresh content=3>\
+             <title>Demo coach</title><p>The demo coach is being set up; this page reloads by itself.",
+        )
+        .into_response();
+    };
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Coaching gateway demo</title>
+<style>
+  body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 42rem; margin: 3rem auto; padding: 0 1rem; color: #222; }}
+  code {{ background: #f3f3f3; padding: .1rem .3rem; border-radius: 4px; }}
+</style>
+</head>
+<body>
+<h1>Coaching gateway demo</h1>
+<p>The bubble in the corner is the web widget of a demo coach that has read this gateway's
+documentation. Ask it how to run the gateway, connect WhatsApp or upload a PDF.</p>
+<p>Creators embed the same widget on their own pages with one tag:</p>
+<pre><code>&lt;script src="{public}/widget.js" data-channel="{channel}" async&gt;&lt;/script&gt;</code></pre>
+<script src="/widget.js" data-channel="{channel}" async></script>
+</body>
+</html>
+"#,
+        public = html_escape(&state.config.public_url),
+        channel = channel.0,
+    ))
+    .into_response()
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,202 @@
+//! The web widget: `GET /widget.js` (the script creators embed), `GET /widget/ws` (its
+//! WebSocket, protocol in `coach-web-widget`), `GET /v1/widget/config/{channel_id}` (public
+//! theme and texts) and the `/demo` page.
+
+mod connection;
+pub mod demo;
+
+use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use coach_connector_api::{ChannelId, ChannelKind};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::Channel;
+use crate::tenancy::SystemScope;
+
+/// The widget script, served as is (no build step: what is in the repository is what runs).
+pub const WIDGET_JS: &str = include_str!("../../../../widget-js/widget.js");
+
+/// Shared by every widget connection of this process.
+pub struct WidgetRuntime {
+    /// Messages per visitor.
+    limiter: DefaultKeyedRateLimiter<String>,
+    /// The demo channel, once created.
+    pub demo_channel: OnceLock<ChannelId>,
+}
+
+impl WidgetRuntime {
+    /// Limits as configured.
+    pub fn new(config: &crate::config::WidgetConfig) -> Arc<Self> {
+        let per_minute =
+            NonZeroU32::new(config.messages_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        Arc::new(Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            demo_channel: OnceLock::new(),
+        })
+    }
+}
+
+/// A widget channel's configuration (`config` of a `web_widget` channel).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct WidgetSettings {
+    /// Pages allowed to open the widget (`https://example.com`); empty: any page.
+    pub allowed_origins: Vec<String>,
+    /// Secret for signed user identities from the creator's site.
+    pub identity_secret: Option<String>,
+    /// Shown to visitors.
+    #[serde(flatten)]
+    pub public: PublicWidgetConfig,
+}
+
+/// What the widget shows: safe to publish.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct PublicWidgetConfig {
+    /// Panel title.
+    pub title: Option<String>,
+    /// First message shown to a new visitor.
+    pub greeting: Option<String>,
+    /// Accent colour (`#rrggbb`).
+    pub color: Option<String>,
+    /// `right` (default) or `left`.
+    pub position: Option<String>,
+    /// Avatar image URL.
+    pub avatar_url: Option<String>,
+    /// Language of the widget's own texts (`en`, `es`); default: the browser's.
+    pub language: Option<String>,
+}
+
+/// Routes outside the OpenAPI document (a script, a socket and a page).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/widget.js", get(script))
+        .route("/widget/ws", get(socket))
+        .route("/demo", get(demo::page))
+}
+
+/// The public configuration route.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(public_config))
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        WIDGET_JS,
+    )
+        .into_response()
+}
+
+/// The enabled widget channel `id`, and its settings with secrets opened.
+async fn widget_channel(state: &AppState, id: &str) -> Result<(Channel, WidgetSettings), ApiError> {
+    let id = uuid::Uuid::parse_str(id).map_err(|_| ApiError::NotFound("channel"))?;
+    let channel = state
+        .store
+        .channel_for_webhook(&SystemScope::new("widget"), ChannelId(id))
+        .await?;
+    if channel.kind != ChannelKind::WebWidget || !channel.enabled {
+        return Err(ApiError::NotFound("channel"));
+    }
+    let mut config = channel.config.clone();
+    state
+        .secrets
+        .open(&mut config)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let settings = serde_json::from_value(config).unwrap_or_default();
+    Ok((channel, settings))
+}
+
+/// A widget channel's theme and texts (public: the widget reads it before it connects).
+#[utoipa::path(get, path = "/v1/widget/config/{channel_id}", tag = "widget",
+    params(("channel_id" = String, Path, description = "a web_widget channel")),
+    responses((status = 200, body = PublicWidgetConfig), (status = 404, body = crate::error::Problem)))]
+async fn public_config(
+    State(state): State<AppState>,
+    Path(channel_id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, settings) = widget_channel(&state, &channel_id).await?;
+    // Read by the widget on the creator's pages, whatever their origin.
+    Ok((
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        Json(settings.public),
+    ))
+}
+
+#[derive(Deserialize)]
+struct SocketQuery {
+    channel: String,
+}
+
+/// Opens a widget connection after checking the channel and the page's origin.
+async fn socket(
+    State(state): State<AppState>,
+    Query(query): Query<SocketQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let (channel, settings) = widget_channel(&state, &query.channel).await?;
+    if !settings.allowed_origins.is_empty() {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+            .unwrap_or("");
+        let allowed = settings
+            .allowed_origins
+            .iter()
+            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin));
+        if !allowed {
+            return Err(ApiError::Forbidden(format!(
+                "origin {origin:?} is not in this channel's allowed_origins"
+            )));
+        }
+    }
+    let config = state.config.widget.clone();
+    Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(config.max_frame_bytes)
+        .max_frame_size(config.max_frame_bytes)
+        .on_upgrade(move |socket| connection::run(state, channel, settings, socket)))
+}
+
+/// 404 as a page, for `/demo` when it is off.
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Html("<h1>Not found</h1>")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    /// The widget's size budget: 12 KB gzipped (printed, so the figure shows in test logs).
+    #[test]
+    fn the_widget_stays_within_its_size_budget() -> std::io::Result<()> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(super::WIDGET_JS.as_bytes())?;
+        let size = gz.finish()?.len();
+        println!(
+            "widget.js: {} bytes, {size} bytes gzipped (budget 12,288)",
+            super::WIDGET_JS.len()
+        );
+        assert!(size <= 12 * 1024, "widget.js is {size} bytes gzipped");
+        Ok(())
+    }
+}

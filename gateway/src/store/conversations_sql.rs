@@ -1,0 +1,260 @@
+//! Conversation and message reads shared by both backends (see `ops.rs` for the conventions),
+//! including the widget's: messages by their per-conversation sequence number.
+
+macro_rules! conversation_ops {
+    ($conn:ty, $row:ty) => {
+        use coach_connector_api::{
+            ChannelId, ContactId, ConversationId, MessageId, ProviderError, TenantId,
+        };
+        use sqlx::Row as _;
+        use sqlx::types::Json;
+        use uuid::Uuid;
+
+        use crate::store::types::status_from_rank;
+        use crate::store::{
+            Conversation, ConversationFilter, ConversationStatus, Direction, Page, StoreError,
+            StoredMessage,
+        };
+
+        const MESSAGE_COLUMNS: &str = "id, tenant_id, channel_id, conversation_id, contact_id, \
+            direction, content, provider_message_id, status_rank, error_code, error_title, created_at";
+
+        fn message_from_row(row: &$row) -> Result<StoredMessage, StoreError> {
+            let direction: String = row.try_get("direction")?;
+            let error_code: Option<String> = row.try_get("error_code")?;
+            let error_title: Option<String> = row.try_get("error_title")?;
+            Ok(StoredMessage {
+                id: MessageId(row.try_get("id")?),
+                tenant_id: TenantId(row.try_get("tenant_id")?),
+                channel_id: ChannelId(row.try_get("channel_id")?),
+                conversation_id: ConversationId(row.try_get("conversation_id")?),
+                contact_id: ContactId(row.try_get("contact_id")?),
+                direction: Direction::parse(&direction)
+                    .ok_or_else(|| StoreError::Corrupt(format!("direction {direction:?}")))?,
+                content: row.try_get::<Json<serde_json::Value>, _>("content")?.0,
+                provider_message_id: row.try_get("provider_message_id")?,
+                status: status_from_rank(row.try_get("status_rank")?)?,
+                error: error_code.map(|code| ProviderError {
+                    code,
+                    title: error_title.unwrap_or_default(),
+                }),
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        pub(super) async fn conversations(
+            conn: &mut $conn,
+            tenant: TenantId,
+            page: Page,
+            filter: ConversationFilter,
+        ) -> Result<Vec<Conversation>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee \
+                 FROM conversations WHERE tenant_id = $1 AND ($2 IS NULL OR last_message_at < $2) \
+                 AND ($4 IS NULL OR channel_id = $4) AND ($5 IS NULL OR contact_id = $5) \
+                 AND ($6 IS NULL OR status = $6) \
+                 ORDER BY last_message_at DESC, id DESC LIMIT $3",
+            )
+            .bind(tenant.0)
+            .bind(page.before)
+            .bind(i64::from(page.limit))
+            .bind(filter.channel.map(|c| c.0))
+            .bind(filter.contact.map(|c| c.0))
+            .bind(filter.status.map(ConversationStatus::as_str))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter().map(conversation_row).collect()
+        }
+
+        /// One conversation of the tenant.
+        pub(super) async fn conversation(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: ConversationId,
+        ) -> Result<Conversation, StoreError> {
+            let row = sqlx::query(
+                "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee \
+                 FROM conversations WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("conversation"))?;
+            conversation_row(&row)
+        }
+
+        /// Sets who answers a conversation.
+        pub(super) async fn set_conversation_status(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: ConversationId,
+            status: ConversationStatus,
+            assignee: Option<Uuid>,
+        ) -> Result<Conversation, StoreError> {
+            let done = sqlx::query(
+                "UPDATE conversations SET status = $3, assignee = $4 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(status.as_str())
+            .bind(assignee)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound("conversation"));
+            }
+            conversation(conn, tenant, id).await
+        }
+
+        fn conversation_row(row: &$row) -> Result<Conversation, StoreError> {
+            let status: String = row.try_get("status")?;
+            Ok(Conversation {
+                id: ConversationId(row.try_get("id")?),
+                tenant_id: TenantId(row.try_get("tenant_id")?),
+                channel_id: ChannelId(row.try_get("channel_id")?),
+                contact_id: ContactId(row.try_get("contact_id")?),
+                external_id: row.try_get("external_id")?,
+                last_message_at: row.try_get("last_message_at")?,
+                status: ConversationStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status}")))?,
+                assignee: row.try_get("assignee")?,
+            })
+        }
+
+        pub(super) async fn messages(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            after: Option<MessageId>,
+            limit: u32,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            let found = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND tenant_id = $2")
+                .bind(conversation.0)
+                .bind(tenant.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if found.is_none() {
+                return Err(StoreError::NotFound("conversation"));
+            }
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(conversation.0)
+                .bind(after.map(|m| m.0))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(message_from_row).collect()
+        }
+
+        /// One message of the tenant.
+        pub(super) async fn message(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: MessageId,
+        ) -> Result<StoredMessage, StoreError> {
+            let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2");
+            let row = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(id.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("message"))?;
+            message_from_row(&row)
+        }
+
+        /// The `limit` messages of a conversation just before `before`, oldest first.
+        pub(super) async fn messages_before(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            before: MessageId,
+            limit: u32,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND id < $3 ORDER BY id DESC LIMIT $4"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(conversation.0)
+                .bind(before.0)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut out = rows.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
+            out.reverse();
+            Ok(out)
+        }
+
+        /// The outbound message that answers `message`, if one was stored.
+        pub(super) async fn reply_to(
+            conn: &mut $conn,
+            tenant: TenantId,
+            message: MessageId,
+        ) -> Result<Option<MessageId>, StoreError> {
+            let id: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM messages WHERE tenant_id = $1 AND reply_to = $2 AND direction = 'out' LIMIT 1",
+            )
+            .bind(tenant.0)
+            .bind(message.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(id.map(MessageId))
+        }
+
+        /// The conversation of the channel's contact known there as `external_id`, if any.
+        pub(super) async fn conversation_by_contact(
+            conn: &mut $conn,
+            tenant: TenantId,
+            channel: ChannelId,
+            external_id: &str,
+        ) -> Result<Option<(ConversationId, i64)>, StoreError> {
+            let row = sqlx::query(
+                "SELECT id, last_seq FROM conversations WHERE tenant_id = $1 AND channel_id = $2 AND external_id = $3",
+            )
+            .bind(tenant.0)
+            .bind(channel.0)
+            .bind(external_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            row.map(|row| Ok((ConversationId(row.try_get("id")?), row.try_get("last_seq")?)))
+                .transpose()
+        }
+
+        /// Messages of a conversation numbered above `after`, in sequence order.
+        pub(super) async fn messages_after_seq(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            after: i64,
+            limit: u32,
+        ) -> Result<Vec<crate::store::conversations::Sequenced>, StoreError> {
+            let sql = format!(
+                "SELECT seq, {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND seq > $3 ORDER BY seq LIMIT $4"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(conversation.0)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(crate::store::conversations::Sequenced {
+                        seq: row.try_get("seq")?,
+                        message: message_from_row(row)?,
+                    })
+                })
+                .collect()
+        }
+    };
+}
+
+pub(crate) use conversation_ops;

@@ -1,0 +1,348 @@
+#![allow(clippy::unwrap_used, missing_docs)]
+//! The web widget's WebSocket on a real socket, on SQLite and PostgreSQL: origin allow-list,
+//! visitor tokens, idempotent resends, replay after reconnect, streamed answers, signed
+//! identities, and visitors who never see each other's messages.
+
+mod api_support;
+mod common;
+
+use std::time::Duration;
+
+use api_support::*;
+use coach_connector_api::{ConversationId, MessageId, OutboundBody};
+use coach_gateway::bus::AnswerPhase;
+use coach_gateway::tenancy::SystemScope;
+use common::Backend;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const ORIGIN: &str = "https://site.example";
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn serve(app: &App) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = app.router.clone();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("ws://{addr}")
+}
+
+async fn connect(base: &str, channel: &str, origin: Option<&str>) -> Result<Socket, u16> {
+    let mut req = format!("{base}/widget/ws?channel={channel}")
+        .into_client_request()
+        .unwrap();
+    if let Some(origin) = origin {
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn send(ws: &mut Socket, frame: Value) {
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next protocol frame (heartbeats skipped); `None` when the server closed.
+async fn next(ws: &mut Socket) -> Option<Value> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no frame within 10 s");
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] != "ping" {
+                    return Some(frame);
+                }
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// No frame arrives for a short while.
+async fn quiet(ws: &mut Socket) {
+    if let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), ws.next()).await
+    {
+        panic!("unexpected frame {text}");
+    }
+}
+
+async fn hello(ws: &mut Socket, extra: Value) -> Value {
+    let mut frame = json!({ "type": "hello", "v": 1 });
+    frame
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    send(ws, frame).await;
+    next(ws).await.unwrap()
+}
+
+async fn widget_conversation(b: &Backend) {
+    let app = app(b);
+    let owner = app.register("widget@example.com").await;
+    let t = token(&owner);
+    let (status, channel) = app
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(t),
+            Some(json!({ "kind": "web_widget", "name": "Site", "config": {
+                "allowed_origins": [ORIGIN], "identity_secret": "s3cret-site-key",
+                "title": "Sleep coach", "greeting": "Hello!" } })),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let id = channel["id"].as_str().unwrap().to_string();
+
+    // The public configuration shows the theme, never the secret.
+    let (status, config) = app
+        .call("GET", &format!("/v1/widget/config/{id}"), None, None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(config["title"], "Sleep coach");
+    assert!(!config.to_string().contains("s3cret"), "{config}");
+    let (status, _) = app
+        .call(
+            "GET",
+            &format!("/v1/widget/config/{}", uuid::Uuid::new_v4()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let base = serve(&app).await;
+    // Pages not on the allow-list cannot open the widget.
+    assert_eq!(
+        connect(&base, &id, Some("https://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(connect(&base, &id, None).await.err(), Some(403));
+
+    // Visitor A: a new token, a message stored once however often it is sent.
+    let mut a = connect(&base, &id, Some(ORIGIN)).await.unwrap();
+    let welcome = hello(&mut a, json!({})).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    assert_eq!(welcome["last_seq"], 0);
+    let token_a = welcome["visitor_token"].as_str().unwrap().to_string();
+    send(
+        &mut a,
+        json!({ "type": "message", "client_id": "c1", "text": "I sleep badly" }),
+    )
+    .await;
+    assert_eq!(
+        next(&mut a).await.unwrap(),
+        json!({ "type": "accepted", "client_id": "c1" })
+    );
+    let event = next(&mut a).await.unwrap();
+    assert_eq!(event["seq"], 1, "{event}");
+    assert_eq!(event["message"]["text"], "I sleep badly");
+    assert_eq!(event["message"]["client_id"], "c1");
+    send(
+        &mut a,
+        json!({ "type": "message", "client_id": "c1", "text": "I sleep badly" }),
+    )
+    .await;
+    assert_eq!(next(&mut a).await.unwrap()["type"], "accepted");
+    quiet(&mut a).await;
+
+    // Bad frames get error frames, not a dropped connection.
+    send(
+        &mut a,
+        json!({ "type": "message", "client_id": "c2", "text": "" }),
+    )
+    .await;
+    let error = next(&mut a).await.unwrap();
+    assert_eq!(
+        (error["code"].as_str(), error["client_id"].as_str()),
+        (Some("invalid_message"), Some("c2"))
+    );
+    a.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(next(&mut a).await.unwrap()["code"], "bad_frame");
+
+    // The coach streams an answer, then stores it.
+    let (_, list) = app
+        .call(
+            "GET",
+            &format!("/v1/conversations?channel_id={id}"),
+            Some(t),
+            None,
+        )
+        .await;
+    let item = if list["items"].is_array() {
+        &list["items"][0]
+    } else {
+        &list[0]
+    };
+    let uuid_of = |v: &Value| uuid::Uuid::parse_str(v.as_str().unwrap()).unwrap();
+    let conversation = ConversationId(uuid_of(&item["id"]));
+    let scope = SystemScope::new("test")
+        .for_tenant(coach_connector_api::TenantId(uuid_of(&item["tenant_id"])));
+    let question =
+        MessageId(uuid::Uuid::parse_str(event["message"]["id"].as_str().unwrap()).unwrap());
+    for phase in [
+        AnswerPhase::Start,
+        AnswerPhase::Delta {
+            text: "Dim the ".into(),
+        },
+    ] {
+        app.state
+            .stream
+            .answer(&scope, conversation, question, phase)
+            .await;
+    }
+    assert_eq!(next(&mut a).await.unwrap()["type"], "stream_start");
+    let delta = next(&mut a).await.unwrap();
+    assert_eq!(
+        (delta["type"].as_str(), delta["text"].as_str()),
+        (Some("stream_delta"), Some("Dim the "))
+    );
+    let reply = app
+        .state
+        .stream
+        .send(
+            &scope,
+            conversation,
+            OutboundBody::Text {
+                text: "Dim the lights.".into(),
+            },
+            Some(question),
+        )
+        .await
+        .unwrap();
+    let event = next(&mut a).await.unwrap();
+    assert_eq!(
+        (
+            event["seq"].as_i64(),
+            event["message"]["direction"].as_str()
+        ),
+        (Some(2), Some("out"))
+    );
+    assert_eq!(event["message"]["id"], reply.id.0.to_string());
+
+    // Replies stored while the visitor is away arrive once they come back, and only those.
+    drop(a);
+    app.state
+        .stream
+        .send(
+            &scope,
+            conversation,
+            OutboundBody::Text {
+                text: "Also: no coffee after 2 pm.".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let mut a = connect(&base, &id, Some(ORIGIN)).await.unwrap();
+    let welcome = hello(&mut a, json!({ "token": token_a, "resume_after": 2 })).await;
+    assert_eq!(welcome["last_seq"], 3, "{welcome}");
+    let event = next(&mut a).await.unwrap();
+    assert_eq!(
+        (event["seq"].as_i64(), event["message"]["text"].as_str()),
+        (Some(3), Some("Also: no coffee after 2 pm."))
+    );
+    quiet(&mut a).await;
+    // A refresh (resume from 0) shows the whole history again.
+    let mut again = connect(&base, &id, Some(ORIGIN)).await.unwrap();
+    hello(&mut again, json!({ "token": token_a })).await;
+    let seqs: Vec<i64> = [
+        next(&mut again).await,
+        next(&mut again).await,
+        next(&mut again).await,
+    ]
+    .iter()
+    .map(|f| f.as_ref().unwrap()["seq"].as_i64().unwrap())
+    .collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+
+    // Visitor B sees only their own conversation; A's token cannot be bent to another visitor.
+    let mut b_ws = connect(&base, &id, Some(ORIGIN)).await.unwrap();
+    let welcome_b = hello(&mut b_ws, json!({})).await;
+    assert_eq!(welcome_b["last_seq"], 0);
+    assert_ne!(welcome_b["visitor_token"], token_a.as_str());
+    send(
+        &mut b_ws,
+        json!({ "type": "message", "client_id": "c1", "text": "Hi from B" }),
+    )
+    .await;
+    assert_eq!(next(&mut b_ws).await.unwrap()["type"], "accepted");
+    let event = next(&mut b_ws).await.unwrap();
+    assert_eq!(
+        (event["seq"].as_i64(), event["message"]["text"].as_str()),
+        (Some(1), Some("Hi from B"))
+    );
+    quiet(&mut b_ws).await;
+    quiet(&mut a).await;
+    let (visitor, _) = token_a.trim_start_matches("v1.").split_once('.').unwrap();
+    let forged = format!("v1.{visitor}x.{}", "0".repeat(64));
+    let mut f = connect(&base, &id, Some(ORIGIN)).await.unwrap();
+    let refused = hello(&mut f, json!({ "token": forged })).await;
+    assert_eq!(refused["code"], "unauthorized", "{refused}");
+    assert!(next(&mut f).await.is_none());
+
+    // A signed identity from the creator's site: valid, or refused when forged or expired.
+    let now = chrono::Utc::now().timestamp();
+    let sig = coach_web_widget::identity::sign_identity("s3cret-site-key", "user-7", now);
+    let mut u = connect(&base, &id, Some(ORIGIN)).await.unwrap();
+    let welcome = hello(
+        &mut u,
+        json!({ "identity": { "user_id": "user-7", "issued_at": now, "signature": sig } }),
+    )
+    .await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let stale =
+        coach_web_widget::identity::sign_identity("s3cret-site-key", "user-7", now - 90_000);
+    let mut u = connect(&base, &id, Some(ORIGIN)).await.unwrap();
+    let refused = hello(&mut u, json!({ "identity": { "user_id": "user-7", "issued_at": now - 90_000, "signature": stale } })).await;
+    assert_eq!(refused["code"], "unauthorized");
+    let mut u = connect(&base, &id, Some(ORIGIN)).await.unwrap();
+    let refused = hello(
+        &mut u,
+        json!({ "identity": { "user_id": "user-8", "issued_at": now, "signature": sig } }),
+    )
+    .await;
+    assert_eq!(refused["code"], "unauthorized");
+
+    // Another tenant's widget channel id is not a door into this one.
+    let other = app.register("other-widget@example.com").await;
+    let (_, other_channel) = app
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(token(&other)),
+            Some(json!({ "kind": "web_widget", "name": "Other", "config": {} })),
+        )
+        .await;
+    let other_id = other_channel["id"].as_str().unwrap();
+    let mut o = connect(&base, other_id, None).await.unwrap();
+    let welcome = hello(&mut o, json!({ "token": token_a })).await;
+    assert_eq!(
+        welcome["code"], "unauthorized",
+        "a token is bound to its channel: {welcome}"
+    );
+}
+
+#[tokio::test]
+async fn widget_conversation_on_sqlite() {
+    widget_conversation(&common::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn widget_conversation_on_postgres() {
+    widget_conversation(&common::postgres().await).await;
+}

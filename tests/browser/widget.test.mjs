@@ -1,0 +1,186 @@
+// The web widget end to end in headless Chromium: the real gateway binary on embedded defaults
+// (SQLite, qdrant-edge, the real models), its /demo page, and Playwright driving the browser.
+// Run by `make test` (scripts/browser-tests.sh): GATEWAY_BIN, MODELS_DIR and CHROMIUM are set.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const BIN = process.env.GATEWAY_BIN;
+const MODELS = process.env.MODELS_DIR;
+const PORT = 20000 + Math.floor(Math.random() * 20000);
+const BASE = `http://127.0.0.1:${PORT}`;
+const DATA = mkdtempSync(join(tmpdir(), "coach-widget-"));
+const W = "[data-coach-widget]";
+
+let gateway;
+let browser;
+
+async function startGateway() {
+  gateway = spawn(BIN, ["serve"], {
+    env: {
+      ...process.env,
+      GATEWAY__HTTP__ADDR: `127.0.0.1:${PORT}`,
+      GATEWAY__PUBLIC_URL: BASE,
+      GATEWAY__DATA_DIR: DATA,
+      GATEWAY__BRAIN__MODELS_DIR: MODELS,
+      GATEWAY__LOG__FILTER: "warn",
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const exited = new Promise((r) => gateway.once("exit", (code) => r(code)));
+  for (let i = 0; i < 600; i++) {
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r("running"), 0))]);
+    if (code !== "running") throw new Error(`the gateway exited with ${code}`);
+    try {
+      const r = await fetch(`${BASE}/readyz`);
+      if (r.ok) return;
+    } catch (e) { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("the gateway did not become ready in 60 s");
+}
+
+async function stopGateway(signal = "SIGTERM") {
+  if (!gateway) return;
+  const exited = new Promise((r) => gateway.once("exit", r));
+  gateway.kill(signal);
+  await exited;
+  gateway = null;
+}
+
+before(async () => {
+  assert.ok(BIN, "GATEWAY_BIN is not set");
+  await startGateway();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox"],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  await stopGateway();
+  rmSync(DATA, { recursive: true, force: true });
+});
+
+/** Opens /demo (it reloads itself until the demo coach exists) and the widget's panel. */
+async function openWidget(page) {
+  await page.goto(`${BASE}/demo`);
+  await page.locator(`${W} .l`).waitFor({ timeout: 60_000 });
+  await page.locator(`${W} .l`).click();
+  await page.locator(`${W} textarea`).waitFor();
+}
+
+async function ask(page, text) {
+  await page.locator(`${W} textarea`).fill(text);
+  await page.locator(`${W} textarea`).press("Enter");
+}
+
+/** Counts the moments an answer was streaming (a `.st` bubble present). */
+async function watchStreaming(page) {
+  await page.evaluate((sel) => {
+    const root = document.querySelector(sel).shadowRoot;
+    window.__streamed = 0;
+    new MutationObserver(() => {
+      if (root.querySelector(".st")) window.__streamed++;
+    }).observe(root, { subtree: true, childList: true, characterData: true });
+  }, W);
+}
+
+const stored = (page, dir) => page.locator(`${W} .g.${dir}[data-seq]`);
+
+test("a visitor asks, sees the answer stream, and finds the history after a reload", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await openWidget(page);
+  await watchStreaming(page);
+  await ask(page, "How do I start the gateway?");
+  await stored(page, "in").filter({ hasText: "How do I start the gateway?" }).waitFor();
+  await stored(page, "out").first().waitFor({ timeout: 120_000 });
+  const answer = await stored(page, "out").first().innerText();
+  assert.ok(answer.trim().length > 0, "the answer is empty");
+  assert.ok(await page.evaluate(() => window.__streamed) > 0, "the answer was not streamed");
+  assert.equal(await page.locator(`${W} .st`).count(), 0, "the streamed bubble was not replaced");
+
+  await page.reload();
+  await page.locator(`${W} .l`).click();
+  await stored(page, "out").first().waitFor();
+  assert.equal(await stored(page, "in").filter({ hasText: "How do I start the gateway?" }).count(), 1);
+  assert.equal(await stored(page, "out").first().innerText(), answer);
+  await context.close();
+});
+
+test("what is typed while the gateway is down is sent once when it is back", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await openWidget(page);
+  await stopGateway();
+  await ask(page, "Typed while offline");
+  await page.locator(`${W} .g.in.pe`).filter({ hasText: "Typed while offline" }).waitFor();
+  await page.locator(`${W} .of`).waitFor({ state: "visible" });
+  await startGateway();
+  const delivered = stored(page, "in").filter({ hasText: "Typed while offline" });
+  await delivered.waitFor({ timeout: 60_000 });
+  await page.locator(`${W} .of`).waitFor({ state: "hidden" });
+  // Once, with no pending copy left, and still once after the answer and a reload.
+  assert.equal(await page.locator(`${W} .g.in`).filter({ hasText: "Typed while offline" }).count(), 1);
+  await stored(page, "out").first().waitFor({ timeout: 120_000 });
+  await page.reload();
+  await page.locator(`${W} .l`).click();
+  await stored(page, "out").first().waitFor();
+  assert.equal(await page.locator(`${W} .g.in`).filter({ hasText: "Typed while offline" }).count(), 1);
+  await context.close();
+});
+
+test("a gateway killed in the middle of an answer answers once after its restart", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await openWidget(page);
+  await ask(page, "What does make test do?");
+  await stored(page, "in").filter({ hasText: "What does make test do?" }).waitFor();
+  // Generation has begun: the typing indicator or the streamed text is showing.
+  await page.locator(`${W} .ty:not([hidden]), ${W} .st`).first().waitFor({ timeout: 60_000 });
+  await stopGateway("SIGKILL");
+  await startGateway();
+  await stored(page, "out").first().waitFor({ timeout: 120_000 });
+  await page.waitForTimeout(3000);
+  assert.equal(await stored(page, "out").count(), 1, "one answer, not zero and not two");
+  await context.close();
+});
+
+test("two visitors never see each other's messages, and reset forgets a visitor", async () => {
+  const a = await (await browser.newContext()).newPage();
+  const b = await (await browser.newContext()).newPage();
+  await openWidget(a);
+  await openWidget(b);
+  await ask(a, "Secret of visitor A");
+  await stored(a, "in").filter({ hasText: "Secret of visitor A" }).waitFor();
+  await ask(b, "Question of visitor B");
+  await stored(b, "in").filter({ hasText: "Question of visitor B" }).waitFor();
+  await b.waitForTimeout(500);
+  assert.equal(await b.locator(`${W} .g`).filter({ hasText: "Secret of visitor A" }).count(), 0);
+  assert.equal(await a.locator(`${W} .g`).filter({ hasText: "Question of visitor B" }).count(), 0);
+
+  // On a shared machine: reset, and the next person starts with an empty conversation.
+  await a.evaluate(() => window.CoachWidget.reset());
+  await a.reload();
+  await a.locator(`${W} .l`).click();
+  await a.waitForTimeout(1000);
+  assert.equal(await a.locator(`${W} .g`).filter({ hasText: "Secret of visitor A" }).count(), 0);
+});
+
+test("the widget's own texts follow the browser's language", async () => {
+  const context = await browser.newContext({ locale: "es-ES" });
+  const page = await context.newPage();
+  await openWidget(page);
+  assert.equal(await page.locator(`${W} textarea`).getAttribute("placeholder"), "Escribe un mensaje");
+  assert.equal(await page.locator(`${W} .p`).getAttribute("role"), "dialog");
+  await page.keyboard.press("Escape");
+  await page.locator(`${W} .p`).waitFor({ state: "hidden" });
+  await context.close();
+});

@@ -1,0 +1,336 @@
+/* Coaching gateway web widget. No dependencies and no build step: this file is served as is.
+ * Embed: <script src="https://HOST/widget.js" data-channel="CHANNEL_ID" async></script>
+ * Protocol: connectors/web-widget (versioned JSON frames over one WebSocket). */
+(function () {
+  "use strict";
+  var script = document.currentScript || document.querySelector("script[data-channel]");
+  if (!script || window.CoachWidget) return;
+  var channel = script.getAttribute("data-channel");
+  var base = new URL(script.src, location.href).origin;
+  var KEY = "coach-widget:" + channel;
+
+  var TEXT = {
+    en: { title: "Chat with us", placeholder: "Type a message", send: "Send", open: "Open chat",
+      close: "Close chat", offline: "Offline: messages will be sent when the connection is back",
+      typing: "Typing", sources: "Sources", failed: "Not sent yet", unread: "unread messages" },
+    es: { title: "Chatea con nosotros", placeholder: "Escribe un mensaje", send: "Enviar",
+      open: "Abrir chat", close: "Cerrar chat",
+      offline: "Sin conexi\u00f3n: los mensajes se enviar\u00e1n al volver la conexi\u00f3n",
+      typing: "Escribiendo", sources: "Fuentes", failed: "A\u00fan sin enviar",
+      unread: "mensajes sin leer" }
+  };
+  function pickLang(wanted) {
+    var langs = [wanted].concat(navigator.languages || [navigator.language || "en"]);
+    for (var i = 0; i < langs.length; i++) {
+      var l = String(langs[i] || "").slice(0, 2).toLowerCase();
+      if (TEXT[l]) return l;
+    }
+    return "en";
+  }
+  var t = TEXT[pickLang(script.getAttribute("data-lang"))];
+
+  // Kept per channel: the visitor token and what was typed but not yet accepted.
+  function load() {
+    try { return JSON.parse(localStorage.getItem(KEY)) || {}; } catch (e) { return {}; }
+  }
+  var saved = load();
+  var state = { token: saved.token || null, identity: saved.identity || null,
+    pending: saved.pending || [], lastSeq: 0, shown: {}, unread: 0, open: false,
+    socket: null, retry: 0, stream: null, listeners: {} };
+  function save() {
+    try {
+      localStorage.setItem(KEY, JSON.stringify({ token: state.token, identity: state.identity,
+        pending: state.pending }));
+    } catch (e) { /* private mode: the conversation lasts as long as the page */ }
+  }
+  function emit(name, data) {
+    (state.listeners[name] || []).forEach(function (fn) { try { fn(data); } catch (e) {} });
+  }
+
+  // ---- DOM, inside a shadow root so the host page's CSS cannot reach it ----
+  var host = document.createElement("div");
+  host.setAttribute("data-coach-widget", "");
+  var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+  root.innerHTML =
+    "<style>" +
+    ":host{all:initial}*{box-sizing:border-box;font:15px/1.45 system-ui,-apple-system,Segoe UI,sans-serif}" +
+    ".l{position:fixed;bottom:20px;right:20px;width:56px;height:56px;border-radius:50%;border:0;" +
+    "background:var(--c);color:#fff;cursor:pointer;box-shadow:0 4px 14px #0003;z-index:2147483646}" +
+    ".l svg{width:26px;height:26px;fill:#fff}.left .l,.left .p{right:auto;left:20px}" +
+    ".b{position:absolute;top:-4px;right:-4px;min-width:20px;height:20px;border-radius:10px;" +
+    "background:#d33;color:#fff;font-size:12px;line-height:20px;padding:0 5px}.b[hidden]{display:none}" +
+    ".p{position:fixed;bottom:88px;right:20px;width:370px;height:min(560px,calc(100vh - 110px));" +
+    "display:flex;flex-direction:column;background:#fff;color:#222;border-radius:14px;overflow:hidden;" +
+    "box-shadow:0 8px 30px #0004;z-index:2147483647}.p[hidden]{display:none}" +
+    ".h{background:var(--c);color:#fff;padding:12px 14px;display:flex;align-items:center;gap:10px}" +
+    ".h img{width:28px;height:28px;border-radius:50%}.h b{flex:1;font-weight:600}" +
+    ".h button{background:none;border:0;color:#fff;font-size:22px;cursor:pointer;line-height:1}" +
+    ".m{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}" +
+    ".g{max-width:85%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}" +
+    ".in{align-self:flex-end;background:var(--c);color:#fff}.out{align-self:flex-start;background:#f0f0f3}" +
+    ".g.pe{opacity:.6}.g a{color:inherit}.g code{background:#0001;padding:0 3px;border-radius:3px}" +
+    ".ty{align-self:flex-start;color:#777;font-size:13px}.ty[hidden],.of[hidden]{display:none}" +
+    ".of{background:#fff4d6;color:#6b5300;font-size:13px;padding:6px 12px}" +
+    "form{display:flex;border-top:1px solid #eee}textarea{flex:1;border:0;padding:12px;resize:none;" +
+    "height:48px;outline:none}form button{border:0;background:none;color:var(--c);font-weight:600;" +
+    "padding:0 14px;cursor:pointer}button:focus-visible,textarea:focus-visible{outline:2px solid var(--c)}" +
+    "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}}" +
+    "</style>" +
+    "<div class='w' style='--c:#3b5bdb'>" +
+    "<button class='l' type='button' aria-haspopup='dialog' aria-expanded='false'>" +
+    "<svg viewBox='0 0 24 24' aria-hidden='true'><path d='M4 4h16v12H7l-3 3z'/></svg>" +
+    "<span class='b' hidden></span></button>" +
+    "<div class='p' role='dialog' aria-modal='false' hidden>" +
+    "<div class='h'><img alt='' hidden><b></b><button type='button' class='x'>\u00d7</button></div>" +
+    "<div class='of' role='status' hidden></div>" +
+    "<div class='m' role='log' aria-live='polite' aria-relevant='additions'></div>" +
+    "<div class='ty' hidden aria-live='polite'></div>" +
+    "<form><textarea rows='1' maxlength='4096'></textarea><button type='submit'></button></form>" +
+    "</div></div>";
+  function $(sel) { return root.querySelector(sel); }
+  var wrap = $(".w"), launcher = $(".l"), badge = $(".b"), panel = $(".p"), log = $(".m");
+  var input = $("textarea"), form = $("form"), typing = $(".ty"), offline = $(".of");
+  $(".h b").textContent = t.title;
+  $(".x").setAttribute("aria-label", t.close);
+  launcher.setAttribute("aria-label", t.open);
+  input.setAttribute("placeholder", t.placeholder);
+  input.setAttribute("aria-label", t.placeholder);
+  form.querySelector("button").textContent = t.send;
+  panel.setAttribute("aria-label", t.title);
+  typing.textContent = t.typing + "\u2026";
+  offline.textContent = t.offline;
+
+  // ---- a safe markdown subset: the text is escaped first, then a few patterns become tags ----
+  function esc(s) {
+    return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  }
+  function markdown(s) {
+    return esc(s)
+      .replace(/`([^`\n]+)`/g, "<code>$1</code>")
+      .replace(/\*\*([^*\n]+)\*\*/g, "<b>$1</b>")
+      .replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<i>$2</i>")
+      .replace(/\[([^\]\n]+)\]\((https?:\/\/[^)\s]+)\)/g,
+        "<a href='$2' target='_blank' rel='noopener noreferrer'>$1</a>")
+      .replace(/^[-*] /gm, "\u2022 ");
+  }
+
+  function bubble(dir, text, extra) {
+    var el = document.createElement("div");
+    el.className = "g " + dir + (extra ? " " + extra : "");
+    el.innerHTML = markdown(text);
+    log.appendChild(el);
+    log.scrollTop = log.scrollHeight;
+    return el;
+  }
+  function setUnread(n) {
+    state.unread = n;
+    badge.hidden = n === 0;
+    badge.textContent = String(n);
+    badge.setAttribute("aria-label", n + " " + t.unread);
+  }
+  function show(seq, m) {
+    if (state.shown[m.id]) return;
+    state.shown[m.id] = true;
+    if (m.client_id) {
+      var local = log.querySelector("[data-client='" + m.client_id.replace(/[^\w-]/g, "") + "']");
+      if (local) local.remove();
+      state.pending = state.pending.filter(function (p) { return p.client_id !== m.client_id; });
+      save();
+    }
+    if (m.direction === "out") dropStream();
+    bubble(m.direction, m.text).setAttribute("data-seq", seq);
+    typing.hidden = true;
+    if (m.direction === "out") {
+      if (!state.open) setUnread(state.unread + 1);
+      emit("message", m);
+    }
+  }
+  function showPending(p) {
+    var el = bubble("in", p.text, "pe");
+    el.setAttribute("data-client", p.client_id);
+    el.title = t.failed;
+  }
+
+  // ---- the connection: hello, resume from the last sequence number, resend the outbox ----
+  function send(frame) {
+    if (state.socket && state.socket.readyState === 1) {
+      state.socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+  function dropStream() {
+    if (state.stream) { state.stream.el.remove(); state.stream = null; }
+  }
+  function connect() {
+    var url = base.replace(/^http/, "ws") + "/widget/ws?channel=" + encodeURIComponent(channel);
+    var ws = new WebSocket(url);
+    state.socket = ws;
+    ws.onopen = function () {
+      var hello = { type: "hello", v: 1, resume_after: state.lastSeq };
+      if (state.identity) hello.identity = state.identity; else if (state.token) hello.token = state.token;
+      ws.send(JSON.stringify(hello));
+    };
+    ws.onmessage = function (e) {
+      var f;
+      try { f = JSON.parse(e.data); } catch (err) { return; }
+      switch (f.type) {
+        case "welcome":
+          dropStream();
+          state.retry = 0;
+          offline.hidden = true;
+          state.token = f.visitor_token;
+          save();
+          state.pending.forEach(function (p) {
+            send({ type: "message", client_id: p.client_id, text: p.text });
+          });
+          emit("ready", {});
+          break;
+        case "event":
+          if (f.seq > state.lastSeq) {
+            state.lastSeq = f.seq;
+            show(f.seq, f.message);
+            send({ type: "ack", seq: f.seq });
+          }
+          break;
+        case "accepted":
+          state.pending = state.pending.filter(function (p) { return p.client_id !== f.client_id; });
+          save();
+          break;
+        case "stream_start":
+          // A new start (an answer generated again after a restart) replaces any partial text.
+          dropStream();
+          typing.hidden = false;
+          break;
+        case "stream_delta":
+          typing.hidden = true;
+          if (!state.stream || state.stream.id !== f.stream_id) {
+            if (state.stream) state.stream.el.remove();
+            state.stream = { id: f.stream_id, text: "", el: bubble("out", "", "st") };
+            state.stream.el.setAttribute("aria-busy", "true");
+          }
+          state.stream.text += f.text;
+          state.stream.el.innerHTML = markdown(state.stream.text);
+          log.scrollTop = log.scrollHeight;
+          break;
+        case "stream_end":
+          typing.hidden = true;
+          // The stored answer arrives as an event and replaces the streamed text.
+          if (!f.message_id) dropStream();
+          break;
+        case "typing":
+          typing.hidden = !f.on;
+          break;
+        case "ping":
+          send({ type: "pong" });
+          break;
+        case "error":
+          if (f.code === "unauthorized") {
+            // A token from another server or a stale identity: start as a new visitor.
+            state.token = null; state.identity = null; save();
+          }
+          emit("error", f);
+          break;
+      }
+    };
+    ws.onclose = function () {
+      if (state.socket !== ws) return;
+      state.socket = null;
+      if (state.pending.length) offline.hidden = false;
+      // Reconnect with backoff and jitter: 0.5 s doubling to 15 s.
+      var wait = Math.min(15000, 500 * Math.pow(2, state.retry++)) * (0.5 + Math.random() / 2);
+      setTimeout(connect, wait);
+    };
+  }
+  window.addEventListener("online", function () {
+    if (!state.socket) { state.retry = 0; connect(); }
+  });
+
+  function submit(text) {
+    text = text.trim();
+    if (!text) return;
+    var id = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
+      : String(Date.now()) + Math.random().toString(16).slice(2);
+    var p = { client_id: id, text: text };
+    state.pending.push(p);
+    save();
+    showPending(p);
+    if (!send({ type: "message", client_id: id, text: text })) offline.hidden = false;
+  }
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    submit(input.value);
+    input.value = "";
+    input.focus();
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit")); }
+  });
+
+  function open() {
+    state.open = true;
+    panel.hidden = false;
+    launcher.setAttribute("aria-expanded", "true");
+    setUnread(0);
+    input.focus();
+    emit("open", {});
+  }
+  function close() {
+    state.open = false;
+    panel.hidden = true;
+    launcher.setAttribute("aria-expanded", "false");
+    launcher.focus();
+    emit("close", {});
+  }
+  launcher.addEventListener("click", function () { state.open ? close() : open(); });
+  $(".x").addEventListener("click", close);
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") close(); });
+
+  function restart() {
+    var old = state.socket;
+    state.socket = null;
+    if (old) old.close();
+    state.lastSeq = 0;
+    state.shown = {};
+    state.stream = null;
+    log.innerHTML = "";
+    greet();
+    state.pending.forEach(showPending);
+    connect();
+  }
+  var greeting = null;
+  function greet() { if (greeting) bubble("out", greeting, "gr"); }
+
+  // Theme and texts from the channel's public configuration.
+  fetch(base + "/v1/widget/config/" + encodeURIComponent(channel)).then(function (r) {
+    return r.ok ? r.json() : {};
+  }).catch(function () { return {}; }).then(function (c) {
+    if (c.language && TEXT[c.language]) t = TEXT[c.language];
+    if (c.title) $(".h b").textContent = c.title;
+    if (c.color && /^#[0-9a-f]{3,8}$/i.test(c.color)) wrap.style.setProperty("--c", c.color);
+    if (c.position === "left") wrap.classList.add("left");
+    if (c.avatar_url && /^https:\/\//.test(c.avatar_url)) { $(".h img").src = c.avatar_url; $(".h img").hidden = false; }
+    greeting = c.greeting || null;
+    log.innerHTML = "";
+    greet();
+    state.pending.forEach(showPending);
+    connect();
+  });
+  (document.body || document.documentElement).appendChild(host);
+
+  window.CoachWidget = {
+    open: open,
+    close: close,
+    /** identity: {user_id, issued_at, signature, name?} signed by the creator's server. */
+    identify: function (identity) { state.identity = identity; state.token = null; save(); restart(); },
+    /** Forget this visitor on this browser (shared machines). */
+    reset: function () {
+      try { localStorage.removeItem(KEY); } catch (e) {}
+      state.token = null; state.identity = null; state.pending = [];
+      restart();
+    },
+    on: function (name, fn) { (state.listeners[name] = state.listeners[name] || []).push(fn); },
+    send: submit
+  };
+})();
