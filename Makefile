@@ -38,7 +38,7 @@ test: lint models
 	scripts/browser-tests.sh
 
 bench: build
-	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain
+	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget
 
 # Schema-driven fuzzing of the admin API with schemathesis (installed from PyPI if missing).
 fuzz-api: build

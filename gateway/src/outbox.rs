@@ -56,6 +56,23 @@ impl Sender for NoConnectors {
     }
 }
 
+/// The connectors built into this gateway. The web widget needs no provider call: its
+/// visitors' connections read the stored message through the conversation stream, so the row
+/// is done at once. Other kinds wait for their connector (as [`NoConnectors`]).
+pub struct BuiltInConnectors;
+
+#[async_trait]
+impl Sender for BuiltInConnectors {
+    async fn send(&self, item: &QueueItem) -> Delivery {
+        if item.kind == coach_connector_api::ChannelKind::WebWidget.as_str() {
+            return Delivery::Sent {
+                provider_message_id: None,
+            };
+        }
+        NoConnectors.send(item).await
+    }
+}
+
 /// Run the outbox worker until `shutdown`.
 pub async fn run(
     store: Arc<dyn Store>,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, MemoryBus, RedisBus};
 use crate::config::{Config, DatabaseBackend};
-use crate::outbox::{self, NoConnectors};
+use crate::outbox::{self, BuiltInConnectors};
 use crate::state::{AppState, Startup};
 use crate::store::{
     PostgresStore, PostgresStoreOptions, SqliteStore, SqliteStoreOptions, Store, migrate_postgres,
@@ -145,7 +145,7 @@ pub async fn run(
             }
             outbox::run(
                 state.store,
-                Arc::new(NoConnectors),
+                Arc::new(BuiltInConnectors),
                 state.config.outbox.clone(),
                 shutdown,
             )

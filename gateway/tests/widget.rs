@@ -234,6 +234,33 @@ async fn widget_conversation(b: &Backend) {
     );
     assert_eq!(event["message"]["id"], reply.id.0.to_string());
 
+    // The widget needs no provider send: the outbox marks its rows sent at once.
+    let sent = coach_gateway::outbox::poll_once(
+        app.state.store.as_ref(),
+        &coach_gateway::outbox::BuiltInConnectors,
+        &Default::default(),
+        &SystemScope::new("test"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent, 1);
+    let (_, messages) = app
+        .call(
+            "GET",
+            &format!("/v1/conversations/{}/messages", conversation.0),
+            Some(t),
+            None,
+        )
+        .await;
+    let statuses: Vec<&str> = messages["items"]
+        .as_array()
+        .or(messages.as_array())
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["status"].as_str())
+        .collect();
+    assert_eq!(statuses, vec!["sent"], "{messages}");
+
     // Replies stored while the visitor is away arrive once they come back, and only those.
     drop(a);
     app.state

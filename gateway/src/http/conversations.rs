@@ -302,9 +302,11 @@ async fn send_message(
             )
             .await?;
     }
+    // Through the conversation stream: stored with its outbox row, then published, so the
+    // visitor's widget shows it at once.
     let message = state
-        .store
-        .enqueue_outbound(
+        .stream
+        .send(
             &member.scope,
             id,
             OutboundBody::Text { text: text.into() },

@@ -3,6 +3,7 @@
 //! what the visitor sees is always read from the store after the last sequence number sent, so
 //! the bus only rings the doorbell and nothing is lost or repeated when it lags.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -13,10 +14,10 @@ use coach_connector_api::{
 use coach_web_widget::frames::{ErrorCode, Identity, ServerFrame, WireMessage};
 use coach_web_widget::identity::{verify_identity, verify_visitor_token, visitor_token};
 use coach_web_widget::session::{Action, ServerSession, SessionConfig};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::WidgetSettings;
-use crate::bus::{AnswerPhase, StreamPayload};
+use super::hub::Subscription;
+use crate::bus::{AnswerPhase, StreamEvent, StreamPayload};
 use crate::state::AppState;
 use crate::store::conversations::Sequenced;
 use crate::store::{Channel, Direction, StoredMessage};
@@ -35,6 +36,15 @@ struct Connection {
     visitor: Option<String>,
     display_name: Option<String>,
     conversation: Option<ConversationId>,
+    subscription: Option<Subscription>,
+}
+
+/// The next event of the visitor's conversation (never, before there is one).
+async fn next_event(subscription: &mut Option<Subscription>) -> Option<Arc<StreamEvent>> {
+    match subscription {
+        Some(s) => s.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Serves one connection until either side closes it.
@@ -49,7 +59,6 @@ pub(super) async fn run(
         idle_timeout: Duration::from_secs(state.config.widget.idle_timeout_secs.max(5)),
     };
     let scope = SystemScope::new("widget").for_tenant(channel.tenant_id);
-    let mut bus = state.bus.subscribe();
     let mut conn = Connection {
         session: ServerSession::new(Instant::now(), config),
         state,
@@ -60,6 +69,7 @@ pub(super) async fn run(
         visitor: None,
         display_name: None,
         conversation: None,
+        subscription: None,
     };
     metrics::gauge!("widget_connections").increment(1.0);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -72,14 +82,13 @@ pub(super) async fn run(
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => (Vec::new(), false),
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
-            event = bus.recv() => match event {
-                Ok(event) => (conn.on_bus(&event).await, conn.rings(&event)),
-                // Fell behind: the store has everything; read from it.
-                Err(RecvError::Lagged(_)) => (Vec::new(), true),
-                Err(RecvError::Closed) => break,
-            },
+            Some(event) = next_event(&mut conn.subscription) => {
+                (conn.on_bus(&event).await, conn.rings(&event))
+            }
             _ = tick.tick() => (conn.session.on_tick(Instant::now()), false),
         };
+        // Events were dropped for this connection: the store has everything; read from it.
+        let doorbell = doorbell || conn.subscription.as_ref().is_some_and(|s| s.take_resync());
         match conn.act(actions).await {
             Ok(true) => {}
             Ok(false) | Err(_) => break,
@@ -92,6 +101,17 @@ pub(super) async fn run(
 }
 
 impl Connection {
+    /// The visitor's conversation is known: receive its events.
+    fn follow(&mut self, conversation: ConversationId) {
+        self.conversation = Some(conversation);
+        self.subscription = Some(
+            self.state
+                .widget
+                .hub
+                .subscribe(&self.state.bus, conversation),
+        );
+    }
+
     /// Whether a bus event may have added messages to this visitor's conversation.
     fn rings(&self, event: &crate::bus::StreamEvent) -> bool {
         event.tenant_id == self.channel.tenant_id
@@ -233,7 +253,7 @@ impl Connection {
             .await;
         let last_seq = match found {
             Ok(Some((conversation, last_seq))) => {
-                self.conversation = Some(conversation);
+                self.follow(conversation);
                 last_seq
             }
             Ok(None) => 0,
@@ -293,7 +313,7 @@ impl Connection {
                         .conversation_by_contact(&self.scope, self.channel.id, &visitor)
                         .await
                 {
-                    self.conversation = Some(conversation);
+                    self.follow(conversation);
                 }
                 self.session.accepted(client_id, now)
             }

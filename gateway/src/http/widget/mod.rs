@@ -4,6 +4,7 @@
 
 mod connection;
 pub mod demo;
+pub mod hub;
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
@@ -35,6 +36,8 @@ pub struct WidgetRuntime {
     limiter: DefaultKeyedRateLimiter<String>,
     /// The demo channel, once created.
     pub demo_channel: OnceLock<ChannelId>,
+    /// Routes conversation events to the connections of their conversation.
+    pub hub: Arc<hub::Hub>,
 }
 
 impl WidgetRuntime {
@@ -45,6 +48,7 @@ impl WidgetRuntime {
         Arc::new(Self {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             demo_channel: OnceLock::new(),
+            hub: Arc::default(),
         })
     }
 }
