@@ -3,6 +3,7 @@
 //! (group commit), each write isolated by a savepoint so one failure never affects another.
 
 mod bulk;
+mod recovery;
 mod writer;
 
 use std::path::PathBuf;
@@ -611,24 +612,7 @@ impl Store for SqliteStore {
 
     async fn recover_in_flight(&self, _sys: &SystemScope) -> Result<u64, StoreError> {
         self.writer
-            .write(move |c| {
-                async move {
-                    let now = Utc::now();
-                    let mut released = 0;
-                    for table in ["jobs", "outbox"] {
-                        released += sqlx::query(&format!(
-                            "UPDATE {table} SET locked_until = $1, updated_at = $1 \
-                             WHERE state = 'inflight' AND locked_until > $1"
-                        ))
-                        .bind(now)
-                        .execute(&mut *c)
-                        .await?
-                        .rows_affected();
-                    }
-                    Ok(released)
-                }
-                .boxed()
-            })
+            .write(move |c| recovery::release_in_flight(c, Utc::now()).boxed())
             .await
     }
 
