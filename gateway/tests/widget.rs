@@ -324,7 +324,7 @@ async fn widget_conversation(b: &Backend) {
 
     // A signed identity from the creator's site: valid, or refused when forged or expired.
     let now = chrono::Utc::now().timestamp();
-    let sig = coach_web_widget::identity::sign_identity("s3cret-site-key", "user-7", now);
+    let sig = coach_web_widget::identity::sign_identity("s3cret-site-key", "user-7", now).unwrap();
     let mut u = connect(&base, &id, Some(ORIGIN)).await.unwrap();
     let welcome = hello(
         &mut u,
@@ -333,7 +333,8 @@ async fn widget_conversation(b: &Backend) {
     .await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     let stale =
-        coach_web_widget::identity::sign_identity("s3cret-site-key", "user-7", now - 90_000);
+        coach_web_widget::identity::sign_identity("s3cret-site-key", "user-7", now - 90_000)
+            .unwrap();
     let mut u = connect(&base, &id, Some(ORIGIN)).await.unwrap();
     let refused = hello(&mut u, json!({ "identity": { "user_id": "user-7", "issued_at": now - 90_000, "signature": stale } })).await;
     assert_eq!(refused["code"], "unauthorized");

@@ -11,26 +11,35 @@ type HmacSha256 = Hmac<Sha256>;
 /// How long a site's identity signature stays valid after it was issued.
 pub const IDENTITY_MAX_AGE_SECS: i64 = 24 * 3600;
 
-fn mac(key: &[u8], parts: &[&str]) -> HmacSha256 {
-    // HMAC takes keys of any length.
-    let mut mac = HmacSha256::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+/// Why a signature could not be made (HMAC takes keys of any length, so in practice never).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyError;
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the signing key was refused")
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+fn mac(key: &[u8], parts: &[&str]) -> Result<HmacSha256, KeyError> {
+    let mut mac = HmacSha256::new_from_slice(key).map_err(|_| KeyError)?;
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             mac.update(b":");
         }
         mac.update(part.as_bytes());
     }
-    mac
+    Ok(mac)
 }
 
 /// A token binding `visitor` to `channel`: `v1.{visitor}.{hex hmac}`.
-pub fn visitor_token(key: &[u8], channel: &str, visitor: &str) -> String {
-    let sig = hex::encode(
-        mac(key, &["visitor", channel, visitor])
-            .finalize()
-            .into_bytes(),
-    );
-    format!("v1.{visitor}.{sig}")
+pub fn visitor_token(key: &[u8], channel: &str, visitor: &str) -> Result<String, KeyError> {
+    let sig = mac(key, &["visitor", channel, visitor])?
+        .finalize()
+        .into_bytes();
+    Ok(format!("v1.{visitor}.{}", hex::encode(sig)))
 }
 
 /// The visitor a token names, if it was signed by `key` for `channel` (checked in constant
@@ -43,6 +52,7 @@ pub fn verify_visitor_token(key: &[u8], channel: &str, token: &str) -> Option<St
     }
     let sig = hex::decode(sig).ok()?;
     mac(key, &["visitor", channel, visitor])
+        .ok()?
         .verify_slice(&sig)
         .ok()
         .map(|()| visitor.to_string())
@@ -50,12 +60,11 @@ pub fn verify_visitor_token(key: &[u8], channel: &str, token: &str) -> Option<St
 
 /// The signature a creator's site computes for `user_id` at `issued_at` (documented for
 /// creators; also used by tests).
-pub fn sign_identity(secret: &str, user_id: &str, issued_at: i64) -> String {
-    hex::encode(
-        mac(secret.as_bytes(), &[user_id, &issued_at.to_string()])
-            .finalize()
-            .into_bytes(),
-    )
+pub fn sign_identity(secret: &str, user_id: &str, issued_at: i64) -> Result<String, KeyError> {
+    let sig = mac(secret.as_bytes(), &[user_id, &issued_at.to_string()])?
+        .finalize()
+        .into_bytes();
+    Ok(hex::encode(sig))
 }
 
 /// Checks a site's identity at `now` (Unix seconds); the site's user id when valid.
@@ -73,18 +82,20 @@ pub fn verify_identity(secret: &str, identity: &Identity, now: i64) -> Result<St
         secret.as_bytes(),
         &[&identity.user_id, &identity.issued_at.to_string()],
     )
+    .map_err(|e| e.to_string())?
     .verify_slice(&sig)
     .map_err(|_| "identity: the signature does not match this channel's secret".to_string())?;
     Ok(identity.user_id.clone())
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn tokens_verify_only_for_their_channel_and_key() {
-        let token = visitor_token(b"key", "chan-a", "vis-1");
+        let token = visitor_token(b"key", "chan-a", "vis-1").unwrap();
         assert_eq!(
             verify_visitor_token(b"key", "chan-a", &token).as_deref(),
             Some("vis-1")
@@ -102,7 +113,7 @@ mod tests {
         let identity = |issued_at: i64, secret: &str| Identity {
             user_id: "user-42".into(),
             issued_at,
-            signature: sign_identity(secret, "user-42", issued_at),
+            signature: sign_identity(secret, "user-42", issued_at).unwrap(),
             name: None,
         };
         assert_eq!(

@@ -268,7 +268,15 @@ impl Connection {
                 ];
             }
         };
-        let token = visitor_token(&key, &channel, &visitor);
+        let Ok(token) = visitor_token(&key, &channel, &visitor) else {
+            return vec![
+                Action::Send(ServerFrame::error(
+                    ErrorCode::Unavailable,
+                    "try again later",
+                )),
+                Action::Close("signing failed".into()),
+            ];
+        };
         self.visitor = Some(visitor);
         self.session.welcome(token, last_seq, now)
     }
