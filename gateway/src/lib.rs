@@ -10,6 +10,8 @@
 //! - [`bus`]: fan-out of stored events, in-process or through Redis.
 //! - [`stream`]: store-then-publish, the one entry point for every channel's events.
 //! - [`outbox`]: the delivery worker with backoff and dead letters.
+//! - [`connectors`]: the connector registry (built in and plugins), delivery through them,
+//!   and Telegram's polling loop.
 //! - [`http`]: the axum router and middleware; [`server`]: assembling and running it all.
 //!
 //! See `docs/ARCHITECTURE.md` for the picture and `README.md` for configuration.
@@ -18,6 +20,7 @@ pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod connectors;
 pub mod error;
 pub mod eval;
 pub mod fetch;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, MemoryBus, RedisBus};
 use crate::config::{Config, DatabaseBackend};
-use crate::outbox::{self, BuiltInConnectors};
+use crate::outbox;
 use crate::state::{AppState, Startup};
 use crate::store::{
     PostgresStore, PostgresStoreOptions, SqliteStore, SqliteStoreOptions, Store, migrate_postgres,
@@ -145,7 +145,7 @@ pub async fn run(
             }
             outbox::run(
                 state.store,
-                Arc::new(BuiltInConnectors),
+                state.sender,
                 state.config.outbox.clone(),
                 shutdown,
             )
@@ -165,6 +165,10 @@ pub async fn run(
         }
     });
     let retention = tokio::spawn(retention_loop(state.clone(), shutdown.clone()));
+    let polling = tokio::spawn(crate::connectors::polling::run(
+        state.clone(),
+        shutdown.clone(),
+    ));
     let responder = tokio::spawn(crate::knowledge::responder::run(
         state.clone(),
         shutdown.clone(),
@@ -194,6 +198,7 @@ pub async fn run(
     shutdown.cancel();
     let _ = pruning.await;
     let _ = retention.await;
+    let _ = polling.await;
     let _ = ingest.await;
     let _ = responder.await;
     if let Err(e) = outbox.await {

@@ -8,6 +8,8 @@ use tokio::sync::watch;
 use crate::auth::{Auth, Revocations};
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::connectors::Connectors;
+use crate::connectors::sender::ConnectorSender;
 use crate::fetch::PageFetcher;
 use crate::http::limits::Limits;
 use crate::knowledge::Knowledge;
@@ -42,6 +44,10 @@ pub struct AppState {
     pub fetcher: PageFetcher,
     /// Web widget connections: per-visitor limits, the demo channel.
     pub widget: Arc<crate::http::widget::WidgetRuntime>,
+    /// Channel connectors (built in and plugins) and their HTTP client.
+    pub connectors: Arc<Connectors>,
+    /// Delivery through connectors (the outbox's sender; typing and read signals).
+    pub sender: Arc<ConnectorSender>,
 }
 
 impl AppState {
@@ -80,11 +86,20 @@ impl AppState {
             config.brain.max_upload_bytes,
         )
         .unwrap_or_else(|e| panic!("the HTTP client for page imports cannot start: {e}"));
+        let config = Arc::new(config);
+        let connectors = Arc::new(Connectors::builtin(config.clone()));
+        let sender = Arc::new(ConnectorSender::new(
+            store.clone(),
+            secrets.clone(),
+            connectors.clone(),
+        ));
         Self {
             widget: crate::http::widget::WidgetRuntime::new(&config.widget),
+            connectors,
+            sender,
             knowledge: Knowledge::unavailable("the models are not loaded"),
             fetcher,
-            config: Arc::new(config),
+            config,
             store,
             bus,
             stream,
@@ -98,6 +113,17 @@ impl AppState {
 }
 
 impl AppState {
+    /// The same state with these connectors (built-in ones and loaded plugins).
+    pub fn with_connectors(mut self, connectors: Connectors) -> Self {
+        self.connectors = Arc::new(connectors);
+        self.sender = Arc::new(ConnectorSender::new(
+            self.store.clone(),
+            self.secrets.clone(),
+            self.connectors.clone(),
+        ));
+        self
+    }
+
     /// The same state with a loaded (or failed) brain.
     pub fn with_knowledge(mut self, knowledge: Knowledge) -> Self {
         self.knowledge = knowledge;

@@ -244,9 +244,7 @@ async fn the_responder_answers_each_message_once(b: &Backend) {
             "POST",
             "/v1/channels",
             Some(t),
-            Some(
-                json!({ "kind": "telegram", "name": "bot", "config": { "bot_token": "123:abc" } }),
-            ),
+            Some(whatsapp_channel("bot")),
         )
         .await;
     let channel_id = channel["id"].as_str().unwrap().parse().unwrap();

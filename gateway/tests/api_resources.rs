@@ -256,12 +256,7 @@ async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) 
     let pair = app.register("ana@example.com").await;
     let t = Some(token(&pair));
     let (_, channel) = app
-        .call(
-            "POST",
-            "/v1/channels",
-            t,
-            Some(json!({ "kind": "telegram", "name": "bot" })),
-        )
+        .call("POST", "/v1/channels", t, Some(whatsapp_channel("bot")))
         .await;
     let scope =
         SystemScope::new("test").for_tenant(pair["tenant_id"].as_str().unwrap().parse().unwrap());
@@ -339,18 +334,13 @@ async fn erasing_a_tenant_removes_its_data_and_sessions(b: &Backend) {
     let doomed = app.register("ana@example.com").await;
     let kept = app.register("bob@example.com").await;
     let t = Some(token(&doomed));
-    app.call(
-        "POST",
-        "/v1/channels",
-        t,
-        Some(json!({ "kind": "telegram", "name": "bot" })),
-    )
-    .await;
+    app.call("POST", "/v1/channels", t, Some(whatsapp_channel("bot")))
+        .await;
     app.call(
         "POST",
         "/v1/channels",
         Some(token(&kept)),
-        Some(json!({ "kind": "telegram", "name": "bot" })),
+        Some(whatsapp_channel("bot")),
     )
     .await;
     assert_eq!(
@@ -416,7 +406,7 @@ async fn api_keys_act_for_their_tenant_within_their_role(b: &Backend) {
         app.call("GET", "/v1/tenant", Some(&key), None).await.1["id"],
         owner["tenant_id"]
     );
-    let create = json!({ "kind": "telegram", "name": "bot" });
+    let create = whatsapp_channel("bot");
     assert_eq!(
         app.call("POST", "/v1/channels", Some(&key), Some(create))
             .await

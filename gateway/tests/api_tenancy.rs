@@ -75,7 +75,12 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
     let a = app.register("ana@example.com").await;
     let bee = app.register("bob@example.com").await;
     let (_, channel) = app
-        .call("POST", "/v1/channels", Some(token(&a)), Some(json!({ "kind": "whatsapp", "name": "A's", "config": { "access_token": "EAAG-secret" } })))
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(token(&a)),
+            Some(api_support::whatsapp_channel("A's")),
+        )
         .await;
     let channel_id = channel["id"].as_str().unwrap().to_owned();
     let scope =
@@ -263,7 +268,7 @@ async fn roles_are_enforced(b: &Backend) {
         ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA)
     };
     let viewer = sign(&app, header, &viewer_claims).await;
-    let create = json!({ "kind": "telegram", "name": "bot", "config": {} });
+    let create = api_support::whatsapp_channel("bot");
     assert_eq!(
         app.call("POST", "/v1/channels", Some(&viewer), Some(create.clone()))
             .await

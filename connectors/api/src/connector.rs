@@ -85,6 +85,10 @@ pub struct Inbound {
     /// A response the provider expects instead of a plain 200 (e.g. a verification challenge).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<HttpResponse>,
+    /// Parts of the payload refused without failing the request (say, an entry addressed to
+    /// another channel of a shared app): the gateway logs them and stores nothing of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 /// One channel account's configuration, as the connector sees it at call time.
@@ -98,6 +102,9 @@ pub struct ChannelConfig {
     pub settings: serde_json::Value,
     /// The provider's API base URL: operator configuration, never tenant input.
     pub api_base_url: String,
+    /// The channel's webhook URL as providers call it (some sign it, e.g. Twilio).
+    #[serde(default)]
+    pub webhook_url: String,
 }
 
 /// What a channel can carry and how fast.
@@ -151,6 +158,9 @@ pub enum ConnectorError {
     /// The signature or secret did not verify (HTTP 401).
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// A verification handshake with the wrong token (HTTP 403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The body is not what the provider sends (HTTP 400).
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -160,6 +170,10 @@ pub enum ConnectorError {
     /// The channel cannot carry this message.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// The channel's rules forbid sending it now (WhatsApp: free-form text outside the
+    /// 24-hour window with no template configured). The message is held, not dropped.
+    #[error("held: {0}")]
+    Held(String),
 }
 
 /// A channel connector: pure, deterministic code with no I/O.
@@ -182,4 +196,21 @@ pub trait Connector: Send + Sync {
     ) -> Result<Vec<HttpCall>, ConnectorError>;
     /// Judge the provider's response to one call.
     fn outcome(&self, call: &HttpCall, resp: &HttpResponse) -> SendOutcome;
+    /// Calls that register a new channel with its provider (Telegram: `setWebhook` with the
+    /// webhook URL and a secret); none by default.
+    fn connect(
+        &self,
+        _ch: &ChannelConfig,
+        _webhook_url: &str,
+    ) -> Result<Vec<HttpCall>, ConnectorError> {
+        Ok(Vec::new())
+    }
+    /// Calls that unregister a removed channel (Telegram: `deleteWebhook`); none by default.
+    fn disconnect(&self, _ch: &ChannelConfig) -> Result<Vec<HttpCall>, ConnectorError> {
+        Ok(Vec::new())
+    }
+    /// Check a channel's settings when a creator saves them, naming the field at fault.
+    fn validate(&self, _settings: &serde_json::Value) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }

@@ -10,11 +10,13 @@
 //! - [`inbound`]: what arrives from a channel (messages, delivery statuses, unknown events).
 //! - [`outbound`]: what the gateway asks a channel to send.
 //! - [`connector`]: the [`Connector`] trait, HTTP request/call types, limits and errors.
+//! - [`plugin`]: the C ABI of connectors loaded at run time, and [`export_connector!`].
 
 pub mod connector;
 pub mod ids;
 pub mod inbound;
 pub mod outbound;
+pub mod plugin;
 
 pub use connector::{
     ChannelConfig, ChannelLimits, Connector, ConnectorError, HttpCall, HttpMethod, HttpRequest,
@@ -25,4 +27,7 @@ pub use inbound::{
     ChannelIdentity, ContactCard, Content, DedupKey, DeliveryStatus, InboundEvent, InboundMessage,
     MediaKind, ProviderError, StatusUpdate, UnknownEvent,
 };
-pub use outbound::{Choice, Interactive, OutboundBody, OutboundMessage};
+pub use outbound::{
+    Choice, Interactive, OutboundBody, OutboundMessage, SendContext, match_menu_reply,
+    numbered_menu, split_text,
+};

@@ -1,10 +1,18 @@
 //! WhatsApp Cloud API connector: verifies `X-Hub-Signature-256`, parses every entry, change,
 //! message and status of a webhook into normalized events, and renders outbound messages as Graph
-//! API calls. Sans-IO: the gateway does the HTTP.
+//! API calls. Sans-IO: the gateway does the HTTP, the clock and the storage.
 //!
-//! Status: the channel limits are here; parsing and rendering land with the channels issue.
+//! Layout: [`inbound`] (verification handshake, signature, parsing), [`outbound`] (rendering
+//! with the 24-hour window and interactive fallbacks, judging the Graph API's answers).
 
-use coach_connector_api::{ChannelKind, ChannelLimits};
+pub mod inbound;
+pub mod outbound;
+
+use coach_connector_api::{
+    ChannelConfig, ChannelKind, ChannelLimits, Connector, ConnectorError, HttpCall, HttpRequest,
+    HttpResponse, Inbound, OutboundMessage, SendOutcome,
+};
+use serde::Deserialize;
 
 /// The channel kind this crate serves.
 pub const KIND: ChannelKind = ChannelKind::WhatsApp;
@@ -20,5 +28,102 @@ pub fn limits() -> ChannelLimits {
         messages_per_second: 80.0,
         per_recipient_per_second: 1.0,
         streaming: false,
+    }
+}
+
+/// A WhatsApp channel's settings, as creators enter them (`POST /v1/channels`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    /// The business phone number's id (Graph API node that sends).
+    pub phone_number_id: String,
+    /// A system-user access token with `whatsapp_business_messaging`.
+    pub access_token: String,
+    /// The Meta app's secret: every webhook POST is signed with it.
+    pub app_secret: String,
+    /// The token Meta echoes in the verification handshake.
+    pub verify_token: String,
+    /// The template sent instead of free-form text outside the 24-hour window.
+    #[serde(default)]
+    pub fallback_template: Option<TemplateRef>,
+    /// Messages per second for this number (Meta's throughput tier); 80 by default.
+    #[serde(default)]
+    pub messages_per_second: Option<f64>,
+}
+
+/// A pre-approved template by name and language.
+#[derive(Clone, Debug, Deserialize)]
+pub struct TemplateRef {
+    /// The template's name.
+    pub name: String,
+    /// Its language code, e.g. `en_US`.
+    pub language: String,
+}
+
+impl Settings {
+    /// Read and check the settings of a channel.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, ConnectorError> {
+        for field in [
+            "phone_number_id",
+            "access_token",
+            "app_secret",
+            "verify_token",
+        ] {
+            let given = value.get(field).and_then(serde_json::Value::as_str);
+            if given.is_none_or(|v| v.trim().is_empty()) {
+                return Err(ConnectorError::Config(format!(
+                    "{field}: required, a non-empty string (from Meta's app dashboard)"
+                )));
+            }
+        }
+        let s: Self = serde_json::from_value(value.clone())
+            .map_err(|e| ConnectorError::Config(format!("whatsapp channel: {e}")))?;
+        if !s.phone_number_id.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ConnectorError::Config(
+                "phone_number_id: digits only (the id Meta shows for the number, not the number)"
+                    .into(),
+            ));
+        }
+        if let Some(rate) = s.messages_per_second
+            && !(rate > 0.0 && rate <= 1000.0)
+        {
+            return Err(ConnectorError::Config(
+                "messages_per_second: between 0 and 1000".into(),
+            ));
+        }
+        Ok(s)
+    }
+}
+
+/// The WhatsApp Cloud API connector.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WhatsApp;
+
+impl Connector for WhatsApp {
+    fn kind(&self) -> ChannelKind {
+        KIND
+    }
+
+    fn limits(&self) -> ChannelLimits {
+        limits()
+    }
+
+    fn inbound(&self, ch: &ChannelConfig, req: &HttpRequest) -> Result<Inbound, ConnectorError> {
+        inbound::handle(ch, req)
+    }
+
+    fn render(
+        &self,
+        ch: &ChannelConfig,
+        msg: &OutboundMessage,
+    ) -> Result<Vec<HttpCall>, ConnectorError> {
+        outbound::render(ch, msg)
+    }
+
+    fn outcome(&self, call: &HttpCall, resp: &HttpResponse) -> SendOutcome {
+        outbound::outcome(call, resp)
+    }
+
+    fn validate(&self, settings: &serde_json::Value) -> Result<(), ConnectorError> {
+        Settings::from_value(settings).map(|_| ())
     }
 }

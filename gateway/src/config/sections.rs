@@ -86,7 +86,7 @@ pub struct ProviderConfig {
     pub api_base_url: String,
 }
 
-/// Provider API endpoints.
+/// Provider API endpoints and the connectors loaded as plugins.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
@@ -94,6 +94,15 @@ pub struct ProvidersConfig {
     pub whatsapp: ProviderConfig,
     /// Telegram Bot API.
     pub telegram: ProviderConfig,
+    /// API base URLs of plugin connectors, by their kind (e.g. `sms`).
+    pub plugins: std::collections::BTreeMap<String, ProviderConfig>,
+    /// Where connector plugins (`.so`, `.dylib`, `.dll`) are loaded from at start-up; empty:
+    /// `<data_dir>/plugins`.
+    pub plugin_dir: String,
+    /// Longest wait for one provider call, in seconds.
+    pub request_timeout_secs: u64,
+    /// How long one Telegram `getUpdates` long poll waits for updates (polling mode), in seconds.
+    pub telegram_poll_secs: u32,
 }
 
 impl Default for ProvidersConfig {
@@ -105,6 +114,10 @@ impl Default for ProvidersConfig {
             telegram: ProviderConfig {
                 api_base_url: "https://api.telegram.org".into(),
             },
+            plugins: std::collections::BTreeMap::new(),
+            plugin_dir: String::new(),
+            request_timeout_secs: 15,
+            telegram_poll_secs: 25,
         }
     }
 }

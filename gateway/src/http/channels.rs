@@ -29,7 +29,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
-    /// `whatsapp`, `telegram` or `web_widget`.
+    /// `whatsapp`, `telegram`, `web_widget` or a plugin's kind (e.g. `sms`).
     pub kind: String,
     /// A name for creators.
     pub name: String,
@@ -94,14 +94,8 @@ fn mask(config: &Value) -> Value {
 }
 
 fn view(state: &AppState, c: Channel) -> ChannelView {
-    let webhook_url = (c.kind != ChannelKind::WebWidget).then(|| {
-        format!(
-            "{}/webhooks/{}/{}",
-            state.config.public_url.trim_end_matches('/'),
-            c.kind,
-            c.id
-        )
-    });
+    let webhook_url =
+        (c.kind != ChannelKind::WebWidget).then(|| state.connectors.webhook_url(&c.kind, c.id));
     ChannelView {
         id: c.id,
         kind: c.kind.to_string(),
@@ -128,6 +122,86 @@ fn check_config(config: Value) -> Result<Value, ApiError> {
         ));
     }
     Ok(config)
+}
+
+/// Check a configuration with its connector, adding what the gateway generates (Telegram's
+/// webhook secret).
+fn prepare_config(
+    state: &AppState,
+    kind: &ChannelKind,
+    config: &mut Value,
+) -> Result<(), ApiError> {
+    if *kind == ChannelKind::Telegram
+        && let Value::Object(map) = config
+        && !map.contains_key("secret_token")
+    {
+        map.insert("secret_token".into(), Value::from(random_secret()?));
+    }
+    if let Some(connector) = state.connectors.get(kind) {
+        connector
+            .validate(config)
+            .map_err(|e| ApiError::Unprocessable(format!("config: {e}")))?;
+    }
+    Ok(())
+}
+
+fn random_secret() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| ApiError::Unavailable(format!("the system random source failed: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Run a connector's provider calls for a channel (`connect` with the plain configuration,
+/// or `disconnect`); a refusal is a 502 naming the provider's reason.
+async fn provider_calls(
+    state: &AppState,
+    channel: &Channel,
+    plain: Value,
+    connecting: bool,
+) -> Result<(), ApiError> {
+    let Some(connector) = state.connectors.get(&channel.kind) else {
+        return Ok(());
+    };
+    let config = coach_connector_api::ChannelConfig {
+        tenant_id: channel.tenant_id,
+        channel_id: channel.id,
+        settings: plain,
+        api_base_url: state.connectors.api_base_url(&channel.kind),
+        webhook_url: state.connectors.webhook_url(&channel.kind, channel.id),
+    };
+    let calls = if connecting {
+        connector.connect(&config, &config.webhook_url)
+    } else {
+        connector.disconnect(&config)
+    }
+    .map_err(|e| ApiError::Unprocessable(format!("config: {e}")))?;
+    for call in calls {
+        let response = state.connectors.execute(&call).await.map_err(|e| {
+            ApiError::BadGateway(format!("{} could not be reached: {e}", channel.kind))
+        })?;
+        match connector.outcome(&call, &response) {
+            coach_connector_api::SendOutcome::Sent { .. } => {}
+            coach_connector_api::SendOutcome::Retry { reason, .. } => {
+                return Err(ApiError::BadGateway(format!(
+                    "{}: {reason}; try again",
+                    channel.kind
+                )));
+            }
+            coach_connector_api::SendOutcome::Failed { code, message } => {
+                return Err(ApiError::BadGateway(format!(
+                    "{} refused the channel ({code}): {}",
+                    channel.kind,
+                    crate::connectors::redact(&message)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn connect(state: &AppState, channel: &Channel, plain: Value) -> Result<(), ApiError> {
+    provider_calls(state, channel, plain, true).await
 }
 
 fn parse_id(id: &str) -> Result<ChannelId, ApiError> {
@@ -163,15 +237,26 @@ async fn create_channel(
     ApiJson(req): ApiJson<CreateChannel>,
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let kind = match req.kind.parse::<ChannelKind>() {
-        Ok(k @ (ChannelKind::WhatsApp | ChannelKind::Telegram | ChannelKind::WebWidget)) => k,
+        Ok(k)
+            if state
+                .connectors
+                .kinds()
+                .iter()
+                .any(|known| known == k.as_str()) =>
+        {
+            k
+        }
         _ => {
             return Err(ApiError::Unprocessable(format!(
-                "kind: {:?} is not a connector of this gateway (whatsapp, telegram, web_widget)",
-                req.kind
+                "kind: {:?} is not a connector of this gateway ({})",
+                req.kind,
+                state.connectors.kinds().join(", ")
             )));
         }
     };
     let mut config = check_config(req.config)?;
+    prepare_config(&state, &kind, &mut config)?;
+    let plain = config.clone();
     state
         .secrets
         .seal(&mut config)
@@ -182,6 +267,13 @@ async fn create_channel(
         config,
     };
     let channel = state.store.create_channel(&member.scope, new).await?;
+    // Register with the provider (Telegram's setWebhook); a refusal undoes the creation.
+    if let Err(e) = connect(&state, &channel, plain).await {
+        if let Err(undo) = state.store.delete_channel(&member.scope, channel.id).await {
+            tracing::error!(channel = %channel.id, error = %undo, "removing a channel the provider refused failed");
+        }
+        return Err(e);
+    }
     state
         .store
         .audit(
@@ -230,19 +322,24 @@ async fn update_channel(
     ApiJson(req): ApiJson<UpdateChannel>,
 ) -> Result<Json<ChannelView>, ApiError> {
     let id = parse_id(&id)?;
+    let current = state.store.channel(&member.scope, id).await?;
+    let config = match req.config {
+        None => None,
+        Some(c) => {
+            let mut c = check_config(c)?;
+            prepare_config(&state, &current.kind, &mut c)?;
+            // The provider learns the new settings (a new bot, a new secret) before they are kept.
+            connect(&state, &current, c.clone()).await?;
+            state
+                .secrets
+                .seal(&mut c)
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            Some(c)
+        }
+    };
     let patch = ChannelPatch {
         name: req.name.as_deref().map(check_name).transpose()?,
-        config: req
-            .config
-            .map(|c| {
-                let mut c = check_config(c)?;
-                state
-                    .secrets
-                    .seal(&mut c)
-                    .map_err(|e| ApiError::Internal(e.into()))?;
-                Ok::<_, ApiError>(c)
-            })
-            .transpose()?,
+        config,
         enabled: req.enabled,
     };
     let channel = state.store.update_channel(&member.scope, id, patch).await?;
@@ -264,6 +361,14 @@ async fn delete_channel(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
+    let channel = state.store.channel(&member.scope, id).await?;
+    // Best effort: a provider that cannot be told (a revoked bot) must not keep a channel alive.
+    let mut plain = channel.config.clone();
+    if state.secrets.open(&mut plain).is_ok()
+        && let Err(e) = provider_calls(&state, &channel, plain, false).await
+    {
+        tracing::warn!(channel = %id, error = %e, "unregistering the channel at its provider failed");
+    }
     state.store.delete_channel(&member.scope, id).await?;
     state
         .store

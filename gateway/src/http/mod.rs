@@ -12,8 +12,10 @@ mod knowledge;
 pub mod limits;
 mod members;
 pub mod openapi;
+mod outbox;
 mod platform;
 mod tenant;
+mod webhooks;
 pub mod widget;
 
 use std::time::{Duration, Instant};
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router {
     .merge(platform::router())
     .merge(documents::router(state.config.brain.max_upload_bytes))
     .merge(knowledge::router())
+    .merge(outbox::router())
     .merge(widget::api_router())
     .split_for_parts();
     Router::new()
@@ -78,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(health::router())
         .merge(widget::router())
+        .merge(webhooks::router())
         .layer(middleware::from_fn(track_metrics))
         .layer(layers)
         .with_state(state)

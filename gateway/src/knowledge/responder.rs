@@ -140,6 +140,21 @@ async fn respond(
     else {
         return Ok(());
     };
+    // "typing..." on channels that show it, renewed until the answer is stored.
+    let typing = CancellationToken::new();
+    let _stop_typing = typing.clone().drop_guard();
+    if let Ok(channel) = store.channel(scope, conversation.channel_id).await
+        && let Some(every) = crate::connectors::typing_renewal(&channel.kind)
+    {
+        tokio::spawn(keep_typing(
+            state.sender.clone(),
+            scope.clone(),
+            conversation.clone(),
+            message.provider_message_id.clone(),
+            every,
+            typing,
+        ));
+    }
     let history: Vec<ChatMessage> = store
         .messages_before(scope, message.conversation_id, id, HISTORY)
         .await
@@ -233,4 +248,31 @@ async fn respond(
             .map_err(err)?;
     }
     Ok(())
+}
+
+/// Send the typing signal every `every` until `stop`.
+async fn keep_typing(
+    sender: Arc<crate::connectors::sender::ConnectorSender>,
+    scope: TenantScope,
+    conversation: crate::store::Conversation,
+    about: Option<String>,
+    every: std::time::Duration,
+    stop: CancellationToken,
+) {
+    loop {
+        sender
+            .signal(
+                &scope,
+                conversation.channel_id,
+                conversation.id,
+                conversation.external_id.clone(),
+                OutboundBody::Typing,
+                about.clone(),
+            )
+            .await;
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }

@@ -12,6 +12,8 @@ mod accounts;
 mod accounts_sql;
 pub mod conversations;
 mod conversations_sql;
+pub mod delivery;
+mod delivery_sql;
 pub mod documents;
 mod documents_sql;
 mod members_sql;
@@ -73,7 +75,12 @@ impl From<serde_json::Error> for StoreError {
 /// The relational store.
 #[async_trait]
 pub trait Store:
-    conversations::ConversationStore + documents::DocumentStore + Send + Sync + 'static
+    conversations::ConversationStore
+    + delivery::DeliveryStore
+    + documents::DocumentStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;

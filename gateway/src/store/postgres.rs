@@ -22,6 +22,8 @@ use crate::tenancy::{SystemScope, TenantScope};
 
 #[path = "postgres_conversations.rs"]
 mod conversations;
+#[path = "postgres_delivery.rs"]
+mod delivery;
 #[path = "postgres_documents.rs"]
 mod documents;
 

@@ -161,6 +161,14 @@ impl App {
     }
 }
 
+/// A WhatsApp channel with a complete configuration (WhatsApp needs no provider call to be
+/// created, so CRUD tests reach no network).
+pub fn whatsapp_channel(name: &str) -> Value {
+    json!({ "kind": "whatsapp", "name": name, "config": {
+        "phone_number_id": "106540352242922", "access_token": "EAAG-secret",
+        "app_secret": "app-secret", "verify_token": "verify-me" } })
+}
+
 pub fn token(pair: &Value) -> &str {
     pair["access_token"].as_str().unwrap()
 }

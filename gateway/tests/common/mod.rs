@@ -31,6 +31,34 @@ enum Sabotage {
 }
 
 impl Backend {
+    /// Move every stored message `secs` into the past (as if they had arrived then).
+    pub async fn age_messages(&self, secs: i64) {
+        use sqlx::ConnectOptions;
+        let at = Utc::now() - chrono::Duration::seconds(secs);
+        match &self.sabotage {
+            Sabotage::Sqlite(path) => {
+                let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(path)
+                    .connect()
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE messages SET created_at = $1")
+                    .bind(at)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            Sabotage::Postgres(owner) => {
+                let mut conn = owner.connect().await.unwrap();
+                sqlx::query("UPDATE messages SET created_at = $1")
+                    .bind(at)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
     /// Make every insert of a message with this dedup key fail inside the database (a trigger),
     /// so tests can show that a failing write leaves nothing behind.
     pub async fn fail_message_inserts(&self, dedup_key: &str) {

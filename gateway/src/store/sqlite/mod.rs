@@ -33,6 +33,7 @@ use crate::tenancy::{SystemScope, TenantScope};
 use writer::Writer;
 
 mod conversations;
+mod delivery;
 mod documents;
 
 mod ops {

@@ -1,0 +1,242 @@
+//! The connectors this gateway runs: the built-in ones (WhatsApp, Telegram, the web widget) and
+//! those loaded as plugins, with the one HTTP client that executes the calls they render.
+//!
+//! Connectors are sans-IO; everything with I/O around them lives here: [`plugins`] (loading
+//! `cdylib`s through the C ABI), [`sender`] (the outbox's delivery through a connector),
+//! [`polling`] (Telegram's `getUpdates` loop) and [`Connectors::execute`].
+
+pub mod plugins;
+pub mod polling;
+pub mod sender;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coach_connector_api::{
+    ChannelConfig, ChannelKind, Connector, ConnectorError, HttpCall, HttpMethod, HttpResponse,
+};
+
+use crate::config::Config;
+use crate::secrets::SecretBox;
+use crate::store::Channel;
+
+/// Largest provider answer read (their answers are small JSON documents).
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// The registry of connectors by kind, and the client that executes their calls.
+pub struct Connectors {
+    by_kind: HashMap<String, Arc<dyn Connector>>,
+    client: reqwest::Client,
+    config: Arc<Config>,
+}
+
+impl Connectors {
+    /// The built-in connectors only.
+    pub fn builtin(config: Arc<Config>) -> Self {
+        let mut by_kind: HashMap<String, Arc<dyn Connector>> = HashMap::new();
+        by_kind.insert(
+            ChannelKind::WhatsApp.to_string(),
+            Arc::new(coach_whatsapp::WhatsApp),
+        );
+        by_kind.insert(
+            ChannelKind::Telegram.to_string(),
+            Arc::new(coach_telegram::Telegram),
+        );
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            // Calls carry credentials: never follow a redirect elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("coach-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self {
+            by_kind,
+            client,
+            config,
+        }
+    }
+
+    /// The built-in connectors and every plugin of the configured plugin directory.
+    pub fn load(config: Arc<Config>) -> Result<Self, plugins::PluginError> {
+        let mut this = Self::builtin(config.clone());
+        let dir = match config.providers.plugin_dir.as_str() {
+            "" => config.data_dir.join("plugins"),
+            dir => dir.into(),
+        };
+        for plugin in plugins::load_dir(&dir)? {
+            this.add(Arc::new(plugin))?;
+        }
+        Ok(this)
+    }
+
+    /// Register one more connector (a plugin); its kind must be new.
+    pub fn add(&mut self, connector: Arc<dyn Connector>) -> Result<(), plugins::PluginError> {
+        let kind = connector.kind().to_string();
+        if self.by_kind.contains_key(&kind) || kind == ChannelKind::WebWidget.as_str() {
+            return Err(plugins::PluginError::DuplicateKind(kind));
+        }
+        tracing::info!(%kind, "connector plugin loaded");
+        self.by_kind.insert(kind, connector);
+        Ok(())
+    }
+
+    /// The connector of a kind.
+    pub fn get(&self, kind: &ChannelKind) -> Option<&Arc<dyn Connector>> {
+        self.by_kind.get(kind.as_str())
+    }
+
+    /// Every kind a channel can be created with (the widget included).
+    pub fn kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self.by_kind.keys().cloned().collect();
+        kinds.push(ChannelKind::WebWidget.to_string());
+        kinds.sort();
+        kinds
+    }
+
+    /// The provider API base URL of a kind: operator configuration only.
+    pub fn api_base_url(&self, kind: &ChannelKind) -> String {
+        let providers = &self.config.providers;
+        match kind {
+            ChannelKind::WhatsApp => providers.whatsapp.api_base_url.clone(),
+            ChannelKind::Telegram => providers.telegram.api_base_url.clone(),
+            ChannelKind::WebWidget => String::new(),
+            ChannelKind::Plugin(name) => providers
+                .plugins
+                .get(name)
+                .map(|p| p.api_base_url.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Where a channel's provider sends webhooks.
+    pub fn webhook_url(&self, kind: &ChannelKind, id: coach_connector_api::ChannelId) -> String {
+        format!(
+            "{}/webhooks/{kind}/{id}",
+            self.config.public_url.trim_end_matches('/')
+        )
+    }
+
+    /// A channel as its connector sees it: secrets opened, operator URLs filled in.
+    pub fn channel_config(
+        &self,
+        channel: &Channel,
+        secrets: &SecretBox,
+    ) -> Result<ChannelConfig, ConnectorError> {
+        let mut settings = channel.config.clone();
+        secrets
+            .open(&mut settings)
+            .map_err(|e| ConnectorError::Config(format!("stored secrets: {e}")))?;
+        Ok(ChannelConfig {
+            tenant_id: channel.tenant_id,
+            channel_id: channel.id,
+            settings,
+            api_base_url: self.api_base_url(&channel.kind),
+            webhook_url: self.webhook_url(&channel.kind, channel.id),
+        })
+    }
+
+    /// Execute one call. Errors never contain the URL (Telegram puts the bot token in it).
+    pub async fn execute(&self, call: &HttpCall) -> Result<HttpResponse, String> {
+        self.execute_with_timeout(
+            call,
+            Duration::from_secs(self.config.providers.request_timeout_secs),
+        )
+        .await
+    }
+
+    /// [`Connectors::execute`] with its own time limit (long polls).
+    pub async fn execute_with_timeout(
+        &self,
+        call: &HttpCall,
+        timeout: Duration,
+    ) -> Result<HttpResponse, String> {
+        let method = match call.method {
+            HttpMethod::Get => reqwest::Method::GET,
+            HttpMethod::Post => reqwest::Method::POST,
+            HttpMethod::Put => reqwest::Method::PUT,
+            HttpMethod::Delete => reqwest::Method::DELETE,
+        };
+        let mut request = self.client.request(method, &call.url).timeout(timeout);
+        for (name, value) in &call.headers {
+            request = request.header(name, value);
+        }
+        let started = std::time::Instant::now();
+        let mut response = request
+            .body(call.body.clone())
+            .send()
+            .await
+            .map_err(|e| redact(&e.without_url().to_string()))?;
+        metrics::histogram!("provider_call_duration_seconds")
+            .record(started.elapsed().as_secs_f64());
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| redact(&e.without_url().to_string()))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_RESPONSE_BYTES {
+                return Err(format!(
+                    "provider answer larger than {MAX_RESPONSE_BYTES} bytes"
+                ));
+            }
+        }
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// How often a channel's "typing..." signal is renewed while an answer is generated (Telegram
+/// shows it about 5 s; WhatsApp's lasts up to 25 s or until the reply), or `None` for channels
+/// without one (the widget streams the answer itself).
+pub fn typing_renewal(kind: &ChannelKind) -> Option<Duration> {
+    match kind {
+        ChannelKind::Telegram => Some(Duration::from_secs(4)),
+        ChannelKind::WhatsApp => Some(Duration::from_secs(20)),
+        _ => None,
+    }
+}
+
+/// Remove anything that looks like a Telegram bot token (`<digits>:<35 characters>`) from a
+/// message, in case a provider echoes a URL back.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("/bot") {
+        out.push_str(&rest[..i + 4]);
+        rest = &rest[i + 4..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == ':' || c == '_' || c == '-'))
+            .unwrap_or(rest.len());
+        if rest[..end].contains(':') {
+            out.push_str("<redacted>");
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bot_tokens_are_redacted_from_messages() {
+        assert_eq!(
+            redact("error sending request for https://api.telegram.org/bot123:AA-b_c/sendMessage"),
+            "error sending request for https://api.telegram.org/bot<redacted>/sendMessage"
+        );
+        assert_eq!(redact("no token /bottle here"), "no token /bottle here");
+    }
+}

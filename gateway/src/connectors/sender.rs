@@ -1,0 +1,245 @@
+//! Delivery through connectors: the outbox's [`Sender`]. Each row's message is rendered by
+//! its channel's connector at send time (credentials are opened then, never stored in rows),
+//! paced per channel account and per recipient, and executed in order; the connector judges
+//! each answer. Signals (typing, read receipts) take the same path without a row.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use coach_connector_api::{
+    ChannelId, ChannelKind, ConnectorError, ConversationId, OutboundBody, OutboundMessage,
+    ProviderError, SendContext, SendOutcome,
+};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::Connectors;
+use crate::outbox::{Delivery, Sender};
+use crate::secrets::SecretBox;
+use crate::store::{Channel, QueueItem, Store, StoreError};
+use crate::tenancy::{SystemScope, TenantScope};
+
+/// Rate limits of one channel account.
+struct Pace {
+    account: DefaultDirectRateLimiter,
+    recipients: DefaultKeyedRateLimiter<String>,
+}
+
+fn quota(per_second: f64) -> Quota {
+    let per_second = per_second.clamp(0.01, 10_000.0);
+    if per_second >= 1.0 {
+        let n = NonZeroU32::new(per_second.round() as u32).unwrap_or(NonZeroU32::MIN);
+        Quota::per_second(n)
+    } else {
+        Quota::with_period(Duration::from_secs_f64(1.0 / per_second))
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+    }
+}
+
+/// Sends outbox rows and signals through the registered connectors.
+pub struct ConnectorSender {
+    store: Arc<dyn Store>,
+    secrets: SecretBox,
+    connectors: Arc<Connectors>,
+    pacing: Mutex<HashMap<ChannelId, Arc<Pace>>>,
+}
+
+impl ConnectorSender {
+    /// A sender over these parts.
+    pub fn new(store: Arc<dyn Store>, secrets: SecretBox, connectors: Arc<Connectors>) -> Self {
+        Self {
+            store,
+            secrets,
+            connectors,
+            pacing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn pace(&self, channel: &Channel, per_second: f64, per_recipient: f64) -> Arc<Pace> {
+        let mut pacing = self
+            .pacing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pacing.len() > 10_000 {
+            pacing.clear();
+        }
+        pacing
+            .entry(channel.id)
+            .or_insert_with(|| {
+                Arc::new(Pace {
+                    account: RateLimiter::direct(quota(per_second)),
+                    recipients: RateLimiter::keyed(quota(per_recipient)),
+                })
+            })
+            .clone()
+    }
+
+    /// Deliver one message (or signal) of a conversation through its channel now.
+    async fn deliver(
+        &self,
+        scope: &TenantScope,
+        channel_id: ChannelId,
+        conversation_id: ConversationId,
+        message: OutboundMessage,
+    ) -> Delivery {
+        let channel = match self.store.channel(scope, channel_id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound(_)) => {
+                return failed("channel_removed", "the channel was removed");
+            }
+            Err(e) => return retry(format!("store: {e}")),
+        };
+        if channel.kind == ChannelKind::WebWidget {
+            // Visitors read stored messages through the conversation stream.
+            return Delivery::Sent {
+                provider_message_id: None,
+            };
+        }
+        if !channel.enabled {
+            return retry("the channel is disabled".into());
+        }
+        let Some(connector) = self.connectors.get(&channel.kind) else {
+            return retry(format!(
+                "no connector registered for channel kind {}",
+                channel.kind
+            ));
+        };
+        let config = match self.connectors.channel_config(&channel, &self.secrets) {
+            Ok(c) => c,
+            Err(e) => return failed("channel_config", &e.to_string()),
+        };
+        let calls = match connector.render(&config, &message) {
+            Ok(calls) => calls,
+            Err(ConnectorError::Held(why)) => return failed("held", &why),
+            Err(e) => return failed("render", &e.to_string()),
+        };
+        let limits = connector.limits();
+        let per_second = config
+            .settings
+            .get("messages_per_second")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(limits.messages_per_second);
+        let pace = self.pace(&channel, per_second, limits.per_recipient_per_second);
+        let mut provider_message_id = None;
+        for call in &calls {
+            pace.account.until_ready().await;
+            if !message.body.is_signal() {
+                pace.recipients.until_key_ready(&message.to).await;
+            }
+            let response = match self.connectors.execute(call).await {
+                Ok(r) => r,
+                Err(e) => return retry(format!("{} call failed: {e}", channel.kind)),
+            };
+            match connector.outcome(call, &response) {
+                SendOutcome::Sent {
+                    provider_message_id: id,
+                } => provider_message_id = id.or(provider_message_id),
+                SendOutcome::Retry { after, reason } => {
+                    return Delivery::Retry { after, reason };
+                }
+                SendOutcome::Failed { code, message } => {
+                    return failed(&code, &message);
+                }
+            }
+        }
+        tracing::debug!(conversation = %conversation_id, calls = calls.len(), "delivered");
+        Delivery::Sent {
+            provider_message_id,
+        }
+    }
+
+    /// Send a signal (typing, read receipt) to a conversation's contact at once; failures are
+    /// logged, never retried (a late "typing..." is worse than none).
+    pub async fn signal(
+        &self,
+        scope: &TenantScope,
+        channel_id: ChannelId,
+        conversation_id: ConversationId,
+        to: String,
+        body: OutboundBody,
+        about: Option<String>,
+    ) {
+        let message = OutboundMessage {
+            to,
+            reply_to: about,
+            body,
+            context: SendContext {
+                now: Some(Utc::now()),
+                last_inbound_at: None,
+            },
+        };
+        match self
+            .deliver(scope, channel_id, conversation_id, message)
+            .await
+        {
+            Delivery::Sent { .. } => {}
+            other => {
+                tracing::debug!(conversation = %conversation_id, ?other, "signal not delivered")
+            }
+        }
+    }
+}
+
+fn retry(reason: String) -> Delivery {
+    Delivery::Retry {
+        after: None,
+        reason,
+    }
+}
+
+fn failed(code: &str, title: &str) -> Delivery {
+    Delivery::Failed(ProviderError {
+        code: code.to_owned(),
+        title: title.to_owned(),
+    })
+}
+
+#[async_trait]
+impl Sender for ConnectorSender {
+    async fn send(&self, item: &QueueItem) -> Delivery {
+        let scope = SystemScope::new("outbox sender").for_tenant(item.tenant_id);
+        let Some(message_id) = item.message_id else {
+            return failed("no_message", "outbox row without a message");
+        };
+        let message = match self.store.message(&scope, message_id).await {
+            Ok(m) => m,
+            Err(StoreError::NotFound(_)) => {
+                return failed("message_removed", "the message was erased");
+            }
+            Err(e) => return retry(format!("store: {e}")),
+        };
+        let body: OutboundBody = match serde_json::from_value(message.content.clone()) {
+            Ok(b) => b,
+            Err(e) => return failed("corrupt", &format!("stored message is not a body: {e}")),
+        };
+        let conversation = match self
+            .store
+            .conversation(&scope, message.conversation_id)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return retry(format!("store: {e}")),
+        };
+        let (last_inbound_at, reply_to) = match tokio::try_join!(
+            self.store.last_inbound_at(&scope, conversation.id),
+            self.store.reply_target(&scope, message_id),
+        ) {
+            Ok(facts) => facts,
+            Err(e) => return retry(format!("store: {e}")),
+        };
+        let outbound = OutboundMessage {
+            to: conversation.external_id.clone(),
+            reply_to,
+            body,
+            context: SendContext {
+                now: Some(Utc::now()),
+                last_inbound_at,
+            },
+        };
+        self.deliver(&scope, message.channel_id, conversation.id, outbound)
+            .await
+    }
+}

@@ -1,0 +1,95 @@
+//! `/v1/outbox`: deliveries as creators see them, dead letters first of all, and the resend of
+//! a dead letter (it really goes through the connector again).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::auth::extract::{Admin, Member, Viewer};
+use crate::error::ApiError;
+use crate::http::limits::ClientIp;
+use crate::state::AppState;
+use crate::store::AuditEntry;
+use crate::store::delivery::OutboxEntry;
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_outbox))
+        .routes(routes!(retry_outbox))
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutboxQuery {
+    /// `pending`, `inflight`, `done` or `dead` (all when absent).
+    pub state: Option<String>,
+    /// At most this many (1-200, default 50).
+    pub limit: Option<u32>,
+}
+
+/// The tenant's deliveries, most recently changed first (`?state=dead`: the dead letters).
+#[utoipa::path(get, path = "/v1/outbox", tag = "outbox", params(OutboxQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<OutboxEntry>), (status = 400, body = crate::error::Problem)))]
+async fn list_outbox(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+    Query(query): Query<OutboxQuery>,
+) -> Result<Json<Vec<OutboxEntry>>, ApiError> {
+    let wanted = match query.state.as_deref() {
+        None => None,
+        Some(s @ ("pending" | "inflight" | "done" | "dead")) => Some(s),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "state: {other:?} is not one of pending, inflight, done, dead"
+            )));
+        }
+    };
+    let limit = match query.limit {
+        None => 50,
+        Some(n @ 1..=200) => n,
+        Some(n) => return Err(ApiError::BadRequest(format!("limit: {n} is outside 1-200"))),
+    };
+    Ok(Json(
+        state
+            .store
+            .outbox_entries(&member.scope, wanted, limit)
+            .await?,
+    ))
+}
+
+/// Resend a dead letter: due now, with a fresh attempt count (409 unless it is dead).
+#[utoipa::path(post, path = "/v1/outbox/{id}/retry", tag = "outbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "outbox entry id")),
+    responses((status = 200, body = OutboxEntry), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem)))]
+async fn retry_outbox(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<Json<OutboxEntry>, ApiError> {
+    let id = id
+        .parse::<Uuid>()
+        .map_err(|_| ApiError::NotFound("outbox entry"))?;
+    let entry = state.store.retry_outbox(&member.scope, id).await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            AuditEntry {
+                actor: member.actor(),
+                action: "outbox.retry".into(),
+                resource_type: "outbox".into(),
+                resource_id: Some(id.to_string()),
+                ip: Some(ip.0.to_string()),
+                details: serde_json::json!({ "message_id": entry.message_id }),
+            },
+        )
+        .await?;
+    Ok(Json(entry))
+}

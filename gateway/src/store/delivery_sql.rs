@@ -1,0 +1,132 @@
+//! Delivery SQL shared by both backends (see `ops.rs` for the conventions).
+
+macro_rules! delivery_ops {
+    ($conn:ty, $row:ty) => {
+        use chrono::{DateTime, Utc};
+        use coach_connector_api::{ChannelId, ConversationId, DeliveryStatus, MessageId, TenantId};
+        use sqlx::Row as _;
+
+        use crate::store::StoreError;
+        use crate::store::delivery::OutboxEntry;
+
+        const COLUMNS: &str = "id, message_id, conversation_id, channel_id, kind, state, attempts, \
+                               last_error, next_attempt_at, updated_at";
+
+        fn entry(row: &$row) -> Result<OutboxEntry, StoreError> {
+            Ok(OutboxEntry {
+                id: row.try_get("id")?,
+                message_id: MessageId(row.try_get("message_id")?),
+                conversation_id: ConversationId(row.try_get("conversation_id")?),
+                channel_id: ChannelId(row.try_get("channel_id")?),
+                kind: row.try_get("kind")?,
+                state: row.try_get("state")?,
+                attempts: i64::from(row.try_get::<i32, _>("attempts")?),
+                last_error: row.try_get("last_error")?,
+                next_attempt_at: row.try_get("next_attempt_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        pub(super) async fn last_inbound_at(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+        ) -> Result<Option<DateTime<Utc>>, StoreError> {
+            // Ids are time-ordered: the newest inbound row through the conversation index.
+            let row = sqlx::query(
+                "SELECT created_at FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                 AND direction = 'in' ORDER BY id DESC LIMIT 1",
+            )
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(|r| r.try_get("created_at")).transpose()?)
+        }
+
+        pub(super) async fn reply_target(
+            conn: &mut $conn,
+            tenant: TenantId,
+            message: MessageId,
+        ) -> Result<Option<String>, StoreError> {
+            let row = sqlx::query(
+                "SELECT r.provider_message_id FROM messages m JOIN messages r ON r.id = m.reply_to \
+                 WHERE m.tenant_id = $1 AND m.id = $2 AND r.tenant_id = $1",
+            )
+            .bind(tenant.0)
+            .bind(message.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row
+                .map(|r| r.try_get::<Option<String>, _>("provider_message_id"))
+                .transpose()?
+                .flatten())
+        }
+
+        pub(super) async fn outbox_entries(
+            conn: &mut $conn,
+            tenant: TenantId,
+            state: Option<&str>,
+            limit: u32,
+        ) -> Result<Vec<OutboxEntry>, StoreError> {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM outbox WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
+                 ORDER BY updated_at DESC, id DESC LIMIT $3"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(state)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(entry).collect()
+        }
+
+        pub(super) async fn retry_outbox(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: uuid::Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<OutboxEntry, StoreError> {
+            let sql = format!(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, \
+                 locked_until = NULL, updated_at = $1 \
+                 WHERE tenant_id = $2 AND id = $3 AND state = 'dead' RETURNING {COLUMNS}"
+            );
+            let Some(row) = sqlx::query(&sql)
+                .bind(now)
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                let exists =
+                    sqlx::query("SELECT state FROM outbox WHERE tenant_id = $1 AND id = $2")
+                        .bind(tenant.0)
+                        .bind(id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                return Err(match exists {
+                    Some(row) => StoreError::Conflict(format!(
+                        "only dead letters are resent; this one is {}",
+                        row.try_get::<String, _>("state")?
+                    )),
+                    None => StoreError::NotFound("outbox entry"),
+                });
+            };
+            let entry = entry(&row)?;
+            sqlx::query(
+                "UPDATE messages SET status_rank = $1, error_code = NULL, error_title = NULL \
+                 WHERE tenant_id = $2 AND id = $3",
+            )
+            .bind(DeliveryStatus::Pending.rank())
+            .bind(tenant.0)
+            .bind(entry.message_id.0)
+            .execute(&mut *conn)
+            .await?;
+            Ok(entry)
+        }
+    };
+}
+
+pub(crate) use delivery_ops;

@@ -1,0 +1,248 @@
+//! A loopback stand-in for the providers we cannot run here (WhatsApp's Graph API, Telegram's
+//! Bot API, Twilio's Messages API): it answers in their documented formats, records every
+//! request, and can be told to fail the next calls (429 with `Retry-After`, 5xx, error codes,
+//! slow answers). Telegram's `getUpdates` serves updates queued with [`FakeProvider::push_update`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One request the fake received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// The method.
+    pub method: String,
+    /// The path (with the bot token, for Telegram).
+    pub path: String,
+    /// Headers, lowercase names.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The body as form fields.
+    pub fn form(&self) -> Vec<(String, String)> {
+        form_urlencoded_pairs(&self.body)
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// A scripted answer for the next request whose path contains `path`.
+#[derive(Clone, Debug)]
+struct Scripted {
+    path: String,
+    status: u16,
+    body: Value,
+    headers: Vec<(String, String)>,
+    delay: Duration,
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: Vec<Recorded>,
+    script: VecDeque<Scripted>,
+    updates: Vec<Value>,
+    next_id: u64,
+}
+
+/// The running fake; it stops with the test's runtime.
+#[derive(Clone)]
+pub struct FakeProvider {
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeProvider {
+    /// Start on a free loopback port.
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new().fallback(handle).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            base_url: format!("http://{addr}"),
+            inner,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Answer the next request whose path contains `path` with this status, body and headers.
+    pub fn fail_next(&self, path: &str, status: u16, body: Value, headers: &[(&str, &str)]) {
+        self.lock().script.push_back(Scripted {
+            path: path.into(),
+            status,
+            body,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+            delay: Duration::ZERO,
+        });
+    }
+
+    /// Answer the next request whose path contains `path` normally, but only after `delay`.
+    pub fn delay_next(&self, path: &str, delay: Duration) {
+        self.lock().script.push_back(Scripted {
+            path: path.into(),
+            status: 0,
+            body: Value::Null,
+            headers: Vec::new(),
+            delay,
+        });
+    }
+
+    /// Queue a Telegram update for `getUpdates`.
+    pub fn push_update(&self, update: Value) {
+        self.lock().updates.push(update);
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    /// The requests whose path contains `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.contains(path))
+            .collect()
+    }
+}
+
+async fn handle(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let (scripted, id, updates) = {
+        let mut inner = inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.requests.push(Recorded {
+            method: method.to_string(),
+            path: path.clone(),
+            headers: headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+            body: body.to_vec(),
+        });
+        let scripted = inner
+            .script
+            .iter()
+            .position(|s| path.contains(&s.path))
+            .and_then(|i| inner.script.remove(i));
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let updates = if path.ends_with("/getUpdates") {
+            let offset = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|b| b.get("offset").and_then(Value::as_i64))
+                .unwrap_or(0);
+            inner
+                .updates
+                .retain(|u| u.get("update_id").and_then(Value::as_i64).unwrap_or(0) >= offset);
+            Some(inner.updates.clone())
+        } else {
+            None
+        };
+        (scripted, id, updates)
+    };
+    if let Some(s) = &scripted {
+        tokio::time::sleep(s.delay).await;
+        if s.status != 0 {
+            let mut response = (
+                StatusCode::from_u16(s.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(s.body.clone()),
+            )
+                .into_response();
+            for (k, v) in &s.headers {
+                if let (Ok(k), Ok(v)) = (
+                    axum::http::HeaderName::try_from(k.as_str()),
+                    axum::http::HeaderValue::try_from(v.as_str()),
+                ) {
+                    response.headers_mut().insert(k, v);
+                }
+            }
+            return response;
+        }
+    }
+    if let Some(updates) = updates {
+        if updates.is_empty() {
+            // A short long-poll: enough for the loop not to spin.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        return axum::Json(json!({ "ok": true, "result": updates })).into_response();
+    }
+    if path.contains("/bot") {
+        let result = if path.ends_with("/sendMessage") || path.contains("/send") {
+            json!({ "message_id": id, "date": 1_700_000_000, "chat": { "id": 0, "type": "private" } })
+        } else {
+            json!(true)
+        };
+        return axum::Json(json!({ "ok": true, "result": result })).into_response();
+    }
+    if path.ends_with("/Messages.json") {
+        return (
+            StatusCode::CREATED,
+            axum::Json(json!({ "sid": format!("SM{id:032}"), "status": "queued" })),
+        )
+            .into_response();
+    }
+    if path.ends_with("/messages") {
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if body.get("status").and_then(Value::as_str) == Some("read") {
+            return axum::Json(json!({ "success": true })).into_response();
+        }
+        return axum::Json(json!({
+            "messaging_product": "whatsapp",
+            "contacts": [{ "input": body.get("to"), "wa_id": body.get("to") }],
+            "messages": [{ "id": format!("wamid.out.{id}") }],
+        }))
+        .into_response();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({ "error": "no such fake endpoint" })),
+    )
+        .into_response()
+}
