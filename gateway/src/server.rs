@@ -165,6 +165,10 @@ pub async fn run(
         }
     });
     let retention = tokio::spawn(retention_loop(state.clone(), shutdown.clone()));
+    let media = tokio::spawn(crate::connectors::media::run(
+        state.clone(),
+        shutdown.clone(),
+    ));
     let polling = tokio::spawn(crate::connectors::polling::run(
         state.clone(),
         shutdown.clone(),
@@ -199,6 +203,7 @@ pub async fn run(
     let _ = pruning.await;
     let _ = retention.await;
     let _ = polling.await;
+    let _ = media.await;
     let _ = ingest.await;
     let _ = responder.await;
     if let Err(e) = outbox.await {

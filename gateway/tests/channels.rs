@@ -629,6 +629,134 @@ async fn the_whatsapp_window_holds_free_form_replies(b: &Backend) {
     );
 }
 
+/// Media sent on WhatsApp is fetched at once through the Graph API's two steps, checked and
+/// kept; the admin API serves it; a file of the wrong type or size is refused; erasing the
+/// contact removes the files.
+async fn whatsapp_media_is_fetched_checked_and_erased(b: &Backend) {
+    let w = world(b, false).await;
+    let owner = w.app.register("media@example.com").await;
+    let t = token(&owner).to_owned();
+    let channel = create(&w, &t, "whatsapp", whatsapp_config()).await;
+    let hook = format!("/webhooks/whatsapp/{}", channel["id"].as_str().unwrap());
+    let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[7u8; 2048][..]].concat();
+    let meta = |id: &str, mime: &str| {
+        json!({ "messaging_product": "whatsapp", "url": format!("{}/cdn/{id}", w.fake.base_url), "mime_type": mime, "file_size": 2052, "id": id }).to_string()
+    };
+    w.fake.serve(
+        "/v21.0/MEDIA1",
+        "application/json",
+        meta("MEDIA1", "image/jpeg"),
+    );
+    w.fake.serve("/cdn/MEDIA1", "image/jpeg", jpeg.clone());
+    w.fake.serve(
+        "/v21.0/MEDIA2",
+        "application/json",
+        meta("MEDIA2", "image/jpeg"),
+    );
+    w.fake
+        .serve("/cdn/MEDIA2", "text/html", "<html>not a picture</html>");
+    let image = |wamid: &str, media: &str, size: u64| {
+        wa_webhook(json!({
+        "contacts": [{ "profile": { "name": "Ana" }, "wa_id": "4915112345678" }],
+        "messages": [{ "from": "4915112345678", "id": wamid, "timestamp": "1700000000", "type": "image",
+                       "image": { "id": media, "mime_type": "image/jpeg", "sha256": "x", "file_size": size, "caption": "my lunch" } }] }))
+    };
+    for body in [
+        image("wamid.I1", "MEDIA1", 2052),
+        image("wamid.I2", "MEDIA2", 2052),
+        image("wamid.I3", "MEDIA3", 999_999_999),
+    ] {
+        assert_eq!(
+            w.post(&hook, &[("x-hub-signature-256", sign(&body))], body)
+                .await
+                .0,
+            200
+        );
+    }
+    while coach_gateway::connectors::media::poll_once(&w.app.state)
+        .await
+        .unwrap()
+        > 0
+    {}
+    let msgs = w.messages(&t).await;
+    assert_eq!(msgs.len(), 3);
+    let kept = &msgs[0];
+    assert_eq!(kept["content"]["file"]["bytes"], 2052, "{kept}");
+    assert_eq!(kept["content"]["file"]["mime"], "image/jpeg");
+    let metadata = w.fake.requests_to("/v21.0/MEDIA1");
+    assert_eq!(
+        metadata[0].header("authorization"),
+        Some("Bearer EAAG-live-token")
+    );
+    assert_eq!(
+        w.fake.requests_to("/cdn/MEDIA1")[0].header("authorization"),
+        Some("Bearer EAAG-live-token")
+    );
+    let resp = w
+        .http
+        .get(format!(
+            "{}/v1/messages/{}/media",
+            w.base,
+            kept["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(resp.bytes().await.unwrap().to_vec(), jpeg);
+    let other = w.app.register("peek@example.com").await;
+    let (status, _) = w
+        .app
+        .call(
+            "GET",
+            &format!("/v1/messages/{}/media", kept["id"].as_str().unwrap()),
+            Some(token(&other)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant cannot read the file"
+    );
+    assert!(
+        msgs[1]["content"].get("file").is_none(),
+        "HTML served as an image is not kept"
+    );
+    assert!(
+        msgs[2]["content"].get("file").is_none(),
+        "a file over the limit is not fetched"
+    );
+    assert!(w.fake.requests_to("/v21.0/MEDIA3").is_empty());
+    let (status, _) = w
+        .app
+        .call(
+            "GET",
+            &format!("/v1/messages/{}/media", msgs[1]["id"].as_str().unwrap()),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let media_dir = w.app.state.config.data_dir.join("media");
+    assert!(media_dir.exists());
+    let contact = msgs[0]["contact_id"].as_str().unwrap();
+    let (status, _) = w
+        .app
+        .call("DELETE", &format!("/v1/contacts/{contact}"), Some(&t), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let tenant = owner["tenant_id"].as_str().unwrap();
+    assert!(
+        !media_dir.join(tenant).join(contact).exists(),
+        "erasing the contact removed their files"
+    );
+}
+
 /// Telegram polling mode: updates fetched with getUpdates are stored, answered and confirmed.
 async fn telegram_polling_mode(b: &Backend) {
     let w = world(b, false).await;
@@ -880,4 +1008,5 @@ on_both_backends!(
     the_whatsapp_window_holds_free_form_replies,
     telegram_polling_mode,
     the_sms_plugin_carries_a_conversation,
+    whatsapp_media_is_fetched_checked_and_erased,
 );

@@ -63,6 +63,7 @@ struct Scripted {
 
 #[derive(Default)]
 struct Inner {
+    files: std::collections::HashMap<String, (String, Vec<u8>)>,
     requests: Vec<Recorded>,
     script: VecDeque<Scripted>,
     updates: Vec<Value>,
@@ -126,6 +127,14 @@ impl FakeProvider {
         });
     }
 
+    /// Answer every request to exactly `path` with 200, this content type and these bytes
+    /// (media metadata and downloads).
+    pub fn serve(&self, path: &str, content_type: &str, body: impl Into<Vec<u8>>) {
+        self.lock()
+            .files
+            .insert(path.into(), (content_type.into(), body.into()));
+    }
+
     /// Queue a Telegram update for `getUpdates`.
     pub fn push_update(&self, update: Value) {
         self.lock().updates.push(update);
@@ -166,6 +175,9 @@ async fn handle(
                 .collect(),
             body: body.to_vec(),
         });
+        if let Some((content_type, bytes)) = inner.files.get(&path).cloned() {
+            return ([(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response();
+        }
         let scripted = inner
             .script
             .iter()

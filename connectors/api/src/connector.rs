@@ -209,6 +209,26 @@ pub trait Connector: Send + Sync {
     fn disconnect(&self, _ch: &ChannelConfig) -> Result<Vec<HttpCall>, ConnectorError> {
         Ok(Vec::new())
     }
+    /// The first call that fetches an inbound media file (`Content::Media::media_ref`); channels
+    /// without downloadable media answer `Unsupported` (the default).
+    fn media_request(
+        &self,
+        _ch: &ChannelConfig,
+        _media_ref: &str,
+    ) -> Result<HttpCall, ConnectorError> {
+        Err(ConnectorError::Unsupported(
+            "this channel has no media to fetch".into(),
+        ))
+    }
+    /// After the first media call: `Some(call)` when its answer only says where the file is
+    /// (WhatsApp's media URL, Telegram's file path), `None` when the answer is the file itself.
+    fn media_next(
+        &self,
+        _ch: &ChannelConfig,
+        _first: &HttpResponse,
+    ) -> Result<Option<HttpCall>, ConnectorError> {
+        Ok(None)
+    }
     /// Check a channel's settings when a creator saves them, naming the field at fault.
     fn validate(&self, _settings: &serde_json::Value) -> Result<(), ConnectorError> {
         Ok(())

@@ -109,6 +109,10 @@ pub enum Op {
     Disconnect,
     /// Input the settings JSON; output `null`.
     Validate,
+    /// Input [`MediaInput`]; output [`HttpCall`].
+    MediaRequest,
+    /// Input [`MediaNextInput`]; output `Option<HttpCall>`.
+    MediaNext,
 }
 
 impl Op {
@@ -122,6 +126,8 @@ impl Op {
             Self::Connect => "connect",
             Self::Disconnect => "disconnect",
             Self::Validate => "validate",
+            Self::MediaRequest => "media_request",
+            Self::MediaNext => "media_next",
         }
     }
 
@@ -134,6 +140,8 @@ impl Op {
             Self::Connect,
             Self::Disconnect,
             Self::Validate,
+            Self::MediaRequest,
+            Self::MediaNext,
         ]
         .into_iter()
         .find(|op| op.name().as_bytes() == name)
@@ -183,6 +191,24 @@ pub struct ConnectInput {
     pub channel: ChannelConfig,
     /// Its webhook URL.
     pub webhook_url: String,
+}
+
+/// Input of [`Op::MediaRequest`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MediaInput {
+    /// The channel.
+    pub channel: ChannelConfig,
+    /// The provider's handle of the file.
+    pub media_ref: String,
+}
+
+/// Input of [`Op::MediaNext`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MediaNextInput {
+    /// The channel.
+    pub channel: ChannelConfig,
+    /// The answer to the first media call.
+    pub response: HttpResponse,
 }
 
 /// The answer to any call.
@@ -255,6 +281,14 @@ pub fn dispatch<C: Connector>(
             }),
             Op::Disconnect => run(input, |v| c.disconnect(&from(v)?)),
             Op::Validate => run(input, |v| c.validate(&v)),
+            Op::MediaRequest => run(input, |v| {
+                let i: MediaInput = from(v)?;
+                c.media_request(&i.channel, &i.media_ref)
+            }),
+            Op::MediaNext => run(input, |v| {
+                let i: MediaNextInput = from(v)?;
+                c.media_next(&i.channel, &i.response)
+            }),
         }
     }));
     let reply = match result {

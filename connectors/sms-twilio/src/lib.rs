@@ -249,6 +249,57 @@ impl Connector for Sms {
     fn validate(&self, settings: &Value) -> Result<(), ConnectorError> {
         Settings::from_value(settings).map(|_| ())
     }
+
+    /// Twilio's media URL, with the account's credentials; only URLs under the configured API
+    /// base are fetched (the token never goes anywhere else).
+    fn media_request(
+        &self,
+        ch: &ChannelConfig,
+        media_ref: &str,
+    ) -> Result<HttpCall, ConnectorError> {
+        let settings = Settings::from_value(&ch.settings)?;
+        let base = format!("{}/", ch.api_base_url.trim_end_matches('/'));
+        if !media_ref.starts_with(&base) {
+            return Err(ConnectorError::Unsupported(format!(
+                "media outside the Twilio API ({base}) is not fetched"
+            )));
+        }
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", settings.account_sid, settings.auth_token));
+        Ok(HttpCall {
+            method: HttpMethod::Get,
+            url: media_ref.to_owned(),
+            headers: vec![("authorization".into(), format!("Basic {auth}"))],
+            body: Vec::new(),
+        })
+    }
+
+    /// Twilio answers media URLs with a redirect to short-lived storage: followed once,
+    /// without the credentials.
+    fn media_next(
+        &self,
+        _ch: &ChannelConfig,
+        first: &HttpResponse,
+    ) -> Result<Option<HttpCall>, ConnectorError> {
+        if !(300..400).contains(&first.status) {
+            return Ok(None);
+        }
+        let location = first
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| v.clone())
+            .filter(|l| l.starts_with("https://") || l.starts_with("http://"))
+            .ok_or_else(|| {
+                ConnectorError::BadRequest("media redirect without a location".into())
+            })?;
+        Ok(Some(HttpCall {
+            method: HttpMethod::Get,
+            url: location,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }))
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -149,4 +149,50 @@ impl Connector for Telegram {
     fn validate(&self, settings: &serde_json::Value) -> Result<(), ConnectorError> {
         Settings::from_value(settings).map(|_| ())
     }
+
+    /// `getFile` with the file id.
+    fn media_request(
+        &self,
+        ch: &ChannelConfig,
+        media_ref: &str,
+    ) -> Result<HttpCall, ConnectorError> {
+        let settings = Settings::from_value(&ch.settings)?;
+        Ok(outbound::json_call(
+            settings.method_url(&ch.api_base_url, "getFile"),
+            &serde_json::json!({ "file_id": media_ref }),
+        ))
+    }
+
+    /// The download of `result.file_path` (`{base}/file/bot{token}/{path}`).
+    fn media_next(
+        &self,
+        ch: &ChannelConfig,
+        first: &HttpResponse,
+    ) -> Result<Option<HttpCall>, ConnectorError> {
+        let settings = Settings::from_value(&ch.settings)?;
+        let body: serde_json::Value = serde_json::from_slice(&first.body).unwrap_or_default();
+        let path = body
+            .pointer("/result/file_path")
+            .and_then(serde_json::Value::as_str)
+            .filter(|p| !p.contains("..") && !p.starts_with('/'))
+            .ok_or_else(|| {
+                ConnectorError::BadRequest(format!(
+                    "getFile (HTTP {}) named no file_path: {}",
+                    first.status,
+                    body.get("description")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("no description")
+                ))
+            })?;
+        Ok(Some(coach_connector_api::HttpCall {
+            method: coach_connector_api::HttpMethod::Get,
+            url: format!(
+                "{}/file/bot{}/{path}",
+                ch.api_base_url.trim_end_matches('/'),
+                settings.bot_token
+            ),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }))
+    }
 }

@@ -503,3 +503,42 @@ fn settings_are_checked() {
         );
     }
 }
+
+#[test]
+fn media_is_fetched_with_get_file_then_the_file_path() {
+    let ch = channel("webhook");
+    let first = Telegram.media_request(&ch, "AgAD-file").unwrap();
+    assert!(first.url.ends_with("/getFile"));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&first.body).unwrap()["file_id"],
+        "AgAD-file"
+    );
+    let answer = HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: br#"{"ok":true,"result":{"file_id":"x","file_path":"photos/file_7.jpg"}}"#.to_vec(),
+    };
+    let next = Telegram.media_next(&ch, &answer).unwrap().unwrap();
+    assert_eq!(
+        next.url,
+        format!("http://127.0.0.1:9/file/bot{TOKEN}/photos/file_7.jpg")
+    );
+    let escape = HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: br#"{"ok":true,"result":{"file_path":"../../etc/passwd"}}"#.to_vec(),
+    };
+    assert!(Telegram.media_next(&ch, &escape).is_err());
+    let refused = HttpResponse {
+        status: 400,
+        headers: vec![],
+        body: br#"{"ok":false,"description":"Bad Request: file is too big"}"#.to_vec(),
+    };
+    assert!(
+        Telegram
+            .media_next(&ch, &refused)
+            .unwrap_err()
+            .to_string()
+            .contains("file is too big")
+    );
+}

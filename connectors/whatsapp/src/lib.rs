@@ -126,4 +126,20 @@ impl Connector for WhatsApp {
     fn validate(&self, settings: &serde_json::Value) -> Result<(), ConnectorError> {
         Settings::from_value(settings).map(|_| ())
     }
+
+    fn media_request(
+        &self,
+        ch: &ChannelConfig,
+        media_ref: &str,
+    ) -> Result<HttpCall, ConnectorError> {
+        outbound::media_request(ch, media_ref)
+    }
+
+    fn media_next(
+        &self,
+        ch: &ChannelConfig,
+        first: &HttpResponse,
+    ) -> Result<Option<HttpCall>, ConnectorError> {
+        outbound::media_next(ch, first).map(Some)
+    }
 }

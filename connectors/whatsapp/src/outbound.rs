@@ -270,3 +270,48 @@ fn retry_after(resp: &HttpResponse) -> Option<Duration> {
         .and_then(|(_, v)| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
 }
+
+/// Media step one: the media id's metadata (`GET /{media-id}`), which holds a short-lived URL.
+pub fn media_request(ch: &ChannelConfig, media_ref: &str) -> Result<HttpCall, ConnectorError> {
+    let settings = Settings::from_value(&ch.settings)?;
+    if media_ref.is_empty() || !media_ref.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ConnectorError::BadRequest(format!(
+            "media id {media_ref:?} is not a Graph API id"
+        )));
+    }
+    Ok(HttpCall {
+        method: HttpMethod::Get,
+        url: format!("{}/{media_ref}", ch.api_base_url.trim_end_matches('/')),
+        headers: vec![(
+            "authorization".into(),
+            format!("Bearer {}", settings.access_token),
+        )],
+        body: Vec::new(),
+    })
+}
+
+/// Media step two: download the URL the metadata named, with the same token (it expires after
+/// about five minutes, so the gateway fetches media at once).
+pub fn media_next(ch: &ChannelConfig, first: &HttpResponse) -> Result<HttpCall, ConnectorError> {
+    let settings = Settings::from_value(&ch.settings)?;
+    let body: Value = serde_json::from_slice(&first.body).unwrap_or(Value::Null);
+    let url = body
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .ok_or_else(|| {
+            ConnectorError::BadRequest(format!(
+                "media metadata (HTTP {}) has no download URL",
+                first.status
+            ))
+        })?;
+    Ok(HttpCall {
+        method: HttpMethod::Get,
+        url: url.to_owned(),
+        headers: vec![(
+            "authorization".into(),
+            format!("Bearer {}", settings.access_token),
+        )],
+        body: Vec::new(),
+    })
+}

@@ -103,6 +103,8 @@ pub struct ProvidersConfig {
     pub request_timeout_secs: u64,
     /// How long one Telegram `getUpdates` long poll waits for updates (polling mode), in seconds.
     pub telegram_poll_secs: u32,
+    /// Largest inbound media file kept in the media store, in bytes.
+    pub media_max_bytes: u64,
 }
 
 impl Default for ProvidersConfig {
@@ -118,6 +120,7 @@ impl Default for ProvidersConfig {
             plugin_dir: String::new(),
             request_timeout_secs: 15,
             telegram_poll_secs: 25,
+            media_max_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `cdylib`s through the C ABI), [`sender`] (the outbox's delivery through a connector),
 //! [`polling`] (Telegram's `getUpdates` loop) and [`Connectors::execute`].
 
+pub mod media;
 pub mod plugins;
 pub mod polling;
 pub mod sender;
@@ -14,21 +15,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coach_connector_api::{
-    ChannelConfig, ChannelKind, Connector, ConnectorError, HttpCall, HttpMethod, HttpResponse,
+    ChannelConfig, ChannelId, ChannelKind, Connector, ConnectorError, HttpCall, HttpMethod,
+    HttpResponse,
 };
 
 use crate::config::Config;
 use crate::secrets::SecretBox;
-use crate::store::Channel;
+use crate::store::{Channel, Store};
+use crate::tenancy::SystemScope;
 
 /// Largest provider answer read (their answers are small JSON documents).
-const MAX_RESPONSE_BYTES: usize = 1 << 20;
+const MAX_RESPONSE_BYTES: u64 = 1 << 20;
+
+/// How long a webhook's channel (with its opened secrets) is reused before it is read again;
+/// changes through this process's API apply at once, other processes' within this time.
+const CHANNEL_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// A channel as webhooks need it: the record and its connector configuration.
+pub type WebhookChannel = Arc<(Channel, ChannelConfig)>;
 
 /// The registry of connectors by kind, and the client that executes their calls.
 pub struct Connectors {
     by_kind: HashMap<String, Arc<dyn Connector>>,
     client: reqwest::Client,
     config: Arc<Config>,
+    channels: std::sync::Mutex<HashMap<ChannelId, (std::time::Instant, WebhookChannel)>>,
 }
 
 impl Connectors {
@@ -54,6 +65,7 @@ impl Connectors {
             by_kind,
             client,
             config,
+            channels: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -136,6 +148,49 @@ impl Connectors {
         })
     }
 
+    /// The channel a webhook names, whatever its tenant, with its secrets opened; reused for a
+    /// few seconds so a burst of webhooks does not read and decrypt it for every request.
+    pub async fn webhook_channel(
+        &self,
+        store: &dyn Store,
+        secrets: &SecretBox,
+        id: ChannelId,
+    ) -> Result<WebhookChannel, WebhookChannelError> {
+        let now = std::time::Instant::now();
+        if let Some((at, cached)) = self.lock_channels().get(&id)
+            && now.duration_since(*at) < CHANNEL_CACHE_TTL
+        {
+            return Ok(cached.clone());
+        }
+        let channel = store
+            .channel_for_webhook(&SystemScope::new("webhook"), id)
+            .await
+            .map_err(WebhookChannelError::Store)?;
+        let config = self
+            .channel_config(&channel, secrets)
+            .map_err(WebhookChannelError::Config)?;
+        let entry: WebhookChannel = Arc::new((channel, config));
+        let mut cache = self.lock_channels();
+        if cache.len() >= 10_000 {
+            cache.retain(|_, (at, _)| now.duration_since(*at) < CHANNEL_CACHE_TTL);
+        }
+        cache.insert(id, (now, entry.clone()));
+        Ok(entry)
+    }
+
+    /// Drop a channel from the webhook cache (after it changed or was removed).
+    pub fn forget_channel(&self, id: ChannelId) {
+        self.lock_channels().remove(&id);
+    }
+
+    fn lock_channels(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ChannelId, (std::time::Instant, WebhookChannel)>> {
+        self.channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Execute one call. Errors never contain the URL (Telegram puts the bot token in it).
     pub async fn execute(&self, call: &HttpCall) -> Result<HttpResponse, String> {
         self.execute_with_timeout(
@@ -151,6 +206,18 @@ impl Connectors {
         call: &HttpCall,
         timeout: Duration,
     ) -> Result<HttpResponse, String> {
+        self.execute_limited(call, timeout, MAX_RESPONSE_BYTES)
+            .await
+    }
+
+    /// [`Connectors::execute`] with its own time limit and largest answer (media downloads).
+    pub async fn execute_limited(
+        &self,
+        call: &HttpCall,
+        timeout: Duration,
+        max_bytes: u64,
+    ) -> Result<HttpResponse, String> {
+        let max_bytes = usize::try_from(max_bytes).unwrap_or(usize::MAX);
         let method = match call.method {
             HttpMethod::Get => reqwest::Method::GET,
             HttpMethod::Post => reqwest::Method::POST,
@@ -182,10 +249,8 @@ impl Connectors {
             .map_err(|e| redact(&e.without_url().to_string()))?
         {
             body.extend_from_slice(&chunk);
-            if body.len() > MAX_RESPONSE_BYTES {
-                return Err(format!(
-                    "provider answer larger than {MAX_RESPONSE_BYTES} bytes"
-                ));
+            if body.len() > max_bytes {
+                return Err(format!("provider answer larger than {max_bytes} bytes"));
             }
         }
         Ok(HttpResponse {
@@ -194,6 +259,15 @@ impl Connectors {
             body,
         })
     }
+}
+
+/// Why a webhook's channel could not be prepared.
+#[derive(Debug)]
+pub enum WebhookChannelError {
+    /// Reading it failed (`NotFound` for an unknown id).
+    Store(crate::store::StoreError),
+    /// Its stored configuration could not be opened.
+    Config(ConnectorError),
 }
 
 /// How often a channel's "typing..." signal is renewed while an answer is generated (Telegram

@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 
 use coach_connector_api::plugin::{
-    ABI_VERSION, Buffer, ConnectInput, Description, InboundInput, Op, OutcomeInput, RenderInput,
-    Reply, SYMBOL_CALL, SYMBOL_FREE, SYMBOL_VERSION,
+    ABI_VERSION, Buffer, ConnectInput, Description, InboundInput, MediaInput, MediaNextInput, Op,
+    OutcomeInput, RenderInput, Reply, SYMBOL_CALL, SYMBOL_FREE, SYMBOL_VERSION,
 };
 use coach_connector_api::{
     ChannelConfig, ChannelKind, ChannelLimits, Connector, ConnectorError, HttpCall, HttpRequest,
@@ -273,6 +273,34 @@ impl Connector for PluginConnector {
 
     fn disconnect(&self, ch: &ChannelConfig) -> Result<Vec<HttpCall>, ConnectorError> {
         self.invoke(Op::Disconnect, ch)
+    }
+
+    fn media_request(
+        &self,
+        ch: &ChannelConfig,
+        media_ref: &str,
+    ) -> Result<HttpCall, ConnectorError> {
+        self.invoke(
+            Op::MediaRequest,
+            &MediaInput {
+                channel: ch.clone(),
+                media_ref: media_ref.to_owned(),
+            },
+        )
+    }
+
+    fn media_next(
+        &self,
+        ch: &ChannelConfig,
+        first: &HttpResponse,
+    ) -> Result<Option<HttpCall>, ConnectorError> {
+        self.invoke(
+            Op::MediaNext,
+            &MediaNextInput {
+                channel: ch.clone(),
+                response: first.clone(),
+            },
+        )
     }
 
     fn validate(&self, settings: &serde_json::Value) -> Result<(), ConnectorError> {

@@ -343,6 +343,7 @@ async fn update_channel(
         enabled: req.enabled,
     };
     let channel = state.store.update_channel(&member.scope, id, patch).await?;
+    state.connectors.forget_channel(id);
     state
         .store
         .audit(&member.scope, audit(&member, ip, "channel.update", id))
@@ -370,6 +371,7 @@ async fn delete_channel(
         tracing::warn!(channel = %id, error = %e, "unregistering the channel at its provider failed");
     }
     state.store.delete_channel(&member.scope, id).await?;
+    state.connectors.forget_channel(id);
     state
         .store
         .audit(&member.scope, audit(&member, ip, "channel.delete", id))

@@ -104,6 +104,12 @@ async fn erase_contact(
 ) -> Result<StatusCode, ApiError> {
     let id = parse_id(&id)?;
     state.store.erase_contact(&member.scope, id).await?;
+    crate::connectors::media::remove_dir(crate::connectors::media::contact_dir(
+        &state.config.data_dir,
+        member.scope.tenant_id(),
+        id,
+    ))
+    .await;
     state
         .store
         .audit(&member.scope, entry(&member, ip, "contact.erase", id))

@@ -1,5 +1,6 @@
 //! `/v1/outbox`: deliveries as creators see them, dead letters first of all, and the resend of
-//! a dead letter (it really goes through the connector again).
+//! a dead letter (it really goes through the connector again); `/v1/messages/{id}/media`: the
+//! files contacts sent, from the media store.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -20,6 +21,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_outbox))
         .routes(routes!(retry_outbox))
+        .routes(routes!(message_media))
 }
 
 /// Which deliveries to list.
@@ -92,4 +94,47 @@ async fn retry_outbox(
         )
         .await?;
     Ok(Json(entry))
+}
+
+/// The media file of an inbound message, once fetched from its provider (404 before, or for a
+/// message without one). Served as an attachment, never rendered in place.
+#[utoipa::path(get, path = "/v1/messages/{id}/media", tag = "conversations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "message id")),
+    responses((status = 200, description = "the file", content_type = "application/octet-stream"),
+        (status = 404, body = crate::error::Problem)))]
+async fn message_media(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let id = id
+        .parse::<Uuid>()
+        .map(coach_connector_api::MessageId)
+        .map_err(|_| ApiError::NotFound("message"))?;
+    let message = state.store.message(&member.scope, id).await?;
+    let path = crate::connectors::media::stored_path(&state.config.data_dir, &message)
+        .ok_or(ApiError::NotFound("media file"))?;
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::NotFound("media file"))?;
+    let mime = message.content["file"]["mime"]
+        .as_str()
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, mime),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", id.0),
+            ),
+            (
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                "nosniff".to_owned(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

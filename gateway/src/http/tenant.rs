@@ -194,6 +194,11 @@ async fn erase_tenant(
     member: Member<Owner>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let sessions = state.store.erase_tenant(&member.scope).await?;
+    crate::connectors::media::remove_dir(crate::connectors::media::tenant_dir(
+        &state.config.data_dir,
+        member.scope.tenant_id(),
+    ))
+    .await;
     state.auth.end_sessions(sessions).await?;
     tracing::warn!(tenant = %member.scope.tenant_id(), by = %member.actor(), "tenant erased");
     Ok(axum::http::StatusCode::NO_CONTENT)

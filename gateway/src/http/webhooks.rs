@@ -14,6 +14,7 @@ use axum::routing::any;
 use coach_connector_api::{ChannelId, ConnectorError, HttpMethod, HttpRequest};
 use uuid::Uuid;
 
+use crate::connectors::WebhookChannelError;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -41,20 +42,21 @@ async fn webhook(
         .parse::<Uuid>()
         .map(ChannelId)
         .map_err(|_| unknown())?;
-    let sys = SystemScope::new("webhook");
-    let channel = match state.store.channel_for_webhook(&sys, id).await {
+    let cached = match state
+        .connectors
+        .webhook_channel(state.store.as_ref(), &state.secrets, id)
+        .await
+    {
         Ok(c) => c,
-        Err(StoreError::NotFound(_)) => return Err(unknown()),
-        Err(e) => return Err(e.into()),
+        Err(WebhookChannelError::Store(StoreError::NotFound(_))) => return Err(unknown()),
+        Err(WebhookChannelError::Store(e)) => return Err(e.into()),
+        Err(WebhookChannelError::Config(e)) => return Err(ApiError::Internal(e.into())),
     };
+    let (channel, config) = &*cached;
     if channel.kind.as_str() != kind || !channel.enabled {
         return Err(unknown());
     }
     let connector = state.connectors.get(&channel.kind).ok_or_else(unknown)?;
-    let config = state
-        .connectors
-        .channel_config(&channel, &state.secrets)
-        .map_err(|e| ApiError::Internal(e.into()))?;
     let request = HttpRequest {
         method: Some(method),
         query: query.unwrap_or_default(),
@@ -64,7 +66,7 @@ async fn webhook(
             .collect(),
         body: body.to_vec(),
     };
-    let inbound = connector.inbound(&config, &request).map_err(|e| {
+    let inbound = connector.inbound(config, &request).map_err(|e| {
         metrics::counter!("webhook_rejected_total", "kind" => kind.clone()).increment(1);
         tracing::info!(channel = %channel.id, %kind, error = %e, "webhook refused");
         match e {
@@ -82,7 +84,7 @@ async fn webhook(
         tracing::warn!(channel = %channel.id, %kind, %refused, "webhook part refused, not stored");
     }
     if !inbound.events.is_empty() {
-        let scope = sys.for_tenant(channel.tenant_id);
+        let scope = SystemScope::new("webhook").for_tenant(channel.tenant_id);
         state
             .stream
             .ingest(&scope, channel.id, inbound.events)

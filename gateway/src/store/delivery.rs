@@ -53,6 +53,13 @@ pub trait DeliveryStore: Send + Sync {
         scope: &TenantScope,
         message: MessageId,
     ) -> Result<Option<String>, StoreError>;
+    /// Record a fetched media file on its inbound message (`content.file`).
+    async fn attach_media(
+        &self,
+        scope: &TenantScope,
+        message: MessageId,
+        file: serde_json::Value,
+    ) -> Result<(), StoreError>;
     /// Outbox rows of the tenant in `state` (all states when `None`), newest change first.
     async fn outbox_entries(
         &self,

@@ -63,6 +63,32 @@ macro_rules! delivery_ops {
                 .flatten())
         }
 
+        pub(super) async fn attach_media(
+            conn: &mut $conn,
+            tenant: TenantId,
+            message: MessageId,
+            file: serde_json::Value,
+        ) -> Result<(), StoreError> {
+            let row = sqlx::query("SELECT content FROM messages WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(message.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("message"))?;
+            let sqlx::types::Json(mut content): sqlx::types::Json<serde_json::Value> =
+                row.try_get("content")?;
+            if let serde_json::Value::Object(map) = &mut content {
+                map.insert("file".into(), file);
+            }
+            sqlx::query("UPDATE messages SET content = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(sqlx::types::Json(&content))
+                .bind(tenant.0)
+                .bind(message.0)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
         pub(super) async fn outbox_entries(
             conn: &mut $conn,
             tenant: TenantId,

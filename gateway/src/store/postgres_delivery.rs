@@ -31,6 +31,17 @@ impl DeliveryStore for PostgresStore {
         let mut tx = self.tenant_tx(scope).await?;
         sql::reply_target(&mut tx, scope.tenant_id(), message).await
     }
+    async fn attach_media(
+        &self,
+        scope: &TenantScope,
+        message: MessageId,
+        file: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        sql::attach_media(&mut tx, scope.tenant_id(), message, file).await?;
+        tx.commit().await?;
+        Ok(())
+    }
     async fn outbox_entries(
         &self,
         scope: &TenantScope,

@@ -33,6 +33,17 @@ impl DeliveryStore for SqliteStore {
     ) -> Result<Option<String>, StoreError> {
         sql::reply_target(&mut *self.reader().await?, scope.tenant_id(), message).await
     }
+    async fn attach_media(
+        &self,
+        scope: &TenantScope,
+        message: MessageId,
+        file: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| sql::attach_media(c, tenant, message, file).boxed())
+            .await
+    }
     async fn outbox_entries(
         &self,
         scope: &TenantScope,

@@ -1,0 +1,287 @@
+//! Inbound media: provider URLs expire (WhatsApp's after about five minutes), so each media
+//! message's `fetch_media` job downloads the file at once through its connector's two-step
+//! media calls, checks its size and type, and keeps it in the media store
+//! (`<data_dir>/media/<tenant>/<contact>/<message>`), recorded as `content.file` on the message.
+//! Erasing a contact or a tenant removes their folder.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use coach_connector_api::{ConnectorError, ContactId, Content, MediaKind, ProviderError, TenantId};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::AppState;
+use crate::store::{JOB_FETCH_MEDIA, Queue, QueueItem, QueueOutcome, StoreError};
+use crate::tenancy::{SystemScope, TenantScope};
+
+const LEASE: Duration = Duration::from_secs(300);
+const MAX_ATTEMPTS: u32 = 5;
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs until `shutdown`, fetching media as jobs arrive.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    crate::knowledge::work_loop(
+        state,
+        shutdown,
+        "media",
+        Duration::from_millis(300),
+        |s| async move { poll_once(&s).await },
+    )
+    .await;
+}
+
+/// Claims and fetches up to four due media files; returns how many jobs ran.
+pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
+    let sys = SystemScope::new("media");
+    let items = state
+        .store
+        .claim(
+            &sys,
+            Queue::Jobs,
+            Some(JOB_FETCH_MEDIA),
+            Utc::now(),
+            4,
+            LEASE,
+        )
+        .await?;
+    for item in &items {
+        let outcome = match fetch(state, item).await {
+            Ok(()) => QueueOutcome::Done {
+                provider_message_id: None,
+            },
+            Err(Failure::Permanent(code, title)) => {
+                tracing::warn!(job = %item.id, %code, %title, "media not kept");
+                QueueOutcome::Dead {
+                    error: ProviderError { code, title },
+                }
+            }
+            Err(Failure::Transient(error)) if item.attempts >= MAX_ATTEMPTS => QueueOutcome::Dead {
+                error: ProviderError {
+                    code: "media_unavailable".into(),
+                    title: error,
+                },
+            },
+            Err(Failure::Transient(error)) => {
+                let wait = crate::store::backoff(
+                    item.attempts,
+                    Duration::from_millis(500),
+                    Duration::from_secs(30),
+                    None,
+                );
+                QueueOutcome::Retry {
+                    at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                    error,
+                }
+            }
+        };
+        state.store.finish(&sys, Queue::Jobs, item, outcome).await?;
+    }
+    Ok(items.len())
+}
+
+enum Failure {
+    /// Worth another attempt (network, provider trouble).
+    Transient(String),
+    /// Will never work (too large, wrong type, gone).
+    Permanent(String, String),
+}
+
+fn transient(e: impl std::fmt::Display) -> Failure {
+    Failure::Transient(e.to_string())
+}
+
+fn permanent(code: &str, title: impl Into<String>) -> Failure {
+    Failure::Permanent(code.into(), title.into())
+}
+
+/// The folder of one contact's media.
+pub fn contact_dir(data_dir: &Path, tenant: TenantId, contact: ContactId) -> PathBuf {
+    tenant_dir(data_dir, tenant).join(contact.0.to_string())
+}
+
+/// The folder of one tenant's media.
+pub fn tenant_dir(data_dir: &Path, tenant: TenantId) -> PathBuf {
+    data_dir.join("media").join(tenant.0.to_string())
+}
+
+/// Remove a folder of media if it exists (erasure); failures are logged.
+pub async fn remove_dir(path: PathBuf) {
+    match tokio::fs::remove_dir_all(&path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::error!(path = %path.display(), error = %e, "erasing media failed"),
+    }
+}
+
+/// Whether a file of `mime` may be kept as `kind`.
+fn acceptable(kind: MediaKind, mime: &str) -> bool {
+    match kind {
+        MediaKind::Image | MediaKind::Sticker => {
+            matches!(
+                mime,
+                "image/jpeg" | "image/png" | "image/webp" | "image/gif"
+            )
+        }
+        MediaKind::Audio | MediaKind::Voice => mime.starts_with("audio/"),
+        MediaKind::Video => mime.starts_with("video/"),
+        MediaKind::Document => {
+            matches!(
+                mime,
+                "application/pdf"
+                    | "text/plain"
+                    | "text/csv"
+                    | "application/msword"
+                    | "application/vnd.ms-excel"
+                    | "application/vnd.ms-powerpoint"
+            ) || mime.starts_with("application/vnd.openxmlformats-officedocument.")
+                || mime.starts_with("image/")
+                || mime.starts_with("audio/")
+                || mime.starts_with("video/")
+        }
+    }
+}
+
+async fn fetch(state: &AppState, item: &QueueItem) -> Result<(), Failure> {
+    let Some(message_id) = item.message_id else {
+        return Ok(());
+    };
+    let scope: TenantScope = SystemScope::new("media").for_tenant(item.tenant_id);
+    let message = match state.store.message(&scope, message_id).await {
+        Ok(m) => m,
+        // Erased meanwhile: nothing to keep.
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(transient(e)),
+    };
+    let Ok(Content::Media {
+        media,
+        media_ref,
+        mime: declared,
+        size,
+        ..
+    }) = serde_json::from_value::<Content>(message.content.clone())
+    else {
+        return Ok(());
+    };
+    let max = state.config.providers.media_max_bytes;
+    if size.is_some_and(|s| s > max) {
+        return Err(permanent(
+            "too_large",
+            format!(
+                "{} bytes declared; providers.media_max_bytes is {max}",
+                size.unwrap_or(0)
+            ),
+        ));
+    }
+    let channel = state
+        .store
+        .channel(&scope, message.channel_id)
+        .await
+        .map_err(transient)?;
+    let Some(connector) = state.connectors.get(&channel.kind) else {
+        return Err(transient(format!("no connector for {}", channel.kind)));
+    };
+    let config = state
+        .connectors
+        .channel_config(&channel, &state.secrets)
+        .map_err(transient)?;
+    let first_call = match connector.media_request(&config, &media_ref) {
+        Ok(call) => call,
+        Err(ConnectorError::Unsupported(_)) => return Ok(()),
+        Err(e) => return Err(permanent("media_request", e.to_string())),
+    };
+    let first = state
+        .connectors
+        .execute_limited(&first_call, DOWNLOAD_TIMEOUT, max)
+        .await
+        .map_err(transient)?;
+    check_status(first.status)?;
+    let file = match connector
+        .media_next(&config, &first)
+        .map_err(|e| permanent("media_next", e.to_string()))?
+    {
+        Some(call) => {
+            let file = state
+                .connectors
+                .execute_limited(&call, DOWNLOAD_TIMEOUT, max)
+                .await
+                .map_err(transient)?;
+            check_status(file.status)?;
+            file
+        }
+        None => first,
+    };
+    let served = file
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|m| !m.is_empty() && m != "application/octet-stream");
+    let mime = served
+        .or_else(|| {
+            declared.as_deref().map(|d| {
+                d.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+        })
+        .unwrap_or_default();
+    if !acceptable(media, &mime) {
+        return Err(permanent(
+            "media_type",
+            format!("{mime:?} is not kept as {media:?}"),
+        ));
+    }
+    let dir = contact_dir(&state.config.data_dir, item.tenant_id, message.contact_id);
+    let path = dir.join(message.id.0.to_string());
+    let temp = dir.join(format!(".{}.part", message.id.0));
+    let sha256 = hex::encode(Sha256::digest(&file.body));
+    let bytes = file.body.len();
+    async {
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(&temp, &file.body).await?;
+        tokio::fs::rename(&temp, &path).await
+    }
+    .await
+    .map_err(|e| transient(format!("writing {}: {e}", path.display())))?;
+    let record = serde_json::json!({ "bytes": bytes, "mime": mime, "sha256": sha256 });
+    state
+        .store
+        .attach_media(&scope, message.id, record)
+        .await
+        .map_err(transient)?;
+    metrics::counter!("media_fetched_total").increment(1);
+    Ok(())
+}
+
+fn check_status(status: u16) -> Result<(), Failure> {
+    match status {
+        200..=399 => Ok(()),
+        404 | 410 => Err(permanent(
+            "media_gone",
+            format!("the provider answered {status}: the file expired or was removed"),
+        )),
+        s if s == 429 || s >= 500 => Err(transient(format!("the provider answered {s}"))),
+        s => Err(permanent(
+            "media_refused",
+            format!("the provider answered {s}"),
+        )),
+    }
+}
+
+/// The stored file of a message, if it was fetched.
+pub fn stored_path(data_dir: &Path, message: &crate::store::StoredMessage) -> Option<PathBuf> {
+    message.content.get("file")?;
+    Some(
+        contact_dir(data_dir, message.tenant_id, message.contact_id).join(message.id.0.to_string()),
+    )
+}
