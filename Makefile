@@ -14,7 +14,11 @@ MODEL_FILES := models/SmolLM2-135M-Instruct.Q4_1.gguf models/all-MiniLM-L6-v2.f1
   models/all-MiniLM-L6-v2.reference.json
 
 # `run` fetches the models only when one is missing; `make models` re-verifies them.
+# The example SMS plugin (built with the workspace) goes into the default plugin directory.
+PLUGIN := $(CARGO_TARGET_DIR)/release/libcoach_sms_twilio.so
+
 run: build $(if $(filter-out $(wildcard $(MODEL_FILES)),$(MODEL_FILES)),models)
+	mkdir -p data/plugins && cp $(PLUGIN) data/plugins/
 	$(BIN) serve
 
 models:

@@ -828,6 +828,12 @@ async fn the_sms_plugin_carries_a_conversation(b: &Backend) {
     .unwrap();
     let mut config = (*w.app.state.config).clone();
     config.providers.plugin_dir = plugins.path().display().to_string();
+    let defaults = coach_gateway::connectors::Connectors::load(Arc::new(config.clone())).unwrap();
+    assert_eq!(
+        defaults.api_base_url(&"sms".parse().unwrap()),
+        "https://api.twilio.com",
+        "the plugin's own default, unless the operator sets one"
+    );
     config.providers.plugins.insert(
         "sms".into(),
         coach_gateway::config::ProviderConfig {

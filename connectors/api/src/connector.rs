@@ -229,6 +229,11 @@ pub trait Connector: Send + Sync {
     ) -> Result<Option<HttpCall>, ConnectorError> {
         Ok(None)
     }
+    /// The provider's API base URL when the operator configured none (plugins; the built-in
+    /// connectors' defaults live in the gateway's configuration).
+    fn default_api_base_url(&self) -> Option<String> {
+        None
+    }
     /// Check a channel's settings when a creator saves them, naming the field at fault.
     fn validate(&self, _settings: &serde_json::Value) -> Result<(), ConnectorError> {
         Ok(())

@@ -155,6 +155,9 @@ pub struct Description {
     pub kind: String,
     /// What its channel carries.
     pub limits: ChannelLimits,
+    /// Its provider's API base URL unless the operator sets one.
+    #[serde(default)]
+    pub default_api_base_url: Option<String>,
 }
 
 /// Input of [`Op::Inbound`].
@@ -261,6 +264,7 @@ pub fn dispatch<C: Connector>(
                 Ok(Description {
                     kind: c.kind().to_string(),
                     limits: c.limits(),
+                    default_api_base_url: c.default_api_base_url(),
                 })
             }),
             Op::Inbound => run(input, |v| {

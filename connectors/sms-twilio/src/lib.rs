@@ -246,6 +246,10 @@ impl Connector for Sms {
         }
     }
 
+    fn default_api_base_url(&self) -> Option<String> {
+        Some("https://api.twilio.com".into())
+    }
+
     fn validate(&self, settings: &Value) -> Result<(), ConnectorError> {
         Settings::from_value(settings).map(|_| ())
     }

@@ -117,6 +117,7 @@ impl Connectors {
                 .plugins
                 .get(name)
                 .map(|p| p.api_base_url.clone())
+                .or_else(|| self.get(kind)?.default_api_base_url())
                 .unwrap_or_default(),
         }
     }

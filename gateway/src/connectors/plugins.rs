@@ -149,6 +149,7 @@ impl PluginConnector {
                     per_recipient_per_second: 1.0,
                     streaming: false,
                 },
+                default_api_base_url: None,
             },
             kind: ChannelKind::Plugin(String::new()),
             call,
@@ -301,6 +302,10 @@ impl Connector for PluginConnector {
                 response: first.clone(),
             },
         )
+    }
+
+    fn default_api_base_url(&self) -> Option<String> {
+        self.description.default_api_base_url.clone()
     }
 
     fn validate(&self, settings: &serde_json::Value) -> Result<(), ConnectorError> {
