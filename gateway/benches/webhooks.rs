@@ -225,7 +225,7 @@ async fn main() {
              | the same requests to a bare axum handler (baseline: HTTP stack and load generator) | {:.0} req/s, p99 {:.2} ms | |\n\
              | gateway / bare axum | {:.2} | |\n\
              | every webhook delivered again (deduplicated, nothing stored) | {:.0} req/s, p99 {:.2} ms | |\n\
-             | outbound sends through the outbox to a loopback Graph API ({} conversations, one reply each) | {:.0} sends/s | |\n\n",
+             | outbound sends through the outbox to a loopback Graph API ({} conversations, one reply each; paced by the channel's `messages_per_second`, 1,000) | {:.0} sends/s | |\n\n",
             support::machine(),
             gateway.per_second,
             gateway.p50_ms,

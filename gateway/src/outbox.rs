@@ -119,8 +119,12 @@ pub async fn poll_once(
             lease,
         )
         .await?;
-    for item in &items {
-        let outcome = outcome_for(sender.send(item).await, item.attempts, config);
+    // The batch holds at most one row per conversation, so its rows are sent concurrently
+    // (order within a conversation is kept by the claim) and one recipient's pacing never
+    // holds back the others.
+    let deliveries = futures::future::join_all(items.iter().map(|item| sender.send(item))).await;
+    for (item, delivery) in items.iter().zip(deliveries) {
+        let outcome = outcome_for(delivery, item.attempts, config);
         match &outcome {
             QueueOutcome::Done { .. } => metrics::counter!("outbox_sent_total").increment(1),
             QueueOutcome::Retry { error, .. } => {

@@ -1,0 +1,42 @@
+#![allow(clippy::unwrap_used, missing_docs)]
+//! WhatsApp, Telegram and the SMS plugin end to end against loopback fakes of their provider
+//! APIs, on SQLite and PostgreSQL: signed webhooks in, brain answers out through the outbox,
+//! redeliveries and out-of-order statuses, failures with retries, dead letters and their resend.
+
+#[path = "../api_support/mod.rs"]
+mod api_support;
+#[path = "../common/mod.rs"]
+mod common;
+mod delivery;
+mod plugin;
+mod support;
+mod telegram;
+mod whatsapp;
+
+macro_rules! on_both_backends {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                crate::$module::$name(&crate::common::sqlite().await).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                crate::$module::$name(&crate::common::postgres().await).await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    whatsapp::whatsapp_conversation_end_to_end,
+    whatsapp::the_whatsapp_window_holds_free_form_replies,
+    whatsapp::whatsapp_media_is_fetched_checked_and_erased,
+    telegram::telegram_conversation_end_to_end,
+    telegram::a_refused_bot_leaves_no_channel,
+    telegram::telegram_polling_mode,
+    delivery::failures_are_retried_in_order_and_dead_letters_resent,
+    plugin::the_sms_plugin_carries_a_conversation,
+);
