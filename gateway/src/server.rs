@@ -235,5 +235,31 @@ async fn retention_loop(state: AppState, shutdown: CancellationToken) {
             Ok(n) => tracing::info!(deleted = n, "retention applied"),
             Err(e) => tracing::warn!(error = %e, "retention failed; retrying next hour"),
         }
+        media_retention(&state, &sys).await;
+    }
+}
+
+/// Media files go at the age their messages do (`retention_days` of each tenant's profile).
+pub async fn media_retention(state: &AppState, sys: &SystemScope) {
+    let Ok(tenants) = state.store.all_tenants(sys).await else {
+        return;
+    };
+    for tenant in tenants {
+        let Ok((_, profile)) = state.store.tenant_profile(&sys.for_tenant(tenant.id)).await else {
+            continue;
+        };
+        let Some(days) = profile
+            .get("retention_days")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|d| *d > 0)
+        else {
+            continue;
+        };
+        let removed =
+            crate::connectors::media::apply_retention(&state.config.data_dir, tenant.id, days)
+                .await;
+        if removed > 0 {
+            tracing::info!(tenant = %tenant.id, removed, "media past retention removed");
+        }
     }
 }

@@ -229,6 +229,12 @@ pub trait Connector: Send + Sync {
     ) -> Result<Option<HttpCall>, ConnectorError> {
         Ok(None)
     }
+    /// Whether a failure code means the provider considers the contact's messaging window
+    /// closed (WhatsApp 131047); the gateway then renders the message again as outside the
+    /// window (a template, or held).
+    fn closes_window(&self, _code: &str) -> bool {
+        false
+    }
     /// The provider's API base URL when the operator configured none (plugins; the built-in
     /// connectors' defaults live in the gateway's configuration).
     fn default_api_base_url(&self) -> Option<String> {

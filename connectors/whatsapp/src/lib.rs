@@ -127,6 +127,11 @@ impl Connector for WhatsApp {
         Settings::from_value(settings).map(|_| ())
     }
 
+    /// 131047: "more than 24 hours have passed since the customer last replied".
+    fn closes_window(&self, code: &str) -> bool {
+        code == "131047"
+    }
+
     fn media_request(
         &self,
         ch: &ChannelConfig,

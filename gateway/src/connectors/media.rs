@@ -115,6 +115,38 @@ pub async fn remove_dir(path: PathBuf) {
     }
 }
 
+/// Remove a tenant's media files older than its retention period (the messages they belong
+/// to are deleted by the store's retention at the same age); returns how many went.
+pub async fn apply_retention(data_dir: &Path, tenant: TenantId, days: u64) -> usize {
+    let root = tenant_dir(data_dir, tenant);
+    let max_age = Duration::from_secs(days.saturating_mul(86_400));
+    tokio::task::spawn_blocking(move || {
+        let mut removed = 0;
+        let Ok(contacts) = std::fs::read_dir(&root) else {
+            return 0;
+        };
+        for contact in contacts.flatten() {
+            let Ok(files) = std::fs::read_dir(contact.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let old = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > max_age);
+                if old && std::fs::remove_file(file.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    })
+    .await
+    .unwrap_or(0)
+}
+
 /// Whether a file of `mime` may be kept as `kind`.
 fn acceptable(kind: MediaKind, mime: &str) -> bool {
     match kind {

@@ -111,7 +111,35 @@ impl ConnectorSender {
             Ok(c) => c,
             Err(e) => return failed("channel_config", &e.to_string()),
         };
-        let calls = match connector.render(&config, &message) {
+        let delivery = self
+            .attempt(connector.as_ref(), &channel, &config, &message)
+            .await;
+        match delivery {
+            // The provider says the customer-service window is closed (its clock, or a window
+            // we could not see): send it as outside the window, a template or held.
+            Delivery::Failed(e)
+                if connector.closes_window(&e.code)
+                    && message.context.last_inbound_at.is_some() =>
+            {
+                tracing::info!(conversation = %conversation_id, code = %e.code, "provider reports the window closed");
+                let mut closed = message;
+                closed.context.last_inbound_at = None;
+                self.attempt(connector.as_ref(), &channel, &config, &closed)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Render one message and execute its calls in order, paced.
+    async fn attempt(
+        &self,
+        connector: &dyn coach_connector_api::Connector,
+        channel: &Channel,
+        config: &coach_connector_api::ChannelConfig,
+        message: &OutboundMessage,
+    ) -> Delivery {
+        let calls = match connector.render(config, message) {
             Ok(calls) => calls,
             Err(ConnectorError::Held(why)) => return failed("held", &why),
             Err(e) => return failed("render", &e.to_string()),
@@ -122,7 +150,7 @@ impl ConnectorSender {
             .get("messages_per_second")
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(limits.messages_per_second);
-        let pace = self.pace(&channel, per_second, limits.per_recipient_per_second);
+        let pace = self.pace(channel, per_second, limits.per_recipient_per_second);
         let mut provider_message_id = None;
         for call in &calls {
             pace.account.until_ready().await;
@@ -145,7 +173,6 @@ impl ConnectorSender {
                 }
             }
         }
-        tracing::debug!(conversation = %conversation_id, calls = calls.len(), "delivered");
         Delivery::Sent {
             provider_message_id,
         }

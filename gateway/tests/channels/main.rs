@@ -33,6 +33,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     whatsapp::whatsapp_conversation_end_to_end,
     whatsapp::the_whatsapp_window_holds_free_form_replies,
+    whatsapp::a_131047_falls_back_to_the_template,
     whatsapp::whatsapp_media_is_fetched_checked_and_erased,
     telegram::telegram_conversation_end_to_end,
     telegram::a_refused_bot_leaves_no_channel,

@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use coach_gateway::tenancy::SystemScope;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::api_support::*;
 use crate::common::{self, Backend};
@@ -180,6 +180,65 @@ pub(crate) async fn the_whatsapp_window_holds_free_form_replies(b: &Backend) {
     );
 }
 
+/// The provider's word wins: a 131047 inside what we took for the window sends the channel's
+/// fallback template instead.
+pub(crate) async fn a_131047_falls_back_to_the_template(b: &Backend) {
+    let w = world(b, false).await;
+    let owner = w.app.register("closed@example.com").await;
+    let t = token(&owner).to_owned();
+    let mut config = whatsapp_config();
+    config["fallback_template"] = json!({ "name": "checkin", "language": "en_US" });
+    let channel = create(&w, &t, "whatsapp", config).await;
+    let hook = format!("/webhooks/whatsapp/{}", channel["id"].as_str().unwrap());
+    let hello = wa_text("wamid.W", "hello");
+    assert_eq!(
+        w.post(
+            &hook,
+            &[("x-hub-signature-256", meta_signature(&hello))],
+            hello
+        )
+        .await
+        .0,
+        200
+    );
+    let conv = w
+        .app
+        .call("GET", "/v1/conversations", Some(&t), None)
+        .await
+        .1["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/{PHONE_ID}/messages");
+    w.fake.fail_next(
+        &path,
+        400,
+        json!({ "error": { "code": 131047, "message": "Re-engagement message" } }),
+        &[],
+    );
+    w.app
+        .call(
+            "POST",
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(&t),
+            Some(json!({ "text": "Checking in!" })),
+        )
+        .await;
+    w.deliver().await;
+    let kinds: Vec<Value> = w
+        .fake
+        .requests_to(&path)
+        .iter()
+        .map(|r| r.json()["type"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("text"), json!("template")]);
+    assert_eq!(
+        w.fake.requests_to(&path)[1].json()["template"]["name"],
+        "checkin"
+    );
+    assert_eq!(w.messages(&t).await.last().unwrap()["status"], "sent");
+}
+
 /// Media sent on WhatsApp is fetched at once through the Graph API's two steps, checked and
 /// kept; the admin API serves it; a file of the wrong type or size is refused; erasing the
 /// contact removes the files.
@@ -299,13 +358,46 @@ pub(crate) async fn whatsapp_media_is_fetched_checked_and_erased(b: &Backend) {
 
     let media_dir = w.app.state.config.data_dir.join("media");
     assert!(media_dir.exists());
+
+    // Retention: a file older than the tenant's retention period goes; a recent one stays.
+    let tenant = owner["tenant_id"].as_str().unwrap();
     let contact = msgs[0]["contact_id"].as_str().unwrap();
+    let file = media_dir
+        .join(tenant)
+        .join(contact)
+        .join(kept["id"].as_str().unwrap());
+    let (status, _) = w
+        .app
+        .call(
+            "PATCH",
+            "/v1/tenant",
+            Some(&t),
+            Some(json!({ "retention_days": 1 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sys = SystemScope::new("test");
+    coach_gateway::server::media_retention(&w.app.state, &sys).await;
+    assert!(
+        file.exists(),
+        "a file younger than the retention period is kept"
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 86_400))
+        .unwrap();
+    coach_gateway::server::media_retention(&w.app.state, &sys).await;
+    assert!(
+        !file.exists(),
+        "a file past the retention period is removed"
+    );
     let (status, _) = w
         .app
         .call("DELETE", &format!("/v1/contacts/{contact}"), Some(&t), None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let tenant = owner["tenant_id"].as_str().unwrap();
     assert!(
         !media_dir.join(tenant).join(contact).exists(),
         "erasing the contact removed their files"
