@@ -121,9 +121,14 @@ pub async fn poll_once(
         .await?;
     // The batch holds at most one row per conversation, so its rows are sent concurrently
     // (order within a conversation is kept by the claim) and one recipient's pacing never
-    // holds back the others.
-    let deliveries = futures::future::join_all(items.iter().map(|item| sender.send(item))).await;
-    for (item, delivery) in items.iter().zip(deliveries) {
+    // holds back the others. Each row is recorded as soon as its send ends, so a failure to
+    // record one never leaves the others' sends unrecorded (and repeated after the lease).
+    let mut sends = items
+        .iter()
+        .map(|item| async move { (item, sender.send(item).await) })
+        .collect::<futures::stream::FuturesUnordered<_>>();
+    let mut first_error = None;
+    while let Some((item, delivery)) = futures::StreamExt::next(&mut sends).await {
         let outcome = outcome_for(delivery, item.attempts, config);
         match &outcome {
             QueueOutcome::Done { .. } => metrics::counter!("outbox_sent_total").increment(1),
@@ -136,7 +141,13 @@ pub async fn poll_once(
                 tracing::warn!(outbox_id = %item.id, tenant = %item.tenant_id, code = %error.code, "delivery dead-lettered");
             }
         }
-        store.finish(sys, Queue::Outbox, item, outcome).await?;
+        if let Err(e) = store.finish(sys, Queue::Outbox, item, outcome).await {
+            tracing::error!(outbox_id = %item.id, error = %e, "recording a delivery failed; the row is retried after its lease");
+            first_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     Ok(items.len())
 }

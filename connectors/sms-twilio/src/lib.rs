@@ -49,7 +49,10 @@ impl Settings {
     fn from_value(value: &Value) -> Result<Self, ConnectorError> {
         let s: Self = serde_json::from_value(value.clone())
             .map_err(|e| ConnectorError::Config(format!("sms channel: {e}")))?;
-        if !(s.account_sid.starts_with("AC") && s.account_sid.len() == 34) {
+        if !(s.account_sid.starts_with("AC")
+            && s.account_sid.len() == 34
+            && s.account_sid.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
             return Err(ConnectorError::Config(
                 "account_sid: the 34-character id starting with AC from Twilio's console".into(),
             ));
@@ -171,6 +174,10 @@ impl Connector for Sms {
             let mut form = form_urlencoded::Serializer::new(String::new());
             form.append_pair("To", &msg.to);
             form.append_pair("From", &settings.from_number);
+            // Delivery reports come back to the channel's webhook.
+            if !ch.webhook_url.is_empty() {
+                form.append_pair("StatusCallback", &ch.webhook_url);
+            }
             for (k, v) in extra {
                 form.append_pair(k, v);
             }

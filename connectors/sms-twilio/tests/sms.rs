@@ -167,6 +167,10 @@ fn outbound_uses_the_messages_api_and_judges_its_answers() {
         .collect();
     assert!(pairs.contains(&("To".into(), "+4915100".into())));
     assert!(pairs.contains(&("From".into(), "+15550001111".into())));
+    assert!(
+        pairs.contains(&("StatusCallback".into(), URL.into())),
+        "delivery reports come back"
+    );
     let resp = |status: u16, body: serde_json::Value| HttpResponse {
         status,
         headers: vec![],

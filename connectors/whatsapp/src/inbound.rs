@@ -122,21 +122,31 @@ pub fn parse(phone_number_id: &str, body: &[u8]) -> Result<Inbound, ConnectorErr
 fn parse_change(phone_number_id: &str, entry: &Value, change: &Value, out: &mut Inbound) {
     let field = change.get("field").and_then(Value::as_str).unwrap_or("");
     let value = change.get("value").unwrap_or(&Value::Null);
-    if field != "messages" {
-        // Account-level notifications (template status, quality...): kept whole.
-        out.events
-            .push(unknown(field_or(field, "change"), None, change));
-        return;
-    }
     let addressed = value
         .pointer("/metadata/phone_number_id")
         .and_then(Value::as_str);
+    if field != "messages" && addressed.is_none() {
+        // Account-level notifications (template status, quality...) name no number: with a
+        // shared app they may be another tenant's, so they are refused, never stored.
+        out.refused.push(format!(
+            "account-level change {:?} of entry {} (names no phone number)",
+            field_or(field, "change"),
+            entry.get("id").and_then(Value::as_str).unwrap_or("?")
+        ));
+        return;
+    }
     if addressed != Some(phone_number_id) {
         out.refused.push(format!(
             "entry {} addressed to phone_number_id {:?}, not this channel's",
             entry.get("id").and_then(Value::as_str).unwrap_or("?"),
             addressed.unwrap_or("(none)")
         ));
+        return;
+    }
+    if field != "messages" {
+        // Other fields of this number (message echoes, history...): kept whole.
+        out.events
+            .push(unknown(field_or(field, "change"), None, change));
         return;
     }
     let contacts = value

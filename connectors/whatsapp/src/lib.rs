@@ -84,10 +84,10 @@ impl Settings {
             ));
         }
         if let Some(rate) = s.messages_per_second
-            && !(rate > 0.0 && rate <= 1000.0)
+            && !(1.0..=1000.0).contains(&rate)
         {
             return Err(ConnectorError::Config(
-                "messages_per_second: between 0 and 1000".into(),
+                "messages_per_second: between 1 and 1000".into(),
             ));
         }
         Ok(s)

@@ -298,10 +298,10 @@ pub fn media_next(ch: &ChannelConfig, first: &HttpResponse) -> Result<HttpCall, 
     let url = body
         .get("url")
         .and_then(Value::as_str)
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .filter(|u| media_host_allowed(u, &ch.api_base_url))
         .ok_or_else(|| {
             ConnectorError::BadRequest(format!(
-                "media metadata (HTTP {}) has no download URL",
+                "media metadata (HTTP {}) has no download URL on Meta's servers",
                 first.status
             ))
         })?;
@@ -314,4 +314,25 @@ pub fn media_next(ch: &ChannelConfig, first: &HttpResponse) -> Result<HttpCall, 
         )],
         body: Vec::new(),
     })
+}
+
+/// The access token goes only to Meta's media hosts over HTTPS, or to the configured API host.
+fn media_host_allowed(url: &str, api_base_url: &str) -> bool {
+    fn host(url: &str) -> Option<(&str, &str)> {
+        let (scheme, rest) = url.split_once("://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let host = authority.rsplit('@').next()?;
+        Some((scheme, host))
+    }
+    let Some((scheme, target)) = host(url) else {
+        return false;
+    };
+    if host(api_base_url).is_some_and(|(_, api)| api.eq_ignore_ascii_case(target)) {
+        return true;
+    }
+    let name = target.split(':').next().unwrap_or("").to_ascii_lowercase();
+    scheme == "https"
+        && ["fbsbx.com", "facebook.com", "whatsapp.net", "fbcdn.net"]
+            .iter()
+            .any(|d| name == *d || name.ends_with(&format!(".{d}")))
 }

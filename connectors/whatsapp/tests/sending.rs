@@ -231,3 +231,38 @@ fn settings_are_checked_when_a_channel_is_saved() {
         assert!(err.contains(field), "{err}");
     }
 }
+
+#[test]
+fn the_token_goes_only_to_meta_media_hosts() {
+    let ch = channel(json!({}));
+    let meta = |url: &str| HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: json!({ "url": url, "mime_type": "image/jpeg" })
+            .to_string()
+            .into_bytes(),
+    };
+    let first = WhatsApp.media_request(&ch, "1234567890").unwrap();
+    assert_eq!(first.url, "http://127.0.0.1:9/v21.0/1234567890");
+    for allowed in [
+        "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1",
+        "http://127.0.0.1:9/cdn/1",
+    ] {
+        let next = WhatsApp.media_next(&ch, &meta(allowed)).unwrap().unwrap();
+        assert_eq!(next.url, allowed);
+        assert!(next.headers[0].1.starts_with("Bearer "));
+    }
+    for refused in [
+        "http://lookaside.fbsbx.com/x",
+        "https://evil.example/x",
+        "https://fbsbx.com.evil.example/x",
+        "https://user@10.0.0.5/x",
+        "file:///etc/passwd",
+    ] {
+        assert!(
+            WhatsApp.media_next(&ch, &meta(refused)).is_err(),
+            "{refused}"
+        );
+    }
+    assert!(WhatsApp.media_request(&ch, "../me").is_err());
+}

@@ -188,6 +188,12 @@ fn an_entry_for_another_number_of_a_shared_app_is_refused_not_stored() {
     assert!(inbound.events.is_empty());
     assert_eq!(inbound.refused.len(), 1);
     assert!(inbound.refused[0].contains("999999"));
+    // Account-level changes name no number: with a shared app they may be another tenant's.
+    let account = json!({ "object": "whatsapp_business_account", "entry": [{ "id": "WABA9", "changes": [
+        { "field": "message_template_status_update", "value": { "event": "APPROVED", "message_template_name": "x" } }] }] });
+    let inbound = WhatsApp.inbound(&ch, &post(&account)).unwrap();
+    assert!(inbound.events.is_empty());
+    assert!(inbound.refused[0].contains("message_template_status_update"));
 }
 
 fn only_content(value: Value) -> Content {

@@ -239,7 +239,13 @@ async fn fetch(state: &AppState, item: &QueueItem) -> Result<(), Failure> {
                 .execute_limited(&call, DOWNLOAD_TIMEOUT, max)
                 .await
                 .map_err(transient)?;
-            check_status(file.status)?;
+            if !(200..300).contains(&file.status) {
+                check_status(file.status)?;
+                return Err(permanent(
+                    "media_refused",
+                    format!("the download answered {}", file.status),
+                ));
+            }
             file
         }
         None => first,
@@ -286,11 +292,15 @@ async fn fetch(state: &AppState, item: &QueueItem) -> Result<(), Failure> {
     .await
     .map_err(|e| transient(format!("writing {}: {e}", path.display())))?;
     let record = serde_json::json!({ "bytes": bytes, "mime": mime, "sha256": sha256 });
-    state
-        .store
-        .attach_media(&scope, message.id, record)
-        .await
-        .map_err(transient)?;
+    match state.store.attach_media(&scope, message.id, record).await {
+        Ok(()) => {}
+        // Erased while it was downloading: the file goes too.
+        Err(StoreError::NotFound(_)) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Ok(());
+        }
+        Err(e) => return Err(transient(e)),
+    }
     metrics::counter!("media_fetched_total").increment(1);
     Ok(())
 }

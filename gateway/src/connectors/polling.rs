@@ -29,7 +29,9 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         () = state.startup.ready() => {}
     }
     let sys = SystemScope::new("telegram polling");
-    let mut running: HashMap<ChannelId, CancellationToken> = HashMap::new();
+    // Each poller with the configuration it started with: a changed one (a new bot token) is
+    // restarted.
+    let mut running: HashMap<ChannelId, (CancellationToken, serde_json::Value)> = HashMap::new();
     let mut every = tokio::time::interval(REFRESH);
     loop {
         tokio::select! {
@@ -46,8 +48,8 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                 wanted.extend(channels.into_iter().filter(is_polling).map(|c| (c.id, c)));
             }
         }
-        running.retain(|id, token| {
-            let keep = wanted.contains_key(id) && !token.is_cancelled();
+        running.retain(|id, (token, config)| {
+            let keep = wanted.get(id).is_some_and(|c| c.config == *config) && !token.is_cancelled();
             if !keep {
                 token.cancel();
             }
@@ -58,11 +60,11 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                 continue;
             }
             let token = shutdown.child_token();
-            running.insert(id, token.clone());
+            running.insert(id, (token.clone(), channel.config.clone()));
             tokio::spawn(poll(state.clone(), channel, token));
         }
     }
-    for token in running.values() {
+    for (token, _) in running.values() {
         token.cancel();
     }
 }

@@ -28,8 +28,11 @@ struct Pace {
     recipients: DefaultKeyedRateLimiter<String>,
 }
 
+/// The longest a send waits for its channel's pace before it is retried later instead.
+const MAX_PACING_WAIT: Duration = Duration::from_secs(10);
+
 fn quota(per_second: f64) -> Quota {
-    let per_second = per_second.clamp(0.01, 10_000.0);
+    let per_second = per_second.clamp(0.2, 10_000.0);
     if per_second >= 1.0 {
         let n = NonZeroU32::new(per_second.round() as u32).unwrap_or(NonZeroU32::MIN);
         Quota::per_second(n)
@@ -66,7 +69,7 @@ impl ConnectorSender {
         if pacing.len() > 10_000 {
             pacing.clear();
         }
-        pacing
+        let pace = pacing
             .entry(channel.id)
             .or_insert_with(|| {
                 Arc::new(Pace {
@@ -74,7 +77,12 @@ impl ConnectorSender {
                     recipients: RateLimiter::keyed(quota(per_recipient)),
                 })
             })
-            .clone()
+            .clone();
+        // Recipients seen long enough ago are forgotten, so the map stays bounded.
+        if pace.recipients.len() > 10_000 {
+            pace.recipients.retain_recent();
+        }
+        pace
     }
 
     /// Deliver one message (or signal) of a conversation through its channel now.
@@ -153,9 +161,19 @@ impl ConnectorSender {
         let pace = self.pace(channel, per_second, limits.per_recipient_per_second);
         let mut provider_message_id = None;
         for call in &calls {
-            pace.account.until_ready().await;
-            if !message.body.is_signal() {
-                pace.recipients.until_key_ready(&message.to).await;
+            // Waits are bounded: a row that would wait longer is retried later, so no channel's
+            // pace holds a batch (or a lease) for long.
+            let paced = async {
+                pace.account.until_ready().await;
+                if !message.body.is_signal() {
+                    pace.recipients.until_key_ready(&message.to).await;
+                }
+            };
+            if tokio::time::timeout(MAX_PACING_WAIT, paced).await.is_err() {
+                return Delivery::Retry {
+                    after: Some(MAX_PACING_WAIT),
+                    reason: format!("{} pacing: over {MAX_PACING_WAIT:?} to wait", channel.kind),
+                };
             }
             let response = match self.connectors.execute(call).await {
                 Ok(r) => r,
