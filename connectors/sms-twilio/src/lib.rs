@@ -109,9 +109,16 @@ impl Connector for Sms {
 
     fn inbound(&self, ch: &ChannelConfig, req: &HttpRequest) -> Result<Inbound, ConnectorError> {
         let settings = Settings::from_value(&ch.settings)?;
-        let params: Vec<(String, String)> = form_urlencoded::parse(&req.body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        // A webhook configured as GET carries its parameters in the query string, and its
+        // signature covers the full URL only; a POST's covers the URL and the form fields.
+        let get_request = req.method == Some(HttpMethod::Get);
+        let params: Vec<(String, String)> = if get_request {
+            form_urlencoded::parse(req.query.as_bytes())
+        } else {
+            form_urlencoded::parse(&req.body)
+        }
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
         let given = req
             .header("x-twilio-signature")
             .ok_or_else(|| ConnectorError::Unauthorized("X-Twilio-Signature: missing".into()))?;
@@ -119,7 +126,8 @@ impl Connector for Sms {
         if !req.query.is_empty() {
             url = format!("{url}?{}", req.query);
         }
-        let expected = signature(&settings.auth_token, &url, &params);
+        let signed: &[(String, String)] = if get_request { &[] } else { &params };
+        let expected = signature(&settings.auth_token, &url, signed);
         if !constant_time_eq(given.trim().as_bytes(), expected.as_bytes()) {
             return Err(ConnectorError::Unauthorized(
                 "X-Twilio-Signature does not match this channel's auth token and webhook URL"
@@ -140,13 +148,13 @@ impl Connector for Sms {
         let sid = get("MessageSid")
             .or_else(|| get("SmsSid"))
             .ok_or_else(|| ConnectorError::BadRequest("MessageSid: missing".into()))?;
-        let event = match get("MessageStatus").or_else(|| get("SmsStatus")) {
+        let events = match get("MessageStatus").or_else(|| get("SmsStatus")) {
             // An inbound message carries SmsStatus=received; callbacks report our sends.
-            Some(status) if status != "received" => status_event(sid, status, &get),
-            _ => message_event(sid, &get, &params),
+            Some(status) if status != "received" => vec![status_event(sid, status, &get)],
+            _ => message_events(sid, &get, &params),
         };
         Ok(Inbound {
-            events: vec![event],
+            events,
             // Twilio wants TwiML back; an empty response sends nothing.
             response: Some(HttpResponse {
                 status: 200,
@@ -317,46 +325,60 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn message_event<'a>(
+/// An inbound SMS or MMS: its text (or first attachment with the text as caption), then one
+/// event per further attachment (`MediaUrl1`...), each with its own dedup key.
+fn message_events<'a>(
     sid: &str,
     get: &impl Fn(&str) -> Option<&'a str>,
     params: &[(String, String)],
-) -> InboundEvent {
+) -> Vec<InboundEvent> {
     let Some(from) = get("From").filter(|f| !f.is_empty()) else {
-        return unknown(sid, "message_without_sender", params);
+        return vec![unknown(sid, "message_without_sender", params)];
     };
     let body = get("Body").unwrap_or("").to_owned();
     let media_count = get("NumMedia")
         .and_then(|n| n.parse::<usize>().ok())
-        .unwrap_or(0);
-    let content = if media_count > 0 {
-        let mime = get("MediaContentType0").map(str::to_owned);
-        let media = match mime.as_deref().unwrap_or("") {
+        .unwrap_or(0)
+        .min(10);
+    let media = |i: usize, caption: Option<String>| {
+        let mime = get(&format!("MediaContentType{i}")).map(str::to_owned);
+        let kind = match mime.as_deref().unwrap_or("") {
             m if m.starts_with("image/") => MediaKind::Image,
             m if m.starts_with("audio/") => MediaKind::Audio,
             m if m.starts_with("video/") => MediaKind::Video,
             _ => MediaKind::Document,
         };
         Content::Media {
-            media,
-            media_ref: get("MediaUrl0").unwrap_or("").to_owned(),
+            media: kind,
+            media_ref: get(&format!("MediaUrl{i}")).unwrap_or("").to_owned(),
             mime,
             size: None,
-            caption: (!body.is_empty()).then_some(body),
+            caption,
             filename: None,
         }
-    } else {
-        Content::Text { body }
     };
-    InboundEvent::Message(InboundMessage {
-        dedup_key: DedupKey(sid.to_owned()),
-        provider_message_id: sid.to_owned(),
-        from: ChannelIdentity::id(from),
-        // Twilio's webhook carries no timestamp: the gateway's receipt time is recorded too.
-        timestamp: DateTime::<Utc>::UNIX_EPOCH,
-        content,
-        reply_to: None,
-    })
+    let event = |key: String, content: Content| {
+        InboundEvent::Message(InboundMessage {
+            dedup_key: DedupKey(key),
+            provider_message_id: sid.to_owned(),
+            from: ChannelIdentity::id(from),
+            // Twilio's webhook carries no timestamp: the gateway's receipt time is recorded too.
+            timestamp: DateTime::<Utc>::UNIX_EPOCH,
+            content,
+            reply_to: None,
+        })
+    };
+    if media_count == 0 {
+        return vec![event(sid.to_owned(), Content::Text { body })];
+    }
+    let mut events = vec![event(
+        sid.to_owned(),
+        media(0, (!body.is_empty()).then_some(body)),
+    )];
+    for i in 1..media_count {
+        events.push(event(format!("{sid}:media:{i}"), media(i, None)));
+    }
+    events
 }
 
 fn status_event<'a>(

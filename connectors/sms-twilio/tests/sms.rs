@@ -206,3 +206,60 @@ fn outbound_uses_the_messages_api_and_judges_its_answers() {
         .is_err()
     );
 }
+
+#[test]
+fn every_attachment_is_kept_and_get_webhooks_are_verified() {
+    let mms = signed(&[
+        ("MessageSid", "MM1"),
+        ("AccountSid", SID),
+        ("From", "+4915100"),
+        ("Body", "two pictures"),
+        ("NumMedia", "2"),
+        ("MediaUrl0", "https://api.twilio.com/m/0"),
+        ("MediaContentType0", "image/jpeg"),
+        ("MediaUrl1", "https://api.twilio.com/m/1"),
+        ("MediaContentType1", "video/mp4"),
+    ]);
+    let events = Sms.inbound(&channel(), &mms).unwrap().events;
+    let keys: Vec<&str> = events.iter().map(|e| e.dedup_key().0.as_str()).collect();
+    assert_eq!(keys, ["MM1", "MM1:media:1"]);
+    assert!(
+        matches!(&events[1], InboundEvent::Message(m) if matches!(m.content, Content::Media { media: coach_connector_api::MediaKind::Video, .. }))
+    );
+
+    // GET: the parameters are in the query, and the signature covers the full URL only.
+    let query = form(&[
+        ("MessageSid", "SM7"),
+        ("AccountSid", SID),
+        ("From", "+4915100"),
+        ("Body", "by GET"),
+    ])
+    .1;
+    let query = String::from_utf8(query).unwrap();
+    let get = HttpRequest {
+        method: Some(HttpMethod::Get),
+        query: query.clone(),
+        headers: vec![(
+            "x-twilio-signature".into(),
+            signature("tok", &format!("{URL}?{query}"), &[]),
+        )],
+        body: Vec::new(),
+    };
+    match &Sms.inbound(&channel(), &get).unwrap().events[0] {
+        InboundEvent::Message(m) => assert_eq!(
+            m.content,
+            Content::Text {
+                body: "by GET".into()
+            }
+        ),
+        other => panic!("{other:?}"),
+    }
+    let forged = HttpRequest {
+        headers: vec![("x-twilio-signature".into(), signature("tok", URL, &[]))],
+        ..get
+    };
+    assert!(matches!(
+        Sms.inbound(&channel(), &forged),
+        Err(ConnectorError::Unauthorized(_))
+    ));
+}
