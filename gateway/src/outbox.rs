@@ -41,38 +41,6 @@ pub trait Sender: Send + Sync + 'static {
     async fn send(&self, item: &QueueItem) -> Delivery;
 }
 
-/// The sender used until connectors are registered: every attempt is a retry with backoff
-/// naming the missing connector, and after `outbox.max_attempts` the row is dead-lettered
-/// (kept, with that reason, for a later resend), never silently dropped.
-pub struct NoConnectors;
-
-#[async_trait]
-impl Sender for NoConnectors {
-    async fn send(&self, item: &QueueItem) -> Delivery {
-        Delivery::Retry {
-            after: None,
-            reason: format!("no connector registered for channel kind {:?}", item.kind),
-        }
-    }
-}
-
-/// The connectors built into this gateway. The web widget needs no provider call: its
-/// visitors' connections read the stored message through the conversation stream, so the row
-/// is done at once. Other kinds wait for their connector (as [`NoConnectors`]).
-pub struct BuiltInConnectors;
-
-#[async_trait]
-impl Sender for BuiltInConnectors {
-    async fn send(&self, item: &QueueItem) -> Delivery {
-        if item.kind == coach_connector_api::ChannelKind::WebWidget.as_str() {
-            return Delivery::Sent {
-                provider_message_id: None,
-            };
-        }
-        NoConnectors.send(item).await
-    }
-}
-
 /// Run the outbox worker until `shutdown`.
 pub async fn run(
     store: Arc<dyn Store>,

@@ -237,7 +237,7 @@ async fn widget_conversation(b: &Backend) {
     // The widget needs no provider send: the outbox marks its rows sent at once.
     let sent = coach_gateway::outbox::poll_once(
         app.state.store.as_ref(),
-        &coach_gateway::outbox::BuiltInConnectors,
+        app.state.sender.as_ref(),
         &Default::default(),
         &SystemScope::new("test"),
     )
