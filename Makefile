@@ -42,7 +42,7 @@ test: lint models
 	scripts/browser-tests.sh
 
 bench: build
-	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget --bench webhooks
+	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget --bench webhooks --bench programs
 
 # Schema-driven fuzzing of the admin API with schemathesis (installed from PyPI if missing).
 fuzz-api: build

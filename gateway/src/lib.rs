@@ -12,6 +12,8 @@
 //! - [`outbox`]: the delivery worker with backoff and dead letters.
 //! - [`connectors`]: the connector registry (built in and plugins), delivery through them,
 //!   and Telegram's polling loop.
+//! - [`programs`]: coaching programs, their scheduler, opt-outs and analytics; [`clock`]: the
+//!   time they run on.
 //! - [`http`]: the axum router and middleware; [`server`]: assembling and running it all.
 //!
 //! See `docs/ARCHITECTURE.md` for the picture and `README.md` for configuration.
@@ -19,6 +21,7 @@
 pub mod auth;
 pub mod bus;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod error;
@@ -27,6 +30,7 @@ pub mod fetch;
 pub mod http;
 pub mod knowledge;
 pub mod outbox;
+pub mod programs;
 pub mod secrets;
 pub mod server;
 pub mod state;

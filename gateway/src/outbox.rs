@@ -89,35 +89,49 @@ pub async fn poll_once(
         .await?;
     // The batch holds at most one row per conversation, so its rows are sent concurrently
     // (order within a conversation is kept by the claim) and one recipient's pacing never
-    // holds back the others. Each row is recorded as soon as its send ends, so a failure to
-    // record one never leaves the others' sends unrecorded (and repeated after the lease).
-    let mut sends = items
-        .iter()
-        .map(|item| async move { (item, sender.send(item).await) })
-        .collect::<futures::stream::FuturesUnordered<_>>();
-    let mut first_error = None;
-    while let Some((item, delivery)) = futures::StreamExt::next(&mut sends).await {
-        let outcome = outcome_for(delivery, item.attempts, config);
-        match &outcome {
-            QueueOutcome::Done { .. } => metrics::counter!("outbox_sent_total").increment(1),
-            QueueOutcome::Retry { error, .. } => {
-                metrics::counter!("outbox_retries_total").increment(1);
-                tracing::info!(outbox_id = %item.id, tenant = %item.tenant_id, attempts = item.attempts, %error, "delivery will be retried");
-            }
-            QueueOutcome::Dead { error } => {
-                metrics::counter!("outbox_dead_total").increment(1);
-                tracing::warn!(outbox_id = %item.id, tenant = %item.tenant_id, code = %error.code, "delivery dead-lettered");
-            }
-        }
-        if let Err(e) = store.finish(sys, Queue::Outbox, item, outcome).await {
-            tracing::error!(outbox_id = %item.id, error = %e, "recording a delivery failed; the row is retried after its lease");
-            first_error.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_error {
+    // holds back the others. Each row is recorded by its own future as soon as its send ends,
+    // so a failure to record one never leaves the others' sends unrecorded (and repeated after
+    // the lease), and no row's recording waits on a send that is not being polled (which,
+    // with sends holding pooled connections, would starve the pool).
+    let results = futures::future::join_all(
+        items
+            .iter()
+            .map(|item| deliver_and_record(store, sender, config, sys, item)),
+    )
+    .await;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
         return Err(e);
     }
     Ok(items.len())
+}
+
+/// Send one claimed row and record the outcome.
+async fn deliver_and_record(
+    store: &dyn Store,
+    sender: &dyn Sender,
+    config: &OutboxConfig,
+    sys: &SystemScope,
+    item: &QueueItem,
+) -> Result<(), crate::store::StoreError> {
+    let delivery = sender.send(item).await;
+    let outcome = outcome_for(delivery, item.attempts, config);
+    match &outcome {
+        QueueOutcome::Done { .. } => metrics::counter!("outbox_sent_total").increment(1),
+        QueueOutcome::Retry { error, .. } => {
+            metrics::counter!("outbox_retries_total").increment(1);
+            tracing::info!(outbox_id = %item.id, tenant = %item.tenant_id, attempts = item.attempts, %error, "delivery will be retried");
+        }
+        QueueOutcome::Dead { error } => {
+            metrics::counter!("outbox_dead_total").increment(1);
+            tracing::warn!(outbox_id = %item.id, tenant = %item.tenant_id, code = %error.code, "delivery dead-lettered");
+        }
+    }
+    store
+        .finish(sys, Queue::Outbox, item, outcome)
+        .await
+        .inspect_err(|e| {
+            tracing::error!(outbox_id = %item.id, error = %e, "recording a delivery failed; the row is retried after its lease");
+        })
 }
 
 /// Map a delivery to a queue outcome: retries back off exponentially with jitter (never sooner

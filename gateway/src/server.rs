@@ -181,6 +181,10 @@ pub async fn run(
         state.clone(),
         shutdown.clone(),
     ));
+    let programs = tokio::spawn(crate::programs::worker::run(
+        state.clone(),
+        shutdown.clone(),
+    ));
     if state.config.widget.demo {
         tokio::spawn({
             let state = state.clone();
@@ -206,6 +210,7 @@ pub async fn run(
     let _ = media.await;
     let _ = ingest.await;
     let _ = responder.await;
+    let _ = programs.await;
     if let Err(e) = outbox.await {
         tracing::error!(error = %e, "outbox worker panicked");
     }

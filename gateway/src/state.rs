@@ -7,6 +7,7 @@ use tokio::sync::watch;
 
 use crate::auth::{Auth, Revocations};
 use crate::bus::Bus;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::connectors::Connectors;
 use crate::connectors::sender::ConnectorSender;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub connectors: Arc<Connectors>,
     /// Delivery through connectors (the outbox's sender; typing and read signals).
     pub sender: Arc<ConnectorSender>,
+    /// The time programs are scheduled on (a manual clock in tests).
+    pub clock: Clock,
 }
 
 impl AppState {
@@ -88,15 +91,18 @@ impl AppState {
         .unwrap_or_else(|e| panic!("the HTTP client for page imports cannot start: {e}"));
         let config = Arc::new(config);
         let connectors = Arc::new(Connectors::builtin(config.clone()));
+        let clock = Clock::system();
         let sender = Arc::new(ConnectorSender::new(
             store.clone(),
             secrets.clone(),
             connectors.clone(),
+            clock.clone(),
         ));
         Self {
             widget: crate::http::widget::WidgetRuntime::new(&config.widget),
             connectors,
             sender,
+            clock,
             knowledge: Knowledge::unavailable("the models are not loaded"),
             fetcher,
             config,
@@ -120,6 +126,19 @@ impl AppState {
             self.store.clone(),
             self.secrets.clone(),
             self.connectors.clone(),
+            self.clock.clone(),
+        ));
+        self
+    }
+
+    /// The same state on another clock (tests run programs on a manual one).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self.sender = Arc::new(ConnectorSender::new(
+            self.store.clone(),
+            self.secrets.clone(),
+            self.connectors.clone(),
+            self.clock.clone(),
         ));
         self
     }

@@ -71,7 +71,15 @@ fn sample(doc: &Value, schema: &Value) -> Value {
 /// names an id answers 404, and no listing shows any of A's ids.
 async fn another_tenant_gets_404_on_every_route(b: &Backend) {
     let data = tempfile::tempdir().unwrap();
-    let app = api_support::app_with_brain(b, data.path()).await;
+    let mut app = api_support::app_with_brain(b, data.path()).await;
+    // The walk makes more calls than a tenant's burst allows; rate limits have their own test.
+    app.state.limits =
+        coach_gateway::http::limits::Limits::new(&coach_gateway::config::RateLimitConfig {
+            tenant_per_second: 100_000,
+            tenant_burst: 100_000,
+            ..Default::default()
+        });
+    app.router = coach_gateway::http::router(app.state.clone());
     let a = app.register("ana@example.com").await;
     let bee = app.register("bob@example.com").await;
     let (_, channel) = app
@@ -116,6 +124,12 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
     app.ingest_all().await;
+    let program = json!({ "name": "A's program", "steps": [{ "id": "hi", "message": "Hi",
+        "template": { "name": "hi", "language": "en" } }] });
+    let (status, program) = app
+        .call("POST", "/v1/programs", Some(token(&a)), Some(program))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{program}");
     let a_ids = [
         a["user_id"].as_str().unwrap().to_owned(),
         doc["id"].as_str().unwrap().to_owned(),
@@ -123,6 +137,7 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
         conv.id.to_string(),
         conv.contact_id.to_string(),
         a["tenant_id"].as_str().unwrap().to_owned(),
+        program["id"].as_str().unwrap().to_owned(),
     ];
 
     let (_, doc) = app.call("GET", "/openapi.json", None, None).await;

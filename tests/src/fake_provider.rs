@@ -61,8 +61,20 @@ struct Scripted {
     delay: Duration,
 }
 
+/// The clock the WhatsApp window rule is judged on: unix seconds.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// WhatsApp's customer-service window, enforced as the Graph API does: a free-form message to
+/// someone who has not written in the last 24 hours fails with error 131047.
+struct WindowRule {
+    clock: Clock,
+    last_wrote: std::collections::HashMap<String, i64>,
+    violations: Vec<Value>,
+}
+
 #[derive(Default)]
 struct Inner {
+    window: Option<WindowRule>,
     files: std::collections::HashMap<String, (String, Vec<u8>)>,
     requests: Vec<Recorded>,
     script: VecDeque<Scripted>,
@@ -133,6 +145,32 @@ impl FakeProvider {
         self.lock()
             .files
             .insert(path.into(), (content_type.into(), body.into()));
+    }
+
+    /// Enforce WhatsApp's 24-hour window on `clock` from now on: free-form messages to a
+    /// recipient whose last message ([`FakeProvider::customer_wrote`]) is 24 hours old or
+    /// more are refused with 131047 and counted.
+    pub fn enforce_whatsapp_window(&self, clock: Clock) {
+        self.lock().window = Some(WindowRule {
+            clock,
+            last_wrote: std::collections::HashMap::new(),
+            violations: Vec::new(),
+        });
+    }
+
+    /// Tell the window rule that `wa_id` wrote at `unix_secs`.
+    pub fn customer_wrote(&self, wa_id: &str, unix_secs: i64) {
+        if let Some(w) = &mut self.lock().window {
+            w.last_wrote.insert(wa_id.to_owned(), unix_secs);
+        }
+    }
+
+    /// The free-form messages refused for the window so far.
+    pub fn window_violations(&self) -> Vec<Value> {
+        self.lock()
+            .window
+            .as_ref()
+            .map_or_else(Vec::new, |w| w.violations.clone())
     }
 
     /// Queue a Telegram update for `getUpdates`.
@@ -245,6 +283,17 @@ async fn handle(
         if body.get("status").and_then(Value::as_str) == Some("read") {
             return axum::Json(json!({ "success": true })).into_response();
         }
+        if outside_window(&inner, &body) {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": {
+                    "message": "(#131047) Re-engagement message", "type": "OAuthException",
+                    "code": 131_047, "error_data": { "messaging_product": "whatsapp",
+                    "details": "Message failed to send because more than 24 hours have passed since the customer last replied to this number." },
+                    "fbtrace_id": "AbCdEf" } })),
+            )
+                .into_response();
+        }
         return axum::Json(json!({
             "messaging_product": "whatsapp",
             "contacts": [{ "input": body.get("to"), "wa_id": body.get("to") }],
@@ -257,4 +306,28 @@ async fn handle(
         axum::Json(json!({ "error": "no such fake endpoint" })),
     )
         .into_response()
+}
+
+/// Whether a Graph API message breaks the window rule (and record it if so).
+fn outside_window(inner: &Mutex<Inner>, body: &Value) -> bool {
+    let mut inner = inner
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(rule) = &mut inner.window else {
+        return false;
+    };
+    let kind = body.get("type").and_then(Value::as_str).unwrap_or_default();
+    if kind == "template" || kind.is_empty() {
+        return false;
+    }
+    let to = body.get("to").and_then(Value::as_str).unwrap_or_default();
+    let now = (rule.clock)();
+    let open = rule
+        .last_wrote
+        .get(to)
+        .is_some_and(|wrote| now - wrote < 24 * 3600);
+    if !open {
+        rule.violations.push(body.clone());
+    }
+    !open
 }

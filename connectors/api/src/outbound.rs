@@ -21,7 +21,7 @@ pub struct OutboundMessage {
 }
 
 /// Facts about the recipient at send time (connectors have no clock and no store).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendContext {
     /// The time of sending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,6 +29,11 @@ pub struct SendContext {
     /// When the recipient last wrote on this channel (WhatsApp's 24-hour window starts there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_inbound_at: Option<DateTime<Utc>>,
+    /// What to send instead of a free-form body when the channel's window is closed (a program
+    /// step's approved template, an [`OutboundBody::Template`]); channels without a window
+    /// ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Box<OutboundBody>>,
 }
 
 impl SendContext {
@@ -245,6 +250,7 @@ mod tests {
         let ctx = |last: Option<i64>| SendContext {
             now: Some(t),
             last_inbound_at: last.map(|s| t - chrono::Duration::seconds(s)),
+            fallback: None,
         };
         assert!(ctx(Some(3600)).within(day));
         assert!(!ctx(Some(86_400)).within(day));

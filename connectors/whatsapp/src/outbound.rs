@@ -53,6 +53,17 @@ pub fn render(ch: &ChannelConfig, msg: &OutboundMessage) -> Result<Vec<HttpCall>
             .context
             .within(chrono::Duration::hours(SERVICE_WINDOW_HOURS))
     {
+        if let Some(fallback) = &msg.context.fallback
+            && let OutboundBody::Template {
+                name,
+                language,
+                parameters,
+            } = fallback.as_ref()
+        {
+            return Ok(vec![call(template_body(
+                &msg.to, name, language, parameters,
+            ))]);
+        }
         let Some(template) = &settings.fallback_template else {
             return Err(ConnectorError::Held(
                 "outside WhatsApp's 24-hour window since the contact's last message, and the \

@@ -21,6 +21,7 @@ fn out(body: OutboundBody, last_inbound_secs_ago: Option<i64>) -> OutboundMessag
         context: SendContext {
             now: Some(now),
             last_inbound_at: last_inbound_secs_ago.map(|s| now - chrono::Duration::seconds(s)),
+            fallback: None,
         },
     }
 }
@@ -127,6 +128,25 @@ fn outside_the_window_free_form_is_held_or_replaced_by_the_template() {
     );
     assert_eq!(b[0]["type"], "template");
     assert_eq!(b[0]["template"]["name"], "checkin");
+    // A message's own fallback (a program step's template) wins over the channel's, and is
+    // only used when the window is closed.
+    let step_template = OutboundBody::Template {
+        name: "day_checkin".into(),
+        language: "es".into(),
+        parameters: vec!["Ana".into(), "3".into()],
+    };
+    let mut late = out(text.clone(), Some(day + 1));
+    late.context.fallback = Some(Box::new(step_template));
+    let b = bodies(&WhatsApp.render(&with_template, &late).unwrap());
+    assert_eq!(b[0]["template"]["name"], "day_checkin");
+    assert_eq!(b[0]["template"]["language"]["code"], "es");
+    assert_eq!(
+        b[0]["template"]["components"][0]["parameters"][1]["text"],
+        "3"
+    );
+    late.context.last_inbound_at = late.context.now;
+    let b = bodies(&WhatsApp.render(&with_template, &late).unwrap());
+    assert_eq!(b[0]["type"], "text");
     // Templates and read receipts need no window.
     let template = OutboundBody::Template {
         name: "welcome".into(),

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use coach_connector_api::{
     ChannelId, ChannelKind, ConnectorError, ConversationId, OutboundBody, OutboundMessage,
     ProviderError, SendContext, SendOutcome,
@@ -17,6 +16,7 @@ use coach_connector_api::{
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::Connectors;
+use crate::clock::Clock;
 use crate::outbox::{Delivery, Sender};
 use crate::secrets::SecretBox;
 use crate::store::{Channel, QueueItem, Store, StoreError};
@@ -48,16 +48,23 @@ pub struct ConnectorSender {
     secrets: SecretBox,
     connectors: Arc<Connectors>,
     pacing: Mutex<HashMap<ChannelId, Arc<Pace>>>,
+    clock: Clock,
 }
 
 impl ConnectorSender {
-    /// A sender over these parts.
-    pub fn new(store: Arc<dyn Store>, secrets: SecretBox, connectors: Arc<Connectors>) -> Self {
+    /// A sender over these parts; window rules are judged on `clock`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        secrets: SecretBox,
+        connectors: Arc<Connectors>,
+        clock: Clock,
+    ) -> Self {
         Self {
             store,
             secrets,
             connectors,
             pacing: Mutex::new(HashMap::new()),
+            clock,
         }
     }
 
@@ -212,8 +219,9 @@ impl ConnectorSender {
             reply_to: about,
             body,
             context: SendContext {
-                now: Some(Utc::now()),
+                now: Some(self.clock.now()),
                 last_inbound_at: None,
+                fallback: None,
             },
         };
         match self
@@ -260,6 +268,13 @@ impl Sender for ConnectorSender {
             Ok(b) => b,
             Err(e) => return failed("corrupt", &format!("stored message is not a body: {e}")),
         };
+        // A program step carries the template to send if the window has closed meanwhile.
+        let fallback = message
+            .content
+            .get("fallback_template")
+            .and_then(|t| serde_json::from_value::<OutboundBody>(t.clone()).ok())
+            .filter(|t| matches!(t, OutboundBody::Template { .. }))
+            .map(Box::new);
         let conversation = match self
             .store
             .conversation(&scope, message.conversation_id)
@@ -268,10 +283,14 @@ impl Sender for ConnectorSender {
             Ok(c) => c,
             Err(e) => return retry(format!("store: {e}")),
         };
-        let (last_inbound_at, reply_to) = match tokio::try_join!(
-            self.store.last_inbound_at(&scope, conversation.id),
-            self.store.reply_target(&scope, message_id),
-        ) {
+        // One after the other: a batch of sends each holding one pooled connection while
+        // waiting for a second would exhaust the pool.
+        let facts = async {
+            let last_inbound_at = self.store.last_inbound_at(&scope, conversation.id).await?;
+            let reply_to = self.store.reply_target(&scope, message_id).await?;
+            Ok::<_, StoreError>((last_inbound_at, reply_to))
+        };
+        let (last_inbound_at, reply_to) = match facts.await {
             Ok(facts) => facts,
             Err(e) => return retry(format!("store: {e}")),
         };
@@ -280,8 +299,9 @@ impl Sender for ConnectorSender {
             reply_to,
             body,
             context: SendContext {
-                now: Some(Utc::now()),
+                now: Some(self.clock.now()),
                 last_inbound_at,
+                fallback,
             },
         };
         self.deliver(&scope, message.channel_id, conversation.id, outbound)

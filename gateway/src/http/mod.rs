@@ -14,6 +14,7 @@ mod members;
 pub mod openapi;
 mod outbox;
 mod platform;
+mod programs;
 mod tenant;
 mod webhooks;
 pub mod widget;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     .merge(documents::router(state.config.brain.max_upload_bytes))
     .merge(knowledge::router())
     .merge(outbox::router())
+    .merge(programs::router())
     .merge(widget::api_router())
     .split_for_parts();
     Router::new()

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use crate::auth::extract::{Admin, Member, Owner, Viewer};
 use crate::error::{ApiError, ApiJson};
 use crate::http::limits::ClientIp;
+use crate::programs::Outreach;
 use crate::state::AppState;
 use crate::store::{AuditEntry, Tenant};
 
@@ -83,6 +84,8 @@ pub struct TenantView {
     pub persona: Persona,
     /// Messages older than this many days are deleted (none: kept until erased).
     pub retention_days: Option<u32>,
+    /// Rules for proactive messages: time zone, quiet hours, opt-out words.
+    pub outreach: Outreach,
 }
 
 /// Changes to the tenant; absent fields stay as they are.
@@ -95,6 +98,8 @@ pub struct UpdateTenant {
     pub persona: Option<Persona>,
     /// Delete messages older than this many days (1-3650); `0` keeps them until erased.
     pub retention_days: Option<u32>,
+    /// Rules for proactive messages (replaces the old ones whole).
+    pub outreach: Option<Outreach>,
 }
 
 fn view(tenant: Tenant, profile: serde_json::Value) -> TenantView {
@@ -110,6 +115,7 @@ fn view(tenant: Tenant, profile: serde_json::Value) -> TenantView {
         created_at: tenant.created_at,
         persona,
         retention_days,
+        outreach: Outreach::of(&profile),
     }
 }
 
@@ -151,7 +157,11 @@ async fn update_tenant(
             "retention_days: 1 to 3650, or 0 to keep messages until erased".into(),
         ));
     }
-    let profile = if req.persona.is_some() || req.retention_days.is_some() {
+    if let Some(outreach) = &req.outreach {
+        outreach.validate().map_err(ApiError::Unprocessable)?;
+    }
+    let profile = if req.persona.is_some() || req.retention_days.is_some() || req.outreach.is_some()
+    {
         let (_, mut profile) = state.store.tenant_profile(&member.scope).await?;
         if !profile.is_object() {
             profile = serde_json::json!({});
@@ -159,6 +169,10 @@ async fn update_tenant(
         if let Some(persona) = req.persona {
             profile["persona"] =
                 serde_json::to_value(persona).map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        if let Some(outreach) = req.outreach {
+            profile["outreach"] =
+                serde_json::to_value(outreach).map_err(|e| ApiError::Internal(e.into()))?;
         }
         match req.retention_days {
             Some(0) => profile["retention_days"] = serde_json::Value::Null,

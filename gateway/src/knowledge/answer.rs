@@ -43,6 +43,22 @@ impl Brain {
         history: &[ChatMessage],
         cancel: CancellationToken,
     ) -> Result<Answer, ApiError> {
+        self.answer_with(store, scope, question, history, None, cancel)
+            .await
+    }
+
+    /// [`Brain::answer`] with what the coach knows about the person's program (a reply to a
+    /// check-in). With a program, the coach answers even when no passage is relevant: the
+    /// reply is about the program, not a question about the material.
+    pub async fn answer_with(
+        &self,
+        store: &dyn Store,
+        scope: &TenantScope,
+        question: &str,
+        history: &[ChatMessage],
+        program: Option<&str>,
+        cancel: CancellationToken,
+    ) -> Result<Answer, ApiError> {
         let persona = persona(store, scope).await?;
         let config = PromptConfig {
             passage_tokens: self.config.passage_tokens as usize,
@@ -52,7 +68,7 @@ impl Brain {
         let (passages, confident) = self
             .search(store, scope, question, config.max_passages, Mode::Hybrid)
             .await?;
-        if !confident {
+        if !confident && program.is_none() {
             let (tx, events) = mpsc::channel(2);
             let _ = tx
                 .send(Ok(GenerateEvent::Token(prompt::dont_know(&persona).into())))
@@ -70,7 +86,12 @@ impl Brain {
                 .count_tokens(text)
                 .unwrap_or_else(|_| text.len().div_ceil(3))
         };
-        let built = prompt::build(&persona, &passages, history, question, &config, &count);
+        let passages = if confident { passages } else { Vec::new() };
+        let mut built = prompt::build(&persona, &passages, history, question, &config, &count);
+        if let (Some(program), Some(system)) = (program, built.messages.first_mut()) {
+            system.content.push_str("\n\n");
+            system.content.push_str(program);
+        }
         let request = GenerateRequest {
             tenant: tenant(scope),
             messages: built.messages,

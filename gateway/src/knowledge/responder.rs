@@ -40,11 +40,21 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     .await;
 }
 
-/// Claims and answers at most one due message; returns how many ran.
+/// What became of a message.
+enum Responded {
+    /// Answered, or nothing to answer.
+    Done,
+    /// It needs the coach, whose models are not loaded (yet).
+    NoBrain,
+}
+
+/// How soon a message waiting for the models is looked at again.
+const NO_BRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Claims and answers at most one due message; returns how many ran. Without loaded models,
+/// commands (opt-out, enrollment keywords) are still handled; other messages wait for them.
 pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
-    let Ok(brain) = state.knowledge.get().cloned() else {
-        return Ok(0);
-    };
+    let brain = state.knowledge.get().ok().cloned();
     let sys = SystemScope::new("responder");
     let items = state
         .store
@@ -54,8 +64,12 @@ pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
         let outcome = match item.message_id {
             Some(message) => {
                 let scope = sys.for_tenant(item.tenant_id);
-                match respond(state, &brain, &scope, message).await {
-                    Ok(()) => done(),
+                match respond(state, brain.as_ref(), &scope, message).await {
+                    Ok(Responded::Done) => done(),
+                    Ok(Responded::NoBrain) => QueueOutcome::Retry {
+                        at: Utc::now() + NO_BRAIN_WAIT,
+                        error: "waiting for the models to load".into(),
+                    },
                     Err(e) => retry_or_give_up(item, e),
                 }
             }
@@ -103,7 +117,7 @@ fn text_of(direction: Direction, content: &serde_json::Value) -> Option<String> 
             .and_then(|c| c.text().map(str::to_string)),
         Direction::Outbound => {
             match serde_json::from_value::<OutboundBody>(content.clone()).ok()? {
-                OutboundBody::Text { text } => Some(text),
+                OutboundBody::Text { text } | OutboundBody::Interactive { text, .. } => Some(text),
                 _ => None,
             }
         }
@@ -112,33 +126,45 @@ fn text_of(direction: Direction, content: &serde_json::Value) -> Option<String> 
 
 async fn respond(
     state: &AppState,
-    brain: &Arc<Brain>,
+    brain: Option<&Arc<Brain>>,
     scope: &TenantScope,
     id: MessageId,
-) -> Result<(), String> {
+) -> Result<Responded, String> {
     let store = state.store.as_ref();
     let err = |e: StoreError| e.to_string();
     if store.reply_to(scope, id).await.map_err(err)?.is_some() {
-        return Ok(());
+        return Ok(Responded::Done);
     }
     let message = match store.message(scope, id).await {
         Ok(m) => m,
         // Erased meanwhile (GDPR, retention): nothing to answer.
-        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(StoreError::NotFound(_)) => return Ok(Responded::Done),
         Err(e) => return Err(e.to_string()),
     };
     let conversation = store
         .conversation(scope, message.conversation_id)
         .await
         .map_err(err)?;
+    // Programs first: opt-out, opt-in and enrollment keywords are answered there (even in a
+    // conversation a human has taken over), and a reply to a check-in gives the coach context.
+    let program = match crate::programs::inbound::on_inbound(state, scope, &message, &conversation)
+        .await
+        .map_err(err)?
+    {
+        crate::programs::inbound::Next::Handled => return Ok(Responded::Done),
+        crate::programs::inbound::Next::Answer(context) => context,
+    };
     if conversation.status != ConversationStatus::Open {
         tracing::debug!(conversation = %conversation.id, "a human answers this conversation");
-        return Ok(());
+        return Ok(Responded::Done);
     }
     let Some(question) =
         text_of(Direction::Inbound, &message.content).filter(|t| !t.trim().is_empty())
     else {
-        return Ok(());
+        return Ok(Responded::Done);
+    };
+    let Some(brain) = brain else {
+        return Ok(Responded::NoBrain);
     };
     // "typing..." on channels that show it, renewed until the answer is stored.
     let typing = CancellationToken::new();
@@ -170,7 +196,14 @@ async fn respond(
         .collect();
     let started = std::time::Instant::now();
     let mut answer = brain
-        .answer(store, scope, &question, &history, CancellationToken::new())
+        .answer_with(
+            store,
+            scope,
+            &question,
+            &history,
+            program.as_deref(),
+            CancellationToken::new(),
+        )
         .await
         .map_err(|e| format!("{e:?}"))?;
     // Live views (the widget) see the answer as it is generated.
@@ -247,7 +280,7 @@ async fn respond(
             .await
             .map_err(err)?;
     }
-    Ok(())
+    Ok(Responded::Done)
 }
 
 /// Send the typing signal every `every` until `stop`.

@@ -32,16 +32,21 @@ macro_rules! delivery_ops {
             tenant: TenantId,
             conversation: ConversationId,
         ) -> Result<Option<DateTime<Utc>>, StoreError> {
-            // Ids are time-ordered: the newest inbound row through the conversation index.
+            // Ids are time-ordered: the newest inbound row through the conversation index. Its
+            // time is when we stored it, or the provider's time of writing when that is later
+            // (a provider clock ahead of ours, or a simulated clock in tests).
             let row = sqlx::query(
-                "SELECT created_at FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                "SELECT created_at, provider_ts FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
                  AND direction = 'in' ORDER BY id DESC LIMIT 1",
             )
             .bind(tenant.0)
             .bind(conversation.0)
             .fetch_optional(&mut *conn)
             .await?;
-            Ok(row.map(|r| r.try_get("created_at")).transpose()?)
+            let Some(row) = row else { return Ok(None) };
+            let stored: DateTime<Utc> = row.try_get("created_at")?;
+            let written: Option<DateTime<Utc>> = row.try_get("provider_ts")?;
+            Ok(Some(written.map_or(stored, |w| w.max(stored))))
         }
 
         pub(super) async fn reply_target(

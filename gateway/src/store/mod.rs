@@ -20,6 +20,8 @@ mod members_sql;
 mod ops;
 mod postgres;
 mod privacy_sql;
+pub mod programs;
+mod programs_sql;
 mod queue;
 mod queue_sql;
 mod sqlite;
@@ -78,6 +80,7 @@ pub trait Store:
     conversations::ConversationStore
     + delivery::DeliveryStore
     + documents::DocumentStore
+    + programs::ProgramStore
     + Send
     + Sync
     + 'static

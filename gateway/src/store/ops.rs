@@ -392,6 +392,20 @@ macro_rules! store_ops {
             reply_to: Option<MessageId>,
             now: DateTime<Utc>,
         ) -> Result<StoredMessage, StoreError> {
+            let content = serde_json::to_value(&body)?;
+            enqueue_content(conn, tenant, conversation, content, reply_to, now).await
+        }
+
+        /// [`enqueue_outbound`] with the stored content as given: a body, plus what the sender
+        /// reads beside it (a program step's `fallback_template`).
+        pub(super) async fn enqueue_content(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            content: serde_json::Value,
+            reply_to: Option<MessageId>,
+            now: DateTime<Utc>,
+        ) -> Result<StoredMessage, StoreError> {
             let row = sqlx::query(
                 "SELECT c.channel_id, c.contact_id, k.kind FROM conversations c \
                  JOIN channels k ON k.id = c.channel_id WHERE c.id = $1 AND c.tenant_id = $2",
@@ -405,7 +419,6 @@ macro_rules! store_ops {
             let contact = ContactId(row.try_get("contact_id")?);
             let kind: String = row.try_get("kind")?;
             let id = MessageId::new();
-            let content = serde_json::to_value(&body)?;
             sqlx::query(
                 "INSERT INTO messages (id, tenant_id, channel_id, conversation_id, contact_id, direction, \
                  content, reply_to, status_rank, created_at) VALUES ($1, $2, $3, $4, $5, 'out', $6, $7, $8, $9)",

@@ -26,6 +26,8 @@ mod conversations;
 mod delivery;
 #[path = "postgres_documents.rs"]
 mod documents;
+#[path = "postgres_programs.rs"]
+mod programs;
 
 mod ops {
     crate::store::ops::store_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);

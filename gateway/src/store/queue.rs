@@ -46,6 +46,8 @@ pub struct QueueItem {
     pub payload: serde_json::Value,
     /// Attempts so far, this one included.
     pub attempts: u32,
+    /// When the row was due (a retried row: when its retry was due).
+    pub due_at: DateTime<Utc>,
 }
 
 /// What became of a claimed row.

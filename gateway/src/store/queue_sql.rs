@@ -31,7 +31,7 @@ macro_rules! queue_ops {
                          AND p.state IN ('pending', 'inflight') AND p.id < q.id) \
                        AND ($4 IS NULL OR q.kind = $4) ORDER BY q.id LIMIT $5 {lock}) \
                      RETURNING id, tenant_id, kind, channel_id, conversation_id, message_id, attempts, \
-                       CAST(NULL AS jsonb) AS payload",
+                       next_attempt_at, CAST(NULL AS jsonb) AS payload",
                     lock = $lock
                 ),
                 Queue::Jobs => format!(
@@ -39,7 +39,7 @@ macro_rules! queue_ops {
                      WHERE id IN (SELECT q.id FROM jobs q WHERE {DUE} \
                        AND ($4 IS NULL OR q.kind = $4) ORDER BY q.id LIMIT $5 {lock}) \
                      RETURNING id, tenant_id, kind, CAST(NULL AS uuid) AS channel_id, CAST(NULL AS uuid) AS conversation_id, message_id, \
-                       attempts, payload",
+                       attempts, next_attempt_at, payload",
                     lock = $lock
                 ),
             };
@@ -68,6 +68,7 @@ macro_rules! queue_ops {
                             .try_get::<Option<Json<serde_json::Value>>, _>("payload")?
                             .map_or(serde_json::Value::Null, |j| j.0),
                         attempts: u32::try_from(attempts).unwrap_or(0),
+                        due_at: row.try_get("next_attempt_at")?,
                     })
                 })
                 .collect::<Result<_, StoreError>>()?;

@@ -30,9 +30,14 @@ pub fn app(b: &Backend) -> App {
 }
 
 pub fn app_with(b: &Backend, config: Config) -> App {
+    app_on(b.store.clone(), config)
+}
+
+/// The app over `store` (a second gateway process sharing a database).
+pub fn app_on(store: Arc<dyn coach_gateway::store::Store>, config: Config) -> App {
     let state = AppState::new(
         config,
-        b.store.clone(),
+        store,
         Arc::new(MemoryBus::new(16)),
         coach_gateway::telemetry::metrics_handle(),
         Startup::default(),

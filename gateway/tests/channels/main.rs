@@ -9,6 +9,7 @@ mod api_support;
 mod common;
 mod delivery;
 mod plugin;
+mod programs;
 mod support;
 mod telegram;
 mod whatsapp;
@@ -16,13 +17,13 @@ mod whatsapp;
 macro_rules! on_both_backends {
     ($($module:ident :: $name:ident),* $(,)?) => {
         mod sqlite {
-            $(#[tokio::test]
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 crate::$module::$name(&crate::common::sqlite().await).await;
             })*
         }
         mod postgres {
-            $(#[tokio::test]
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 crate::$module::$name(&crate::common::postgres().await).await;
             })*
@@ -40,4 +41,8 @@ on_both_backends!(
     telegram::telegram_polling_mode,
     delivery::failures_are_retried_in_order_and_dead_letters_resent,
     plugin::the_sms_plugin_carries_a_conversation,
+    programs::a_week_of_check_ins_on_whatsapp_and_telegram,
+    programs::catch_up_after_downtime,
+    programs::two_schedulers_never_send_a_step_twice,
+    programs::thirty_days_on_whatsapp_without_a_131047,
 );

@@ -28,6 +28,15 @@ pub(crate) struct World {
 }
 
 pub(crate) async fn world(b: &Backend, brain: bool) -> World {
+    world_on(b, brain, coach_gateway::clock::Clock::system()).await
+}
+
+/// The world with its programs (and WhatsApp's window) on `clock`.
+pub(crate) async fn world_on(
+    b: &Backend,
+    brain: bool,
+    clock: coach_gateway::clock::Clock,
+) -> World {
     let fake = FakeProvider::start().await;
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -55,6 +64,7 @@ pub(crate) async fn world(b: &Backend, brain: bool) -> World {
     } else {
         app_with(b, config)
     };
+    app.state = app.state.with_clock(clock);
     app.router = coach_gateway::http::router(app.state.clone());
     let router = app.router.clone();
     tokio::spawn(async move {

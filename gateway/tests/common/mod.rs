@@ -20,6 +20,8 @@ use coach_gateway::tenancy::{SystemScope, TenantScope};
 pub struct Backend {
     pub store: Arc<dyn Store>,
     pub postgres: Option<Arc<PostgresStore>>,
+    /// How the gateway logs in to this schema (PostgreSQL), for a second "process".
+    pg_app: Option<sqlx::postgres::PgConnectOptions>,
     sabotage: Sabotage,
     _dir: Option<tempfile::TempDir>,
 }
@@ -31,6 +33,21 @@ enum Sabotage {
 }
 
 impl Backend {
+    /// The store as a second gateway process sees it: its own connection pool on PostgreSQL;
+    /// the same store on SQLite, whose file belongs to one process.
+    pub fn second_store(&self) -> Arc<dyn Store> {
+        match &self.pg_app {
+            Some(app) => {
+                let store = PostgresStore::connect_lazy(PostgresStoreOptions {
+                    connect: app.clone(),
+                    max_connections: 8,
+                });
+                Arc::new(store)
+            }
+            None => self.store.clone(),
+        }
+    }
+
     /// Move every stored message `secs` into the past (as if they had arrived then).
     pub async fn age_messages(&self, secs: i64) {
         use sqlx::ConnectOptions;
@@ -112,6 +129,7 @@ pub async fn sqlite() -> Backend {
     Backend {
         store: Arc::new(store),
         postgres: None,
+        pg_app: None,
         sabotage: Sabotage::Sqlite(path),
         _dir: Some(dir),
     }
@@ -128,6 +146,7 @@ pub async fn postgres() -> Backend {
     Backend {
         store: store.clone(),
         postgres: Some(store),
+        pg_app: Some(schema.app.clone()),
         sabotage: Sabotage::Postgres(Box::new(schema.owner)),
         _dir: None,
     }

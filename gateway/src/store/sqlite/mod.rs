@@ -35,6 +35,7 @@ use writer::Writer;
 mod conversations;
 mod delivery;
 mod documents;
+mod programs;
 
 mod ops {
     crate::store::ops::store_ops!(sqlx::sqlite::SqliteConnection, sqlx::sqlite::SqliteRow);

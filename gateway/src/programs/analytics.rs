@@ -1,0 +1,172 @@
+//! Program analytics: enrollments by state, and per step and per channel what was sent,
+//! delivered, read and replied to, with the time people took to reply.
+
+use std::collections::BTreeMap;
+
+use coach_connector_api::DeliveryStatus;
+use serde::Serialize;
+
+use crate::store::programs::{ProgramRecord, RunFact};
+
+/// A program's numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Analytics {
+    /// The program.
+    #[schema(value_type = String, format = Uuid)]
+    pub program_id: uuid::Uuid,
+    /// Everyone ever enrolled.
+    pub enrolled: i64,
+    /// Still receiving steps.
+    pub active: i64,
+    /// Received the last step.
+    pub completed: i64,
+    /// Opted out of proactive messages.
+    pub opted_out: i64,
+    /// Ended by a creator (or the program was archived).
+    pub cancelled: i64,
+    /// Per step, in program order.
+    pub steps: Vec<StepStats>,
+    /// Per channel kind.
+    pub channels: Vec<ChannelStats>,
+}
+
+/// One step's numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StepStats {
+    /// The step.
+    pub step_id: String,
+    /// Messages sent (free-form and templates).
+    pub sent: i64,
+    /// Of those, sent as the WhatsApp template (window closed).
+    pub templates: i64,
+    /// Runs skipped (overdue, or no template for a closed window).
+    pub skipped: i64,
+    /// Messages that reached the device (or were read).
+    pub delivered: i64,
+    /// Messages read.
+    pub read: i64,
+    /// Messages the provider refused.
+    pub failed: i64,
+    /// Runs the person replied to.
+    pub replied: i64,
+    /// Median seconds from the send to the reply.
+    pub median_reply_seconds: Option<i64>,
+}
+
+/// One channel kind's numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ChannelStats {
+    /// `whatsapp`, `telegram`, `web_widget`...
+    pub kind: String,
+    /// Enrollments on it.
+    pub enrolled: i64,
+    /// Messages sent.
+    pub sent: i64,
+    /// Messages delivered.
+    pub delivered: i64,
+    /// Messages read.
+    pub read: i64,
+    /// Runs replied to.
+    pub replied: i64,
+}
+
+/// Compute a program's analytics from its enrollment counts and step runs.
+pub fn compute(
+    program: &ProgramRecord,
+    counts: &[(String, String, i64)],
+    facts: &[RunFact],
+) -> Analytics {
+    let mut a = Analytics {
+        program_id: program.id,
+        ..Analytics::default()
+    };
+    let mut channels: BTreeMap<String, ChannelStats> = BTreeMap::new();
+    for (state, kind, n) in counts {
+        a.enrolled += n;
+        match state.as_str() {
+            "active" => a.active += n,
+            "completed" => a.completed += n,
+            "opted_out" => a.opted_out += n,
+            _ => a.cancelled += n,
+        }
+        channel(&mut channels, kind).enrolled += n;
+    }
+    let mut steps: Vec<StepStats> = program
+        .definition
+        .steps
+        .iter()
+        .map(|s| StepStats {
+            step_id: s.id.clone(),
+            ..StepStats::default()
+        })
+        .collect();
+    let mut reply_times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for f in facts {
+        let index = match steps.iter().position(|s| s.step_id == f.step_id) {
+            Some(i) => i,
+            // A step of an earlier version.
+            None => {
+                steps.push(StepStats {
+                    step_id: f.step_id.clone(),
+                    ..StepStats::default()
+                });
+                steps.len() - 1
+            }
+        };
+        let s = &mut steps[index];
+        if f.mode == "skipped" {
+            s.skipped += 1;
+            continue;
+        }
+        let c = channel(&mut channels, &f.channel_kind);
+        s.sent += 1;
+        c.sent += 1;
+        if f.mode == "template" {
+            s.templates += 1;
+        }
+        let status = f.status_rank.and_then(DeliveryStatus::from_rank);
+        match status {
+            Some(DeliveryStatus::Delivered) => {
+                s.delivered += 1;
+                c.delivered += 1;
+            }
+            Some(DeliveryStatus::Read) => {
+                s.delivered += 1;
+                s.read += 1;
+                c.delivered += 1;
+                c.read += 1;
+            }
+            Some(DeliveryStatus::Failed) => s.failed += 1,
+            _ => {}
+        }
+        if let Some(replied) = f.replied_at {
+            s.replied += 1;
+            c.replied += 1;
+            reply_times
+                .entry(f.step_id.clone())
+                .or_default()
+                .push((replied - f.sent_at).num_seconds().max(0));
+        }
+    }
+    for s in &mut steps {
+        if let Some(times) = reply_times.get_mut(&s.step_id) {
+            times.sort_unstable();
+            s.median_reply_seconds = times.get(times.len() / 2).copied();
+        }
+    }
+    a.steps = steps;
+    a.channels = channels.into_values().collect();
+    a
+}
+
+fn channel<'a>(
+    channels: &'a mut BTreeMap<String, ChannelStats>,
+    kind: &str,
+) -> &'a mut ChannelStats {
+    channels
+        .entry(kind.to_owned())
+        .or_insert_with(|| ChannelStats {
+            kind: kind.to_owned(),
+            ..ChannelStats::default()
+        })
+}

@@ -1,0 +1,246 @@
+//! What a contact's message does to programs, before the coach answers it: an opt-out or
+//! opt-in keyword (answered with a confirmation, never by the coach), an enrollment keyword or
+//! Telegram deep link (`/start <keyword>`), or a reply to a check-in (recorded for analytics,
+//! and it may choose the next step through a branch). Every action here is idempotent, so the
+//! responder may run it again after a crash.
+
+use coach_connector_api::{ChannelKind, Content, OutboundBody};
+
+use super::definition::Definition;
+use super::schedule::{due_at, parse_tz, program_day};
+use super::{Outreach, keyword_form};
+use crate::state::AppState;
+use crate::store::programs::{EnrollOutcome, NewEnrollment};
+use crate::store::{AuditEntry, Conversation, StoreError, StoredMessage};
+use crate::tenancy::TenantScope;
+
+/// What the coach should do with the message afterwards.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// Nothing: the message was a command, already answered.
+    Handled,
+    /// Answer it, with this program context (if the person is in a program) in the prompt.
+    Answer(Option<String>),
+}
+
+/// Apply a stored inbound message to programs.
+pub async fn on_inbound(
+    state: &AppState,
+    scope: &TenantScope,
+    message: &StoredMessage,
+    conversation: &Conversation,
+) -> Result<Next, StoreError> {
+    let Ok(content) = serde_json::from_value::<Content>(message.content.clone()) else {
+        return Ok(Next::Answer(None));
+    };
+    let (button, text) = match &content {
+        Content::InteractiveReply { id, title } => (Some(id.as_str()), Some(title.as_str())),
+        other => (None, other.text()),
+    };
+    let word = text.map(keyword_form).unwrap_or_default();
+    let store = state.store.as_ref();
+    let (_, profile) = store.tenant_profile(scope).await?;
+    let outreach = Outreach::of(&profile);
+    let now = state.clock.now();
+    if !word.is_empty()
+        && outreach
+            .opt_out_keywords
+            .iter()
+            .any(|k| keyword_form(k) == word)
+    {
+        let ended = store
+            .opt_out(scope, message.contact_id, &format!("keyword:{word}"), now)
+            .await?;
+        if let Some(ended) = ended {
+            audit(state, scope, message, "contact.opt_out", &word, ended).await?;
+        }
+        confirm(state, scope, message, outreach.opt_out_confirmation(&word)).await?;
+        return Ok(Next::Handled);
+    }
+    if !word.is_empty()
+        && outreach
+            .opt_in_keywords
+            .iter()
+            .any(|k| keyword_form(k) == word)
+        && store.opted_out(scope, message.contact_id).await?.is_some()
+    {
+        store.opt_in(scope, message.contact_id).await?;
+        audit(state, scope, message, "contact.opt_in", &word, 0).await?;
+        confirm(state, scope, message, outreach.opt_in_confirmation(&word)).await?;
+        return Ok(Next::Handled);
+    }
+    if let Some(keyword) = enrollment_keyword(&word)
+        && enroll_by_keyword(state, scope, message, conversation, &outreach, keyword).await?
+    {
+        return Ok(Next::Handled);
+    }
+    let Some(run) = store.last_run(scope, conversation.id).await? else {
+        return Ok(Next::Answer(None));
+    };
+    let program = store
+        .program_version(scope, run.enrollment.program_id, run.enrollment.version)
+        .await?;
+    let tz = parse_tz(&run.enrollment.time_zone).unwrap_or_else(|_| outreach.tz());
+    if !run.replied {
+        let branch = program
+            .branch(&run.step_id, button, text)
+            .and_then(|target| {
+                let when = target.timing.when().ok()?;
+                let due = due_at(when, tz, run.enrollment.enrolled_at, now, true);
+                Some((target.id.clone(), outreach.quiet().after(tz, due)))
+            });
+        let reply = button
+            .or(text)
+            .unwrap_or_default()
+            .chars()
+            .take(500)
+            .collect();
+        store
+            .record_reply(scope, run.enrollment.id, run.seq, reply, now, branch)
+            .await?;
+    }
+    Ok(Next::Answer(Some(context(
+        &program,
+        &run.step_id,
+        program_day(tz, run.enrollment.enrolled_at, now),
+    ))))
+}
+
+/// The keyword of `/start <keyword>` (Telegram deep links), or the whole message.
+fn enrollment_keyword(word: &str) -> Option<&str> {
+    let word = word.strip_prefix("start ").unwrap_or(word).trim();
+    (!word.is_empty() && !word.contains(char::is_whitespace)).then_some(word)
+}
+
+/// Enroll the sender in the active program with this keyword, if there is one; returns whether
+/// the message was an enrollment keyword.
+async fn enroll_by_keyword(
+    state: &AppState,
+    scope: &TenantScope,
+    message: &StoredMessage,
+    conversation: &Conversation,
+    outreach: &Outreach,
+    keyword: &str,
+) -> Result<bool, StoreError> {
+    let store = state.store.as_ref();
+    let programs = store.programs(scope).await?;
+    let Some(program) = programs
+        .into_iter()
+        .find(|p| p.status == "active" && p.definition.has_keyword(keyword))
+    else {
+        return Ok(false);
+    };
+    let now = state.clock.now();
+    let tz = outreach.tz();
+    let Some(first) = program.definition.steps.first() else {
+        return Ok(false);
+    };
+    let due = first
+        .timing
+        .when()
+        .map(|w| due_at(w, tz, now, now, false))
+        .unwrap_or(now);
+    let outcome = store
+        .enroll(
+            scope,
+            vec![NewEnrollment {
+                program_id: program.id,
+                version: program.version,
+                contact_id: conversation.contact_id,
+                conversation_id: conversation.id,
+                time_zone: outreach.time_zone.clone(),
+                variables: serde_json::Map::new(),
+                source: format!("keyword:{keyword}"),
+                first_step: first.id.clone(),
+                due_at: due,
+            }],
+            now,
+        )
+        .await?;
+    match outcome.first() {
+        Some(EnrollOutcome::Enrolled(e)) => {
+            tracing::info!(enrollment = %e.id, program = %program.id, "enrolled by keyword");
+            Ok(true)
+        }
+        // Already in it: the coach answers as usual.
+        Some(EnrollOutcome::Already(_)) | None => Ok(false),
+        Some(EnrollOutcome::OptedOut) => {
+            let reply = format!(
+                "You asked not to get check-ins. Reply {} first to allow them again.",
+                outreach
+                    .opt_in_keywords
+                    .first()
+                    .map_or("START".to_owned(), |k| k.to_uppercase())
+            );
+            confirm(state, scope, message, reply).await?;
+            Ok(true)
+        }
+    }
+}
+
+/// What the coach is told about the program when it answers a reply.
+fn context(program: &Definition, step_id: &str, day: u32) -> String {
+    let mut out = format!("The person is in the coaching program \"{}\"", program.name);
+    if !program.goal.trim().is_empty() {
+        out.push_str(&format!(" (goal: {})", program.goal.trim()));
+    }
+    out.push_str(&format!(", day {day}."));
+    if let Some(step) = program.step(step_id) {
+        out.push_str(&format!(
+            " Their message answers the check-in \"{}\".",
+            step.message.trim()
+        ));
+    }
+    out
+}
+
+async fn confirm(
+    state: &AppState,
+    scope: &TenantScope,
+    message: &StoredMessage,
+    text: String,
+) -> Result<(), StoreError> {
+    state
+        .stream
+        .send(
+            scope,
+            message.conversation_id,
+            OutboundBody::Text { text },
+            Some(message.id),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn audit(
+    state: &AppState,
+    scope: &TenantScope,
+    message: &StoredMessage,
+    action: &str,
+    word: &str,
+    ended: u64,
+) -> Result<(), StoreError> {
+    let channel = state
+        .store
+        .channel(scope, message.channel_id)
+        .await
+        .map(|c| c.kind)
+        .unwrap_or(ChannelKind::Plugin("unknown".into()));
+    state
+        .store
+        .audit(
+            scope,
+            AuditEntry {
+                actor: format!("contact:{}", message.contact_id),
+                action: action.into(),
+                resource_type: "contact".into(),
+                resource_id: Some(message.contact_id.to_string()),
+                ip: None,
+                details: serde_json::json!({
+                    "keyword": word, "channel": channel.as_str(), "message_id": message.id,
+                    "enrollments_ended": ended,
+                }),
+            },
+        )
+        .await
+}

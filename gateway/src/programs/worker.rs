@@ -1,0 +1,384 @@
+//! The scheduler: runs due `program_step` jobs. Each run decides, at that moment and in the
+//! contact's time zone, whether the step goes out now (free-form or as its WhatsApp template),
+//! waits (a human has the conversation, the person is mid-conversation, quiet hours), or is
+//! skipped (overdue past its tolerance after downtime, or a closed window with no template),
+//! then records the run, its message and the next step's job in one transaction.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use coach_connector_api::{
+    ChannelKind, Choice, Interactive, OutboundBody, ProviderError, TenantId,
+};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use super::Outreach;
+use super::definition::{CatchUpPolicy, Definition, Step, fill};
+use super::schedule::{due_at, parse_tz, program_day};
+use crate::state::AppState;
+use crate::store::programs::{
+    Enrollment, EnrollmentState, JOB_PROGRAM_STEP, SendMode, StepOutcome, StepRun,
+};
+use crate::store::{ConversationStatus, Queue, QueueItem, QueueOutcome, StoreError};
+use crate::tenancy::{SystemScope, TenantScope};
+
+/// A claimed step may run this long before another process may take it over.
+const LEASE: Duration = Duration::from_secs(120);
+/// Steps claimed at once.
+const BATCH: u32 = 256;
+/// Steps run concurrently.
+const CONCURRENCY: usize = 16;
+/// Attempts before a step that keeps failing is given up (and the enrollment stalls there).
+const MAX_ATTEMPTS: u32 = 10;
+/// How long a step waits while a human has the conversation before it looks again.
+const HUMAN_PAUSE_MINUTES: i64 = 30;
+/// A free-form step needs this much of WhatsApp's window left, so it cannot close in transit.
+const WINDOW_MARGIN_MINUTES: i64 = 10;
+
+/// A step job's payload.
+#[derive(Debug, Deserialize)]
+struct StepJob {
+    enrollment_id: uuid::Uuid,
+    seq: i32,
+    step_id: String,
+    due_at: DateTime<Utc>,
+}
+
+/// Runs until `shutdown`.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    crate::knowledge::work_loop(
+        state,
+        shutdown,
+        "programs",
+        Duration::from_millis(500),
+        |s| async move { poll_once(&s).await },
+    )
+    .await;
+}
+
+/// What a batch looks up once: tenants' rules and program versions.
+#[derive(Default)]
+struct Lookups {
+    outreach: Mutex<HashMap<TenantId, Arc<Outreach>>>,
+    programs: Mutex<HashMap<(uuid::Uuid, i32), Arc<Definition>>>,
+}
+
+impl Lookups {
+    async fn outreach(
+        &self,
+        state: &AppState,
+        scope: &TenantScope,
+    ) -> Result<Arc<Outreach>, StoreError> {
+        if let Some(o) = self.outreach.lock().await.get(&scope.tenant_id()) {
+            return Ok(o.clone());
+        }
+        let (_, profile) = state.store.tenant_profile(scope).await?;
+        let o = Arc::new(Outreach::of(&profile));
+        self.outreach
+            .lock()
+            .await
+            .insert(scope.tenant_id(), o.clone());
+        Ok(o)
+    }
+
+    async fn program(
+        &self,
+        state: &AppState,
+        scope: &TenantScope,
+        e: &Enrollment,
+    ) -> Result<Arc<Definition>, StoreError> {
+        let key = (e.program_id, e.version);
+        if let Some(d) = self.programs.lock().await.get(&key) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(
+            state
+                .store
+                .program_version(scope, e.program_id, e.version)
+                .await?,
+        );
+        self.programs.lock().await.insert(key, d.clone());
+        Ok(d)
+    }
+}
+
+/// Claims due steps (at the state's clock) and runs them; returns how many were claimed.
+pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
+    let sys = SystemScope::new("programs");
+    let now = state.clock.now();
+    let items = state
+        .store
+        .claim(&sys, Queue::Jobs, Some(JOB_PROGRAM_STEP), now, BATCH, LEASE)
+        .await?;
+    let lookups = Lookups::default();
+    let mut first_error = None;
+    for chunk in items.chunks(CONCURRENCY) {
+        let results = futures::future::join_all(
+            chunk
+                .iter()
+                .map(|item| run_and_record(state, &sys, item, &lookups)),
+        )
+        .await;
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(items.len()),
+    }
+}
+
+/// Run one claimed step and record what became of its job.
+async fn run_and_record(
+    state: &AppState,
+    sys: &SystemScope,
+    item: &QueueItem,
+    lookups: &Lookups,
+) -> Result<(), StoreError> {
+    let outcome = match run_step(state, item, lookups).await {
+        Ok(o) => o,
+        Err(e) => retry_or_give_up(state, item, e),
+    };
+    state.store.finish(sys, Queue::Jobs, item, outcome).await
+}
+
+fn done() -> QueueOutcome {
+    QueueOutcome::Done {
+        provider_message_id: None,
+    }
+}
+
+fn later(at: DateTime<Utc>, why: &str) -> QueueOutcome {
+    QueueOutcome::Retry {
+        at,
+        error: why.to_owned(),
+    }
+}
+
+fn retry_or_give_up(state: &AppState, item: &QueueItem, e: StoreError) -> QueueOutcome {
+    if item.attempts >= MAX_ATTEMPTS {
+        tracing::error!(job = %item.id, error = %e, "program step given up");
+        return QueueOutcome::Dead {
+            error: ProviderError {
+                code: "program_step".into(),
+                title: e.to_string(),
+            },
+        };
+    }
+    tracing::warn!(job = %item.id, error = %e, "program step will be retried");
+    let wait = crate::store::backoff(
+        item.attempts,
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+        None,
+    );
+    later(
+        state.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+        &e.to_string(),
+    )
+}
+
+/// Decide and record one step run.
+async fn run_step(
+    state: &AppState,
+    item: &QueueItem,
+    lookups: &Lookups,
+) -> Result<QueueOutcome, StoreError> {
+    let store = state.store.as_ref();
+    let scope = SystemScope::new("programs").for_tenant(item.tenant_id);
+    let job: StepJob = match serde_json::from_value(item.payload.clone()) {
+        Ok(j) => j,
+        Err(e) => {
+            return Ok(QueueOutcome::Dead {
+                error: ProviderError {
+                    code: "corrupt".into(),
+                    title: format!("program step payload: {e}"),
+                },
+            });
+        }
+    };
+    let enrollment = match store.enrollment(&scope, job.enrollment_id).await {
+        Ok(e) => e,
+        Err(StoreError::NotFound(_)) => return Ok(done()),
+        Err(e) => return Err(e),
+    };
+    // Ended (opt-out, cancelled) or already past this run: nothing to do.
+    if enrollment.state != EnrollmentState::Active || enrollment.seq + 1 != job.seq {
+        return Ok(done());
+    }
+    let program = lookups.program(state, &scope, &enrollment).await?;
+    let Some(step) = program.step(&job.step_id) else {
+        tracing::warn!(enrollment = %enrollment.id, step = %job.step_id, "step not in the program version");
+        return Ok(done());
+    };
+    let outreach = lookups.outreach(state, &scope).await?;
+    let conversation = match store.conversation(&scope, enrollment.conversation_id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound(_)) => return Ok(done()),
+        Err(e) => return Err(e),
+    };
+    let now = state.clock.now();
+    let tz = parse_tz(&enrollment.time_zone).unwrap_or_else(|_| outreach.tz());
+    if conversation.status == ConversationStatus::Human {
+        return Ok(later(
+            now + chrono::Duration::minutes(HUMAN_PAUSE_MINUTES),
+            "paused: a human has the conversation",
+        ));
+    }
+    let last_inbound = store.last_inbound_at(&scope, conversation.id).await?;
+    let pause = chrono::Duration::minutes(i64::from(outreach.pause_minutes));
+    if let Some(last) = last_inbound
+        && last + pause > now
+    {
+        return Ok(later(
+            last + pause,
+            "paused: the contact is mid-conversation",
+        ));
+    }
+    let quiet_until = outreach.quiet().after(tz, now);
+    if quiet_until > now {
+        return Ok(later(quiet_until, "quiet hours"));
+    }
+    let channel = store.channel(&scope, conversation.channel_id).await?;
+    let late = now - item.due_at;
+    let tolerance = chrono::Duration::minutes(i64::from(program.catch_up.tolerance_minutes));
+    let (mut mode, mut reason) = (SendMode::FreeForm, None);
+    if late > tolerance {
+        let minutes = late.num_minutes();
+        match program.catch_up.policy {
+            CatchUpPolicy::Skip => {
+                mode = SendMode::Skipped;
+                reason = Some(format!("overdue by {minutes} min"));
+            }
+            CatchUpPolicy::Delay => reason = Some(format!("sent {minutes} min late")),
+        }
+    }
+    let window_open = last_inbound.is_some_and(|last| {
+        now - last
+            < chrono::Duration::hours(coach_whatsapp::outbound::SERVICE_WINDOW_HOURS)
+                - chrono::Duration::minutes(WINDOW_MARGIN_MINUTES)
+    });
+    if mode != SendMode::Skipped && channel.kind == ChannelKind::WhatsApp && !window_open {
+        if step.template.is_some() {
+            mode = SendMode::Template;
+        } else {
+            mode = SendMode::Skipped;
+            reason =
+                Some("WhatsApp's 24-hour window is closed and the step has no template".into());
+        }
+    }
+    let day = program_day(tz, enrollment.enrolled_at, now);
+    let values = variables(&program, &enrollment, day);
+    let body = match mode {
+        SendMode::Skipped => None,
+        SendMode::Template => step.template.as_ref().map(|t| template(t, &values)),
+        SendMode::FreeForm => Some(free_form(step, &values)),
+    };
+    let content = match body {
+        None => None,
+        Some(body) => {
+            let mut content = serde_json::to_value(body)?;
+            if channel.kind == ChannelKind::WhatsApp && mode == SendMode::FreeForm {
+                attach_fallback(&mut content, step, &values);
+            }
+            Some(content)
+        }
+    };
+    let next = program.next_after(&step.id).and_then(|next| {
+        let when = next.timing.when().ok()?;
+        let roll = program.catch_up.policy == CatchUpPolicy::Delay;
+        let due = due_at(when, tz, enrollment.enrolled_at, now, roll);
+        Some((next.id.clone(), outreach.quiet().after(tz, due)))
+    });
+    let run = StepRun {
+        enrollment_id: enrollment.id,
+        program_id: enrollment.program_id,
+        seq: job.seq,
+        step_id: step.id.clone(),
+        day: i32::try_from(day).unwrap_or(i32::MAX),
+        channel_id: channel.id,
+        conversation_id: conversation.id,
+        mode,
+        reason: reason.clone(),
+        due_at: job.due_at,
+        content,
+        next,
+    };
+    match store.record_step(&scope, run, now).await? {
+        StepOutcome::Recorded(message) => {
+            metrics::counter!("program_steps_total", "mode" => mode.as_str()).increment(1);
+            metrics::histogram!("program_step_lag_seconds")
+                .record((now - item.due_at).num_milliseconds().max(0) as f64 / 1000.0);
+            tracing::info!(enrollment = %enrollment.id, step = %step.id, mode = mode.as_str(), reason = ?reason, message = ?message.map(|m| m.0), "program step run");
+        }
+        StepOutcome::AlreadyRan => {
+            tracing::info!(enrollment = %enrollment.id, seq = job.seq, "program step ran before; not sent again");
+        }
+    }
+    Ok(done())
+}
+
+/// The values of a step's variables for one enrollment on one day.
+fn variables(program: &Definition, e: &Enrollment, day: u32) -> HashMap<String, String> {
+    let mut values: HashMap<String, String> = program.variables.clone().into_iter().collect();
+    for (k, v) in &e.variables {
+        let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        values.insert(k.clone(), v);
+    }
+    let name = e.contact_name.clone().unwrap_or_default();
+    let first = name
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    values.insert("first_name".into(), first);
+    values.insert("name".into(), name);
+    values.insert("day".into(), day.to_string());
+    values.insert("program".into(), program.name.clone());
+    values.insert("goal".into(), program.goal.clone());
+    values
+}
+
+fn free_form(step: &Step, values: &HashMap<String, String>) -> OutboundBody {
+    let text = fill(&step.message, values);
+    if step.buttons.is_empty() {
+        return OutboundBody::Text { text };
+    }
+    OutboundBody::Interactive {
+        text,
+        interactive: Interactive::Buttons {
+            choices: step
+                .buttons
+                .iter()
+                .map(|b| Choice {
+                    id: b.id.clone(),
+                    title: fill(&b.title, values),
+                    description: None,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn template(t: &super::definition::Template, values: &HashMap<String, String>) -> OutboundBody {
+    OutboundBody::Template {
+        name: t.name.clone(),
+        language: t.language.clone(),
+        parameters: t.parameters.iter().map(|p| fill(p, values)).collect(),
+    }
+}
+
+/// Store the step's template beside a free-form WhatsApp body: if the window closes before
+/// the outbox sends it, the connector sends the template instead (never free-form outside).
+fn attach_fallback(content: &mut serde_json::Value, step: &Step, values: &HashMap<String, String>) {
+    if let (Some(t), serde_json::Value::Object(map)) = (&step.template, content)
+        && let Ok(v) = serde_json::to_value(template(t, values))
+    {
+        map.insert("fallback_template".into(), v);
+    }
+}

@@ -1,0 +1,711 @@
+//! Program SQL shared by both backends (see `ops.rs` for the conventions). Each function runs
+//! inside the caller's transaction; `record_step` relies on the enrollment row's guarded
+//! update (`state = 'active' AND seq = run - 1`), which on PostgreSQL also locks the row, so
+//! concurrent runs of one enrollment are serialized and only the first writes anything.
+
+macro_rules! program_ops {
+    ($conn:ty, $row:ty) => {
+        use chrono::{DateTime, Utc};
+        use coach_connector_api::{ChannelId, ContactId, ConversationId, DeliveryStatus, TenantId};
+        use sqlx::Row as _;
+        use sqlx::types::Json;
+        use uuid::Uuid;
+
+        use crate::programs::definition::Definition;
+        use crate::store::StoreError;
+        use crate::store::programs::{
+            EnrollOutcome, Enrollment, EnrollmentState, JOB_PROGRAM_STEP, LastRun, NewEnrollment,
+            ProgramRecord, RunFact, StepOutcome, StepRun,
+        };
+
+        const PROGRAM: &str = "SELECT p.id, p.version, p.status, p.created_at, p.updated_at, v.definition \
+            FROM programs p JOIN program_versions v ON v.program_id = p.id AND v.version = p.version";
+        const ENROLLMENT: &str = "e.id, e.program_id, e.version, e.contact_id, e.conversation_id, e.state, \
+            e.step_id, e.seq, e.time_zone, e.variables, e.source, e.enrolled_at, e.ended_at, \
+            (SELECT n.display_name FROM contacts n WHERE n.id = e.contact_id) AS contact_name";
+
+        fn program_row(row: &$row) -> Result<ProgramRecord, StoreError> {
+            Ok(ProgramRecord {
+                id: row.try_get("id")?,
+                version: row.try_get("version")?,
+                status: row.try_get("status")?,
+                definition: row.try_get::<Json<Definition>, _>("definition")?.0,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn enrollment_row(row: &$row) -> Result<Enrollment, StoreError> {
+            let state: String = row.try_get("state")?;
+            Ok(Enrollment {
+                id: row.try_get("id")?,
+                program_id: row.try_get("program_id")?,
+                version: row.try_get("version")?,
+                contact_id: ContactId(row.try_get("contact_id")?),
+                contact_name: row.try_get("contact_name")?,
+                conversation_id: ConversationId(row.try_get("conversation_id")?),
+                state: EnrollmentState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("enrollment state {state}")))?,
+                step_id: row.try_get("step_id")?,
+                seq: row.try_get("seq")?,
+                time_zone: row.try_get("time_zone")?,
+                variables: row
+                    .try_get::<Json<serde_json::Map<String, serde_json::Value>>, _>("variables")?
+                    .0,
+                source: row.try_get("source")?,
+                enrolled_at: row.try_get("enrolled_at")?,
+                ended_at: row.try_get("ended_at")?,
+            })
+        }
+
+        pub(super) async fn create_program(
+            conn: &mut $conn,
+            tenant: TenantId,
+            definition: Definition,
+            now: DateTime<Utc>,
+        ) -> Result<ProgramRecord, StoreError> {
+            let id = Uuid::now_v7();
+            sqlx::query(
+                "INSERT INTO programs (id, tenant_id, name, version, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 1, 'active', $4, $4)",
+            )
+            .bind(id)
+            .bind(tenant.0)
+            .bind(&definition.name)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO program_versions (program_id, tenant_id, version, definition, created_at) \
+                 VALUES ($1, $2, 1, $3, $4)",
+            )
+            .bind(id)
+            .bind(tenant.0)
+            .bind(Json(&definition))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(ProgramRecord {
+                id,
+                version: 1,
+                status: "active".into(),
+                definition,
+                created_at: now,
+                updated_at: now,
+            })
+        }
+
+        pub(super) async fn update_program(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: Uuid,
+            definition: Definition,
+            now: DateTime<Utc>,
+        ) -> Result<ProgramRecord, StoreError> {
+            let row = sqlx::query(
+                "UPDATE programs SET version = version + 1, name = $1, updated_at = $2 \
+                 WHERE id = $3 AND tenant_id = $4 AND status = 'active' RETURNING version",
+            )
+            .bind(&definition.name)
+            .bind(now)
+            .bind(id)
+            .bind(tenant.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else {
+                program(&mut *conn, tenant, id).await?;
+                return Err(StoreError::Conflict("the program is archived".into()));
+            };
+            let version: i32 = row.try_get("version")?;
+            sqlx::query(
+                "INSERT INTO program_versions (program_id, tenant_id, version, definition, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(tenant.0)
+            .bind(version)
+            .bind(Json(&definition))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            program(&mut *conn, tenant, id).await
+        }
+
+        pub(super) async fn programs(
+            conn: &mut $conn,
+            tenant: TenantId,
+        ) -> Result<Vec<ProgramRecord>, StoreError> {
+            let sql = format!("{PROGRAM} WHERE p.tenant_id = $1 ORDER BY p.id");
+            let rows = sqlx::query(&sql).bind(tenant.0).fetch_all(&mut *conn).await?;
+            rows.iter().map(program_row).collect()
+        }
+
+        pub(super) async fn program(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: Uuid,
+        ) -> Result<ProgramRecord, StoreError> {
+            let sql = format!("{PROGRAM} WHERE p.tenant_id = $1 AND p.id = $2");
+            let row = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("program"))?;
+            program_row(&row)
+        }
+
+        pub(super) async fn program_version(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: Uuid,
+            version: i32,
+        ) -> Result<Definition, StoreError> {
+            let row = sqlx::query(
+                "SELECT definition FROM program_versions WHERE tenant_id = $1 AND program_id = $2 AND version = $3",
+            )
+            .bind(tenant.0)
+            .bind(id)
+            .bind(version)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("program version"))?;
+            Ok(row.try_get::<Json<Definition>, _>("definition")?.0)
+        }
+
+        pub(super) async fn archive_program(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<u64, StoreError> {
+            let done = sqlx::query(
+                "UPDATE programs SET status = 'archived', updated_at = $1 WHERE id = $2 AND tenant_id = $3",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(tenant.0)
+            .execute(&mut *conn)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound("program"));
+            }
+            let ended = sqlx::query(
+                "UPDATE enrollments SET state = 'cancelled', ended_at = $1, updated_at = $1 \
+                 WHERE tenant_id = $2 AND program_id = $3 AND state = 'active'",
+            )
+            .bind(now)
+            .bind(tenant.0)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            Ok(ended.rows_affected())
+        }
+
+        /// Queue the job that runs an enrollment's `seq`-th step (once: its key is unique).
+        async fn schedule(
+            conn: &mut $conn,
+            tenant: TenantId,
+            enrollment: Uuid,
+            seq: i32,
+            step_id: &str,
+            due_at: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let payload = serde_json::json!({
+                "enrollment_id": enrollment, "seq": seq, "step_id": step_id, "due_at": due_at,
+            });
+            sqlx::query(
+                "INSERT INTO jobs (id, tenant_id, kind, payload, next_attempt_at, created_at, updated_at, dedup_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant.0)
+            .bind(JOB_PROGRAM_STEP)
+            .bind(Json(&payload))
+            .bind(due_at)
+            .bind(now)
+            .bind(format!("{enrollment}:{seq}"))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(super) async fn enroll(
+            conn: &mut $conn,
+            tenant: TenantId,
+            new: NewEnrollment,
+            now: DateTime<Utc>,
+        ) -> Result<EnrollOutcome, StoreError> {
+            if opted_out(&mut *conn, tenant, new.contact_id).await?.is_some() {
+                return Ok(EnrollOutcome::OptedOut);
+            }
+            let id = Uuid::now_v7();
+            let inserted = sqlx::query(
+                "INSERT INTO enrollments (id, tenant_id, program_id, version, contact_id, conversation_id, state, \
+                 seq, time_zone, variables, source, enrolled_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'active', 0, $7, $8, $9, $10, $10) ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(tenant.0)
+            .bind(new.program_id)
+            .bind(new.version)
+            .bind(new.contact_id.0)
+            .bind(new.conversation_id.0)
+            .bind(&new.time_zone)
+            .bind(Json(&new.variables))
+            .bind(&new.source)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            let existing = if inserted.rows_affected() == 1 {
+                None
+            } else {
+                let sql = format!(
+                    "SELECT {ENROLLMENT} FROM enrollments e WHERE e.tenant_id = $1 AND e.program_id = $2 AND e.contact_id = $3"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(tenant.0)
+                    .bind(new.program_id)
+                    .bind(new.contact_id.0)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                let existing = enrollment_row(&row)?;
+                if existing.state == EnrollmentState::Active {
+                    return Ok(EnrollOutcome::Already(existing));
+                }
+                // An ended enrollment starts over; its step count goes on, so the new runs'
+                // job keys never meet the old ones.
+                sqlx::query(
+                    "UPDATE enrollments SET state = 'active', version = $1, conversation_id = $2, time_zone = $3, \
+                     variables = $4, source = $5, enrolled_at = $6, ended_at = NULL, step_id = NULL, updated_at = $6 \
+                     WHERE id = $7",
+                )
+                .bind(new.version)
+                .bind(new.conversation_id.0)
+                .bind(&new.time_zone)
+                .bind(Json(&new.variables))
+                .bind(&new.source)
+                .bind(now)
+                .bind(existing.id)
+                .execute(&mut *conn)
+                .await?;
+                Some(existing)
+            };
+            let (id, seq) = existing.as_ref().map_or((id, 0), |e| (e.id, e.seq));
+            schedule(&mut *conn, tenant, id, seq + 1, &new.first_step, new.due_at, now).await?;
+            Ok(EnrollOutcome::Enrolled(enrollment(&mut *conn, tenant, id).await?))
+        }
+
+        pub(super) async fn enrollment(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: Uuid,
+        ) -> Result<Enrollment, StoreError> {
+            let sql = format!("SELECT {ENROLLMENT} FROM enrollments e WHERE e.tenant_id = $1 AND e.id = $2");
+            let row = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("enrollment"))?;
+            enrollment_row(&row)
+        }
+
+        pub(super) async fn enrollments(
+            conn: &mut $conn,
+            tenant: TenantId,
+            program: Uuid,
+            after: Option<Uuid>,
+            limit: u32,
+        ) -> Result<Vec<Enrollment>, StoreError> {
+            let sql = format!(
+                "SELECT {ENROLLMENT} FROM enrollments e WHERE e.tenant_id = $1 AND e.program_id = $2 \
+                 AND ($3 IS NULL OR e.id > $3) ORDER BY e.id LIMIT $4"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(program)
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(enrollment_row).collect()
+        }
+
+        pub(super) async fn cancel_enrollment(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: Uuid,
+            now: DateTime<Utc>,
+        ) -> Result<Enrollment, StoreError> {
+            let current = enrollment(&mut *conn, tenant, id).await?;
+            if current.state != EnrollmentState::Active {
+                return Err(StoreError::Conflict(format!(
+                    "the enrollment is {} already",
+                    current.state.as_str()
+                )));
+            }
+            sqlx::query(
+                "UPDATE enrollments SET state = 'cancelled', ended_at = $1, updated_at = $1 \
+                 WHERE id = $2 AND tenant_id = $3",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(tenant.0)
+            .execute(&mut *conn)
+            .await?;
+            enrollment(&mut *conn, tenant, id).await
+        }
+
+        pub(super) async fn record_step(
+            conn: &mut $conn,
+            tenant: TenantId,
+            run: StepRun,
+            now: DateTime<Utc>,
+        ) -> Result<StepOutcome, StoreError> {
+            let (state, ended_at) = match run.next {
+                Some(_) => ("active", None),
+                None => ("completed", Some(now)),
+            };
+            let claimed = sqlx::query(
+                "UPDATE enrollments SET seq = $1, step_id = $2, state = $3, ended_at = $4, updated_at = $5 \
+                 WHERE id = $6 AND tenant_id = $7 AND state = 'active' AND seq = $8",
+            )
+            .bind(run.seq)
+            .bind(&run.step_id)
+            .bind(state)
+            .bind(ended_at)
+            .bind(now)
+            .bind(run.enrollment_id)
+            .bind(tenant.0)
+            .bind(run.seq - 1)
+            .execute(&mut *conn)
+            .await?;
+            if claimed.rows_affected() == 0 {
+                return Ok(StepOutcome::AlreadyRan);
+            }
+            let send_id = Uuid::now_v7();
+            let recorded = sqlx::query(
+                "INSERT INTO program_sends (id, tenant_id, enrollment_id, program_id, seq, step_id, day, channel_id, \
+                 mode, reason, due_at, sent_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(send_id)
+            .bind(tenant.0)
+            .bind(run.enrollment_id)
+            .bind(run.program_id)
+            .bind(run.seq)
+            .bind(&run.step_id)
+            .bind(run.day)
+            .bind(run.channel_id.0)
+            .bind(run.mode.as_str())
+            .bind(run.reason.as_deref())
+            .bind(run.due_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            if recorded.rows_affected() == 0 {
+                // The guarded update above makes this unreachable unless rows were edited by
+                // hand; failing rolls the enrollment update back.
+                return Err(StoreError::Conflict(format!(
+                    "step run {}:{} exists but the enrollment did not show it",
+                    run.enrollment_id, run.seq
+                )));
+            }
+            let mut message_id = None;
+            if let Some(content) = run.content {
+                // The message is stored (and due in the outbox) on the store's clock, like every
+                // other message; `now` is program time, kept on the run.
+                let message = super::super::ops::enqueue_content(
+                    &mut *conn,
+                    tenant,
+                    run.conversation_id,
+                    content,
+                    None,
+                    Utc::now(),
+                )
+                .await?;
+                sqlx::query("UPDATE program_sends SET message_id = $1 WHERE id = $2")
+                    .bind(message.id.0)
+                    .bind(send_id)
+                    .execute(&mut *conn)
+                    .await?;
+                message_id = Some(message.id);
+            }
+            if let Some((step, due_at)) = &run.next {
+                schedule(&mut *conn, tenant, run.enrollment_id, run.seq + 1, step, *due_at, now).await?;
+            }
+            Ok(StepOutcome::Recorded(message_id))
+        }
+
+        pub(super) async fn last_run(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+        ) -> Result<Option<LastRun>, StoreError> {
+            let sql = format!(
+                "SELECT {ENROLLMENT}, s.seq AS run_seq, s.step_id AS run_step, s.day, s.sent_at, s.replied_at \
+                 FROM enrollments e JOIN program_sends s ON s.enrollment_id = e.id AND s.seq = e.seq \
+                 WHERE e.tenant_id = $1 AND e.conversation_id = $2 AND e.state IN ('active', 'completed') \
+                 AND s.mode <> 'skipped' ORDER BY s.sent_at DESC LIMIT 1"
+            );
+            let Some(row) = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(conversation.0)
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                return Ok(None);
+            };
+            Ok(Some(LastRun {
+                enrollment: enrollment_row(&row)?,
+                seq: row.try_get("run_seq")?,
+                step_id: row.try_get("run_step")?,
+                day: row.try_get("day")?,
+                sent_at: row.try_get("sent_at")?,
+                replied: row.try_get::<Option<DateTime<Utc>>, _>("replied_at")?.is_some(),
+            }))
+        }
+
+        pub(super) async fn record_reply(
+            conn: &mut $conn,
+            tenant: TenantId,
+            enrollment_id: Uuid,
+            seq: i32,
+            reply: String,
+            at: DateTime<Utc>,
+            branch: Option<(String, DateTime<Utc>)>,
+        ) -> Result<bool, StoreError> {
+            let first = sqlx::query(
+                "UPDATE program_sends SET replied_at = $1, reply = $2 \
+                 WHERE tenant_id = $3 AND enrollment_id = $4 AND seq = $5 AND replied_at IS NULL",
+            )
+            .bind(at)
+            .bind(reply)
+            .bind(tenant.0)
+            .bind(enrollment_id)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+            let Some((step, due_at)) = branch else {
+                return Ok(first.rows_affected() == 1);
+            };
+            let current = enrollment(&mut *conn, tenant, enrollment_id).await?;
+            if current.seq != seq {
+                return Ok(first.rows_affected() == 1);
+            }
+            let payload = serde_json::json!({
+                "enrollment_id": enrollment_id, "seq": seq + 1, "step_id": step, "due_at": due_at,
+            });
+            let moved = sqlx::query(
+                "UPDATE jobs SET payload = $1, next_attempt_at = $2, updated_at = $3 \
+                 WHERE tenant_id = $4 AND kind = $5 AND dedup_key = $6 AND state = 'pending'",
+            )
+            .bind(Json(&payload))
+            .bind(due_at)
+            .bind(at)
+            .bind(tenant.0)
+            .bind(JOB_PROGRAM_STEP)
+            .bind(format!("{enrollment_id}:{}", seq + 1))
+            .execute(&mut *conn)
+            .await?;
+            if moved.rows_affected() == 0 && current.state == EnrollmentState::Completed {
+                // A branch from the last step carries the program on.
+                sqlx::query("UPDATE enrollments SET state = 'active', ended_at = NULL, updated_at = $1 WHERE id = $2")
+                    .bind(at)
+                    .bind(enrollment_id)
+                    .execute(&mut *conn)
+                    .await?;
+                schedule(&mut *conn, tenant, enrollment_id, seq + 1, &step, due_at, at).await?;
+            }
+            Ok(first.rows_affected() == 1)
+        }
+
+        pub(super) async fn opt_out(
+            conn: &mut $conn,
+            tenant: TenantId,
+            contact: ContactId,
+            source: &str,
+            at: DateTime<Utc>,
+        ) -> Result<Option<u64>, StoreError> {
+            let inserted = sqlx::query(
+                "INSERT INTO opt_outs (tenant_id, contact_id, source, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .bind(source)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let ended = sqlx::query(
+                "UPDATE enrollments SET state = 'opted_out', ended_at = $1, updated_at = $1 \
+                 WHERE tenant_id = $2 AND contact_id = $3 AND state = 'active'",
+            )
+            .bind(at)
+            .bind(tenant.0)
+            .bind(contact.0)
+            .execute(&mut *conn)
+            .await?;
+            // Check-ins already queued but not yet sent are withdrawn too.
+            let queued = |t: u8, c: u8| {
+                format!(
+                    "SELECT s.message_id FROM program_sends s JOIN enrollments e ON e.id = s.enrollment_id \
+                     WHERE e.tenant_id = ${t} AND e.contact_id = ${c} AND s.message_id IS NOT NULL"
+                )
+            };
+            sqlx::query(&format!(
+                "UPDATE outbox SET state = 'dead', last_error = 'opted_out: the contact opted out', \
+                 locked_until = NULL, updated_at = $1 WHERE tenant_id = $2 AND state = 'pending' \
+                 AND message_id IN ({})",
+                queued(2, 3)
+            ))
+            .bind(at)
+            .bind(tenant.0)
+            .bind(contact.0)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(&format!(
+                "UPDATE messages SET status_rank = $3, error_code = 'opted_out', \
+                 error_title = 'withdrawn: the contact opted out' WHERE tenant_id = $1 AND status_rank = $4 \
+                 AND id IN ({})",
+                queued(1, 2)
+            ))
+            .bind(tenant.0)
+            .bind(contact.0)
+            .bind(DeliveryStatus::Failed.rank())
+            .bind(DeliveryStatus::Pending.rank())
+            .execute(&mut *conn)
+            .await?;
+            Ok(Some(ended.rows_affected()))
+        }
+
+        pub(super) async fn opt_in(
+            conn: &mut $conn,
+            tenant: TenantId,
+            contact: ContactId,
+        ) -> Result<bool, StoreError> {
+            let deleted = sqlx::query("DELETE FROM opt_outs WHERE tenant_id = $1 AND contact_id = $2")
+                .bind(tenant.0)
+                .bind(contact.0)
+                .execute(&mut *conn)
+                .await?;
+            Ok(deleted.rows_affected() > 0)
+        }
+
+        pub(super) async fn opted_out(
+            conn: &mut $conn,
+            tenant: TenantId,
+            contact: ContactId,
+        ) -> Result<Option<DateTime<Utc>>, StoreError> {
+            let row = sqlx::query("SELECT created_at FROM opt_outs WHERE tenant_id = $1 AND contact_id = $2")
+                .bind(tenant.0)
+                .bind(contact.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.map(|r| r.try_get("created_at")).transpose()?)
+        }
+
+        pub(super) async fn reach(
+            conn: &mut $conn,
+            tenant: TenantId,
+            contact: ContactId,
+            channel: Option<ChannelId>,
+        ) -> Result<Option<ConversationId>, StoreError> {
+            let row = sqlx::query(
+                "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2 \
+                 AND ($3 IS NULL OR channel_id = $3) ORDER BY last_message_at DESC, id DESC LIMIT 1",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .bind(channel.map(|c| c.0))
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(|r| r.try_get("id").map(ConversationId)).transpose()?)
+        }
+
+        pub(super) async fn segment(
+            conn: &mut $conn,
+            tenant: TenantId,
+            channel: Option<ChannelId>,
+            since: Option<DateTime<Utc>>,
+            limit: u32,
+        ) -> Result<Vec<(ContactId, ConversationId)>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT c.contact_id, c.id FROM conversations c WHERE c.tenant_id = $1 \
+                 AND ($2 IS NULL OR c.channel_id = $2) AND ($3 IS NULL OR c.last_message_at >= $3) \
+                 AND NOT EXISTS (SELECT 1 FROM conversations d WHERE d.tenant_id = c.tenant_id \
+                   AND d.contact_id = c.contact_id AND ($2 IS NULL OR d.channel_id = $2) \
+                   AND (d.last_message_at > c.last_message_at OR (d.last_message_at = c.last_message_at AND d.id > c.id))) \
+                 ORDER BY c.id LIMIT $4",
+            )
+            .bind(tenant.0)
+            .bind(channel.map(|c| c.0))
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        ContactId(r.try_get("contact_id")?),
+                        ConversationId(r.try_get("id")?),
+                    ))
+                })
+                .collect()
+        }
+
+        pub(super) async fn enrollment_counts(
+            conn: &mut $conn,
+            tenant: TenantId,
+            program: Uuid,
+        ) -> Result<Vec<(String, String, i64)>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT e.state, k.kind, COUNT(*) AS n FROM enrollments e \
+                 JOIN conversations c ON c.id = e.conversation_id JOIN channels k ON k.id = c.channel_id \
+                 WHERE e.tenant_id = $1 AND e.program_id = $2 GROUP BY e.state, k.kind",
+            )
+            .bind(tenant.0)
+            .bind(program)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("state")?, r.try_get("kind")?, r.try_get("n")?)))
+                .collect()
+        }
+
+        pub(super) async fn run_facts(
+            conn: &mut $conn,
+            tenant: TenantId,
+            program: Uuid,
+        ) -> Result<Vec<RunFact>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT s.step_id, s.mode, k.kind, m.status_rank, s.sent_at, s.replied_at FROM program_sends s \
+                 JOIN channels k ON k.id = s.channel_id LEFT JOIN messages m ON m.id = s.message_id \
+                 WHERE s.tenant_id = $1 AND s.program_id = $2 ORDER BY s.id",
+            )
+            .bind(tenant.0)
+            .bind(program)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RunFact {
+                        step_id: r.try_get("step_id")?,
+                        mode: r.try_get("mode")?,
+                        channel_kind: r.try_get("kind")?,
+                        status_rank: r.try_get("status_rank")?,
+                        sent_at: r.try_get("sent_at")?,
+                        replied_at: r.try_get("replied_at")?,
+                    })
+                })
+                .collect()
+        }
+    };
+}
+
+pub(crate) use program_ops;
