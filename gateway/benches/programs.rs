@@ -146,6 +146,7 @@ fn enrollments(
             source: "bench".into(),
             first_step: "hello".into(),
             due_at: due,
+            answers: false,
         })
         .collect()
 }

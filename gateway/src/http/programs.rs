@@ -26,6 +26,8 @@ use crate::store::{AuditEntry, StoreError};
 
 /// Contacts one enrollment request may name.
 const MAX_BULK: usize = 10_000;
+/// Contacts one segment may hold.
+const MAX_SEGMENT: u32 = 100_000;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -295,6 +297,25 @@ async fn enroll(
             )));
         }
     }
+    if req
+        .segment
+        .as_ref()
+        .and_then(|s| s.active_within_days)
+        .is_some_and(|d| d > 3650)
+    {
+        return Err(ApiError::Unprocessable(
+            "segment.active_within_days: at most 3650".into(),
+        ));
+    }
+    let now = state.clock.now();
+    if req
+        .start_at
+        .is_some_and(|s| s > now + chrono::Duration::days(366))
+    {
+        return Err(ApiError::Unprocessable(
+            "start_at: at most a year ahead".into(),
+        ));
+    }
     let channel = req.channel_id.map(ChannelId);
     if let Some(c) = channel {
         store.channel(scope, c).await.map_err(|e| match e {
@@ -323,8 +344,14 @@ async fn enroll(
                 .active_within_days
                 .map(|d| state.clock.now() - chrono::Duration::days(i64::from(d)));
             let channel = segment.channel_id.map(ChannelId).or(channel);
-            let limit = u32::try_from(MAX_BULK).unwrap_or(u32::MAX) * 10;
-            targets = store.segment(scope, channel, since, limit).await?;
+            targets = store
+                .segment(scope, channel, since, MAX_SEGMENT + 1)
+                .await?;
+            if targets.len() > MAX_SEGMENT as usize {
+                return Err(ApiError::Unprocessable(format!(
+                    "segment: more than {MAX_SEGMENT} contacts; narrow it with channel_id or active_within_days"
+                )));
+            }
         }
         (None, false) => {
             if named.len() > MAX_BULK {
@@ -343,7 +370,6 @@ async fn enroll(
     let Some(first) = program.definition.steps.first() else {
         return Err(ApiError::Unprocessable("the program has no steps".into()));
     };
-    let now = state.clock.now();
     let start = req.start_at.unwrap_or(now).max(now);
     let due = first
         .timing
@@ -370,6 +396,7 @@ async fn enroll(
                 source: source.into(),
                 first_step: first.id.clone(),
                 due_at: due,
+                answers: false,
             })
             .collect();
         for outcome in store.enroll(scope, new, start).await? {

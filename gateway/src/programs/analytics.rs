@@ -151,7 +151,12 @@ pub fn compute(
     for s in &mut steps {
         if let Some(times) = reply_times.get_mut(&s.step_id) {
             times.sort_unstable();
-            s.median_reply_seconds = times.get(times.len() / 2).copied();
+            let mid = times.len() / 2;
+            s.median_reply_seconds = match times.len() {
+                0 => None,
+                n if n % 2 == 1 => Some(times[mid]),
+                _ => Some((times[mid - 1] + times[mid]) / 2),
+            };
         }
     }
     a.steps = steps;

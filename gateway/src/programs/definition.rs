@@ -13,6 +13,8 @@ pub const BUILT_IN_VARIABLES: &[&str] = &["first_name", "name", "day", "program"
 const MAX_MESSAGE: usize = 4096;
 /// Steps in one program.
 const MAX_STEPS: usize = 200;
+/// The longest wait between two steps.
+const MAX_AFTER_MINUTES: u32 = 366 * 24 * 60;
 
 /// A program: a sequence of steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -161,7 +163,10 @@ impl Timing {
     pub fn when(&self) -> Result<When, String> {
         match (self.after_minutes, self.day, &self.at) {
             (None, None, None) => Ok(When::After(0)),
-            (Some(m), None, None) => Ok(When::After(m)),
+            (Some(m), None, None) if m <= MAX_AFTER_MINUTES => Ok(When::After(m)),
+            (Some(_), None, None) => Err(format!(
+                "after_minutes: at most {MAX_AFTER_MINUTES} (a year)"
+            )),
             (None, Some(day), Some(at)) => {
                 if day == 0 || day > 3660 {
                     return Err("day: 1 (the day of enrollment) to 3660".into());

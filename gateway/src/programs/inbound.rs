@@ -14,6 +14,9 @@ use crate::store::programs::{EnrollOutcome, NewEnrollment};
 use crate::store::{AuditEntry, Conversation, StoreError, StoredMessage};
 use crate::tenancy::TenantScope;
 
+/// A branch step due within this many minutes answers the reply itself.
+const IMMEDIATE_MINUTES: i64 = 5;
+
 /// What the coach should do with the message afterwards.
 #[derive(Debug, PartialEq)]
 pub enum Next {
@@ -37,7 +40,11 @@ pub async fn on_inbound(
         Content::InteractiveReply { id, title } => (Some(id.as_str()), Some(title.as_str())),
         other => (None, other.text()),
     };
-    let word = text.map(keyword_form).unwrap_or_default();
+    // Commands are typed: a tapped button titled "Cancel" answers a check-in, it is no opt-out.
+    let word = match (&content, text) {
+        (Content::InteractiveReply { .. }, _) | (_, None) => String::new(),
+        (_, Some(t)) => keyword_form(t),
+    };
     let store = state.store.as_ref();
     let (_, profile) = store.tenant_profile(scope).await?;
     let outreach = Outreach::of(&profile);
@@ -87,7 +94,14 @@ pub async fn on_inbound(
             .and_then(|target| {
                 let when = target.timing.when().ok()?;
                 let due = due_at(when, tz, run.enrollment.enrolled_at, now, true);
-                Some((target.id.clone(), outreach.quiet().after(tz, due)))
+                // A step due now answers the reply, night or day; a later one keeps to the
+                // quiet hours.
+                let due = if due <= now + chrono::Duration::minutes(IMMEDIATE_MINUTES) {
+                    due
+                } else {
+                    outreach.quiet().after(tz, due)
+                };
+                Some((target.id.clone(), due))
             });
         let reply = button
             .or(text)
@@ -95,9 +109,16 @@ pub async fn on_inbound(
             .chars()
             .take(500)
             .collect();
-        store
+        let immediate = branch
+            .as_ref()
+            .is_some_and(|(_, due)| *due <= now + chrono::Duration::minutes(IMMEDIATE_MINUTES));
+        let first = store
             .record_reply(scope, run.enrollment.id, run.seq, reply, now, branch)
             .await?;
+        // A branch to a step sent now is the answer; the coach does not answer as well.
+        if first && immediate {
+            return Ok(Next::Handled);
+        }
     }
     Ok(Next::Answer(Some(context(
         &program,
@@ -140,6 +161,12 @@ async fn enroll_by_keyword(
         .when()
         .map(|w| due_at(w, tz, now, now, false))
         .unwrap_or(now);
+    let answers = due <= now + chrono::Duration::minutes(IMMEDIATE_MINUTES);
+    let due = if answers {
+        due
+    } else {
+        outreach.quiet().after(tz, due)
+    };
     let outcome = store
         .enroll(
             scope,
@@ -153,6 +180,7 @@ async fn enroll_by_keyword(
                 source: format!("keyword:{keyword}"),
                 first_step: first.id.clone(),
                 due_at: due,
+                answers,
             }],
             now,
         )

@@ -32,8 +32,6 @@ const LEASE: Duration = Duration::from_secs(120);
 const BATCH: u32 = 256;
 /// Steps run concurrently.
 const CONCURRENCY: usize = 16;
-/// Attempts before a step that keeps failing is given up (and the enrollment stalls there).
-const MAX_ATTEMPTS: u32 = 10;
 /// How long a step waits while a human has the conversation before it looks again.
 const HUMAN_PAUSE_MINUTES: i64 = 30;
 /// A free-form step needs this much of WhatsApp's window left, so it cannot close in transit.
@@ -46,6 +44,9 @@ struct StepJob {
     seq: i32,
     step_id: String,
     due_at: DateTime<Utc>,
+    /// The step answers the contact's own message (keyword, branch): no pause for them.
+    #[serde(default)]
+    answers: bool,
 }
 
 /// Runs until `shutdown`.
@@ -141,8 +142,10 @@ async fn run_and_record(
     lookups: &Lookups,
 ) -> Result<(), StoreError> {
     let outcome = match run_step(state, item, lookups).await {
-        Ok(o) => o,
-        Err(e) => retry_or_give_up(state, item, e),
+        Ok(Some(o)) => o,
+        // Recorded with the run.
+        Ok(None) => return Ok(()),
+        Err(e) => retry(state, item, e),
     };
     state.store.finish(sys, Queue::Jobs, item, outcome).await
 }
@@ -160,17 +163,11 @@ fn later(at: DateTime<Utc>, why: &str) -> QueueOutcome {
     }
 }
 
-fn retry_or_give_up(state: &AppState, item: &QueueItem, e: StoreError) -> QueueOutcome {
-    if item.attempts >= MAX_ATTEMPTS {
-        tracing::error!(job = %item.id, error = %e, "program step given up");
-        return QueueOutcome::Dead {
-            error: ProviderError {
-                code: "program_step".into(),
-                title: e.to_string(),
-            },
-        };
-    }
-    tracing::warn!(job = %item.id, error = %e, "program step will be retried");
+/// A step whose run failed (the store is unreachable, say) is retried with backoff, never
+/// given up: its attempts also count the waits (quiet hours, a busy conversation), which are
+/// no failures, and a lost step would silently end the person's program.
+fn retry(state: &AppState, item: &QueueItem, e: StoreError) -> QueueOutcome {
+    tracing::warn!(job = %item.id, attempts = item.attempts, error = %e, "program step will be retried");
     let wait = crate::store::backoff(
         item.attempts,
         Duration::from_secs(1),
@@ -183,68 +180,45 @@ fn retry_or_give_up(state: &AppState, item: &QueueItem, e: StoreError) -> QueueO
     )
 }
 
-/// Decide and record one step run.
+/// Decide and record one step run: what becomes of its job, or `None` when recording the run
+/// also finished the job.
 async fn run_step(
     state: &AppState,
     item: &QueueItem,
     lookups: &Lookups,
-) -> Result<QueueOutcome, StoreError> {
+) -> Result<Option<QueueOutcome>, StoreError> {
     let store = state.store.as_ref();
     let scope = SystemScope::new("programs").for_tenant(item.tenant_id);
     let job: StepJob = match serde_json::from_value(item.payload.clone()) {
         Ok(j) => j,
         Err(e) => {
-            return Ok(QueueOutcome::Dead {
+            return Ok(Some(QueueOutcome::Dead {
                 error: ProviderError {
                     code: "corrupt".into(),
                     title: format!("program step payload: {e}"),
                 },
-            });
+            }));
         }
     };
-    let enrollment = match store.enrollment(&scope, job.enrollment_id).await {
-        Ok(e) => e,
-        Err(StoreError::NotFound(_)) => return Ok(done()),
-        Err(e) => return Err(e),
+    // One read for what the run decides on (erased meanwhile: nothing to do).
+    let Some(context) = store.step_context(&scope, job.enrollment_id).await? else {
+        return Ok(Some(done()));
     };
+    let enrollment = context.enrollment;
     // Ended (opt-out, cancelled) or already past this run: nothing to do.
     if enrollment.state != EnrollmentState::Active || enrollment.seq + 1 != job.seq {
-        return Ok(done());
+        return Ok(Some(done()));
     }
     let program = lookups.program(state, &scope, &enrollment).await?;
     let Some(step) = program.step(&job.step_id) else {
         tracing::warn!(enrollment = %enrollment.id, step = %job.step_id, "step not in the program version");
-        return Ok(done());
+        return Ok(Some(done()));
     };
     let outreach = lookups.outreach(state, &scope).await?;
-    let conversation = match store.conversation(&scope, enrollment.conversation_id).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound(_)) => return Ok(done()),
-        Err(e) => return Err(e),
-    };
     let now = state.clock.now();
     let tz = parse_tz(&enrollment.time_zone).unwrap_or_else(|_| outreach.tz());
-    if conversation.status == ConversationStatus::Human {
-        return Ok(later(
-            now + chrono::Duration::minutes(HUMAN_PAUSE_MINUTES),
-            "paused: a human has the conversation",
-        ));
-    }
-    let last_inbound = store.last_inbound_at(&scope, conversation.id).await?;
-    let pause = chrono::Duration::minutes(i64::from(outreach.pause_minutes));
-    if let Some(last) = last_inbound
-        && last + pause > now
-    {
-        return Ok(later(
-            last + pause,
-            "paused: the contact is mid-conversation",
-        ));
-    }
-    let quiet_until = outreach.quiet().after(tz, now);
-    if quiet_until > now {
-        return Ok(later(quiet_until, "quiet hours"));
-    }
-    let channel = store.channel(&scope, conversation.channel_id).await?;
+    // Lateness first, from when the job was last due (a deliberate wait below moves that, so
+    // waiting never makes a step overdue; downtime does).
     let late = now - item.due_at;
     let tolerance = chrono::Duration::minutes(i64::from(program.catch_up.tolerance_minutes));
     let (mut mode, mut reason) = (SendMode::FreeForm, None);
@@ -258,12 +232,37 @@ async fn run_step(
             CatchUpPolicy::Delay => reason = Some(format!("sent {minutes} min late")),
         }
     }
+    let last_inbound = context.last_inbound_at;
+    if mode != SendMode::Skipped {
+        if context.conversation_status == ConversationStatus::Human {
+            return Ok(Some(later(
+                now + chrono::Duration::minutes(HUMAN_PAUSE_MINUTES),
+                "paused: a human has the conversation",
+            )));
+        }
+        // A step that answers the contact's own message (a keyword, a branch) goes now: they
+        // are waiting for it. Anything else waits for them to finish writing, and for day.
+        let pause = chrono::Duration::minutes(i64::from(outreach.pause_minutes));
+        if let Some(last) = last_inbound
+            && last + pause > now
+            && !job.answers
+        {
+            return Ok(Some(later(
+                last + pause,
+                "paused: the contact is mid-conversation",
+            )));
+        }
+        let quiet_until = outreach.quiet().after(tz, now);
+        if quiet_until > now && !job.answers {
+            return Ok(Some(later(quiet_until, "quiet hours")));
+        }
+    }
     let window_open = last_inbound.is_some_and(|last| {
         now - last
             < chrono::Duration::hours(coach_whatsapp::outbound::SERVICE_WINDOW_HOURS)
                 - chrono::Duration::minutes(WINDOW_MARGIN_MINUTES)
     });
-    if mode != SendMode::Skipped && channel.kind == ChannelKind::WhatsApp && !window_open {
+    if mode != SendMode::Skipped && context.channel_kind == ChannelKind::WhatsApp && !window_open {
         if step.template.is_some() {
             mode = SendMode::Template;
         } else {
@@ -283,7 +282,7 @@ async fn run_step(
         None => None,
         Some(body) => {
             let mut content = serde_json::to_value(body)?;
-            if channel.kind == ChannelKind::WhatsApp && mode == SendMode::FreeForm {
+            if context.channel_kind == ChannelKind::WhatsApp && mode == SendMode::FreeForm {
                 attach_fallback(&mut content, step, &values);
             }
             Some(content)
@@ -296,13 +295,14 @@ async fn run_step(
         Some((next.id.clone(), outreach.quiet().after(tz, due)))
     });
     let run = StepRun {
+        job_id: item.id,
         enrollment_id: enrollment.id,
         program_id: enrollment.program_id,
         seq: job.seq,
         step_id: step.id.clone(),
         day: i32::try_from(day).unwrap_or(i32::MAX),
-        channel_id: channel.id,
-        conversation_id: conversation.id,
+        channel_id: context.channel_id,
+        conversation_id: enrollment.conversation_id,
         mode,
         reason: reason.clone(),
         due_at: job.due_at,
@@ -311,16 +311,18 @@ async fn run_step(
     };
     match store.record_step(&scope, run, now).await? {
         StepOutcome::Recorded(message) => {
+            // Its job was marked done with the run.
             metrics::counter!("program_steps_total", "mode" => mode.as_str()).increment(1);
             metrics::histogram!("program_step_lag_seconds")
                 .record((now - item.due_at).num_milliseconds().max(0) as f64 / 1000.0);
             tracing::info!(enrollment = %enrollment.id, step = %step.id, mode = mode.as_str(), reason = ?reason, message = ?message.map(|m| m.0), "program step run");
+            Ok(None)
         }
         StepOutcome::AlreadyRan => {
             tracing::info!(enrollment = %enrollment.id, seq = job.seq, "program step ran before; not sent again");
+            Ok(Some(done()))
         }
     }
-    Ok(done())
 }
 
 /// The values of a step's variables for one enrollment on one day.

@@ -9,7 +9,7 @@ use crate::programs::definition::Definition;
 use crate::store::StoreError;
 use crate::store::programs::{
     EnrollOutcome, Enrollment, LastRun, NewEnrollment, ProgramRecord, ProgramStore, RunFact,
-    StepOutcome, StepRun,
+    StepContext, StepOutcome, StepRun,
 };
 use crate::tenancy::TenantScope;
 
@@ -119,6 +119,14 @@ impl ProgramStore for PostgresStore {
     ) -> Result<Vec<Enrollment>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         sql::enrollments(&mut tx, scope.tenant_id(), program, after, limit).await
+    }
+    async fn step_context(
+        &self,
+        scope: &TenantScope,
+        enrollment: uuid::Uuid,
+    ) -> Result<Option<StepContext>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        sql::step_context(&mut tx, scope.tenant_id(), enrollment).await
     }
     async fn cancel_enrollment(
         &self,

@@ -132,6 +132,9 @@ pub struct NewEnrollment {
     pub first_step: String,
     /// When the first step is due.
     pub due_at: DateTime<Utc>,
+    /// The first step answers the contact's own message (a keyword): it does not wait for
+    /// them to finish writing.
+    pub answers: bool,
 }
 
 /// What an enrollment request came to.
@@ -171,6 +174,8 @@ impl SendMode {
 /// One step run, written with its message and the next step's job in one transaction.
 #[derive(Clone, Debug)]
 pub struct StepRun {
+    /// The claimed job that runs it: marked done in the same transaction.
+    pub job_id: uuid::Uuid,
     /// The enrollment.
     pub enrollment_id: uuid::Uuid,
     /// The program.
@@ -221,6 +226,22 @@ pub struct LastRun {
     pub sent_at: DateTime<Utc>,
     /// Whether a reply was recorded already.
     pub replied: bool,
+}
+
+/// Everything a step run decides on, read at once: the enrollment, who answers its
+/// conversation, its channel, and when the contact last wrote there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepContext {
+    /// The enrollment.
+    pub enrollment: Enrollment,
+    /// Who answers the conversation (a human may have taken it over).
+    pub conversation_status: crate::store::ConversationStatus,
+    /// The conversation's channel.
+    pub channel_id: ChannelId,
+    /// Its kind.
+    pub channel_kind: coach_connector_api::ChannelKind,
+    /// When the contact last wrote (the later of our and the provider's time).
+    pub last_inbound_at: Option<DateTime<Utc>>,
 }
 
 /// One step run as analytics read it.
@@ -295,6 +316,12 @@ pub trait ProgramStore: Send + Sync {
         after: Option<uuid::Uuid>,
         limit: u32,
     ) -> Result<Vec<Enrollment>, StoreError>;
+    /// What a step run of this enrollment decides on, in one read (`None`: it is gone).
+    async fn step_context(
+        &self,
+        scope: &TenantScope,
+        enrollment: uuid::Uuid,
+    ) -> Result<Option<StepContext>, StoreError>;
     /// End an active enrollment (creators).
     async fn cancel_enrollment(
         &self,

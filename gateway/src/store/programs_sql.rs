@@ -15,7 +15,7 @@ macro_rules! program_ops {
         use crate::store::StoreError;
         use crate::store::programs::{
             EnrollOutcome, Enrollment, EnrollmentState, JOB_PROGRAM_STEP, LastRun, NewEnrollment,
-            ProgramRecord, RunFact, StepOutcome, StepRun,
+            ProgramRecord, RunFact, StepContext, StepOutcome, StepRun,
         };
 
         const PROGRAM: &str = "SELECT p.id, p.version, p.status, p.created_at, p.updated_at, v.definition \
@@ -203,17 +203,27 @@ macro_rules! program_ops {
         }
 
         /// Queue the job that runs an enrollment's `seq`-th step (once: its key is unique).
+        /// A step run to schedule.
+        struct Run<'a> {
+            seq: i32,
+            step_id: &'a str,
+            due_at: DateTime<Utc>,
+            answers: bool,
+        }
+
         async fn schedule(
             conn: &mut $conn,
             tenant: TenantId,
             enrollment: Uuid,
-            seq: i32,
-            step_id: &str,
-            due_at: DateTime<Utc>,
+            run: Run<'_>,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
+            let Run { seq, step_id, due_at, answers } = run;
+            // `answers`: the step answers the contact's own message (an enrollment keyword, a
+            // branch), so it does not wait for them to finish writing.
             let payload = serde_json::json!({
                 "enrollment_id": enrollment, "seq": seq, "step_id": step_id, "due_at": due_at,
+                "answers": answers,
             });
             sqlx::query(
                 "INSERT INTO jobs (id, tenant_id, kind, payload, next_attempt_at, created_at, updated_at, dedup_key) \
@@ -274,12 +284,13 @@ macro_rules! program_ops {
                 if existing.state == EnrollmentState::Active {
                     return Ok(EnrollOutcome::Already(existing));
                 }
-                // An ended enrollment starts over; its step count goes on, so the new runs'
-                // job keys never meet the old ones.
+                // An ended enrollment starts over. Its run count skips one number, so the new
+                // first step's job key is one no earlier job has (an old job still pending finds
+                // the count moved on and does nothing), and no old run counts as the last one.
                 sqlx::query(
                     "UPDATE enrollments SET state = 'active', version = $1, conversation_id = $2, time_zone = $3, \
-                     variables = $4, source = $5, enrolled_at = $6, ended_at = NULL, step_id = NULL, updated_at = $6 \
-                     WHERE id = $7",
+                     variables = $4, source = $5, enrolled_at = $6, ended_at = NULL, step_id = NULL, updated_at = $6, \
+                     seq = seq + 1 WHERE id = $7",
                 )
                 .bind(new.version)
                 .bind(new.conversation_id.0)
@@ -292,8 +303,13 @@ macro_rules! program_ops {
                 .await?;
                 Some(existing)
             };
-            let (id, seq) = existing.as_ref().map_or((id, 0), |e| (e.id, e.seq));
-            schedule(&mut *conn, tenant, id, seq + 1, &new.first_step, new.due_at, now).await?;
+            let (id, seq) = existing.as_ref().map_or((id, 0), |e| (e.id, e.seq + 1));
+            schedule(&mut *conn, tenant, id, Run {
+                seq: seq + 1,
+                step_id: &new.first_step,
+                due_at: new.due_at,
+                answers: new.answers,
+            }, now).await?;
             Ok(EnrollOutcome::Enrolled(enrollment(&mut *conn, tenant, id).await?))
         }
 
@@ -333,6 +349,43 @@ macro_rules! program_ops {
             rows.iter().map(enrollment_row).collect()
         }
 
+        pub(super) async fn step_context(
+            conn: &mut $conn,
+            tenant: TenantId,
+            id: Uuid,
+        ) -> Result<Option<StepContext>, StoreError> {
+            let sql = format!(
+                "SELECT {ENROLLMENT}, c.status AS conversation_status, c.channel_id AS context_channel, \
+                 k.kind AS channel_kind, li.created_at AS last_stored, li.provider_ts AS last_written \
+                 FROM enrollments e JOIN conversations c ON c.id = e.conversation_id \
+                 JOIN channels k ON k.id = c.channel_id \
+                 LEFT JOIN messages li ON li.id = (SELECT m.id FROM messages m WHERE m.conversation_id = e.conversation_id \
+                   AND m.tenant_id = e.tenant_id AND m.direction = 'in' ORDER BY m.id DESC LIMIT 1) \
+                 WHERE e.tenant_id = $1 AND e.id = $2"
+            );
+            let Some(row) = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let status: String = row.try_get("conversation_status")?;
+            let kind: String = row.try_get("channel_kind")?;
+            let stored: Option<DateTime<Utc>> = row.try_get("last_stored")?;
+            let written: Option<DateTime<Utc>> = row.try_get("last_written")?;
+            Ok(Some(StepContext {
+                enrollment: enrollment_row(&row)?,
+                conversation_status: crate::store::ConversationStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status}")))?,
+                channel_id: ChannelId(row.try_get("context_channel")?),
+                channel_kind: kind.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
+                // As `last_inbound_at` (delivery_sql.rs): the later of the two times.
+                last_inbound_at: stored.map(|s| written.map_or(s, |w| w.max(s))),
+            }))
+        }
+
         pub(super) async fn cancel_enrollment(
             conn: &mut $conn,
             tenant: TenantId,
@@ -346,15 +399,18 @@ macro_rules! program_ops {
                     current.state.as_str()
                 )));
             }
-            sqlx::query(
+            let ended = sqlx::query(
                 "UPDATE enrollments SET state = 'cancelled', ended_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND tenant_id = $3",
+                 WHERE id = $2 AND tenant_id = $3 AND state = 'active'",
             )
             .bind(now)
             .bind(id)
             .bind(tenant.0)
             .execute(&mut *conn)
             .await?;
+            if ended.rows_affected() == 0 {
+                return Err(StoreError::Conflict("the enrollment ended meanwhile".into()));
+            }
             enrollment(&mut *conn, tenant, id).await
         }
 
@@ -370,7 +426,8 @@ macro_rules! program_ops {
             };
             let claimed = sqlx::query(
                 "UPDATE enrollments SET seq = $1, step_id = $2, state = $3, ended_at = $4, updated_at = $5 \
-                 WHERE id = $6 AND tenant_id = $7 AND state = 'active' AND seq = $8",
+                 WHERE id = $6 AND tenant_id = $7 AND state = 'active' AND seq = $8 \
+                 AND NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.tenant_id = $7 AND o.contact_id = enrollments.contact_id)",
             )
             .bind(run.seq)
             .bind(&run.step_id)
@@ -434,8 +491,18 @@ macro_rules! program_ops {
                 message_id = Some(message.id);
             }
             if let Some((step, due_at)) = &run.next {
-                schedule(&mut *conn, tenant, run.enrollment_id, run.seq + 1, step, *due_at, now).await?;
+                schedule(&mut *conn, tenant, run.enrollment_id, Run { seq: run.seq + 1, step_id: step, due_at: *due_at, answers: false }, now).await?;
             }
+            // The job is done with the run it recorded: one commit for both.
+            sqlx::query(
+                "UPDATE jobs SET state = 'done', locked_until = NULL, updated_at = $1 \
+                 WHERE id = $2 AND tenant_id = $3 AND state = 'inflight'",
+            )
+            .bind(now)
+            .bind(run.job_id)
+            .bind(tenant.0)
+            .execute(&mut *conn)
+            .await?;
             Ok(StepOutcome::Recorded(message_id))
         }
 
@@ -497,6 +564,7 @@ macro_rules! program_ops {
             }
             let payload = serde_json::json!({
                 "enrollment_id": enrollment_id, "seq": seq + 1, "step_id": step, "due_at": due_at,
+                "answers": due_at <= at + chrono::Duration::minutes(5),
             });
             let moved = sqlx::query(
                 "UPDATE jobs SET payload = $1, next_attempt_at = $2, updated_at = $3 \
@@ -511,13 +579,20 @@ macro_rules! program_ops {
             .execute(&mut *conn)
             .await?;
             if moved.rows_affected() == 0 && current.state == EnrollmentState::Completed {
-                // A branch from the last step carries the program on.
-                sqlx::query("UPDATE enrollments SET state = 'active', ended_at = NULL, updated_at = $1 WHERE id = $2")
-                    .bind(at)
-                    .bind(enrollment_id)
-                    .execute(&mut *conn)
-                    .await?;
-                schedule(&mut *conn, tenant, enrollment_id, seq + 1, &step, due_at, at).await?;
+                // A branch from the last step carries the program on, unless they opted out.
+                let revived = sqlx::query(
+                    "UPDATE enrollments SET state = 'active', ended_at = NULL, updated_at = $1 WHERE id = $2 \
+                     AND state = 'completed' AND NOT EXISTS (SELECT 1 FROM opt_outs o \
+                     WHERE o.tenant_id = enrollments.tenant_id AND o.contact_id = enrollments.contact_id)",
+                )
+                .bind(at)
+                .bind(enrollment_id)
+                .execute(&mut *conn)
+                .await?;
+                if revived.rows_affected() == 1 {
+                    let answers = due_at <= at + chrono::Duration::minutes(5);
+                    schedule(&mut *conn, tenant, enrollment_id, Run { seq: seq + 1, step_id: &step, due_at, answers }, at).await?;
+                }
             }
             Ok(first.rows_affected() == 1)
         }
@@ -539,9 +614,8 @@ macro_rules! program_ops {
             .bind(at)
             .execute(&mut *conn)
             .await?;
-            if inserted.rows_affected() == 0 {
-                return Ok(None);
-            }
+            // Even when already recorded (a second STOP), end and withdraw again: that repairs
+            // an enrollment written concurrently with the first opt-out.
             let ended = sqlx::query(
                 "UPDATE enrollments SET state = 'opted_out', ended_at = $1, updated_at = $1 \
                  WHERE tenant_id = $2 AND contact_id = $3 AND state = 'active'",
@@ -551,36 +625,35 @@ macro_rules! program_ops {
             .bind(contact.0)
             .execute(&mut *conn)
             .await?;
-            // Check-ins already queued but not yet sent are withdrawn too.
-            let queued = |t: u8, c: u8| {
-                format!(
-                    "SELECT s.message_id FROM program_sends s JOIN enrollments e ON e.id = s.enrollment_id \
-                     WHERE e.tenant_id = ${t} AND e.contact_id = ${c} AND s.message_id IS NOT NULL"
-                )
-            };
-            sqlx::query(&format!(
+            // Check-ins queued but not yet sent are withdrawn; one already being sent is not,
+            // and its message keeps its true status.
+            let withdrawn = sqlx::query(
                 "UPDATE outbox SET state = 'dead', last_error = 'opted_out: the contact opted out', \
                  locked_until = NULL, updated_at = $1 WHERE tenant_id = $2 AND state = 'pending' \
-                 AND message_id IN ({})",
-                queued(2, 3)
-            ))
+                 AND message_id IN (SELECT s.message_id FROM program_sends s JOIN enrollments e ON e.id = s.enrollment_id \
+                   WHERE e.tenant_id = $2 AND e.contact_id = $3 AND s.message_id IS NOT NULL) \
+                 RETURNING message_id",
+            )
             .bind(at)
             .bind(tenant.0)
             .bind(contact.0)
-            .execute(&mut *conn)
+            .fetch_all(&mut *conn)
             .await?;
-            sqlx::query(&format!(
-                "UPDATE messages SET status_rank = $3, error_code = 'opted_out', \
-                 error_title = 'withdrawn: the contact opted out' WHERE tenant_id = $1 AND status_rank = $4 \
-                 AND id IN ({})",
-                queued(1, 2)
-            ))
-            .bind(tenant.0)
-            .bind(contact.0)
-            .bind(DeliveryStatus::Failed.rank())
-            .bind(DeliveryStatus::Pending.rank())
-            .execute(&mut *conn)
-            .await?;
+            for row in &withdrawn {
+                let message: Uuid = row.try_get("message_id")?;
+                sqlx::query(
+                    "UPDATE messages SET status_rank = $1, error_code = 'opted_out', \
+                     error_title = 'withdrawn: the contact opted out' WHERE tenant_id = $2 AND id = $3",
+                )
+                .bind(DeliveryStatus::Failed.rank())
+                .bind(tenant.0)
+                .bind(message)
+                .execute(&mut *conn)
+                .await?;
+            }
+            if inserted.rows_affected() == 0 {
+                return Ok(None);
+            }
             Ok(Some(ended.rows_affected()))
         }
 

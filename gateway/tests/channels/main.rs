@@ -45,4 +45,5 @@ on_both_backends!(
     programs::catch_up_after_downtime,
     programs::two_schedulers_never_send_a_step_twice,
     programs::thirty_days_on_whatsapp_without_a_131047,
+    programs::enrollments_end_and_start_over,
 );

@@ -329,8 +329,13 @@ pub(crate) async fn a_week_of_check_ins_on_whatsapp_and_telegram(b: &Backend) {
     // Quiet hours in Madrid end at 08:00 (07:00 UTC); the welcome waited for them.
     assert_eq!(steps[0].at, at(0, 7, 0));
     assert_eq!(steps[1].text, "No problem Ana, tips start tomorrow.");
-    // The nudge waited out the half hour after her tap (she was mid-conversation).
-    assert_eq!(steps[1].at, at(0, 8, 30));
+    // The nudge answered her tap at once (the coach did not answer it as well).
+    assert_eq!(steps[1].at, at(0, 8, 0));
+    assert_eq!(
+        ana_sent.iter().filter(|s| s.at == at(0, 8, 0)).count(),
+        1,
+        "{ana_sent:#?}"
+    );
     assert_eq!(
         steps[2].template,
         Some(("daily_tip".into(), vec!["Ana".into(), "2".into()]))
@@ -385,11 +390,13 @@ pub(crate) async fn a_week_of_check_ins_on_whatsapp_and_telegram(b: &Backend) {
         ],
         "{ben_sent:#?}"
     );
-    assert_eq!(ben_steps[0].0, at(0, 13, 0), "08:00 in New York");
+    // The welcome answers his /start at once, though it is 01:00 in New York; the rest keep
+    // to his daytime.
+    assert_eq!(ben_steps[0].0, t0);
     assert!(ben_steps[0].1["reply_markup"]["inline_keyboard"].is_array());
     assert_eq!(ben_steps[3].0, at(7, 1, 0), "day 7 at 20:00 in New York");
     assert!(
-        ben_steps
+        ben_steps[1..]
             .iter()
             .all(|(at, _)| daytime(*at, "America/New_York"))
     );
@@ -450,7 +457,8 @@ pub(crate) async fn a_week_of_check_ins_on_whatsapp_and_telegram(b: &Backend) {
     assert_eq!(counts("checkin"), (1, 0, 1), "{a}");
     assert_eq!(
         step("welcome")["median_reply_seconds"].as_i64(),
-        Some(3600),
+        // Ana after an hour, Ben after eight.
+        Some((3600 + 8 * 3600) / 2),
         "{a}"
     );
     let channel = |kind: &str| {
@@ -856,4 +864,161 @@ pub(crate) async fn thirty_days_on_whatsapp_without_a_131047(b: &Backend) {
         .map(|s| s["templates"].as_i64().unwrap())
         .sum();
     assert_eq!(templated, templates, "{a}");
+}
+
+/// An enrollment ended by a creator can start over: the first step goes out again (the old
+/// run's job does not block it), and a cancelled or opted-out contact gets nothing more.
+pub(crate) async fn enrollments_end_and_start_over(b: &Backend) {
+    let t0 = (Utc::now() + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
+    let clock = Clock::manual(t0);
+    let w = world_on(b, false, clock.clone()).await;
+    let t = token(&w.app.register("again@example.com").await).to_owned();
+    let (id, _) = daily_program(&w, &t, 1, "skip").await;
+    let run = |now: DateTime<Utc>| {
+        let (w, clock) = (&w, &clock);
+        async move {
+            clock.set(now);
+            while coach_gateway::programs::worker::poll_once(&w.app.state)
+                .await
+                .unwrap()
+                > 0
+            {}
+            w.deliver().await;
+        }
+    };
+    // Day 1's step was due at 09:00, an hour ago: within the tolerance, it goes once the
+    // contact's own message is half an hour old (they might still be writing).
+    run(t0).await;
+    assert_eq!(step_texts(&w).len(), 0);
+    run(t0 + Duration::minutes(30)).await;
+    assert_eq!(step_texts(&w).len(), 1);
+    let enrollments = format!("/v1/programs/{id}/enrollments");
+    let (_, list) = w.app.call("GET", &enrollments, Some(&t), None).await;
+    let enrollment = list[0]["id"].as_str().unwrap().to_owned();
+    let contact = list[0]["contact_id"].as_str().unwrap().to_owned();
+    let (status, cancelled) = w
+        .app
+        .call(
+            "DELETE",
+            &format!("{enrollments}/{enrollment}"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["state"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let (status, _) = w
+        .app
+        .call(
+            "DELETE",
+            &format!("{enrollments}/{enrollment}"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // Day 2 passes: nothing for a cancelled enrollment.
+    run(t0 + Duration::days(1)).await;
+    assert_eq!(step_texts(&w).len(), 1);
+    // Enrolled again, starting tomorrow: the first step goes out again then.
+    let start = t0 + Duration::days(2) - Duration::hours(2);
+    let (_, report) = w
+        .app
+        .call(
+            "POST",
+            &enrollments,
+            Some(&t),
+            Some(json!({ "contact_id": contact, "time_zone": "UTC", "start_at": start })),
+        )
+        .await;
+    assert_eq!(report["enrolled"].as_u64(), Some(1), "{report}");
+    run(start + Duration::minutes(65)).await;
+    let texts = step_texts(&w);
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].1.starts_with("one"), "{texts:?}");
+    // Opted out by a member: the rest never comes, and enrolling again is refused.
+    let (status, consent) = w
+        .app
+        .call(
+            "POST",
+            &format!("/v1/contacts/{contact}/opt-out"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, consent["enrollments_ended"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{consent}"
+    );
+    run(t0 + Duration::days(4)).await;
+    assert_eq!(step_texts(&w).len(), 2);
+    let (_, report) = w
+        .app
+        .call(
+            "POST",
+            &enrollments,
+            Some(&t),
+            Some(json!({ "contact_id": contact })),
+        )
+        .await;
+    assert_eq!(
+        (report["enrolled"].as_u64(), report["opted_out"].as_u64()),
+        (Some(0), Some(1))
+    );
+    // Allowed again on their request: enrolling works again.
+    let (status, _) = w
+        .app
+        .call(
+            "POST",
+            &format!("/v1/contacts/{contact}/opt-in"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, report) = w
+        .app
+        .call(
+            "POST",
+            &enrollments,
+            Some(&t),
+            Some(json!({ "contact_id": contact })),
+        )
+        .await;
+    assert_eq!(report["enrolled"].as_u64(), Some(1), "{report}");
+    // Bad input is refused with the reason.
+    let (status, problem) = w
+        .app
+        .call(
+            "POST",
+            &enrollments,
+            Some(&t),
+            Some(json!({ "segment": { "active_within_days": 4_000_000_000u32 } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    let (status, problem) = w
+        .app
+        .call(
+            "POST",
+            &enrollments,
+            Some(&t),
+            Some(json!({ "contact_id": contact, "variables": { "nope": "x" } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("variables.nope"),
+        "{problem}"
+    );
 }

@@ -11,7 +11,7 @@ use crate::programs::definition::Definition;
 use crate::store::StoreError;
 use crate::store::programs::{
     EnrollOutcome, Enrollment, LastRun, NewEnrollment, ProgramRecord, ProgramStore, RunFact,
-    StepOutcome, StepRun,
+    StepContext, StepOutcome, StepRun,
 };
 use crate::tenancy::TenantScope;
 
@@ -115,6 +115,13 @@ impl ProgramStore for SqliteStore {
             limit,
         )
         .await
+    }
+    async fn step_context(
+        &self,
+        scope: &TenantScope,
+        enrollment: uuid::Uuid,
+    ) -> Result<Option<StepContext>, StoreError> {
+        sql::step_context(&mut *self.reader().await?, scope.tenant_id(), enrollment).await
     }
     async fn cancel_enrollment(
         &self,
