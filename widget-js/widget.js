@@ -12,12 +12,13 @@
   var TEXT = {
     en: { title: "Chat with us", placeholder: "Type a message", send: "Send", open: "Open chat",
       close: "Close chat", offline: "Offline: messages will be sent when the connection is back",
-      typing: "Typing", sources: "Sources", failed: "Not sent yet", unread: "unread messages" },
+      typing: "Typing", sources: "Sources", failed: "Not sent yet", unread: "unread messages",
+      stop: "Stop check-ins", stopWord: "STOP" },
     es: { title: "Chatea con nosotros", placeholder: "Escribe un mensaje", send: "Enviar",
       open: "Abrir chat", close: "Cerrar chat",
       offline: "Sin conexi\u00f3n: los mensajes se enviar\u00e1n al volver la conexi\u00f3n",
       typing: "Escribiendo", sources: "Fuentes", failed: "A\u00fan sin enviar",
-      unread: "mensajes sin leer" }
+      unread: "mensajes sin leer", stop: "No recibir m\u00e1s mensajes", stopWord: "BAJA" }
   };
   function pickLang(wanted) {
     var langs = [wanted].concat(navigator.languages || [navigator.language || "en"]);
@@ -65,6 +66,9 @@
     ".h{background:var(--c);color:#fff;padding:12px 14px;display:flex;align-items:center;gap:10px}" +
     ".h img{width:28px;height:28px;border-radius:50%}.h b{flex:1;font-weight:600}" +
     ".h button{background:none;border:0;color:#fff;font-size:22px;cursor:pointer;line-height:1}" +
+    ".h .s{font-size:12px;opacity:.9;text-decoration:underline}.h .s[hidden]{display:none}" +
+    ".ch{align-self:flex-start;display:flex;flex-wrap:wrap;gap:6px}.ch button{border:1px solid var(--c);" +
+    "background:#fff;color:var(--c);border-radius:16px;padding:5px 12px;cursor:pointer}" +
     ".m{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}" +
     ".g{max-width:85%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}" +
     ".in{align-self:flex-end;background:var(--c);color:#fff}.out{align-self:flex-start;background:#f0f0f3}" +
@@ -81,7 +85,8 @@
     "<svg viewBox='0 0 24 24' aria-hidden='true'><path d='M4 4h16v12H7l-3 3z'/></svg>" +
     "<span class='b' hidden></span></button>" +
     "<div class='p' role='dialog' aria-modal='false' hidden>" +
-    "<div class='h'><img alt='' hidden><b></b><button type='button' class='x'>\u00d7</button></div>" +
+    "<div class='h'><img alt='' hidden><b></b><button type='button' class='s' hidden></button>" +
+    "<button type='button' class='x'>\u00d7</button></div>" +
     "<div class='of' role='status' hidden></div>" +
     "<div class='m' role='log' aria-live='polite' aria-relevant='additions'></div>" +
     "<div class='ty' hidden aria-live='polite'></div>" +
@@ -89,7 +94,8 @@
     "</div></div>";
   function $(sel) { return root.querySelector(sel); }
   var wrap = $(".w"), launcher = $(".l"), badge = $(".b"), panel = $(".p"), log = $(".m");
-  var input = $("textarea"), form = $("form"), typing = $(".ty"), offline = $(".of");
+  var input = $("textarea"), form = $("form"), typing = $(".ty"), offline = $(".of"), stop = $(".s");
+  stop.textContent = t.stop;
   $(".h b").textContent = t.title;
   $(".x").setAttribute("aria-label", t.close);
   launcher.setAttribute("aria-label", t.open);
@@ -140,11 +146,35 @@
     }
     if (m.direction === "out") dropStream();
     bubble(m.direction, m.text).setAttribute("data-seq", seq);
+    if (m.direction === "out" && m.choices && m.choices.length) choices(m.choices);
     typing.hidden = true;
     if (m.direction === "out") {
       if (!state.open) setUnread(state.unread + 1);
       emit("message", m);
     }
+  }
+  // Buttons under a check-in; a tap answers with the button's title and id.
+  function choices(list) {
+    clearChoices();
+    var row = document.createElement("div");
+    row.className = "ch";
+    list.forEach(function (c) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = c.title;
+      b.addEventListener("click", function () { submit(c.title, c.id); });
+      row.appendChild(b);
+    });
+    log.appendChild(row);
+    log.scrollTop = log.scrollHeight;
+  }
+  function clearChoices() {
+    Array.prototype.forEach.call(log.querySelectorAll(".ch"), function (el) { el.remove(); });
+  }
+  function frame(p) {
+    var f = { type: "message", client_id: p.client_id, text: p.text };
+    if (p.choice) f.choice = p.choice;
+    return f;
   }
   function showPending(p) {
     var el = bubble("in", p.text, "pe");
@@ -182,9 +212,7 @@
           offline.hidden = true;
           state.token = f.visitor_token;
           save();
-          state.pending.forEach(function (p) {
-            send({ type: "message", client_id: p.client_id, text: p.text });
-          });
+          state.pending.forEach(function (p) { send(frame(p)); });
           emit("ready", {});
           break;
         case "event":
@@ -247,17 +275,21 @@
     if (!state.socket) { state.retry = 0; connect(); }
   });
 
-  function submit(text) {
+  function submit(text, choice) {
     text = text.trim();
     if (!text) return;
+    clearChoices();
     var id = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
       : String(Date.now()) + Math.random().toString(16).slice(2);
     var p = { client_id: id, text: text };
+    if (choice) p.choice = choice;
     state.pending.push(p);
     save();
     showPending(p);
-    if (!send({ type: "message", client_id: id, text: text })) offline.hidden = false;
+    if (!send(frame(p))) offline.hidden = false;
   }
+  // Stops every check-in, as writing the opt-out word does (the coach confirms).
+  stop.addEventListener("click", function () { submit(t.stopWord); });
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     submit(input.value);
@@ -312,6 +344,8 @@
     if (c.position === "left") wrap.classList.add("left");
     if (c.avatar_url && /^https:\/\//.test(c.avatar_url)) { $(".h img").src = c.avatar_url; $(".h img").hidden = false; }
     greeting = c.greeting || null;
+    stop.textContent = t.stop;
+    stop.hidden = !c.check_ins;
     log.innerHTML = "";
     greet();
     state.pending.forEach(showPending);

@@ -92,6 +92,13 @@ impl ConversationStream {
         Ok(message)
     }
 
+    /// Publish an outbound message stored by another path (a program step, written in one
+    /// transaction with its run): live views (the widget) show it as it is stored.
+    pub async fn announce(&self, scope: &TenantScope, message: StoredMessage) {
+        self.publish(scope, StreamPayload::Message { message })
+            .await;
+    }
+
     /// Publish the progress of an answer being generated (live views only; nothing stored).
     pub async fn answer(
         &self,

@@ -189,3 +189,63 @@ test("the widget's own texts follow the browser's language", async () => {
   await page.locator(`${W} .p`).waitFor({ state: "hidden" });
   await context.close();
 });
+
+async function api(method, path, token, body) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(`${BASE}${path}`, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  return { status: r.status, json: await r.json().catch(() => null) };
+}
+
+test("a check-in's buttons answer it, and the widget's control stops check-ins", async () => {
+  // A creator with a widget and a program people join by writing its keyword.
+  const reg = await api("POST", "/v1/auth/register", null, {
+    email: `programs-${PORT}@example.com`, password: "violet-quarry-Tundra-88", tenant_name: "Programs" });
+  assert.ok(reg.status < 300, JSON.stringify(reg.json));
+  const token = reg.json.access_token;
+  const channel = await api("POST", "/v1/channels", token, { kind: "web_widget", name: "Site", config: {} });
+  assert.equal(channel.status, 201, JSON.stringify(channel.json));
+  const template = { name: "hello", language: "en" };
+  const program = await api("POST", "/v1/programs", token, {
+    name: "Sleep reset", keywords: ["SLEEP7"],
+    steps: [
+      { id: "welcome", message: "Ready for day {day}?", template,
+        buttons: [{ id: "ready", title: "Ready" }, { id: "later", title: "Not now" }],
+        branches: [{ on: ["later"], goto: "nudge" }] },
+      { id: "tips", message: "Tip: no coffee after 2 pm.", timing: { day: 2, at: "09:00" }, template, next: "end" },
+      { id: "nudge", message: "No problem, tips start tomorrow.", next: "tips" },
+    ] });
+  assert.equal(program.status, 201, JSON.stringify(program.json));
+
+  // The widget on a page of the creator's site.
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${BASE}/healthz`);
+  await page.evaluate(({ base, id }) => {
+    const s = document.createElement("script");
+    s.src = `${base}/widget.js`;
+    s.setAttribute("data-channel", id);
+    document.body.appendChild(s);
+  }, { base: BASE, id: channel.json.id });
+  await page.locator(`${W} .l`).click();
+  await page.locator(`${W} .s`).waitFor({ state: "visible" });
+  await ask(page, "SLEEP7");
+  // The first check-in answers at once, with its buttons.
+  await stored(page, "out").filter({ hasText: "Ready for day 1?" }).waitFor({ timeout: 30_000 });
+  await page.locator(`${W} .ch button`, { hasText: "Not now" }).click();
+  await stored(page, "in").filter({ hasText: "Not now" }).waitFor();
+  await stored(page, "out").filter({ hasText: "No problem, tips start tomorrow." }).waitFor({ timeout: 30_000 });
+  assert.equal(await page.locator(`${W} .ch`).count(), 0, "the buttons stay after the answer");
+  // The control stops every check-in, and the coach confirms.
+  await page.locator(`${W} .s`).click();
+  await stored(page, "in").filter({ hasText: "STOP" }).waitFor();
+  await stored(page, "out").filter({ hasText: "no more check-ins" }).waitFor({ timeout: 30_000 });
+
+  const analytics = await api("GET", `/v1/programs/${program.json.id}/analytics`, token);
+  assert.equal(analytics.json.opted_out, 1, JSON.stringify(analytics.json));
+  const welcome = analytics.json.steps.find((s) => s.step_id === "welcome");
+  assert.deepEqual([welcome.sent, welcome.replied], [1, 1], JSON.stringify(analytics.json));
+  const audit = await api("GET", "/v1/audit-log", token);
+  assert.ok(audit.json.some((e) => e.action === "contact.opt_out"), JSON.stringify(audit.json));
+  await context.close();
+});

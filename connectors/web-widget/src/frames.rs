@@ -49,8 +49,11 @@ pub enum ClientFrame {
     Message {
         /// Chosen by the widget, unique per visitor (1-64 bytes).
         client_id: String,
-        /// The text (1-4,096 characters).
+        /// The text (1-4,096 characters): what was typed, or the title of a tapped choice.
         text: String,
+        /// The id of the choice tapped (see [`WireMessage::choices`]), if one was.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        choice: Option<String>,
     },
     /// Everything up to `seq` arrived.
     Ack {
@@ -85,8 +88,21 @@ pub struct WireMessage {
     /// The widget's own id for a message it sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    /// Buttons offered with a coach's message (a program check-in); a tap sends the title as
+    /// text with the choice's id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<WireChoice>,
     /// When it was stored (RFC 3339).
     pub created_at: String,
+}
+
+/// A button under a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireChoice {
+    /// Sent back when tapped.
+    pub id: String,
+    /// What the visitor sees.
+    pub title: String,
 }
 
 /// Why the server refused something.

@@ -56,6 +56,8 @@ pub enum Action {
         client_id: String,
         /// The text.
         text: String,
+        /// The id of the tapped choice, if the visitor tapped one.
+        choice: Option<String>,
     },
     /// The visitor typing, for the creator's live view.
     VisitorTyping(bool),
@@ -165,7 +167,14 @@ impl ServerSession {
             (_, ClientFrame::Hello { .. }) => {
                 self.refuse(ErrorCode::BadSequence, "hello was already sent".into(), now)
             }
-            (_, ClientFrame::Message { client_id, text }) => {
+            (
+                _,
+                ClientFrame::Message {
+                    client_id,
+                    text,
+                    choice,
+                },
+            ) => {
                 let chars = text.trim().chars().count();
                 if client_id.is_empty()
                     || client_id.len() > MAX_CLIENT_ID
@@ -188,8 +197,24 @@ impl ServerSession {
                         },
                         now,
                     )]
+                } else if choice
+                    .as_ref()
+                    .is_some_and(|c| c.is_empty() || c.len() > 256)
+                {
+                    vec![self.send(
+                        ServerFrame::Error {
+                            code: ErrorCode::InvalidMessage,
+                            message: "choice: 1-256 bytes".into(),
+                            client_id: Some(client_id),
+                        },
+                        now,
+                    )]
                 } else {
-                    vec![Action::Store { client_id, text }]
+                    vec![Action::Store {
+                        client_id,
+                        text,
+                        choice,
+                    }]
                 }
             }
             (_, ClientFrame::Ack { seq }) => {
@@ -343,6 +368,7 @@ impl ClientSession {
                 .map(|(client_id, text)| ClientFrame::Message {
                     client_id: client_id.clone(),
                     text: text.clone(),
+                    choice: None,
                 }),
         );
         frames
@@ -361,6 +387,7 @@ impl ClientSession {
         self.connected.then(|| ClientFrame::Message {
             client_id,
             text: text.to_string(),
+            choice: None,
         })
     }
 

@@ -110,12 +110,15 @@ impl World {
                         }));
                     doorbell = true;
                 }
-                Action::Store { client_id, text } => {
+                Action::Store {
+                    client_id, text, ..
+                } => {
                     self.store.store(WireMessage {
                         id: format!("m-{client_id}"),
                         direction: "in".into(),
                         text,
                         client_id: Some(client_id.clone()),
+                        choices: Vec::new(),
                         created_at: String::new(),
                     });
                     if let Action::Send(f) = server.accepted(client_id, self.now) {
@@ -180,6 +183,7 @@ impl World {
                     direction: "out".into(),
                     text: format!("reply {n}"),
                     client_id: None,
+                    choices: Vec::new(),
                     created_at: String::new(),
                 });
                 self.doorbell();

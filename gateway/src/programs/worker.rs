@@ -315,7 +315,10 @@ async fn run_step(
             metrics::counter!("program_steps_total", "mode" => mode.as_str()).increment(1);
             metrics::histogram!("program_step_lag_seconds")
                 .record((now - item.due_at).num_milliseconds().max(0) as f64 / 1000.0);
-            tracing::info!(enrollment = %enrollment.id, step = %step.id, mode = mode.as_str(), reason = ?reason, message = ?message.map(|m| m.0), "program step run");
+            tracing::info!(enrollment = %enrollment.id, step = %step.id, mode = mode.as_str(), reason = ?reason, message = ?message.as_ref().map(|m| m.id.0), "program step run");
+            if let Some(message) = message {
+                state.stream.announce(&scope, *message).await;
+            }
             Ok(None)
         }
         StepOutcome::AlreadyRan => {

@@ -9,7 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use coach_connector_api::{ChannelId, ContactId, ConversationId, MessageId};
+use coach_connector_api::{ChannelId, ContactId, ConversationId};
 use serde::{Deserialize, Serialize};
 
 use crate::programs::definition::Definition;
@@ -206,7 +206,7 @@ pub struct StepRun {
 #[derive(Clone, Debug, PartialEq)]
 pub enum StepOutcome {
     /// Recorded now; the message (if any) is queued.
-    Recorded(Option<MessageId>),
+    Recorded(Option<Box<crate::store::StoredMessage>>),
     /// This run was recorded before (by another worker, or before a crash): nothing written.
     AlreadyRan,
 }

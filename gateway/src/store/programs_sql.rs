@@ -470,7 +470,7 @@ macro_rules! program_ops {
                     run.enrollment_id, run.seq
                 )));
             }
-            let mut message_id = None;
+            let mut stored = None;
             if let Some(content) = run.content {
                 // The message is stored (and due in the outbox) on the store's clock, like every
                 // other message; `now` is program time, kept on the run.
@@ -488,7 +488,7 @@ macro_rules! program_ops {
                     .bind(send_id)
                     .execute(&mut *conn)
                     .await?;
-                message_id = Some(message.id);
+                stored = Some(Box::new(message));
             }
             if let Some((step, due_at)) = &run.next {
                 schedule(&mut *conn, tenant, run.enrollment_id, Run { seq: run.seq + 1, step_id: step, due_at: *due_at, answers: false }, now).await?;
@@ -503,7 +503,7 @@ macro_rules! program_ops {
             .bind(tenant.0)
             .execute(&mut *conn)
             .await?;
-            Ok(StepOutcome::Recorded(message_id))
+            Ok(StepOutcome::Recorded(stored))
         }
 
         pub(super) async fn last_run(

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::Utc;
 use coach_connector_api::{
-    ChannelIdentity, Content, ConversationId, DedupKey, InboundEvent, InboundMessage, OutboundBody,
+    ChannelIdentity, Content, ConversationId, DedupKey, InboundEvent, InboundMessage, Interactive,
+    OutboundBody,
 };
-use coach_web_widget::frames::{ErrorCode, Identity, ServerFrame, WireMessage};
+use coach_web_widget::frames::{ErrorCode, Identity, ServerFrame, WireChoice, WireMessage};
 use coach_web_widget::identity::{verify_identity, verify_visitor_token, visitor_token};
 use coach_web_widget::session::{Action, ServerSession, SessionConfig};
 
@@ -173,8 +174,12 @@ impl Connection {
                     }
                     self.deliver().await?;
                 }
-                Action::Store { client_id, text } => {
-                    let reply = self.store(client_id, text).await;
+                Action::Store {
+                    client_id,
+                    text,
+                    choice,
+                } => {
+                    let reply = self.store(client_id, text, choice).await;
                     self.send_action(reply).await?;
                     self.deliver().await?;
                 }
@@ -282,7 +287,7 @@ impl Connection {
     }
 
     /// Stores the visitor's message through the conversation stream (idempotent by client id).
-    async fn store(&mut self, client_id: String, text: String) -> Action {
+    async fn store(&mut self, client_id: String, text: String, choice: Option<String>) -> Action {
         let now = Instant::now();
         let Some(visitor) = self.visitor.clone() else {
             return Action::Close("no visitor".into());
@@ -304,7 +309,11 @@ impl Connection {
                 username: None,
             },
             timestamp: Utc::now(),
-            content: Content::Text { body: text },
+            // A tapped button answers like a button on WhatsApp or Telegram.
+            content: match choice {
+                Some(id) => Content::InteractiveReply { id, title: text },
+                None => Content::Text { body: text },
+            },
             reply_to: None,
         });
         match self
@@ -376,6 +385,7 @@ impl Connection {
 
 /// A stored message as the widget shows it.
 pub(super) fn wire(message: &StoredMessage) -> WireMessage {
+    let mut choices = Vec::new();
     let (direction, text, client_id) = match message.direction {
         Direction::Inbound => {
             let content = serde_json::from_value::<Content>(message.content.clone()).ok();
@@ -388,6 +398,24 @@ pub(super) fn wire(message: &StoredMessage) -> WireMessage {
         Direction::Outbound => {
             let text = match serde_json::from_value::<OutboundBody>(message.content.clone()) {
                 Ok(OutboundBody::Text { text }) => text,
+                Ok(OutboundBody::Interactive { text, interactive }) => {
+                    let (Interactive::Buttons { choices: offered }
+                    | Interactive::List {
+                        choices: offered, ..
+                    }) = interactive;
+                    choices = offered
+                        .into_iter()
+                        .map(|c| WireChoice {
+                            id: c.id,
+                            title: c.title,
+                        })
+                        .collect();
+                    text
+                }
+                Ok(OutboundBody::Media {
+                    caption: Some(caption),
+                    ..
+                }) => caption,
                 _ => "[message]".into(),
             };
             ("out", text, None)
@@ -398,6 +426,7 @@ pub(super) fn wire(message: &StoredMessage) -> WireMessage {
         direction: direction.into(),
         text,
         client_id,
+        choices,
         created_at: message.created_at.to_rfc3339(),
     }
 }

@@ -82,6 +82,10 @@ pub struct PublicWidgetConfig {
     pub avatar_url: Option<String>,
     /// Language of the widget's own texts (`en`, `es`); default: the browser's.
     pub language: Option<String>,
+    /// Whether the tenant runs coaching programs: the widget then offers a control to stop
+    /// check-ins (set by the gateway, not configured).
+    #[serde(skip_deserializing)]
+    pub check_ins: bool,
 }
 
 /// Routes outside the OpenAPI document (a script, a socket and a page).
@@ -135,12 +139,17 @@ async fn public_config(
     State(state): State<AppState>,
     Path(channel_id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (_, settings) = widget_channel(&state, &channel_id).await?;
+    let (channel, settings) = widget_channel(&state, &channel_id).await?;
+    let mut public = settings.public;
+    let scope = SystemScope::new("widget").for_tenant(channel.tenant_id);
+    public.check_ins = state
+        .store
+        .programs(&scope)
+        .await?
+        .iter()
+        .any(|p| p.status == "active");
     // Read by the widget on the creator's pages, whatever their origin.
-    Ok((
-        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-        Json(settings.public),
-    ))
+    Ok(([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(public)))
 }
 
 #[derive(Deserialize)]
