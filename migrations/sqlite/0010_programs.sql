@@ -74,6 +74,9 @@ CREATE TABLE opt_outs (
     PRIMARY KEY (tenant_id, contact_id)
 );
 
+-- A contact's conversations (enrolling reaches each contact where they last wrote).
+CREATE INDEX conversations_contact ON conversations (tenant_id, contact_id, last_message_at);
+
 -- Jobs that must exist once per subject (a program step of one enrollment) carry a key.
 ALTER TABLE jobs ADD COLUMN dedup_key text;
 CREATE UNIQUE INDEX jobs_dedup ON jobs (tenant_id, kind, dedup_key);

@@ -708,13 +708,13 @@ macro_rules! program_ops {
             since: Option<DateTime<Utc>>,
             limit: u32,
         ) -> Result<Vec<(ContactId, ConversationId)>, StoreError> {
+            // Each contact's most recent matching conversation, in one pass (window function).
             let rows = sqlx::query(
-                "SELECT c.contact_id, c.id FROM conversations c WHERE c.tenant_id = $1 \
-                 AND ($2 IS NULL OR c.channel_id = $2) AND ($3 IS NULL OR c.last_message_at >= $3) \
-                 AND NOT EXISTS (SELECT 1 FROM conversations d WHERE d.tenant_id = c.tenant_id \
-                   AND d.contact_id = c.contact_id AND ($2 IS NULL OR d.channel_id = $2) \
-                   AND (d.last_message_at > c.last_message_at OR (d.last_message_at = c.last_message_at AND d.id > c.id))) \
-                 ORDER BY c.id LIMIT $4",
+                "SELECT contact_id, id FROM (SELECT c.contact_id, c.id, ROW_NUMBER() OVER \
+                   (PARTITION BY c.contact_id ORDER BY c.last_message_at DESC, c.id DESC) AS n \
+                   FROM conversations c WHERE c.tenant_id = $1 AND ($2 IS NULL OR c.channel_id = $2) \
+                   AND ($3 IS NULL OR c.last_message_at >= $3)) ranked \
+                 WHERE n = 1 ORDER BY id LIMIT $4",
             )
             .bind(tenant.0)
             .bind(channel.map(|c| c.0))
