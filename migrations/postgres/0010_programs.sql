@@ -77,6 +77,10 @@ CREATE TABLE opt_outs (
 -- A contact's conversations (enrolling reaches each contact where they last wrote).
 CREATE INDEX conversations_contact ON conversations (tenant_id, contact_id, last_message_at);
 
+-- A conversation's latest message from the contact (the window, the pause before a step),
+-- found by one backward index step whatever the table's size.
+CREATE INDEX messages_inbound ON messages (conversation_id, direction, id);
+
 -- Jobs that must exist once per subject (a program step of one enrollment) carry a key.
 ALTER TABLE jobs ADD COLUMN dedup_key text;
 CREATE UNIQUE INDEX jobs_dedup ON jobs (tenant_id, kind, dedup_key);

@@ -360,7 +360,7 @@ macro_rules! program_ops {
                  FROM enrollments e JOIN conversations c ON c.id = e.conversation_id \
                  JOIN channels k ON k.id = c.channel_id \
                  LEFT JOIN messages li ON li.id = (SELECT m.id FROM messages m WHERE m.conversation_id = e.conversation_id \
-                   AND m.tenant_id = e.tenant_id AND m.direction = 'in' ORDER BY m.id DESC LIMIT 1) \
+                   AND m.direction = 'in' ORDER BY m.id DESC LIMIT 1) \
                  WHERE e.tenant_id = $1 AND e.id = $2"
             );
             let Some(row) = sqlx::query(&sql)
