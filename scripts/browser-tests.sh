@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 : "${CARGO_TARGET_DIR:=$HOME/.cache/coach-gateway/target}"
 export GATEWAY_BIN="${GATEWAY_BIN:-$CARGO_TARGET_DIR/release/gateway}"
 export MODELS_DIR="${MODELS_DIR:-$PWD/models}"
+# Screenshots of the console's main screens, for review.
+export SCREENSHOTS_DIR="${SCREENSHOTS_DIR:-$CARGO_TARGET_DIR/console-screenshots}"
 export CHROMIUM="${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}"
 if [ -z "$CHROMIUM" ]; then
   echo "browser tests: chromium is missing; install Debian's package: apt-get install chromium" >&2

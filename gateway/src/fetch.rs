@@ -77,7 +77,7 @@ impl Resolve for PublicOnly {
     }
 }
 
-fn check_literal(url: &reqwest::Url, allow_private: bool) -> Result<(), FetchError> {
+pub(crate) fn check_literal(url: &reqwest::Url, allow_private: bool) -> Result<(), FetchError> {
     if allow_private {
         return Ok(());
     }
@@ -102,6 +102,25 @@ fn refused_by_resolver(e: &reqwest::Error) -> bool {
         source = err.source();
     }
     false
+}
+
+/// A client for calls to addresses tenants give (creators' webhooks): no redirects, and unless
+/// `allow_private`, names that resolve to private addresses are refused (check IP literals with
+/// [`check_literal`]).
+pub fn guarded_client(
+    allow_private: bool,
+    timeout: Duration,
+) -> Result<reqwest::Client, FetchError> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent("coach-gateway (webhook)")
+        .redirect(reqwest::redirect::Policy::none());
+    if !allow_private {
+        builder = builder.dns_resolver(Arc::new(PublicOnly));
+    }
+    builder
+        .build()
+        .map_err(|e| FetchError::Failed(e.to_string()))
 }
 
 /// Fetches pages.

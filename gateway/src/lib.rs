@@ -27,6 +27,7 @@ pub mod connectors;
 pub mod error;
 pub mod eval;
 pub mod fetch;
+pub mod handoff;
 pub mod http;
 pub mod knowledge;
 pub mod outbox;

@@ -135,6 +135,8 @@ pub async fn run(
         ),
         Err(error) => tracing::warn!(%error, "releasing work left in flight failed"),
     }
+    // Live events are kept from the start, so a console that reconnects resumes.
+    state.events.start(&state.bus);
     let outbox = tokio::spawn({
         let (state, shutdown) = (state.clone(), shutdown.clone());
         async move {
@@ -185,6 +187,7 @@ pub async fn run(
         state.clone(),
         shutdown.clone(),
     ));
+    let notifier = tokio::spawn(crate::handoff::run(state.clone(), shutdown.clone()));
     if state.config.widget.demo {
         tokio::spawn({
             let state = state.clone();
@@ -211,6 +214,7 @@ pub async fn run(
     let _ = ingest.await;
     let _ = responder.await;
     let _ = programs.await;
+    let _ = notifier.await;
     if let Err(e) = outbox.await {
         tracing::error!(error = %e, "outbox worker panicked");
     }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub sender: Arc<ConnectorSender>,
     /// The time programs are scheduled on (a manual clock in tests).
     pub clock: Clock,
+    /// Recent live events, for `GET /v1/events` clients that reconnect.
+    pub events: Arc<crate::http::events::EventLog>,
 }
 
 impl AppState {
@@ -103,6 +105,7 @@ impl AppState {
             connectors,
             sender,
             clock,
+            events: crate::http::events::EventLog::new(),
             knowledge: Knowledge::unavailable("the models are not loaded"),
             fetcher,
             config,

@@ -118,8 +118,11 @@ impl ConversationStream {
         .await;
     }
 
-    async fn publish(&self, scope: &TenantScope, payload: StreamPayload) {
+    /// Publish an event that is not a message (handoffs, ingestion progress, a conversation
+    /// changing hands) to live views.
+    pub async fn publish(&self, scope: &TenantScope, payload: StreamPayload) {
         let event = StreamEvent {
+            id: uuid::Uuid::now_v7(),
             tenant_id: scope.tenant_id(),
             payload,
         };

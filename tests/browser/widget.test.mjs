@@ -4,68 +4,25 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { Gateway, launchBrowser } from "./harness.mjs";
 
-const BIN = process.env.GATEWAY_BIN;
-const MODELS = process.env.MODELS_DIR;
-const PORT = 20000 + Math.floor(Math.random() * 20000);
-const BASE = `http://127.0.0.1:${PORT}`;
-const DATA = mkdtempSync(join(tmpdir(), "coach-widget-"));
+const gw = new Gateway("widget");
+const BASE = gw.base;
 const W = "[data-coach-widget]";
 
-let gateway;
 let browser;
 
-async function startGateway() {
-  gateway = spawn(BIN, ["serve"], {
-    env: {
-      ...process.env,
-      GATEWAY__HTTP__ADDR: `127.0.0.1:${PORT}`,
-      GATEWAY__PUBLIC_URL: BASE,
-      GATEWAY__DATA_DIR: DATA,
-      GATEWAY__BRAIN__MODELS_DIR: MODELS,
-      GATEWAY__LOG__FILTER: "warn",
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const exited = new Promise((r) => gateway.once("exit", (code) => r(code)));
-  for (let i = 0; i < 600; i++) {
-    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r("running"), 0))]);
-    if (code !== "running") throw new Error(`the gateway exited with ${code}`);
-    try {
-      const r = await fetch(`${BASE}/readyz`);
-      if (r.ok) return;
-    } catch (e) { /* not listening yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("the gateway did not become ready in 60 s");
-}
-
-async function stopGateway(signal = "SIGTERM") {
-  if (!gateway) return;
-  const exited = new Promise((r) => gateway.once("exit", r));
-  gateway.kill(signal);
-  await exited;
-  gateway = null;
-}
+const startGateway = () => gw.start();
+const stopGateway = (signal) => gw.stop(signal);
 
 before(async () => {
-  assert.ok(BIN, "GATEWAY_BIN is not set");
   await startGateway();
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox"],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
   if (browser) await browser.close();
-  await stopGateway();
-  rmSync(DATA, { recursive: true, force: true });
+  await gw.remove();
 });
 
 /** Opens /demo (it reloads itself until the demo coach exists) and the widget's panel. */
@@ -200,7 +157,7 @@ async function api(method, path, token, body) {
 test("a check-in's buttons answer it, and the widget's control stops check-ins", async () => {
   // A creator with a widget and a program people join by writing its keyword.
   const reg = await api("POST", "/v1/auth/register", null, {
-    email: `programs-${PORT}@example.com`, password: "violet-quarry-Tundra-88", tenant_name: "Programs" });
+    email: `programs-${gw.port}@example.com`, password: "violet-quarry-Tundra-88", tenant_name: "Programs" });
   assert.ok(reg.status < 300, JSON.stringify(reg.json));
   const token = reg.json.access_token;
   const channel = await api("POST", "/v1/channels", token, { kind: "web_widget", name: "Site", config: {} });

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 pub use memory::MemoryBus;
 pub use redis::RedisBus;
 
-use crate::store::StoredMessage;
+use crate::store::{Conversation, StoredMessage};
 
 /// Why publishing failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,10 @@ pub enum BusError {
 /// One event on the conversation stream, always tagged with its tenant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamEvent {
+    /// Its id: time-ordered, assigned once when published, the same in every process (the
+    /// `id` of `GET /v1/events`, which a client hands back as `Last-Event-ID` to resume).
+    #[serde(default = "uuid::Uuid::now_v7")]
+    pub id: uuid::Uuid,
     /// The tenant it belongs to; subscribers filter on it.
     pub tenant_id: TenantId,
     /// What happened.
@@ -62,6 +66,35 @@ pub enum StreamPayload {
         channel_id: ChannelId,
         /// The provider's kind name.
         kind: String,
+    },
+    /// A conversation changed hands: the coach asked for a human (`waiting`), a member took
+    /// over (`human`) or handed back (`open`).
+    Conversation {
+        /// The conversation as it is now.
+        conversation: Conversation,
+    },
+    /// A person should look at a conversation: the contact asked for a human, or the coach was
+    /// not confident in its answer.
+    Handoff {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The message that caused it.
+        message_id: MessageId,
+        /// `asked_for_human` or `low_confidence`.
+        reason: String,
+        /// The contact's words.
+        question: String,
+    },
+    /// A document's ingestion moved on.
+    Document {
+        /// The document.
+        document_id: uuid::Uuid,
+        /// `queued`, `processing`, `ready` or `failed`.
+        status: String,
+        /// From 0 to 1.
+        progress: f64,
+        /// Chunks indexed so far.
+        chunks: i64,
     },
     /// An answer as it is generated. Not stored: live views (the widget) show it while it
     /// streams; the stored answer follows as a `message`.

@@ -16,6 +16,9 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Origins allowed by CORS on the admin API (empty: same origin only).
     pub cors_origins: Vec<String>,
+    /// Creators' outgoing webhooks (handoff notices) may target loopback and private
+    /// addresses (off: a creator could otherwise make the gateway call the operator's network).
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for HttpConfig {
@@ -25,6 +28,7 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             body_limit_bytes: 2 * 1024 * 1024,
             cors_origins: Vec::new(),
+            allow_private_webhooks: false,
         }
     }
 }

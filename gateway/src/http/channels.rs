@@ -93,6 +93,20 @@ fn mask(config: &Value) -> Value {
     }
 }
 
+/// Replaces masked secrets (`"********"`) in `new` with their values in `stored`, at any depth.
+fn keep_masked(new: &mut Value, stored: &Value) {
+    if let Value::Object(map) = new {
+        for (k, v) in map.iter_mut() {
+            match v {
+                Value::String(s) if s == "********" && crate::secrets::is_secret(k) => {
+                    *v = stored.get(k).cloned().unwrap_or(Value::Null);
+                }
+                other => keep_masked(other, stored.get(k).unwrap_or(&Value::Null)),
+            }
+        }
+    }
+}
+
 fn view(state: &AppState, c: Channel) -> ChannelView {
     let webhook_url =
         (c.kind != ChannelKind::WebWidget).then(|| state.connectors.webhook_url(&c.kind, c.id));
@@ -327,6 +341,13 @@ async fn update_channel(
         None => None,
         Some(c) => {
             let mut c = check_config(c)?;
+            // A secret sent back masked (as `GET` shows it) keeps its stored value.
+            let mut stored = current.config.clone();
+            state
+                .secrets
+                .open(&mut stored)
+                .map_err(|e| ApiError::Internal(e.into()))?;
+            keep_masked(&mut c, &stored);
             prepare_config(&state, &current.kind, &mut c)?;
             // The provider learns the new settings (a new bot, a new secret) before they are kept.
             connect(&state, &current, c.clone()).await?;
@@ -382,6 +403,23 @@ async fn delete_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_secrets_sent_back_keep_their_stored_values() {
+        let stored = serde_json::json!({
+            "bot_token": "1:AA", "nested": { "app_secret": "s" }, "title": "Old"
+        });
+        let mut new = serde_json::json!({
+            "bot_token": "********", "nested": { "app_secret": "********" }, "title": "New",
+            "identity_secret": "********"
+        });
+        keep_masked(&mut new, &stored);
+        assert_eq!(new["bot_token"], "1:AA");
+        assert_eq!(new["nested"]["app_secret"], "s");
+        assert_eq!(new["title"], "New");
+        // A masked secret that was never stored is no secret at all.
+        assert!(new["identity_secret"].is_null());
+    }
 
     #[test]
     fn secrets_are_masked_at_any_depth() {

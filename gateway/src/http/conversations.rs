@@ -171,7 +171,7 @@ async fn audit_log(
     ))
 }
 
-fn parse_id(id: &str) -> Result<ConversationId, ApiError> {
+pub(super) fn parse_id(id: &str) -> Result<ConversationId, ApiError> {
     // Anything that is not an id cannot name a conversation of this tenant.
     id.parse::<Uuid>()
         .map(ConversationId)
@@ -209,6 +209,23 @@ async fn get_conversation(
     Ok(Json(state.store.conversation(&member.scope, id).await?))
 }
 
+/// Live views (the console) see a conversation change hands.
+async fn announce(
+    state: &AppState,
+    scope: &crate::tenancy::TenantScope,
+    conversation: &Conversation,
+) {
+    state
+        .stream
+        .publish(
+            scope,
+            crate::bus::StreamPayload::Conversation {
+                conversation: conversation.clone(),
+            },
+        )
+        .await;
+}
+
 /// Take a conversation over: the coach stays silent until it is handed back.
 #[utoipa::path(post, path = "/v1/conversations/{id}/takeover", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
     security(("bearer" = [])), responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
@@ -235,6 +252,7 @@ async fn take_over(
             audit(&member, ip, "conversation.takeover", id),
         )
         .await?;
+    announce(&state, &member.scope, &conversation).await;
     Ok(Json(conversation))
 }
 
@@ -259,6 +277,7 @@ async fn hand_back(
             audit(&member, ip, "conversation.handback", id),
         )
         .await?;
+    announce(&state, &member.scope, &conversation).await;
     Ok(Json(conversation))
 }
 

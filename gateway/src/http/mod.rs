@@ -1,16 +1,21 @@
 //! The HTTP surface: one router per feature module, merged here, under one stack of
 //! middleware (request ids, tracing, timeout, body limit, compression, CORS, metrics).
 
+mod analytics;
 mod api_keys;
 mod auth;
 mod channels;
+mod console;
 mod contacts;
 mod conversations;
 mod documents;
+pub mod events;
 mod health;
+mod inbox;
 mod knowledge;
 pub mod limits;
 mod members;
+mod notify;
 pub mod openapi;
 mod outbox;
 mod platform;
@@ -75,6 +80,10 @@ pub fn router(state: AppState) -> Router {
     .merge(documents::router(state.config.brain.max_upload_bytes))
     .merge(knowledge::router())
     .merge(outbox::router())
+    .merge(events::router())
+    .merge(analytics::router())
+    .merge(notify::router())
+    .merge(inbox::router())
     .merge(programs::router())
     .merge(widget::api_router())
     .split_for_parts();
@@ -83,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(health::router())
         .merge(widget::router())
+        .merge(console::router())
         .merge(webhooks::router())
         .layer(middleware::from_fn(track_metrics))
         .layer(layers)

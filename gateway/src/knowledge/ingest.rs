@@ -108,6 +108,7 @@ async fn process(
         Err(Failure::Document(why)) => {
             tracing::info!(document = %id, version, reason = %why, "document refused");
             let _ = state.store.update_ingest(&scope, id, fail(why)).await;
+            announce(state, &scope, id, DocumentStatus::Failed, 0.0, 0).await;
             let _ = brain
                 .vectors
                 .delete_document(tenant(&scope), id, None)
@@ -126,6 +127,7 @@ async fn process(
                     fail(format!("indexing failed repeatedly: {why}")),
                 )
                 .await;
+            announce(state, &scope, id, DocumentStatus::Failed, 0.0, 0).await;
             dead(why)
         }
         Err(Failure::Backend(why)) => {
@@ -184,7 +186,8 @@ async fn progress(
     progress: f64,
     chunks: usize,
 ) -> Result<bool, Failure> {
-    Ok(state
+    let chunks = i64::try_from(chunks).unwrap_or(i64::MAX);
+    let current = state
         .store
         .update_ingest(
             scope,
@@ -193,11 +196,33 @@ async fn progress(
                 version,
                 status,
                 progress,
-                chunks: i64::try_from(chunks).unwrap_or(i64::MAX),
+                chunks,
                 error: None,
             },
         )
-        .await?)
+        .await?;
+    if current {
+        announce(state, scope, id, status, progress, chunks).await;
+    }
+    Ok(current)
+}
+
+/// Live views (the console's progress bars) see the document move on.
+async fn announce(
+    state: &AppState,
+    scope: &TenantScope,
+    id: Uuid,
+    status: DocumentStatus,
+    progress: f64,
+    chunks: i64,
+) {
+    let payload = crate::bus::StreamPayload::Document {
+        document_id: id,
+        status: status.as_str().into(),
+        progress,
+        chunks,
+    };
+    state.stream.publish(scope, payload).await;
 }
 
 /// Ingests one version; returns the chunk count. A version replaced meanwhile stops quietly.

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Brain;
 use crate::bus::AnswerPhase;
 use crate::state::AppState;
+use crate::store::console::HandoffReason;
 use crate::store::{
     ConversationStatus, Direction, JOB_ANSWER, Queue, QueueItem, QueueOutcome, StoreError,
 };
@@ -154,7 +155,9 @@ async fn respond(
         crate::programs::inbound::Next::Handled => return Ok(Responded::Done),
         crate::programs::inbound::Next::Answer(context) => context,
     };
-    if conversation.status != ConversationStatus::Open {
+    // A member took over: the coach is silent. While a conversation only waits for one, the
+    // coach goes on answering.
+    if conversation.status == ConversationStatus::Human {
         tracing::debug!(conversation = %conversation.id, "a human answers this conversation");
         return Ok(Responded::Done);
     }
@@ -163,6 +166,29 @@ async fn respond(
     else {
         return Ok(Responded::Done);
     };
+    if crate::handoff::asks_for_human(&question) {
+        crate::handoff::request(
+            state,
+            scope,
+            &message,
+            &question,
+            HandoffReason::AskedForHuman,
+        )
+        .await
+        .map_err(err)?;
+        let text = crate::handoff::reply(&question).to_string();
+        state
+            .stream
+            .send(
+                scope,
+                message.conversation_id,
+                OutboundBody::Text { text },
+                Some(id),
+            )
+            .await
+            .map_err(err)?;
+        return Ok(Responded::Done);
+    }
     let Some(brain) = brain else {
         return Ok(Responded::NoBrain);
     };
@@ -270,15 +296,15 @@ async fn respond(
     })
     .await;
     if !answer.confident {
-        store
-            .set_conversation_status(
-                scope,
-                message.conversation_id,
-                ConversationStatus::Waiting,
-                None,
-            )
-            .await
-            .map_err(err)?;
+        crate::handoff::request(
+            state,
+            scope,
+            &message,
+            &question,
+            HandoffReason::LowConfidence,
+        )
+        .await
+        .map_err(err)?;
     }
     Ok(Responded::Done)
 }

@@ -10,6 +10,8 @@
 
 mod accounts;
 mod accounts_sql;
+pub mod console;
+mod console_sql;
 pub mod conversations;
 mod conversations_sql;
 pub mod delivery;
@@ -78,6 +80,7 @@ impl From<serde_json::Error> for StoreError {
 #[async_trait]
 pub trait Store:
     conversations::ConversationStore
+    + console::ConsoleStore
     + delivery::DeliveryStore
     + documents::DocumentStore
     + programs::ProgramStore

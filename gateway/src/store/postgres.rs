@@ -20,6 +20,8 @@ use super::{
 };
 use crate::tenancy::{SystemScope, TenantScope};
 
+#[path = "postgres_console.rs"]
+mod console;
 #[path = "postgres_conversations.rs"]
 mod conversations;
 #[path = "postgres_delivery.rs"]

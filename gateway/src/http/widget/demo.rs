@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use super::not_found;
 use crate::state::AppState;
-use crate::store::NewChannel;
 use crate::store::documents::NewDocument;
+use crate::store::{NewChannel, Role};
 use crate::tenancy::SystemScope;
 
 /// The documentation the demo coach knows (compiled in: the binary needs no checkout).
@@ -24,11 +24,48 @@ const DOCS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The demo tenant's owner, who logs in to `/console`.
+pub const DEMO_EMAIL: &str = "demo@coach.example";
+
 /// What was created, kept in `data_dir/demo.json` so a restart reuses it.
 #[derive(Serialize, Deserialize)]
 struct Marker {
     tenant_id: uuid::Uuid,
     channel_id: uuid::Uuid,
+    /// The console login of the demo tenant's owner ([`DEMO_EMAIL`]).
+    #[serde(default)]
+    console_password: Option<String>,
+}
+
+/// Makes the demo tenant's owner with a random password (kept in the marker, printed at
+/// start), so the console can be tried at once.
+async fn demo_login(
+    state: &AppState,
+    tenant: coach_connector_api::TenantId,
+) -> anyhow::Result<String> {
+    let scope = SystemScope::new("demo").for_tenant(tenant);
+    let (_, token) = state
+        .auth
+        .invite(&scope, None, Role::Owner, DEMO_EMAIL, Role::Owner)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes)?;
+    let password = format!("demo-{}", hex::encode(bytes));
+    state
+        .auth
+        .accept_invite(&token, &password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(password)
+}
+
+fn announce_login(state: &AppState, path: &std::path::Path, password: &str) {
+    tracing::info!(
+        "console: {}/console, log in as {DEMO_EMAIL} with password {password} (kept in {})",
+        state.config.public_url.trim_end_matches('/'),
+        path.display()
+    );
 }
 
 /// Creates the demo tenant on first start (or finds it again), then serves it on `/demo`.
@@ -36,7 +73,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
     let sys = SystemScope::new("demo");
     let path = state.config.data_dir.join("demo.json");
     if let Ok(text) = std::fs::read_to_string(&path)
-        && let Ok(marker) = serde_json::from_str::<Marker>(&text)
+        && let Ok(mut marker) = serde_json::from_str::<Marker>(&text)
         && state
             .store
             .channel_for_webhook(&sys, ChannelId(marker.channel_id))
@@ -44,6 +81,20 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
             .is_ok()
     {
         let channel = ChannelId(marker.channel_id);
+        // A demo made before the console had no login: add it once.
+        if marker.console_password.is_none() {
+            let tenant = coach_connector_api::TenantId(marker.tenant_id);
+            match demo_login(state, tenant).await {
+                Ok(password) => {
+                    marker.console_password = Some(password);
+                    write_private(&path, &serde_json::to_string_pretty(&marker)?)?;
+                }
+                Err(error) => tracing::warn!(%error, "the demo login could not be made"),
+            }
+        }
+        if let Some(password) = &marker.console_password {
+            announce_login(state, &path, password);
+        }
         let _ = state.widget.demo_channel.set(channel);
         return Ok(channel);
     }
@@ -80,13 +131,24 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
             )
             .await?;
     }
+    let password = match demo_login(state, tenant.id).await {
+        Ok(password) => Some(password),
+        Err(error) => {
+            tracing::warn!(%error, "the demo login could not be made");
+            None
+        }
+    };
     let marker = Marker {
         tenant_id: tenant.id.0,
         channel_id: channel.id.0,
+        console_password: password,
     };
     std::fs::create_dir_all(&state.config.data_dir)?;
-    std::fs::write(&path, serde_json::to_string_pretty(&marker)?)?;
+    write_private(&path, &serde_json::to_string_pretty(&marker)?)?;
     tracing::info!(channel = %channel.id, "demo coach created: open /demo");
+    if let Some(password) = &marker.console_password {
+        announce_login(state, &path, password);
+    }
     let _ = state.widget.demo_channel.set(channel.id);
     Ok(channel.id)
 }
@@ -119,6 +181,8 @@ pub(super) async fn page(State(state): State<AppState>) -> Response {
 <h1>Coaching gateway demo</h1>
 <p>The bubble in the corner is the web widget of a demo coach that has read this gateway's
 documentation. Ask it how to run the gateway, connect WhatsApp or upload a PDF.</p>
+<p>The creator behind this coach sees every conversation live in the
+<a href="/console">console</a>, where they can take over and reply.</p>
 <p>Creators embed the same widget on their own pages with one tag:</p>
 <pre><code>&lt;script src="{public}/widget.js" data-channel="{channel}" async&gt;&lt;/script&gt;</code></pre>
 <script src="/widget.js" data-channel="{channel}" async></script>
@@ -129,6 +193,16 @@ documentation. Ask it how to run the gateway, connect WhatsApp or upload a PDF.<
         channel = channel.0,
     ))
     .into_response()
+}
+
+/// Writes a file only its owner may read (it holds a password).
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 fn html_escape(text: &str) -> String {

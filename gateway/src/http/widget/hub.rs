@@ -71,7 +71,10 @@ fn conversation_of(event: &StreamEvent) -> Option<ConversationId> {
         | StreamPayload::Answer {
             conversation_id, ..
         } => Some(*conversation_id),
-        StreamPayload::Unknown { .. } => None,
+        StreamPayload::Unknown { .. }
+        | StreamPayload::Conversation { .. }
+        | StreamPayload::Handoff { .. }
+        | StreamPayload::Document { .. } => None,
     }
 }
 

@@ -32,6 +32,7 @@ use crate::config::Synchronous;
 use crate::tenancy::{SystemScope, TenantScope};
 use writer::Writer;
 
+mod console;
 mod conversations;
 mod delivery;
 mod documents;

@@ -1,0 +1,72 @@
+// Analytics as charts: messages per day per channel, answer time, questions handed to a
+// person, and each program's funnel.
+
+import * as api from "./api.js";
+import { t } from "./i18n.js";
+import { h, clear, fail, when, channelName } from "./ui.js";
+import { stackedBars, lines, funnel } from "./charts.js";
+
+export async function render(main) {
+  const period = h("select", { "aria-label": t("period") }, [7, 30, 90].map((n) => h("option", { value: n, selected: n === 30 }, t("days", { n }))));
+  const body = h("div", { class: "charts" });
+  main.append(h("div", { class: "row" }, h("h1", {}, t("analytics")), h("span", { class: "spacer" }), period), body);
+  period.addEventListener("change", () => load().catch(fail));
+
+  async function load() {
+    const a = await api.get(`/v1/analytics?days=${period.value}`);
+    clear(body);
+    const name = (id) => {
+      const c = a.channels.find((x) => x.id === id);
+      return c ? `${c.name} (${channelName(c.kind)})` : id.slice(0, 8);
+    };
+    const ids = [...new Set(a.messages.map((m) => m.channel_id))];
+    const series = ids.map((id) => ({
+      name: name(id),
+      values: a.days.map((d) => a.messages.filter((m) => m.day === d && m.channel_id === id).reduce((s, m) => s + m.count, 0)),
+    }));
+    body.append(h("section", { class: "card", "data-chart": "messages" }, a.messages.length ? stackedBars(t("messagesPerDay"), a.days, series) : h("p", { class: "empty" }, t("noData"))));
+
+    const lat = (key) => a.days.map((d) => {
+      const row = a.latency.find((l) => l.day === d);
+      return row ? Math.round(row[key] / 100) / 10 : null;
+    });
+    body.append(
+      h(
+        "section",
+        { class: "card", "data-chart": "latency" },
+        a.latency.length ? lines(t("latency"), a.days, [{ name: t("p50"), values: lat("p50_ms") }, { name: t("p95"), values: lat("p95_ms") }], "s") : h("p", { class: "empty" }, t("noData")),
+      ),
+    );
+
+    const u = a.unanswered;
+    body.append(
+      h(
+        "section",
+        { class: "card", "data-chart": "unanswered" },
+        funnel(t("unanswered"), [
+          { label: t("lowConfidence"), value: u.low_confidence },
+          { label: t("askedHuman"), value: u.asked_for_human },
+        ]),
+        h(
+          "ul",
+          { class: "questions" },
+          u.recent.map((q) =>
+            h("li", {}, h("a", { href: `#/inbox/${q.conversation_id}` }, q.question), h("span", { class: "muted" }, ` · ${q.reason === "asked_for_human" ? t("askedHuman") : t("lowConfidence")} · ${when(q.created_at)}`)),
+          ),
+        ),
+      ),
+    );
+
+    for (const p of await api.get("/v1/programs")) {
+      if (p.status === "archived") continue;
+      const stats = await api.get(`/v1/programs/${p.id}/analytics`);
+      const rows = [{ label: t("enrolled"), value: stats.enrolled }];
+      for (const s of stats.steps) {
+        rows.push({ label: `${s.step_id}: ${t("sentN")}`, value: s.sent });
+        rows.push({ label: `${s.step_id}: ${t("repliedN")}`, value: s.replied });
+      }
+      body.append(h("section", { class: "card", "data-chart": "funnel" }, funnel(`${t("funnel")}: ${p.definition.name}`, rows)));
+    }
+  }
+  await load();
+}

@@ -1,0 +1,147 @@
+// The console's shell: login, navigation (hash routes), the live event feed, language.
+
+import * as api from "./api.js";
+import { t, setLang, lang, LANGS } from "./i18n.js";
+import { h, clear, fail, toast } from "./ui.js";
+import * as inbox from "./inbox.js";
+import * as knowledge from "./knowledge.js";
+import * as settings from "./settings.js";
+import * as programs from "./programs.js";
+import * as analytics from "./analytics.js";
+
+const ROUTES = [
+  ["inbox", inbox.render],
+  ["knowledge", knowledge.render],
+  ["widget", settings.widget],
+  ["channels", settings.channels],
+  ["programs", programs.render],
+  ["analytics", analytics.render],
+  ["team", settings.team],
+];
+
+const root = document.getElementById("app");
+let view = null;
+let stopEvents = null;
+let me = null;
+let tenant = null;
+
+setLang(lang());
+api.onLogout(() => start());
+window.addEventListener("hashchange", () => route());
+
+start();
+
+async function start() {
+  if (stopEvents) stopEvents();
+  stopEvents = null;
+  if (!api.loggedIn()) return showLogin();
+  try {
+    [me, tenant] = await Promise.all([api.get("/v1/me"), api.get("/v1/tenant")]);
+  } catch (e) {
+    if (e.status === 401) return showLogin();
+    return fail(e);
+  }
+  shell();
+  stopEvents = api.follow(dispatch, (live) => {
+    const dot = document.getElementById("live");
+    if (!dot) return;
+    dot.textContent = live ? t("live") : t("offline");
+    dot.className = live ? "live on" : "live off";
+  });
+  route();
+}
+
+function showLogin() {
+  clear(root);
+  const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
+  const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
+  const error = h("p", { class: "error", role: "alert", hidden: true });
+  const form = h(
+    "form",
+    { class: "login card", "aria-labelledby": "login-title" },
+    h("h1", { id: "login-title" }, t("app")),
+    h("label", {}, t("email"), email),
+    h("label", {}, t("password"), password),
+    error,
+    h("button", { type: "submit", class: "primary" }, t("login")),
+    langPicker(),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    error.hidden = true;
+    try {
+      await api.login(email.value.trim(), password.value);
+      start();
+    } catch (e) {
+      error.textContent = e.status === 401 ? t("loginFailed") : e.message;
+      error.hidden = false;
+    }
+  });
+  root.append(h("main", { class: "center" }, form));
+  email.focus();
+}
+
+function langPicker() {
+  const select = h(
+    "select",
+    { "aria-label": t("language"), class: "lang" },
+    LANGS.map((l) => h("option", { value: l, selected: l === lang() }, l.toUpperCase())),
+  );
+  select.addEventListener("change", () => {
+    setLang(select.value);
+    api.loggedIn() ? start() : showLogin();
+  });
+  return select;
+}
+
+function shell() {
+  clear(root);
+  const nav = h(
+    "nav",
+    { "aria-label": t("app") },
+    h("ul", {}, ROUTES.map(([name]) => h("li", {}, h("a", { href: `#/${name}`, "data-route": name }, t(name))))),
+  );
+  root.append(
+    h("a", { href: "#main", class: "skip" }, t("skip")),
+    h(
+      "header",
+      { class: "top" },
+      h("strong", { class: "brand" }, tenant.name),
+      h("span", { id: "live", class: "live off", role: "status" }, t("offline")),
+      h("span", { class: "spacer" }),
+      h("span", { class: "who" }, me.user.email),
+      langPicker(),
+      h("button", { type: "button", onclick: () => api.logout() }, t("logout")),
+    ),
+    nav,
+    h("main", { id: "main", tabindex: "-1" }),
+    h("div", { id: "toast", class: "toast", role: "status", "aria-live": "polite", hidden: true }),
+  );
+}
+
+function route() {
+  if (!api.loggedIn() || !document.getElementById("main")) return;
+  const [name = "inbox", ...params] = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  const found = ROUTES.find(([n]) => n === name) || ROUTES[0];
+  for (const a of document.querySelectorAll("nav a")) {
+    if (a.dataset.route === found[0]) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (view && view.dispose) view.dispose();
+  const main = clear(document.getElementById("main"));
+  main.dataset.view = found[0];
+  view = null;
+  Promise.resolve(found[1](main, params, { me, tenant }))
+    .then((v) => {
+      view = v || null;
+    })
+    .catch(fail);
+}
+
+function dispatch(name, data) {
+  if (name === "handoff" && !location.hash.includes(data.conversation_id)) {
+    const why = data.reason === "asked_for_human" ? t("handoffAsked") : t("handoffLow");
+    toast(t("needsYou", { question: data.question.slice(0, 80), why }), "warn");
+  }
+  if (view && view.onEvent) view.onEvent(name, data);
+}

@@ -1,0 +1,233 @@
+// Settings screens: the widget designer (live preview, the copy-paste snippet), channels
+// (guided WhatsApp and Telegram forms; creating one runs the provider's connection check), the
+// handoff webhook, and the team (members, invitations, API keys).
+
+import * as api from "./api.js";
+import { t } from "./i18n.js";
+import { h, clear, fail, toast, field, copy, channelIcon, channelName, when } from "./ui.js";
+
+const ROLES = ["owner", "admin", "editor", "viewer"];
+
+export async function widget(main) {
+  main.append(h("h1", {}, t("designer")));
+  const channels = (await api.get("/v1/channels")).filter((c) => c.kind === "web_widget");
+  const picker = h("select", {}, channels.map((c) => h("option", { value: c.id }, c.name)));
+  const create = h("button", { type: "button" }, t("newWidget"));
+  const body = h("div", { class: "designer" });
+  main.append(h("div", { class: "row" }, field(t("widgetChannel"), picker)[0], create), body);
+  create.addEventListener("click", async () => {
+    const name = prompt(t("name"), "Website");
+    if (!name) return;
+    try {
+      const c = await api.post("/v1/channels", { kind: "web_widget", name, config: { title: name } });
+      channels.push(c);
+      picker.append(h("option", { value: c.id }, c.name));
+      picker.value = c.id;
+      draw();
+    } catch (e) {
+      fail(e);
+    }
+  });
+  picker.addEventListener("change", draw);
+
+  function draw() {
+    clear(body);
+    const c = channels.find((x) => x.id === picker.value);
+    if (!c) return;
+    const cfg = { ...c.config };
+    const [titleF, title] = field(t("title"), h("input", { value: cfg.title || "" }));
+    const [greetF, greeting] = field(t("greeting"), h("textarea", { rows: 2 }, cfg.greeting || ""));
+    const [colorF, color] = field(t("color"), h("input", { type: "color", value: cfg.color || "#3b5bdb" }));
+    const [posF, position] = field(
+      t("position"),
+      h("select", {}, ["right", "left"].map((p) => h("option", { value: p, selected: (cfg.position || "right") === p }, t(p)))),
+    );
+    const [langF, language] = field(
+      t("widgetLanguage"),
+      h("select", {}, [["", t("browser")], ["en", "English"], ["es", "Español"]].map(([v, l]) => h("option", { value: v, selected: (cfg.language || "") === v }, l))),
+    );
+    const [origF, origins] = field(t("origins"), h("textarea", { rows: 3 }, (cfg.allowed_origins || []).join("\n")));
+    const snippet = `<script src="${location.origin}/widget.js" data-channel="${c.id}" async></script>`;
+    const copyBtn = h("button", { type: "button" }, t("copy"));
+    copyBtn.addEventListener("click", () => copy(snippet, copyBtn));
+    const previewHead = h("div", { class: "pv-head" });
+    const previewGreeting = h("div", { class: "pv-msg" });
+    const preview = h(
+      "div",
+      { class: "pv", role: "img", "aria-label": t("previewHint") },
+      h("div", { class: "pv-panel" }, previewHead, h("div", { class: "pv-log" }, previewGreeting), h("div", { class: "pv-input" }, "…")),
+      h("div", { class: "pv-bubble" }),
+    );
+    const update = () => {
+      preview.style.setProperty("--c", color.value);
+      preview.classList.toggle("left", position.value === "left");
+      previewHead.textContent = title.value || c.name;
+      previewGreeting.textContent = greeting.value;
+      previewGreeting.hidden = !greeting.value;
+    };
+    [title, greeting, color, position].forEach((el) => el.addEventListener("input", update));
+    update();
+    const save = h("button", { type: "submit", class: "primary" }, t("save"));
+    const form = h("form", { class: "card", "aria-label": t("designer") }, titleF, greetF, colorF, posF, langF, origF, save);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const config = {
+        ...cfg,
+        title: title.value.trim() || null,
+        greeting: greeting.value.trim() || null,
+        color: color.value,
+        position: position.value,
+        language: language.value || null,
+        allowed_origins: origins.value.split(/\s+/).filter(Boolean),
+      };
+      try {
+        const saved = await api.call("PATCH", `/v1/channels/${c.id}`, { config });
+        Object.assign(c, saved);
+        toast(t("saved"));
+      } catch (e) {
+        fail(e);
+      }
+    });
+    body.append(
+      form,
+      h("section", { class: "card" }, h("h2", {}, t("preview")), preview, h("p", {}, t("snippet")), h("pre", { class: "snippet" }, h("code", {}, snippet)), copyBtn),
+    );
+  }
+  draw();
+}
+
+export async function channels(main) {
+  main.append(h("h1", {}, t("channels")));
+  const list = h("ul", { class: "channels" });
+  main.append(h("section", { class: "card" }, list));
+  async function load() {
+    clear(list);
+    for (const c of await api.get("/v1/channels")) {
+      list.append(
+        h(
+          "li",
+          { "data-channel": c.id },
+          channelIcon(c.kind),
+          h("strong", {}, c.name),
+          h("span", { class: "muted" }, ` ${channelName(c.kind)} · ${c.enabled ? t("enabled") : t("disabled")}`),
+          c.webhook_url ? h("div", { class: "muted small" }, `${t("webhookUrl")}: `, h("code", {}, c.webhook_url)) : null,
+        ),
+      );
+    }
+  }
+  await load();
+
+  const connectForm = (kind, help, fields, build) => {
+    const [nameF, name] = field(t("name"), h("input", { value: channelName(kind), required: true }));
+    const form = h("form", { class: "card", "data-kind": kind }, h("h2", {}, channelIcon(kind), " ", channelName(kind)), h("p", { class: "muted" }, help), nameF, fields.map((f) => f[0]), h("button", { type: "submit", class: "primary" }, t("connect")));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const c = await api.post("/v1/channels", { kind, name: name.value.trim(), config: build() });
+        toast(t("connected", { name: c.name }));
+        form.reset();
+        await load();
+      } catch (e) {
+        fail(e);
+      }
+    });
+    return form;
+  };
+  const wa = [
+    field(t("waPhone"), h("input", { required: true, autocomplete: "off" })),
+    field(t("waToken"), h("input", { type: "password", required: true, autocomplete: "off" })),
+    field(t("waSecret"), h("input", { type: "password", required: true, autocomplete: "off" })),
+    field(t("waVerify"), h("input", { required: true, autocomplete: "off" })),
+  ];
+  const tgMode = h("select", {}, [h("option", { value: "webhook" }, t("webhook")), h("option", { value: "polling" }, t("polling"))]);
+  const tg = [field(t("tgToken"), h("input", { type: "password", required: true, autocomplete: "off" })), field(t("tgMode"), tgMode)];
+  main.append(
+    h(
+      "div",
+      { class: "grid2" },
+      connectForm("whatsapp", t("waHelp"), wa, () => ({ phone_number_id: wa[0][1].value.trim(), access_token: wa[1][1].value.trim(), app_secret: wa[2][1].value.trim(), verify_token: wa[3][1].value.trim() })),
+      connectForm("telegram", t("tgHelp"), tg, () => ({ bot_token: tg[0][1].value.trim(), mode: tgMode.value })),
+    ),
+  );
+  main.append(await notifyCard());
+}
+
+async function notifyCard() {
+  const current = await api.get("/v1/tenant/notify");
+  const [urlF, url] = field(t("url"), h("input", { type: "url", value: current.url || "", placeholder: "https://" }));
+  const out = h("p", { class: "secret", "aria-live": "polite" });
+  const remove = h("button", { type: "button", class: "danger" }, t("remove"));
+  const form = h("form", { class: "card" }, h("h2", {}, t("notifyTitle")), h("p", { class: "muted" }, t("notifyHelp")), urlF, h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, t("save")), remove), out);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const res = await api.call("PUT", "/v1/tenant/notify", { url: url.value.trim() });
+      out.textContent = t("notifySecret", { secret: res.secret });
+    } catch (e) {
+      fail(e);
+    }
+  });
+  remove.addEventListener("click", async () => {
+    try {
+      await api.call("DELETE", "/v1/tenant/notify");
+      url.value = "";
+      out.textContent = "";
+    } catch (e) {
+      fail(e);
+    }
+  });
+  return form;
+}
+
+export async function team(main, _params, { me }) {
+  main.append(h("h1", {}, t("team")));
+  const members = h("tbody");
+  const keys = h("tbody");
+  const out = h("p", { class: "secret", "aria-live": "polite" });
+  const [emailF, email] = field(t("email"), h("input", { type: "email", required: true }));
+  const [roleF, role] = field(t("role"), h("select", {}, ROLES.slice(1).map((r) => h("option", { value: r }, r))));
+  const invite = h("form", { class: "row" }, emailF, roleF, h("button", { type: "submit", class: "primary" }, t("invite")));
+  const [keyNameF, keyName] = field(t("name"), h("input", { required: true }));
+  const [keyRoleF, keyRole] = field(t("role"), h("select", {}, ROLES.slice(1).map((r) => h("option", { value: r }, r))));
+  const keyForm = h("form", { class: "row" }, keyNameF, keyRoleF, h("button", { type: "submit", class: "primary" }, t("newKey")));
+  main.append(
+    h("section", { class: "card" }, h("h2", {}, t("members")), h("table", {}, h("thead", {}, h("tr", {}, [t("email"), t("role"), ""].map((x) => h("th", { scope: "col" }, x)))), members), invite),
+    h("section", { class: "card" }, h("h2", {}, t("apiKeys")), h("table", {}, h("thead", {}, h("tr", {}, [t("name"), t("role"), t("created"), ""].map((x) => h("th", { scope: "col" }, x)))), keys), keyForm),
+    out,
+  );
+  async function load() {
+    clear(members);
+    for (const m of await api.get("/v1/members")) {
+      members.append(h("tr", {}, h("td", {}, m.email, m.user_id === me.user.id ? ` (${t("you")})` : ""), h("td", {}, m.role), h("td", {})));
+    }
+    clear(keys);
+    for (const k of await api.get("/v1/api-keys")) {
+      if (k.revoked_at) continue;
+      const revoke = h("button", { type: "button", class: "danger" }, t("revoke"));
+      revoke.addEventListener("click", () => api.call("DELETE", `/v1/api-keys/${k.id}`).then(load, fail));
+      keys.append(h("tr", {}, h("td", {}, k.name, h("span", { class: "muted" }, ` ${k.prefix}…`)), h("td", {}, k.role), h("td", {}, when(k.created_at)), h("td", {}, revoke)));
+    }
+  }
+  invite.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const res = await api.post("/v1/members/invites", { email: email.value.trim(), role: role.value });
+      out.textContent = t("inviteLink", { token: res.invite_token });
+      invite.reset();
+    } catch (e) {
+      fail(e);
+    }
+  });
+  keyForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const res = await api.post("/v1/api-keys", { name: keyName.value.trim(), role: keyRole.value });
+      out.textContent = t("keyShown", { key: res.key });
+      keyForm.reset();
+      await load();
+    } catch (e) {
+      fail(e);
+    }
+  });
+  await load();
+}

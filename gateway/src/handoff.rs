@@ -1,0 +1,316 @@
+//! Human handoff: a conversation waits for a person when the contact asks for one or the coach
+//! is not confident. The request is recorded once per message (the conversation turns
+//! `waiting`, the creator's webhook job is queued in the same transaction), then announced live.
+//!
+//! The creator's webhook (`PUT /v1/tenant/notify`) gets a JSON body signed like this:
+//! `Coach-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`. Receivers
+//! recompute it over the raw body, compare in constant time and refuse old timestamps (e.g.
+//! more than five minutes). Failed calls are retried with backoff, then dead-lettered.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::StreamPayload;
+use crate::state::AppState;
+use crate::store::console::{Handoff, HandoffReason, JOB_NOTIFY};
+use crate::store::{Queue, QueueItem, QueueOutcome, StoreError, backoff};
+use crate::tenancy::{SystemScope, TenantScope};
+
+/// Deliveries of one notice before it is dead-lettered (about a day of backoff).
+const MAX_ATTEMPTS: u32 = 12;
+/// How long a claimed notice may take before another worker may take it.
+const LEASE: Duration = Duration::from_secs(60);
+
+/// Words that ask for a person, in the languages the console speaks (whole message or phrase).
+const ASKS: &[&str] = &[
+    "human",
+    "a human",
+    "a person",
+    "real person",
+    "talk to a human",
+    "talk to a person",
+    "speak to a human",
+    "speak to a person",
+    "talk to someone",
+    "speak to someone",
+    "agent",
+    "an agent",
+    "humano",
+    "un humano",
+    "una persona",
+    "persona real",
+    "hablar con una persona",
+    "hablar con un humano",
+    "hablar con alguien",
+];
+
+/// Whether a message asks to talk to a person ("Can I talk to a human?", "humano por favor").
+pub fn asks_for_human(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() || words.len() > 12 {
+        return false;
+    }
+    let joined = format!(" {} ", words.join(" "));
+    ASKS.iter().any(|ask| {
+        // A phrase anywhere; a single word only as (nearly) the whole message.
+        if ask.contains(' ') {
+            joined.contains(&format!(" {ask} "))
+        } else {
+            words.len() <= 3 && words.contains(ask)
+        }
+    })
+}
+
+/// What the coach answers someone who asked for a person (in their language).
+pub fn reply(question: &str) -> &'static str {
+    let lower = question.to_lowercase();
+    if ["humano", "persona", "hablar", "alguien"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        "He avisado al equipo: una persona te responderá aquí pronto."
+    } else {
+        "I've let the team know: a person will reply here soon."
+    }
+}
+
+/// Record that `message` (the contact's `question`) needs a person, and tell the creator: a
+/// live `handoff` event and, when configured, the webhook. Does nothing more for a message
+/// already recorded (a retried answer).
+pub async fn request(
+    state: &AppState,
+    scope: &TenantScope,
+    message: &crate::store::StoredMessage,
+    question: &str,
+    reason: HandoffReason,
+) -> Result<(), StoreError> {
+    let handoff = Handoff {
+        conversation_id: message.conversation_id,
+        message_id: message.id,
+        reason,
+        question: question.chars().take(2000).collect(),
+        created_at: Utc::now(),
+    };
+    let (_, profile) = state.store.tenant_profile(scope).await?;
+    let notify = profile
+        .pointer("/notify/url")
+        .and_then(|u| u.as_str())
+        .filter(|u| !u.is_empty())
+        .map(|_| notice(state, scope, &handoff));
+    if !state
+        .store
+        .record_handoff(scope, handoff.clone(), notify)
+        .await?
+    {
+        return Ok(());
+    }
+    tracing::info!(conversation = %handoff.conversation_id, reason = reason.as_str(), "handoff requested");
+    metrics::counter!("handoffs_total", "reason" => reason.as_str()).increment(1);
+    let conversation = state
+        .store
+        .conversation(scope, handoff.conversation_id)
+        .await?;
+    state
+        .stream
+        .publish(scope, StreamPayload::Conversation { conversation })
+        .await;
+    state
+        .stream
+        .publish(
+            scope,
+            StreamPayload::Handoff {
+                conversation_id: handoff.conversation_id,
+                message_id: handoff.message_id,
+                reason: reason.as_str().into(),
+                question: handoff.question,
+            },
+        )
+        .await;
+    Ok(())
+}
+
+/// The webhook body of a handoff.
+fn notice(state: &AppState, scope: &TenantScope, handoff: &Handoff) -> serde_json::Value {
+    serde_json::json!({
+        "id": uuid::Uuid::now_v7(),
+        "type": "handoff.requested",
+        "created_at": handoff.created_at,
+        "tenant_id": scope.tenant_id(),
+        "data": {
+            "conversation_id": handoff.conversation_id,
+            "message_id": handoff.message_id,
+            "reason": handoff.reason,
+            "question": handoff.question,
+            "console_url": format!(
+                "{}/console#/inbox/{}",
+                state.config.public_url.trim_end_matches('/'),
+                handoff.conversation_id
+            ),
+        }
+    })
+}
+
+/// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Runs until `shutdown`, delivering creators' webhook notices.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    crate::knowledge::work_loop(
+        state,
+        shutdown,
+        "notifier",
+        Duration::from_millis(500),
+        |s| async move { poll_once(&s).await },
+    )
+    .await;
+}
+
+/// Claims and delivers due notices; returns how many ran.
+pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
+    let sys = SystemScope::new("notifier");
+    let items = state
+        .store
+        .claim(&sys, Queue::Jobs, Some(JOB_NOTIFY), Utc::now(), 8, LEASE)
+        .await?;
+    for item in &items {
+        let outcome = deliver(state, &sys, item).await;
+        state.store.finish(&sys, Queue::Jobs, item, outcome).await?;
+    }
+    Ok(items.len())
+}
+
+async fn deliver(state: &AppState, sys: &SystemScope, item: &QueueItem) -> QueueOutcome {
+    let scope = sys.for_tenant(item.tenant_id);
+    let failed = |error: String| {
+        if item.attempts >= MAX_ATTEMPTS {
+            tracing::warn!(job = %item.id, %error, "creator webhook given up");
+            QueueOutcome::Dead {
+                error: coach_connector_api::ProviderError {
+                    code: "webhook".into(),
+                    title: error,
+                },
+            }
+        } else {
+            let wait = backoff(
+                item.attempts,
+                Duration::from_secs(10),
+                Duration::from_secs(3600),
+                None,
+            );
+            QueueOutcome::Retry {
+                at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                error,
+            }
+        }
+    };
+    let done = QueueOutcome::Done {
+        provider_message_id: None,
+    };
+    let profile = match state.store.tenant_profile(&scope).await {
+        Ok((_, profile)) => profile,
+        Err(StoreError::NotFound(_)) => return done,
+        Err(e) => return failed(e.to_string()),
+    };
+    let mut notify = profile.get("notify").cloned().unwrap_or_default();
+    if state.secrets.open(&mut notify).is_err() {
+        return failed("the webhook secret cannot be opened with this master key".into());
+    }
+    let (Some(url), Some(secret)) = (
+        notify.get("url").and_then(|v| v.as_str()),
+        notify.get("secret").and_then(|v| v.as_str()),
+    ) else {
+        // The creator removed the webhook meanwhile: nothing to deliver.
+        return done;
+    };
+    match post(state, url, secret, &item.payload).await {
+        Ok(()) => done,
+        Err(e) => failed(e),
+    }
+}
+
+async fn post(
+    state: &AppState,
+    url: &str,
+    secret: &str,
+    payload: &serde_json::Value,
+) -> Result<(), String> {
+    let allow = state.config.http.allow_private_webhooks;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("url: {e}"))?;
+    crate::fetch::check_literal(&parsed, allow).map_err(|e| e.to_string())?;
+    let client =
+        crate::fetch::guarded_client(allow, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
+    let signature = sign(secret, Utc::now().timestamp(), &body);
+    let id = payload.get("id").and_then(|v| v.as_str()).unwrap_or("");
+    let response = client
+        .post(parsed)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("Coach-Signature", signature)
+        .header("Coach-Event-Id", id)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("the webhook answered {}", response.status()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asking_for_a_person_is_recognised_and_ordinary_questions_are_not() {
+        for yes in [
+            "human",
+            "Human please!",
+            "Can I talk to a human?",
+            "I want to speak to a person",
+            "agent",
+            "¿Puedo hablar con una persona?",
+            "humano por favor",
+        ] {
+            assert!(asks_for_human(yes), "{yes}");
+        }
+        for no in [
+            "How do humans build habits?",
+            "What is a human's resting heart rate?",
+            "My agent said I should run more, what do you think about a plan for that?",
+            "",
+            "How do I start the gateway?",
+        ] {
+            assert!(!asks_for_human(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn signatures_cover_timestamp_and_body() {
+        let a = sign("whsec_x", 1_700_000_000, b"{}");
+        assert!(a.starts_with("t=1700000000,v1="));
+        assert_eq!(a.len(), "t=1700000000,v1=".len() + 64);
+        assert_ne!(a, sign("whsec_x", 1_700_000_001, b"{}"));
+        assert_ne!(a, sign("whsec_x", 1_700_000_000, b"{ }"));
+        assert_ne!(a, sign("whsec_y", 1_700_000_000, b"{}"));
+    }
+}

@@ -1,0 +1,134 @@
+//! `/console`: the creator console, a single-page app of plain ES modules and CSS (no build
+//! step, nothing to install), compiled into the binary. It talks to the admin API like any
+//! client, with the member's bearer token, and follows `GET /v1/events`.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// The console's files: name, type, content.
+const FILES: &[(&str, &str, &str)] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../console/index.html"),
+    ),
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../console/console.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/api.js"),
+    ),
+    (
+        "i18n.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/i18n.js"),
+    ),
+    (
+        "ui.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/ui.js"),
+    ),
+    (
+        "charts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/charts.js"),
+    ),
+    (
+        "inbox.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/inbox.js"),
+    ),
+    (
+        "knowledge.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/knowledge.js"),
+    ),
+    (
+        "settings.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/settings.js"),
+    ),
+    (
+        "programs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/programs.js"),
+    ),
+    (
+        "analytics.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/analytics.js"),
+    ),
+];
+
+/// Scripts and styles only from here; the API on the same origin; the widget preview's
+/// socket on the same host.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'none'";
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { file("index.html") }))
+        .route(
+            "/console/",
+            get(|| async { Redirect::permanent("/console") }),
+        )
+        .route(
+            "/console/{name}",
+            get(|Path(name): Path<String>| async move { file(&name) }),
+        )
+}
+
+fn file(name: &str) -> Response {
+    let Some((_, kind, body)) = FILES.iter().find(|(n, _, _)| *n == name) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, *kind),
+            // Short: a new gateway version is picked up within a minute.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        *body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FILES;
+
+    /// Every module the console imports is served (a missing one breaks the page).
+    #[test]
+    fn every_imported_module_is_served() {
+        for (name, _, body) in FILES {
+            for line in body.lines() {
+                let Some(rest) = line.split(" from \"./").nth(1) else {
+                    continue;
+                };
+                let imported = rest.split('"').next().unwrap_or_default();
+                assert!(
+                    FILES.iter().any(|(n, _, _)| *n == imported),
+                    "{name} imports {imported}, which is not served"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! Handoff and analytics SQL shared by both backends (see `ops.rs` for the conventions). `$day`
+//! is the dialect's expression for a timestamp's UTC day as `YYYY-MM-DD`.
+
+macro_rules! console_ops {
+    ($conn:ty, $row:ty, $day:literal) => {
+        use chrono::{DateTime, Utc};
+        use coach_connector_api::{ChannelId, ContactId, ConversationId, MessageId, TenantId};
+        use sqlx::Row as _;
+        use uuid::Uuid;
+
+        use crate::store::console::{DayCount, Handoff, HandoffReason, InboxItem, JOB_NOTIFY};
+        use crate::store::{Conversation, ConversationStatus, Direction, StoreError};
+
+        fn direction(stored: String) -> Result<Direction, StoreError> {
+            Direction::parse(&stored)
+                .ok_or_else(|| StoreError::Corrupt(format!("direction {stored:?}")))
+        }
+
+        pub(super) async fn record_handoff(
+            conn: &mut $conn,
+            tenant: TenantId,
+            handoff: Handoff,
+            notify: Option<serde_json::Value>,
+        ) -> Result<bool, StoreError> {
+            let inserted = sqlx::query(
+                "INSERT INTO handoffs (tenant_id, message_id, conversation_id, reason, question, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, message_id) DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(handoff.message_id.0)
+            .bind(handoff.conversation_id.0)
+            .bind(handoff.reason.as_str())
+            .bind(&handoff.question)
+            .bind(handoff.created_at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            if !inserted {
+                return Ok(false);
+            }
+            let now_waiting = sqlx::query(
+                "UPDATE conversations SET status = 'waiting' \
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'open'",
+            )
+            .bind(tenant.0)
+            .bind(handoff.conversation_id.0)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            // The creator hears once per wait, not once per message of it.
+            if let Some(payload) = notify.filter(|_| now_waiting) {
+                sqlx::query(
+                    "INSERT INTO jobs (id, tenant_id, kind, message_id, payload, next_attempt_at, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $6, $4, $5, $5, $5)",
+                )
+                .bind(Uuid::now_v7())
+                .bind(tenant.0)
+                .bind(JOB_NOTIFY)
+                .bind(sqlx::types::Json(payload))
+                .bind(handoff.created_at)
+                // Erasing the contact's messages removes the notice (it quotes them) too.
+                .bind(handoff.message_id.0)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(true)
+        }
+
+        pub(super) async fn inbox(
+            conn: &mut $conn,
+            tenant: TenantId,
+            user: Uuid,
+            limit: u32,
+        ) -> Result<Vec<InboxItem>, StoreError> {
+            let mut items = Vec::new();
+            // Waiting conversations first, then the rest by recent activity.
+            for waiting in [true, false] {
+                let left = i64::from(limit) - items.len() as i64;
+                if left <= 0 {
+                    break;
+                }
+                let rows = sqlx::query(
+                    "SELECT c.id, c.tenant_id, c.channel_id, c.contact_id, c.external_id, \
+                     c.last_message_at, c.status, c.assignee, ct.display_name, \
+                     ch.kind AS channel_kind, ch.name AS channel_name, \
+                     (SELECT m.direction FROM messages m WHERE m.conversation_id = c.id \
+                      ORDER BY m.id DESC LIMIT 1) AS last_direction, \
+                     (SELECT m.content FROM messages m WHERE m.conversation_id = c.id \
+                      ORDER BY m.id DESC LIMIT 1) AS last_content, \
+                     (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id \
+                      AND m.direction = 'in' AND m.id > COALESCE((SELECT r.last_read \
+                      FROM conversation_reads r WHERE r.conversation_id = c.id AND r.user_id = $2), $3)) \
+                      AS unread \
+                     FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
+                     JOIN channels ch ON ch.id = c.channel_id \
+                     WHERE c.tenant_id = $1 AND (c.status = 'waiting') = $5 \
+                     ORDER BY c.last_message_at DESC, c.id DESC LIMIT $4",
+                )
+                .bind(tenant.0)
+                .bind(user)
+                .bind(Uuid::nil())
+                .bind(left)
+                .bind(waiting)
+                .fetch_all(&mut *conn)
+                .await?;
+                for row in &rows {
+                    let status: String = row.try_get("status")?;
+                    let content: Option<sqlx::types::Json<serde_json::Value>> =
+                        row.try_get("last_content")?;
+                    items.push(InboxItem {
+                        conversation: Conversation {
+                            id: ConversationId(row.try_get("id")?),
+                            tenant_id: TenantId(row.try_get("tenant_id")?),
+                            channel_id: ChannelId(row.try_get("channel_id")?),
+                            contact_id: ContactId(row.try_get("contact_id")?),
+                            external_id: row.try_get("external_id")?,
+                            last_message_at: row.try_get("last_message_at")?,
+                            status: ConversationStatus::parse(&status).ok_or_else(|| {
+                                StoreError::Corrupt(format!("conversation status {status}"))
+                            })?,
+                            assignee: row.try_get("assignee")?,
+                        },
+                        contact_name: row.try_get("display_name")?,
+                        channel_kind: row.try_get("channel_kind")?,
+                        channel_name: row.try_get("channel_name")?,
+                        last_direction: row
+                            .try_get::<Option<String>, _>("last_direction")?
+                            .map(direction)
+                            .transpose()?,
+                        last_content: content.map(|c| c.0),
+                        unread: row.try_get("unread")?,
+                    });
+                }
+            }
+            Ok(items)
+        }
+
+        pub(super) async fn mark_read(
+            conn: &mut $conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            user: Uuid,
+        ) -> Result<(), StoreError> {
+            let last: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(last) = last else {
+                return Ok(());
+            };
+            sqlx::query(
+                "INSERT INTO conversation_reads (tenant_id, conversation_id, user_id, last_read) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id, user_id) \
+                 DO UPDATE SET last_read = excluded.last_read",
+            )
+            .bind(tenant.0)
+            .bind(conversation.0)
+            .bind(user)
+            .bind(last)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(super) async fn handoffs(
+            conn: &mut $conn,
+            tenant: TenantId,
+            since: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<Handoff>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT conversation_id, message_id, reason, question, created_at FROM handoffs \
+                 WHERE tenant_id = $1 AND created_at >= $2 ORDER BY created_at DESC LIMIT $3",
+            )
+            .bind(tenant.0)
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let reason: String = row.try_get("reason")?;
+                    Ok(Handoff {
+                        conversation_id: ConversationId(row.try_get("conversation_id")?),
+                        message_id: MessageId(row.try_get("message_id")?),
+                        reason: HandoffReason::parse(&reason)
+                            .ok_or_else(|| StoreError::Corrupt(format!("handoff reason {reason:?}")))?,
+                        question: row.try_get("question")?,
+                        created_at: row.try_get("created_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        pub(super) async fn message_counts(
+            conn: &mut $conn,
+            tenant: TenantId,
+            since: DateTime<Utc>,
+        ) -> Result<Vec<DayCount>, StoreError> {
+            let sql = format!(
+                "SELECT {day} AS day, channel_id, direction, COUNT(*) AS n FROM messages \
+                 WHERE tenant_id = $1 AND created_at >= $2 \
+                 GROUP BY {day}, channel_id, direction ORDER BY 1",
+                day = $day
+            );
+            let rows = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(since)
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(DayCount {
+                        day: row.try_get("day")?,
+                        channel_id: ChannelId(row.try_get("channel_id")?),
+                        direction: direction(row.try_get("direction")?)?,
+                        count: row.try_get("n")?,
+                    })
+                })
+                .collect()
+        }
+
+        pub(super) async fn answer_times(
+            conn: &mut $conn,
+            tenant: TenantId,
+            since: DateTime<Utc>,
+            limit: u32,
+        ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT q.created_at AS asked, a.created_at AS answered \
+                 FROM messages a JOIN messages q ON q.id = a.reply_to AND q.tenant_id = a.tenant_id \
+                 WHERE a.tenant_id = $1 AND a.direction = 'out' AND a.reply_to IS NOT NULL \
+                 AND a.created_at >= $2 ORDER BY a.created_at DESC LIMIT $3",
+            )
+            .bind(tenant.0)
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get("asked")?, row.try_get("answered")?)))
+                .collect()
+        }
+    };
+}
+
+pub(crate) use console_ops;

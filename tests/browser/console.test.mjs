@@ -1,0 +1,271 @@
+// The creator console end to end in headless Chromium, against the real gateway binary with
+// the real models: log in as the demo tenant, upload a PDF and watch it become ready, test a
+// question, see a widget visitor ask for a person arrive live, take over, reply (the visitor sees
+// it), hand back; the creator's webhook is verified by a local receiver that checks the
+// signature; a second tenant's console shows none of it. Screenshots go to SCREENSHOTS_DIR.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { Gateway, launchBrowser } from "./harness.mjs";
+
+const gw = new Gateway("console", { GATEWAY__HTTP__ALLOW_PRIVATE_WEBHOOKS: "true" });
+const BASE = gw.base;
+const W = "[data-coach-widget]";
+const SHOTS = process.env.SCREENSHOTS_DIR || join(gw.data, "screenshots");
+
+let browser;
+let receiver;
+const received = [];
+let secret = null;
+
+/** A one-page PDF with these lines of text (Helvetica), with a correct cross-reference table. */
+function pdf(lines) {
+  const esc = (s) => s.replace(/[\\()]/g, (c) => `\\${c}`);
+  const text = `BT /F1 12 Tf 72 720 Td 16 TL ${lines.map((l) => `(${esc(l)}) Tj T*`).join(" ")} ET`;
+  const objects = [
+    "<< /Type /Catalog /Pages 2 0 R >>",
+    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+    `<< /Length ${Buffer.byteLength(text)} >>\nstream\n${text}\nendstream`,
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+  ];
+  let out = "%PDF-1.4\n";
+  const offsets = [];
+  objects.forEach((body, i) => {
+    offsets.push(Buffer.byteLength(out));
+    out += `${i + 1} 0 obj\n${body}\nendobj\n`;
+  });
+  const xref = Buffer.byteLength(out);
+  out += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  out += offsets.map((o) => `${String(o).padStart(10, "0")} 00000 n \n`).join("");
+  out += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(out, "latin1");
+}
+
+/** Checks `Coach-Signature: t=..,v1=..` over the raw body, as a creator's server would. */
+function verified(header, raw) {
+  const parts = Object.fromEntries(String(header || "").split(",").map((p) => p.split("=")));
+  if (!parts.t || !parts.v1 || !secret) return false;
+  if (Math.abs(Date.now() / 1000 - Number(parts.t)) > 300) return false;
+  const want = createHmac("sha256", secret).update(`${parts.t}.`).update(raw).digest();
+  const got = Buffer.from(parts.v1, "hex");
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+async function api(method, path, token, body) {
+  const headers = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const r = await fetch(`${BASE}${path}`, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  return { status: r.status, body: r.status === 204 ? null : await r.json() };
+}
+
+async function demoLogin() {
+  const file = join(gw.data, "demo.json");
+  for (let i = 0; i < 600 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
+  return { email: "demo@coach.example", password: JSON.parse(readFileSync(file, "utf8")).console_password };
+}
+
+async function logIn(page, { email, password }) {
+  await page.goto(`${BASE}/console`);
+  await page.locator("input[name=email]").fill(email);
+  await page.locator("input[name=password]").fill(password);
+  await page.locator("form.login button[type=submit]").click();
+  await page.locator("#live.on").waitFor({ timeout: 30_000 });
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  receiver = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const raw = Buffer.concat(chunks);
+      const ok = verified(req.headers["coach-signature"], raw);
+      received.push({ ok, body: JSON.parse(raw.toString("utf8")), id: req.headers["coach-event-id"] });
+      res.writeHead(ok ? 200 : 400).end();
+    });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  await gw.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (receiver) receiver.close();
+  await gw.remove();
+});
+
+/** Runs `body` with a console page; on failure, keeps a screenshot and the page's errors. */
+async function withConsole(name, body) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  try {
+    await body(page, context);
+  } catch (e) {
+    await shot(page, `failed-${name}`).catch(() => {});
+    e.message += `\npage errors: ${JSON.stringify(errors)}`;
+    throw e;
+  } finally {
+    await context.close();
+  }
+}
+
+test("a creator indexes a PDF, takes over a conversation live, replies and hands back", () =>
+  withConsole("journey", async (console_) => {
+  await logIn(console_, await demoLogin());
+  await shot(console_, "inbox-empty");
+
+  // The creator's webhook, set in the console; the secret is shown once.
+  await console_.locator("nav a[data-route=channels]").click();
+  const notify = console_.locator("form", { has: console_.locator("h2", { hasText: "Handoff webhook" }) });
+  await notify.locator("input[type=url]").fill(`http://127.0.0.1:${receiver.address().port}/hooks/coach`);
+  await notify.locator("button[type=submit]").click();
+  await notify.locator(".secret", { hasText: "whsec_" }).waitFor();
+  secret = (await notify.locator(".secret").innerText()).match(/whsec_[\w-]+/)[0];
+  await shot(console_, "channels");
+
+  // Knowledge: upload a PDF (drag and drop's file input), watch it become ready, test a question.
+  await console_.locator("nav a[data-route=knowledge]").click();
+  await console_.locator("#upload-input").setInputFiles({
+    name: "breathing.pdf",
+    mimeType: "application/pdf",
+    buffer: pdf([
+      "Box breathing for calm",
+      "Breathe in for four counts, hold for four counts, breathe out for four counts,",
+      "and hold again for four counts. Repeat the box breathing cycle for five minutes",
+      "before a stressful meeting to calm the nervous system.",
+    ]),
+  });
+  const row = console_.locator("tr[data-document]", { hasText: "breathing" });
+  await row.waitFor();
+  await console_.locator("tr[data-document][data-status=ready]", { hasText: "breathing" }).waitFor({ timeout: 240_000 });
+  await console_.locator("form[role=search] input").fill("How long should I do box breathing?");
+  await console_.locator("form[role=search] button").click();
+  await console_.locator(".passage", { hasText: "box breathing" }).first().waitFor({ timeout: 60_000 });
+  await shot(console_, "knowledge");
+
+  // A visitor on the demo page asks for a person.
+  await console_.locator("nav a[data-route=inbox]").click();
+  const visitorContext = await browser.newContext();
+  const visitor = await visitorContext.newPage();
+  await visitor.goto(`${BASE}/demo`);
+  await visitor.locator(`${W} .l`).waitFor({ timeout: 60_000 });
+  await visitor.locator(`${W} .l`).click();
+  await visitor.locator(`${W} textarea`).fill("Can I talk to a human?");
+  await visitor.locator(`${W} textarea`).press("Enter");
+
+  // It arrives live, waiting for a person, first in the list, with a notice.
+  const waiting = console_.locator("li.conv[data-status=waiting]");
+  await waiting.waitFor({ timeout: 60_000 });
+  await console_.locator("#toast:not([hidden])").waitFor();
+  assert.equal(await waiting.locator(".unread").innerText(), "1", "the unread count");
+  await shot(console_, "inbox");
+
+  // The creator's server got one signed notice.
+  for (let i = 0; i < 100 && !received.length; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(received.length, 1, "one webhook notice");
+  assert.ok(received[0].ok, "the notice's signature verifies");
+  assert.equal(received[0].body.type, "handoff.requested");
+  assert.equal(received[0].body.data.reason, "asked_for_human");
+  assert.equal(received[0].body.data.question, "Can I talk to a human?");
+
+  // Take over, reply, and the visitor sees the reply.
+  await waiting.locator("a").click();
+  const pane = console_.locator(".conv-pane");
+  await pane.locator(".msg.in", { hasText: "Can I talk to a human?" }).waitFor();
+  await pane.locator("button.take").click();
+  await console_.locator(".conv-pane[data-status=human]").waitFor();
+  await pane.locator(".reply textarea").fill("Hi, this is Ana from the team. How can I help?");
+  await pane.locator(".reply textarea").press("Enter");
+  await pane.locator(".msg.out", { hasText: "this is Ana" }).waitFor();
+  await visitor.locator(`${W} .g.out[data-seq]`, { hasText: "this is Ana" }).waitFor({ timeout: 30_000 });
+  await shot(console_, "conversation");
+
+  // The visitor answers; it shows up live in the open conversation.
+  await visitor.locator(`${W} textarea`).fill("I feel stressed before meetings");
+  await visitor.locator(`${W} textarea`).press("Enter");
+  await pane.locator(".msg.in", { hasText: "stressed before meetings" }).waitFor({ timeout: 30_000 });
+  // A member has it: the coach stays silent.
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(await visitor.locator(`${W} .g.out[data-seq]`).count(), 2, "the coach talked over the creator");
+
+  // Hand back: the coach answers the next message again.
+  await pane.locator("button.back").click();
+  await console_.locator(".conv-pane[data-status=open]").waitFor();
+  await visitor.locator(`${W} textarea`).fill("What is box breathing?");
+  await visitor.locator(`${W} textarea`).press("Enter");
+  await visitor.locator(`${W} .g.out[data-seq]`).nth(2).waitFor({ timeout: 180_000 });
+
+  // Analytics: charts of what just happened.
+  await console_.locator("nav a[data-route=analytics]").click();
+  await console_.locator("[data-chart=messages] svg rect").first().waitFor();
+  await console_.locator("[data-chart=unanswered] .questions li", { hasText: "talk to a human" }).waitFor();
+  await shot(console_, "analytics");
+
+  for (const [route, ready] of [["widget", ".pv-head"], ["programs", ".programs li"], ["team", "tbody tr"]]) {
+    await console_.locator(`nav a[data-route=${route}]`).click();
+    await console_.locator(`main[data-view=${route}] ${ready}`).first().waitFor();
+    await shot(console_, route);
+  }
+  // The widget designer previews what is typed, and saves it.
+  await console_.locator("nav a[data-route=widget]").click();
+  const title = console_.locator("form[aria-label='Widget designer'] input").first();
+  await title.fill("Ask Ana");
+  assert.equal(await console_.locator(".pv-head").innerText(), "Ask Ana");
+  await console_.locator("form[aria-label='Widget designer'] button[type=submit]").click();
+  await console_.locator("#toast:not([hidden])", { hasText: "Saved" }).waitFor();
+  // Spanish.
+  await console_.locator("header select.lang").selectOption("es");
+  await console_.locator("nav a[data-route=inbox]", { hasText: "Bandeja" }).waitFor();
+  await visitorContext.close();
+}));
+
+test("another tenant's console shows none of the first tenant's data", async () => {
+  const email = `other-${gw.port}@example.com`;
+  const password = "violet-quarry-Tundra-88";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Other coach" });
+  assert.equal(reg.status, 201);
+  const other = await browser.newContext();
+  const page = await other.newPage();
+  await logIn(page, { email, password });
+  await page.locator(".conv-list .empty").waitFor();
+
+  // The first tenant's visitor writes while the other console is open: nothing arrives.
+  const visitorContext = await browser.newContext();
+  const visitor = await visitorContext.newPage();
+  await visitor.goto(`${BASE}/demo`);
+  await visitor.locator(`${W} .l`).waitFor({ timeout: 60_000 });
+  await visitor.locator(`${W} .l`).click();
+  await visitor.locator(`${W} textarea`).fill("A private question for the demo coach");
+  await visitor.locator(`${W} textarea`).press("Enter");
+  await visitor.locator(`${W} .g.in[data-seq]`, { hasText: "A private question" }).waitFor();
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal(await page.locator("li.conv").count(), 0, "another tenant's conversation showed up");
+
+  await page.locator("nav a[data-route=knowledge]").click();
+  await page.locator("table.docs .empty").waitFor();
+  assert.equal(await page.locator("tr[data-document]").count(), 0);
+
+  // Its token cannot read the demo tenant's conversations either.
+  const token = reg.body.access_token;
+  const demo = await api("POST", "/v1/auth/login", null, await demoLogin());
+  const theirs = await api("GET", "/v1/inbox", demo.body.access_token);
+  assert.ok(theirs.body.length > 0);
+  const peek = await api("GET", `/v1/conversations/${theirs.body[0].conversation.id}`, token);
+  assert.equal(peek.status, 404);
+  assert.equal((await api("GET", "/v1/inbox", token)).body.length, 0);
+  await visitorContext.close();
+  await other.close();
+});
