@@ -11,9 +11,12 @@ export async function render(main) {
   const body = h("div", { class: "charts" });
   main.append(h("div", { class: "row" }, h("h1", {}, t("analytics")), h("span", { class: "spacer" }), period), body);
   period.addEventListener("change", () => load().catch(fail));
+  let loading = 0;
 
   async function load() {
+    const mine = ++loading;
     const a = await api.get(`/v1/analytics?days=${period.value}`);
+    if (mine !== loading) return;
     clear(body);
     const name = (id) => {
       const c = a.channels.find((x) => x.id === id);
@@ -60,6 +63,7 @@ export async function render(main) {
     for (const p of await api.get("/v1/programs")) {
       if (p.status === "archived") continue;
       const stats = await api.get(`/v1/programs/${p.id}/analytics`);
+      if (mine !== loading) return;
       const rows = [{ label: t("enrolled"), value: stats.enrolled }];
       for (const s of stats.steps) {
         rows.push({ label: `${s.step_id}: ${t("sentN")}`, value: s.sent });

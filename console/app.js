@@ -21,6 +21,8 @@ const ROUTES = [
 
 const root = document.getElementById("app");
 let view = null;
+let routing = 0;
+let early = null;
 let stopEvents = null;
 let me = null;
 let tenant = null;
@@ -131,9 +133,17 @@ function route() {
   const main = clear(document.getElementById("main"));
   main.dataset.view = found[0];
   view = null;
+  // Events that arrive while the view loads are handed to it once it is ready; a view that
+  // finishes after the user moved on is dropped.
+  const mine = ++routing;
+  const waiting = [];
+  early = waiting;
   Promise.resolve(found[1](main, params, { me, tenant }))
     .then((v) => {
+      if (mine !== routing) return v && v.dispose && v.dispose();
       view = v || null;
+      early = null;
+      for (const [name, data] of waiting) if (view && view.onEvent) view.onEvent(name, data);
     })
     .catch(fail);
 }
@@ -143,5 +153,6 @@ function dispatch(name, data) {
     const why = data.reason === "asked_for_human" ? t("handoffAsked") : t("handoffLow");
     toast(t("needsYou", { question: data.question.slice(0, 80), why }), "warn");
   }
-  if (view && view.onEvent) view.onEvent(name, data);
+  if (early) early.push([name, data]);
+  else if (view && view.onEvent) view.onEvent(name, data);
 }

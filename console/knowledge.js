@@ -99,7 +99,11 @@ export async function render(main) {
     await load();
   }
 
-  input.addEventListener("change", () => upload([...input.files]).then(() => (input.value = "")));
+  input.addEventListener("change", () =>
+    upload([...input.files])
+      .catch(fail)
+      .finally(() => (input.value = "")),
+  );
   drop.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" || ev.key === " ") {
       ev.preventDefault();
@@ -114,7 +118,7 @@ export async function render(main) {
   drop.addEventListener("drop", (ev) => {
     ev.preventDefault();
     drop.classList.remove("over");
-    upload([...ev.dataTransfer.files]);
+    upload([...ev.dataTransfer.files]).catch(fail);
   });
   urlForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();

@@ -11,7 +11,7 @@ export async function render(main) {
   const editor = h("div");
   const add = h("button", { type: "button", class: "primary" }, t("newProgram"));
   main.append(h("section", { class: "card" }, list, add), editor);
-  add.addEventListener("click", () => edit(null));
+  add.addEventListener("click", () => edit(null).catch(fail));
 
   async function load() {
     clear(list);
@@ -19,7 +19,7 @@ export async function render(main) {
     if (!programs.length) list.append(h("li", { class: "empty" }, t("noPrograms")));
     for (const p of programs) {
       const open = h("button", { type: "button" }, t("edit"));
-      open.addEventListener("click", () => edit(p));
+      open.addEventListener("click", () => edit(p).catch(fail));
       list.append(h("li", { "data-program": p.id }, h("strong", {}, p.definition.name), h("span", { class: `badge ${p.status}` }, t(p.status)), h("span", { class: "muted" }, ` v${p.version} · ${p.definition.steps.length} ${t("steps").toLowerCase()}`), " ", open));
     }
   }
@@ -81,7 +81,7 @@ export async function render(main) {
         p = p ? await api.call("PUT", `/v1/programs/${p.id}`, body) : await api.post("/v1/programs", body);
         toast(t("saved"));
         await load();
-        edit(p);
+        await edit(p);
       } catch (e) {
         fail(e);
       }

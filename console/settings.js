@@ -96,7 +96,7 @@ export async function widget(main) {
   draw();
 }
 
-export async function channels(main) {
+export async function channels(main, _params, { me }) {
   main.append(h("h1", {}, t("channels")));
   const list = h("ul", { class: "channels" });
   main.append(h("section", { class: "card" }, list));
@@ -149,7 +149,7 @@ export async function channels(main) {
       connectForm("telegram", t("tgHelp"), tg, () => ({ bot_token: tg[0][1].value.trim(), mode: tgMode.value })),
     ),
   );
-  main.append(await notifyCard());
+  if (me.role === "owner" || me.role === "admin") main.append(await notifyCard());
 }
 
 async function notifyCard() {
@@ -180,6 +180,7 @@ async function notifyCard() {
 }
 
 export async function team(main, _params, { me }) {
+  const admin = me.role === "owner" || me.role === "admin";
   main.append(h("h1", {}, t("team")));
   const members = h("tbody");
   const keys = h("tbody");
@@ -191,8 +192,8 @@ export async function team(main, _params, { me }) {
   const [keyRoleF, keyRole] = field(t("role"), h("select", {}, ROLES.slice(1).map((r) => h("option", { value: r }, r))));
   const keyForm = h("form", { class: "row" }, keyNameF, keyRoleF, h("button", { type: "submit", class: "primary" }, t("newKey")));
   main.append(
-    h("section", { class: "card" }, h("h2", {}, t("members")), h("table", {}, h("thead", {}, h("tr", {}, [t("email"), t("role"), ""].map((x) => h("th", { scope: "col" }, x)))), members), invite),
-    h("section", { class: "card" }, h("h2", {}, t("apiKeys")), h("table", {}, h("thead", {}, h("tr", {}, [t("name"), t("role"), t("created"), ""].map((x) => h("th", { scope: "col" }, x)))), keys), keyForm),
+    h("section", { class: "card" }, h("h2", {}, t("members")), h("table", {}, h("thead", {}, h("tr", {}, [t("email"), t("role"), ""].map((x) => h("th", { scope: "col" }, x)))), members), admin ? invite : null),
+    !admin ? null : h("section", { class: "card" }, h("h2", {}, t("apiKeys")), h("table", {}, h("thead", {}, h("tr", {}, [t("name"), t("role"), t("created"), ""].map((x) => h("th", { scope: "col" }, x)))), keys), keyForm),
     out,
   );
   async function load() {
@@ -201,10 +202,17 @@ export async function team(main, _params, { me }) {
       members.append(h("tr", {}, h("td", {}, m.email, m.user_id === me.user.id ? ` (${t("you")})` : ""), h("td", {}, m.role), h("td", {})));
     }
     clear(keys);
+    // Keys are an admin's business; editors and viewers see the members only.
+    if (!admin) return;
     for (const k of await api.get("/v1/api-keys")) {
       if (k.revoked_at) continue;
       const revoke = h("button", { type: "button", class: "danger" }, t("revoke"));
-      revoke.addEventListener("click", () => api.call("DELETE", `/v1/api-keys/${k.id}`).then(load, fail));
+      revoke.addEventListener("click", () =>
+        api
+          .call("DELETE", `/v1/api-keys/${k.id}`)
+          .then(load)
+          .catch(fail),
+      );
       keys.append(h("tr", {}, h("td", {}, k.name, h("span", { class: "muted" }, ` ${k.prefix}…`)), h("td", {}, k.role), h("td", {}, when(k.created_at)), h("td", {}, revoke)));
     }
   }

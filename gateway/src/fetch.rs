@@ -114,6 +114,8 @@ pub fn guarded_client(
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .user_agent("coach-gateway (webhook)")
+        // A proxy would resolve the name itself, past the guard below.
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none());
     if !allow_private {
         builder = builder.dns_resolver(Arc::new(PublicOnly));
@@ -148,6 +150,8 @@ impl PageFetcher {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .user_agent("coach-gateway (knowledge import)")
+            // A proxy would resolve the name itself, past the guard below.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 if attempt.previous().len() >= 5 {
                     attempt.error("too many redirects")

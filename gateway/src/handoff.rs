@@ -25,60 +25,128 @@ const MAX_ATTEMPTS: u32 = 12;
 /// How long a claimed notice may take before another worker may take it.
 const LEASE: Duration = Duration::from_secs(60);
 
-/// Words that ask for a person, in the languages the console speaks (whole message or phrase).
-const ASKS: &[&str] = &[
-    "human",
-    "a human",
-    "a person",
-    "real person",
-    "talk to a human",
-    "talk to a person",
-    "speak to a human",
-    "speak to a person",
-    "talk to someone",
-    "speak to someone",
-    "agent",
-    "an agent",
-    "humano",
-    "un humano",
-    "una persona",
-    "persona real",
-    "hablar con una persona",
-    "hablar con un humano",
-    "hablar con alguien",
-];
-
-/// Whether a message asks to talk to a person ("Can I talk to a human?", "humano por favor").
-pub fn asks_for_human(text: &str) -> bool {
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    if words.is_empty() || words.len() > 12 {
-        return false;
-    }
-    let joined = format!(" {} ", words.join(" "));
-    ASKS.iter().any(|ask| {
-        // A phrase anywhere; a single word only as (nearly) the whole message.
-        if ask.contains(' ') {
-            joined.contains(&format!(" {ask} "))
-        } else {
-            words.len() <= 3 && words.contains(ask)
-        }
-    })
+/// The language someone asked for a person in (the coach answers in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Asked {
+    /// English.
+    English,
+    /// Spanish.
+    Spanish,
 }
 
-/// What the coach answers someone who asked for a person (in their language).
-pub fn reply(question: &str) -> &'static str {
-    let lower = question.to_lowercase();
-    if ["humano", "persona", "hablar", "alguien"]
+/// Verbs and objects of "talk to a person" (anywhere in a short message).
+const TALK: &[&str] = &[
+    "talk to",
+    "talk with",
+    "speak to",
+    "speak with",
+    "chat with",
+];
+const SOMEONE: &[&str] = &[
+    "a human",
+    "a real human",
+    "a person",
+    "a real person",
+    "someone",
+    "somebody",
+    "an agent",
+    "a real agent",
+    "your team",
+    "the team",
+];
+const HABLAR: &[&str] = &["hablar con", "habla con", "hablo con", "comunicarme con"];
+const ALGUIEN: &[&str] = &[
+    "una persona",
+    "una persona real",
+    "un humano",
+    "alguien",
+    "un agente",
+    "el equipo",
+    "tu equipo",
+];
+/// Asking for a person in few words ("human", "agent please", "I want a human").
+const NOUNS_EN: &[&str] = &[
+    "human",
+    "a human",
+    "person",
+    "a person",
+    "real person",
+    "a real person",
+    "agent",
+    "an agent",
+    "operator",
+    "representative",
+];
+const NOUNS_ES: &[&str] = &[
+    "humano",
+    "un humano",
+    "persona",
+    "una persona",
+    "persona real",
+    "agente",
+];
+/// Words that may surround such a request without changing it.
+const FILLERS: &[&str] = &[
+    "please", "pls", "now", "i", "want", "need", "would", "like", "can", "could", "get", "me",
+    "hi", "hello", "por", "favor", "quiero", "necesito", "ahora", "hola", "un", "una",
+];
+
+/// Whether a message asks to talk to a person, and in which language: "Can I talk to a
+/// human?", "I want to speak with someone", "agent please", "¿Puedo hablar con una persona?".
+/// Questions that merely mention people ("How much protein does a person need?") do not.
+pub fn asks_for_human(text: &str) -> Option<Asked> {
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() || words.len() > 14 {
+        return None;
+    }
+    let joined = format!(" {} ", words.join(" "));
+    let phrase = |verbs: &[&str], objects: &[&str]| {
+        verbs.iter().any(|v| {
+            objects
+                .iter()
+                .any(|o| joined.contains(&format!(" {v} {o} ")))
+        })
+    };
+    if phrase(TALK, SOMEONE) {
+        return Some(Asked::English);
+    }
+    if phrase(HABLAR, ALGUIEN) {
+        return Some(Asked::Spanish);
+    }
+    // Without a verb, the request must be (nearly) the whole message.
+    let core: Vec<&str> = words
         .iter()
-        .any(|w| lower.contains(w))
-    {
-        "He avisado al equipo: una persona te responderá aquí pronto."
+        .copied()
+        .filter(|w| !FILLERS.contains(w) && *w != "a" && *w != "an")
+        .collect();
+    let core = core.join(" ");
+    let bare = |nouns: &[&str]| {
+        nouns.iter().any(|n| {
+            let n: Vec<&str> = n
+                .split(' ')
+                .filter(|w| !FILLERS.contains(w) && *w != "a" && *w != "an")
+                .collect();
+            n.join(" ") == core
+        })
+    };
+    if bare(NOUNS_EN) {
+        Some(Asked::English)
+    } else if bare(NOUNS_ES) {
+        Some(Asked::Spanish)
     } else {
-        "I've let the team know: a person will reply here soon."
+        None
+    }
+}
+
+/// What the coach answers someone who asked for a person.
+pub fn reply(language: Asked) -> &'static str {
+    match language {
+        Asked::English => "I've let the team know: a person will reply here soon.",
+        Asked::Spanish => "He avisado al equipo: una persona te responderá aquí pronto.",
     }
 }
 
@@ -285,22 +353,31 @@ mod tests {
         for yes in [
             "human",
             "Human please!",
+            "I want a human",
             "Can I talk to a human?",
-            "I want to speak to a person",
+            "I want to speak with someone from your team",
             "agent",
+            "an agent please",
+        ] {
+            assert_eq!(asks_for_human(yes), Some(Asked::English), "{yes}");
+        }
+        for yes in [
             "¿Puedo hablar con una persona?",
             "humano por favor",
+            "quiero hablar con alguien",
         ] {
-            assert!(asks_for_human(yes), "{yes}");
+            assert_eq!(asks_for_human(yes), Some(Asked::Spanish), "{yes}");
         }
         for no in [
             "How do humans build habits?",
             "What is a human's resting heart rate?",
+            "How much protein does a person need?",
+            "¿Cuánta proteína necesita una persona al día?",
             "My agent said I should run more, what do you think about a plan for that?",
             "",
             "How do I start the gateway?",
         ] {
-            assert!(!asks_for_human(no), "{no}");
+            assert_eq!(asks_for_human(no), None, "{no}");
         }
     }
 

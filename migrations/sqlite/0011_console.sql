@@ -11,6 +11,9 @@ CREATE TABLE handoffs (
     PRIMARY KEY (tenant_id, message_id)
 );
 CREATE INDEX handoffs_recent ON handoffs (tenant_id, created_at);
+-- Deleting a message or a conversation (retention, erasure) finds its handoffs.
+CREATE INDEX handoffs_message ON handoffs (message_id);
+CREATE INDEX handoffs_conversation ON handoffs (conversation_id);
 
 -- How far each member has read each conversation (the inbox's unread counts).
 CREATE TABLE conversation_reads (

@@ -58,9 +58,9 @@ pub struct DayLatency {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Unanswered {
     /// The contact asked for a person.
-    pub asked_for_human: usize,
+    pub asked_for_human: i64,
     /// The coach's knowledge did not cover the question.
-    pub low_confidence: usize,
+    pub low_confidence: i64,
     /// The most recent, newest first (at most 50).
     pub recent: Vec<Handoff>,
 }
@@ -113,7 +113,8 @@ async fn analytics(
         .collect();
     let messages = state.store.message_counts(scope, since).await?;
     let times = state.store.answer_times(scope, since, 10_000).await?;
-    let handoffs = state.store.handoffs(scope, since, 1000).await?;
+    let handoffs = state.store.handoffs(scope, since, 50).await?;
+    let counts = state.store.handoff_counts(scope, since).await?;
     let mut by_day: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (asked, answered) in times {
         by_day
@@ -133,11 +134,16 @@ async fn analytics(
             }
         })
         .collect();
-    let count = |reason| handoffs.iter().filter(|h| h.reason == reason).count();
+    let count = |reason| {
+        counts
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    };
     let unanswered = Unanswered {
         asked_for_human: count(HandoffReason::AskedForHuman),
         low_confidence: count(HandoffReason::LowConfidence),
-        recent: handoffs.iter().take(50).cloned().collect(),
+        recent: handoffs,
     };
     Ok(Json(Analytics {
         days: first

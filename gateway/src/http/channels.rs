@@ -95,15 +95,23 @@ fn mask(config: &Value) -> Value {
 
 /// Replaces masked secrets (`"********"`) in `new` with their values in `stored`, at any depth.
 fn keep_masked(new: &mut Value, stored: &Value) {
-    if let Value::Object(map) = new {
-        for (k, v) in map.iter_mut() {
-            match v {
-                Value::String(s) if s == "********" && crate::secrets::is_secret(k) => {
-                    *v = stored.get(k).cloned().unwrap_or(Value::Null);
+    match new {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match v {
+                    Value::String(s) if s == "********" && crate::secrets::is_secret(k) => {
+                        *v = stored.get(k).cloned().unwrap_or(Value::Null);
+                    }
+                    other => keep_masked(other, stored.get(k).unwrap_or(&Value::Null)),
                 }
-                other => keep_masked(other, stored.get(k).unwrap_or(&Value::Null)),
             }
         }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                keep_masked(v, stored.get(i).unwrap_or(&Value::Null));
+            }
+        }
+        _ => {}
     }
 }
 
@@ -411,9 +419,15 @@ mod tests {
         });
         let mut new = serde_json::json!({
             "bot_token": "********", "nested": { "app_secret": "********" }, "title": "New",
-            "identity_secret": "********"
+            "identity_secret": "********", "accounts": [{ "token": "********" }]
         });
+        let stored = {
+            let mut s = stored;
+            s["accounts"] = serde_json::json!([{ "token": "t0" }]);
+            s
+        };
         keep_masked(&mut new, &stored);
+        assert_eq!(new["accounts"][0]["token"], "t0");
         assert_eq!(new["bot_token"], "1:AA");
         assert_eq!(new["nested"]["app_secret"], "s");
         assert_eq!(new["title"], "New");

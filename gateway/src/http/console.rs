@@ -74,10 +74,10 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Scripts and styles only from here; the API on the same origin; the widget preview's
-/// socket on the same host.
+/// Scripts, styles and API calls only to this gateway (the bearer token cannot be sent
+/// anywhere else even by injected script).
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-    img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; \
+    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'none'";
 
 pub(super) fn router() -> Router<AppState> {

@@ -7,7 +7,7 @@
 //! from there. When the id has left the ring (or the connection fell behind the bus), the client
 //! gets a `resync` event instead: reload from the REST API, which is the source of truth.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,13 +26,18 @@ use crate::auth::extract::{Member, Viewer};
 use crate::bus::{Bus, StreamEvent, StreamPayload};
 use crate::state::AppState;
 
-/// Events kept for resuming, all tenants together.
+/// Events kept for resuming, all tenants together (answer deltas are not kept: a client that
+/// reconnects mid-answer gets the stored answer as its `message`).
 const RING: usize = 4096;
+/// Live events a slow client may fall behind by before it gets `resync`.
+const LIVE: usize = 1024;
 
-/// The most recent events this process saw on the bus, for `Last-Event-ID`.
-#[derive(Default)]
+/// The most recent events this process saw on the bus, for `Last-Event-ID`, and the live feed
+/// of `GET /v1/events` clients (one place, so a client's replay and its live events meet
+/// without a gap or a repeat).
 pub struct EventLog {
     ring: Mutex<VecDeque<Arc<StreamEvent>>>,
+    live: broadcast::Sender<Arc<StreamEvent>>,
     started: OnceLock<()>,
 }
 
@@ -47,7 +53,11 @@ pub enum Replay {
 impl EventLog {
     /// An empty log; [`EventLog::start`] feeds it.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(Self {
+            ring: Mutex::default(),
+            live: broadcast::channel(LIVE).0,
+            started: OnceLock::new(),
+        })
     }
 
     /// Start recording the bus (once; later calls do nothing).
@@ -59,14 +69,13 @@ impl EventLog {
         let log = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
-                match sub.recv().await {
-                    Ok(event) => match log.upgrade() {
-                        Some(log) => log.push(event),
-                        None => return,
-                    },
-                    // Missed events cannot be resumed from here; a client asking for them gets
-                    // `resync` because their neighbours' ids are not found.
-                    Err(RecvError::Lagged(_)) => {}
+                let next = sub.recv().await;
+                let Some(log) = log.upgrade() else { return };
+                match next {
+                    Ok(event) => log.push(event),
+                    // Events were missed: nothing before this point can be resumed without a
+                    // gap, so clients asking for it reload instead.
+                    Err(RecvError::Lagged(_)) => log.lock().clear(),
                     Err(RecvError::Closed) => return,
                 }
             }
@@ -77,19 +86,39 @@ impl EventLog {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Record one event (the feeder does; tests may too).
+    /// Record one event and hand it to live clients.
     pub fn push(&self, event: Arc<StreamEvent>) {
         let mut ring = self.lock();
-        if ring.len() == RING {
-            ring.pop_front();
+        let transient = matches!(
+            &event.payload,
+            StreamPayload::Answer {
+                phase: crate::bus::AnswerPhase::Delta { .. },
+                ..
+            }
+        );
+        if !transient {
+            if ring.len() == RING {
+                ring.pop_front();
+            }
+            ring.push_back(event.clone());
         }
-        ring.push_back(event);
+        // Sent under the lock: a client subscribing under it sees each event once, in the
+        // replay or live. Nobody listening is fine.
+        let _ = self.live.send(event);
     }
 
-    /// The tenant's events after `last`.
-    pub fn after(&self, tenant: coach_connector_api::TenantId, last: Uuid) -> Replay {
+    /// The live feed from now on and, when `last` is given, the tenant's events after it.
+    pub fn follow(
+        &self,
+        tenant: coach_connector_api::TenantId,
+        last: Option<Uuid>,
+    ) -> (Replay, broadcast::Receiver<Arc<StreamEvent>>) {
         let ring = self.lock();
-        match ring.iter().position(|e| e.id == last) {
+        let live = self.live.subscribe();
+        let Some(last) = last else {
+            return (Replay::Events(Vec::new()), live);
+        };
+        let replay = match ring.iter().position(|e| e.id == last) {
             Some(at) => Replay::Events(
                 ring.iter()
                     .skip(at + 1)
@@ -98,7 +127,8 @@ impl EventLog {
                     .collect(),
             ),
             None => Replay::Resync,
-        }
+        };
+        (replay, live)
     }
 }
 
@@ -109,9 +139,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 /// One client's feed: what it missed, then the live bus.
 struct Feed {
     first: VecDeque<Event>,
-    live: crate::bus::Subscription,
-    seen: HashSet<Uuid>,
+    live: broadcast::Receiver<Arc<StreamEvent>>,
     tenant: coach_connector_api::TenantId,
+    until: tokio::time::Instant,
 }
 
 /// The SSE `event` name of a payload.
@@ -153,45 +183,42 @@ async fn events(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     state.events.start(&state.bus);
     let tenant = member.scope.tenant_id();
-    // Subscribe before reading the ring, so nothing falls between the two.
-    let live = state.bus.subscribe();
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.trim().parse::<Uuid>());
-    let (first, seen): (Vec<Event>, HashSet<Uuid>) = match last {
-        None => (Vec::new(), HashSet::new()),
-        Some(Err(_)) => (vec![resync()], HashSet::new()),
-        Some(Ok(last)) => match state.events.after(tenant, last) {
-            Replay::Events(events) => (
-                events.iter().map(|e| to_sse(e)).collect(),
-                events.iter().map(|e| e.id).collect(),
-            ),
-            Replay::Resync => (vec![resync()], HashSet::new()),
+    let (first, live) = match last {
+        None => (Vec::new(), state.events.follow(tenant, None).1),
+        Some(Err(_)) => (vec![resync()], state.events.follow(tenant, None).1),
+        Some(Ok(last)) => match state.events.follow(tenant, Some(last)) {
+            (Replay::Events(events), live) => (events.iter().map(|e| to_sse(e)).collect(), live),
+            (Replay::Resync, live) => (vec![resync()], live),
         },
     };
+    // The stream ends when the access token would have: the client reconnects with a fresh
+    // one, so a logout, a removal or a revoked key stops the events within that time.
+    let until = tokio::time::Instant::now()
+        + Duration::from_secs(state.config.auth.access_ttl_secs.max(60));
     let start = Feed {
         first: first.into(),
         live,
-        seen,
         tenant,
+        until,
     };
     let stream = futures::stream::unfold(start, |mut feed| async move {
         if let Some(event) = feed.first.pop_front() {
             return Some((Ok(event), feed));
         }
         loop {
-            match feed.live.recv().await {
-                Ok(event) if event.tenant_id == feed.tenant => {
-                    // Replayed events may arrive live too: each is sent once.
-                    if !feed.seen.is_empty() && feed.seen.remove(&event.id) {
-                        continue;
-                    }
+            let next = tokio::time::timeout_at(feed.until, feed.live.recv()).await;
+            match next {
+                Err(_) => return None,
+                Ok(Ok(event)) if event.tenant_id == feed.tenant => {
                     return Some((Ok(to_sse(&event)), feed));
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return Some((Ok(resync()), feed)),
-                Err(RecvError::Closed) => return None,
+                Ok(Ok(_)) => {}
+                Ok(Err(RecvError::Lagged(_))) => return Some((Ok(resync()), feed)),
+                Ok(Err(RecvError::Closed)) => return None,
             }
         }
     });

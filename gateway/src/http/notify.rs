@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::extract::{Admin, Member, Viewer};
+use crate::auth::extract::{Admin, Member};
 use crate::error::{ApiError, ApiJson};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
@@ -38,12 +38,12 @@ pub struct NotifyView {
     pub secret: Option<String>,
 }
 
-/// The creator's handoff webhook.
+/// The creator's handoff webhook (admins: a webhook URL can be a credential itself).
 #[utoipa::path(get, path = "/v1/tenant/notify", tag = "tenant", security(("bearer" = [])),
-    responses((status = 200, body = NotifyView)))]
+    responses((status = 200, body = NotifyView), (status = 403, body = crate::error::Problem)))]
 async fn get_notify(
     State(state): State<AppState>,
-    member: Member<Viewer>,
+    member: Member<Admin>,
 ) -> Result<Json<NotifyView>, ApiError> {
     let (_, profile) = state.store.tenant_profile(&member.scope).await?;
     let url = profile

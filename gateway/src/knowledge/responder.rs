@@ -166,7 +166,7 @@ async fn respond(
     else {
         return Ok(Responded::Done);
     };
-    if crate::handoff::asks_for_human(&question) {
+    if let Some(language) = crate::handoff::asks_for_human(&question) {
         crate::handoff::request(
             state,
             scope,
@@ -176,7 +176,7 @@ async fn respond(
         )
         .await
         .map_err(err)?;
-        let text = crate::handoff::reply(&question).to_string();
+        let text = crate::handoff::reply(language).to_string();
         state
             .stream
             .send(
@@ -232,6 +232,19 @@ async fn respond(
         )
         .await
         .map_err(|e| format!("{e:?}"))?;
+    // Recorded before the answer is stored: a retry after a failure here still finds no
+    // answer and asks again (the request is idempotent per message).
+    if !answer.confident {
+        crate::handoff::request(
+            state,
+            scope,
+            &message,
+            &question,
+            HandoffReason::LowConfidence,
+        )
+        .await
+        .map_err(err)?;
+    }
     // Live views (the widget) see the answer as it is generated.
     let conversation_id = message.conversation_id;
     let live = |phase: AnswerPhase| state.stream.answer(scope, conversation_id, id, phase);
@@ -295,17 +308,6 @@ async fn respond(
         message_id: stored.id,
     })
     .await;
-    if !answer.confident {
-        crate::handoff::request(
-            state,
-            scope,
-            &message,
-            &question,
-            HandoffReason::LowConfidence,
-        )
-        .await
-        .map_err(err)?;
-    }
     Ok(Responded::Done)
 }
 

@@ -129,6 +129,12 @@ pub trait ConsoleStore: Send + Sync {
         since: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<Handoff>, StoreError>;
+    /// How many handoff requests of each reason since `since`.
+    async fn handoff_counts(
+        &self,
+        scope: &TenantScope,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(HandoffReason, i64)>, StoreError>;
     /// Messages per day, channel and direction since `since`.
     async fn message_counts(
         &self,

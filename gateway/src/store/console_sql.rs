@@ -76,12 +76,13 @@ macro_rules! console_ops {
         ) -> Result<Vec<InboxItem>, StoreError> {
             let mut items = Vec::new();
             // Waiting conversations first, then the rest by recent activity.
-            for waiting in [true, false] {
+            // Literal predicates (not a bound flag), so the planner can use the status index.
+            for status in ["c.status = 'waiting'", "c.status <> 'waiting'"] {
                 let left = i64::from(limit) - items.len() as i64;
                 if left <= 0 {
                     break;
                 }
-                let rows = sqlx::query(
+                let sql = format!(
                     "SELECT c.id, c.tenant_id, c.channel_id, c.contact_id, c.external_id, \
                      c.last_message_at, c.status, c.assignee, ct.display_name, \
                      ch.kind AS channel_kind, ch.name AS channel_name, \
@@ -95,16 +96,16 @@ macro_rules! console_ops {
                       AS unread \
                      FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
                      JOIN channels ch ON ch.id = c.channel_id \
-                     WHERE c.tenant_id = $1 AND (c.status = 'waiting') = $5 \
+                     WHERE c.tenant_id = $1 AND {status} \
                      ORDER BY c.last_message_at DESC, c.id DESC LIMIT $4",
-                )
-                .bind(tenant.0)
-                .bind(user)
-                .bind(Uuid::nil())
-                .bind(left)
-                .bind(waiting)
-                .fetch_all(&mut *conn)
-                .await?;
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(tenant.0)
+                    .bind(user)
+                    .bind(Uuid::nil())
+                    .bind(left)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 for row in &rows {
                     let status: String = row.try_get("status")?;
                     let content: Option<sqlx::types::Json<serde_json::Value>> =
@@ -194,6 +195,29 @@ macro_rules! console_ops {
                         question: row.try_get("question")?,
                         created_at: row.try_get("created_at")?,
                     })
+                })
+                .collect()
+        }
+
+        pub(super) async fn handoff_counts(
+            conn: &mut $conn,
+            tenant: TenantId,
+            since: DateTime<Utc>,
+        ) -> Result<Vec<(HandoffReason, i64)>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT reason, COUNT(*) AS n FROM handoffs \
+                 WHERE tenant_id = $1 AND created_at >= $2 GROUP BY reason",
+            )
+            .bind(tenant.0)
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let reason: String = row.try_get("reason")?;
+                    let reason = HandoffReason::parse(&reason)
+                        .ok_or_else(|| StoreError::Corrupt(format!("handoff reason {reason:?}")))?;
+                    Ok((reason, row.try_get("n")?))
                 })
                 .collect()
         }

@@ -7,7 +7,7 @@ use super::PostgresStore;
 use crate::store::StoreError;
 use coach_connector_api::ConversationId;
 
-use crate::store::console::{ConsoleStore, DayCount, Handoff, InboxItem};
+use crate::store::console::{ConsoleStore, DayCount, Handoff, HandoffReason, InboxItem};
 use crate::tenancy::TenantScope;
 
 mod sql {
@@ -59,6 +59,14 @@ impl ConsoleStore for PostgresStore {
     ) -> Result<Vec<Handoff>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         sql::handoffs(&mut tx, scope.tenant_id(), since, limit).await
+    }
+    async fn handoff_counts(
+        &self,
+        scope: &TenantScope,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(HandoffReason, i64)>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        sql::handoff_counts(&mut tx, scope.tenant_id(), since).await
     }
     async fn message_counts(
         &self,

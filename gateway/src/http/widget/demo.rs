@@ -60,9 +60,10 @@ async fn demo_login(
     Ok(password)
 }
 
-fn announce_login(state: &AppState, path: &std::path::Path, password: &str) {
+/// Says where the console is and where its password is (never the password: logs travel).
+fn announce_login(state: &AppState, path: &std::path::Path) {
     tracing::info!(
-        "console: {}/console, log in as {DEMO_EMAIL} with password {password} (kept in {})",
+        "console: {}/console, log in as {DEMO_EMAIL}; the password is `console_password` in {}",
         state.config.public_url.trim_end_matches('/'),
         path.display()
     );
@@ -92,8 +93,8 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
                 Err(error) => tracing::warn!(%error, "the demo login could not be made"),
             }
         }
-        if let Some(password) = &marker.console_password {
-            announce_login(state, &path, password);
+        if marker.console_password.is_some() {
+            announce_login(state, &path);
         }
         let _ = state.widget.demo_channel.set(channel);
         return Ok(channel);
@@ -146,8 +147,8 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
     std::fs::create_dir_all(&state.config.data_dir)?;
     write_private(&path, &serde_json::to_string_pretty(&marker)?)?;
     tracing::info!(channel = %channel.id, "demo coach created: open /demo");
-    if let Some(password) = &marker.console_password {
-        announce_login(state, &path, password);
+    if marker.console_password.is_some() {
+        announce_login(state, &path);
     }
     let _ = state.widget.demo_channel.set(channel.id);
     Ok(channel.id)
@@ -195,14 +196,21 @@ documentation. Ask it how to run the gateway, connect WhatsApp or upload a PDF.<
     .into_response()
 }
 
-/// Writes a file only its owner may read (it holds a password).
+/// Writes a file only its owner may read (it holds a password), also over an older file that
+/// others could read: a new file made private, then renamed over it.
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
+    let temp = path.with_extension("json.tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())
+    let mut file = options.open(&temp)?;
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)
 }
 
 fn html_escape(text: &str) -> String {

@@ -8,7 +8,7 @@ use super::SqliteStore;
 use crate::store::StoreError;
 use coach_connector_api::ConversationId;
 
-use crate::store::console::{ConsoleStore, DayCount, Handoff, InboxItem};
+use crate::store::console::{ConsoleStore, DayCount, Handoff, HandoffReason, InboxItem};
 use crate::tenancy::TenantScope;
 
 mod sql {
@@ -58,6 +58,13 @@ impl ConsoleStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Handoff>, StoreError> {
         sql::handoffs(&mut *self.reader().await?, scope.tenant_id(), since, limit).await
+    }
+    async fn handoff_counts(
+        &self,
+        scope: &TenantScope,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(HandoffReason, i64)>, StoreError> {
+        sql::handoff_counts(&mut *self.reader().await?, scope.tenant_id(), since).await
     }
     async fn message_counts(
         &self,
