@@ -41,6 +41,21 @@ export async function render(main) {
       ),
     );
 
+    const tokens = (key) => a.days.map((d) => (a.usage.find((x) => x.day === d) || {})[key] || 0);
+    body.append(
+      h(
+        "section",
+        { class: "card", "data-chart": "usage" },
+        a.usage.length
+          ? stackedBars(t("tokensPerDay"), a.days, [
+              { name: t("promptTokens"), values: tokens("prompt_tokens") },
+              { name: t("cachedTokens"), values: tokens("cached_tokens") },
+              { name: t("completionTokens"), values: tokens("completion_tokens") },
+            ])
+          : h("p", { class: "empty" }, t("noData")),
+      ),
+    );
+
     const u = a.unanswered;
     body.append(
       h(

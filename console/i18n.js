@@ -56,6 +56,8 @@ const TEXT = {
     apiKeys: "API keys", newKey: "New key", keyShown: "Copy the key now, it is shown once: {key}",
     revoke: "Revoke", created: "Created", you: "you", inbound: "from contacts", outbound: "from the coach",
     error: "Something went wrong: {msg}", required: "Required", contactsOf: "contacts",
+    tokensPerDay: "Model tokens per day", promptTokens: "prompt", cachedTokens: "prompt (cached persona)",
+    completionTokens: "generated",
   },
   es: {
     app: "Consola del coach", email: "Correo", password: "Contraseña", login: "Entrar",
@@ -112,6 +114,8 @@ const TEXT = {
     apiKeys: "Claves de API", newKey: "Nueva clave", keyShown: "Copia la clave ahora, solo se muestra una vez: {key}",
     revoke: "Revocar", created: "Creada", you: "tú", inbound: "de contactos", outbound: "del coach",
     error: "Algo salió mal: {msg}", required: "Obligatorio", contactsOf: "contactos",
+    tokensPerDay: "Tokens del modelo por día", promptTokens: "prompt", cachedTokens: "prompt (persona en caché)",
+    completionTokens: "generados",
   },
 };
 

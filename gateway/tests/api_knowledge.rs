@@ -103,6 +103,17 @@ async fn upload_search_answer_reindex_delete(b: &Backend) {
     assert_eq!(events(&sse, "done")[0]["confident"], false, "{sse}");
     assert_eq!(events(&sse, "citations")[0], json!([]));
 
+    // The model's tokens are metered for the tenant: the first answer only (the second never
+    // reached the model).
+    let (_, stats) = app.call("GET", "/v1/analytics?days=1", Some(t), None).await;
+    let usage = &stats["usage"][0];
+    assert_eq!(usage["answers"], 1, "{stats}");
+    assert_eq!(
+        usage["completion_tokens"], done["usage"]["completion_tokens"],
+        "{stats}"
+    );
+    assert_eq!(usage["prompt_tokens"], done["usage"]["prompt_tokens"]);
+
     // Re-index: a new version replaces the old one; search keeps working throughout.
     let (status, doc) = app
         .call(

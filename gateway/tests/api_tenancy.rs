@@ -149,6 +149,11 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
         if path.starts_with("/v1/widget/") {
             continue;
         }
+        // A stream that stays open while the token lives; its tenancy (another tenant's events
+        // never arrive) is tested in tests/api_console.rs.
+        if path == "/v1/events" {
+            continue;
+        }
         for method in item.as_object().unwrap().keys() {
             let method = method.to_uppercase();
             // The route exists in the router (documented routes are served).

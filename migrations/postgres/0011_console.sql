@@ -24,6 +24,17 @@ CREATE TABLE conversation_reads (
     PRIMARY KEY (conversation_id, user_id)
 );
 
+-- Model tokens per tenant and UTC day (metering: what each creator's answers cost).
+CREATE TABLE usage_daily (
+    tenant_id          uuid NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    day                text NOT NULL,
+    answers            bigint NOT NULL,
+    prompt_tokens      bigint NOT NULL,
+    cached_tokens      bigint NOT NULL,
+    completion_tokens  bigint NOT NULL,
+    PRIMARY KEY (tenant_id, day)
+);
+
 -- Messages per day of a tenant; an answer found from its question (the responder's
 -- exactly-once check and the latency chart).
 CREATE INDEX messages_tenant_created ON messages (tenant_id, created_at);
@@ -35,6 +46,13 @@ CREATE POLICY tenant_isolation ON conversation_reads TO coach_app
     USING (tenant_id = app_tenant()) WITH CHECK (tenant_id = app_tenant());
 CREATE POLICY worker_all ON conversation_reads TO coach_worker USING (true) WITH CHECK (true);
 GRANT SELECT, INSERT, UPDATE, DELETE ON conversation_reads TO coach_app, coach_worker;
+
+ALTER TABLE usage_daily ENABLE ROW LEVEL SECURITY;
+ALTER TABLE usage_daily FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON usage_daily TO coach_app
+    USING (tenant_id = app_tenant()) WITH CHECK (tenant_id = app_tenant());
+CREATE POLICY worker_all ON usage_daily TO coach_worker USING (true) WITH CHECK (true);
+GRANT SELECT, INSERT, UPDATE, DELETE ON usage_daily TO coach_app, coach_worker;
 
 ALTER TABLE handoffs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE handoffs FORCE ROW LEVEL SECURITY;

@@ -24,6 +24,17 @@ CREATE TABLE conversation_reads (
     PRIMARY KEY (conversation_id, user_id)
 );
 
+-- Model tokens per tenant and UTC day (metering: what each creator's answers cost).
+CREATE TABLE usage_daily (
+    tenant_id          BLOB NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    day                TEXT NOT NULL,
+    answers            INTEGER NOT NULL,
+    prompt_tokens      INTEGER NOT NULL,
+    cached_tokens      INTEGER NOT NULL,
+    completion_tokens  INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, day)
+);
+
 -- Messages per day of a tenant; an answer found from its question (the responder's
 -- exactly-once check and the latency chart).
 CREATE INDEX messages_tenant_created ON messages (tenant_id, created_at);

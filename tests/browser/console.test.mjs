@@ -211,6 +211,7 @@ test("a creator indexes a PDF, takes over a conversation live, replies and hands
   // Analytics: charts of what just happened.
   await console_.locator("nav a[data-route=analytics]").click();
   await console_.locator("[data-chart=messages] svg rect").first().waitFor();
+  await console_.locator("[data-chart=usage] svg rect").first().waitFor();
   await console_.locator("[data-chart=unanswered] .questions li", { hasText: "talk to a human" }).waitFor();
   await shot(console_, "analytics");
 

@@ -1,5 +1,5 @@
 //! `GET /v1/analytics`: what the console charts. Messages per day and channel, how long answers
-//! took, and the questions the coach could not answer (handoffs). Program funnels are
+//! took, the questions the coach could not answer (handoffs), and model tokens per day. Program funnels are
 //! `GET /v1/programs/{id}/analytics`.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::auth::extract::{Member, Viewer};
 use crate::error::{ApiError, ApiQuery};
 use crate::state::AppState;
-use crate::store::console::{DayCount, Handoff, HandoffReason};
+use crate::store::console::{DayCount, Handoff, HandoffReason, UsageDay};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(analytics))
@@ -78,6 +78,8 @@ pub struct Analytics {
     pub latency: Vec<DayLatency>,
     /// Handoffs.
     pub unanswered: Unanswered,
+    /// Model tokens per day (days without answers are absent).
+    pub usage: Vec<UsageDay>,
 }
 
 /// The tenant's analytics: messages per day per channel, answer latency, unanswered questions.
@@ -115,6 +117,10 @@ async fn analytics(
     let times = state.store.answer_times(scope, since, 10_000).await?;
     let handoffs = state.store.handoffs(scope, since, 50).await?;
     let counts = state.store.handoff_counts(scope, since).await?;
+    let usage = state
+        .store
+        .usage(scope, &first.format("%Y-%m-%d").to_string())
+        .await?;
     let mut by_day: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (asked, answered) in times {
         by_day
@@ -155,6 +161,7 @@ async fn analytics(
         messages,
         latency,
         unanswered,
+        usage,
     }))
 }
 

@@ -139,6 +139,7 @@ async fn chat(
     let citations = answer.citations;
     let confident = answer.confident;
     let mut events = answer.events;
+    let (store, scope) = (state.store.clone(), member.scope.clone());
     let stream = async_stream(move |tx| async move {
         // Dropping the guard (the client went away) cancels generation.
         let _guard = cancel.drop_guard();
@@ -149,6 +150,7 @@ async fn chat(
                     .event("token")
                     .json_data(serde_json::json!({ "text": text })),
                 Ok(GenerateEvent::Done(usage)) => {
+                    crate::knowledge::meter(store.as_ref(), &scope, &usage).await;
                     if let Ok(event) = Event::default().event("citations").json_data(&citations) {
                         let _ = tx.send(event).await;
                     }

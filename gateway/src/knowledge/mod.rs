@@ -197,6 +197,29 @@ pub(crate) async fn work_loop<F, Fut>(
     }
 }
 
+/// Adds one generated answer's tokens to the tenant's meter (`GET /v1/analytics` shows it). A
+/// failure is logged, never the answer's: the answer was already given.
+pub async fn meter(
+    store: &dyn crate::store::Store,
+    scope: &TenantScope,
+    usage: &coach_brain::model::Usage,
+) {
+    if usage.prompt_tokens == 0 && usage.completion_tokens == 0 {
+        return; // nothing ran (the "I don't know" reply)
+    }
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let day = crate::store::console::UsageDay {
+        day: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        answers: 1,
+        prompt_tokens: count(usage.prompt_tokens),
+        cached_tokens: count(usage.cached_tokens),
+        completion_tokens: count(usage.completion_tokens),
+    };
+    if let Err(error) = store.record_usage(scope, day).await {
+        tracing::warn!(tenant = %scope.tenant_id(), %error, "token usage not recorded");
+    }
+}
+
 /// The brain's view of an authenticated tenant scope.
 pub fn tenant(scope: &TenantScope) -> Tenant {
     Tenant::scoped(scope.tenant_id().0)

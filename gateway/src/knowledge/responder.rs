@@ -257,6 +257,7 @@ async fn respond(
             }
             Ok(GenerateEvent::Started { .. }) => live(AnswerPhase::Start).await,
             Ok(GenerateEvent::Done(usage)) => {
+                super::meter(store, scope, &usage).await;
                 tracing::info!(
                     message = %id,
                     prompt_tokens = usage.prompt_tokens,

@@ -8,7 +8,7 @@ macro_rules! console_ops {
         use sqlx::Row as _;
         use uuid::Uuid;
 
-        use crate::store::console::{DayCount, Handoff, HandoffReason, InboxItem, JOB_NOTIFY};
+        use crate::store::console::{DayCount, Handoff, HandoffReason, InboxItem, JOB_NOTIFY, UsageDay};
         use crate::store::{Conversation, ConversationStatus, Direction, StoreError};
 
         fn direction(stored: String) -> Result<Direction, StoreError> {
@@ -218,6 +218,55 @@ macro_rules! console_ops {
                     let reason = HandoffReason::parse(&reason)
                         .ok_or_else(|| StoreError::Corrupt(format!("handoff reason {reason:?}")))?;
                     Ok((reason, row.try_get("n")?))
+                })
+                .collect()
+        }
+
+        pub(super) async fn record_usage(
+            conn: &mut $conn,
+            tenant: TenantId,
+            usage: UsageDay,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO usage_daily (tenant_id, day, answers, prompt_tokens, cached_tokens, completion_tokens) \
+                 VALUES ($1, $2, 1, $3, $4, $5) ON CONFLICT (tenant_id, day) DO UPDATE SET \
+                 answers = usage_daily.answers + 1, \
+                 prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, \
+                 cached_tokens = usage_daily.cached_tokens + excluded.cached_tokens, \
+                 completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens",
+            )
+            .bind(tenant.0)
+            .bind(&usage.day)
+            .bind(usage.prompt_tokens)
+            .bind(usage.cached_tokens)
+            .bind(usage.completion_tokens)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(super) async fn usage(
+            conn: &mut $conn,
+            tenant: TenantId,
+            since_day: &str,
+        ) -> Result<Vec<UsageDay>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT day, answers, prompt_tokens, cached_tokens, completion_tokens FROM usage_daily \
+                 WHERE tenant_id = $1 AND day >= $2 ORDER BY day",
+            )
+            .bind(tenant.0)
+            .bind(since_day)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(UsageDay {
+                        day: row.try_get("day")?,
+                        answers: row.try_get("answers")?,
+                        prompt_tokens: row.try_get("prompt_tokens")?,
+                        cached_tokens: row.try_get("cached_tokens")?,
+                        completion_tokens: row.try_get("completion_tokens")?,
+                    })
                 })
                 .collect()
         }

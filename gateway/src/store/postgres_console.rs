@@ -7,7 +7,7 @@ use super::PostgresStore;
 use crate::store::StoreError;
 use coach_connector_api::ConversationId;
 
-use crate::store::console::{ConsoleStore, DayCount, Handoff, HandoffReason, InboxItem};
+use crate::store::console::{ConsoleStore, DayCount, Handoff, HandoffReason, InboxItem, UsageDay};
 use crate::tenancy::TenantScope;
 
 mod sql {
@@ -67,6 +67,20 @@ impl ConsoleStore for PostgresStore {
     ) -> Result<Vec<(HandoffReason, i64)>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         sql::handoff_counts(&mut tx, scope.tenant_id(), since).await
+    }
+    async fn record_usage(&self, scope: &TenantScope, usage: UsageDay) -> Result<(), StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        sql::record_usage(&mut tx, scope.tenant_id(), usage).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    async fn usage(
+        &self,
+        scope: &TenantScope,
+        since_day: &str,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        let mut tx = self.tenant_tx(scope).await?;
+        sql::usage(&mut tx, scope.tenant_id(), since_day).await
     }
     async fn message_counts(
         &self,

@@ -8,7 +8,7 @@ use super::SqliteStore;
 use crate::store::StoreError;
 use coach_connector_api::ConversationId;
 
-use crate::store::console::{ConsoleStore, DayCount, Handoff, HandoffReason, InboxItem};
+use crate::store::console::{ConsoleStore, DayCount, Handoff, HandoffReason, InboxItem, UsageDay};
 use crate::tenancy::TenantScope;
 
 mod sql {
@@ -65,6 +65,19 @@ impl ConsoleStore for SqliteStore {
         since: DateTime<Utc>,
     ) -> Result<Vec<(HandoffReason, i64)>, StoreError> {
         sql::handoff_counts(&mut *self.reader().await?, scope.tenant_id(), since).await
+    }
+    async fn record_usage(&self, scope: &TenantScope, usage: UsageDay) -> Result<(), StoreError> {
+        let tenant = scope.tenant_id();
+        self.writer
+            .write(move |c| sql::record_usage(c, tenant, usage).boxed())
+            .await
+    }
+    async fn usage(
+        &self,
+        scope: &TenantScope,
+        since_day: &str,
+    ) -> Result<Vec<UsageDay>, StoreError> {
+        sql::usage(&mut *self.reader().await?, scope.tenant_id(), since_day).await
     }
     async fn message_counts(
         &self,
