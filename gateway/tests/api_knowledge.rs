@@ -65,7 +65,8 @@ async fn upload_search_answer_reindex_delete(b: &Backend) {
         .await;
     assert_eq!(doc["status"], "ready", "{doc}");
     assert_eq!(doc["progress"], 1.0);
-    assert!(doc["chunks"].as_i64().unwrap() >= 1);
+    let first_chunks = doc["chunks"].as_i64().unwrap();
+    assert!(first_chunks >= 1);
 
     let (status, found) = app
         .call(
@@ -115,6 +116,32 @@ async fn upload_search_answer_reindex_delete(b: &Backend) {
     assert_eq!(usage["prompt_tokens"], done["usage"]["prompt_tokens"]);
 
     // Re-index: a new version replaces the old one; search keeps working throughout.
+    // The tenant's own chunking applies to what is indexed next.
+    for bad in [
+        json!({ "chunk_tokens": 1000, "chunk_overlap": 2 }),
+        json!({ "chunk_tokens": 64, "chunk_overlap": 32 }),
+    ] {
+        let (status, problem) = app
+            .call(
+                "PATCH",
+                "/v1/tenant",
+                Some(t),
+                Some(json!({ "chunking": bad })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    }
+    let small = json!({ "chunk_tokens": 16, "chunk_overlap": 2 });
+    let (status, tenant) = app
+        .call(
+            "PATCH",
+            "/v1/tenant",
+            Some(t),
+            Some(json!({ "chunking": small })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tenant}");
+    assert_eq!(tenant["chunking"], small);
     let (status, doc) = app
         .call(
             "POST",
@@ -143,6 +170,19 @@ async fn upload_search_answer_reindex_delete(b: &Backend) {
         .call("GET", &format!("/v1/documents/{id}"), Some(t), None)
         .await;
     assert_eq!(doc["live_version"], 2);
+    assert!(
+        doc["chunks"].as_i64().unwrap() > first_chunks,
+        "smaller chunks, more of them: {doc}"
+    );
+    let (_, tenant) = app
+        .call(
+            "PATCH",
+            "/v1/tenant",
+            Some(t),
+            Some(json!({ "chunking": null })),
+        )
+        .await;
+    assert!(tenant["chunking"].is_null(), "{tenant}");
     let (_, found) = app
         .call(
             "POST",

@@ -20,7 +20,7 @@ pub mod openapi;
 mod outbox;
 mod platform;
 mod programs;
-mod tenant;
+pub mod tenant;
 mod webhooks;
 pub mod widget;
 

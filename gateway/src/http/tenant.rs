@@ -70,6 +70,34 @@ impl Persona {
     }
 }
 
+/// How the tenant's documents are cut into chunks (absent: the operator's `brain.chunk_tokens`
+/// and `brain.chunk_overlap`). Applies to documents indexed from then on: re-index the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Chunking {
+    /// Chunk size in embedding tokens (16 to 512; the embedding model reads at most 512).
+    pub chunk_tokens: u32,
+    /// Tokens repeated between consecutive chunks (under half of `chunk_tokens`).
+    pub chunk_overlap: u32,
+}
+
+impl Chunking {
+    fn validate(self) -> Result<(), ApiError> {
+        if !(16..=512).contains(&self.chunk_tokens) || self.chunk_overlap * 2 >= self.chunk_tokens {
+            return Err(ApiError::Unprocessable(format!(
+                "chunking: {} tokens with {} overlap; use 16 to 512 tokens and an overlap under half of them",
+                self.chunk_tokens, self.chunk_overlap
+            )));
+        }
+        Ok(())
+    }
+
+    /// The tenant's chunking from its profile, if it set one.
+    pub fn of(profile: &serde_json::Value) -> Option<Self> {
+        serde_json::from_value(profile.get("chunking")?.clone()).ok()
+    }
+}
+
 /// The tenant as its members see it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantView {
@@ -86,6 +114,8 @@ pub struct TenantView {
     pub retention_days: Option<u32>,
     /// Rules for proactive messages: time zone, quiet hours, opt-out words.
     pub outreach: Outreach,
+    /// The tenant's own chunking (absent: the gateway's default).
+    pub chunking: Option<Chunking>,
 }
 
 /// Changes to the tenant; absent fields stay as they are.
@@ -100,6 +130,19 @@ pub struct UpdateTenant {
     pub retention_days: Option<u32>,
     /// Rules for proactive messages (replaces the old ones whole).
     pub outreach: Option<Outreach>,
+    /// How documents are chunked from now on; `null` returns to the gateway's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Chunking>)]
+    pub chunking: Option<Option<Chunking>>,
+}
+
+/// A field that may be absent (unchanged), `null` (cleared) or a value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 fn view(tenant: Tenant, profile: serde_json::Value) -> TenantView {
@@ -116,6 +159,7 @@ fn view(tenant: Tenant, profile: serde_json::Value) -> TenantView {
         persona,
         retention_days,
         outreach: Outreach::of(&profile),
+        chunking: Chunking::of(&profile),
     }
 }
 
@@ -160,7 +204,13 @@ async fn update_tenant(
     if let Some(outreach) = &req.outreach {
         outreach.validate().map_err(ApiError::Unprocessable)?;
     }
-    let profile = if req.persona.is_some() || req.retention_days.is_some() || req.outreach.is_some()
+    if let Some(Some(chunking)) = req.chunking {
+        chunking.validate()?;
+    }
+    let profile = if req.persona.is_some()
+        || req.retention_days.is_some()
+        || req.outreach.is_some()
+        || req.chunking.is_some()
     {
         let (_, mut profile) = state.store.tenant_profile(&member.scope).await?;
         if !profile.is_object() {
@@ -173,6 +223,14 @@ async fn update_tenant(
         if let Some(outreach) = req.outreach {
             profile["outreach"] =
                 serde_json::to_value(outreach).map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        match req.chunking {
+            Some(Some(chunking)) => {
+                profile["chunking"] =
+                    serde_json::to_value(chunking).map_err(|e| ApiError::Internal(e.into()))?;
+            }
+            Some(None) => profile["chunking"] = serde_json::Value::Null,
+            None => {}
         }
         match req.retention_days {
             Some(0) => profile["retention_days"] = serde_json::Value::Null,

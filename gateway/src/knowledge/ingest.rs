@@ -258,9 +258,15 @@ async fn ingest(
     let kind = kind_from_name(&document.kind)
         .ok_or_else(|| Failure::Document(format!("unknown document kind {}", document.kind)))?;
     let embedder = brain.embedder.clone();
+    // The tenant's own chunking, else the operator's.
+    let (_, profile) = state.store.tenant_profile(scope).await?;
+    let (tokens, overlap) = crate::http::tenant::Chunking::of(&profile).map_or(
+        (brain.config.chunk_tokens, brain.config.chunk_overlap),
+        |c| (c.chunk_tokens, c.chunk_overlap),
+    );
     let config = ChunkConfig {
-        max_tokens: brain.config.chunk_tokens as usize,
-        overlap_tokens: brain.config.chunk_overlap as usize,
+        max_tokens: tokens as usize,
+        overlap_tokens: overlap as usize,
     };
     let chunks = tokio::task::spawn_blocking(move || {
         let extracted = extract(&content, kind).map_err(|e| Failure::Document(e.to_string()))?;
