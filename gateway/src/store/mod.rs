@@ -18,11 +18,13 @@ pub mod delivery;
 mod delivery_sql;
 pub mod documents;
 mod documents_sql;
+pub mod members;
 mod members_sql;
 mod ops;
 mod postgres;
 mod privacy_sql;
 pub mod programs;
+mod programs_audience_sql;
 mod programs_sql;
 mod queue;
 mod queue_sql;
@@ -83,6 +85,7 @@ pub trait Store:
     + console::ConsoleStore
     + delivery::DeliveryStore
     + documents::DocumentStore
+    + members::MemberStore
     + programs::ProgramStore
     + Send
     + Sync
@@ -241,48 +244,6 @@ pub trait Store:
         user: UserId,
         password_hash: &str,
     ) -> Result<Vec<uuid::Uuid>, StoreError>;
-
-    /// The tenant's members, oldest first.
-    async fn members(&self, scope: &TenantScope) -> Result<Vec<MemberRecord>, StoreError>;
-
-    /// Change a member's role; returns the member's ended sessions in this tenant.
-    async fn set_role(
-        &self,
-        scope: &TenantScope,
-        user: UserId,
-        role: Role,
-    ) -> Result<Vec<uuid::Uuid>, StoreError>;
-
-    /// Remove a member; returns the member's ended sessions in this tenant.
-    async fn remove_member(
-        &self,
-        scope: &TenantScope,
-        user: UserId,
-    ) -> Result<Vec<uuid::Uuid>, StoreError>;
-
-    /// Store an invitation (its token only as a hash).
-    async fn create_invite(
-        &self,
-        scope: &TenantScope,
-        invite: Invite,
-        token_hash: Vec<u8>,
-    ) -> Result<(), StoreError>;
-
-    /// A pending, unexpired invitation by token hash.
-    async fn invite(
-        &self,
-        sys: &SystemScope,
-        token_hash: Vec<u8>,
-    ) -> Result<Option<Invite>, StoreError>;
-
-    /// Use an invitation once (see `members_sql::accept_invite`).
-    async fn accept_invite(
-        &self,
-        sys: &SystemScope,
-        invite: Invite,
-        user: Option<UserId>,
-        new_password_hash: Option<String>,
-    ) -> Result<UserId, StoreError>;
 
     /// Contacts, newest first, before the cursor.
     async fn contacts(

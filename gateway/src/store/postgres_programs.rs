@@ -13,6 +13,13 @@ use crate::store::programs::{
 };
 use crate::tenancy::TenantScope;
 
+mod audience_sql {
+    crate::store::programs_audience_sql::program_audience_ops!(
+        sqlx::postgres::PgConnection,
+        sqlx::postgres::PgRow
+    );
+}
+
 mod sql {
     crate::store::programs_sql::program_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
 }
@@ -187,7 +194,7 @@ impl ProgramStore for PostgresStore {
         source: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
-        write_tx!(self, scope, |tx| sql::opt_out(
+        write_tx!(self, scope, |tx| audience_sql::opt_out(
             &mut tx,
             scope.tenant_id(),
             contact,
@@ -196,7 +203,7 @@ impl ProgramStore for PostgresStore {
         ))
     }
     async fn opt_in(&self, scope: &TenantScope, contact: ContactId) -> Result<bool, StoreError> {
-        write_tx!(self, scope, |tx| sql::opt_in(
+        write_tx!(self, scope, |tx| audience_sql::opt_in(
             &mut tx,
             scope.tenant_id(),
             contact
@@ -217,7 +224,7 @@ impl ProgramStore for PostgresStore {
         channel: Option<ChannelId>,
     ) -> Result<Option<ConversationId>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        sql::reach(&mut tx, scope.tenant_id(), contact, channel).await
+        audience_sql::reach(&mut tx, scope.tenant_id(), contact, channel).await
     }
     async fn segment(
         &self,
@@ -227,7 +234,7 @@ impl ProgramStore for PostgresStore {
         limit: u32,
     ) -> Result<Vec<(ContactId, ConversationId)>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        sql::segment(&mut tx, scope.tenant_id(), channel, since, limit).await
+        audience_sql::segment(&mut tx, scope.tenant_id(), channel, since, limit).await
     }
     async fn enrollment_counts(
         &self,
@@ -235,7 +242,7 @@ impl ProgramStore for PostgresStore {
         program: uuid::Uuid,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        sql::enrollment_counts(&mut tx, scope.tenant_id(), program).await
+        audience_sql::enrollment_counts(&mut tx, scope.tenant_id(), program).await
     }
     async fn run_facts(
         &self,
@@ -243,6 +250,6 @@ impl ProgramStore for PostgresStore {
         program: uuid::Uuid,
     ) -> Result<Vec<RunFact>, StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
-        sql::run_facts(&mut tx, scope.tenant_id(), program).await
+        audience_sql::run_facts(&mut tx, scope.tenant_id(), program).await
     }
 }

@@ -24,9 +24,9 @@ use sqlx::sqlite::{
 
 use super::{
     ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Credentials,
-    IngestReport, Invite, MemberRecord, NewChannel, NewRefresh, Queue, QueueItem, QueueOutcome,
-    RefreshUse, Role, SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant,
-    TenantSummary, User, UserId,
+    IngestReport, NewChannel, NewRefresh, Queue, QueueItem, QueueOutcome, RefreshUse, Role,
+    SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, TenantSummary, User,
+    UserId,
 };
 use crate::config::Synchronous;
 use crate::tenancy::{SystemScope, TenantScope};
@@ -36,6 +36,7 @@ mod console;
 mod conversations;
 mod delivery;
 mod documents;
+mod members;
 mod programs;
 
 mod ops {
@@ -362,78 +363,6 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| {
                 async move { accounts_sql::set_password(c, user, &hash, Utc::now()).await }.boxed()
-            })
-            .await
-    }
-
-    async fn members(&self, scope: &TenantScope) -> Result<Vec<MemberRecord>, StoreError> {
-        members_sql::members(&mut *self.reader().await?, scope.tenant_id()).await
-    }
-
-    async fn set_role(
-        &self,
-        scope: &TenantScope,
-        user: UserId,
-        role: Role,
-    ) -> Result<Vec<uuid::Uuid>, StoreError> {
-        let tenant = scope.tenant_id();
-        self.writer
-            .write(move |c| members_sql::set_role(c, tenant, user, role, Utc::now()).boxed())
-            .await
-    }
-
-    async fn remove_member(
-        &self,
-        scope: &TenantScope,
-        user: UserId,
-    ) -> Result<Vec<uuid::Uuid>, StoreError> {
-        let tenant = scope.tenant_id();
-        self.writer
-            .write(move |c| members_sql::remove_member(c, tenant, user, Utc::now()).boxed())
-            .await
-    }
-
-    async fn create_invite(
-        &self,
-        _scope: &TenantScope,
-        invite: Invite,
-        token_hash: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        self.writer
-            .write(move |c| {
-                async move { members_sql::create_invite(c, &invite, &token_hash).await }.boxed()
-            })
-            .await
-    }
-
-    async fn invite(
-        &self,
-        _sys: &SystemScope,
-        token_hash: Vec<u8>,
-    ) -> Result<Option<Invite>, StoreError> {
-        members_sql::invite(&mut *self.reader().await?, &token_hash, Utc::now()).await
-    }
-
-    async fn accept_invite(
-        &self,
-        _sys: &SystemScope,
-        invite: Invite,
-        user: Option<UserId>,
-        new_password_hash: Option<String>,
-    ) -> Result<UserId, StoreError> {
-        self.writer
-            .write(move |c| {
-                async move {
-                    members_sql::accept_invite(
-                        c,
-                        &invite,
-                        user,
-                        new_password_hash.as_deref(),
-                        Utc::now(),
-                    )
-                    .await
-                }
-                .boxed()
             })
             .await
     }

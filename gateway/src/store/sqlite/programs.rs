@@ -15,6 +15,13 @@ use crate::store::programs::{
 };
 use crate::tenancy::TenantScope;
 
+mod audience_sql {
+    crate::store::programs_audience_sql::program_audience_ops!(
+        sqlx::sqlite::SqliteConnection,
+        sqlx::sqlite::SqliteRow
+    );
+}
+
 mod sql {
     crate::store::programs_sql::program_ops!(
         sqlx::sqlite::SqliteConnection,
@@ -178,14 +185,14 @@ impl ProgramStore for SqliteStore {
         let source = source.to_owned();
         self.writer
             .write(move |c| {
-                async move { sql::opt_out(c, tenant, contact, &source, at).await }.boxed()
+                async move { audience_sql::opt_out(c, tenant, contact, &source, at).await }.boxed()
             })
             .await
     }
     async fn opt_in(&self, scope: &TenantScope, contact: ContactId) -> Result<bool, StoreError> {
         let tenant = scope.tenant_id();
         self.writer
-            .write(move |c| sql::opt_in(c, tenant, contact).boxed())
+            .write(move |c| audience_sql::opt_in(c, tenant, contact).boxed())
             .await
     }
     async fn opted_out(
@@ -201,7 +208,7 @@ impl ProgramStore for SqliteStore {
         contact: ContactId,
         channel: Option<ChannelId>,
     ) -> Result<Option<ConversationId>, StoreError> {
-        sql::reach(
+        audience_sql::reach(
             &mut *self.reader().await?,
             scope.tenant_id(),
             contact,
@@ -216,7 +223,7 @@ impl ProgramStore for SqliteStore {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<(ContactId, ConversationId)>, StoreError> {
-        sql::segment(
+        audience_sql::segment(
             &mut *self.reader().await?,
             scope.tenant_id(),
             channel,
@@ -230,13 +237,14 @@ impl ProgramStore for SqliteStore {
         scope: &TenantScope,
         program: uuid::Uuid,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        sql::enrollment_counts(&mut *self.reader().await?, scope.tenant_id(), program).await
+        audience_sql::enrollment_counts(&mut *self.reader().await?, scope.tenant_id(), program)
+            .await
     }
     async fn run_facts(
         &self,
         scope: &TenantScope,
         program: uuid::Uuid,
     ) -> Result<Vec<RunFact>, StoreError> {
-        sql::run_facts(&mut *self.reader().await?, scope.tenant_id(), program).await
+        audience_sql::run_facts(&mut *self.reader().await?, scope.tenant_id(), program).await
     }
 }

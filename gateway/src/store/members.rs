@@ -1,0 +1,52 @@
+//! Members of a tenant and invitations to join it. A supertrait of [`Store`](super::Store).
+
+use async_trait::async_trait;
+
+use crate::store::{Invite, MemberRecord, Role, StoreError, UserId};
+use crate::tenancy::{SystemScope, TenantScope};
+
+/// Members and invitations.
+#[async_trait]
+pub trait MemberStore: Send + Sync {
+    /// The tenant's members, oldest first.
+    async fn members(&self, scope: &TenantScope) -> Result<Vec<MemberRecord>, StoreError>;
+
+    /// Change a member's role; returns the member's ended sessions in this tenant.
+    async fn set_role(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+        role: Role,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// Remove a member; returns the member's ended sessions in this tenant.
+    async fn remove_member(
+        &self,
+        scope: &TenantScope,
+        user: UserId,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// Store an invitation (its token only as a hash).
+    async fn create_invite(
+        &self,
+        scope: &TenantScope,
+        invite: Invite,
+        token_hash: Vec<u8>,
+    ) -> Result<(), StoreError>;
+
+    /// A pending, unexpired invitation by token hash.
+    async fn invite(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+    ) -> Result<Option<Invite>, StoreError>;
+
+    /// Use an invitation once (see `members_sql::accept_invite`).
+    async fn accept_invite(
+        &self,
+        sys: &SystemScope,
+        invite: Invite,
+        user: Option<UserId>,
+        new_password_hash: Option<String>,
+    ) -> Result<UserId, StoreError>;
+}
