@@ -5,6 +5,7 @@ mod analytics;
 mod api_keys;
 mod auth;
 mod channels;
+mod consent;
 mod console;
 mod contacts;
 mod conversations;
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
     .merge(notify::router())
     .merge(inbox::router())
     .merge(programs::router())
+    .merge(consent::router())
     .merge(widget::api_router())
     .split_for_parts();
     Router::new()

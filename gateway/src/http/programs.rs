@@ -36,11 +36,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enroll, list_enrollments))
         .routes(routes!(cancel_enrollment))
         .routes(routes!(program_analytics))
-        .routes(routes!(opt_out))
-        .routes(routes!(opt_in))
 }
 
-fn parse(id: &str, what: &'static str) -> Result<Uuid, ApiError> {
+pub(super) fn parse(id: &str, what: &'static str) -> Result<Uuid, ApiError> {
     id.parse::<Uuid>().map_err(|_| ApiError::NotFound(what))
 }
 
@@ -58,7 +56,7 @@ fn check(definition: &Definition) -> Result<(), ApiError> {
     }
 }
 
-async fn audit<R: Need>(
+pub(super) async fn audit<R: Need>(
     state: &AppState,
     member: &Member<R>,
     ip: ClientIp,
@@ -515,103 +513,4 @@ async fn program_analytics(
     let counts = state.store.enrollment_counts(&member.scope, id).await?;
     let facts = state.store.run_facts(&member.scope, id).await?;
     Ok(Json(analytics::compute(&program, &counts, &facts)))
-}
-
-/// A contact's consent to proactive messages.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Consent {
-    /// The contact.
-    #[schema(value_type = String, format = Uuid)]
-    pub contact_id: Uuid,
-    /// Whether proactive messages are stopped.
-    pub opted_out: bool,
-    /// Enrollments this request ended.
-    pub enrollments_ended: u64,
-}
-
-/// Stop every proactive message to a contact (as if they had written STOP), ending their
-/// enrollments and withdrawing check-ins not yet sent.
-#[utoipa::path(post, path = "/v1/contacts/{id}/opt-out", tag = "contacts", security(("bearer" = [])),
-    params(("id" = String, Path, description = "contact id")),
-    responses((status = 200, body = Consent), (status = 404, body = crate::error::Problem)))]
-async fn opt_out(
-    State(state): State<AppState>,
-    member: Member<Editor>,
-    ip: ClientIp,
-    Path(id): Path<String>,
-) -> Result<Json<Consent>, ApiError> {
-    let contact = parse(&id, "contact")?;
-    contact_exists(&state, &member, contact).await?;
-    let ended = state
-        .store
-        .opt_out(&member.scope, ContactId(contact), "api", state.clock.now())
-        .await?;
-    if let Some(n) = ended {
-        audit(
-            &state,
-            &member,
-            ip,
-            "contact.opt_out",
-            "contact",
-            contact.to_string(),
-            serde_json::json!({ "source": "api", "enrollments_ended": n }),
-        )
-        .await?;
-    }
-    Ok(Json(Consent {
-        contact_id: contact,
-        opted_out: true,
-        enrollments_ended: ended.unwrap_or(0),
-    }))
-}
-
-/// Allow proactive messages to a contact again (their explicit request, recorded by a
-/// member). Ended enrollments stay ended.
-#[utoipa::path(post, path = "/v1/contacts/{id}/opt-in", tag = "contacts", security(("bearer" = [])),
-    params(("id" = String, Path, description = "contact id")),
-    responses((status = 200, body = Consent), (status = 404, body = crate::error::Problem)))]
-async fn opt_in(
-    State(state): State<AppState>,
-    member: Member<Editor>,
-    ip: ClientIp,
-    Path(id): Path<String>,
-) -> Result<Json<Consent>, ApiError> {
-    let contact = parse(&id, "contact")?;
-    contact_exists(&state, &member, contact).await?;
-    if state
-        .store
-        .opt_in(&member.scope, ContactId(contact))
-        .await?
-    {
-        audit(
-            &state,
-            &member,
-            ip,
-            "contact.opt_in",
-            "contact",
-            contact.to_string(),
-            serde_json::json!({ "source": "api" }),
-        )
-        .await?;
-    }
-    Ok(Json(Consent {
-        contact_id: contact,
-        opted_out: false,
-        enrollments_ended: 0,
-    }))
-}
-
-async fn contact_exists(
-    state: &AppState,
-    member: &Member<Editor>,
-    contact: Uuid,
-) -> Result<(), ApiError> {
-    match state
-        .store
-        .reach(&member.scope, ContactId(contact), None)
-        .await?
-    {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound("contact")),
-    }
 }

@@ -9,6 +9,8 @@ mod api_support;
 mod common;
 mod delivery;
 mod plugin;
+mod program_scheduler;
+mod program_window;
 mod programs;
 mod support;
 mod telegram;
@@ -42,8 +44,8 @@ on_both_backends!(
     delivery::failures_are_retried_in_order_and_dead_letters_resent,
     plugin::the_sms_plugin_carries_a_conversation,
     programs::a_week_of_check_ins_on_whatsapp_and_telegram,
-    programs::catch_up_after_downtime,
-    programs::two_schedulers_never_send_a_step_twice,
-    programs::thirty_days_on_whatsapp_without_a_131047,
-    programs::enrollments_end_and_start_over,
+    program_scheduler::catch_up_after_downtime,
+    program_scheduler::two_schedulers_never_send_a_step_twice,
+    program_window::thirty_days_on_whatsapp_without_a_131047,
+    program_window::enrollments_end_and_start_over,
 );

@@ -5,7 +5,6 @@
 //! sent. Then the scheduler's guarantees: catch-up after downtime, and two gateway processes
 //! sharing one database never sending a step twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
@@ -18,10 +17,10 @@ use crate::api_support::*;
 use crate::common::Backend;
 use crate::support::*;
 
-const ANA: &str = "4915112345678";
-const BEN: i64 = 43;
+pub(crate) const ANA: &str = "4915112345678";
+pub(crate) const BEN: i64 = 43;
 
-fn program() -> Value {
+pub(crate) fn program() -> Value {
     let tip = |name: &str| json!({ "name": name, "language": "en_US", "parameters": ["{first_name}", "{day}"] });
     json!({
         "name": "Sleep reset", "goal": "Sleep eight hours a night", "keywords": ["SLEEP7"],
@@ -42,7 +41,7 @@ fn program() -> Value {
     })
 }
 
-fn wa_message(id: &str, at: DateTime<Utc>, message: Value) -> Vec<u8> {
+pub(crate) fn wa_message(id: &str, at: DateTime<Utc>, message: Value) -> Vec<u8> {
     let mut message = message;
     message["from"] = json!(ANA);
     message["id"] = json!(id);
@@ -53,7 +52,7 @@ fn wa_message(id: &str, at: DateTime<Utc>, message: Value) -> Vec<u8> {
     }))
 }
 
-fn tg_text(update_id: i64, message_id: i64, at: DateTime<Utc>, text: &str) -> Vec<u8> {
+pub(crate) fn tg_text(update_id: i64, message_id: i64, at: DateTime<Utc>, text: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({ "update_id": update_id, "message": { "message_id": message_id,
         "date": at.timestamp(), "from": { "id": BEN, "is_bot": false, "first_name": "Ben", "language_code": "en" },
         "chat": { "id": BEN, "type": "private", "first_name": "Ben" }, "text": text } }))
@@ -62,16 +61,16 @@ fn tg_text(update_id: i64, message_id: i64, at: DateTime<Utc>, text: &str) -> Ve
 
 /// A step message as the provider received it, with the simulated time it was sent.
 #[derive(Debug)]
-struct Sent {
-    at: DateTime<Utc>,
-    text: String,
-    template: Option<(String, Vec<String>)>,
-    buttons: usize,
+pub(crate) struct Sent {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) text: String,
+    pub(crate) template: Option<(String, Vec<String>)>,
+    pub(crate) buttons: usize,
     /// Whether it quotes a message (answers do; proactive steps do not).
-    quotes: bool,
+    pub(crate) quotes: bool,
 }
 
-fn whatsapp_sent(log: &[(DateTime<Utc>, Recorded)]) -> Vec<Sent> {
+pub(crate) fn whatsapp_sent(log: &[(DateTime<Utc>, Recorded)]) -> Vec<Sent> {
     log.iter()
         .filter(|(_, r)| r.path.ends_with("/messages"))
         .map(|(at, r)| (at, r.json()))
@@ -102,7 +101,7 @@ fn whatsapp_sent(log: &[(DateTime<Utc>, Recorded)]) -> Vec<Sent> {
         .collect()
 }
 
-fn telegram_sent(log: &[(DateTime<Utc>, Recorded)]) -> Vec<(DateTime<Utc>, Value)> {
+pub(crate) fn telegram_sent(log: &[(DateTime<Utc>, Recorded)]) -> Vec<(DateTime<Utc>, Value)> {
     log.iter()
         .filter(|(_, r)| r.path.ends_with("/sendMessage"))
         .map(|(at, r)| (*at, r.json()))
@@ -111,7 +110,7 @@ fn telegram_sent(log: &[(DateTime<Utc>, Recorded)]) -> Vec<(DateTime<Utc>, Value
 }
 
 /// Local hour of `at` in `tz` is outside the default quiet hours (21:00-08:00).
-fn daytime(at: DateTime<Utc>, tz: &str) -> bool {
+pub(crate) fn daytime(at: DateTime<Utc>, tz: &str) -> bool {
     let tz: chrono_tz::Tz = tz.parse().unwrap();
     let h = at.with_timezone(&tz).hour();
     (8..21).contains(&h)
@@ -513,512 +512,4 @@ pub(crate) async fn a_week_of_check_ins_on_whatsapp_and_telegram(b: &Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-}
-
-/// A program of three daily steps for `n` Telegram contacts, enrolled as a segment.
-async fn daily_program(w: &World, t: &str, n: i64, policy: &str) -> (String, HashMap<i64, String>) {
-    let tg = create(w, t, "telegram", json!({ "bot_token": BOT_TOKEN })).await;
-    let hook = format!("/webhooks/telegram/{}", tg["id"].as_str().unwrap());
-    let secret = w.fake.requests_to("/setWebhook")[0].json()["secret_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let start = w.app.state.clock.now();
-    for i in 0..n {
-        let body = serde_json::to_vec(&json!({ "update_id": 9000 + i, "message": { "message_id": 1,
-            "date": start.timestamp(), "from": { "id": 100 + i, "is_bot": false, "first_name": format!("P{i}") },
-            "chat": { "id": 100 + i, "type": "private" }, "text": "hello" } }))
-        .unwrap();
-        let header = [("x-telegram-bot-api-secret-token", secret.clone())];
-        assert_eq!(w.post(&hook, &header, body).await.0, 200);
-    }
-    let step = |id: &str, day: u32| {
-        json!({ "id": id, "message": format!("{id} for {{first_name}}"),
-        "timing": { "day": day, "at": "09:00" },
-        "template": { "name": "daily", "language": "en", "parameters": [] } })
-    };
-    let program = json!({ "name": "Three days", "catch_up": { "tolerance_minutes": 60, "policy": policy },
-        "steps": [step("one", 1), step("two", 2), step("three", 3)] });
-    let (status, created) = w
-        .app
-        .call("POST", "/v1/programs", Some(t), Some(program))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-    let (status, report) = w
-        .app
-        .call(
-            "POST",
-            &format!("/v1/programs/{id}/enrollments"),
-            Some(t),
-            Some(json!({ "segment": {}, "time_zone": "UTC" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
-    assert_eq!(report["enrolled"].as_i64(), Some(n), "{report}");
-    let names = (0..n).map(|i| (100 + i, format!("P{i}"))).collect();
-    (id, names)
-}
-
-fn step_texts(w: &World) -> Vec<(i64, String)> {
-    w.fake
-        .requests_to("/sendMessage")
-        .iter()
-        .map(|r| r.json())
-        .map(|b| {
-            (
-                b["chat_id"].as_i64().unwrap(),
-                b["text"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .filter(|(_, text)| text.contains(" for P"))
-        .collect()
-}
-
-/// After downtime, overdue steps are skipped (no burst of stale check-ins), or with the
-/// `delay` policy sent late one at a time, the rest of the program moving later.
-pub(crate) async fn catch_up_after_downtime(b: &Backend) {
-    for policy in ["skip", "delay"] {
-        // Day 1 starts at 08:00 UTC tomorrow; the first step is due at 09:00.
-        let t0 = (Utc::now() + Duration::days(1))
-            .date_naive()
-            .and_hms_opt(8, 0, 0)
-            .unwrap()
-            .and_utc();
-        let clock = Clock::manual(t0);
-        let w = world_on(b, false, clock.clone()).await;
-        let t = token(
-            &w.app
-                .register(&format!("catchup-{policy}@example.com"))
-                .await,
-        )
-        .to_owned();
-        let (id, _) = daily_program(&w, &t, 3, policy).await;
-        // The gateway is down from 08:00 on day 1 until 13:00 on day 2: steps one (day 1 09:00)
-        // and two (day 2 09:00) are overdue by more than their hour of tolerance.
-        let mut now = t0 + Duration::days(1) + Duration::hours(5);
-        let mut sent_at = Vec::new();
-        while now <= t0 + Duration::days(5) {
-            clock.set(now);
-            while coach_gateway::programs::worker::poll_once(&w.app.state)
-                .await
-                .unwrap()
-                > 0
-            {}
-            w.deliver().await;
-            let texts = step_texts(&w);
-            for (chat, text) in &texts[sent_at.len()..] {
-                sent_at.push((now, *chat, text.clone()));
-            }
-            now += Duration::minutes(30);
-        }
-        let at = |days: i64, h: u32| {
-            (t0 + Duration::days(days))
-                .date_naive()
-                .and_hms_opt(h, 0, 0)
-                .unwrap()
-                .and_utc()
-        };
-        let (status, a) = w
-            .app
-            .call(
-                "GET",
-                &format!("/v1/programs/{id}/analytics"),
-                Some(&t),
-                None,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        let step = |s: &str| {
-            a["steps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|x| x["step_id"] == s)
-                .unwrap()
-                .clone()
-        };
-        match policy {
-            "skip" => {
-                // Nothing at restart; each contact gets day 3's step on time, once.
-                assert_eq!(sent_at.len(), 3, "{sent_at:#?}");
-                assert!(
-                    sent_at
-                        .iter()
-                        .all(|(when, _, text)| *when == at(2, 9) && text.starts_with("three")),
-                    "{sent_at:#?}"
-                );
-                assert_eq!(
-                    (
-                        step("one")["skipped"].as_i64(),
-                        step("two")["skipped"].as_i64()
-                    ),
-                    (Some(3), Some(3)),
-                    "{a}"
-                );
-                assert_eq!(a["completed"].as_i64(), Some(3), "{a}");
-            }
-            _ => {
-                // One step per contact at restart, then one a day at 09:00: never two at once.
-                let mut per_contact: HashMap<i64, Vec<(DateTime<Utc>, String)>> = HashMap::new();
-                for (when, chat, text) in &sent_at {
-                    per_contact
-                        .entry(*chat)
-                        .or_default()
-                        .push((*when, text.split(' ').next().unwrap().to_owned()));
-                }
-                assert_eq!(per_contact.len(), 3);
-                for (chat, sends) in per_contact {
-                    let expected = vec![
-                        (
-                            t0 + Duration::days(1) + Duration::hours(5),
-                            "one".to_owned(),
-                        ),
-                        (at(2, 9), "two".to_owned()),
-                        (at(3, 9), "three".to_owned()),
-                    ];
-                    assert_eq!(sends, expected, "contact {chat}");
-                }
-            }
-        }
-    }
-}
-
-/// Two gateway processes share one database: every step reaches every contact exactly once.
-pub(crate) async fn two_schedulers_never_send_a_step_twice(b: &Backend) {
-    let t0 = (Utc::now() + Duration::days(1))
-        .date_naive()
-        .and_hms_opt(8, 0, 0)
-        .unwrap()
-        .and_utc();
-    let clock = Clock::manual(t0);
-    let w = world_on(b, false, clock.clone()).await;
-    let t = token(&w.app.register("two-processes@example.com").await).to_owned();
-    let n = 40;
-    let (_, names) = daily_program(&w, &t, n, "skip").await;
-    // The second process: its own store connection (PostgreSQL), state and workers.
-    let mut second = app_on(b.second_store(), (*w.app.state.config).clone());
-    second.state = second.state.with_clock(clock.clone());
-    let mut now = t0;
-    while now <= t0 + Duration::days(3) + Duration::hours(2) {
-        clock.set(now);
-        loop {
-            let (a, b2) = tokio::join!(
-                coach_gateway::programs::worker::poll_once(&w.app.state),
-                coach_gateway::programs::worker::poll_once(&second.state),
-            );
-            if a.unwrap() + b2.unwrap() == 0 {
-                break;
-            }
-        }
-        w.deliver().await;
-        now += Duration::hours(1);
-    }
-    let mut counts: HashMap<(i64, String), usize> = HashMap::new();
-    for (chat, text) in step_texts(&w) {
-        *counts.entry((chat, text)).or_default() += 1;
-    }
-    assert_eq!(
-        counts.len(),
-        names.len() * 3,
-        "every step reached every contact"
-    );
-    assert!(
-        counts.values().all(|&c| c == 1),
-        "a step was sent twice: {counts:?}"
-    );
-}
-
-/// Thirty daily check-ins on WhatsApp against a Graph API that enforces the 24-hour window:
-/// the contact writes every third day, so some days' steps fall inside the window and go out
-/// as written, the others as the template, and not one message meets error 131047.
-pub(crate) async fn thirty_days_on_whatsapp_without_a_131047(b: &Backend) {
-    let t0 = (Utc::now() + Duration::days(1))
-        .date_naive()
-        .and_hms_opt(6, 0, 0)
-        .unwrap()
-        .and_utc();
-    let clock = Clock::manual(t0);
-    let w = world_on(b, false, clock.clone()).await;
-    let sim = clock.clone();
-    w.fake
-        .enforce_whatsapp_window(Arc::new(move || sim.now().timestamp()));
-    let t = token(&w.app.register("thirty@example.com").await).to_owned();
-    let steps: Vec<Value> = (1..=30)
-        .map(|day| {
-            json!({ "id": format!("d{day}"), "message": format!("Day {{day}} of 30, {{first_name}}."),
-                "timing": { "day": day, "at": "09:00" },
-                "template": { "name": "daily", "language": "en", "parameters": ["{day}"] } })
-        })
-        .collect();
-    let (status, program) = w
-        .app
-        .call(
-            "POST",
-            "/v1/programs",
-            Some(&t),
-            Some(json!({ "name": "Thirty", "steps": steps })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{program}");
-    let wa = create(&w, &t, "whatsapp", whatsapp_config()).await;
-    let hook = format!("/webhooks/whatsapp/{}", wa["id"].as_str().unwrap());
-    let write = |n: u32, at: DateTime<Utc>| {
-        let body = wa_message(
-            &format!("wamid.day.{n}"),
-            at,
-            json!({ "type": "reaction",
-            "reaction": { "message_id": "wamid.out.1", "emoji": "\u{1F44D}" } }),
-        );
-        let sig = meta_signature(&body);
-        let (hook, w) = (hook.clone(), &w);
-        async move {
-            assert_eq!(
-                w.post(&hook, &[("x-hub-signature-256", sig)], body).await.0,
-                200
-            );
-            w.fake.customer_wrote(ANA, at.timestamp());
-        }
-    };
-    write(1000, t0).await;
-    let (_, contacts) = w.app.call("GET", "/v1/contacts", Some(&t), None).await;
-    let ana = contacts["items"][0]["id"].as_str().unwrap().to_owned();
-    let id = program["id"].as_str().unwrap();
-    let (status, report) = w
-        .app
-        .call(
-            "POST",
-            &format!("/v1/programs/{id}/enrollments"),
-            Some(&t),
-            Some(json!({ "contact_id": ana, "time_zone": "UTC" })),
-        )
-        .await;
-    assert_eq!(
-        (status, report["enrolled"].as_u64()),
-        (StatusCode::OK, Some(1)),
-        "{report}"
-    );
-    let mut wrote = vec![t0];
-    let mut log: Vec<(DateTime<Utc>, Recorded)> = Vec::new();
-    let mut seen = w.fake.requests().len();
-    let mut now = t0;
-    while now <= t0 + Duration::days(31) {
-        clock.set(now);
-        let day = (now - t0).num_days();
-        // She reacts every third day at 12:00: the window opens until 12:00 the next day.
-        if day % 3 == 0
-            && now == t0.date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc() + Duration::days(day)
-        {
-            write(u32::try_from(day).unwrap(), now).await;
-            wrote.push(now);
-        }
-        w.answer_all().await;
-        while coach_gateway::programs::worker::poll_once(&w.app.state)
-            .await
-            .unwrap()
-            > 0
-        {}
-        w.deliver().await;
-        let requests = w.fake.requests();
-        log.extend(requests[seen..].iter().cloned().map(|r| (now, r)));
-        seen = requests.len();
-        now += Duration::hours(1);
-    }
-    assert_eq!(w.fake.window_violations(), Vec::<Value>::new());
-    let sent = whatsapp_sent(&log);
-    assert_eq!(sent.len(), 30, "one message a day: {sent:#?}");
-    let (mut free, mut templates) = (0, 0);
-    for s in &sent {
-        // Free-form exactly when she wrote within the last 24 hours (minus the margin).
-        let open = wrote
-            .iter()
-            .any(|w| *w <= s.at && s.at - *w < Duration::hours(24) - Duration::minutes(10));
-        assert_eq!(s.template.is_none(), open, "{s:?} (she wrote at {wrote:?})");
-        if open { free += 1 } else { templates += 1 }
-    }
-    assert!(
-        free >= 9 && templates >= 19,
-        "{free} free-form, {templates} templates"
-    );
-    let (_, a) = w
-        .app
-        .call(
-            "GET",
-            &format!("/v1/programs/{id}/analytics"),
-            Some(&t),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (
-            a["completed"].as_i64(),
-            a["steps"].as_array().unwrap().len()
-        ),
-        (Some(1), 30),
-        "{a}"
-    );
-    let templated: i64 = a["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["templates"].as_i64().unwrap())
-        .sum();
-    assert_eq!(templated, templates, "{a}");
-}
-
-/// An enrollment ended by a creator can start over: the first step goes out again (the old
-/// run's job does not block it), and a cancelled or opted-out contact gets nothing more.
-pub(crate) async fn enrollments_end_and_start_over(b: &Backend) {
-    let t0 = (Utc::now() + Duration::days(1))
-        .date_naive()
-        .and_hms_opt(10, 0, 0)
-        .unwrap()
-        .and_utc();
-    let clock = Clock::manual(t0);
-    let w = world_on(b, false, clock.clone()).await;
-    let t = token(&w.app.register("again@example.com").await).to_owned();
-    let (id, _) = daily_program(&w, &t, 1, "skip").await;
-    let run = |now: DateTime<Utc>| {
-        let (w, clock) = (&w, &clock);
-        async move {
-            clock.set(now);
-            while coach_gateway::programs::worker::poll_once(&w.app.state)
-                .await
-                .unwrap()
-                > 0
-            {}
-            w.deliver().await;
-        }
-    };
-    // Day 1's step was due at 09:00, an hour ago: within the tolerance, it goes once the
-    // contact's own message is half an hour old (they might still be writing).
-    run(t0).await;
-    assert_eq!(step_texts(&w).len(), 0);
-    run(t0 + Duration::minutes(30)).await;
-    assert_eq!(step_texts(&w).len(), 1);
-    let enrollments = format!("/v1/programs/{id}/enrollments");
-    let (_, list) = w.app.call("GET", &enrollments, Some(&t), None).await;
-    let enrollment = list[0]["id"].as_str().unwrap().to_owned();
-    let contact = list[0]["contact_id"].as_str().unwrap().to_owned();
-    let (status, cancelled) = w
-        .app
-        .call(
-            "DELETE",
-            &format!("{enrollments}/{enrollment}"),
-            Some(&t),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, cancelled["state"].as_str()),
-        (StatusCode::OK, Some("cancelled"))
-    );
-    let (status, _) = w
-        .app
-        .call(
-            "DELETE",
-            &format!("{enrollments}/{enrollment}"),
-            Some(&t),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    // Day 2 passes: nothing for a cancelled enrollment.
-    run(t0 + Duration::days(1)).await;
-    assert_eq!(step_texts(&w).len(), 1);
-    // Enrolled again, starting tomorrow: the first step goes out again then.
-    let start = t0 + Duration::days(2) - Duration::hours(2);
-    let (_, report) = w
-        .app
-        .call(
-            "POST",
-            &enrollments,
-            Some(&t),
-            Some(json!({ "contact_id": contact, "time_zone": "UTC", "start_at": start })),
-        )
-        .await;
-    assert_eq!(report["enrolled"].as_u64(), Some(1), "{report}");
-    run(start + Duration::minutes(65)).await;
-    let texts = step_texts(&w);
-    assert_eq!(texts.len(), 2, "{texts:?}");
-    assert!(texts[1].1.starts_with("one"), "{texts:?}");
-    // Opted out by a member: the rest never comes, and enrolling again is refused.
-    let (status, consent) = w
-        .app
-        .call(
-            "POST",
-            &format!("/v1/contacts/{contact}/opt-out"),
-            Some(&t),
-            None,
-        )
-        .await;
-    assert_eq!(
-        (status, consent["enrollments_ended"].as_u64()),
-        (StatusCode::OK, Some(1)),
-        "{consent}"
-    );
-    run(t0 + Duration::days(4)).await;
-    assert_eq!(step_texts(&w).len(), 2);
-    let (_, report) = w
-        .app
-        .call(
-            "POST",
-            &enrollments,
-            Some(&t),
-            Some(json!({ "contact_id": contact })),
-        )
-        .await;
-    assert_eq!(
-        (report["enrolled"].as_u64(), report["opted_out"].as_u64()),
-        (Some(0), Some(1))
-    );
-    // Allowed again on their request: enrolling works again.
-    let (status, _) = w
-        .app
-        .call(
-            "POST",
-            &format!("/v1/contacts/{contact}/opt-in"),
-            Some(&t),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, report) = w
-        .app
-        .call(
-            "POST",
-            &enrollments,
-            Some(&t),
-            Some(json!({ "contact_id": contact })),
-        )
-        .await;
-    assert_eq!(report["enrolled"].as_u64(), Some(1), "{report}");
-    // Bad input is refused with the reason.
-    let (status, problem) = w
-        .app
-        .call(
-            "POST",
-            &enrollments,
-            Some(&t),
-            Some(json!({ "segment": { "active_within_days": 4_000_000_000u32 } })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-    let (status, problem) = w
-        .app
-        .call(
-            "POST",
-            &enrollments,
-            Some(&t),
-            Some(json!({ "contact_id": contact, "variables": { "nope": "x" } })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("variables.nope"),
-        "{problem}"
-    );
 }
