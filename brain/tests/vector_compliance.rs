@@ -404,6 +404,51 @@ async fn reopen_keeps_points_and_refuses_another_model(backend: &Backend) {
     assert_eq!(keyword.len(), 1, "{name}: keyword index persisted");
 }
 
+/// A reset (the embedding model changed) empties the collection for every tenant and records
+/// the new model: the old one is refused from then on, also after reopening.
+async fn reset_empties_and_records_the_new_model(backend: &Backend) {
+    let name = backend.name();
+    let tenant = new_tenant();
+    let store = backend.open_ensured().await;
+    store
+        .upsert(
+            tenant,
+            vec![chunk(Uuid::new_v4(), 1, 0, "old vectors", basis(0))],
+        )
+        .await
+        .unwrap();
+    store.reset("another-embedder", DIM * 2).await.unwrap();
+    assert_eq!(store.count(tenant).await.unwrap(), 0, "{name}: emptied");
+    let mut vector = basis(0);
+    vector.extend(basis(1));
+    store
+        .upsert(
+            tenant,
+            vec![chunk(Uuid::new_v4(), 1, 0, "new vectors", vector.clone())],
+        )
+        .await
+        .unwrap();
+    let hits = store.search_dense(tenant, vector, 1).await.unwrap();
+    assert_eq!(hits[0].payload.text, "new vectors", "{name}: searchable");
+    drop(store);
+    let reopened = backend.open();
+    let old = reopened.ensure(MODEL, DIM).await;
+    assert!(
+        matches!(old, Err(VectorError::ModelMismatch { .. })),
+        "{name}: the old model after a reset: {old:?}"
+    );
+    reopened.ensure("another-embedder", DIM * 2).await.unwrap();
+    assert_eq!(reopened.count(tenant).await.unwrap(), 1, "{name}: kept");
+}
+
+#[tokio::test]
+async fn reset_for_a_new_model() {
+    for backend in Backend::all() {
+        reset_empties_and_records_the_new_model(&backend).await;
+        backend.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn dense_search() {
     for backend in Backend::all() {

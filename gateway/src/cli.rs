@@ -51,6 +51,9 @@ pub enum Command {
         #[arg(long)]
         tenant: uuid::Uuid,
     },
+    /// After changing the embedding model: empty the vector store and index every tenant's
+    /// documents again with the new model (stop the gateway first).
+    Reembed,
     /// Measure quality.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -124,6 +127,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Ingest { paths, tenant } => {
             crate::knowledge::cli::ingest(config, &paths, tenant).await
         }
+        Command::Reembed => crate::knowledge::cli::reembed(config).await,
         Command::Eval(EvalCommand::Retrieval {
             corpus,
             queries,

@@ -481,7 +481,51 @@ async fn each_tenant_retrieves_only_its_own_knowledge(b: &Backend) {
     }
 }
 
+/// After the embedding model changed, `gateway reembed` empties the vector store, records the
+/// new model and indexes every document again: the gateway then loads and finds them.
+async fn reembed_rebuilds_after_a_model_change(b: &Backend) {
+    let data = tempfile::tempdir().unwrap();
+    let app = app_with_brain(b, data.path()).await;
+    let owner = app.register("re@example.com").await;
+    let (status, doc) = app
+        .upload(token(&owner), "sleep.md", "text/markdown", GUIDE)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    app.ingest_all().await;
+    let config = app.state.config.as_ref().clone();
+    drop(app);
+    // The stored vectors are of another model (as after changing brain.embedding_model).
+    {
+        let vectors =
+            coach_brain::vectors::edge::EdgeStore::open(&data.path().join("vectors")).unwrap();
+        coach_brain::vectors::VectorStore::reset(&vectors, "an-older-embedder", 384)
+            .await
+            .unwrap();
+    }
+    let refused = coach_gateway::knowledge::Knowledge::load(&config).await;
+    let why = refused.get().err().unwrap().to_string();
+    assert!(why.contains("an-older-embedder"), "{why}");
+
+    let (ready, failed, pending) =
+        coach_gateway::knowledge::cli::reembed_with(config, b.store.clone(), false)
+            .await
+            .unwrap();
+    assert_eq!((ready, failed, pending), (1, 0, 0));
+    let app = app_with_brain(b, data.path()).await;
+    let (_, found) = app
+        .call(
+            "POST",
+            "/v1/search",
+            Some(token(&owner)),
+            Some(json!({ "query": "when should I stop coffee?" })),
+        )
+        .await;
+    assert_eq!(found["confident"], true, "{found}");
+    assert_eq!(found["passages"][0]["version"], 2, "{found}");
+}
+
 against_every_backend!(
+    reembed_rebuilds_after_a_model_change,
     each_tenant_retrieves_only_its_own_knowledge,
     upload_search_answer_reindex_delete,
     unusable_files_get_clear_errors_and_leave_nothing,

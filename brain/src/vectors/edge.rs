@@ -159,6 +159,25 @@ impl Inner {
         }
     }
 
+    fn reset_blocking(&self, model_id: &str, dimension: usize) -> Result<(), VectorError> {
+        {
+            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+            state.shard = None;
+            state.meta = None;
+            let shard_dir = self.dir.join(SHARD_DIR);
+            if shard_dir.exists() {
+                fs::remove_dir_all(&shard_dir)
+                    .map_err(|e| backend(format!("removing {}: {e}", shard_dir.display())))?;
+            }
+            let meta = self.dir.join(META_FILE);
+            if meta.exists() {
+                fs::remove_file(&meta)
+                    .map_err(|e| backend(format!("removing {}: {e}", meta.display())))?;
+            }
+        }
+        self.ensure_blocking(model_id, dimension)
+    }
+
     fn ensure_blocking(&self, model_id: &str, dimension: usize) -> Result<(), VectorError> {
         if dimension == 0 {
             return Err(backend("the embedding dimension must be positive"));
@@ -457,6 +476,12 @@ impl VectorStore for EdgeStore {
             inner.ensure_blocking(&model_id, dimension)
         })
         .await
+    }
+
+    async fn reset(&self, model_id: &str, dimension: usize) -> Result<(), VectorError> {
+        let inner = Arc::clone(&self.inner);
+        let model_id = model_id.to_string();
+        run_blocking("reset", move || inner.reset_blocking(&model_id, dimension)).await
     }
 
     async fn upsert(&self, tenant: Tenant, points: Vec<ChunkPoint>) -> Result<(), VectorError> {

@@ -80,6 +80,10 @@ pub struct Hit {
 pub trait VectorStore: Send + Sync {
     /// Makes sure the collection exists for this model id and dimension; refuses a mismatch.
     async fn ensure(&self, model_id: &str, dimension: usize) -> Result<(), VectorError>;
+    /// Deletes every point of every tenant and records this model id and dimension instead
+    /// (`gateway reembed`, after the embedding model changed). Nothing else may use the store
+    /// meanwhile.
+    async fn reset(&self, model_id: &str, dimension: usize) -> Result<(), VectorError>;
     /// Stores points (overwriting equal ids).
     async fn upsert(&self, tenant: Tenant, points: Vec<ChunkPoint>) -> Result<(), VectorError>;
     /// The `limit` nearest chunks to `vector` among the tenant's chunks. Callers drop hits of

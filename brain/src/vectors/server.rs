@@ -327,6 +327,13 @@ fn to_json(value: Value) -> Json {
 
 #[async_trait]
 impl VectorStore for ServerStore {
+    async fn reset(&self, model_id: &str, dimension: usize) -> Result<(), VectorError> {
+        if self.exists().await? {
+            self.delete_collection().await?;
+        }
+        self.ensure(model_id, dimension).await
+    }
+
     async fn ensure(&self, model_id: &str, dimension: usize) -> Result<(), VectorError> {
         if dimension == 0 {
             return Err(backend("the embedding dimension must be positive"));

@@ -126,3 +126,99 @@ pub async fn ingest(config: Config, paths: &[PathBuf], tenant: uuid::Uuid) -> an
     );
     Ok(())
 }
+
+/// `gateway reembed`: after the embedding model changed, empties the vector store, records the
+/// new model, and indexes every tenant's documents again in this process (a new version each,
+/// so the old chunks could never mix with the new ones), with a progress bar. Run it with the
+/// gateway stopped.
+pub async fn reembed(config: Config) -> anyhow::Result<()> {
+    crate::telemetry::init_tracing(&config.log);
+    let shutdown = CancellationToken::new();
+    let store = crate::cli::open_ready_store(&config, &shutdown).await?;
+    let result = reembed_with(config, store.clone(), true).await;
+    store.close().await;
+    shutdown.cancel();
+    let (done, failed, pending) = result?;
+    println!("re-embedded {done} document(s)");
+    if pending > 0 {
+        println!("{pending} document(s) wait for a retry: the gateway indexes them when it runs");
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} document(s) could not be indexed (see their error with GET /v1/documents)"
+    );
+    Ok(())
+}
+
+/// [`reembed`] over an open store; returns how many documents became ready, how many failed,
+/// and how many still wait (a backend failed and their job is due later).
+pub async fn reembed_with(
+    config: Config,
+    store: std::sync::Arc<dyn crate::store::Store>,
+    show_progress: bool,
+) -> anyhow::Result<(usize, usize, usize)> {
+    let brain = super::open(&config).await.map_err(anyhow::Error::msg)?;
+    brain
+        .vectors
+        .reset(brain.embedder.model_id(), brain.embedder.dimension())
+        .await
+        .context("resetting the vector store")?;
+    let sys = SystemScope::new("gateway reembed");
+    let mut queued = Vec::new();
+    for tenant in store.all_tenants(&sys).await? {
+        let scope = sys.for_tenant(tenant.id);
+        let mut before = None;
+        loop {
+            let page = crate::store::Page { before, limit: 200 };
+            let documents = store.documents(&scope, page).await?;
+            let Some(last) = documents.last() else { break };
+            before = Some(last.created_at);
+            for d in &documents {
+                store.reindex_document(&scope, d.id).await?;
+                queued.push((scope.clone(), d.id));
+            }
+        }
+    }
+    let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
+    let state = AppState::new(
+        config,
+        store.clone(),
+        std::sync::Arc::new(crate::bus::MemoryBus::new(16)),
+        crate::telemetry::metrics_handle(),
+        Startup::default(),
+        secrets,
+    )
+    .with_knowledge(Knowledge::ready(brain));
+    let bar = if show_progress {
+        ProgressBar::new(queued.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("re-embedding [{bar:30}] {pos}/{len} documents")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    while poll_once(&state).await? > 0 {
+        bar.set_position(finished(&*store, &queued).await?.0 as u64);
+    }
+    bar.finish();
+    let (ready, failed) = finished(&*store, &queued).await?;
+    Ok((ready, failed, queued.len() - ready - failed))
+}
+
+/// How many of `documents` are ready, and how many failed.
+async fn finished(
+    store: &dyn crate::store::Store,
+    documents: &[(crate::tenancy::TenantScope, uuid::Uuid)],
+) -> anyhow::Result<(usize, usize)> {
+    let (mut ready, mut failed) = (0, 0);
+    for (scope, id) in documents {
+        match store.document(scope, *id).await?.status {
+            DocumentStatus::Ready => ready += 1,
+            DocumentStatus::Failed => failed += 1,
+            _ => {}
+        }
+    }
+    Ok((ready, failed))
+}

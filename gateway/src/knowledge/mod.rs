@@ -81,6 +81,18 @@ fn missing_model(path: &std::path::Path) -> String {
 }
 
 async fn load(config: &Config) -> Result<Brain, String> {
+    let brain = open(config).await?;
+    brain
+        .vectors
+        .ensure(brain.embedder.model_id(), brain.embedder.dimension())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(brain)
+}
+
+/// The models and the vector store as configured, without checking that the stored vectors
+/// are of this embedding model (`gateway reembed` resets them instead).
+pub(crate) async fn open(config: &Config) -> Result<Brain, String> {
     let brain = config.brain.clone();
     let (embedder, generator): (Arc<dyn Embedder>, Arc<dyn Generator>) = match brain.backend {
         ModelBackend::Llama => {
@@ -141,10 +153,6 @@ async fn load(config: &Config) -> Result<Brain, String> {
             )
         }
     };
-    vectors
-        .ensure(embedder.model_id(), embedder.dimension())
-        .await
-        .map_err(|e| e.to_string())?;
     let retriever = Retriever::new(
         embedder.clone(),
         vectors.clone(),
