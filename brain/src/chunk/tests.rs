@@ -294,3 +294,30 @@ fn splitting_helpers_cut_where_expected() {
         .collect();
     assert_eq!(sentences, vec!["One.", "Two!", "\"Three?\"", "e.g.x"]);
 }
+
+#[test]
+fn indexed_text_names_the_document_and_section_once() {
+    let chunk = |heading: Option<&str>| Chunk {
+        text: "Dim the lights an hour before.".into(),
+        heading: heading.map(str::to_string),
+        page: None,
+        tokens: 7,
+        ordinal: 2,
+    };
+    assert_eq!(
+        chunk(Some("Evenings")).indexed_text("Sleep guide"),
+        "Sleep guide\nEvenings\n\nDim the lights an hour before."
+    );
+    assert_eq!(
+        chunk(Some("Sleep guide")).indexed_text(" Sleep guide "),
+        "Sleep guide\n\nDim the lights an hour before."
+    );
+    assert_eq!(
+        chunk(Some(" ")).indexed_text(""),
+        "Dim the lights an hour before."
+    );
+    assert_eq!(
+        chunk(Some("Evenings")).indexed_text(""),
+        "Evenings\n\nDim the lights an hour before."
+    );
+}

@@ -62,6 +62,10 @@ pub struct BrainConfig {
     pub passages: u32,
     /// Dense similarity under which the coach says it does not know.
     pub relevance_floor: f32,
+    /// Reciprocal rank fusion's constant: larger values flatten the difference between ranks.
+    pub fusion_k: f32,
+    /// Weight of the keyword ranking against the dense one (1.0) in fusion.
+    pub keyword_weight: f32,
     /// Largest upload in bytes.
     pub max_upload_bytes: u64,
     /// Let `POST /v1/documents` fetch pages on loopback, private or link-local addresses.
@@ -88,6 +92,8 @@ impl Default for BrainConfig {
             passage_tokens: 300,
             passages: 3,
             relevance_floor: 0.35,
+            fusion_k: 10.0,
+            keyword_weight: 1.1,
             max_upload_bytes: 20 * 1024 * 1024,
             allow_private_urls: false,
         }
@@ -95,6 +101,16 @@ impl Default for BrainConfig {
 }
 
 impl BrainConfig {
+    /// Retrieval's tunables from this configuration.
+    pub fn retrieve_config(&self) -> coach_brain::retrieve::RetrieveConfig {
+        coach_brain::retrieve::RetrieveConfig {
+            floor: self.relevance_floor,
+            rrf_k: self.fusion_k,
+            keyword_weight: self.keyword_weight,
+            ..coach_brain::retrieve::RetrieveConfig::default()
+        }
+    }
+
     /// The embedding model's path.
     pub fn embedding_path(&self) -> PathBuf {
         self.models_dir.join(&self.embedding_model)

@@ -164,6 +164,20 @@ impl Config {
                 "at least 1 thread, 1 worker and 1 passage",
             ));
         }
+        if !(b.fusion_k.is_finite() && b.fusion_k >= 1.0) {
+            return Err(invalid(
+                "brain.fusion_k",
+                b.fusion_k.to_string(),
+                "a number >= 1 (60 in the original reciprocal rank fusion)",
+            ));
+        }
+        if !(b.keyword_weight.is_finite() && (0.0..=10.0).contains(&b.keyword_weight)) {
+            return Err(invalid(
+                "brain.keyword_weight",
+                b.keyword_weight.to_string(),
+                "a number from 0 (dense only) to 10",
+            ));
+        }
         if !self.redis.url.is_empty() {
             let ok = url::Url::parse(&self.redis.url)
                 .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss"));

@@ -160,7 +160,10 @@ pub async fn reembed_with(
     let brain = super::open(&config).await.map_err(anyhow::Error::msg)?;
     brain
         .vectors
-        .reset(brain.embedder.model_id(), brain.embedder.dimension())
+        .reset(
+            &coach_brain::keyword::index_id(brain.embedder.model_id()),
+            brain.embedder.dimension(),
+        )
         .await
         .context("resetting the vector store")?;
     let sys = SystemScope::new("gateway reembed");

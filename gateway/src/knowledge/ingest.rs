@@ -289,19 +289,22 @@ async fn ingest(
     let total = chunks.len();
     let mut done = 0;
     for batch in chunks.chunks(BATCH) {
-        let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+        let texts: Vec<String> = batch
+            .iter()
+            .map(|c| c.indexed_text(&document.title))
+            .collect();
         let vectors = brain
             .embedder
-            .embed(texts)
+            .embed(texts.clone())
             .await
             .map_err(|e| Failure::Backend(e.to_string()))?;
         let points = batch
             .iter()
-            .zip(vectors)
-            .map(|(c, dense)| ChunkPoint {
+            .zip(texts.iter().zip(vectors))
+            .map(|(c, (indexed, dense))| ChunkPoint {
                 id: Uuid::new_v4(),
                 dense,
-                sparse: keyword::document_vector(&c.text),
+                sparse: keyword::document_vector(indexed),
                 payload: ChunkPayload {
                     document_id: id,
                     version,

@@ -9,8 +9,9 @@ pub mod responder;
 use std::sync::Arc;
 
 use coach_brain::Tenant;
+use coach_brain::keyword;
 use coach_brain::model::{Embedder, Generator};
-use coach_brain::retrieve::{Mode, Passage, RetrieveConfig, Retriever};
+use coach_brain::retrieve::{Mode, Passage, Retriever};
 use coach_brain::vectors::VectorStore;
 
 use crate::config::{BrainConfig, Config, ModelBackend, VectorBackend};
@@ -84,7 +85,10 @@ async fn load(config: &Config) -> Result<Brain, String> {
     let brain = open(config).await?;
     brain
         .vectors
-        .ensure(brain.embedder.model_id(), brain.embedder.dimension())
+        .ensure(
+            &keyword::index_id(brain.embedder.model_id()),
+            brain.embedder.dimension(),
+        )
         .await
         .map_err(|e| e.to_string())?;
     Ok(brain)
@@ -153,14 +157,7 @@ pub(crate) async fn open(config: &Config) -> Result<Brain, String> {
             )
         }
     };
-    let retriever = Retriever::new(
-        embedder.clone(),
-        vectors.clone(),
-        RetrieveConfig {
-            floor: brain.relevance_floor,
-            ..RetrieveConfig::default()
-        },
-    );
+    let retriever = Retriever::new(embedder.clone(), vectors.clone(), brain.retrieve_config());
     Ok(Brain {
         embedder,
         generator,

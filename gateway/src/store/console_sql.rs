@@ -16,6 +16,12 @@ macro_rules! console_ops {
                 .ok_or_else(|| StoreError::Corrupt(format!("direction {stored:?}")))
         }
 
+        fn reason(row: &$row) -> Result<HandoffReason, StoreError> {
+            let stored: String = row.try_get("reason")?;
+            HandoffReason::parse(&stored)
+                .ok_or_else(|| StoreError::Corrupt(format!("handoff reason {stored:?}")))
+        }
+
         pub(super) async fn record_handoff(
             conn: &mut $conn,
             tenant: TenantId,
@@ -186,12 +192,10 @@ macro_rules! console_ops {
             .await?;
             rows.iter()
                 .map(|row| {
-                    let reason: String = row.try_get("reason")?;
                     Ok(Handoff {
                         conversation_id: ConversationId(row.try_get("conversation_id")?),
                         message_id: MessageId(row.try_get("message_id")?),
-                        reason: HandoffReason::parse(&reason)
-                            .ok_or_else(|| StoreError::Corrupt(format!("handoff reason {reason:?}")))?,
+                        reason: reason(row)?,
                         question: row.try_get("question")?,
                         created_at: row.try_get("created_at")?,
                     })
@@ -213,12 +217,7 @@ macro_rules! console_ops {
             .fetch_all(&mut *conn)
             .await?;
             rows.iter()
-                .map(|row| {
-                    let reason: String = row.try_get("reason")?;
-                    let reason = HandoffReason::parse(&reason)
-                        .ok_or_else(|| StoreError::Corrupt(format!("handoff reason {reason:?}")))?;
-                    Ok((reason, row.try_get("n")?))
-                })
+                .map(|row| Ok((reason(row)?, row.try_get("n")?)))
                 .collect()
         }
 
