@@ -75,9 +75,13 @@ impl EmbeddingCache {
                 (key, vector)
             })
             .collect::<HashMap<_, _>>();
-        // Rewrite without a torn tail, then append.
-        std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        let torn = std::fs::metadata(&path).is_ok_and(|m| m.len() != bytes.len() as u64);
+        if torn {
+            // An interrupted run left half an entry: drop it before appending.
+            std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+        }
         let file = std::fs::OpenOptions::new()
+            .create(true)
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
@@ -480,6 +484,16 @@ async fn grounding(
         let found = retriever
             .search(tenant, &query.text, deepest, Mode::Hybrid)
             .await?;
+        let length = |p: &coach_brain::prompt::Prompt| count(&p.messages[0].content);
+        // The system message without passages: the same for every budget.
+        let bare = length(&coach_brain::prompt::build(
+            &persona,
+            &[],
+            &[],
+            &query.text,
+            &coach_brain::prompt::PromptConfig::default(),
+            &count,
+        ));
         for (i, &(passages, passage_tokens)) in budgets.iter().enumerate() {
             let prompt_config = coach_brain::prompt::PromptConfig {
                 passage_tokens,
@@ -501,10 +515,7 @@ async fn grounding(
             {
                 grounded[i] += 1;
             }
-            let bare =
-                coach_brain::prompt::build(&persona, &[], &[], &query.text, &prompt_config, &count);
-            let length = |p: &coach_brain::prompt::Prompt| count(&p.messages[0].content);
-            tokens[i] += length(&built).saturating_sub(length(&bare));
+            tokens[i] += length(&built).saturating_sub(bare);
         }
     }
     let n = queries.len().max(1);

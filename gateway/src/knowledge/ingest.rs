@@ -293,18 +293,19 @@ async fn ingest(
             .iter()
             .map(|c| c.indexed_text(&document.title))
             .collect();
+        let sparse: Vec<_> = texts.iter().map(|t| keyword::document_vector(t)).collect();
         let vectors = brain
             .embedder
-            .embed(texts.clone())
+            .embed(texts)
             .await
             .map_err(|e| Failure::Backend(e.to_string()))?;
         let points = batch
             .iter()
-            .zip(texts.iter().zip(vectors))
-            .map(|(c, (indexed, dense))| ChunkPoint {
+            .zip(sparse.into_iter().zip(vectors))
+            .map(|(c, (sparse, dense))| ChunkPoint {
                 id: Uuid::new_v4(),
                 dense,
-                sparse: keyword::document_vector(indexed),
+                sparse,
                 payload: ChunkPayload {
                     document_id: id,
                     version,
