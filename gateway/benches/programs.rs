@@ -83,7 +83,11 @@ async fn setup(store: &dyn Store, db: &Db, n: usize) -> (TenantScope, Targets) {
     let outreach = serde_json::json!({ "outreach": {
         "quiet_hours": { "start": "00:00", "end": "00:00" }, "pause_minutes": 0 } });
     store
-        .update_tenant_profile(&scope, None, Some(outreach))
+        .update_tenant_profile(
+            &scope,
+            None,
+            Some(coach_gateway::tenant::TenantProfile::from_stored(outreach)),
+        )
         .await
         .unwrap();
     let channel = store
@@ -321,7 +325,8 @@ async fn sqlite(n: usize) -> Vec<Row> {
     let burst = enroll_all(&*store, &scope, &targets).await;
     db.analyze().await;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let worker = tokio::spawn(coach_gateway::programs::worker::run(
+    let worker = tokio::spawn(coach_gateway::jobs::run(
+        coach_gateway::programs::worker::Scheduler,
         state.clone(),
         shutdown.clone(),
     ));

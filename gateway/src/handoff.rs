@@ -10,14 +10,15 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use coach_connector_api::TenantId;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use tokio_util::sync::CancellationToken;
 
 use crate::bus::StreamPayload;
+use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
 use crate::state::AppState;
-use crate::store::console::{Handoff, HandoffReason, JOB_NOTIFY};
-use crate::store::{Queue, QueueItem, QueueOutcome, StoreError, backoff};
+use crate::store::console::{Handoff, HandoffReason};
+use crate::store::{QueueItem, StoreError};
 use crate::tenancy::{SystemScope, TenantScope};
 
 /// Deliveries of one notice before it is dead-lettered (about a day of backoff).
@@ -168,11 +169,7 @@ pub async fn request(
         created_at: Utc::now(),
     };
     let (_, profile) = state.store.tenant_profile(scope).await?;
-    let notify = profile
-        .pointer("/notify/url")
-        .and_then(|u| u.as_str())
-        .filter(|u| !u.is_empty())
-        .map(|_| notice(state, scope, &handoff));
+    let notify = profile.notify_url().map(|_| notice(state, scope, &handoff));
     if !state
         .store
         .record_handoff(scope, handoff.clone(), notify)
@@ -239,78 +236,77 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     )
 }
 
-/// Runs until `shutdown`, delivering creators' webhook notices.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    crate::knowledge::work_loop(
-        state,
-        shutdown,
-        "notifier",
-        Duration::from_millis(500),
-        |s| async move { poll_once(&s).await },
-    )
-    .await;
+/// Delivers handoff notices to creators' webhooks (`notify` jobs), eight at a time, fairly
+/// across tenants; retried with backoff for about a day.
+pub struct Notifier;
+
+/// A `notify` job's payload: the notice as it is posted.
+pub struct Notice(serde_json::Value);
+
+impl crate::jobs::Payload for Notice {
+    fn decode(item: &QueueItem) -> Result<Self, String> {
+        Ok(Self(item.payload.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Handler for Notifier {
+    type Job = Notice;
+    type Batch = ();
+    const KIND: JobKind = JobKind::Notify;
+
+    fn policy(&self, _state: &AppState) -> Policy {
+        Policy {
+            batch: 8,
+            concurrency: 8,
+            lease: LEASE,
+            idle: Duration::from_millis(500),
+            order: ClaimOrder::Fair,
+            retry: Retry {
+                max_attempts: Some(MAX_ATTEMPTS),
+                base: Duration::from_secs(10),
+                max: Duration::from_secs(3600),
+            },
+        }
+    }
+
+    async fn run(&self, state: &AppState, (): &(), item: &QueueItem, notice: Notice) -> Outcome {
+        match deliver(state, item.tenant_id, &notice.0).await {
+            Outcome::Failed(error) if self.policy(state).last_attempt(item) => {
+                tracing::warn!(job = %item.id, %error, "creator webhook given up");
+                Outcome::dead("webhook", error)
+            }
+            outcome => outcome,
+        }
+    }
 }
 
 /// Claims and delivers due notices; returns how many ran.
 pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
-    let sys = SystemScope::new("notifier");
-    let items = state
-        .store
-        .claim(&sys, Queue::Jobs, Some(JOB_NOTIFY), Utc::now(), 8, LEASE)
-        .await?;
-    for item in &items {
-        let outcome = deliver(state, &sys, item).await;
-        state.store.finish(&sys, Queue::Jobs, item, outcome).await?;
-    }
-    Ok(items.len())
+    crate::jobs::run_once(Notifier, state).await
 }
 
-async fn deliver(state: &AppState, sys: &SystemScope, item: &QueueItem) -> QueueOutcome {
-    let scope = sys.for_tenant(item.tenant_id);
-    let failed = |error: String| {
-        if item.attempts >= MAX_ATTEMPTS {
-            tracing::warn!(job = %item.id, %error, "creator webhook given up");
-            QueueOutcome::Dead {
-                error: coach_connector_api::ProviderError {
-                    code: "webhook".into(),
-                    title: error,
-                },
-            }
-        } else {
-            let wait = backoff(
-                item.attempts,
-                Duration::from_secs(10),
-                Duration::from_secs(3600),
-                None,
-            );
-            QueueOutcome::Retry {
-                at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-                error,
-            }
-        }
-    };
-    let done = QueueOutcome::Done {
-        provider_message_id: None,
-    };
+async fn deliver(state: &AppState, tenant: TenantId, payload: &serde_json::Value) -> Outcome {
+    let scope = SystemScope::new("notifier").for_tenant(tenant);
     let profile = match state.store.tenant_profile(&scope).await {
         Ok((_, profile)) => profile,
-        Err(StoreError::NotFound(_)) => return done,
-        Err(e) => return failed(e.to_string()),
+        Err(StoreError::NotFound(_)) => return Outcome::Done,
+        Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let mut notify = profile.get("notify").cloned().unwrap_or_default();
+    let mut notify = profile.notify.unwrap_or_default();
     if state.secrets.open(&mut notify).is_err() {
-        return failed("the webhook secret cannot be opened with this master key".into());
+        return Outcome::Failed("the webhook secret cannot be opened with this master key".into());
     }
     let (Some(url), Some(secret)) = (
         notify.get("url").and_then(|v| v.as_str()),
         notify.get("secret").and_then(|v| v.as_str()),
     ) else {
         // The creator removed the webhook meanwhile: nothing to deliver.
-        return done;
+        return Outcome::Done;
     };
-    match post(state, url, secret, &item.payload).await {
-        Ok(()) => done,
-        Err(e) => failed(e),
+    match post(state, url, secret, payload).await {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::Failed(e),
     }
 }
 

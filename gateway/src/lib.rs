@@ -10,6 +10,8 @@
 //! - [`bus`]: fan-out of stored events, in-process or through Redis.
 //! - [`stream`]: store-then-publish, the one entry point for every channel's events.
 //! - [`outbox`]: the delivery worker with backoff and dead letters.
+//! - [`jobs`]: background work (answers, media, ingestion, handoff notices, program steps): one
+//!   job kind enum, one handler per kind, one runner with a fair claim across tenants.
 //! - [`connectors`]: the connector registry (built in and plugins), delivery through them,
 //!   and Telegram's polling loop.
 //! - [`programs`]: coaching programs, their scheduler, opt-outs and analytics; [`clock`]: the
@@ -29,7 +31,9 @@ pub mod eval;
 pub mod fetch;
 pub mod handoff;
 pub mod http;
+pub mod jobs;
 pub mod knowledge;
+pub mod limits;
 pub mod outbox;
 pub mod programs;
 pub mod secrets;
@@ -39,3 +43,5 @@ pub mod store;
 pub mod stream;
 pub mod telemetry;
 pub mod tenancy;
+pub mod tenant;
+pub mod widget;

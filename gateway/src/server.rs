@@ -167,27 +167,12 @@ pub async fn run(
         }
     });
     let retention = tokio::spawn(retention_loop(state.clone(), shutdown.clone()));
-    let media = tokio::spawn(crate::connectors::media::run(
-        state.clone(),
-        shutdown.clone(),
-    ));
     let polling = tokio::spawn(crate::connectors::polling::run(
         state.clone(),
         shutdown.clone(),
     ));
-    let responder = tokio::spawn(crate::knowledge::responder::run(
-        state.clone(),
-        shutdown.clone(),
-    ));
-    let ingest = tokio::spawn(crate::knowledge::ingest::run(
-        state.clone(),
-        shutdown.clone(),
-    ));
-    let programs = tokio::spawn(crate::programs::worker::run(
-        state.clone(),
-        shutdown.clone(),
-    ));
-    let notifier = tokio::spawn(crate::handoff::run(state.clone(), shutdown.clone()));
+    // Every job queue (answers, media, ingestion, handoff notices, program steps).
+    let mut jobs = crate::jobs::spawn_all(&state, &shutdown);
     if state.config.widget.demo {
         tokio::spawn({
             let state = state.clone();
@@ -210,11 +195,11 @@ pub async fn run(
     let _ = pruning.await;
     let _ = retention.await;
     let _ = polling.await;
-    let _ = media.await;
-    let _ = ingest.await;
-    let _ = responder.await;
-    let _ = programs.await;
-    let _ = notifier.await;
+    while let Some(joined) = jobs.join_next().await {
+        if let Err(e) = joined {
+            tracing::error!(error = %e, "a job runner panicked");
+        }
+    }
     if let Err(e) = outbox.await {
         tracing::error!(error = %e, "outbox worker panicked");
     }
@@ -257,11 +242,7 @@ pub async fn media_retention(state: &AppState, sys: &SystemScope) {
         let Ok((_, profile)) = state.store.tenant_profile(&sys.for_tenant(tenant.id)).await else {
             continue;
         };
-        let Some(days) = profile
-            .get("retention_days")
-            .and_then(serde_json::Value::as_u64)
-            .filter(|d| *d > 0)
-        else {
+        let Some(days) = profile.retention_days.filter(|d| *d > 0).map(u64::from) else {
             continue;
         };
         let removed =

@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::connectors::Connectors;
 use crate::connectors::sender::ConnectorSender;
 use crate::fetch::PageFetcher;
-use crate::http::limits::Limits;
 use crate::knowledge::Knowledge;
+use crate::limits::Limits;
 use crate::secrets::SecretBox;
 use crate::store::Store;
 use crate::stream::ConversationStream;
@@ -44,7 +44,7 @@ pub struct AppState {
     /// Fetches web pages for the knowledge base (public addresses only by default).
     pub fetcher: PageFetcher,
     /// Web widget connections: per-visitor limits, the demo channel.
-    pub widget: Arc<crate::http::widget::WidgetRuntime>,
+    pub widget: Arc<crate::widget::WidgetRuntime>,
     /// Channel connectors (built in and plugins) and their HTTP client.
     pub connectors: Arc<Connectors>,
     /// Delivery through connectors (the outbox's sender; typing and read signals).
@@ -52,7 +52,7 @@ pub struct AppState {
     /// The time programs are scheduled on (a manual clock in tests).
     pub clock: Clock,
     /// Recent live events, for `GET /v1/events` clients that reconnect.
-    pub events: Arc<crate::http::events::EventLog>,
+    pub events: Arc<crate::bus::log::EventLog>,
 }
 
 impl AppState {
@@ -101,11 +101,11 @@ impl AppState {
             clock.clone(),
         ));
         Self {
-            widget: crate::http::widget::WidgetRuntime::new(&config.widget),
+            widget: crate::widget::WidgetRuntime::new(&config.widget),
             connectors,
             sender,
             clock,
-            events: crate::http::events::EventLog::new(),
+            events: crate::bus::log::EventLog::new(),
             knowledge: Knowledge::unavailable("the models are not loaded"),
             fetcher,
             config,

@@ -23,6 +23,7 @@ against_every_backend!(
     outbox_keeps_order_per_conversation_and_backs_off,
     expired_leases_are_reclaimed_and_dead_letters_mark_the_message_failed,
     jobs_are_claimed_by_kind,
+    a_burst_of_one_tenant_does_not_hold_back_another,
     retention_deletes_only_old_messages_of_tenants_that_set_it,
     audit_log_is_per_tenant_newest_first,
 );
@@ -274,6 +275,110 @@ async fn jobs_are_claimed_by_kind(b: &Backend) {
     assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 0);
 }
 
+/// The responder's claim: tenant A floods 200 messages, then tenant B writes once. With one
+/// answer running at a time, B's job is the second one claimed; with two, the first pair.
+async fn a_burst_of_one_tenant_does_not_hold_back_another(b: &Backend) {
+    let (a, a_channel) = tenant_with_channel(&*b.store, "a").await;
+    let (other, b_channel) = tenant_with_channel(&*b.store, "b").await;
+    let burst: Vec<_> = (0..200)
+        .map(|i| text(&format!("a{i}"), &format!("visitor{}", i % 7), "hello"))
+        .collect();
+    b.store.ingest(&a, a_channel, burst).await.unwrap();
+    b.store
+        .ingest(&other, b_channel, vec![text("b0", "bea", "me too")])
+        .await
+        .unwrap();
+    let sys = SystemScope::new("test");
+    let now = Utc::now();
+    let done = QueueOutcome::Done {
+        provider_message_id: None,
+    };
+
+    // One worker: A's oldest first (equal rank, older), then B's while A's runs.
+    let first = b
+        .store
+        .claim_fair(&sys, JOB_ANSWER, now, 1, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].tenant_id, a.tenant_id());
+    let second = b
+        .store
+        .claim_fair(&sys, JOB_ANSWER, now, 1, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(
+        second[0].tenant_id,
+        other.tenant_id(),
+        "B's answer waits for at most one of A's"
+    );
+    // Then A's burst goes on, oldest first, and nothing is claimed twice.
+    let more = b
+        .store
+        .claim_fair(&sys, JOB_ANSWER, now, 5, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(more.len(), 5);
+    assert!(more.iter().all(|j| j.tenant_id == a.tenant_id()));
+    assert!(more.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(more.iter().all(|j| j.id > first[0].id));
+    for job in first.iter().chain(&second).chain(&more) {
+        b.store
+            .finish(&sys, Queue::Jobs, job, done.clone())
+            .await
+            .unwrap();
+    }
+    assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 194);
+
+    // Two workers: B writes again while A has 194 waiting: the first claim of two takes one of each.
+    b.store
+        .ingest(&other, b_channel, vec![text("b1", "bea", "again")])
+        .await
+        .unwrap();
+    let pair = b
+        .store
+        .claim_fair(&sys, JOB_ANSWER, Utc::now(), 2, LEASE)
+        .await
+        .unwrap();
+    let mut tenants: Vec<_> = pair.iter().map(|j| j.tenant_id).collect();
+    tenants.sort();
+    let mut expected = vec![a.tenant_id(), other.tenant_id()];
+    expected.sort();
+    assert_eq!(tenants, expected);
+
+    // A lease that ran out makes its job due again; a retry waits for its time.
+    let later = Utc::now() + chrono::Duration::seconds(LEASE.as_secs() as i64 + 1);
+    let again = b
+        .store
+        .claim_fair(&sys, JOB_ANSWER, later, 200, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.len(),
+        195,
+        "193 of A's waiting, and A's and B's expired leases"
+    );
+    assert!(again.iter().any(|j| j.id == pair[0].id) && again.iter().any(|j| j.id == pair[1].id));
+    let retry = QueueOutcome::Retry {
+        at: later + chrono::Duration::hours(1),
+        error: "later".into(),
+    };
+    for job in &again {
+        b.store
+            .finish(&sys, Queue::Jobs, job, retry.clone())
+            .await
+            .unwrap();
+    }
+    assert!(
+        b.store
+            .claim_fair(&sys, JOB_ANSWER, later, 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn retention_deletes_only_old_messages_of_tenants_that_set_it(b: &Backend) {
     let (keeps, channel_k) = tenant_with_channel(&*b.store, "keeps").await;
     let (limits, channel_l) = tenant_with_channel(&*b.store, "limits").await;
@@ -293,7 +398,10 @@ async fn retention_deletes_only_old_messages_of_tenants_that_set_it(b: &Backend)
         .update_tenant_profile(
             &limits,
             None,
-            Some(serde_json::json!({ "retention_days": 30 })),
+            Some(coach_gateway::tenant::TenantProfile {
+                retention_days: Some(30),
+                ..Default::default()
+            }),
         )
         .await
         .unwrap();

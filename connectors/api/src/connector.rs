@@ -124,6 +124,15 @@ pub struct ChannelLimits {
     pub per_recipient_per_second: f64,
     /// Whether the channel can show an answer while it is generated.
     pub streaming: bool,
+    /// Free-form messages may go out only this many seconds after the contact's last message
+    /// (WhatsApp's 24-hour customer service window); outside it, only approved templates.
+    /// `None`: the channel has no such window. Plugins built before this field read `None`.
+    #[serde(default)]
+    pub service_window_secs: Option<u64>,
+    /// How often the channel's "typing..." signal is renewed while an answer is generated;
+    /// `None`: the channel shows none (or streams the answer itself).
+    #[serde(default)]
+    pub typing_renewal_secs: Option<u64>,
 }
 
 /// What became of one sent call.

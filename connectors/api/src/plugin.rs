@@ -385,6 +385,8 @@ mod tests {
                 messages_per_second: 1.0,
                 per_recipient_per_second: 1.0,
                 streaming: false,
+                service_window_secs: None,
+                typing_renewal_secs: None,
             }
         }
         fn inbound(&self, _: &ChannelConfig, _: &HttpRequest) -> Result<Inbound, ConnectorError> {

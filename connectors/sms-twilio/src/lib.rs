@@ -104,6 +104,8 @@ impl Connector for Sms {
             messages_per_second: 1.0,
             per_recipient_per_second: 1.0,
             streaming: false,
+            service_window_secs: None,
+            typing_renewal_secs: None,
         }
     }
 

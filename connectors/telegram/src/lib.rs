@@ -31,6 +31,9 @@ pub fn limits() -> ChannelLimits {
         messages_per_second: 30.0,
         per_recipient_per_second: 1.0,
         streaming: false,
+        service_window_secs: None,
+        // Telegram shows "typing..." for about 5 s.
+        typing_renewal_secs: Some(4),
     }
 }
 

@@ -22,5 +22,7 @@ pub fn limits() -> ChannelLimits {
         messages_per_second: f64::INFINITY,
         per_recipient_per_second: f64::INFINITY,
         streaming: true,
+        service_window_secs: None,
+        typing_renewal_secs: None,
     }
 }

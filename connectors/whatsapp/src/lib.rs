@@ -28,6 +28,9 @@ pub fn limits() -> ChannelLimits {
         messages_per_second: 80.0,
         per_recipient_per_second: 1.0,
         streaming: false,
+        service_window_secs: Some(outbound::SERVICE_WINDOW_HOURS.unsigned_abs() * 3600),
+        // A typing indicator lasts up to 25 s or until the reply.
+        typing_renewal_secs: Some(20),
     }
 }
 

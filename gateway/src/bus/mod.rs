@@ -2,6 +2,7 @@
 //! responder) subscribes here. In-process broadcast by default; Redis pub/sub across replicas.
 //! Both pass one compliance suite (`gateway/tests/bus_compliance.rs`).
 
+pub mod log;
 mod memory;
 mod redis;
 

@@ -7,78 +7,64 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::Utc;
-use coach_connector_api::{ConnectorError, ContactId, Content, MediaKind, ProviderError, TenantId};
+use coach_connector_api::{ConnectorError, ContactId, Content, MediaKind, MessageId, TenantId};
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
+use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
 use crate::state::AppState;
-use crate::store::{JOB_FETCH_MEDIA, Queue, QueueItem, QueueOutcome, StoreError};
+use crate::store::{QueueItem, StoreError};
 use crate::tenancy::{SystemScope, TenantScope};
 
-const LEASE: Duration = Duration::from_secs(300);
-const MAX_ATTEMPTS: u32 = 5;
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs until `shutdown`, fetching media as jobs arrive.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    crate::knowledge::work_loop(
-        state,
-        shutdown,
-        "media",
-        Duration::from_millis(300),
-        |s| async move { poll_once(&s).await },
-    )
-    .await;
+/// Downloads inbound media (`fetch_media` jobs), four at a time, fairly across tenants.
+pub struct Fetcher;
+
+#[async_trait::async_trait]
+impl Handler for Fetcher {
+    type Job = MessageId;
+    type Batch = ();
+    const KIND: JobKind = JobKind::FetchMedia;
+
+    fn policy(&self, _state: &AppState) -> Policy {
+        Policy {
+            batch: 4,
+            concurrency: 4,
+            lease: Duration::from_secs(300),
+            idle: Duration::from_millis(300),
+            order: ClaimOrder::Fair,
+            retry: Retry {
+                max_attempts: Some(5),
+                base: Duration::from_millis(500),
+                max: Duration::from_secs(30),
+            },
+        }
+    }
+
+    async fn run(
+        &self,
+        state: &AppState,
+        (): &(),
+        item: &QueueItem,
+        message: MessageId,
+    ) -> Outcome {
+        match fetch(state, item.tenant_id, message).await {
+            Ok(()) => Outcome::Done,
+            Err(Failure::Permanent(code, title)) => {
+                tracing::warn!(job = %item.id, %code, %title, "media not kept");
+                Outcome::Dead { code, title }
+            }
+            Err(Failure::Transient(error)) if self.policy(state).last_attempt(item) => {
+                Outcome::dead("media_unavailable", error)
+            }
+            Err(Failure::Transient(error)) => Outcome::Failed(error),
+        }
+    }
 }
 
 /// Claims and fetches up to four due media files; returns how many jobs ran.
 pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
-    let sys = SystemScope::new("media");
-    let items = state
-        .store
-        .claim(
-            &sys,
-            Queue::Jobs,
-            Some(JOB_FETCH_MEDIA),
-            Utc::now(),
-            4,
-            LEASE,
-        )
-        .await?;
-    for item in &items {
-        let outcome = match fetch(state, item).await {
-            Ok(()) => QueueOutcome::Done {
-                provider_message_id: None,
-            },
-            Err(Failure::Permanent(code, title)) => {
-                tracing::warn!(job = %item.id, %code, %title, "media not kept");
-                QueueOutcome::Dead {
-                    error: ProviderError { code, title },
-                }
-            }
-            Err(Failure::Transient(error)) if item.attempts >= MAX_ATTEMPTS => QueueOutcome::Dead {
-                error: ProviderError {
-                    code: "media_unavailable".into(),
-                    title: error,
-                },
-            },
-            Err(Failure::Transient(error)) => {
-                let wait = crate::store::backoff(
-                    item.attempts,
-                    Duration::from_millis(500),
-                    Duration::from_secs(30),
-                    None,
-                );
-                QueueOutcome::Retry {
-                    at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-                    error,
-                }
-            }
-        };
-        state.store.finish(&sys, Queue::Jobs, item, outcome).await?;
-    }
-    Ok(items.len())
+    crate::jobs::run_once(Fetcher, state).await
 }
 
 enum Failure {
@@ -175,11 +161,8 @@ fn acceptable(kind: MediaKind, mime: &str) -> bool {
     }
 }
 
-async fn fetch(state: &AppState, item: &QueueItem) -> Result<(), Failure> {
-    let Some(message_id) = item.message_id else {
-        return Ok(());
-    };
-    let scope: TenantScope = SystemScope::new("media").for_tenant(item.tenant_id);
+async fn fetch(state: &AppState, tenant: TenantId, message_id: MessageId) -> Result<(), Failure> {
+    let scope: TenantScope = SystemScope::new("media").for_tenant(tenant);
     let message = match state.store.message(&scope, message_id).await {
         Ok(m) => m,
         // Erased meanwhile: nothing to keep.
@@ -279,7 +262,7 @@ async fn fetch(state: &AppState, item: &QueueItem) -> Result<(), Failure> {
             format!("{mime:?} is not kept as {media:?}"),
         ));
     }
-    let dir = contact_dir(&state.config.data_dir, item.tenant_id, message.contact_id);
+    let dir = contact_dir(&state.config.data_dir, tenant, message.contact_id);
     let path = dir.join(message.id.0.to_string());
     let temp = dir.join(format!(".{}.part", message.id.0));
     let sha256 = hex::encode(Sha256::digest(&file.body));

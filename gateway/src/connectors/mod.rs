@@ -106,6 +106,33 @@ impl Connectors {
         kinds
     }
 
+    /// Whether providers call the channel's webhook (the widget speaks over its own socket).
+    pub fn has_webhook(&self, kind: &ChannelKind) -> bool {
+        *kind != ChannelKind::WebWidget
+    }
+
+    /// A setting the gateway generates when a channel is created without it: Telegram's
+    /// `secret_token`, which Telegram sends back on every webhook call.
+    pub fn generated_secret(&self, kind: &ChannelKind) -> Option<&'static str> {
+        (*kind == ChannelKind::Telegram).then_some("secret_token")
+    }
+
+    /// How often a channel's "typing..." signal is renewed while an answer is generated, as
+    /// its connector declares (`None`: it shows none).
+    pub fn typing_renewal(&self, kind: &ChannelKind) -> Option<Duration> {
+        let secs = self.get(kind)?.limits().typing_renewal_secs?;
+        Some(Duration::from_secs(secs.max(1)))
+    }
+
+    /// The channel's service window, as its connector declares: free-form messages only this
+    /// long after the contact's last message (`None`: no window).
+    pub fn service_window(&self, kind: &ChannelKind) -> Option<chrono::Duration> {
+        let secs = self.get(kind)?.limits().service_window_secs?;
+        Some(chrono::Duration::seconds(
+            i64::try_from(secs).unwrap_or(i64::MAX / 1000),
+        ))
+    }
+
     /// The provider API base URL of a kind: operator configuration only.
     pub fn api_base_url(&self, kind: &ChannelKind) -> String {
         let providers = &self.config.providers;
@@ -269,17 +296,6 @@ pub enum WebhookChannelError {
     Store(crate::store::StoreError),
     /// Its stored configuration could not be opened.
     Config(ConnectorError),
-}
-
-/// How often a channel's "typing..." signal is renewed while an answer is generated (Telegram
-/// shows it about 5 s; WhatsApp's lasts up to 25 s or until the reply), or `None` for channels
-/// without one (the widget streams the answer itself).
-pub fn typing_renewal(kind: &ChannelKind) -> Option<Duration> {
-    match kind {
-        ChannelKind::Telegram => Some(Duration::from_secs(4)),
-        ChannelKind::WhatsApp => Some(Duration::from_secs(20)),
-        _ => None,
-    }
 }
 
 /// Remove anything that looks like a Telegram bot token (`<digits>:<35 characters>`) from a

@@ -148,6 +148,8 @@ impl PluginConnector {
                     messages_per_second: 1.0,
                     per_recipient_per_second: 1.0,
                     streaming: false,
+                    service_window_secs: None,
+                    typing_renewal_secs: None,
                 },
                 default_api_base_url: None,
             },

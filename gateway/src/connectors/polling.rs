@@ -42,7 +42,10 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             continue;
         };
         let mut wanted = HashMap::new();
-        for tenant in tenants.iter().filter(|t| t.status == "active") {
+        for tenant in tenants
+            .iter()
+            .filter(|t| t.status == crate::store::TenantStatus::Active)
+        {
             let scope = sys.for_tenant(tenant.id);
             if let Ok(channels) = state.store.channels(&scope).await {
                 wanted.extend(channels.into_iter().filter(is_polling).map(|c| (c.id, c)));

@@ -116,8 +116,10 @@ fn keep_masked(new: &mut Value, stored: &Value) {
 }
 
 fn view(state: &AppState, c: Channel) -> ChannelView {
-    let webhook_url =
-        (c.kind != ChannelKind::WebWidget).then(|| state.connectors.webhook_url(&c.kind, c.id));
+    let webhook_url = state
+        .connectors
+        .has_webhook(&c.kind)
+        .then(|| state.connectors.webhook_url(&c.kind, c.id));
     ChannelView {
         id: c.id,
         kind: c.kind.to_string(),
@@ -153,11 +155,11 @@ fn prepare_config(
     kind: &ChannelKind,
     config: &mut Value,
 ) -> Result<(), ApiError> {
-    if *kind == ChannelKind::Telegram
+    if let Some(key) = state.connectors.generated_secret(kind)
         && let Value::Object(map) = config
-        && !map.contains_key("secret_token")
+        && !map.contains_key(key)
     {
-        map.insert("secret_token".into(), Value::from(random_secret()?));
+        map.insert(key.into(), Value::from(random_secret()?));
     }
     if let Some(connector) = state.connectors.get(kind) {
         connector

@@ -3,13 +3,13 @@
 //!
 //! Every event has the id it was published with on the bus (time-ordered, the same in every
 //! gateway process, since they share the Redis bus). Each process keeps the most recent events
-//! in a ring ([`EventLog`]); a client that reconnects with `Last-Event-ID` gets what it missed
+//! in a ring ([`crate::bus::log::EventLog`]); a client that reconnects with `Last-Event-ID` gets what it missed
 //! from there. When the id has left the ring (or the connection fell behind the bus), the client
 //! gets a `resync` event instead: reload from the REST API, which is the source of truth.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -23,114 +23,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::extract::{Member, Viewer};
-use crate::bus::{Bus, StreamEvent, StreamPayload};
+use crate::bus::log::Replay;
+use crate::bus::{StreamEvent, StreamPayload};
 use crate::state::AppState;
-
-/// Events kept for resuming, all tenants together (answer deltas are not kept: a client that
-/// reconnects mid-answer gets the stored answer as its `message`).
-const RING: usize = 4096;
-/// Live events a slow client may fall behind by before it gets `resync`.
-const LIVE: usize = 1024;
-
-/// The most recent events this process saw on the bus, for `Last-Event-ID`, and the live feed
-/// of `GET /v1/events` clients (one place, so a client's replay and its live events meet
-/// without a gap or a repeat).
-pub struct EventLog {
-    ring: Mutex<VecDeque<Arc<StreamEvent>>>,
-    live: broadcast::Sender<Arc<StreamEvent>>,
-    started: OnceLock<()>,
-}
-
-/// What a reconnecting client is owed.
-#[derive(Debug, PartialEq)]
-pub enum Replay {
-    /// The events after its last one (its tenant's only).
-    Events(Vec<Arc<StreamEvent>>),
-    /// Its last event is no longer known here: it must reload.
-    Resync,
-}
-
-impl EventLog {
-    /// An empty log; [`EventLog::start`] feeds it.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            ring: Mutex::default(),
-            live: broadcast::channel(LIVE).0,
-            started: OnceLock::new(),
-        })
-    }
-
-    /// Start recording the bus (once; later calls do nothing).
-    pub fn start(self: &Arc<Self>, bus: &Arc<dyn Bus>) {
-        if self.started.set(()).is_err() {
-            return;
-        }
-        let mut sub = bus.subscribe();
-        let log = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let next = sub.recv().await;
-                let Some(log) = log.upgrade() else { return };
-                match next {
-                    Ok(event) => log.push(event),
-                    // Events were missed: nothing before this point can be resumed without a
-                    // gap, so clients asking for it reload instead.
-                    Err(RecvError::Lagged(_)) => log.lock().clear(),
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<StreamEvent>>> {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Record one event and hand it to live clients.
-    pub fn push(&self, event: Arc<StreamEvent>) {
-        let mut ring = self.lock();
-        let transient = matches!(
-            &event.payload,
-            StreamPayload::Answer {
-                phase: crate::bus::AnswerPhase::Delta { .. },
-                ..
-            }
-        );
-        if !transient {
-            if ring.len() == RING {
-                ring.pop_front();
-            }
-            ring.push_back(event.clone());
-        }
-        // Sent under the lock: a client subscribing under it sees each event once, in the
-        // replay or live. Nobody listening is fine.
-        let _ = self.live.send(event);
-    }
-
-    /// The live feed from now on and, when `last` is given, the tenant's events after it.
-    pub fn follow(
-        &self,
-        tenant: coach_connector_api::TenantId,
-        last: Option<Uuid>,
-    ) -> (Replay, broadcast::Receiver<Arc<StreamEvent>>) {
-        let ring = self.lock();
-        let live = self.live.subscribe();
-        let Some(last) = last else {
-            return (Replay::Events(Vec::new()), live);
-        };
-        let replay = match ring.iter().position(|e| e.id == last) {
-            Some(at) => Replay::Events(
-                ring.iter()
-                    .skip(at + 1)
-                    .filter(|e| e.tenant_id == tenant)
-                    .cloned()
-                    .collect(),
-            ),
-            None => Replay::Resync,
-        };
-        (replay, live)
-    }
-}
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events))

@@ -46,10 +46,7 @@ async fn get_notify(
     member: Member<Admin>,
 ) -> Result<Json<NotifyView>, ApiError> {
     let (_, profile) = state.store.tenant_profile(&member.scope).await?;
-    let url = profile
-        .pointer("/notify/url")
-        .and_then(|u| u.as_str())
-        .map(str::to_string);
+    let url = profile.notify_url().map(str::to_string);
     Ok(Json(NotifyView { url, secret: None }))
 }
 
@@ -111,15 +108,12 @@ async fn save(
     notify: Option<serde_json::Value>,
 ) -> Result<(), ApiError> {
     let (_, mut profile) = state.store.tenant_profile(&member.scope).await?;
-    if !profile.is_object() {
-        profile = serde_json::json!({});
-    }
     let action = if notify.is_some() {
         "notify.set"
     } else {
         "notify.remove"
     };
-    profile["notify"] = notify.unwrap_or(serde_json::Value::Null);
+    profile.notify = notify;
     state
         .store
         .update_tenant_profile(&member.scope, None, Some(profile))

@@ -16,12 +16,14 @@ use uuid::Uuid;
 use crate::auth::extract::{Editor, Member, Need, Viewer};
 use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::http::limits::ClientIp;
-use crate::programs::Outreach;
+
 use crate::programs::analytics::{self, Analytics};
 use crate::programs::definition::Definition;
 use crate::programs::schedule::{due_at, parse_tz};
 use crate::state::AppState;
-use crate::store::programs::{EnrollOutcome, Enrollment, NewEnrollment, ProgramRecord};
+use crate::store::programs::{
+    EnrollOutcome, Enrollment, NewEnrollment, ProgramRecord, ProgramStatus,
+};
 use crate::store::{AuditEntry, StoreError};
 
 /// Contacts one enrollment request may name.
@@ -270,11 +272,11 @@ async fn enroll(
     // The program first: another tenant's id is not found, whatever the body.
     let program = store.program(scope, id).await?;
     let req: EnrollRequest = body_as(body)?;
-    if program.status != "active" {
+    if program.status != ProgramStatus::Active {
         return Err(ApiError::Conflict("the program is archived".into()));
     }
     let (_, profile) = store.tenant_profile(scope).await?;
-    let outreach = Outreach::of(&profile);
+    let outreach = profile.outreach();
     let time_zone = req
         .time_zone
         .clone()

@@ -16,86 +16,10 @@ use crate::http::limits::ClientIp;
 use crate::programs::Outreach;
 use crate::state::AppState;
 use crate::store::{AuditEntry, Tenant};
+pub use crate::tenant::{Chunking, Persona, TenantProfile};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_tenant, update_tenant, erase_tenant))
-}
-
-/// How the coach presents itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct Persona {
-    /// The coach's name, e.g. "Maya".
-    pub coach_name: String,
-    /// Tone of voice, e.g. "warm, direct, no jargon".
-    pub tone: String,
-    /// Answer language as a BCP 47 tag (`en`, `es`, `pt-BR`); empty: the person's language.
-    pub language: String,
-    /// The first message a new person receives.
-    pub greeting: String,
-    /// How the coach works with people (questions first, small steps...).
-    pub coaching_style: String,
-    /// What the coach never does (medical advice, prices...).
-    pub boundaries: String,
-}
-
-impl Persona {
-    fn validate(&self) -> Result<(), ApiError> {
-        let fields = [
-            ("coach_name", &self.coach_name, 100),
-            ("tone", &self.tone, 500),
-            ("greeting", &self.greeting, 2000),
-            ("coaching_style", &self.coaching_style, 2000),
-            ("boundaries", &self.boundaries, 2000),
-        ];
-        for (name, value, max) in fields {
-            if value.chars().count() > max {
-                return Err(ApiError::Unprocessable(format!(
-                    "persona.{name}: at most {max} characters"
-                )));
-            }
-        }
-        let lang = &self.language;
-        let ok = lang.is_empty()
-            || (lang.len() <= 35
-                && lang.split('-').all(|part| {
-                    (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
-                }));
-        if !ok {
-            return Err(ApiError::Unprocessable(format!(
-                "persona.language: {lang:?} is not a language tag such as en or pt-BR"
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// How the tenant's documents are cut into chunks (absent: the operator's `brain.chunk_tokens`
-/// and `brain.chunk_overlap`). Applies to documents indexed from then on: re-index the others.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Chunking {
-    /// Chunk size in embedding tokens (16 to 512; the embedding model reads at most 512).
-    pub chunk_tokens: u32,
-    /// Tokens repeated between consecutive chunks (under half of `chunk_tokens`).
-    pub chunk_overlap: u32,
-}
-
-impl Chunking {
-    fn validate(self) -> Result<(), ApiError> {
-        if !(16..=512).contains(&self.chunk_tokens) || self.chunk_overlap * 2 >= self.chunk_tokens {
-            return Err(ApiError::Unprocessable(format!(
-                "chunking: {} tokens with {} overlap; use 16 to 512 tokens and an overlap under half of them",
-                self.chunk_tokens, self.chunk_overlap
-            )));
-        }
-        Ok(())
-    }
-
-    /// The tenant's chunking from its profile, if it set one.
-    pub fn of(profile: &serde_json::Value) -> Option<Self> {
-        serde_json::from_value(profile.get("chunking")?.clone()).ok()
-    }
 }
 
 /// The tenant as its members see it.
@@ -145,21 +69,15 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn view(tenant: Tenant, profile: serde_json::Value) -> TenantView {
-    let persona = serde_json::from_value(profile.get("persona").cloned().unwrap_or_default())
-        .unwrap_or_default();
-    let retention_days = profile
-        .get("retention_days")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|d| u32::try_from(d).ok());
+fn view(tenant: Tenant, profile: TenantProfile) -> TenantView {
     TenantView {
         id: tenant.id,
         name: tenant.name,
         created_at: tenant.created_at,
-        persona,
-        retention_days,
-        outreach: Outreach::of(&profile),
-        chunking: Chunking::of(&profile),
+        persona: profile.persona.unwrap_or_default(),
+        retention_days: profile.retention_days,
+        outreach: profile.outreach.unwrap_or_default(),
+        chunking: profile.chunking,
     }
 }
 
@@ -213,28 +131,18 @@ async fn update_tenant(
         || req.chunking.is_some()
     {
         let (_, mut profile) = state.store.tenant_profile(&member.scope).await?;
-        if !profile.is_object() {
-            profile = serde_json::json!({});
-        }
         if let Some(persona) = req.persona {
-            profile["persona"] =
-                serde_json::to_value(persona).map_err(|e| ApiError::Internal(e.into()))?;
+            profile.persona = Some(persona);
         }
         if let Some(outreach) = req.outreach {
-            profile["outreach"] =
-                serde_json::to_value(outreach).map_err(|e| ApiError::Internal(e.into()))?;
+            profile.outreach = Some(outreach);
         }
-        match req.chunking {
-            Some(Some(chunking)) => {
-                profile["chunking"] =
-                    serde_json::to_value(chunking).map_err(|e| ApiError::Internal(e.into()))?;
-            }
-            Some(None) => profile["chunking"] = serde_json::Value::Null,
-            None => {}
+        if let Some(chunking) = req.chunking {
+            profile.chunking = chunking;
         }
         match req.retention_days {
-            Some(0) => profile["retention_days"] = serde_json::Value::Null,
-            Some(days) => profile["retention_days"] = days.into(),
+            Some(0) => profile.retention_days = None,
+            Some(days) => profile.retention_days = Some(days),
             None => {}
         }
         Some(profile)

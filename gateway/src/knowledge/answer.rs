@@ -26,9 +26,10 @@ pub struct Answer {
 /// The tenant's coach persona from its profile (defaults when unset).
 pub async fn persona(store: &dyn Store, scope: &TenantScope) -> Result<Persona, ApiError> {
     let (_, profile) = store.tenant_profile(scope).await?;
+    // The brain's persona reads the same stored fields as the API's.
     Ok(profile
-        .get("persona")
-        .cloned()
+        .persona
+        .and_then(|p| serde_json::to_value(p).ok())
         .and_then(|p| serde_json::from_value(p).ok())
         .unwrap_or_default())
 }

@@ -10,22 +10,17 @@ use coach_brain::chunk::{ChunkConfig, chunk};
 use coach_brain::extract::{DocumentKind, extract};
 use coach_brain::keyword;
 use coach_brain::vectors::{ChunkPayload, ChunkPoint};
-use coach_connector_api::ProviderError;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Brain, tenant};
+use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
 use crate::state::AppState;
-use crate::store::documents::{DocumentStatus, IngestUpdate, JOB_INGEST};
-use crate::store::{Queue, QueueItem, QueueOutcome, StoreError};
+use crate::store::documents::{DocumentStatus, IngestJob, IngestUpdate};
+use crate::store::{QueueItem, StoreError};
 use crate::tenancy::{SystemScope, TenantScope};
 
 /// Texts embedded per call (one progress step each).
 const BATCH: usize = 16;
-/// How long a claimed ingestion may run before another worker may take it over.
-const LEASE: Duration = Duration::from_secs(900);
-/// Attempts before a failing ingestion (backend down) is given up.
-const MAX_ATTEMPTS: u32 = 5;
 
 /// Why an ingestion stopped.
 enum Failure {
@@ -41,54 +36,70 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// Runs until `shutdown`, polling for ingestion jobs.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    super::work_loop(
-        state,
-        shutdown,
-        "ingest worker",
-        Duration::from_millis(300),
-        |s| async move { poll_once(&s).await },
-    )
-    .await;
+/// Indexes document versions (`ingest` jobs), one at a time, fairly across tenants.
+pub struct Indexer;
+
+#[async_trait::async_trait]
+impl Handler for Indexer {
+    type Job = IngestJob;
+    type Batch = ();
+    const KIND: JobKind = JobKind::Ingest;
+
+    fn policy(&self, _state: &AppState) -> Policy {
+        Policy {
+            batch: 1,
+            concurrency: 1,
+            lease: Duration::from_secs(900),
+            idle: Duration::from_millis(300),
+            order: ClaimOrder::Fair,
+            retry: Retry {
+                max_attempts: Some(5),
+                base: Duration::from_secs(2),
+                max: Duration::from_secs(120),
+            },
+        }
+    }
+
+    /// Documents wait in the queue until the models are loaded.
+    fn ready(&self, state: &AppState) -> bool {
+        state.knowledge.get().is_ok()
+    }
+
+    async fn run(&self, state: &AppState, (): &(), item: &QueueItem, job: IngestJob) -> Outcome {
+        let Ok(brain) = state.knowledge.get().cloned() else {
+            return Outcome::Later {
+                at: Utc::now() + chrono::Duration::seconds(5),
+                why: "waiting for the models to load".into(),
+            };
+        };
+        let last = self.policy(state).last_attempt(item);
+        process(state, &brain, item.tenant_id, job, last).await
+    }
+}
+
+impl crate::jobs::Payload for IngestJob {
+    fn decode(item: &QueueItem) -> Result<Self, String> {
+        crate::jobs::from_json(item)
+    }
 }
 
 /// Claims and runs at most one due ingestion; returns how many ran.
 pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
-    let Ok(brain) = state.knowledge.get().cloned() else {
-        return Ok(0);
-    };
-    let sys = SystemScope::new("ingest worker");
-    let items = state
-        .store
-        .claim(&sys, Queue::Jobs, Some(JOB_INGEST), Utc::now(), 1, LEASE)
-        .await?;
-    for item in &items {
-        let outcome = process(state, &brain, &sys, item).await;
-        state.store.finish(&sys, Queue::Jobs, item, outcome).await?;
-    }
-    Ok(items.len())
+    crate::jobs::run_once(Indexer, state).await
 }
 
 async fn process(
     state: &AppState,
     brain: &Arc<Brain>,
-    sys: &SystemScope,
-    item: &QueueItem,
-) -> QueueOutcome {
-    let scope = sys.for_tenant(item.tenant_id);
-    let id = item
-        .payload
-        .get("document_id")
-        .and_then(|v| v.as_str())
-        .and_then(|s| s.parse::<Uuid>().ok());
-    let version = item
-        .payload
-        .get("version")
-        .and_then(serde_json::Value::as_i64);
-    let (Some(id), Some(version)) = (id, version) else {
-        return dead(format!("malformed ingest job payload {}", item.payload));
-    };
+    tenant_id: coach_connector_api::TenantId,
+    job: IngestJob,
+    last_attempt: bool,
+) -> Outcome {
+    let scope = SystemScope::new("ingest worker").for_tenant(tenant_id);
+    let IngestJob {
+        document_id: id,
+        version,
+    } = job;
     let started = std::time::Instant::now();
     let result = ingest(state, brain, &scope, id, version).await;
     let fail = |error: String| IngestUpdate {
@@ -101,9 +112,7 @@ async fn process(
     match result {
         Ok(chunks) => {
             tracing::info!(document = %id, version, chunks, ms = started.elapsed().as_millis() as u64, "document ingested");
-            QueueOutcome::Done {
-                provider_message_id: None,
-            }
+            Outcome::Done
         }
         Err(Failure::Document(why)) => {
             tracing::info!(document = %id, version, reason = %why, "document refused");
@@ -113,11 +122,9 @@ async fn process(
                 .vectors
                 .delete_document(tenant(&scope), id, None)
                 .await;
-            QueueOutcome::Done {
-                provider_message_id: None,
-            }
+            Outcome::Done
         }
-        Err(Failure::Backend(why)) if item.attempts >= MAX_ATTEMPTS => {
+        Err(Failure::Backend(why)) if last_attempt => {
             tracing::error!(document = %id, version, error = %why, "ingestion given up");
             let _ = state
                 .store
@@ -128,30 +135,12 @@ async fn process(
                 )
                 .await;
             announce(state, &scope, id, DocumentStatus::Failed, 0.0, 0).await;
-            dead(why)
+            Outcome::dead("ingest", why)
         }
         Err(Failure::Backend(why)) => {
             tracing::warn!(document = %id, version, error = %why, "ingestion will be retried");
-            let wait = crate::store::backoff(
-                item.attempts,
-                Duration::from_secs(2),
-                Duration::from_secs(120),
-                None,
-            );
-            QueueOutcome::Retry {
-                at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-                error: why,
-            }
+            Outcome::Failed(why)
         }
-    }
-}
-
-fn dead(error: String) -> QueueOutcome {
-    QueueOutcome::Dead {
-        error: ProviderError {
-            code: "ingest".into(),
-            title: error,
-        },
     }
 }
 
@@ -260,7 +249,7 @@ async fn ingest(
     let embedder = brain.embedder.clone();
     // The tenant's own chunking, else the operator's.
     let (_, profile) = state.store.tenant_profile(scope).await?;
-    let (tokens, overlap) = crate::http::tenant::Chunking::of(&profile).map_or(
+    let (tokens, overlap) = profile.chunking.map_or(
         (brain.config.chunk_tokens, brain.config.chunk_overlap),
         |c| (c.chunk_tokens, c.chunk_overlap),
     );

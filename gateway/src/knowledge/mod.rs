@@ -167,41 +167,6 @@ pub(crate) async fn open(config: &Config) -> Result<Brain, String> {
     })
 }
 
-/// Polls `poll` until `shutdown` (once the store is ready), pausing `idle` when it found no work.
-pub(crate) async fn work_loop<F, Fut>(
-    state: crate::state::AppState,
-    shutdown: tokio_util::sync::CancellationToken,
-    what: &'static str,
-    idle: std::time::Duration,
-    poll: F,
-) where
-    F: Fn(crate::state::AppState) -> Fut,
-    Fut: std::future::Future<Output = Result<usize, crate::store::StoreError>>,
-{
-    tokio::select! {
-        () = shutdown.cancelled() => return,
-        () = state.startup.ready() => {}
-    }
-    loop {
-        let worked = match poll(state.clone()).await {
-            Ok(n) => n > 0,
-            Err(e) => {
-                tracing::warn!(error = %e, worker = what, "cannot claim jobs");
-                false
-            }
-        };
-        if shutdown.is_cancelled() {
-            return;
-        }
-        if !worked {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(idle) => {}
-            }
-        }
-    }
-}
-
 /// Adds one generated answer's tokens to the tenant's meter (`GET /v1/analytics` shows it). A
 /// failure is logged, never the answer's: the answer was already given.
 pub async fn meter(

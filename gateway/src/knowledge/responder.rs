@@ -10,35 +10,69 @@ use std::time::Duration;
 
 use chrono::Utc;
 use coach_brain::model::{ChatMessage, GenerateEvent, ModelError, Role};
-use coach_connector_api::{Content, MessageId, OutboundBody, ProviderError};
+use coach_connector_api::{Content, MessageId, OutboundBody};
 use tokio_util::sync::CancellationToken;
 
 use super::Brain;
 use crate::bus::AnswerPhase;
+use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
 use crate::state::AppState;
 use crate::store::console::HandoffReason;
-use crate::store::{
-    ConversationStatus, Direction, JOB_ANSWER, Queue, QueueItem, QueueOutcome, StoreError,
-};
+use crate::store::{ConversationStatus, Direction, QueueItem, StoreError};
 use crate::tenancy::{SystemScope, TenantScope};
 
-/// A claimed answer may take this long before another worker may take it over.
-const LEASE: Duration = Duration::from_secs(300);
-/// Attempts before an answer is given up.
-const MAX_ATTEMPTS: u32 = 6;
 /// Turns of the conversation an answer takes into account.
 const HISTORY: u32 = 8;
 
-/// Runs until `shutdown`, answering as jobs arrive.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    super::work_loop(
-        state,
-        shutdown,
-        "responder",
-        Duration::from_millis(200),
-        |s| async move { poll_once(&s).await },
-    )
-    .await;
+/// Answers inbound messages (`answer` jobs): claimed fairly across tenants, as many at once as
+/// the brain has workers, so one tenant's burst does not hold back another tenant's coachee.
+pub struct Responder;
+
+/// How soon a message waiting for the models is looked at again.
+const NO_BRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(5);
+
+#[async_trait::async_trait]
+impl Handler for Responder {
+    type Job = MessageId;
+    type Batch = ();
+    const KIND: JobKind = JobKind::Answer;
+
+    fn policy(&self, state: &AppState) -> Policy {
+        let workers = state.config.brain.workers.max(1);
+        Policy {
+            batch: workers,
+            concurrency: workers as usize,
+            lease: Duration::from_secs(300),
+            idle: Duration::from_millis(200),
+            order: ClaimOrder::Fair,
+            retry: Retry {
+                max_attempts: Some(6),
+                base: Duration::from_millis(500),
+                max: Duration::from_secs(60),
+            },
+        }
+    }
+
+    /// Without loaded models, commands (opt-out, enrollment keywords) are still handled; other
+    /// messages wait for them.
+    async fn run(
+        &self,
+        state: &AppState,
+        (): &(),
+        item: &QueueItem,
+        message: MessageId,
+    ) -> Outcome {
+        let brain = state.knowledge.get().ok().cloned();
+        let scope = SystemScope::new("responder").for_tenant(item.tenant_id);
+        match respond(state, brain.as_ref(), &scope, message).await {
+            Ok(Responded::Done) => Outcome::Done,
+            Ok(Responded::NoBrain) => Outcome::Later {
+                at: Utc::now() + NO_BRAIN_WAIT,
+                why: "waiting for the models to load".into(),
+            },
+            Err(e) => Outcome::Failed(e),
+        }
+    }
 }
 
 /// What became of a message.
@@ -49,65 +83,10 @@ enum Responded {
     NoBrain,
 }
 
-/// How soon a message waiting for the models is looked at again.
-const NO_BRAIN_WAIT: chrono::Duration = chrono::Duration::seconds(5);
-
-/// Claims and answers at most one due message; returns how many ran. Without loaded models,
-/// commands (opt-out, enrollment keywords) are still handled; other messages wait for them.
+/// Claims and answers one batch of due messages (as many as the brain has workers); returns
+/// how many ran.
 pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
-    let brain = state.knowledge.get().ok().cloned();
-    let sys = SystemScope::new("responder");
-    let items = state
-        .store
-        .claim(&sys, Queue::Jobs, Some(JOB_ANSWER), Utc::now(), 1, LEASE)
-        .await?;
-    for item in &items {
-        let outcome = match item.message_id {
-            Some(message) => {
-                let scope = sys.for_tenant(item.tenant_id);
-                match respond(state, brain.as_ref(), &scope, message).await {
-                    Ok(Responded::Done) => done(),
-                    Ok(Responded::NoBrain) => QueueOutcome::Retry {
-                        at: Utc::now() + NO_BRAIN_WAIT,
-                        error: "waiting for the models to load".into(),
-                    },
-                    Err(e) => retry_or_give_up(item, e),
-                }
-            }
-            None => done(),
-        };
-        state.store.finish(&sys, Queue::Jobs, item, outcome).await?;
-    }
-    Ok(items.len())
-}
-
-fn done() -> QueueOutcome {
-    QueueOutcome::Done {
-        provider_message_id: None,
-    }
-}
-
-fn retry_or_give_up(item: &QueueItem, error: String) -> QueueOutcome {
-    if item.attempts >= MAX_ATTEMPTS {
-        tracing::error!(job = %item.id, %error, "answer given up");
-        return QueueOutcome::Dead {
-            error: ProviderError {
-                code: "answer".into(),
-                title: error,
-            },
-        };
-    }
-    tracing::warn!(job = %item.id, %error, "answer will be retried");
-    let wait = crate::store::backoff(
-        item.attempts,
-        Duration::from_millis(500),
-        Duration::from_secs(60),
-        None,
-    );
-    QueueOutcome::Retry {
-        at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-        error,
-    }
+    crate::jobs::run_once(Responder, state).await
 }
 
 /// The text of a stored message's content, inbound or outbound.
@@ -196,7 +175,7 @@ async fn respond(
     let typing = CancellationToken::new();
     let _stop_typing = typing.clone().drop_guard();
     if let Ok(channel) = store.channel(scope, conversation.channel_id).await
-        && let Some(every) = crate::connectors::typing_renewal(&channel.kind)
+        && let Some(every) = state.connectors.typing_renewal(&channel.kind)
     {
         tokio::spawn(keep_typing(
             state.sender.clone(),

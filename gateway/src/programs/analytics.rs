@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use coach_connector_api::DeliveryStatus;
 use serde::Serialize;
 
-use crate::store::programs::{ProgramRecord, RunFact};
+use crate::store::programs::{EnrollmentState, ProgramRecord, RunFact};
 
 /// A program's numbers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
@@ -83,11 +83,11 @@ pub fn compute(
     let mut channels: BTreeMap<String, ChannelStats> = BTreeMap::new();
     for (state, kind, n) in counts {
         a.enrolled += n;
-        match state.as_str() {
-            "active" => a.active += n,
-            "completed" => a.completed += n,
-            "opted_out" => a.opted_out += n,
-            _ => a.cancelled += n,
+        match EnrollmentState::parse(state) {
+            Some(EnrollmentState::Active) => a.active += n,
+            Some(EnrollmentState::Completed) => a.completed += n,
+            Some(EnrollmentState::OptedOut) => a.opted_out += n,
+            Some(EnrollmentState::Cancelled) | None => a.cancelled += n,
         }
         channel(&mut channels, kind).enrolled += n;
     }

@@ -10,7 +10,7 @@ use super::definition::Definition;
 use super::schedule::{due_at, parse_tz, program_day};
 use super::{Outreach, keyword_form};
 use crate::state::AppState;
-use crate::store::programs::{EnrollOutcome, NewEnrollment};
+use crate::store::programs::{EnrollOutcome, NewEnrollment, ProgramStatus};
 use crate::store::{AuditEntry, Conversation, StoreError, StoredMessage};
 use crate::tenancy::TenantScope;
 
@@ -47,7 +47,7 @@ pub async fn on_inbound(
     };
     let store = state.store.as_ref();
     let (_, profile) = store.tenant_profile(scope).await?;
-    let outreach = Outreach::of(&profile);
+    let outreach = profile.outreach();
     let now = state.clock.now();
     if !word.is_empty()
         && outreach
@@ -147,7 +147,7 @@ async fn enroll_by_keyword(
     let programs = store.programs(scope).await?;
     let Some(program) = programs
         .into_iter()
-        .find(|p| p.status == "active" && p.definition.has_keyword(keyword))
+        .find(|p| p.status == ProgramStatus::Active && p.definition.has_keyword(keyword))
     else {
         return Ok(false);
     };

@@ -80,15 +80,6 @@ impl Default for Outreach {
 }
 
 impl Outreach {
-    /// The tenant's rules from its profile (defaults where unset or unreadable).
-    pub fn of(profile: &serde_json::Value) -> Self {
-        profile
-            .get("outreach")
-            .cloned()
-            .and_then(|o| serde_json::from_value(o).ok())
-            .unwrap_or_default()
-    }
-
     /// What is wrong with the rules, if anything.
     pub fn validate(&self) -> Result<(), String> {
         schedule::parse_tz(&self.time_zone).map_err(|e| format!("outreach.time_zone: {e}"))?;

@@ -9,21 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use coach_connector_api::{
-    ChannelKind, Choice, Interactive, OutboundBody, ProviderError, TenantId,
-};
-use serde::Deserialize;
+use coach_connector_api::{Choice, Interactive, OutboundBody, TenantId};
 use tokio::sync::Mutex;
-use tokio_util::sync::CancellationToken;
 
 use super::Outreach;
 use super::definition::{CatchUpPolicy, Definition, Step, fill};
 use super::schedule::{due_at, parse_tz, program_day};
+use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
 use crate::state::AppState;
 use crate::store::programs::{
-    Enrollment, EnrollmentState, JOB_PROGRAM_STEP, SendMode, StepOutcome, StepRun,
+    Enrollment, EnrollmentState, SendMode, StepJob, StepOutcome, StepRun,
 };
-use crate::store::{ConversationStatus, Queue, QueueItem, QueueOutcome, StoreError};
+use crate::store::{ConversationStatus, QueueItem, QueueOutcome, StoreError};
 use crate::tenancy::{SystemScope, TenantScope};
 
 /// A claimed step may run this long before another process may take it over.
@@ -37,33 +34,9 @@ const HUMAN_PAUSE_MINUTES: i64 = 30;
 /// A free-form step needs this much of WhatsApp's window left, so it cannot close in transit.
 const WINDOW_MARGIN_MINUTES: i64 = 10;
 
-/// A step job's payload.
-#[derive(Debug, Deserialize)]
-struct StepJob {
-    enrollment_id: uuid::Uuid,
-    seq: i32,
-    step_id: String,
-    due_at: DateTime<Utc>,
-    /// The step answers the contact's own message (keyword, branch): no pause for them.
-    #[serde(default)]
-    answers: bool,
-}
-
-/// Runs until `shutdown`.
-pub async fn run(state: AppState, shutdown: CancellationToken) {
-    crate::knowledge::work_loop(
-        state,
-        shutdown,
-        "programs",
-        Duration::from_millis(500),
-        |s| async move { poll_once(&s).await },
-    )
-    .await;
-}
-
 /// What a batch looks up once: tenants' rules and program versions.
 #[derive(Default)]
-struct Lookups {
+pub struct Lookups {
     outreach: Mutex<HashMap<TenantId, Arc<Outreach>>>,
     programs: Mutex<HashMap<(uuid::Uuid, i32), Arc<Definition>>>,
 }
@@ -78,7 +51,7 @@ impl Lookups {
             return Ok(o.clone());
         }
         let (_, profile) = state.store.tenant_profile(scope).await?;
-        let o = Arc::new(Outreach::of(&profile));
+        let o = Arc::new(profile.outreach());
         self.outreach
             .lock()
             .await
@@ -107,47 +80,63 @@ impl Lookups {
     }
 }
 
-/// Claims due steps (at the state's clock) and runs them; returns how many were claimed.
-pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
-    let sys = SystemScope::new("programs");
-    let now = state.clock.now();
-    let items = state
-        .store
-        .claim(&sys, Queue::Jobs, Some(JOB_PROGRAM_STEP), now, BATCH, LEASE)
-        .await?;
-    let lookups = Lookups::default();
-    let mut first_error = None;
-    for chunk in items.chunks(CONCURRENCY) {
-        let results = futures::future::join_all(
-            chunk
-                .iter()
-                .map(|item| run_and_record(state, &sys, item, &lookups)),
-        )
-        .await;
-        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-            first_error.get_or_insert(e);
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(items.len()),
+/// Runs program steps (`program_step` jobs): up to 256 claimed at once, oldest first across
+/// tenants (skipping rows another process holds), 16 running at once. A step whose run failed
+/// (the store is unreachable, say) is retried with backoff, never given up: its attempts also
+/// count the waits (quiet hours, a busy conversation), which are no failures, and a lost step
+/// would silently end the person's program.
+pub struct Scheduler;
+
+impl crate::jobs::Payload for StepJob {
+    fn decode(item: &QueueItem) -> Result<Self, String> {
+        crate::jobs::from_json(item)
     }
 }
 
-/// Run one claimed step and record what became of its job.
-async fn run_and_record(
-    state: &AppState,
-    sys: &SystemScope,
-    item: &QueueItem,
-    lookups: &Lookups,
-) -> Result<(), StoreError> {
-    let outcome = match run_step(state, item, lookups).await {
-        Ok(Some(o)) => o,
-        // Recorded with the run.
-        Ok(None) => return Ok(()),
-        Err(e) => retry(state, item, e),
-    };
-    state.store.finish(sys, Queue::Jobs, item, outcome).await
+#[async_trait::async_trait]
+impl Handler for Scheduler {
+    type Job = StepJob;
+    type Batch = Lookups;
+    const KIND: JobKind = JobKind::ProgramStep;
+
+    fn policy(&self, _state: &AppState) -> Policy {
+        Policy {
+            batch: BATCH,
+            concurrency: CONCURRENCY,
+            lease: LEASE,
+            idle: Duration::from_millis(500),
+            order: ClaimOrder::Oldest,
+            retry: Retry {
+                max_attempts: None,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(300),
+            },
+        }
+    }
+
+    fn now(&self, state: &AppState) -> DateTime<Utc> {
+        state.clock.now()
+    }
+
+    async fn run(
+        &self,
+        state: &AppState,
+        lookups: &Lookups,
+        item: &QueueItem,
+        job: StepJob,
+    ) -> Outcome {
+        match run_step(state, item, job, lookups).await {
+            Ok(Some(outcome)) => outcome.into(),
+            // Recorded with the run.
+            Ok(None) => Outcome::Recorded,
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
+    }
+}
+
+/// Claims due steps (at the state's clock) and runs them; returns how many were claimed.
+pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
+    crate::jobs::run_once(Scheduler, state).await
 }
 
 fn done() -> QueueOutcome {
@@ -163,43 +152,16 @@ fn later(at: DateTime<Utc>, why: &str) -> QueueOutcome {
     }
 }
 
-/// A step whose run failed (the store is unreachable, say) is retried with backoff, never
-/// given up: its attempts also count the waits (quiet hours, a busy conversation), which are
-/// no failures, and a lost step would silently end the person's program.
-fn retry(state: &AppState, item: &QueueItem, e: StoreError) -> QueueOutcome {
-    tracing::warn!(job = %item.id, attempts = item.attempts, error = %e, "program step will be retried");
-    let wait = crate::store::backoff(
-        item.attempts,
-        Duration::from_secs(1),
-        Duration::from_secs(300),
-        None,
-    );
-    later(
-        state.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default(),
-        &e.to_string(),
-    )
-}
-
 /// Decide and record one step run: what becomes of its job, or `None` when recording the run
 /// also finished the job.
 async fn run_step(
     state: &AppState,
     item: &QueueItem,
+    job: StepJob,
     lookups: &Lookups,
 ) -> Result<Option<QueueOutcome>, StoreError> {
     let store = state.store.as_ref();
     let scope = SystemScope::new("programs").for_tenant(item.tenant_id);
-    let job: StepJob = match serde_json::from_value(item.payload.clone()) {
-        Ok(j) => j,
-        Err(e) => {
-            return Ok(Some(QueueOutcome::Dead {
-                error: ProviderError {
-                    code: "corrupt".into(),
-                    title: format!("program step payload: {e}"),
-                },
-            }));
-        }
-    };
     // One read for what the run decides on (erased meanwhile: nothing to do).
     let Some(context) = store.step_context(&scope, job.enrollment_id).await? else {
         return Ok(Some(done()));
@@ -257,18 +219,23 @@ async fn run_step(
             return Ok(Some(later(quiet_until, "quiet hours")));
         }
     }
-    let window_open = last_inbound.is_some_and(|last| {
-        now - last
-            < chrono::Duration::hours(coach_whatsapp::outbound::SERVICE_WINDOW_HOURS)
-                - chrono::Duration::minutes(WINDOW_MARGIN_MINUTES)
+    // A channel with a service window (WhatsApp's 24 hours) takes free-form messages only
+    // inside it; outside, the step's template.
+    let window = state.connectors.service_window(&context.channel_kind);
+    let window_open = window.is_none_or(|window| {
+        last_inbound.is_some_and(|last| {
+            now - last < window - chrono::Duration::minutes(WINDOW_MARGIN_MINUTES)
+        })
     });
-    if mode != SendMode::Skipped && context.channel_kind == ChannelKind::WhatsApp && !window_open {
+    if mode != SendMode::Skipped && !window_open {
         if step.template.is_some() {
             mode = SendMode::Template;
         } else {
             mode = SendMode::Skipped;
-            reason =
-                Some("WhatsApp's 24-hour window is closed and the step has no template".into());
+            reason = Some(format!(
+                "the channel's {}-hour service window is closed and the step has no template",
+                window.map_or(0, |w| w.num_hours())
+            ));
         }
     }
     let day = program_day(tz, enrollment.enrolled_at, now);
@@ -282,7 +249,7 @@ async fn run_step(
         None => None,
         Some(body) => {
             let mut content = serde_json::to_value(body)?;
-            if context.channel_kind == ChannelKind::WhatsApp && mode == SendMode::FreeForm {
+            if window.is_some() && mode == SendMode::FreeForm {
                 attach_fallback(&mut content, step, &values);
             }
             Some(content)

@@ -87,6 +87,26 @@ pub struct User {
     pub platform_admin: bool,
 }
 
+/// Whether a tenant may use the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    /// In use.
+    Active,
+    /// Suspended by an operator: no logins, no API keys.
+    Suspended,
+}
+
+impl TenantStatus {
+    /// The stored form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+}
+
 /// A tenant as operators see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantSummary {
@@ -95,8 +115,8 @@ pub struct TenantSummary {
     pub id: TenantId,
     /// Its name.
     pub name: String,
-    /// `active` or `suspended`.
-    pub status: String,
+    /// Whether it may use the gateway.
+    pub status: TenantStatus,
     /// How many members it has.
     pub members: i64,
     /// When it was created.

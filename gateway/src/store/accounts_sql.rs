@@ -229,7 +229,7 @@ macro_rules! account_ops {
         pub(super) async fn tenant_profile(
             conn: &mut $conn,
             tenant: TenantId,
-        ) -> Result<(Tenant, serde_json::Value), StoreError> {
+        ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
             let row = sqlx::query("SELECT id, name, created_at, profile FROM tenants WHERE id = $1")
                 .bind(tenant.0)
                 .fetch_optional(&mut *conn)
@@ -240,20 +240,21 @@ macro_rules! account_ops {
                 name: row.try_get("name")?,
                 created_at: row.try_get("created_at")?,
             };
-            Ok((t, row.try_get::<sqlx::types::Json<serde_json::Value>, _>("profile")?.0))
+            let stored = row.try_get::<sqlx::types::Json<serde_json::Value>, _>("profile")?.0;
+            Ok((t, crate::tenant::TenantProfile::from_stored(stored)))
         }
 
         pub(super) async fn update_tenant_profile(
             conn: &mut $conn,
             tenant: TenantId,
             name: Option<String>,
-            profile: Option<serde_json::Value>,
-        ) -> Result<(Tenant, serde_json::Value), StoreError> {
+            profile: Option<crate::tenant::TenantProfile>,
+        ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
             sqlx::query(
                 "UPDATE tenants SET name = COALESCE($1, name), profile = COALESCE($2, profile) WHERE id = $3",
             )
             .bind(name)
-            .bind(profile.map(sqlx::types::Json))
+            .bind(profile.map(|p| sqlx::types::Json(p.to_stored())))
             .bind(tenant.0)
             .execute(&mut *conn)
             .await?;
@@ -408,7 +409,7 @@ macro_rules! account_ops {
                     Ok(crate::store::TenantSummary {
                         id: TenantId(r.try_get("id")?),
                         name: r.try_get("name")?,
-                        status: r.try_get("status")?,
+                        status: crate::store::stored_enum(r.try_get("status")?)?,
                         members: r.try_get("members")?,
                         created_at: r.try_get("created_at")?,
                     })
@@ -423,7 +424,12 @@ macro_rules! account_ops {
             active: bool,
             now: DateTime<Utc>,
         ) -> Result<Vec<Uuid>, StoreError> {
-            let status = if active { "active" } else { "suspended" };
+            let status = if active {
+                crate::store::TenantStatus::Active
+            } else {
+                crate::store::TenantStatus::Suspended
+            }
+            .as_str();
             let n = sqlx::query("UPDATE tenants SET status = $1 WHERE id = $2")
                 .bind(status)
                 .bind(tenant.0)

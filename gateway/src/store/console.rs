@@ -12,7 +12,7 @@ use crate::store::StoreError;
 use crate::tenancy::TenantScope;
 
 /// The job kind that delivers a creator's outgoing webhook.
-pub const JOB_NOTIFY: &str = "notify";
+pub const JOB_NOTIFY: &str = crate::jobs::JobKind::Notify.as_str();
 
 /// Why a person should look at a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]

@@ -10,7 +10,16 @@ use crate::store::{Page, StoreError};
 use crate::tenancy::TenantScope;
 
 /// Job kind: extract, chunk, embed and index one document version.
-pub const JOB_INGEST: &str = "ingest";
+pub const JOB_INGEST: &str = crate::jobs::JobKind::Ingest.as_str();
+
+/// An `ingest` job's payload: index this version of this document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IngestJob {
+    /// The document.
+    pub document_id: uuid::Uuid,
+    /// The version to index.
+    pub version: i64,
+}
 
 /// Where a document is in ingestion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -46,7 +46,7 @@ macro_rules! document_ops {
             version: i64,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
-            let payload = serde_json::json!({ "document_id": id, "version": version });
+            let payload = crate::store::documents::IngestJob { document_id: id, version };
             sqlx::query(
                 "INSERT INTO jobs (id, tenant_id, kind, payload, next_attempt_at, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $5, $5)",

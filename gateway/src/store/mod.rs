@@ -39,7 +39,7 @@ use coach_connector_api::{
 
 pub use accounts::{
     ApiKeyRecord, Credentials, Invite, MemberRecord, NewRefresh, RefreshUse, Role,
-    SigningKeyRecord, TenantSummary, User, UserId,
+    SigningKeyRecord, TenantStatus, TenantSummary, User, UserId,
 };
 pub use postgres::{PostgresStore, PostgresStoreOptions, migrate as migrate_postgres};
 pub use queue::{Queue, QueueItem, QueueOutcome, backoff};
@@ -47,6 +47,12 @@ pub use sqlite::{SqliteStore, SqliteStoreOptions};
 pub use types::*;
 
 use crate::tenancy::{SystemScope, TenantScope};
+
+/// A stored status (`active`, `archived`...) as its enum; an unknown one is corruption.
+pub(crate) fn stored_enum<T: serde::de::DeserializeOwned>(stored: String) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(stored))
+        .map_err(|e| StoreError::Corrupt(format!("stored status: {e}")))
+}
 
 /// Why a store call failed. Callers map these to HTTP statuses; details of `Database` never
 /// reach clients.
@@ -148,6 +154,19 @@ pub trait Store:
         lease: std::time::Duration,
     ) -> Result<Vec<QueueItem>, StoreError>;
 
+    /// Claim up to `limit` due jobs of `kind` for `lease`, fairly across tenants: each
+    /// tenant's jobs are ranked after those it already has in flight, and the claim takes the
+    /// lowest ranks first (oldest first among equals), so one tenant's burst does not delay
+    /// another tenant's first job.
+    async fn claim_fair(
+        &self,
+        sys: &SystemScope,
+        kind: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<QueueItem>, StoreError>;
+
     /// Record what became of a claimed item.
     async fn finish(
         &self,
@@ -226,15 +245,15 @@ pub trait Store:
     async fn tenant_profile(
         &self,
         scope: &TenantScope,
-    ) -> Result<(Tenant, serde_json::Value), StoreError>;
+    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError>;
 
     /// Rename the tenant and/or replace its profile.
     async fn update_tenant_profile(
         &self,
         scope: &TenantScope,
         name: Option<String>,
-        profile: Option<serde_json::Value>,
-    ) -> Result<(Tenant, serde_json::Value), StoreError>;
+        profile: Option<crate::tenant::TenantProfile>,
+    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError>;
 
     /// Replace a user's password hash and end every session of the user; returns the ended
     /// sessions so their access tokens can be refused too.

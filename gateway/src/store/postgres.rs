@@ -239,6 +239,20 @@ impl Store for PostgresStore {
         Ok(items)
     }
 
+    async fn claim_fair(
+        &self,
+        sys: &SystemScope,
+        kind: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<QueueItem>, StoreError> {
+        let mut tx = self.system_tx(sys).await?;
+        let items = queue_sql::claim_fair(&mut tx, kind, now, limit, now + lease).await?;
+        tx.commit().await?;
+        Ok(items)
+    }
+
     async fn finish(
         &self,
         sys: &SystemScope,
@@ -352,7 +366,7 @@ impl Store for PostgresStore {
     async fn tenant_profile(
         &self,
         scope: &TenantScope,
-    ) -> Result<(Tenant, serde_json::Value), StoreError> {
+    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
         accounts_sql::tenant_profile(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
     }
 
@@ -360,8 +374,8 @@ impl Store for PostgresStore {
         &self,
         scope: &TenantScope,
         name: Option<String>,
-        profile: Option<serde_json::Value>,
-    ) -> Result<(Tenant, serde_json::Value), StoreError> {
+        profile: Option<crate::tenant::TenantProfile>,
+    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
         let mut tx = self.tenant_tx(scope).await?;
         let out =
             accounts_sql::update_tenant_profile(&mut tx, scope.tenant_id(), name, profile).await?;

@@ -17,7 +17,23 @@ use crate::store::StoreError;
 use crate::tenancy::TenantScope;
 
 /// The job kind that runs one program step.
-pub const JOB_PROGRAM_STEP: &str = "program_step";
+pub const JOB_PROGRAM_STEP: &str = crate::jobs::JobKind::ProgramStep.as_str();
+
+/// A `program_step` job's payload: run step `seq` (`step_id`) of an enrollment, due at `due_at`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepJob {
+    /// The enrollment.
+    pub enrollment_id: uuid::Uuid,
+    /// The run's sequence number within the enrollment (unique: the job's dedup key).
+    pub seq: i32,
+    /// The step of the program version.
+    pub step_id: String,
+    /// When it is due (judged for lateness at run time).
+    pub due_at: DateTime<Utc>,
+    /// The step answers the contact's own message (keyword, branch): no pause for them.
+    #[serde(default)]
+    pub answers: bool,
+}
 
 /// A stored program (its newest version).
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
@@ -27,14 +43,24 @@ pub struct ProgramRecord {
     pub id: uuid::Uuid,
     /// The newest version (1, 2...); enrollments keep the version they started on.
     pub version: i32,
-    /// `active` or `archived`.
-    pub status: String,
+    /// Whether it takes enrollments.
+    pub status: ProgramStatus,
     /// The newest definition.
     pub definition: Definition,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+/// Whether a program takes enrollments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramStatus {
+    /// Runs and takes enrollments.
+    Active,
+    /// Archived: its enrollments were cancelled.
+    Archived,
 }
 
 /// Where an enrollment stands.

@@ -28,7 +28,7 @@ macro_rules! program_ops {
             Ok(ProgramRecord {
                 id: row.try_get("id")?,
                 version: row.try_get("version")?,
-                status: row.try_get("status")?,
+                status: crate::store::stored_enum(row.try_get("status")?)?,
                 definition: row.try_get::<Json<Definition>, _>("definition")?.0,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
@@ -88,7 +88,7 @@ macro_rules! program_ops {
             Ok(ProgramRecord {
                 id,
                 version: 1,
-                status: "active".into(),
+                status: crate::store::programs::ProgramStatus::Active,
                 definition,
                 created_at: now,
                 updated_at: now,
@@ -221,10 +221,13 @@ macro_rules! program_ops {
             let Run { seq, step_id, due_at, answers } = run;
             // `answers`: the step answers the contact's own message (an enrollment keyword, a
             // branch), so it does not wait for them to finish writing.
-            let payload = serde_json::json!({
-                "enrollment_id": enrollment, "seq": seq, "step_id": step_id, "due_at": due_at,
-                "answers": answers,
-            });
+            let payload = crate::store::programs::StepJob {
+                enrollment_id: enrollment,
+                seq,
+                step_id: step_id.to_owned(),
+                due_at,
+                answers,
+            };
             sqlx::query(
                 "INSERT INTO jobs (id, tenant_id, kind, payload, next_attempt_at, created_at, updated_at, dedup_key) \
                  VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT DO NOTHING",

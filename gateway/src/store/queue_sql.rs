@@ -51,6 +51,48 @@ macro_rules! queue_ops {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await?;
+            items(&rows)
+        }
+
+        /// Jobs of one kind, fairly across tenants. Each tenant's live jobs are numbered, those
+        /// in flight (under a lease) first, then the due ones oldest first; the claim takes the
+        /// lowest numbers. No row lock is skipped here (window functions and `FOR UPDATE` do not
+        /// mix): the outer `UPDATE` checks again that each row is still due, so on PostgreSQL
+        /// a row another process claimed meanwhile is passed over once its claim commits.
+        pub(super) async fn claim_fair(
+            conn: &mut $conn,
+            kind: &str,
+            now: DateTime<Utc>,
+            limit: u32,
+            lease_until: DateTime<Utc>,
+        ) -> Result<Vec<QueueItem>, StoreError> {
+            const DUE: &str = "((state = 'pending' AND next_attempt_at <= $3) \
+                OR (state = 'inflight' AND locked_until <= $3))";
+            let sql = format!(
+                "UPDATE jobs SET state = 'inflight', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
+                 WHERE id IN (SELECT r.id FROM ( \
+                     SELECT id, state, locked_until, ROW_NUMBER() OVER (PARTITION BY tenant_id \
+                       ORDER BY CASE WHEN state = 'inflight' AND locked_until > $3 THEN 0 ELSE 1 END, id) AS rank \
+                     FROM jobs WHERE kind = $4 AND (state = 'inflight' OR (state = 'pending' AND next_attempt_at <= $3)) \
+                   ) r WHERE NOT (r.state = 'inflight' AND r.locked_until > $3) ORDER BY r.rank, r.id LIMIT $5) \
+                 AND {DUE} \
+                 RETURNING id, tenant_id, kind, CAST(NULL AS uuid) AS channel_id, CAST(NULL AS uuid) AS conversation_id, message_id, \
+                   attempts, next_attempt_at, payload"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(lease_until)
+                .bind(now)
+                .bind(now)
+                .bind(kind)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            items(&rows)
+        }
+
+        fn items(
+            rows: &[<<$conn as sqlx::Connection>::Database as sqlx::Database>::Row],
+        ) -> Result<Vec<QueueItem>, StoreError> {
             let mut items: Vec<QueueItem> = rows
                 .iter()
                 .map(|row| {

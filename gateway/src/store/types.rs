@@ -324,6 +324,6 @@ pub(crate) fn jobs_for(content: &coach_connector_api::Content) -> &'static [&'st
 }
 
 /// Job kind: answer this inbound message (the responder).
-pub const JOB_ANSWER: &str = "answer";
+pub const JOB_ANSWER: &str = crate::jobs::JobKind::Answer.as_str();
 /// Job kind: fetch this message's media before the provider URL expires.
-pub const JOB_FETCH_MEDIA: &str = "fetch_media";
+pub const JOB_FETCH_MEDIA: &str = crate::jobs::JobKind::FetchMedia.as_str();

@@ -4,10 +4,6 @@
 
 mod connection;
 pub mod demo;
-pub mod hub;
-
-use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
@@ -16,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use coach_connector_api::{ChannelId, ChannelKind};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,28 +26,7 @@ use crate::tenancy::SystemScope;
 /// The widget script, served as is (no build step: what is in the repository is what runs).
 pub const WIDGET_JS: &str = include_str!("../../../../widget-js/widget.js");
 
-/// Shared by every widget connection of this process.
-pub struct WidgetRuntime {
-    /// Messages per visitor.
-    limiter: DefaultKeyedRateLimiter<String>,
-    /// The demo channel, once created.
-    pub demo_channel: OnceLock<ChannelId>,
-    /// Routes conversation events to the connections of their conversation.
-    pub hub: Arc<hub::Hub>,
-}
-
-impl WidgetRuntime {
-    /// Limits as configured.
-    pub fn new(config: &crate::config::WidgetConfig) -> Arc<Self> {
-        let per_minute =
-            NonZeroU32::new(config.messages_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        Arc::new(Self {
-            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
-            demo_channel: OnceLock::new(),
-            hub: Arc::default(),
-        })
-    }
-}
+pub use crate::widget::{WidgetRuntime, hub};
 
 /// A widget channel's configuration (`config` of a `web_widget` channel).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -147,7 +122,7 @@ async fn public_config(
         .programs(&scope)
         .await?
         .iter()
-        .any(|p| p.status == "active");
+        .any(|p| p.status == crate::store::programs::ProgramStatus::Active);
     // Read by the widget on the creator's pages, whatever their origin.
     Ok(([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(public)))
 }

@@ -210,6 +210,23 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn claim_fair(
+        &self,
+        _sys: &SystemScope,
+        kind: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<QueueItem>, StoreError> {
+        let kind = kind.to_owned();
+        let until = now + lease;
+        self.writer
+            .write(move |c| {
+                async move { queue_sql::claim_fair(c, &kind, now, limit, until).await }.boxed()
+            })
+            .await
+    }
+
     async fn finish(
         &self,
         _sys: &SystemScope,
@@ -337,7 +354,7 @@ impl Store for SqliteStore {
     async fn tenant_profile(
         &self,
         scope: &TenantScope,
-    ) -> Result<(Tenant, serde_json::Value), StoreError> {
+    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
         accounts_sql::tenant_profile(&mut *self.reader().await?, scope.tenant_id()).await
     }
 
@@ -345,8 +362,8 @@ impl Store for SqliteStore {
         &self,
         scope: &TenantScope,
         name: Option<String>,
-        profile: Option<serde_json::Value>,
-    ) -> Result<(Tenant, serde_json::Value), StoreError> {
+        profile: Option<crate::tenant::TenantProfile>,
+    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
         let tenant = scope.tenant_id();
         self.writer
             .write(move |c| accounts_sql::update_tenant_profile(c, tenant, name, profile).boxed())

@@ -1,0 +1,213 @@
+//! The tenant's profile: the coach persona, outreach rules, chunking, retention and the
+//! creator's webhook, stored as one JSON document per tenant (`tenants.profile`) and read
+//! through one typed struct. Keys this version does not know are kept on a rewrite.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::programs::Outreach;
+
+/// A tenant's settings. Each field is absent until set; a stored value this version cannot read
+/// counts as unset (logged) rather than breaking every read of the profile.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TenantProfile {
+    /// The coach persona (absent: the defaults).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub persona: Option<Persona>,
+    /// Rules for proactive messages (absent: the defaults).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub outreach: Option<Outreach>,
+    /// The tenant's own chunking (absent: the operator's).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub chunking: Option<Chunking>,
+    /// Messages older than this many days are deleted (absent: kept until erased).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retention_days: Option<u32>,
+    /// The creator's handoff webhook `{url, secret}`, its secret sealed by the master key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<serde_json::Value>,
+    /// Keys this version does not know, kept as they were.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TenantProfile {
+    /// The profile in a stored document (anything but an object reads as empty).
+    pub fn from_stored(value: serde_json::Value) -> Self {
+        if value.is_null() {
+            return Self::default();
+        }
+        serde_json::from_value(value).unwrap_or_else(|error| {
+            tracing::warn!(%error, "a stored tenant profile is not an object; read as empty");
+            Self::default()
+        })
+    }
+
+    /// The document to store.
+    pub fn to_stored(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_else(|_| serde_json::json!({}))
+    }
+
+    /// Outreach rules, the defaults where unset.
+    pub fn outreach(&self) -> Outreach {
+        self.outreach.clone().unwrap_or_default()
+    }
+
+    /// The handoff webhook's address, when one is set.
+    pub fn notify_url(&self) -> Option<&str> {
+        self.notify
+            .as_ref()?
+            .get("url")?
+            .as_str()
+            .filter(|u| !u.is_empty())
+    }
+}
+
+/// A field that reads as `None` when its stored value is `null` or not readable.
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(d)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    Ok(serde_json::from_value(value)
+        .inspect_err(|error| tracing::warn!(%error, "a tenant profile field is not readable; using the default"))
+        .ok())
+}
+
+/// How the coach presents itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Persona {
+    /// The coach's name, e.g. "Maya".
+    pub coach_name: String,
+    /// Tone of voice, e.g. "warm, direct, no jargon".
+    pub tone: String,
+    /// Answer language as a BCP 47 tag (`en`, `es`, `pt-BR`); empty: the person's language.
+    pub language: String,
+    /// The first message a new person receives.
+    pub greeting: String,
+    /// How the coach works with people (questions first, small steps...).
+    pub coaching_style: String,
+    /// What the coach never does (medical advice, prices...).
+    pub boundaries: String,
+}
+
+impl Persona {
+    /// What is wrong with it, as a 422.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let fields = [
+            ("coach_name", &self.coach_name, 100),
+            ("tone", &self.tone, 500),
+            ("greeting", &self.greeting, 2000),
+            ("coaching_style", &self.coaching_style, 2000),
+            ("boundaries", &self.boundaries, 2000),
+        ];
+        for (name, value, max) in fields {
+            if value.chars().count() > max {
+                return Err(ApiError::Unprocessable(format!(
+                    "persona.{name}: at most {max} characters"
+                )));
+            }
+        }
+        let lang = &self.language;
+        let ok = lang.is_empty()
+            || (lang.len() <= 35
+                && lang.split('-').all(|part| {
+                    (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
+                }));
+        if !ok {
+            return Err(ApiError::Unprocessable(format!(
+                "persona.language: {lang:?} is not a language tag such as en or pt-BR"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How the tenant's documents are cut into chunks (absent: the operator's `brain.chunk_tokens`
+/// and `brain.chunk_overlap`). Applies to documents indexed from then on: re-index the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Chunking {
+    /// Chunk size in embedding tokens (16 to 512; the embedding model reads at most 512).
+    pub chunk_tokens: u32,
+    /// Tokens repeated between consecutive chunks (under half of `chunk_tokens`).
+    pub chunk_overlap: u32,
+}
+
+impl Chunking {
+    /// What is wrong with it, as a 422.
+    pub fn validate(self) -> Result<(), ApiError> {
+        if !(16..=512).contains(&self.chunk_tokens) || self.chunk_overlap * 2 >= self.chunk_tokens {
+            return Err(ApiError::Unprocessable(format!(
+                "chunking: {} tokens with {} overlap; use 16 to 512 tokens and an overlap under half of them",
+                self.chunk_tokens, self.chunk_overlap
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_unset_fields_survive_a_rewrite() {
+        let stored = serde_json::json!({
+            "persona": { "coach_name": "Maya" },
+            "retention_days": 30,
+            "chunking": null,
+            "future_setting": { "x": 1 }
+        });
+        let profile = TenantProfile::from_stored(stored);
+        assert_eq!(profile.persona.as_ref().unwrap().coach_name, "Maya");
+        assert_eq!(profile.retention_days, Some(30));
+        assert_eq!(profile.chunking, None);
+        assert_eq!(profile.outreach, None);
+        let again = profile.to_stored();
+        assert_eq!(again["future_setting"], serde_json::json!({ "x": 1 }));
+        assert!(
+            again.get("outreach").is_none(),
+            "unset stays unset: {again}"
+        );
+        assert_eq!(TenantProfile::from_stored(again), profile);
+    }
+
+    #[test]
+    fn an_unreadable_field_reads_as_unset_without_losing_the_rest() {
+        let profile = TenantProfile::from_stored(serde_json::json!({
+            "persona": "not an object",
+            "retention_days": -4,
+            "notify": { "url": "https://example.com/hook", "secret": "sealed" }
+        }));
+        assert_eq!(profile.persona, None);
+        assert_eq!(profile.retention_days, None);
+        assert_eq!(profile.notify_url(), Some("https://example.com/hook"));
+        assert_eq!(
+            TenantProfile::from_stored(serde_json::json!([1, 2])),
+            TenantProfile::default()
+        );
+    }
+}
