@@ -19,6 +19,7 @@ pub mod llama;
 pub mod model;
 pub mod ollama;
 pub mod prompt;
+pub mod repetition;
 pub mod retrieve;
 pub mod vectors;
 

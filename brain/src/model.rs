@@ -76,6 +76,11 @@ pub struct GenerateParams {
     pub temperature: f32,
     /// Stop when the output ends with one of these.
     pub stop: Vec<String>,
+    /// Penalty on tokens among the last `repeat_last_n` generated ones (1.0: none; 1.1 as
+    /// Ollama's default). Small models otherwise loop on a phrase until the token budget ends.
+    pub repeat_penalty: f32,
+    /// How many recent tokens the penalty looks at.
+    pub repeat_last_n: i32,
 }
 
 impl Default for GenerateParams {
@@ -84,6 +89,8 @@ impl Default for GenerateParams {
             max_tokens: 128,
             temperature: 0.0,
             stop: vec!["<|im_end|>".into(), "\nUser:".into()],
+            repeat_penalty: 1.1,
+            repeat_last_n: 64,
         }
     }
 }

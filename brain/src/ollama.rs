@@ -242,6 +242,8 @@ impl Generator for OllamaGenerator {
         struct Options<'a> {
             num_predict: usize,
             temperature: f32,
+            repeat_penalty: f32,
+            repeat_last_n: i32,
             stop: &'a [String],
             num_ctx: usize,
         }
@@ -263,6 +265,8 @@ impl Generator for OllamaGenerator {
             options: Options {
                 num_predict: request.params.max_tokens,
                 temperature: request.params.temperature,
+                repeat_penalty: request.params.repeat_penalty,
+                repeat_last_n: request.params.repeat_last_n,
                 stop: &request.params.stop,
                 num_ctx: self.config.context_tokens,
             },
@@ -322,6 +326,7 @@ async fn pump(
     }
     let mut lines = LineBuffer::default();
     let mut tokens = 0;
+    let mut loops = crate::repetition::LoopGuard::new();
     loop {
         let chunk = tokio::select! {
             biased;
@@ -352,7 +357,17 @@ async fn pump(
             };
             if !text.is_empty() {
                 tokens += 1;
+                let looping = loops.push(&text);
                 if !deliver(&events, &cancel, Ok(GenerateEvent::Token(text))).await {
+                    return;
+                }
+                if looping {
+                    // Dropping the response ends Ollama's generation.
+                    let usage = Usage {
+                        completion_tokens: tokens,
+                        ..Usage::default()
+                    };
+                    deliver(&events, &cancel, Ok(GenerateEvent::Done(usage))).await;
                     return;
                 }
             }

@@ -257,14 +257,24 @@ impl<'m> Worker<'m> {
 
         let model = self.model;
         let vocab = model.vocab();
+        let penalties = LlamaSampler::penalties(
+            model.n_vocab(),
+            params.repeat_last_n.max(0),
+            params.repeat_penalty.max(f32::MIN_POSITIVE),
+            0.0,
+            0.0,
+        );
         let mut sampler = if params.temperature > 0.0 {
             LlamaSampler::chain_simple([
+                penalties,
                 LlamaSampler::temp(params.temperature),
                 LlamaSampler::dist(RANDOM_SEED),
             ])
         } else {
-            LlamaSampler::greedy()
+            LlamaSampler::chain_simple([penalties, LlamaSampler::greedy()])
         };
+        // Stops a reply that has started to repeat itself.
+        let mut loops = crate::repetition::LoopGuard::new();
         let mut utf8 = Utf8Decoder::default();
         let mut stops = StopFilter::new(&params.stop);
         // The answer also ends where the context window does.
@@ -280,10 +290,18 @@ impl<'m> Worker<'m> {
             usage.completion_tokens += 1;
             let text = utf8.push(&vocab.token_to_piece(token, false, None));
             let (shown, stopped) = stops.push(&text);
+            let looping = loops.push(&shown);
             if !shown.is_empty() && !deliver(events, cancel, Ok(GenerateEvent::Token(shown))) {
                 return Ok(usage);
             }
             if stopped {
+                return Ok(usage);
+            }
+            if looping {
+                tracing::debug!(
+                    tokens = usage.completion_tokens,
+                    "the reply repeats itself: stopped"
+                );
                 return Ok(usage);
             }
             if usage.completion_tokens < budget {

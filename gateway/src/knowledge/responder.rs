@@ -257,7 +257,8 @@ async fn respond(
             }
         }
     }
-    let mut text = text.trim().to_string();
+    // What a stopped loop left (a sentence said twice, a repeated fragment) is not stored.
+    let mut text = coach_brain::repetition::clean(text.trim());
     if text.is_empty() {
         text = coach_brain::prompt::dont_know(&Default::default()).to_string();
     }

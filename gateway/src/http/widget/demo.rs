@@ -22,6 +22,11 @@ const DOCS: &[(&str, &str)] = &[
         "ARCHITECTURE.md",
         include_str!("../../../../docs/ARCHITECTURE.md"),
     ),
+    // "How do I add a new channel?" is answered here.
+    (
+        "CONNECTORS.md",
+        include_str!("../../../../docs/CONNECTORS.md"),
+    ),
 ];
 
 /// The demo tenant's owner, who logs in to `/console`.
