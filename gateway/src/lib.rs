@@ -1,24 +1,35 @@
 //! The coaching gateway: turns every channel into one conversation stream, stores it durably per
-//! tenant, and delivers replies through an outbox.
+//! tenant, answers from the tenant's knowledge and delivers replies through an outbox.
 //!
-//! Layout:
+//! Layout (domain modules never import [`http`]; handlers call into them):
 //! - [`config`]: layered configuration (defaults, `gateway.toml`, `GATEWAY__*`), validated.
-//! - [`cli`]: the `gateway` command (`serve`, `migrate`, `config`); `main.rs` only calls it.
+//! - [`cli`]: the `gateway` command (`serve`, `migrate`, `ingest`, `eval`...); `main.rs` only
+//!   calls it.
 //! - [`auth`]: accounts, JWT sessions, and the `Member<Role>` extractor yielding a tenant scope.
-//! - [`tenancy`]: [`tenancy::TenantScope`] and [`tenancy::SystemScope`], required by the store.
+//! - [`tenancy`]: [`tenancy::TenantScope`] and [`tenancy::SystemScope`], required by the store;
+//!   [`tenant`]: the tenant's typed profile (persona, outreach, chunking, retention, webhook).
 //! - [`store`]: the relational store trait with SQLite and PostgreSQL backends.
-//! - [`bus`]: fan-out of stored events, in-process or through Redis.
+//! - [`bus`]: fan-out of stored events, in-process or through Redis, and the event log that
+//!   console clients resume from.
 //! - [`stream`]: store-then-publish, the one entry point for every channel's events.
 //! - [`outbox`]: the delivery worker with backoff and dead letters.
 //! - [`jobs`]: background work (answers, media, ingestion, handoff notices, program steps): one
 //!   job kind enum, one handler per kind, one runner with a fair claim across tenants.
-//! - [`connectors`]: the connector registry (built in and plugins), delivery through them,
-//!   and Telegram's polling loop.
+//! - [`connectors`]: the connector registry (built in and plugins) and the channel facts it
+//!   answers for (service windows, typing), delivery through connectors, media downloads and
+//!   Telegram's polling loop.
+//! - [`knowledge`]: the brain's models and vector store, ingestion, answers and the responder;
+//!   [`eval`]: retrieval and answer benchmarks.
 //! - [`programs`]: coaching programs, their scheduler, opt-outs and analytics; [`clock`]: the
-//!   time they run on.
-//! - [`http`]: the axum router and middleware; [`server`]: assembling and running it all.
+//!   time they run on. [`handoff`]: asking for a person and the creator's webhook.
+//! - [`limits`]: rate limits (governor, or Redis across processes); [`widget`]: what the web
+//!   widget's connections share.
+//! - [`http`]: the axum router, middleware and handlers; [`server`]: assembling and running it
+//!   all.
 //!
 //! See `docs/ARCHITECTURE.md` for the picture and `README.md` for configuration.
+
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod bus;

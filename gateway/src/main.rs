@@ -1,5 +1,7 @@
 //! `gateway`: parse the command line and configuration, then hand over to the library.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use coach_gateway::cli::{self, Cli};
 

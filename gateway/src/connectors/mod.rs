@@ -6,7 +6,8 @@
 //! [`polling`] (Telegram's `getUpdates` loop) and [`Connectors::execute`].
 
 pub mod media;
-pub mod plugins;
+/// Connector plugins, loaded by the plugin host (the one crate allowed `unsafe`).
+pub use coach_plugin_host as plugins;
 pub mod polling;
 pub mod sender;
 

@@ -3,13 +3,11 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-mod api_support;
-mod common;
-
-use api_support::*;
+use crate::against_every_backend;
+use crate::api_support::*;
+use crate::common::Backend;
 use axum::http::StatusCode;
 use coach_gateway::tenancy::SystemScope;
-use common::Backend;
 use serde_json::json;
 
 against_every_backend!(
@@ -262,9 +260,9 @@ async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) 
         SystemScope::new("test").for_tenant(pair["tenant_id"].as_str().unwrap().parse().unwrap());
     let channel_id = channel["id"].as_str().unwrap().parse().unwrap();
     let events = vec![
-        common::text("m1", "alice", "my private goal"),
-        common::text("m2", "alice", "second"),
-        common::text("m3", "bob", "bob's"),
+        crate::common::text("m1", "alice", "my private goal"),
+        crate::common::text("m2", "alice", "second"),
+        crate::common::text("m3", "bob", "bob's"),
     ];
     b.store.ingest(&scope, channel_id, events).await.unwrap();
     let (status, contacts) = app.call("GET", "/v1/contacts", t, None).await;

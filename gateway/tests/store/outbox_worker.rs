@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-mod common;
-
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -47,14 +45,14 @@ fn fast() -> OutboxConfig {
 
 /// A tenant with one conversation and one outbound message queued in it.
 async fn queued_message(
-    b: &common::Backend,
+    b: &crate::common::Backend,
 ) -> (
     coach_gateway::tenancy::TenantScope,
     coach_connector_api::ConversationId,
     coach_gateway::store::StoredMessage,
 ) {
-    let (scope, channel) = common::tenant_with_channel(&*b.store, "a").await;
-    let inbound = vec![common::text("in", "alice", "hi")];
+    let (scope, channel) = crate::common::tenant_with_channel(&*b.store, "a").await;
+    let inbound = vec![crate::common::text("in", "alice", "hi")];
     b.store.ingest(&scope, channel, inbound).await.unwrap();
     let page = Page {
         before: None,
@@ -79,7 +77,7 @@ async fn queued_message(
 
 #[tokio::test]
 async fn retries_then_delivers_once() {
-    let b = common::sqlite().await;
+    let b = crate::common::sqlite().await;
     let (scope, conv, out) = queued_message(&b).await;
     let sender = Scripted {
         script: Mutex::new(vec![Delivery::Retry {
@@ -128,7 +126,7 @@ async fn retries_then_delivers_once() {
 
 #[tokio::test]
 async fn gives_up_after_max_attempts_and_keeps_the_reason() {
-    let b = common::sqlite().await;
+    let b = crate::common::sqlite().await;
     let (scope, conv, out) = queued_message(&b).await;
     let retry = || Delivery::Retry {
         after: None,

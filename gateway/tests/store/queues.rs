@@ -3,15 +3,14 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-mod common;
-
+use crate::against_every_backend;
 use std::time::Duration;
 
+use crate::common::{Backend, count_messages, message_status, tenant_with_channel, text};
 use chrono::Utc;
 use coach_connector_api::{DeliveryStatus, OutboundBody, ProviderError};
 use coach_gateway::store::{AuditEntry, JOB_ANSWER, JOB_FETCH_MEDIA, Page, Queue, QueueOutcome};
 use coach_gateway::tenancy::SystemScope;
-use common::{Backend, count_messages, message_status, tenant_with_channel, text};
 
 const PAGE: Page = Page {
     before: None,

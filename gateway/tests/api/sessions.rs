@@ -3,16 +3,14 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-mod api_support;
-mod common;
-
-use api_support::*;
+use crate::against_every_backend;
+use crate::api_support::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use coach_gateway::config::Config;
 
+use crate::common::Backend;
 use coach_gateway::tenancy::SystemScope;
-use common::Backend;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

@@ -3,16 +3,13 @@
 //! visitor tokens, idempotent resends, replay after reconnect, streamed answers, signed
 //! identities, and visitors who never see each other's messages.
 
-mod api_support;
-mod common;
-
 use std::time::Duration;
 
-use api_support::*;
+use crate::api_support::*;
+use crate::common::Backend;
 use coach_connector_api::{ConversationId, MessageId, OutboundBody};
 use coach_gateway::bus::AnswerPhase;
 use coach_gateway::tenancy::SystemScope;
-use common::Backend;
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -367,10 +364,10 @@ async fn widget_conversation(b: &Backend) {
 
 #[tokio::test]
 async fn widget_conversation_on_sqlite() {
-    widget_conversation(&common::sqlite().await).await;
+    widget_conversation(&crate::common::sqlite().await).await;
 }
 
 #[tokio::test]
 async fn widget_conversation_on_postgres() {
-    widget_conversation(&common::postgres().await).await;
+    widget_conversation(&crate::common::postgres().await).await;
 }

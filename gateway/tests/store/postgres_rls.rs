@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-mod common;
-
+use crate::common::{tenant_with_channel, text};
 use coach_gateway::store::{AuditEntry, StoreError};
 use coach_gateway::tenancy::SystemScope;
-use common::{tenant_with_channel, text};
 use sqlx::Executor;
 
 const TENANT_TABLES: [&str; 11] = [
@@ -26,7 +24,7 @@ const TENANT_TABLES: [&str; 11] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_without_tenant_filter_cannot_cross_tenants() {
-    let backend = common::postgres().await;
+    let backend = crate::common::postgres().await;
     let pg = backend.postgres.clone().unwrap();
     let (a, channel_a) = tenant_with_channel(&*backend.store, "a").await;
     let (b, _) = tenant_with_channel(&*backend.store, "b").await;

@@ -4,19 +4,17 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-mod api_support;
-mod common;
-
+use crate::against_every_backend;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use api_support::*;
+use crate::api_support::*;
+use crate::common::Backend;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use coach_gateway::bus::StreamPayload;
 use coach_gateway::config::Config;
 use coach_gateway::tenancy::{SystemScope, TenantScope};
-use common::Backend;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -124,7 +122,7 @@ async fn live_events_are_the_tenants_own_and_resume_after_a_drop(b: &Backend) {
         .ingest(
             &ana_scope,
             channel_id,
-            vec![common::text("m1", "alice", "hello")],
+            vec![crate::common::text("m1", "alice", "hello")],
         )
         .await
         .unwrap();
@@ -253,7 +251,7 @@ async fn asking_for_a_person_waits_notifies_once_and_is_handed_back(b: &Backend)
         .ingest(
             &scope,
             channel_id,
-            vec![common::text(
+            vec![crate::common::text(
                 "m1",
                 "alice",
                 "Can I talk to a human, please?",
@@ -393,7 +391,7 @@ async fn asking_for_a_person_waits_notifies_once_and_is_handed_back(b: &Backend)
         .ingest(
             &scope,
             channel_id,
-            vec![common::text("m9", "bruno", "agent")],
+            vec![crate::common::text("m9", "bruno", "agent")],
         )
         .await
         .unwrap();

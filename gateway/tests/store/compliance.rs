@@ -2,10 +2,10 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-mod common;
-
+use crate::against_every_backend;
 use std::time::Duration;
 
+use crate::common::{Backend, count_messages, message_status, status, tenant_with_channel, text};
 use chrono::Utc;
 use coach_connector_api::{
     ChannelIdentity, Content, DedupKey, DeliveryStatus, InboundEvent, MediaKind, OutboundBody,
@@ -13,7 +13,6 @@ use coach_connector_api::{
 };
 use coach_gateway::store::{JOB_FETCH_MEDIA, Page, Queue, QueueOutcome, StoreError, StoredEvent};
 use coach_gateway::tenancy::SystemScope;
-use common::{Backend, count_messages, message_status, status, tenant_with_channel, text};
 
 const PAGE: Page = Page {
     before: None,
@@ -129,7 +128,7 @@ async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
         dedup_key: DedupKey("m3".into()),
         provider_message_id: "m3".into(),
         from: ChannelIdentity::id("alice"),
-        timestamp: common::ts(2),
+        timestamp: crate::common::ts(2),
         content: Content::Media {
             media: MediaKind::Image,
             media_ref: "media-1".into(),

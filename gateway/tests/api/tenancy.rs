@@ -3,16 +3,14 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-mod api_support;
-mod common;
-
-use api_support::*;
+use crate::against_every_backend;
+use crate::api_support::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 
+use crate::common::Backend;
 use coach_gateway::store::{Page, Role};
 use coach_gateway::tenancy::SystemScope;
-use common::Backend;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -71,7 +69,7 @@ fn sample(doc: &Value, schema: &Value) -> Value {
 /// names an id answers 404, and no listing shows any of A's ids.
 async fn another_tenant_gets_404_on_every_route(b: &Backend) {
     let data = tempfile::tempdir().unwrap();
-    let mut app = api_support::app_with_brain(b, data.path()).await;
+    let mut app = crate::api_support::app_with_brain(b, data.path()).await;
     // The walk makes more calls than a tenant's burst allows; rate limits have their own test.
     app.state.limits =
         coach_gateway::http::limits::Limits::new(&coach_gateway::config::RateLimitConfig {
@@ -87,7 +85,7 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
             "POST",
             "/v1/channels",
             Some(token(&a)),
-            Some(api_support::whatsapp_channel("A's")),
+            Some(crate::api_support::whatsapp_channel("A's")),
         )
         .await;
     let channel_id = channel["id"].as_str().unwrap().to_owned();
@@ -97,7 +95,7 @@ async fn another_tenant_gets_404_on_every_route(b: &Backend) {
         .ingest(
             &scope,
             channel_id.parse().unwrap(),
-            vec![common::text("m1", "alice", "A's secret")],
+            vec![crate::common::text("m1", "alice", "A's secret")],
         )
         .await
         .unwrap();
@@ -288,7 +286,7 @@ async fn roles_are_enforced(b: &Backend) {
         ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA)
     };
     let viewer = sign(&app, header, &viewer_claims).await;
-    let create = api_support::whatsapp_channel("bot");
+    let create = crate::api_support::whatsapp_channel("bot");
     assert_eq!(
         app.call("POST", "/v1/channels", Some(&viewer), Some(create.clone()))
             .await

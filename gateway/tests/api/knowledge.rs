@@ -3,13 +3,11 @@
 //! ingestion with progress, hybrid search, a streamed cited answer, re-index and delete, and
 //! clear errors for files that cannot be used.
 
-mod api_support;
-mod common;
-
-use api_support::*;
+use crate::against_every_backend;
+use crate::api_support::*;
+use crate::common::Backend;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::Backend;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -301,7 +299,7 @@ async fn the_responder_answers_each_message_once(b: &Backend) {
     let channel_id = channel["id"].as_str().unwrap().parse().unwrap();
     let scope =
         SystemScope::new("test").for_tenant(owner["tenant_id"].as_str().unwrap().parse().unwrap());
-    let question = common::text("q1", "ana", "When should I stop drinking coffee?");
+    let question = crate::common::text("q1", "ana", "When should I stop drinking coffee?");
     b.store
         .ingest(&scope, channel_id, vec![question.clone()])
         .await
@@ -349,7 +347,7 @@ async fn the_responder_answers_each_message_once(b: &Backend) {
         .ingest(
             &scope,
             channel_id,
-            vec![common::text("q2", "ana", "And tea?")],
+            vec![crate::common::text("q2", "ana", "And tea?")],
         )
         .await
         .unwrap();
@@ -380,7 +378,7 @@ async fn the_responder_answers_each_message_once(b: &Backend) {
         .ingest(
             &scope,
             channel_id,
-            vec![common::text(
+            vec![crate::common::text(
                 "q3",
                 "ana",
                 "Who won the 1954 football world cup final?",

@@ -1,0 +1,17 @@
+//! The admin API, the console's API and the widget against real backends (SQLite and
+//! PostgreSQL, Redis where configured): one test binary, so a change links once.
+
+#![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
+
+#[path = "../api_support/mod.rs"]
+mod api_support;
+#[path = "../common/mod.rs"]
+mod common;
+
+mod console;
+mod knowledge;
+mod rate_limits;
+mod resources;
+mod sessions;
+mod tenancy;
+mod widget;
