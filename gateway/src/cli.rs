@@ -92,6 +92,27 @@ pub enum EvalCommand {
         #[arg(long, value_delimiter = ',')]
         keyword_weight: Vec<f32>,
     },
+    /// Answer quality on a SQuAD 2.0 file: each article is indexed into a fresh tenant (erased
+    /// afterwards) and each question asked as a chat question; prints the share of answerable
+    /// questions answered with a gold answer, of unanswerable ones declined, and latency.
+    Answers {
+        /// The SQuAD 2.0 JSON file (`evals/readme.json` and `evals/coaching.json` are the
+        /// project's own sets).
+        #[arg(long)]
+        squad: PathBuf,
+        /// Article indexes to use, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        articles: Vec<usize>,
+        /// Ask a balanced sample of this many questions (half answerable) instead of all.
+        #[arg(long)]
+        sample: Option<usize>,
+        /// The sample's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Print every question with the reply and its verdict.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 /// `gateway keys ...`
@@ -181,6 +202,24 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 keyword_weight,
             };
             crate::eval::retrieval(&config, &corpus, &queries, &qrels, &options).await
+        }
+        Command::Eval(EvalCommand::Answers {
+            squad,
+            articles,
+            sample,
+            seed,
+            verbose,
+        }) => {
+            anyhow::ensure!(sample != Some(0), "--sample: at least 1 question");
+            let options = crate::eval::answers::AnswerOptions {
+                articles,
+                sample,
+                seed,
+                verbose,
+            };
+            crate::eval::answers::answers(config, &squad, &options)
+                .await
+                .map(|_| ())
         }
     }
 }

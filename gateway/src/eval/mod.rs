@@ -1,6 +1,9 @@
 //! `gateway eval retrieval`: retrieval quality on a BEIR-format benchmark (corpus, queries,
 //! qrels), through the same chunker, embedder, vector store and fusion the coach uses, printing
-//! nDCG@10 and recall@100 for each mode.
+//! nDCG@10 and recall@100 for each mode. `gateway eval answers` ([`answers`]): end-to-end answer
+//! quality on SQuAD 2.0.
+
+pub mod answers;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
