@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::knowledge::Knowledge;
-use crate::state::{AppState, Startup};
+use crate::state::AppState;
 use crate::store::documents::{DocumentStatus, NewDocument};
 use crate::tenancy::{SystemScope, TenantScope};
 
@@ -307,16 +307,7 @@ pub async fn answers(
         )
         .await?;
     let scope = sys.for_tenant(tenant.id);
-    let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
-    let state = AppState::new(
-        config,
-        store.clone(),
-        std::sync::Arc::new(crate::bus::MemoryBus::new(16)),
-        crate::telemetry::metrics_handle(),
-        Startup::default(),
-        secrets,
-    )
-    .with_knowledge(knowledge);
+    let state = crate::knowledge::cli::offline_state(config, store.clone(), knowledge)?;
 
     let result = run(&state, &scope, documents, &questions, options).await;
     // The eval tenant goes whatever happened: its rows and its vectors.

@@ -18,6 +18,25 @@ use crate::state::{AppState, Startup};
 use crate::store::documents::{DocumentStatus, NewDocument};
 use crate::tenancy::SystemScope;
 
+/// The state a command runs workers with in its own process: the opened store, the loaded
+/// brain, an in-process bus (`gateway ingest`, `reembed`, `eval answers`).
+pub(crate) fn offline_state(
+    config: Config,
+    store: std::sync::Arc<dyn crate::store::Store>,
+    knowledge: Knowledge,
+) -> anyhow::Result<AppState> {
+    let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
+    Ok(AppState::new(
+        config,
+        store,
+        std::sync::Arc::new(crate::bus::MemoryBus::new(16)),
+        crate::telemetry::metrics_handle(),
+        Startup::default(),
+        secrets,
+    )
+    .with_knowledge(knowledge))
+}
+
 /// Runs the command.
 pub async fn ingest(config: Config, paths: &[PathBuf], tenant: uuid::Uuid) -> anyhow::Result<()> {
     crate::telemetry::init_tracing(&config.log);
@@ -53,17 +72,7 @@ pub async fn ingest(config: Config, paths: &[PathBuf], tenant: uuid::Uuid) -> an
             .await?;
         documents.push((path.display().to_string(), document.id));
     }
-    let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
-    let bus = std::sync::Arc::new(crate::bus::MemoryBus::new(16));
-    let state = AppState::new(
-        config,
-        store.clone(),
-        bus,
-        crate::telemetry::metrics_handle(),
-        Startup::default(),
-        secrets,
-    )
-    .with_knowledge(knowledge);
+    let state = offline_state(config, store.clone(), knowledge)?;
     let worker = tokio::spawn({
         let state = state.clone();
         async move {
@@ -182,16 +191,7 @@ pub async fn reembed_with(
             }
         }
     }
-    let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
-    let state = AppState::new(
-        config,
-        store.clone(),
-        std::sync::Arc::new(crate::bus::MemoryBus::new(16)),
-        crate::telemetry::metrics_handle(),
-        Startup::default(),
-        secrets,
-    )
-    .with_knowledge(Knowledge::ready(brain));
+    let state = offline_state(config, store.clone(), Knowledge::ready(brain))?;
     let bar = if show_progress {
         ProgressBar::new(queued.len() as u64)
     } else {

@@ -43,15 +43,7 @@ macro_rules! queue_ops {
                     lock = $lock
                 ),
             };
-            let rows = sqlx::query(&sql)
-                .bind(lease_until)
-                .bind(now)
-                .bind(now)
-                .bind(kind)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?;
-            items(&rows)
+            claimed(conn, &sql, lease_until, now, kind, limit).await
         }
 
         /// Jobs of one kind, fairly across tenants. Each tenant's live jobs are numbered, those
@@ -79,7 +71,19 @@ macro_rules! queue_ops {
                  RETURNING id, tenant_id, kind, CAST(NULL AS uuid) AS channel_id, CAST(NULL AS uuid) AS conversation_id, message_id, \
                    attempts, next_attempt_at, payload"
             );
-            let rows = sqlx::query(&sql)
+            claimed(conn, &sql, lease_until, now, Some(kind), limit).await
+        }
+
+        /// Run a claim statement (`$1` lease end, `$2`/`$3` now, `$4` kind, `$5` limit).
+        async fn claimed(
+            conn: &mut $conn,
+            sql: &str,
+            lease_until: DateTime<Utc>,
+            now: DateTime<Utc>,
+            kind: Option<&str>,
+            limit: u32,
+        ) -> Result<Vec<QueueItem>, StoreError> {
+            let rows = sqlx::query(sql)
                 .bind(lease_until)
                 .bind(now)
                 .bind(now)
