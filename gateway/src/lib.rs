@@ -8,7 +8,8 @@
 //! - [`auth`]: accounts, JWT sessions, and the `Member<Role>` extractor yielding a tenant scope.
 //! - [`tenancy`]: [`tenancy::TenantScope`] and [`tenancy::SystemScope`], required by the store;
 //!   [`tenant`]: the tenant's typed profile (persona, outreach, chunking, retention, webhook).
-//! - [`store`]: the relational store trait with SQLite and PostgreSQL backends.
+//! - [`store`]: the relational store, one folder per aggregate (types, trait, SQL written once)
+//!   on two backends, embedded SQLite and PostgreSQL with row-level security.
 //! - [`bus`]: fan-out of stored events, in-process or through Redis, and the event log that
 //!   console clients resume from.
 //! - [`stream`]: store-then-publish, the one entry point for every channel's events.

@@ -5,57 +5,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use coach_connector_api::{
-    ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody, TenantId,
-};
+use chrono::Utc;
+use coach_connector_api::{ChannelId, InboundEvent, TenantId};
+use futures::FutureExt;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::{
-    ApiKeyRecord, AuditEntry, AuditRecord, Channel, ChannelPatch, ContactRecord, Credentials,
-    IngestReport, NewChannel, NewRefresh, Queue, QueueItem, QueueOutcome, RefreshUse, Role,
-    SigningKeyRecord, Store, StoreError, StoreStats, StoredMessage, Tenant, TenantSummary, User,
-    UserId,
-};
-use crate::tenancy::{SystemScope, TenantScope};
-
-#[path = "postgres_console.rs"]
-mod console;
-#[path = "postgres_conversations.rs"]
-mod conversations;
-#[path = "postgres_delivery.rs"]
-mod delivery;
-#[path = "postgres_documents.rs"]
-mod documents;
-#[path = "postgres_members.rs"]
-mod members;
-#[path = "postgres_programs.rs"]
-mod programs;
-
-mod ops {
-    crate::store::ops::store_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
-}
-
-mod accounts_sql {
-    crate::store::accounts_sql::account_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
-}
-
-mod members_sql {
-    crate::store::members_sql::member_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
-}
-
-mod privacy_sql {
-    crate::store::privacy_sql::privacy_ops!(sqlx::postgres::PgConnection, sqlx::postgres::PgRow);
-}
-
-mod queue_sql {
-    crate::store::queue_sql::queue_ops!(
-        sqlx::postgres::PgConnection,
-        greatest = "GREATEST",
-        claim_lock = "FOR UPDATE SKIP LOCKED"
-    );
-}
+use super::backend::{Backend, Conn, Scoped, Work};
+use super::{IngestReport, Store, StoreError};
+use crate::tenancy::TenantScope;
 
 /// How to reach PostgreSQL.
 #[derive(Clone, Debug)]
@@ -110,26 +68,30 @@ impl PostgresStore {
         Ok(())
     }
 
-    async fn tenant_tx(
+    /// A transaction as the app role under `tenant`'s row-level security, or as the worker
+    /// role for system work.
+    async fn begin(
         &self,
-        scope: &TenantScope,
+        tenant: Option<TenantId>,
     ) -> Result<Transaction<'_, Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "SELECT set_config('role', 'coach_app', true), set_config('app.tenant_id', $1, true)",
-        )
-        .bind(scope.tenant_id().to_string())
+        match tenant {
+            Some(tenant) => sqlx::query(
+                "SELECT set_config('role', 'coach_app', true), set_config('app.tenant_id', $1, true)",
+            )
+            .bind(tenant.to_string()),
+            None => sqlx::query("SELECT set_config('role', 'coach_worker', true)"),
+        }
         .execute(&mut *tx)
         .await?;
         Ok(tx)
     }
 
-    async fn system_tx(&self, _sys: &SystemScope) -> Result<Transaction<'_, Postgres>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('role', 'coach_worker', true)")
-            .execute(&mut *tx)
-            .await?;
-        Ok(tx)
+    async fn tenant_tx(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<Transaction<'_, Postgres>, StoreError> {
+        self.begin(Some(scope.tenant_id())).await
     }
 
     /// Run raw SQL inside a tenant transaction exactly as every store method does, returning
@@ -147,6 +109,46 @@ impl PostgresStore {
         Ok(n)
     }
 }
+impl Backend for PostgresStore {
+    type Db = Postgres;
+    const GREATEST: &'static str = "GREATEST";
+    const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
+    const UTC_DAY: &'static str = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+
+    async fn read<S: Scoped, T: Send + 'static>(
+        &self,
+        scope: &S,
+        work: impl Work<Conn<Self>, S::Key, T>,
+    ) -> Result<T, StoreError> {
+        work(&mut *self.begin(scope.tenant()).await?, scope.key()).await
+    }
+
+    async fn write<S: Scoped, T: Send + 'static>(
+        &self,
+        scope: &S,
+        work: impl Work<Conn<Self>, S::Key, T>,
+    ) -> Result<T, StoreError> {
+        let mut tx = self.begin(scope.tenant()).await?;
+        let out = work(&mut tx, scope.key()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+impl PostgresStore {
+    /// Inbound events are stored in one transaction under the tenant's row-level security.
+    pub(in crate::store) async fn ingest_events(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        events: Vec<InboundEvent>,
+    ) -> Result<IngestReport, StoreError> {
+        self.write(scope, move |c, tenant| {
+            super::channels::sql::postgres::ingest(c, tenant, channel, events, Utc::now()).boxed()
+        })
+        .await
+    }
+}
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -157,405 +159,6 @@ impl Store for PostgresStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    async fn create_tenant(&self, sys: &SystemScope, name: &str) -> Result<Tenant, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let tenant = ops::create_tenant(&mut tx, name, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(tenant)
-    }
-
-    async fn create_channel(
-        &self,
-        scope: &TenantScope,
-        new: NewChannel,
-    ) -> Result<Channel, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        let channel = ops::create_channel(&mut tx, scope.tenant_id(), new, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(channel)
-    }
-
-    async fn channel(&self, scope: &TenantScope, id: ChannelId) -> Result<Channel, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        ops::channel(&mut tx, Some(scope.tenant_id()), id).await
-    }
-
-    async fn channel_for_webhook(
-        &self,
-        sys: &SystemScope,
-        id: ChannelId,
-    ) -> Result<Channel, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        ops::channel(&mut tx, None, id).await
-    }
-
-    async fn ingest(
-        &self,
-        scope: &TenantScope,
-        channel: ChannelId,
-        events: Vec<InboundEvent>,
-    ) -> Result<IngestReport, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        let report = ops::ingest(&mut tx, scope.tenant_id(), channel, events, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(report)
-    }
-
-    async fn enqueue_outbound(
-        &self,
-        scope: &TenantScope,
-        conversation: ConversationId,
-        body: OutboundBody,
-        reply_to: Option<MessageId>,
-    ) -> Result<StoredMessage, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        let msg = ops::enqueue_outbound(
-            &mut tx,
-            scope.tenant_id(),
-            conversation,
-            body,
-            reply_to,
-            Utc::now(),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(msg)
-    }
-
-    async fn claim(
-        &self,
-        sys: &SystemScope,
-        queue: Queue,
-        kind: Option<&str>,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<QueueItem>, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let items = queue_sql::claim(&mut tx, queue, kind, now, limit, now + lease).await?;
-        tx.commit().await?;
-        Ok(items)
-    }
-
-    async fn claim_fair(
-        &self,
-        sys: &SystemScope,
-        kind: &str,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease: Duration,
-    ) -> Result<Vec<QueueItem>, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let items = queue_sql::claim_fair(&mut tx, kind, now, limit, now + lease).await?;
-        tx.commit().await?;
-        Ok(items)
-    }
-
-    async fn finish(
-        &self,
-        sys: &SystemScope,
-        queue: Queue,
-        item: &QueueItem,
-        outcome: QueueOutcome,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        queue_sql::finish(&mut tx, queue, item, outcome, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        queue_sql::audit(&mut tx, scope.tenant_id(), entry, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn audit_log(
-        &self,
-        scope: &TenantScope,
-        limit: u32,
-    ) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        queue_sql::audit_log(&mut tx, scope.tenant_id(), limit).await
-    }
-
-    async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        queue_sql::stats(&mut tx).await
-    }
-
-    async fn register(
-        &self,
-        sys: &SystemScope,
-        email: &str,
-        password_hash: &str,
-        tenant_name: &str,
-    ) -> Result<(Tenant, User), StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let out =
-            accounts_sql::register(&mut tx, email, password_hash, tenant_name, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    async fn credentials(
-        &self,
-        sys: &SystemScope,
-        email: &str,
-    ) -> Result<Option<Credentials>, StoreError> {
-        accounts_sql::credentials(&mut *self.system_tx(sys).await?, email).await
-    }
-
-    async fn user(&self, sys: &SystemScope, id: UserId) -> Result<User, StoreError> {
-        accounts_sql::user(&mut *self.system_tx(sys).await?, id).await
-    }
-
-    async fn memberships(
-        &self,
-        sys: &SystemScope,
-        user: UserId,
-    ) -> Result<Vec<(TenantId, Role)>, StoreError> {
-        accounts_sql::memberships(&mut *self.system_tx(sys).await?, user).await
-    }
-
-    async fn create_refresh(&self, sys: &SystemScope, token: NewRefresh) -> Result<(), StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        accounts_sql::create_refresh(&mut tx, &token, Utc::now()).await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn use_refresh(
-        &self,
-        sys: &SystemScope,
-        token_hash: Vec<u8>,
-        next: NewRefresh,
-    ) -> Result<RefreshUse, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let out = accounts_sql::use_refresh(&mut tx, &token_hash, &next, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    async fn revoke_session(
-        &self,
-        sys: &SystemScope,
-        family: uuid::Uuid,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        accounts_sql::revoke_family(&mut tx, family, Utc::now()).await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn signing_keys(&self, sys: &SystemScope) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        accounts_sql::signing_keys(&mut *self.system_tx(sys).await?).await
-    }
-
-    async fn add_signing_key(
-        &self,
-        sys: &SystemScope,
-        key: SigningKeyRecord,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        accounts_sql::add_signing_key(&mut tx, &key).await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn tenant_profile(
-        &self,
-        scope: &TenantScope,
-    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
-        accounts_sql::tenant_profile(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
-    }
-
-    async fn update_tenant_profile(
-        &self,
-        scope: &TenantScope,
-        name: Option<String>,
-        profile: Option<crate::tenant::TenantProfile>,
-    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        let out =
-            accounts_sql::update_tenant_profile(&mut tx, scope.tenant_id(), name, profile).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    async fn set_password(
-        &self,
-        sys: &SystemScope,
-        user: UserId,
-        password_hash: &str,
-    ) -> Result<Vec<uuid::Uuid>, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let ended = accounts_sql::set_password(&mut tx, user, password_hash, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(ended)
-    }
-
-    async fn contacts(
-        &self,
-        scope: &TenantScope,
-        before: Option<coach_connector_api::ContactId>,
-        limit: u32,
-    ) -> Result<Vec<ContactRecord>, StoreError> {
-        privacy_sql::contacts(
-            &mut *self.tenant_tx(scope).await?,
-            scope.tenant_id(),
-            before,
-            limit,
-        )
-        .await
-    }
-
-    async fn export_contact(
-        &self,
-        scope: &TenantScope,
-        contact: coach_connector_api::ContactId,
-    ) -> Result<serde_json::Value, StoreError> {
-        privacy_sql::export_contact(
-            &mut *self.tenant_tx(scope).await?,
-            scope.tenant_id(),
-            contact,
-        )
-        .await
-    }
-
-    async fn erase_contact(
-        &self,
-        scope: &TenantScope,
-        contact: coach_connector_api::ContactId,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        privacy_sql::erase_contact(&mut tx, scope.tenant_id(), contact).await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError> {
-        // Sessions live in a worker-only table; the statements filter by this tenant.
-        let sys = SystemScope::new("erase tenant");
-        let mut tx = self.system_tx(&sys).await?;
-        let sessions = privacy_sql::erase_tenant(&mut tx, scope.tenant_id()).await?;
-        tx.commit().await?;
-        Ok(sessions)
-    }
-
-    async fn create_api_key(
-        &self,
-        scope: &TenantScope,
-        key: ApiKeyRecord,
-        key_hash: Vec<u8>,
-        created_by: Option<UserId>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        members_sql::create_api_key(&mut tx, &key, &key_hash, created_by).await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn api_keys(&self, scope: &TenantScope) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        members_sql::api_keys(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
-    }
-
-    async fn api_key_by_hash(
-        &self,
-        sys: &SystemScope,
-        key_hash: Vec<u8>,
-    ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        members_sql::api_key_by_hash(&mut *self.system_tx(sys).await?, &key_hash).await
-    }
-
-    async fn revoke_api_key(&self, scope: &TenantScope, id: uuid::Uuid) -> Result<(), StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        members_sql::revoke_api_key(&mut tx, scope.tenant_id(), id, Utc::now()).await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn apply_retention(
-        &self,
-        sys: &SystemScope,
-        now: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let deleted = privacy_sql::apply_retention(&mut tx, now).await?;
-        tx.commit().await?;
-        Ok(deleted)
-    }
-
-    async fn set_platform_admin(
-        &self,
-        sys: &SystemScope,
-        user: UserId,
-        on: bool,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        accounts_sql::set_platform_admin(&mut tx, user, on).await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError> {
-        accounts_sql::all_tenants(&mut *self.system_tx(sys).await?).await
-    }
-
-    async fn set_tenant_active(
-        &self,
-        sys: &SystemScope,
-        tenant: TenantId,
-        active: bool,
-    ) -> Result<Vec<uuid::Uuid>, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let ended = accounts_sql::set_tenant_active(&mut tx, tenant, active, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(ended)
-    }
-
-    async fn create_password_reset(
-        &self,
-        sys: &SystemScope,
-        user: UserId,
-        token_hash: Vec<u8>,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        accounts_sql::create_password_reset(&mut tx, user, &token_hash, expires_at, Utc::now())
-            .await?;
-        Ok(tx.commit().await?)
-    }
-
-    async fn password_reset(
-        &self,
-        sys: &SystemScope,
-        token_hash: Vec<u8>,
-        consume: bool,
-    ) -> Result<Option<UserId>, StoreError> {
-        let mut tx = self.system_tx(sys).await?;
-        let user = accounts_sql::password_reset(&mut tx, &token_hash, consume, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(user)
-    }
-
-    async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
-        accounts_sql::channels(&mut *self.tenant_tx(scope).await?, scope.tenant_id()).await
-    }
-
-    async fn update_channel(
-        &self,
-        scope: &TenantScope,
-        id: ChannelId,
-        patch: ChannelPatch,
-    ) -> Result<Channel, StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        let channel =
-            accounts_sql::update_channel(&mut tx, scope.tenant_id(), id, patch, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(channel)
-    }
-
-    async fn delete_channel(&self, scope: &TenantScope, id: ChannelId) -> Result<(), StoreError> {
-        let mut tx = self.tenant_tx(scope).await?;
-        accounts_sql::delete_channel(&mut tx, scope.tenant_id(), id).await?;
-        Ok(tx.commit().await?)
     }
 
     async fn close(&self) {

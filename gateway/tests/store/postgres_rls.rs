@@ -214,7 +214,7 @@ async fn the_login_role_alone_reads_nothing() {
         },
     );
     let sys = SystemScope::new("test");
-    let t = coach_gateway::store::Store::create_tenant(&store, &sys, "t")
+    let t = coach_gateway::store::AccountStore::create_tenant(&store, &sys, "t")
         .await
         .unwrap();
     let visible: i64 = {

@@ -2,7 +2,7 @@
 //! batch is deduplicated, attached to its contact and conversation, and stored with its jobs in
 //! a fixed number of statements (rows travel as one JSON array per statement), instead of
 //! several round trips per message. Requests carrying statuses or unknown events, and any batch
-//! that fails, take the per-request path (`ops::ingest` in a savepoint each), so the outcome
+//! that fails, take the per-request path (`channels/sql.rs`'s `ingest` in a savepoint each), so the outcome
 //! is the same either way; only the number of round trips differs.
 
 use std::collections::{HashMap, HashSet};

@@ -6,32 +6,69 @@
 //! of a batch are first tried together, set-based (`bulk.rs`); if that fails they are rolled back
 //! and retried one savepoint each, which gives every request its own answer.
 
-use std::any::Any;
-
 use futures::future::BoxFuture;
 use sqlx::Executor;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::bulk::{self, IngestRequest};
-use super::ops;
 use crate::store::{IngestReport, StoreError};
 
-type Output = Box<dyn Any + Send>;
-type WriteFn = Box<
-    dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<Output, StoreError>>
-        + Send,
->;
+/// A write of any result type: it runs inside the batch's transaction and holds its result
+/// until the batch commits.
+trait Pending: Send {
+    /// Run the write; true when it succeeded (its savepoint is kept).
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
+    /// Replace the held result with a failure (the savepoint could not be ended).
+    fn fail(&mut self, e: StoreError);
+    /// Answer the caller: the held result, or `commit_error` if the batch was lost.
+    fn answer(self: Box<Self>, commit_error: Option<&str>);
+}
+
+/// A caller's write and its typed answer.
+struct Write<T, F> {
+    work: Option<F>,
+    result: Result<T, StoreError>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Pending for Write<T, F>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T, StoreError>>
+        + Send
+        + 'static,
+{
+    fn run<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
+        Box::pin(async move {
+            if let Some(work) = self.work.take() {
+                self.result = work(conn).await;
+            }
+            self.result.is_ok()
+        })
+    }
+
+    fn fail(&mut self, e: StoreError) {
+        self.result = Err(e);
+    }
+
+    fn answer(self: Box<Self>, commit_error: Option<&str>) {
+        let _ = self.reply.send(match commit_error {
+            Some(e) if self.result.is_ok() => Err(lost(e)),
+            _ => self.result,
+        });
+    }
+}
+
+/// The error of a write whose batch failed to commit.
+fn lost(e: &str) -> StoreError {
+    StoreError::Unavailable(format!("commit: {e}"))
+}
 
 enum Request {
-    Write {
-        run: WriteFn,
-        reply: oneshot::Sender<Result<Output, StoreError>>,
-    },
+    Write(Box<dyn Pending>),
     Ingest(IngestRequest),
-    Close {
-        done: oneshot::Sender<()>,
-    },
+    Close { done: oneshot::Sender<()> },
 }
 
 /// Handle to the writer task.
@@ -63,16 +100,14 @@ impl Writer {
             + 'static,
     {
         let (reply, rx) = oneshot::channel();
-        let run: WriteFn = Box::new(move |conn| {
-            Box::pin(async move { f(conn).await.map(|t| Box::new(t) as Output) })
-        });
-        self.submit(Request::Write { run, reply }).await?;
-        let out = rx
-            .await
-            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))??;
-        out.downcast::<T>()
-            .map(|b| *b)
-            .map_err(|_| StoreError::Corrupt("writer returned an unexpected type".into()))
+        self.submit(Request::Write(Box::new(Write {
+            work: Some(f),
+            result: Err(StoreError::Unavailable("write not run".into())),
+            reply,
+        })))
+        .await?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
     }
 
     /// Ingest events in the next transaction (set-based with the other ingests of the batch).
@@ -118,7 +153,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, max_ba
         let mut next = Some(first);
         while let Some(request) = next.take() {
             match request {
-                Request::Write { run, reply } => writes.push((run, reply)),
+                Request::Write(write) => writes.push(write),
                 Request::Ingest(request) => ingests.push(request),
                 Request::Close { done } => {
                     closing = Some(done);
@@ -137,8 +172,9 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, max_ba
             while let Ok(request) = rx.try_recv() {
                 let closed = || StoreError::Unavailable("store is closed".into());
                 match request {
-                    Request::Write { reply, .. } => {
-                        let _ = reply.send(Err(closed()));
+                    Request::Write(mut write) => {
+                        write.fail(closed());
+                        write.answer(None);
                     }
                     Request::Ingest(r) => {
                         let _ = r.reply.send(Err(closed()));
@@ -155,43 +191,18 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, max_ba
     tracing::debug!("sqlite writer stopped");
 }
 
-/// An answer held back until the transaction commits.
-enum Reply {
-    Write(
-        oneshot::Sender<Result<Output, StoreError>>,
-        Result<Output, StoreError>,
-    ),
-    Ingest(
-        oneshot::Sender<Result<IngestReport, StoreError>>,
-        Result<IngestReport, StoreError>,
-    ),
-}
+/// An ingest answer held back until the transaction commits.
+struct Held(
+    oneshot::Sender<Result<IngestReport, StoreError>>,
+    Result<IngestReport, StoreError>,
+);
 
-impl Reply {
-    fn ok(&self) -> bool {
-        match self {
-            Self::Write(_, r) => r.is_ok(),
-            Self::Ingest(_, r) => r.is_ok(),
-        }
-    }
-
-    /// Deliver the result, or `commit_error` to a caller whose write was lost with the batch.
-    fn send(self, commit_error: Option<&str>) {
-        let lost = |e: &str| StoreError::Unavailable(format!("commit: {e}"));
-        match self {
-            Self::Write(tx, r) => {
-                let _ = tx.send(match commit_error {
-                    Some(e) if r.is_ok() => Err(lost(e)),
-                    _ => r,
-                });
-            }
-            Self::Ingest(tx, r) => {
-                let _ = tx.send(match commit_error {
-                    Some(e) if r.is_ok() => Err(lost(e)),
-                    _ => r,
-                });
-            }
-        }
+impl Held {
+    fn answer(self, commit_error: Option<&str>) {
+        let _ = self.0.send(match commit_error {
+            Some(e) if self.1.is_ok() => Err(lost(e)),
+            _ => self.1,
+        });
     }
 }
 
@@ -202,7 +213,12 @@ async fn in_savepoint<T>(
 ) -> Result<T, StoreError> {
     conn.execute("SAVEPOINT w").await?;
     let result = f(&mut *conn).await;
-    let end = if result.is_ok() {
+    end_savepoint(conn, result.is_ok()).await?;
+    result
+}
+
+async fn end_savepoint(conn: &mut SqliteConnection, keep: bool) -> Result<(), StoreError> {
+    let end = if keep {
         "RELEASE w"
     } else {
         "ROLLBACK TO w; RELEASE w"
@@ -211,29 +227,46 @@ async fn in_savepoint<T>(
         tracing::error!(error = %e, "sqlite savepoint cleanup failed");
         return Err(e.into());
     }
-    result
+    Ok(())
 }
 
 async fn commit_batch(
     conn: &mut SqliteConnection,
-    writes: &mut Vec<(WriteFn, oneshot::Sender<Result<Output, StoreError>>)>,
+    writes: &mut Vec<Box<dyn Pending>>,
     ingests: &mut Vec<IngestRequest>,
 ) {
     metrics::histogram!("store_write_batch_size").record((writes.len() + ingests.len()) as f64);
-    let mut replies = Vec::with_capacity(writes.len() + ingests.len());
+    let mut replies = Vec::with_capacity(ingests.len());
     if let Err(e) = conn.execute("BEGIN IMMEDIATE").await {
         let e = e.to_string();
-        for (_, reply) in writes.drain(..) {
-            Reply::Write(reply, Err(StoreError::Unavailable(format!("begin: {e}")))).send(None);
+        for mut write in writes.drain(..) {
+            write.fail(StoreError::Unavailable(format!("begin: {e}")));
+            write.answer(None);
         }
         for r in ingests.drain(..) {
-            Reply::Ingest(r.reply, Err(StoreError::Unavailable(format!("begin: {e}")))).send(None);
+            Held(r.reply, Err(StoreError::Unavailable(format!("begin: {e}")))).answer(None);
         }
         return;
     }
-    for (run, reply) in writes.drain(..) {
-        let result = in_savepoint(conn, async |c| run(c).await).await;
-        replies.push(Reply::Write(reply, result));
+    let mut done: Vec<(Box<dyn Pending>, bool)> = Vec::with_capacity(writes.len());
+    for mut write in writes.drain(..) {
+        let ok = match conn.execute("SAVEPOINT w").await {
+            Ok(_) => {
+                let ok = write.run(conn).await;
+                match end_savepoint(conn, ok).await {
+                    Ok(()) => ok,
+                    Err(e) => {
+                        write.fail(e);
+                        false
+                    }
+                }
+            }
+            Err(e) => {
+                write.fail(e.into());
+                false
+            }
+        };
+        done.push((write, ok));
     }
 
     let (bulk_ready, single): (Vec<_>, Vec<_>) =
@@ -243,7 +276,7 @@ async fn commit_batch(
         match in_savepoint(conn, async |c| bulk::ingest(c, &bulk_ready).await).await {
             Ok(results) => {
                 for (request, result) in bulk_ready.into_iter().zip(results) {
-                    replies.push(Reply::Ingest(request.reply, result));
+                    replies.push(Held(request.reply, result));
                 }
             }
             Err(e) => {
@@ -261,24 +294,29 @@ async fn commit_batch(
             reply,
         } = r;
         let result = in_savepoint(conn, async |c| {
-            ops::ingest(c, tenant, channel, events, now).await
+            crate::store::channels::sql::sqlite::ingest(c, tenant, channel, events, now).await
         })
         .await;
-        replies.push(Reply::Ingest(reply, result));
+        replies.push(Held(reply, result));
     }
 
     match conn.execute("COMMIT").await {
-        Ok(_) => replies.into_iter().for_each(|r| r.send(None)),
+        Ok(_) => {
+            done.into_iter().for_each(|(w, _)| w.answer(None));
+            replies.into_iter().for_each(|r| r.answer(None));
+        }
         Err(e) => {
             tracing::error!(error = %e, "sqlite commit failed; the batch was rolled back");
             let _ = conn.execute("ROLLBACK").await;
             let e = e.to_string();
-            let failed = replies.iter().filter(|r| r.ok()).count();
+            let failed = done.iter().filter(|(_, ok)| *ok).count()
+                + replies.iter().filter(|r| r.1.is_ok()).count();
             tracing::error!(
                 failed,
                 "writes lost with the rolled-back batch were answered with errors"
             );
-            replies.into_iter().for_each(|r| r.send(Some(&e)));
+            done.into_iter().for_each(|(w, _)| w.answer(Some(&e)));
+            replies.into_iter().for_each(|r| r.answer(Some(&e)));
         }
     }
 }

@@ -1,12 +1,19 @@
-//! Program SQL shared by both backends (see `ops.rs` for the conventions). Each function runs
+//! Program SQL shared by both backends (see `store/backend.rs`). Each function runs
 //! inside the caller's transaction; `record_step` relies on the enrollment row's guarded
 //! update (`state = 'active' AND seq = run - 1`), which on PostgreSQL also locks the row, so
 //! concurrent runs of one enrollment are serialized and only the first writes anything.
 
-macro_rules! program_ops {
-    ($conn:ty, $row:ty) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+        use crate::store::backend::Backend as _;
+        use futures::FutureExt as _;
+        use async_trait::async_trait;
+        use crate::store::programs::{ProgramStore, RunFact};
+        use crate::tenancy::TenantScope;
         use chrono::{DateTime, Utc};
-        use coach_connector_api::{ChannelId, ContactId, ConversationId, TenantId};
+        use coach_connector_api::{ChannelId, ContactId, ConversationId, DeliveryStatus, TenantId};
         use sqlx::Row as _;
         use sqlx::types::Json;
         use uuid::Uuid;
@@ -24,7 +31,7 @@ macro_rules! program_ops {
             e.step_id, e.seq, e.time_zone, e.variables, e.source, e.enrolled_at, e.ended_at, \
             (SELECT n.display_name FROM contacts n WHERE n.id = e.contact_id) AS contact_name";
 
-        fn program_row(row: &$row) -> Result<ProgramRecord, StoreError> {
+        fn program_row(row: &Row) -> Result<ProgramRecord, StoreError> {
             Ok(ProgramRecord {
                 id: row.try_get("id")?,
                 version: row.try_get("version")?,
@@ -35,7 +42,7 @@ macro_rules! program_ops {
             })
         }
 
-        fn enrollment_row(row: &$row) -> Result<Enrollment, StoreError> {
+        fn enrollment_row(row: &Row) -> Result<Enrollment, StoreError> {
             let state: String = row.try_get("state")?;
             Ok(Enrollment {
                 id: row.try_get("id")?,
@@ -58,8 +65,8 @@ macro_rules! program_ops {
             })
         }
 
-        pub(super) async fn create_program(
-            conn: &mut $conn,
+        async fn create_program(
+            conn: &mut Conn,
             tenant: TenantId,
             definition: Definition,
             now: DateTime<Utc>,
@@ -95,8 +102,8 @@ macro_rules! program_ops {
             })
         }
 
-        pub(super) async fn update_program(
-            conn: &mut $conn,
+        async fn update_program(
+            conn: &mut Conn,
             tenant: TenantId,
             id: Uuid,
             definition: Definition,
@@ -131,8 +138,8 @@ macro_rules! program_ops {
             program(&mut *conn, tenant, id).await
         }
 
-        pub(super) async fn programs(
-            conn: &mut $conn,
+        async fn programs(
+            conn: &mut Conn,
             tenant: TenantId,
         ) -> Result<Vec<ProgramRecord>, StoreError> {
             let sql = format!("{PROGRAM} WHERE p.tenant_id = $1 ORDER BY p.id");
@@ -140,8 +147,8 @@ macro_rules! program_ops {
             rows.iter().map(program_row).collect()
         }
 
-        pub(super) async fn program(
-            conn: &mut $conn,
+        async fn program(
+            conn: &mut Conn,
             tenant: TenantId,
             id: Uuid,
         ) -> Result<ProgramRecord, StoreError> {
@@ -155,8 +162,8 @@ macro_rules! program_ops {
             program_row(&row)
         }
 
-        pub(super) async fn program_version(
-            conn: &mut $conn,
+        async fn program_version(
+            conn: &mut Conn,
             tenant: TenantId,
             id: Uuid,
             version: i32,
@@ -173,8 +180,8 @@ macro_rules! program_ops {
             Ok(row.try_get::<Json<Definition>, _>("definition")?.0)
         }
 
-        pub(super) async fn archive_program(
-            conn: &mut $conn,
+        async fn archive_program(
+            conn: &mut Conn,
             tenant: TenantId,
             id: Uuid,
             now: DateTime<Utc>,
@@ -212,7 +219,7 @@ macro_rules! program_ops {
         }
 
         async fn schedule(
-            conn: &mut $conn,
+            conn: &mut Conn,
             tenant: TenantId,
             enrollment: Uuid,
             run: Run<'_>,
@@ -244,8 +251,8 @@ macro_rules! program_ops {
             Ok(())
         }
 
-        pub(super) async fn enroll(
-            conn: &mut $conn,
+        async fn enroll(
+            conn: &mut Conn,
             tenant: TenantId,
             new: NewEnrollment,
             now: DateTime<Utc>,
@@ -316,8 +323,8 @@ macro_rules! program_ops {
             Ok(EnrollOutcome::Enrolled(enrollment(&mut *conn, tenant, id).await?))
         }
 
-        pub(super) async fn enrollment(
-            conn: &mut $conn,
+        async fn enrollment(
+            conn: &mut Conn,
             tenant: TenantId,
             id: Uuid,
         ) -> Result<Enrollment, StoreError> {
@@ -331,8 +338,8 @@ macro_rules! program_ops {
             enrollment_row(&row)
         }
 
-        pub(super) async fn enrollments(
-            conn: &mut $conn,
+        async fn enrollments(
+            conn: &mut Conn,
             tenant: TenantId,
             program: Uuid,
             after: Option<Uuid>,
@@ -352,8 +359,8 @@ macro_rules! program_ops {
             rows.iter().map(enrollment_row).collect()
         }
 
-        pub(super) async fn step_context(
-            conn: &mut $conn,
+        async fn step_context(
+            conn: &mut Conn,
             tenant: TenantId,
             id: Uuid,
         ) -> Result<Option<StepContext>, StoreError> {
@@ -384,13 +391,13 @@ macro_rules! program_ops {
                     .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status}")))?,
                 channel_id: ChannelId(row.try_get("context_channel")?),
                 channel_kind: kind.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-                // As `last_inbound_at` (delivery_sql.rs): the later of the two times.
+                // As `last_inbound_at` (delivery/sql.rs): the later of the two times.
                 last_inbound_at: stored.map(|s| written.map_or(s, |w| w.max(s))),
             }))
         }
 
-        pub(super) async fn cancel_enrollment(
-            conn: &mut $conn,
+        async fn cancel_enrollment(
+            conn: &mut Conn,
             tenant: TenantId,
             id: Uuid,
             now: DateTime<Utc>,
@@ -417,8 +424,8 @@ macro_rules! program_ops {
             enrollment(&mut *conn, tenant, id).await
         }
 
-        pub(super) async fn record_step(
-            conn: &mut $conn,
+        async fn record_step(
+            conn: &mut Conn,
             tenant: TenantId,
             run: StepRun,
             now: DateTime<Utc>,
@@ -477,7 +484,7 @@ macro_rules! program_ops {
             if let Some(content) = run.content {
                 // The message is stored (and due in the outbox) on the store's clock, like every
                 // other message; `now` is program time, kept on the run.
-                let message = super::super::ops::enqueue_content(
+                let message = crate::store::channels::sql::$backend::enqueue_content(
                     &mut *conn,
                     tenant,
                     run.conversation_id,
@@ -509,8 +516,8 @@ macro_rules! program_ops {
             Ok(StepOutcome::Recorded(stored))
         }
 
-        pub(super) async fn last_run(
-            conn: &mut $conn,
+        async fn last_run(
+            conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
         ) -> Result<Option<LastRun>, StoreError> {
@@ -538,8 +545,8 @@ macro_rules! program_ops {
             }))
         }
 
-        pub(super) async fn record_reply(
-            conn: &mut $conn,
+        async fn record_reply(
+            conn: &mut Conn,
             tenant: TenantId,
             enrollment_id: Uuid,
             seq: i32,
@@ -600,8 +607,8 @@ macro_rules! program_ops {
             Ok(first.rows_affected() == 1)
         }
 
-        pub(super) async fn opted_out(
-            conn: &mut $conn,
+        async fn opted_out(
+            conn: &mut Conn,
             tenant: TenantId,
             contact: ContactId,
         ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -613,7 +620,372 @@ macro_rules! program_ops {
             Ok(row.map(|r| r.try_get("created_at")).transpose()?)
         }
 
+        // The audience: opt-outs, the contact's window and the facts a step branches on.
+        async fn opt_out(
+            conn: &mut Conn,
+            tenant: TenantId,
+            contact: ContactId,
+            source: &str,
+            at: DateTime<Utc>,
+        ) -> Result<Option<u64>, StoreError> {
+            let inserted = sqlx::query(
+                "INSERT INTO opt_outs (tenant_id, contact_id, source, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .bind(source)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            // Even when already recorded (a second STOP), end and withdraw again: that repairs
+            // an enrollment written concurrently with the first opt-out.
+            let ended = sqlx::query(
+                "UPDATE enrollments SET state = 'opted_out', ended_at = $1, updated_at = $1 \
+                 WHERE tenant_id = $2 AND contact_id = $3 AND state = 'active'",
+            )
+            .bind(at)
+            .bind(tenant.0)
+            .bind(contact.0)
+            .execute(&mut *conn)
+            .await?;
+            // Check-ins queued but not yet sent are withdrawn; one already being sent is not,
+            // and its message keeps its true status.
+            let withdrawn = sqlx::query(
+                "UPDATE outbox SET state = 'dead', last_error = 'opted_out: the contact opted out', \
+                 locked_until = NULL, updated_at = $1 WHERE tenant_id = $2 AND state = 'pending' \
+                 AND message_id IN (SELECT s.message_id FROM program_sends s JOIN enrollments e ON e.id = s.enrollment_id \
+                   WHERE e.tenant_id = $2 AND e.contact_id = $3 AND s.message_id IS NOT NULL) \
+                 RETURNING message_id",
+            )
+            .bind(at)
+            .bind(tenant.0)
+            .bind(contact.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in &withdrawn {
+                let message: Uuid = row.try_get("message_id")?;
+                sqlx::query(
+                    "UPDATE messages SET status_rank = $1, error_code = 'opted_out', \
+                     error_title = 'withdrawn: the contact opted out' WHERE tenant_id = $2 AND id = $3",
+                )
+                .bind(DeliveryStatus::Failed.rank())
+                .bind(tenant.0)
+                .bind(message)
+                .execute(&mut *conn)
+                .await?;
+            }
+            if inserted.rows_affected() == 0 {
+                return Ok(None);
+            }
+            Ok(Some(ended.rows_affected()))
+        }
+
+        async fn opt_in(
+            conn: &mut Conn,
+            tenant: TenantId,
+            contact: ContactId,
+        ) -> Result<bool, StoreError> {
+            let deleted = sqlx::query("DELETE FROM opt_outs WHERE tenant_id = $1 AND contact_id = $2")
+                .bind(tenant.0)
+                .bind(contact.0)
+                .execute(&mut *conn)
+                .await?;
+            Ok(deleted.rows_affected() > 0)
+        }
+
+        async fn reach(
+            conn: &mut Conn,
+            tenant: TenantId,
+            contact: ContactId,
+            channel: Option<ChannelId>,
+        ) -> Result<Option<ConversationId>, StoreError> {
+            let row = sqlx::query(
+                "SELECT id FROM conversations WHERE tenant_id = $1 AND contact_id = $2 \
+                 AND ($3 IS NULL OR channel_id = $3) ORDER BY last_message_at DESC, id DESC LIMIT 1",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .bind(channel.map(|c| c.0))
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(row.map(|r| r.try_get("id").map(ConversationId)).transpose()?)
+        }
+
+        async fn segment(
+            conn: &mut Conn,
+            tenant: TenantId,
+            channel: Option<ChannelId>,
+            since: Option<DateTime<Utc>>,
+            limit: u32,
+        ) -> Result<Vec<(ContactId, ConversationId)>, StoreError> {
+            // Each contact's most recent matching conversation, in one pass (window function).
+            let rows = sqlx::query(
+                "SELECT contact_id, id FROM (SELECT c.contact_id, c.id, ROW_NUMBER() OVER \
+                   (PARTITION BY c.contact_id ORDER BY c.last_message_at DESC, c.id DESC) AS n \
+                   FROM conversations c WHERE c.tenant_id = $1 AND ($2 IS NULL OR c.channel_id = $2) \
+                   AND ($3 IS NULL OR c.last_message_at >= $3)) ranked \
+                 WHERE n = 1 ORDER BY id LIMIT $4",
+            )
+            .bind(tenant.0)
+            .bind(channel.map(|c| c.0))
+            .bind(since)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        ContactId(r.try_get("contact_id")?),
+                        ConversationId(r.try_get("id")?),
+                    ))
+                })
+                .collect()
+        }
+
+        async fn enrollment_counts(
+            conn: &mut Conn,
+            tenant: TenantId,
+            program: Uuid,
+        ) -> Result<Vec<(String, String, i64)>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT e.state, k.kind, COUNT(*) AS n FROM enrollments e \
+                 JOIN conversations c ON c.id = e.conversation_id JOIN channels k ON k.id = c.channel_id \
+                 WHERE e.tenant_id = $1 AND e.program_id = $2 GROUP BY e.state, k.kind",
+            )
+            .bind(tenant.0)
+            .bind(program)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("state")?, r.try_get("kind")?, r.try_get("n")?)))
+                .collect()
+        }
+
+        async fn run_facts(
+            conn: &mut Conn,
+            tenant: TenantId,
+            program: Uuid,
+        ) -> Result<Vec<RunFact>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT s.step_id, s.mode, k.kind, m.status_rank, s.sent_at, s.replied_at FROM program_sends s \
+                 JOIN channels k ON k.id = s.channel_id LEFT JOIN messages m ON m.id = s.message_id \
+                 WHERE s.tenant_id = $1 AND s.program_id = $2 ORDER BY s.id",
+            )
+            .bind(tenant.0)
+            .bind(program)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RunFact {
+                        step_id: r.try_get("step_id")?,
+                        mode: r.try_get("mode")?,
+                        channel_kind: r.try_get("kind")?,
+                        status_rank: r.try_get("status_rank")?,
+                        sent_at: r.try_get("sent_at")?,
+                        replied_at: r.try_get("replied_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        #[async_trait]
+        impl ProgramStore for $store {
+            async fn create_program(
+                &self,
+                scope: &TenantScope,
+                definition: Definition,
+            ) -> Result<ProgramRecord, StoreError> {
+                self.write(scope, move |c, tenant| create_program(c, tenant, definition, Utc::now()).boxed())
+                    .await
+            }
+            async fn update_program(
+                &self,
+                scope: &TenantScope,
+                id: uuid::Uuid,
+                definition: Definition,
+            ) -> Result<ProgramRecord, StoreError> {
+                self.write(scope, move |c, tenant| update_program(c, tenant, id, definition, Utc::now()).boxed())
+                    .await
+            }
+            async fn programs(&self, scope: &TenantScope) -> Result<Vec<ProgramRecord>, StoreError> {
+                self.read(scope, move |c, t| programs(c, t).boxed()).await
+            }
+            async fn program(
+                &self,
+                scope: &TenantScope,
+                id: uuid::Uuid,
+            ) -> Result<ProgramRecord, StoreError> {
+                self.read(scope, move |c, t| program(c, t, id).boxed()).await
+            }
+            async fn program_version(
+                &self,
+                scope: &TenantScope,
+                id: uuid::Uuid,
+                version: i32,
+            ) -> Result<Definition, StoreError> {
+                self.read(scope, move |c, t| program_version(c, t, id, version).boxed()).await
+            }
+            async fn archive_program(
+                &self,
+                scope: &TenantScope,
+                id: uuid::Uuid,
+            ) -> Result<u64, StoreError> {
+                self.write(scope, move |c, tenant| archive_program(c, tenant, id, Utc::now()).boxed())
+                    .await
+            }
+            async fn enroll(
+                &self,
+                scope: &TenantScope,
+                new: Vec<NewEnrollment>,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<EnrollOutcome>, StoreError> {
+                self.write(scope, move |c, tenant| {
+                        async move {
+                            let mut out = Vec::with_capacity(new.len());
+                            for n in new {
+                                out.push(enroll(&mut *c, tenant, n, now).await?);
+                            }
+                            Ok(out)
+                        }
+                        .boxed()
+                    })
+                    .await
+            }
+            async fn enrollment(
+                &self,
+                scope: &TenantScope,
+                id: uuid::Uuid,
+            ) -> Result<Enrollment, StoreError> {
+                self.read(scope, move |c, t| enrollment(c, t, id).boxed()).await
+            }
+            async fn enrollments(
+                &self,
+                scope: &TenantScope,
+                program: uuid::Uuid,
+                after: Option<uuid::Uuid>,
+                limit: u32,
+            ) -> Result<Vec<Enrollment>, StoreError> {
+                self.read(scope, move |c, t| enrollments(c, t,
+                    program,
+                    after,
+                    limit,
+                ).boxed())
+                .await
+            }
+            async fn step_context(
+                &self,
+                scope: &TenantScope,
+                enrollment: uuid::Uuid,
+            ) -> Result<Option<StepContext>, StoreError> {
+                self.read(scope, move |c, t| step_context(c, t, enrollment).boxed()).await
+            }
+            async fn cancel_enrollment(
+                &self,
+                scope: &TenantScope,
+                id: uuid::Uuid,
+            ) -> Result<Enrollment, StoreError> {
+                self.write(scope, move |c, tenant| cancel_enrollment(c, tenant, id, Utc::now()).boxed())
+                    .await
+            }
+            async fn record_step(
+                &self,
+                scope: &TenantScope,
+                run: StepRun,
+                now: DateTime<Utc>,
+            ) -> Result<StepOutcome, StoreError> {
+                self.write(scope, move |c, tenant| record_step(c, tenant, run, now).boxed())
+                    .await
+            }
+            async fn last_run(
+                &self,
+                scope: &TenantScope,
+                conversation: ConversationId,
+            ) -> Result<Option<LastRun>, StoreError> {
+                self.read(scope, move |c, t| last_run(c, t, conversation).boxed()).await
+            }
+            async fn record_reply(
+                &self,
+                scope: &TenantScope,
+                enrollment: uuid::Uuid,
+                seq: i32,
+                reply: String,
+                at: DateTime<Utc>,
+                branch: Option<(String, DateTime<Utc>)>,
+            ) -> Result<bool, StoreError> {
+                self.write(scope, move |c, tenant| {
+                        record_reply(c, tenant, enrollment, seq, reply, at, branch).boxed()
+                    })
+                    .await
+            }
+            async fn opt_out(
+                &self,
+                scope: &TenantScope,
+                contact: ContactId,
+                source: &str,
+                at: DateTime<Utc>,
+            ) -> Result<Option<u64>, StoreError> {
+                let source = source.to_owned();
+                self.write(scope, move |c, tenant| {
+                    async move { opt_out(c, tenant, contact, &source, at).await }.boxed()
+                })
+                .await
+            }
+            async fn opt_in(&self, scope: &TenantScope, contact: ContactId) -> Result<bool, StoreError> {
+                self.write(scope, move |c, tenant| opt_in(c, tenant, contact).boxed())
+                    .await
+            }
+            async fn opted_out(
+                &self,
+                scope: &TenantScope,
+                contact: ContactId,
+            ) -> Result<Option<DateTime<Utc>>, StoreError> {
+                self.read(scope, move |c, t| opted_out(c, t, contact).boxed()).await
+            }
+            async fn reach(
+                &self,
+                scope: &TenantScope,
+                contact: ContactId,
+                channel: Option<ChannelId>,
+            ) -> Result<Option<ConversationId>, StoreError> {
+                self.read(scope, move |c, t| reach(c, t,
+                    contact,
+                    channel,
+                ).boxed())
+                .await
+            }
+            async fn segment(
+                &self,
+                scope: &TenantScope,
+                channel: Option<ChannelId>,
+                since: Option<DateTime<Utc>>,
+                limit: u32,
+            ) -> Result<Vec<(ContactId, ConversationId)>, StoreError> {
+                self.read(scope, move |c, t| segment(c, t,
+                    channel,
+                    since,
+                    limit,
+                ).boxed())
+                .await
+            }
+            async fn enrollment_counts(
+                &self,
+                scope: &TenantScope,
+                program: uuid::Uuid,
+            ) -> Result<Vec<(String, String, i64)>, StoreError> {
+                self.read(scope, move |c, t| enrollment_counts(c, t, program).boxed())
+                    .await
+            }
+            async fn run_facts(
+                &self,
+                scope: &TenantScope,
+                program: uuid::Uuid,
+            ) -> Result<Vec<RunFact>, StoreError> {
+                self.read(scope, move |c, t| run_facts(c, t, program).boxed()).await
+            }
+        }
     };
 }
 
-pub(crate) use program_ops;
+crate::store::backend::for_each_backend!(ops);

@@ -1,25 +1,36 @@
-//! Account SQL shared by both backends (see `ops.rs` for the conventions). Users, sessions and
-//! signing keys are read before a tenant is known, so these run under the system scope.
+//! Accounts SQL and the [`AccountStore`](super::AccountStore) impl, written once for both backends
+//! (see `store/backend.rs`).
 
-macro_rules! account_ops {
-    ($conn:ty, $row:ty) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        use async_trait::async_trait;
+        use futures::FutureExt as _;
+
+        use crate::store::backend::Backend as _;
+        use crate::store::accounts::AccountStore;
+        use crate::tenancy::{SystemScope, TenantScope};
+
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+
         use chrono::{DateTime, Utc};
         use coach_connector_api::TenantId;
         use sqlx::Row as _;
+        use sqlx::types::Json;
         use uuid::Uuid;
 
         use crate::store::accounts::{
-            Credentials, NewRefresh, RefreshUse, Role, SigningKeyRecord, User, UserId,
+            Credentials, NewRefresh, RefreshUse, Role, SigningKeyRecord, TenantSummary, User, UserId,
         };
-        use crate::store::{StoreError, Tenant};
+        use crate::store::{AuditEntry, AuditRecord, StoreError, Tenant};
 
         fn unique_violation(e: &sqlx::Error) -> bool {
             e.as_database_error().is_some_and(|d| d.is_unique_violation())
         }
 
         /// Tenant, owner and membership in one transaction.
-        pub(super) async fn register(
-            conn: &mut $conn,
+        async fn register(
+            conn: &mut Conn,
             email: &str,
             password_hash: &str,
             tenant_name: &str,
@@ -46,7 +57,7 @@ macro_rules! account_ops {
                 }
                 other => other?,
             };
-            let tenant = super::ops::create_tenant(conn, tenant_name, now).await?;
+            let tenant = create_tenant(conn, tenant_name, now).await?;
             sqlx::query(
                 "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
             )
@@ -59,7 +70,7 @@ macro_rules! account_ops {
             Ok((tenant, user))
         }
 
-        fn user_from_row(row: &$row) -> Result<User, StoreError> {
+        fn user_from_row(row: &Row) -> Result<User, StoreError> {
             Ok(User {
                 platform_admin: row.try_get("platform_admin")?,
                 id: UserId(row.try_get("id")?),
@@ -68,8 +79,8 @@ macro_rules! account_ops {
             })
         }
 
-        pub(super) async fn credentials(
-            conn: &mut $conn,
+        async fn credentials(
+            conn: &mut Conn,
             email: &str,
         ) -> Result<Option<Credentials>, StoreError> {
             let row = sqlx::query(
@@ -82,7 +93,7 @@ macro_rules! account_ops {
                 .transpose()
         }
 
-        pub(super) async fn user(conn: &mut $conn, id: UserId) -> Result<User, StoreError> {
+        async fn user(conn: &mut Conn, id: UserId) -> Result<User, StoreError> {
             let row = sqlx::query("SELECT id, email, created_at, platform_admin FROM users WHERE id = $1")
                 .bind(id.0)
                 .fetch_optional(&mut *conn)
@@ -92,8 +103,8 @@ macro_rules! account_ops {
         }
 
         /// The user's tenants and roles, oldest membership first.
-        pub(super) async fn memberships(
-            conn: &mut $conn,
+        async fn memberships(
+            conn: &mut Conn,
             user: UserId,
         ) -> Result<Vec<(TenantId, Role)>, StoreError> {
             let rows = sqlx::query(
@@ -111,8 +122,8 @@ macro_rules! account_ops {
                 .collect()
         }
 
-        pub(super) async fn create_refresh(
-            conn: &mut $conn,
+        async fn create_refresh(
+            conn: &mut Conn,
             token: &NewRefresh,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
@@ -135,8 +146,8 @@ macro_rules! account_ops {
         /// Rotate a refresh token: valid -> replaced by `next` (whose session, user and tenant
         /// are taken from the presented token); already replaced -> the whole family is revoked
         /// (someone replayed a stolen token); otherwise invalid.
-        pub(super) async fn use_refresh(
-            conn: &mut $conn,
+        async fn use_refresh(
+            conn: &mut Conn,
             token_hash: &[u8],
             next: &NewRefresh,
             now: DateTime<Utc>,
@@ -182,8 +193,8 @@ macro_rules! account_ops {
             Ok(RefreshUse::Rotated { user_id, tenant_id, family_id })
         }
 
-        pub(super) async fn revoke_family(
-            conn: &mut $conn,
+        async fn revoke_family(
+            conn: &mut Conn,
             family_id: Uuid,
             now: DateTime<Utc>,
         ) -> Result<(), StoreError> {
@@ -195,7 +206,7 @@ macro_rules! account_ops {
             Ok(())
         }
 
-        pub(super) async fn signing_keys(conn: &mut $conn) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        async fn signing_keys(conn: &mut Conn) -> Result<Vec<SigningKeyRecord>, StoreError> {
             let rows = sqlx::query(
                 "SELECT kid, private_der, public_raw, created_at FROM signing_keys ORDER BY created_at DESC, kid",
             )
@@ -213,7 +224,7 @@ macro_rules! account_ops {
                 .collect()
         }
 
-        pub(super) async fn add_signing_key(conn: &mut $conn, key: &SigningKeyRecord) -> Result<(), StoreError> {
+        async fn add_signing_key(conn: &mut Conn, key: &SigningKeyRecord) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO signing_keys (kid, private_der, public_raw, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT DO NOTHING",
@@ -226,8 +237,9 @@ macro_rules! account_ops {
             .await?;
             Ok(())
         }
-        pub(super) async fn tenant_profile(
-            conn: &mut $conn,
+
+        async fn tenant_profile(
+            conn: &mut Conn,
             tenant: TenantId,
         ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
             let row = sqlx::query("SELECT id, name, created_at, profile FROM tenants WHERE id = $1")
@@ -244,8 +256,8 @@ macro_rules! account_ops {
             Ok((t, crate::tenant::TenantProfile::from_stored(stored)))
         }
 
-        pub(super) async fn update_tenant_profile(
-            conn: &mut $conn,
+        async fn update_tenant_profile(
+            conn: &mut Conn,
             tenant: TenantId,
             name: Option<String>,
             profile: Option<crate::tenant::TenantProfile>,
@@ -261,8 +273,8 @@ macro_rules! account_ops {
             tenant_profile(conn, tenant).await
         }
 
-        pub(super) async fn set_password(
-            conn: &mut $conn,
+        async fn set_password(
+            conn: &mut Conn,
             user: UserId,
             password_hash: &str,
             now: DateTime<Utc>,
@@ -286,66 +298,7 @@ macro_rules! account_ops {
             Ok(families)
         }
 
-        pub(super) async fn channels(
-            conn: &mut $conn,
-            tenant: TenantId,
-        ) -> Result<Vec<crate::store::Channel>, StoreError> {
-            let ids: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT id FROM channels WHERE tenant_id = $1 ORDER BY created_at, id",
-            )
-            .bind(tenant.0)
-            .fetch_all(&mut *conn)
-            .await?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                out.push(super::ops::channel(conn, Some(tenant), coach_connector_api::ChannelId(id)).await?);
-            }
-            Ok(out)
-        }
-
-        pub(super) async fn update_channel(
-            conn: &mut $conn,
-            tenant: TenantId,
-            id: coach_connector_api::ChannelId,
-            patch: crate::store::ChannelPatch,
-            now: DateTime<Utc>,
-        ) -> Result<crate::store::Channel, StoreError> {
-            let current = super::ops::channel(conn, Some(tenant), id).await?;
-            let name = patch.name.unwrap_or(current.name);
-            let config = patch.config.unwrap_or(current.config);
-            let enabled = patch.enabled.unwrap_or(current.enabled);
-            sqlx::query(
-                "UPDATE channels SET name = $1, config = $2, enabled = $3, updated_at = $4 \
-                 WHERE id = $5 AND tenant_id = $6",
-            )
-            .bind(&name)
-            .bind(sqlx::types::Json(&config))
-            .bind(enabled)
-            .bind(now)
-            .bind(id.0)
-            .bind(tenant.0)
-            .execute(&mut *conn)
-            .await?;
-            super::ops::channel(conn, Some(tenant), id).await
-        }
-
-        pub(super) async fn delete_channel(
-            conn: &mut $conn,
-            tenant: TenantId,
-            id: coach_connector_api::ChannelId,
-        ) -> Result<(), StoreError> {
-            let n = sqlx::query("DELETE FROM channels WHERE id = $1 AND tenant_id = $2")
-                .bind(id.0)
-                .bind(tenant.0)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound("channel"));
-            }
-            Ok(())
-        }
-        pub(super) async fn set_platform_admin(conn: &mut $conn, user: UserId, on: bool) -> Result<(), StoreError> {
+        async fn set_platform_admin(conn: &mut Conn, user: UserId, on: bool) -> Result<(), StoreError> {
             let n = sqlx::query("UPDATE users SET platform_admin = $1 WHERE id = $2")
                 .bind(on)
                 .bind(user.0)
@@ -358,8 +311,8 @@ macro_rules! account_ops {
             Ok(())
         }
 
-        pub(super) async fn create_password_reset(
-            conn: &mut $conn,
+        async fn create_password_reset(
+            conn: &mut Conn,
             user: UserId,
             token_hash: &[u8],
             expires_at: DateTime<Utc>,
@@ -380,8 +333,8 @@ macro_rules! account_ops {
 
         /// Whose unused, unexpired reset token this is; with `consume`, it is used up
         /// (atomically: of two concurrent uses one wins).
-        pub(super) async fn password_reset(
-            conn: &mut $conn,
+        async fn password_reset(
+            conn: &mut Conn,
             token_hash: &[u8],
             consume: bool,
             now: DateTime<Utc>,
@@ -396,7 +349,7 @@ macro_rules! account_ops {
             Ok(user.map(UserId))
         }
 
-        pub(super) async fn all_tenants(conn: &mut $conn) -> Result<Vec<crate::store::TenantSummary>, StoreError> {
+        async fn all_tenants(conn: &mut Conn) -> Result<Vec<crate::store::TenantSummary>, StoreError> {
             let rows = sqlx::query(
                 "SELECT t.id, t.name, t.status, t.created_at, \
                  (SELECT COUNT(*) FROM memberships m WHERE m.tenant_id = t.id) AS members \
@@ -418,8 +371,8 @@ macro_rules! account_ops {
         }
 
         /// Suspend (`active = false`) or resume a tenant; suspending ends its sessions.
-        pub(super) async fn set_tenant_active(
-            conn: &mut $conn,
+        async fn set_tenant_active(
+            conn: &mut Conn,
             tenant: TenantId,
             active: bool,
             now: DateTime<Utc>,
@@ -455,7 +408,280 @@ macro_rules! account_ops {
                 .await?;
             Ok(families)
         }
+
+        async fn create_tenant(
+            conn: &mut Conn,
+            name: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Tenant, StoreError> {
+            let tenant = Tenant { id: TenantId::new(), name: name.to_owned(), created_at: now };
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+                .bind(tenant.id.0)
+                .bind(&tenant.name)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            Ok(tenant)
+        }
+
+        async fn audit(
+            conn: &mut Conn,
+            tenant: TenantId,
+            entry: AuditEntry,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO audit_log (id, tenant_id, actor, action, resource_type, resource_id, ip, details, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant.0)
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.resource_type)
+            .bind(entry.resource_id.as_deref())
+            .bind(entry.ip.as_deref())
+            .bind(Json(&entry.details))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn audit_log(
+            conn: &mut Conn,
+            tenant: TenantId,
+            limit: u32,
+        ) -> Result<Vec<AuditRecord>, StoreError> {
+            let rows = sqlx::query(
+                "SELECT id, actor, action, resource_type, resource_id, ip, details, created_at FROM audit_log \
+                 WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(tenant.0)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(AuditRecord {
+                        id: row.try_get("id")?,
+                        entry: AuditEntry {
+                            actor: row.try_get("actor")?,
+                            action: row.try_get("action")?,
+                            resource_type: row.try_get("resource_type")?,
+                            resource_id: row.try_get("resource_id")?,
+                            ip: row.try_get("ip")?,
+                            details: row.try_get::<Json<serde_json::Value>, _>("details")?.0,
+                        },
+                        created_at: row.try_get("created_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        #[async_trait]
+        impl AccountStore for $store {
+            async fn create_tenant(&self, sys: &SystemScope, name: &str) -> Result<Tenant, StoreError> {
+                let name = name.to_owned();
+                self.write(sys, move |c, ()| async move { create_tenant(c, &name, Utc::now()).await }.boxed())
+                    .await
+            }
+
+            async fn register(
+                &self,
+                sys: &SystemScope,
+                email: &str,
+                password_hash: &str,
+                tenant_name: &str,
+            ) -> Result<(Tenant, User), StoreError> {
+                let (email, hash, name) = (
+                    email.to_owned(),
+                    password_hash.to_owned(),
+                    tenant_name.to_owned(),
+                );
+                self.write(sys, move |c, ()| {
+                        async move { register(c, &email, &hash, &name, Utc::now()).await }
+                            .boxed()
+                    })
+                    .await
+            }
+
+            async fn credentials(
+                &self,
+                sys: &SystemScope,
+                email: &str,
+            ) -> Result<Option<Credentials>, StoreError> {
+                let email = email.to_owned();
+                self.read(sys, move |c, ()| async move { credentials(c, &email).await }.boxed()).await
+            }
+
+            async fn user(&self, sys: &SystemScope, id: UserId) -> Result<User, StoreError> {
+                self.read(sys, move |c, ()| user(c, id).boxed()).await
+            }
+
+            async fn memberships(
+                &self,
+                sys: &SystemScope,
+                user: UserId,
+            ) -> Result<Vec<(TenantId, Role)>, StoreError> {
+                self.read(sys, move |c, ()| memberships(c, user).boxed()).await
+            }
+
+            async fn create_refresh(
+                &self,
+                sys: &SystemScope,
+                token: NewRefresh,
+            ) -> Result<(), StoreError> {
+                self.write(sys, move |c, ()| {
+                        async move { create_refresh(c, &token, Utc::now()).await }.boxed()
+                    })
+                    .await
+            }
+
+            async fn use_refresh(
+                &self,
+                sys: &SystemScope,
+                token_hash: Vec<u8>,
+                next: NewRefresh,
+            ) -> Result<RefreshUse, StoreError> {
+                self.write(sys, move |c, ()| {
+                        async move { use_refresh(c, &token_hash, &next, Utc::now()).await }
+                            .boxed()
+                    })
+                    .await
+            }
+
+            async fn revoke_session(
+                &self,
+                sys: &SystemScope,
+                family: uuid::Uuid,
+            ) -> Result<(), StoreError> {
+                self.write(sys, move |c, ()| revoke_family(c, family, Utc::now()).boxed())
+                    .await
+            }
+
+            async fn signing_keys(&self, sys: &SystemScope) -> Result<Vec<SigningKeyRecord>, StoreError> {
+                self.read(sys, move |c, ()| signing_keys(c).boxed()).await
+            }
+
+            async fn add_signing_key(
+                &self,
+                sys: &SystemScope,
+                key: SigningKeyRecord,
+            ) -> Result<(), StoreError> {
+                self.write(sys, move |c, ()| async move { add_signing_key(c, &key).await }.boxed())
+                    .await
+            }
+
+            async fn tenant_profile(
+                &self,
+                scope: &TenantScope,
+            ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
+                self.read(scope, move |c, t| tenant_profile(c, t).boxed()).await
+            }
+
+            async fn update_tenant_profile(
+                &self,
+                scope: &TenantScope,
+                name: Option<String>,
+                profile: Option<crate::tenant::TenantProfile>,
+            ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
+                self.write(scope, move |c, tenant| update_tenant_profile(c, tenant, name, profile).boxed())
+                    .await
+            }
+
+            async fn set_password(
+                &self,
+                sys: &SystemScope,
+                user: UserId,
+                password_hash: &str,
+            ) -> Result<Vec<uuid::Uuid>, StoreError> {
+                let hash = password_hash.to_owned();
+                self.write(sys, move |c, ()| {
+                        async move { set_password(c, user, &hash, Utc::now()).await }.boxed()
+                    })
+                    .await
+            }
+
+            async fn set_platform_admin(
+                &self,
+                sys: &SystemScope,
+                user: UserId,
+                on: bool,
+            ) -> Result<(), StoreError> {
+                self.write(sys, move |c, ()| set_platform_admin(c, user, on).boxed())
+                    .await
+            }
+
+            async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError> {
+                self.read(sys, move |c, ()| all_tenants(c).boxed()).await
+            }
+
+            async fn set_tenant_active(
+                &self,
+                sys: &SystemScope,
+                tenant: TenantId,
+                active: bool,
+            ) -> Result<Vec<uuid::Uuid>, StoreError> {
+                self.write(sys, move |c, ()| set_tenant_active(c, tenant, active, Utc::now()).boxed())
+                    .await
+            }
+
+            async fn create_password_reset(
+                &self,
+                sys: &SystemScope,
+                user: UserId,
+                token_hash: Vec<u8>,
+                expires_at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                self.write(sys, move |c, ()| {
+                        async move {
+                            create_password_reset(
+                                c,
+                                user,
+                                &token_hash,
+                                expires_at,
+                                Utc::now(),
+                            )
+                            .await
+                        }
+                        .boxed()
+                    })
+                    .await
+            }
+
+            async fn password_reset(
+                &self,
+                sys: &SystemScope,
+                token_hash: Vec<u8>,
+                consume: bool,
+            ) -> Result<Option<UserId>, StoreError> {
+                if !consume {
+                    return self.read(sys, move |c, ()| {
+                        async move { password_reset(c, &token_hash, false, Utc::now()).await }.boxed()
+                    })
+                    .await;
+                }
+                self.write(sys, move |c, ()| {
+                    async move { password_reset(c, &token_hash, true, Utc::now()).await }.boxed()
+                })
+                .await
+            }
+
+            async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
+                self.write(scope, move |c, tenant| audit(c, tenant, entry, Utc::now()).boxed())
+                    .await
+            }
+
+            async fn audit_log(
+                &self,
+                scope: &TenantScope,
+                limit: u32,
+            ) -> Result<Vec<AuditRecord>, StoreError> {
+                self.read(scope, move |c, t| audit_log(c, t, limit).boxed()).await
+            }
+        }
     };
 }
 
-pub(crate) use account_ops;
+crate::store::backend::for_each_backend!(ops);

@@ -1,8 +1,15 @@
-//! Handoff and analytics SQL shared by both backends (see `ops.rs` for the conventions). `$day`
+//! Handoff and analytics SQL shared by both backends (see `store/backend.rs`). `<$store as crate::store::backend::Backend>::UTC_DAY`
 //! is the dialect's expression for a timestamp's UTC day as `YYYY-MM-DD`.
 
-macro_rules! console_ops {
-    ($conn:ty, $row:ty, $day:literal) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+        use crate::store::backend::Backend as _;
+        use futures::FutureExt as _;
+        use async_trait::async_trait;
+        use crate::store::console::ConsoleStore;
+        use crate::tenancy::TenantScope;
         use chrono::{DateTime, Utc};
         use coach_connector_api::{ChannelId, ContactId, ConversationId, MessageId, TenantId};
         use sqlx::Row as _;
@@ -16,14 +23,14 @@ macro_rules! console_ops {
                 .ok_or_else(|| StoreError::Corrupt(format!("direction {stored:?}")))
         }
 
-        fn reason(row: &$row) -> Result<HandoffReason, StoreError> {
+        fn reason(row: &Row) -> Result<HandoffReason, StoreError> {
             let stored: String = row.try_get("reason")?;
             HandoffReason::parse(&stored)
                 .ok_or_else(|| StoreError::Corrupt(format!("handoff reason {stored:?}")))
         }
 
-        pub(super) async fn record_handoff(
-            conn: &mut $conn,
+        async fn record_handoff(
+            conn: &mut Conn,
             tenant: TenantId,
             handoff: Handoff,
             notify: Option<serde_json::Value>,
@@ -74,8 +81,8 @@ macro_rules! console_ops {
             Ok(true)
         }
 
-        pub(super) async fn inbox(
-            conn: &mut $conn,
+        async fn inbox(
+            conn: &mut Conn,
             tenant: TenantId,
             user: Uuid,
             limit: u32,
@@ -144,8 +151,8 @@ macro_rules! console_ops {
             Ok(items)
         }
 
-        pub(super) async fn mark_read(
-            conn: &mut $conn,
+        async fn mark_read(
+            conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
             user: Uuid,
@@ -175,8 +182,8 @@ macro_rules! console_ops {
             Ok(())
         }
 
-        pub(super) async fn handoffs(
-            conn: &mut $conn,
+        async fn handoffs(
+            conn: &mut Conn,
             tenant: TenantId,
             since: DateTime<Utc>,
             limit: u32,
@@ -203,8 +210,8 @@ macro_rules! console_ops {
                 .collect()
         }
 
-        pub(super) async fn handoff_counts(
-            conn: &mut $conn,
+        async fn handoff_counts(
+            conn: &mut Conn,
             tenant: TenantId,
             since: DateTime<Utc>,
         ) -> Result<Vec<(HandoffReason, i64)>, StoreError> {
@@ -221,8 +228,8 @@ macro_rules! console_ops {
                 .collect()
         }
 
-        pub(super) async fn record_usage(
-            conn: &mut $conn,
+        async fn record_usage(
+            conn: &mut Conn,
             tenant: TenantId,
             usage: UsageDay,
         ) -> Result<(), StoreError> {
@@ -244,8 +251,8 @@ macro_rules! console_ops {
             Ok(())
         }
 
-        pub(super) async fn usage(
-            conn: &mut $conn,
+        async fn usage(
+            conn: &mut Conn,
             tenant: TenantId,
             since_day: &str,
         ) -> Result<Vec<UsageDay>, StoreError> {
@@ -270,8 +277,8 @@ macro_rules! console_ops {
                 .collect()
         }
 
-        pub(super) async fn message_counts(
-            conn: &mut $conn,
+        async fn message_counts(
+            conn: &mut Conn,
             tenant: TenantId,
             since: DateTime<Utc>,
         ) -> Result<Vec<DayCount>, StoreError> {
@@ -279,7 +286,7 @@ macro_rules! console_ops {
                 "SELECT {day} AS day, channel_id, direction, COUNT(*) AS n FROM messages \
                  WHERE tenant_id = $1 AND created_at >= $2 \
                  GROUP BY {day}, channel_id, direction ORDER BY 1",
-                day = $day
+                day = <$store as crate::store::backend::Backend>::UTC_DAY
             );
             let rows = sqlx::query(&sql)
                 .bind(tenant.0)
@@ -298,8 +305,8 @@ macro_rules! console_ops {
                 .collect()
         }
 
-        pub(super) async fn answer_times(
-            conn: &mut $conn,
+        async fn answer_times(
+            conn: &mut Conn,
             tenant: TenantId,
             since: DateTime<Utc>,
             limit: u32,
@@ -319,7 +326,79 @@ macro_rules! console_ops {
                 .map(|row| Ok((row.try_get("asked")?, row.try_get("answered")?)))
                 .collect()
         }
+
+        #[async_trait]
+        impl ConsoleStore for $store {
+            async fn record_handoff(
+                &self,
+                scope: &TenantScope,
+                handoff: Handoff,
+                notify: Option<serde_json::Value>,
+            ) -> Result<bool, StoreError> {
+                self.write(scope, move |c, tenant| record_handoff(c, tenant, handoff, notify).boxed())
+                    .await
+            }
+            async fn inbox(
+                &self,
+                scope: &TenantScope,
+                user: uuid::Uuid,
+                limit: u32,
+            ) -> Result<Vec<InboxItem>, StoreError> {
+                self.read(scope, move |c, t| inbox(c, t, user, limit).boxed()).await
+            }
+            async fn mark_read(
+                &self,
+                scope: &TenantScope,
+                conversation: ConversationId,
+                user: uuid::Uuid,
+            ) -> Result<(), StoreError> {
+                self.write(scope, move |c, tenant| mark_read(c, tenant, conversation, user).boxed())
+                    .await
+            }
+            async fn handoffs(
+                &self,
+                scope: &TenantScope,
+                since: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<Handoff>, StoreError> {
+                self.read(scope, move |c, t| handoffs(c, t, since, limit).boxed()).await
+            }
+            async fn handoff_counts(
+                &self,
+                scope: &TenantScope,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<(HandoffReason, i64)>, StoreError> {
+                self.read(scope, move |c, t| handoff_counts(c, t, since).boxed()).await
+            }
+            async fn record_usage(&self, scope: &TenantScope, usage: UsageDay) -> Result<(), StoreError> {
+                self.write(scope, move |c, tenant| record_usage(c, tenant, usage).boxed())
+                    .await
+            }
+            async fn usage(
+                &self,
+                scope: &TenantScope,
+                since_day: &str,
+            ) -> Result<Vec<UsageDay>, StoreError> {
+                let since = since_day.to_owned();
+                self.read(scope, move |c, t| async move { usage(c, t, &since).await }.boxed()).await
+            }
+            async fn message_counts(
+                &self,
+                scope: &TenantScope,
+                since: DateTime<Utc>,
+            ) -> Result<Vec<DayCount>, StoreError> {
+                self.read(scope, move |c, t| message_counts(c, t, since).boxed()).await
+            }
+            async fn answer_times(
+                &self,
+                scope: &TenantScope,
+                since: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+                self.read(scope, move |c, t| answer_times(c, t, since, limit).boxed()).await
+            }
+        }
     };
 }
 
-pub(crate) use console_ops;
+crate::store::backend::for_each_backend!(ops);

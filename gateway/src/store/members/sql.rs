@@ -1,9 +1,18 @@
-//! Members and invitations SQL shared by both backends (see `ops.rs` for the conventions).
-//! Listing members reads e-mails from `users`, which only the worker role may read on
-//! PostgreSQL; those queries always filter by the tenant explicitly.
+//! Members SQL and the [`MemberStore`](super::MemberStore) impl, written once for both backends
+//! (see `store/backend.rs`).
 
-macro_rules! member_ops {
-    ($conn:ty, $row:ty) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        use async_trait::async_trait;
+        use futures::FutureExt as _;
+
+        use crate::store::backend::Backend as _;
+        use crate::store::members::MemberStore;
+        use crate::tenancy::{SystemScope, TenantScope};
+
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+
         use chrono::{DateTime, Utc};
         use coach_connector_api::TenantId;
         use sqlx::Row as _;
@@ -12,7 +21,7 @@ macro_rules! member_ops {
         use crate::store::accounts::{ApiKeyRecord, Invite, MemberRecord, Role, UserId};
         use crate::store::StoreError;
 
-        pub(super) async fn members(conn: &mut $conn, tenant: TenantId) -> Result<Vec<MemberRecord>, StoreError> {
+        async fn members(conn: &mut Conn, tenant: TenantId) -> Result<Vec<MemberRecord>, StoreError> {
             let rows = sqlx::query(
                 "SELECT u.id, u.email, m.role, m.created_at FROM memberships m JOIN users u ON u.id = m.user_id \
                  WHERE m.tenant_id = $1 ORDER BY m.created_at, u.id",
@@ -33,14 +42,14 @@ macro_rules! member_ops {
                 .collect()
         }
 
-        async fn owners(conn: &mut $conn, tenant: TenantId) -> Result<i64, StoreError> {
+        async fn owners(conn: &mut Conn, tenant: TenantId) -> Result<i64, StoreError> {
             Ok(sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE tenant_id = $1 AND role = 'owner'")
                 .bind(tenant.0)
                 .fetch_one(&mut *conn)
                 .await?)
         }
 
-        async fn role_of(conn: &mut $conn, tenant: TenantId, user: UserId) -> Result<Role, StoreError> {
+        async fn role_of(conn: &mut Conn, tenant: TenantId, user: UserId) -> Result<Role, StoreError> {
             let role: String = sqlx::query_scalar("SELECT role FROM memberships WHERE tenant_id = $1 AND user_id = $2")
                 .bind(tenant.0)
                 .bind(user.0)
@@ -51,7 +60,7 @@ macro_rules! member_ops {
         }
 
         /// End the user's sessions in this tenant; returns them.
-        async fn end_sessions(conn: &mut $conn, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
+        async fn end_sessions(conn: &mut Conn, tenant: TenantId, user: UserId, now: DateTime<Utc>) -> Result<Vec<Uuid>, StoreError> {
             let families: Vec<Uuid> = sqlx::query_scalar(
                 "SELECT DISTINCT family_id FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
             )
@@ -70,8 +79,8 @@ macro_rules! member_ops {
 
         /// Change a member's role (never leaving the tenant without an owner); ends their
         /// sessions in the tenant so the new role applies at once.
-        pub(super) async fn set_role(
-            conn: &mut $conn,
+        async fn set_role(
+            conn: &mut Conn,
             tenant: TenantId,
             user: UserId,
             role: Role,
@@ -95,8 +104,8 @@ macro_rules! member_ops {
         }
 
         /// Remove a member (never the last owner) and end their sessions in the tenant.
-        pub(super) async fn remove_member(
-            conn: &mut $conn,
+        async fn remove_member(
+            conn: &mut Conn,
             tenant: TenantId,
             user: UserId,
             now: DateTime<Utc>,
@@ -112,7 +121,7 @@ macro_rules! member_ops {
             end_sessions(conn, tenant, user, now).await
         }
 
-        pub(super) async fn create_invite(conn: &mut $conn, invite: &Invite, token_hash: &[u8]) -> Result<(), StoreError> {
+        async fn create_invite(conn: &mut Conn, invite: &Invite, token_hash: &[u8]) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO invites (id, tenant_id, email, role, token_hash, invited_by, expires_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -131,7 +140,7 @@ macro_rules! member_ops {
         }
 
         /// A pending, unexpired invitation by its token hash.
-        pub(super) async fn invite(conn: &mut $conn, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<Invite>, StoreError> {
+        async fn invite(conn: &mut Conn, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<Invite>, StoreError> {
             let row = sqlx::query(
                 "SELECT id, tenant_id, email, role, invited_by, expires_at, created_at FROM invites \
                  WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2",
@@ -157,8 +166,8 @@ macro_rules! member_ops {
 
         /// Accept an invitation once: the existing user `user`, or a new user with
         /// `new_password_hash`, becomes a member with the invited role.
-        pub(super) async fn accept_invite(
-            conn: &mut $conn,
+        async fn accept_invite(
+            conn: &mut Conn,
             invite: &Invite,
             user: Option<UserId>,
             new_password_hash: Option<&str>,
@@ -200,7 +209,8 @@ macro_rules! member_ops {
             .await?;
             Ok(user)
         }
-        fn api_key_from_row(row: &$row) -> Result<ApiKeyRecord, StoreError> {
+
+        fn api_key_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
             let role: String = row.try_get("role")?;
             Ok(ApiKeyRecord {
                 id: row.try_get("id")?,
@@ -215,8 +225,8 @@ macro_rules! member_ops {
 
         const API_KEY_COLUMNS: &str = "id, tenant_id, name, prefix, role, created_at, revoked_at";
 
-        pub(super) async fn create_api_key(
-            conn: &mut $conn,
+        async fn create_api_key(
+            conn: &mut Conn,
             key: &ApiKeyRecord,
             key_hash: &[u8],
             created_by: Option<UserId>,
@@ -238,14 +248,14 @@ macro_rules! member_ops {
             Ok(())
         }
 
-        pub(super) async fn api_keys(conn: &mut $conn, tenant: TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        async fn api_keys(conn: &mut Conn, tenant: TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
             let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id");
             let rows = sqlx::query(&sql).bind(tenant.0).fetch_all(&mut *conn).await?;
             rows.iter().map(api_key_from_row).collect()
         }
 
         /// A key that has not been revoked, by the hash of its secret.
-        pub(super) async fn api_key_by_hash(conn: &mut $conn, key_hash: &[u8]) -> Result<Option<ApiKeyRecord>, StoreError> {
+        async fn api_key_by_hash(conn: &mut Conn, key_hash: &[u8]) -> Result<Option<ApiKeyRecord>, StoreError> {
             let sql = format!(
                 "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
                  AND tenant_id IN (SELECT id FROM tenants WHERE status = 'active')"
@@ -254,7 +264,7 @@ macro_rules! member_ops {
             row.as_ref().map(api_key_from_row).transpose()
         }
 
-        pub(super) async fn revoke_api_key(conn: &mut $conn, tenant: TenantId, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
+        async fn revoke_api_key(conn: &mut Conn, tenant: TenantId, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
             let n = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(tenant.0)
@@ -267,7 +277,112 @@ macro_rules! member_ops {
             }
             Ok(())
         }
+
+        #[async_trait]
+        impl MemberStore for $store {
+            // Members join the tenant's rows with users, which belong to no tenant: system work.
+            async fn members(&self, scope: &TenantScope) -> Result<Vec<MemberRecord>, StoreError> {
+                let tenant = scope.tenant_id();
+                self.read(&SystemScope::new("list members"), move |c, ()| members(c, tenant).boxed())
+                    .await
+            }
+
+            async fn set_role(
+                &self,
+                scope: &TenantScope,
+                user: UserId,
+                role: Role,
+            ) -> Result<Vec<Uuid>, StoreError> {
+                let tenant = scope.tenant_id();
+                self.write(&SystemScope::new("change member role"), move |c, ()| {
+                    set_role(c, tenant, user, role, Utc::now()).boxed()
+                })
+                .await
+            }
+
+            async fn remove_member(
+                &self,
+                scope: &TenantScope,
+                user: UserId,
+            ) -> Result<Vec<Uuid>, StoreError> {
+                let tenant = scope.tenant_id();
+                self.write(&SystemScope::new("remove member"), move |c, ()| {
+                    remove_member(c, tenant, user, Utc::now()).boxed()
+                })
+                .await
+            }
+
+            async fn create_invite(
+                &self,
+                scope: &TenantScope,
+                invite: Invite,
+                token_hash: Vec<u8>,
+            ) -> Result<(), StoreError> {
+                self.write(scope, move |c, _| {
+                    async move { create_invite(c, &invite, &token_hash).await }.boxed()
+                })
+                .await
+            }
+
+            async fn invite(
+                &self,
+                sys: &SystemScope,
+                token_hash: Vec<u8>,
+            ) -> Result<Option<Invite>, StoreError> {
+                self.read(sys, move |c, ()| {
+                    async move { invite(c, &token_hash, Utc::now()).await }.boxed()
+                })
+                .await
+            }
+
+            async fn accept_invite(
+                &self,
+                sys: &SystemScope,
+                invite: Invite,
+                user: Option<UserId>,
+                new_password_hash: Option<String>,
+            ) -> Result<UserId, StoreError> {
+                self.write(sys, move |c, ()| {
+                    async move {
+                        accept_invite(c, &invite, user, new_password_hash.as_deref(), Utc::now()).await
+                    }
+                    .boxed()
+                })
+                .await
+            }
+
+            async fn create_api_key(
+                &self,
+                scope: &TenantScope,
+                key: ApiKeyRecord,
+                key_hash: Vec<u8>,
+                created_by: Option<UserId>,
+            ) -> Result<(), StoreError> {
+                self.write(scope, move |c, _| {
+                    async move { create_api_key(c, &key, &key_hash, created_by).await }.boxed()
+                })
+                .await
+            }
+
+            async fn api_keys(&self, scope: &TenantScope) -> Result<Vec<ApiKeyRecord>, StoreError> {
+                self.read(scope, move |c, t| api_keys(c, t).boxed()).await
+            }
+
+            async fn api_key_by_hash(
+                &self,
+                sys: &SystemScope,
+                key_hash: Vec<u8>,
+            ) -> Result<Option<ApiKeyRecord>, StoreError> {
+                self.read(sys, move |c, ()| async move { api_key_by_hash(c, &key_hash).await }.boxed())
+                    .await
+            }
+
+            async fn revoke_api_key(&self, scope: &TenantScope, id: Uuid) -> Result<(), StoreError> {
+                self.write(scope, move |c, tenant| revoke_api_key(c, tenant, id, Utc::now()).boxed())
+                    .await
+            }
+        }
     };
 }
 
-pub(crate) use member_ops;
+crate::store::backend::for_each_backend!(ops);

@@ -1,13 +1,18 @@
-//! The SQL both backends share, written once and instantiated per backend by `store_ops!`.
-//!
-//! Placeholders are `$N`: PostgreSQL reads them natively and sqlx's SQLite driver binds `$N` to
-//! the N-th argument, so the same text binds the same values on both. Typed NULLs are written
-//! `CAST(NULL AS type)`, which both accept. Where the dialects differ (`queue_sql.rs`: the
-//! function for "largest of", the row lock taken when claiming), the difference is a macro
-//! argument.
+//! Channels SQL and the [`ChannelStore`](super::ChannelStore) impl, written once for both backends
+//! (see `store/backend.rs`).
 
-macro_rules! store_ops {
-    ($conn:ty, $row:ty) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        use async_trait::async_trait;
+        use futures::FutureExt as _;
+
+        use crate::store::backend::Backend as _;
+        use crate::store::channels::ChannelStore;
+        use crate::tenancy::{SystemScope, TenantScope};
+
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+
         use chrono::{DateTime, Utc};
         use coach_connector_api::{
             ChannelId, ChannelIdentity, ContactId, ConversationId, DeliveryStatus, InboundEvent,
@@ -19,12 +24,11 @@ macro_rules! store_ops {
 
         use crate::store::types::jobs_for;
         use crate::store::{
-            Channel, Direction, IngestReport, NewChannel, StoreError,
-            StoredEvent, StoredMessage, Tenant,
+            Channel, ChannelPatch, Direction, IngestReport, NewChannel, StoreError, StoredEvent,
+            StoredMessage,
         };
 
-
-        fn channel_from_row(row: &$row) -> Result<Channel, StoreError> {
+        fn channel_from_row(row: &Row) -> Result<Channel, StoreError> {
             let kind: String = row.try_get("kind")?;
             Ok(Channel {
                 id: ChannelId(row.try_get("id")?),
@@ -37,23 +41,8 @@ macro_rules! store_ops {
             })
         }
 
-        pub(super) async fn create_tenant(
-            conn: &mut $conn,
-            name: &str,
-            now: DateTime<Utc>,
-        ) -> Result<Tenant, StoreError> {
-            let tenant = Tenant { id: TenantId::new(), name: name.to_owned(), created_at: now };
-            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(tenant.id.0)
-                .bind(&tenant.name)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            Ok(tenant)
-        }
-
-        pub(super) async fn create_channel(
-            conn: &mut $conn,
+        async fn create_channel(
+            conn: &mut Conn,
             tenant: TenantId,
             new: NewChannel,
             now: DateTime<Utc>,
@@ -84,8 +73,8 @@ macro_rules! store_ops {
         }
 
         /// `tenant: None` looks the channel up across tenants (webhooks, system scope only).
-        pub(super) async fn channel(
-            conn: &mut $conn,
+        async fn channel(
+            conn: &mut Conn,
             tenant: Option<TenantId>,
             id: ChannelId,
         ) -> Result<Channel, StoreError> {
@@ -102,7 +91,7 @@ macro_rules! store_ops {
         }
 
         async fn contact_for(
-            conn: &mut $conn,
+            conn: &mut Conn,
             tenant: TenantId,
             channel: ChannelId,
             who: &ChannelIdentity,
@@ -145,7 +134,7 @@ macro_rules! store_ops {
         }
 
         async fn find_contact(
-            conn: &mut $conn,
+            conn: &mut Conn,
             tenant: TenantId,
             channel: ChannelId,
             external_id: &str,
@@ -162,7 +151,7 @@ macro_rules! store_ops {
         }
 
         async fn conversation_for(
-            conn: &mut $conn,
+            conn: &mut Conn,
             tenant: TenantId,
             channel: ChannelId,
             contact: ContactId,
@@ -189,7 +178,7 @@ macro_rules! store_ops {
         /// Everything ingesting one message needs to know, in one round trip: whether the channel
         /// is the tenant's, whether the message is a redelivery, and the sender's contact.
         async fn lookup(
-            conn: &mut $conn,
+            conn: &mut Conn,
             tenant: TenantId,
             channel: ChannelId,
             key: &str,
@@ -214,7 +203,7 @@ macro_rules! store_ops {
         }
 
         async fn insert_job(
-            conn: &mut $conn,
+            conn: &mut Conn,
             tenant: TenantId,
             kind: &str,
             message: MessageId,
@@ -235,8 +224,8 @@ macro_rules! store_ops {
         }
 
         /// Store every event of one channel; the caller owns the transaction.
-        pub(super) async fn ingest(
-            conn: &mut $conn,
+        pub(in crate::store) async fn ingest(
+            conn: &mut Conn,
             tenant: TenantId,
             channel: ChannelId,
             events: Vec<InboundEvent>,
@@ -384,8 +373,8 @@ macro_rules! store_ops {
             Ok(report)
         }
 
-        pub(super) async fn enqueue_outbound(
-            conn: &mut $conn,
+        async fn enqueue_outbound(
+            conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
             body: OutboundBody,
@@ -398,8 +387,8 @@ macro_rules! store_ops {
 
         /// [`enqueue_outbound`] with the stored content as given: a body, plus what the sender
         /// reads beside it (a program step's `fallback_template`).
-        pub(super) async fn enqueue_content(
-            conn: &mut $conn,
+        pub(in crate::store) async fn enqueue_content(
+            conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
             content: serde_json::Value,
@@ -466,7 +455,132 @@ macro_rules! store_ops {
                 created_at: now,
             })
         }
+
+        async fn channels(
+            conn: &mut Conn,
+            tenant: TenantId,
+        ) -> Result<Vec<crate::store::Channel>, StoreError> {
+            let ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM channels WHERE tenant_id = $1 ORDER BY created_at, id",
+            )
+            .bind(tenant.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push(channel(conn, Some(tenant), coach_connector_api::ChannelId(id)).await?);
+            }
+            Ok(out)
+        }
+
+        async fn update_channel(
+            conn: &mut Conn,
+            tenant: TenantId,
+            id: coach_connector_api::ChannelId,
+            patch: crate::store::ChannelPatch,
+            now: DateTime<Utc>,
+        ) -> Result<crate::store::Channel, StoreError> {
+            let current = channel(conn, Some(tenant), id).await?;
+            let name = patch.name.unwrap_or(current.name);
+            let config = patch.config.unwrap_or(current.config);
+            let enabled = patch.enabled.unwrap_or(current.enabled);
+            sqlx::query(
+                "UPDATE channels SET name = $1, config = $2, enabled = $3, updated_at = $4 \
+                 WHERE id = $5 AND tenant_id = $6",
+            )
+            .bind(&name)
+            .bind(sqlx::types::Json(&config))
+            .bind(enabled)
+            .bind(now)
+            .bind(id.0)
+            .bind(tenant.0)
+            .execute(&mut *conn)
+            .await?;
+            channel(conn, Some(tenant), id).await
+        }
+
+        async fn delete_channel(
+            conn: &mut Conn,
+            tenant: TenantId,
+            id: coach_connector_api::ChannelId,
+        ) -> Result<(), StoreError> {
+            let n = sqlx::query("DELETE FROM channels WHERE id = $1 AND tenant_id = $2")
+                .bind(id.0)
+                .bind(tenant.0)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("channel"));
+            }
+            Ok(())
+        }
+
+        #[async_trait]
+        impl ChannelStore for $store {
+            async fn create_channel(
+                &self,
+                scope: &TenantScope,
+                new: NewChannel,
+            ) -> Result<Channel, StoreError> {
+                self.write(scope, move |c, tenant| create_channel(c, tenant, new, Utc::now()).boxed())
+                    .await
+            }
+
+            async fn channel(&self, scope: &TenantScope, id: ChannelId) -> Result<Channel, StoreError> {
+                self.read(scope, move |c, t| channel(c, Some(t), id).boxed()).await
+            }
+
+            async fn channel_for_webhook(
+                &self,
+                sys: &SystemScope,
+                id: ChannelId,
+            ) -> Result<Channel, StoreError> {
+                self.read(sys, move |c, ()| channel(c, None, id).boxed()).await
+            }
+
+            async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
+                self.read(scope, move |c, t| channels(c, t).boxed()).await
+            }
+
+            async fn update_channel(
+                &self,
+                scope: &TenantScope,
+                id: ChannelId,
+                patch: ChannelPatch,
+            ) -> Result<Channel, StoreError> {
+                self.write(scope, move |c, tenant| update_channel(c, tenant, id, patch, Utc::now()).boxed())
+                    .await
+            }
+
+            async fn delete_channel(&self, scope: &TenantScope, id: ChannelId) -> Result<(), StoreError> {
+                self.write(scope, move |c, tenant| delete_channel(c, tenant, id).boxed())
+                    .await
+            }
+
+            async fn ingest(
+                &self,
+                scope: &TenantScope,
+                channel: ChannelId,
+                events: Vec<InboundEvent>,
+            ) -> Result<IngestReport, StoreError> {
+                self.ingest_events(scope, channel, events).await
+            }
+
+            async fn enqueue_outbound(
+                &self,
+                scope: &TenantScope,
+                conversation: ConversationId,
+                body: OutboundBody,
+                reply_to: Option<MessageId>,
+            ) -> Result<StoredMessage, StoreError> {
+                self.write(scope, move |c, tenant| {
+                        enqueue_outbound(c, tenant, conversation, body, reply_to, Utc::now()).boxed()
+                    })
+                    .await
+            }
+        }
     };
 }
 
-pub(crate) use store_ops;
+crate::store::backend::for_each_backend!(ops);

@@ -1,6 +1,10 @@
 //! Account records: users, their roles per tenant, sessions (refresh-token families) and the
 //! JWT signing keys every gateway process shares.
 
+mod sql;
+
+use async_trait::async_trait;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -8,6 +12,9 @@ use chrono::{DateTime, Utc};
 use coach_connector_api::TenantId;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::store::*;
+use crate::tenancy::{SystemScope, TenantScope};
 
 /// A user id (users are global: one person may belong to several tenants).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -234,4 +241,132 @@ pub struct ApiKeyRecord {
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Accounts records.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// Create a tenant (registration, operators, tests).
+    async fn create_tenant(&self, sys: &SystemScope, name: &str) -> Result<Tenant, StoreError>;
+
+    /// Register: a tenant, its owner and the membership, in one transaction. `Conflict` if the
+    /// e-mail is taken.
+    async fn register(
+        &self,
+        sys: &SystemScope,
+        email: &str,
+        password_hash: &str,
+        tenant_name: &str,
+    ) -> Result<(Tenant, User), StoreError>;
+
+    /// A user and password hash by e-mail (case-insensitive), for login.
+    async fn credentials(
+        &self,
+        sys: &SystemScope,
+        email: &str,
+    ) -> Result<Option<Credentials>, StoreError>;
+
+    /// One user.
+    async fn user(&self, sys: &SystemScope, id: UserId) -> Result<User, StoreError>;
+
+    /// The user's tenants and roles, oldest first.
+    async fn memberships(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+    ) -> Result<Vec<(TenantId, Role)>, StoreError>;
+
+    /// Start a session with its first refresh token.
+    async fn create_refresh(&self, sys: &SystemScope, token: NewRefresh) -> Result<(), StoreError>;
+
+    /// Rotate a refresh token (see [`RefreshUse`]); `next` is stored in the same family.
+    async fn use_refresh(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+        next: NewRefresh,
+    ) -> Result<RefreshUse, StoreError>;
+
+    /// End a session: none of its refresh tokens works any more.
+    async fn revoke_session(&self, sys: &SystemScope, family: uuid::Uuid)
+    -> Result<(), StoreError>;
+
+    /// Every JWT signing key, newest first.
+    async fn signing_keys(&self, sys: &SystemScope) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Add a signing key (a concurrent insert of the same kid is ignored).
+    async fn add_signing_key(
+        &self,
+        sys: &SystemScope,
+        key: SigningKeyRecord,
+    ) -> Result<(), StoreError>;
+
+    /// The tenant and its profile (coach persona).
+    async fn tenant_profile(
+        &self,
+        scope: &TenantScope,
+    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError>;
+
+    /// Rename the tenant and/or replace its profile.
+    async fn update_tenant_profile(
+        &self,
+        scope: &TenantScope,
+        name: Option<String>,
+        profile: Option<crate::tenant::TenantProfile>,
+    ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError>;
+
+    /// Replace a user's password hash and end every session of the user; returns the ended
+    /// sessions so their access tokens can be refused too.
+    async fn set_password(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        password_hash: &str,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// Make a user an operator of the gateway, or not.
+    async fn set_platform_admin(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        on: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Every tenant (operators).
+    async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError>;
+
+    /// Suspend or resume a tenant (operators); returns the sessions a suspension ended.
+    async fn set_tenant_active(
+        &self,
+        sys: &SystemScope,
+        tenant: TenantId,
+        active: bool,
+    ) -> Result<Vec<uuid::Uuid>, StoreError>;
+
+    /// Store a password reset token (hashed).
+    async fn create_password_reset(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        token_hash: Vec<u8>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The user of a live reset token; `consume` uses it up.
+    async fn password_reset(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+        consume: bool,
+    ) -> Result<Option<UserId>, StoreError>;
+
+    /// Append to the tenant's audit log (append-only).
+    async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError>;
+
+    /// The tenant's audit log, newest first.
+    async fn audit_log(
+        &self,
+        scope: &TenantScope,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 }

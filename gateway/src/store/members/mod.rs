@@ -1,8 +1,10 @@
 //! Members of a tenant and invitations to join it. A supertrait of [`Store`](super::Store).
 
+mod sql;
+
 use async_trait::async_trait;
 
-use crate::store::{Invite, MemberRecord, Role, StoreError, UserId};
+use crate::store::{ApiKeyRecord, Invite, MemberRecord, Role, StoreError, UserId};
 use crate::tenancy::{SystemScope, TenantScope};
 
 /// Members and invitations.
@@ -49,4 +51,26 @@ pub trait MemberStore: Send + Sync {
         user: Option<UserId>,
         new_password_hash: Option<String>,
     ) -> Result<UserId, StoreError>;
+
+    /// Store a new API key (its secret only as a hash).
+    async fn create_api_key(
+        &self,
+        scope: &TenantScope,
+        key: ApiKeyRecord,
+        key_hash: Vec<u8>,
+        created_by: Option<UserId>,
+    ) -> Result<(), StoreError>;
+
+    /// The tenant's API keys, revoked ones included.
+    async fn api_keys(&self, scope: &TenantScope) -> Result<Vec<ApiKeyRecord>, StoreError>;
+
+    /// A live key by the hash of its secret (authentication, before the tenant is known).
+    async fn api_key_by_hash(
+        &self,
+        sys: &SystemScope,
+        key_hash: Vec<u8>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
+
+    /// Revoke a key.
+    async fn revoke_api_key(&self, scope: &TenantScope, id: uuid::Uuid) -> Result<(), StoreError>;
 }

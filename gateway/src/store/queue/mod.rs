@@ -1,12 +1,17 @@
 //! The two durable work queues (outbox and jobs) share one shape: claim due rows under a lease,
 //! then record done, retry later, or dead.
 
+mod sql;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use coach_connector_api::{ChannelId, ConversationId, MessageId, ProviderError, TenantId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::store::*;
+use crate::tenancy::SystemScope;
 
 /// Which queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -79,6 +84,48 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration, floor: Option<Durati
     let cap = exp.min(max);
     let jittered = cap.mul_f64(fastrand::f64());
     jittered.max(floor.unwrap_or_default())
+}
+
+/// Queue records.
+#[async_trait::async_trait]
+pub trait QueueStore: Send + Sync {
+    /// Claim up to `limit` due items of a queue for `lease` (expired leases are reclaimed).
+    /// For the outbox, only the oldest undelivered item of each conversation is due, so order
+    /// is kept per conversation. `kind` restricts job claims to one kind.
+    async fn claim(
+        &self,
+        sys: &SystemScope,
+        queue: Queue,
+        kind: Option<&str>,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<QueueItem>, StoreError>;
+
+    /// Claim up to `limit` due jobs of `kind` for `lease`, fairly across tenants: each
+    /// tenant's jobs are ranked after those it already has in flight, and the claim takes the
+    /// lowest ranks first (oldest first among equals), so one tenant's burst does not delay
+    /// another tenant's first job.
+    async fn claim_fair(
+        &self,
+        sys: &SystemScope,
+        kind: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<QueueItem>, StoreError>;
+
+    /// Record what became of a claimed item.
+    async fn finish(
+        &self,
+        sys: &SystemScope,
+        queue: Queue,
+        item: &QueueItem,
+        outcome: QueueOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Queue depths and counts for metrics.
+    async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError>;
 }
 
 #[cfg(test)]

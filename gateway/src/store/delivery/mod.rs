@@ -1,6 +1,8 @@
 //! Delivery records: the outbox as creators see it (dead letters and their resend), and the
 //! facts a send depends on (when the contact last wrote). A supertrait of [`Store`](super::Store).
 
+mod sql;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use coach_connector_api::{ChannelId, ConversationId, MessageId};

@@ -2,6 +2,8 @@
 //! for a human, or the coach was unsure) and the analytics behind its charts. A supertrait of
 //! [`Store`](super::Store).
 
+mod sql;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use coach_connector_api::{ChannelId, ConversationId, MessageId};

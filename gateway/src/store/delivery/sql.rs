@@ -1,7 +1,14 @@
-//! Delivery SQL shared by both backends (see `ops.rs` for the conventions).
+//! Delivery SQL shared by both backends (see `store/backend.rs`).
 
-macro_rules! delivery_ops {
-    ($conn:ty, $row:ty) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+        use crate::store::backend::Backend as _;
+        use futures::FutureExt as _;
+        use async_trait::async_trait;
+        use crate::store::delivery::DeliveryStore;
+        use crate::tenancy::TenantScope;
         use chrono::{DateTime, Utc};
         use coach_connector_api::{ChannelId, ConversationId, DeliveryStatus, MessageId, TenantId};
         use sqlx::Row as _;
@@ -12,7 +19,7 @@ macro_rules! delivery_ops {
         const COLUMNS: &str = "id, message_id, conversation_id, channel_id, kind, state, attempts, \
                                last_error, next_attempt_at, updated_at";
 
-        fn entry(row: &$row) -> Result<OutboxEntry, StoreError> {
+        fn entry(row: &Row) -> Result<OutboxEntry, StoreError> {
             Ok(OutboxEntry {
                 id: row.try_get("id")?,
                 message_id: MessageId(row.try_get("message_id")?),
@@ -27,8 +34,8 @@ macro_rules! delivery_ops {
             })
         }
 
-        pub(super) async fn last_inbound_at(
-            conn: &mut $conn,
+        async fn last_inbound_at(
+            conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
         ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -49,8 +56,8 @@ macro_rules! delivery_ops {
             Ok(Some(written.map_or(stored, |w| w.max(stored))))
         }
 
-        pub(super) async fn reply_target(
-            conn: &mut $conn,
+        async fn reply_target(
+            conn: &mut Conn,
             tenant: TenantId,
             message: MessageId,
         ) -> Result<Option<String>, StoreError> {
@@ -68,8 +75,8 @@ macro_rules! delivery_ops {
                 .flatten())
         }
 
-        pub(super) async fn attach_media(
-            conn: &mut $conn,
+        async fn attach_media(
+            conn: &mut Conn,
             tenant: TenantId,
             message: MessageId,
             file: serde_json::Value,
@@ -94,8 +101,8 @@ macro_rules! delivery_ops {
             Ok(())
         }
 
-        pub(super) async fn outbox_entries(
-            conn: &mut $conn,
+        async fn outbox_entries(
+            conn: &mut Conn,
             tenant: TenantId,
             state: Option<&str>,
             limit: u32,
@@ -113,8 +120,8 @@ macro_rules! delivery_ops {
             rows.iter().map(entry).collect()
         }
 
-        pub(super) async fn retry_outbox(
-            conn: &mut $conn,
+        async fn retry_outbox(
+            conn: &mut Conn,
             tenant: TenantId,
             id: uuid::Uuid,
             now: DateTime<Utc>,
@@ -157,7 +164,54 @@ macro_rules! delivery_ops {
             .await?;
             Ok(entry)
         }
+
+        #[async_trait]
+        impl DeliveryStore for $store {
+            async fn last_inbound_at(
+                &self,
+                scope: &TenantScope,
+                conversation: ConversationId,
+            ) -> Result<Option<DateTime<Utc>>, StoreError> {
+                self.read(scope, move |c, t| last_inbound_at(c, t, conversation).boxed()).await
+            }
+            async fn reply_target(
+                &self,
+                scope: &TenantScope,
+                message: MessageId,
+            ) -> Result<Option<String>, StoreError> {
+                self.read(scope, move |c, t| reply_target(c, t, message).boxed()).await
+            }
+            async fn attach_media(
+                &self,
+                scope: &TenantScope,
+                message: MessageId,
+                file: serde_json::Value,
+            ) -> Result<(), StoreError> {
+                self.write(scope, move |c, tenant| attach_media(c, tenant, message, file).boxed())
+                    .await
+            }
+            async fn outbox_entries(
+                &self,
+                scope: &TenantScope,
+                state: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<OutboxEntry>, StoreError> {
+                let state = state.map(str::to_owned);
+                self.read(scope, move |c, t| {
+                    async move { outbox_entries(c, t, state.as_deref(), limit).await }.boxed()
+                })
+                .await
+            }
+            async fn retry_outbox(
+                &self,
+                scope: &TenantScope,
+                id: uuid::Uuid,
+            ) -> Result<OutboxEntry, StoreError> {
+                self.write(scope, move |c, tenant| retry_outbox(c, tenant, id, Utc::now()).boxed())
+                    .await
+            }
+        }
     };
 }
 
-pub(crate) use delivery_ops;
+crate::store::backend::for_each_backend!(ops);

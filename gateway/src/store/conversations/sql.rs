@@ -1,8 +1,15 @@
-//! Conversation and message reads shared by both backends (see `ops.rs` for the conventions),
+//! Conversation and message reads shared by both backends (see `store/backend.rs`),
 //! including the widget's: messages by their per-conversation sequence number.
 
-macro_rules! conversation_ops {
-    ($conn:ty, $row:ty) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+        use crate::store::backend::Backend as _;
+        use futures::FutureExt as _;
+        use async_trait::async_trait;
+        use crate::store::conversations::{ConversationStore, Sequenced};
+        use crate::tenancy::TenantScope;
         use coach_connector_api::{
             ChannelId, ContactId, ConversationId, MessageId, ProviderError, TenantId,
         };
@@ -19,7 +26,7 @@ macro_rules! conversation_ops {
         const MESSAGE_COLUMNS: &str = "id, tenant_id, channel_id, conversation_id, contact_id, \
             direction, content, provider_message_id, status_rank, error_code, error_title, created_at";
 
-        fn message_from_row(row: &$row) -> Result<StoredMessage, StoreError> {
+        fn message_from_row(row: &Row) -> Result<StoredMessage, StoreError> {
             let direction: String = row.try_get("direction")?;
             let error_code: Option<String> = row.try_get("error_code")?;
             let error_title: Option<String> = row.try_get("error_title")?;
@@ -42,8 +49,8 @@ macro_rules! conversation_ops {
             })
         }
 
-        pub(super) async fn conversations(
-            conn: &mut $conn,
+        async fn conversations(
+            conn: &mut Conn,
             tenant: TenantId,
             page: Page,
             filter: ConversationFilter,
@@ -67,8 +74,8 @@ macro_rules! conversation_ops {
         }
 
         /// One conversation of the tenant.
-        pub(super) async fn conversation(
-            conn: &mut $conn,
+        async fn conversation(
+            conn: &mut Conn,
             tenant: TenantId,
             id: ConversationId,
         ) -> Result<Conversation, StoreError> {
@@ -85,8 +92,8 @@ macro_rules! conversation_ops {
         }
 
         /// Sets who answers a conversation.
-        pub(super) async fn set_conversation_status(
-            conn: &mut $conn,
+        async fn set_conversation_status(
+            conn: &mut Conn,
             tenant: TenantId,
             id: ConversationId,
             status: ConversationStatus,
@@ -107,7 +114,7 @@ macro_rules! conversation_ops {
             conversation(conn, tenant, id).await
         }
 
-        fn conversation_row(row: &$row) -> Result<Conversation, StoreError> {
+        fn conversation_row(row: &Row) -> Result<Conversation, StoreError> {
             let status: String = row.try_get("status")?;
             Ok(Conversation {
                 id: ConversationId(row.try_get("id")?),
@@ -122,8 +129,8 @@ macro_rules! conversation_ops {
             })
         }
 
-        pub(super) async fn messages(
-            conn: &mut $conn,
+        async fn messages(
+            conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
             after: Option<MessageId>,
@@ -152,8 +159,8 @@ macro_rules! conversation_ops {
         }
 
         /// One message of the tenant.
-        pub(super) async fn message(
-            conn: &mut $conn,
+        async fn message(
+            conn: &mut Conn,
             tenant: TenantId,
             id: MessageId,
         ) -> Result<StoredMessage, StoreError> {
@@ -168,8 +175,8 @@ macro_rules! conversation_ops {
         }
 
         /// The `limit` messages of a conversation just before `before`, oldest first.
-        pub(super) async fn messages_before(
-            conn: &mut $conn,
+        async fn messages_before(
+            conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
             before: MessageId,
@@ -192,8 +199,8 @@ macro_rules! conversation_ops {
         }
 
         /// The outbound message that answers `message`, if one was stored.
-        pub(super) async fn reply_to(
-            conn: &mut $conn,
+        async fn reply_to(
+            conn: &mut Conn,
             tenant: TenantId,
             message: MessageId,
         ) -> Result<Option<MessageId>, StoreError> {
@@ -208,8 +215,8 @@ macro_rules! conversation_ops {
         }
 
         /// The conversation of the channel's contact known there as `external_id`, if any.
-        pub(super) async fn conversation_by_contact(
-            conn: &mut $conn,
+        async fn conversation_by_contact(
+            conn: &mut Conn,
             tenant: TenantId,
             channel: ChannelId,
             external_id: &str,
@@ -227,8 +234,8 @@ macro_rules! conversation_ops {
         }
 
         /// Messages of a conversation numbered above `after`, in sequence order.
-        pub(super) async fn messages_after_seq(
-            conn: &mut $conn,
+        async fn messages_after_seq(
+            conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
             after: i64,
@@ -254,7 +261,100 @@ macro_rules! conversation_ops {
                 })
                 .collect()
         }
+
+        #[async_trait]
+        impl ConversationStore for $store {
+            async fn conversations(
+                &self,
+                scope: &TenantScope,
+                page: Page,
+                filter: ConversationFilter,
+            ) -> Result<Vec<Conversation>, StoreError> {
+                self.read(scope, move |c, t| conversations(c, t, page, filter).boxed()).await
+            }
+            async fn conversation(
+                &self,
+                scope: &TenantScope,
+                id: ConversationId,
+            ) -> Result<Conversation, StoreError> {
+                self.read(scope, move |c, t| conversation(c, t, id).boxed()).await
+            }
+            async fn set_conversation_status(
+                &self,
+                scope: &TenantScope,
+                id: ConversationId,
+                status: ConversationStatus,
+                assignee: Option<uuid::Uuid>,
+            ) -> Result<Conversation, StoreError> {
+                self.write(scope, move |c, tenant| set_conversation_status(c, tenant, id, status, assignee).boxed())
+                    .await
+            }
+            async fn messages(
+                &self,
+                scope: &TenantScope,
+                conversation: ConversationId,
+                after: Option<MessageId>,
+                limit: u32,
+            ) -> Result<Vec<StoredMessage>, StoreError> {
+                self.read(scope, move |c, t| messages(c, t, conversation, after, limit).boxed())
+                    .await
+            }
+            async fn message(
+                &self,
+                scope: &TenantScope,
+                id: MessageId,
+            ) -> Result<StoredMessage, StoreError> {
+                self.read(scope, move |c, t| message(c, t, id).boxed()).await
+            }
+            async fn messages_before(
+                &self,
+                scope: &TenantScope,
+                conversation: ConversationId,
+                before: MessageId,
+                limit: u32,
+            ) -> Result<Vec<StoredMessage>, StoreError> {
+                self.read(scope, move |c, t| messages_before(c, t,
+                    conversation,
+                    before,
+                    limit,
+                ).boxed())
+                .await
+            }
+            async fn reply_to(
+                &self,
+                scope: &TenantScope,
+                message: MessageId,
+            ) -> Result<Option<MessageId>, StoreError> {
+                self.read(scope, move |c, t| reply_to(c, t, message).boxed()).await
+            }
+            async fn conversation_by_contact(
+                &self,
+                scope: &TenantScope,
+                channel: ChannelId,
+                external_id: &str,
+            ) -> Result<Option<(ConversationId, i64)>, StoreError> {
+                let external_id = external_id.to_owned();
+                self.read(scope, move |c, t| {
+                    async move { conversation_by_contact(c, t, channel, &external_id).await }.boxed()
+                })
+                .await
+            }
+            async fn messages_after_seq(
+                &self,
+                scope: &TenantScope,
+                conversation: ConversationId,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<Sequenced>, StoreError> {
+                self.read(scope, move |c, t| messages_after_seq(c, t,
+                    conversation,
+                    after,
+                    limit,
+                ).boxed())
+                .await
+            }
+        }
     };
 }
 
-pub(crate) use conversation_ops;
+crate::store::backend::for_each_backend!(ops);

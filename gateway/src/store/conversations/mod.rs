@@ -1,6 +1,8 @@
 //! Conversations and their messages, as read by creators and the responder, and who answers
 //! them (handoff). A supertrait of [`Store`](super::Store).
 
+mod sql;
+
 use async_trait::async_trait;
 use coach_connector_api::{ChannelId, ConversationId, MessageId};
 

@@ -1,7 +1,20 @@
-//! Queue, audit and stats SQL shared by both backends (see `ops.rs` for the conventions).
+//! Queue SQL and the [`QueueStore`](super::QueueStore) impl, written once for both backends
+//! (see `store/backend.rs`).
 
-macro_rules! queue_ops {
-    ($conn:ty, greatest = $greatest:literal, claim_lock = $lock:literal) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        use async_trait::async_trait;
+        use futures::FutureExt as _;
+
+        use crate::store::backend::Backend as _;
+        use crate::store::queue::QueueStore;
+        use std::time::Duration;
+
+        use crate::tenancy::SystemScope;
+
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+
         use chrono::{DateTime, Utc};
         use coach_connector_api::{ChannelId, ConversationId, DeliveryStatus, MessageId, TenantId};
         use sqlx::Row as _;
@@ -9,11 +22,11 @@ macro_rules! queue_ops {
         use uuid::Uuid;
 
         use crate::store::{
-            AuditEntry, AuditRecord, Queue, QueueItem, QueueOutcome, StoreError, StoreStats,
+            Queue, QueueItem, QueueOutcome, StoreError, StoreStats,
         };
 
-        pub(super) async fn claim(
-            conn: &mut $conn,
+        async fn claim(
+            conn: &mut Conn,
             queue: Queue,
             kind: Option<&str>,
             now: DateTime<Utc>,
@@ -32,7 +45,7 @@ macro_rules! queue_ops {
                        AND ($4 IS NULL OR q.kind = $4) ORDER BY q.id LIMIT $5 {lock}) \
                      RETURNING id, tenant_id, kind, channel_id, conversation_id, message_id, attempts, \
                        next_attempt_at, CAST(NULL AS jsonb) AS payload",
-                    lock = $lock
+                    lock = <$store as crate::store::backend::Backend>::CLAIM_LOCK
                 ),
                 Queue::Jobs => format!(
                     "UPDATE jobs SET state = 'inflight', attempts = attempts + 1, locked_until = $1, updated_at = $2 \
@@ -40,7 +53,7 @@ macro_rules! queue_ops {
                        AND ($4 IS NULL OR q.kind = $4) ORDER BY q.id LIMIT $5 {lock}) \
                      RETURNING id, tenant_id, kind, CAST(NULL AS uuid) AS channel_id, CAST(NULL AS uuid) AS conversation_id, message_id, \
                        attempts, next_attempt_at, payload",
-                    lock = $lock
+                    lock = <$store as crate::store::backend::Backend>::CLAIM_LOCK
                 ),
             };
             claimed(conn, &sql, lease_until, now, kind, limit).await
@@ -51,8 +64,8 @@ macro_rules! queue_ops {
         /// lowest numbers. No row lock is skipped here (window functions and `FOR UPDATE` do not
         /// mix): the outer `UPDATE` checks again that each row is still due, so on PostgreSQL
         /// a row another process claimed meanwhile is passed over once its claim commits.
-        pub(super) async fn claim_fair(
-            conn: &mut $conn,
+        async fn claim_fair(
+            conn: &mut Conn,
             kind: &str,
             now: DateTime<Utc>,
             limit: u32,
@@ -76,7 +89,7 @@ macro_rules! queue_ops {
 
         /// Run a claim statement (`$1` lease end, `$2`/`$3` now, `$4` kind, `$5` limit).
         async fn claimed(
-            conn: &mut $conn,
+            conn: &mut Conn,
             sql: &str,
             lease_until: DateTime<Utc>,
             now: DateTime<Utc>,
@@ -95,7 +108,7 @@ macro_rules! queue_ops {
         }
 
         fn items(
-            rows: &[<<$conn as sqlx::Connection>::Database as sqlx::Database>::Row],
+            rows: &[Row],
         ) -> Result<Vec<QueueItem>, StoreError> {
             let mut items: Vec<QueueItem> = rows
                 .iter()
@@ -122,8 +135,8 @@ macro_rules! queue_ops {
             Ok(items)
         }
 
-        pub(super) async fn finish(
-            conn: &mut $conn,
+        async fn finish(
+            conn: &mut Conn,
             queue: Queue,
             item: &QueueItem,
             outcome: QueueOutcome,
@@ -152,14 +165,13 @@ macro_rules! queue_ops {
             match outcome {
                 QueueOutcome::Done { provider_message_id } => {
                     // A status report may have arrived before we recorded the provider id.
-                    let sql = concat!(
-                        "UPDATE messages SET provider_message_id = $1, status_rank = ",
-                        $greatest,
-                        "(status_rank, $2, COALESCE((SELECT MAX(s.status_rank) FROM message_status s \
+                    let sql = format!(
+                        "UPDATE messages SET provider_message_id = $1, status_rank = {greatest}(status_rank, $2, COALESCE((SELECT MAX(s.status_rank) FROM message_status s \
                          WHERE s.tenant_id = messages.tenant_id AND s.channel_id = messages.channel_id \
-                         AND s.provider_message_id = $1), 0)) WHERE id = $3 AND status_rank <> $4"
+                         AND s.provider_message_id = $1), 0)) WHERE id = $3 AND status_rank <> $4",
+                        greatest = <$store as crate::store::backend::Backend>::GREATEST
                     );
-                    sqlx::query(sql)
+                    sqlx::query(&sql)
                         .bind(provider_message_id)
                         .bind(DeliveryStatus::Sent.rank())
                         .bind(message.0)
@@ -181,62 +193,7 @@ macro_rules! queue_ops {
             Ok(())
         }
 
-        pub(super) async fn audit(
-            conn: &mut $conn,
-            tenant: TenantId,
-            entry: AuditEntry,
-            now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            sqlx::query(
-                "INSERT INTO audit_log (id, tenant_id, actor, action, resource_type, resource_id, ip, details, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(Uuid::now_v7())
-            .bind(tenant.0)
-            .bind(&entry.actor)
-            .bind(&entry.action)
-            .bind(&entry.resource_type)
-            .bind(entry.resource_id.as_deref())
-            .bind(entry.ip.as_deref())
-            .bind(Json(&entry.details))
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
-        }
-
-        pub(super) async fn audit_log(
-            conn: &mut $conn,
-            tenant: TenantId,
-            limit: u32,
-        ) -> Result<Vec<AuditRecord>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT id, actor, action, resource_type, resource_id, ip, details, created_at FROM audit_log \
-                 WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2",
-            )
-            .bind(tenant.0)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *conn)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(AuditRecord {
-                        id: row.try_get("id")?,
-                        entry: AuditEntry {
-                            actor: row.try_get("actor")?,
-                            action: row.try_get("action")?,
-                            resource_type: row.try_get("resource_type")?,
-                            resource_id: row.try_get("resource_id")?,
-                            ip: row.try_get("ip")?,
-                            details: row.try_get::<Json<serde_json::Value>, _>("details")?.0,
-                        },
-                        created_at: row.try_get("created_at")?,
-                    })
-                })
-                .collect()
-        }
-
-        pub(super) async fn stats(conn: &mut $conn) -> Result<StoreStats, StoreError> {
+        async fn stats(conn: &mut Conn) -> Result<StoreStats, StoreError> {
             let row = sqlx::query(
                 "SELECT \
                  (SELECT COUNT(*) FROM outbox WHERE state IN ('pending', 'inflight')) AS outbox_depth, \
@@ -251,7 +208,62 @@ macro_rules! queue_ops {
                 jobs_depth: row.try_get("jobs_depth")?,
             })
         }
+
+        #[async_trait]
+        impl QueueStore for $store {
+            async fn claim(
+                &self,
+                sys: &SystemScope,
+                queue: Queue,
+                kind: Option<&str>,
+                now: DateTime<Utc>,
+                limit: u32,
+                lease: Duration,
+            ) -> Result<Vec<QueueItem>, StoreError> {
+                let kind = kind.map(str::to_owned);
+                let until = now + lease;
+                self.write(sys, move |c, ()| {
+                        async move { claim(c, queue, kind.as_deref(), now, limit, until).await }
+                            .boxed()
+                    })
+                    .await
+            }
+
+            async fn claim_fair(
+                &self,
+                sys: &SystemScope,
+                kind: &str,
+                now: DateTime<Utc>,
+                limit: u32,
+                lease: Duration,
+            ) -> Result<Vec<QueueItem>, StoreError> {
+                let kind = kind.to_owned();
+                let until = now + lease;
+                self.write(sys, move |c, ()| {
+                        async move { claim_fair(c, &kind, now, limit, until).await }.boxed()
+                    })
+                    .await
+            }
+
+            async fn finish(
+                &self,
+                sys: &SystemScope,
+                queue: Queue,
+                item: &QueueItem,
+                outcome: QueueOutcome,
+            ) -> Result<(), StoreError> {
+                let item = item.clone();
+                self.write(sys, move |c, ()| {
+                        async move { finish(c, queue, &item, outcome, Utc::now()).await }.boxed()
+                    })
+                    .await
+            }
+
+            async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError> {
+                self.read(sys, move |c, ()| stats(c).boxed()).await
+            }
+        }
     };
 }
 
-pub(crate) use queue_ops;
+crate::store::backend::for_each_backend!(ops);

@@ -1,8 +1,18 @@
-//! Contacts and data-protection SQL shared by both backends (see `ops.rs` for the
-//! conventions): list contacts, export everything about one, erase one, erase a tenant.
+//! Privacy SQL and the [`PrivacyStore`](super::PrivacyStore) impl, written once for both backends
+//! (see `store/backend.rs`).
 
-macro_rules! privacy_ops {
-    ($conn:ty, $row:ty) => {
+macro_rules! ops {
+    ($store:ty, $backend:ident) => {
+        use async_trait::async_trait;
+        use futures::FutureExt as _;
+
+        use crate::store::backend::Backend as _;
+        use crate::store::privacy::PrivacyStore;
+        use crate::tenancy::{SystemScope, TenantScope};
+
+        type Conn = crate::store::backend::Conn<$store>;
+        type Row = crate::store::backend::Row<$store>;
+
         use chrono::{DateTime, Utc};
         use coach_connector_api::{ChannelId, ContactId, TenantId};
         use serde_json::{Value, json};
@@ -13,7 +23,7 @@ macro_rules! privacy_ops {
         use crate::store::types::{ContactIdentity, ContactRecord};
         use crate::store::StoreError;
 
-        async fn identities(conn: &mut $conn, tenant: TenantId, contact: ContactId) -> Result<Vec<ContactIdentity>, StoreError> {
+        async fn identities(conn: &mut Conn, tenant: TenantId, contact: ContactId) -> Result<Vec<ContactIdentity>, StoreError> {
             let rows = sqlx::query(
                 "SELECT channel_id, external_id, username FROM contact_identities \
                  WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at",
@@ -33,13 +43,13 @@ macro_rules! privacy_ops {
                 .collect()
         }
 
-        fn contact_from_row(row: &$row) -> Result<(ContactId, Option<String>, DateTime<Utc>), StoreError> {
+        fn contact_from_row(row: &Row) -> Result<(ContactId, Option<String>, DateTime<Utc>), StoreError> {
             Ok((ContactId(row.try_get("id")?), row.try_get("display_name")?, row.try_get("created_at")?))
         }
 
         /// Contacts, newest first, before the cursor.
-        pub(super) async fn contacts(
-            conn: &mut $conn,
+        async fn contacts(
+            conn: &mut Conn,
             tenant: TenantId,
             before: Option<ContactId>,
             limit: u32,
@@ -63,7 +73,7 @@ macro_rules! privacy_ops {
         }
 
         /// Everything stored about one contact, as one JSON document.
-        pub(super) async fn export_contact(conn: &mut $conn, tenant: TenantId, contact: ContactId) -> Result<Value, StoreError> {
+        async fn export_contact(conn: &mut Conn, tenant: TenantId, contact: ContactId) -> Result<Value, StoreError> {
             let row = sqlx::query("SELECT id, display_name, created_at FROM contacts WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(contact.0)
@@ -122,7 +132,7 @@ macro_rules! privacy_ops {
 
         /// Erase a contact and everything derived from them: identities, conversations,
         /// messages, their statuses, jobs and outbox rows, and unknown events they sent.
-        pub(super) async fn erase_contact(conn: &mut $conn, tenant: TenantId, contact: ContactId) -> Result<(), StoreError> {
+        async fn erase_contact(conn: &mut Conn, tenant: TenantId, contact: ContactId) -> Result<(), StoreError> {
             let found = sqlx::query("SELECT 1 FROM contacts WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(contact.0)
@@ -149,7 +159,7 @@ macro_rules! privacy_ops {
         }
 
         /// Erase a tenant with all its data; returns its sessions so they can be refused.
-        pub(super) async fn erase_tenant(conn: &mut $conn, tenant: TenantId) -> Result<Vec<Uuid>, StoreError> {
+        async fn erase_tenant(conn: &mut Conn, tenant: TenantId) -> Result<Vec<Uuid>, StoreError> {
             let sessions: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT family_id FROM refresh_tokens WHERE tenant_id = $1")
                 .bind(tenant.0)
                 .fetch_all(&mut *conn)
@@ -162,9 +172,10 @@ macro_rules! privacy_ops {
             }
             Ok(sessions)
         }
+
         /// Delete, for every tenant with a retention period, the messages (with their statuses,
         /// jobs and outbox rows) and unknown events older than that period. Returns rows deleted.
-        pub(super) async fn apply_retention(conn: &mut $conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        async fn apply_retention(conn: &mut Conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let tenants = sqlx::query(
                 "SELECT id, CAST(profile ->> 'retention_days' AS BIGINT) AS days FROM tenants \
                  WHERE profile ->> 'retention_days' IS NOT NULL",
@@ -192,7 +203,51 @@ macro_rules! privacy_ops {
             }
             Ok(deleted)
         }
+
+        #[async_trait]
+        impl PrivacyStore for $store {
+            async fn contacts(
+                &self,
+                scope: &TenantScope,
+                before: Option<coach_connector_api::ContactId>,
+                limit: u32,
+            ) -> Result<Vec<ContactRecord>, StoreError> {
+                self.read(scope, move |c, t| contacts(c, t, before, limit).boxed()).await
+            }
+
+            async fn export_contact(
+                &self,
+                scope: &TenantScope,
+                contact: coach_connector_api::ContactId,
+            ) -> Result<serde_json::Value, StoreError> {
+                self.read(scope, move |c, t| export_contact(c, t, contact).boxed()).await
+            }
+
+            async fn erase_contact(
+                &self,
+                scope: &TenantScope,
+                contact: coach_connector_api::ContactId,
+            ) -> Result<(), StoreError> {
+                self.write(scope, move |c, tenant| erase_contact(c, tenant, contact).boxed())
+                    .await
+            }
+
+            async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError> {
+                let tenant = scope.tenant_id();
+                self.write(&SystemScope::new("erase tenant"), move |c, ()| erase_tenant(c, tenant).boxed())
+                    .await
+            }
+
+            async fn apply_retention(
+                &self,
+                sys: &SystemScope,
+                now: DateTime<Utc>,
+            ) -> Result<u64, StoreError> {
+                self.write(sys, move |c, ()| apply_retention(c, now).boxed())
+                    .await
+            }
+        }
     };
 }
 
-pub(crate) use privacy_ops;
+crate::store::backend::for_each_backend!(ops);

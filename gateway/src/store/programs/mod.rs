@@ -7,6 +7,8 @@
 //!   after a crash) running the same step leave one message;
 //! - an opted-out contact cannot be enrolled, and opting out ends every enrollment at once.
 
+mod sql;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use coach_connector_api::{ChannelId, ContactId, ConversationId};

@@ -9,6 +9,8 @@ use uuid::Uuid;
 use crate::store::{Page, StoreError};
 use crate::tenancy::TenantScope;
 
+mod sql;
+
 /// Job kind: extract, chunk, embed and index one document version.
 pub const JOB_INGEST: &str = crate::jobs::JobKind::Ingest.as_str();
 
@@ -58,8 +60,15 @@ impl DocumentStatus {
     }
 }
 
+impl TryFrom<String> for DocumentStatus {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        Self::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("document status {s}")))
+    }
+}
+
 /// A knowledge document.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Document {
     /// Its id.
     pub id: Uuid,
@@ -76,12 +85,14 @@ pub struct Document {
     /// SHA-256 of the uploaded bytes (hex).
     pub sha256: String,
     /// Ingestion state of the newest version.
+    #[sqlx(try_from = "String")]
     pub status: DocumentStatus,
     /// Why ingestion failed.
     pub error: Option<String>,
     /// Ingestion progress of the newest version, 0 to 1.
     pub progress: f64,
     /// Chunks of the searchable version.
+    #[sqlx(try_from = "i32")]
     pub chunks: i64,
     /// The newest version (being built or live).
     pub version: i64,
