@@ -252,7 +252,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let metrics = telemetry::metrics_handle();
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    std::fs::create_dir_all(&config.data_dir)
+    crate::files::private_dir(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let startup = Startup::default();
     let store = server::open_store(&config, &startup, &shutdown).await?;

@@ -188,7 +188,10 @@ where
             Err(JsonRejection::BytesRejection(e))
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
             {
-                Err(ApiError::PayloadTooLarge(e.body_text()))
+                Err(ApiError::PayloadTooLarge(format!(
+                    "{} (the limit is http.body_limit_bytes)",
+                    e.body_text()
+                )))
             }
             Err(e) => Err(ApiError::BadRequest(e.body_text())),
         }

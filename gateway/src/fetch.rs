@@ -40,18 +40,24 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || o[0] == 0
                 || (o[0] == 100 && (o[1] & 0xc0) == 64) // shared address space (CGNAT)
                 || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
                 || o[0] >= 240)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let first = s[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80) // link local
+                || (first & 0xffc0) == 0xfe80 // link local
+                || (first & 0xffc0) == 0xfec0 // site local (deprecated, still routed inside)
+                || first == 0x2002 // 6to4: an IPv4 address inside
+                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] // NAT64: an IPv4 address inside
+                || s[..6] == [0; 6]) // IPv4-compatible (::a.b.c.d) and the rest of ::/96
         }
     }
 }
@@ -237,6 +243,15 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:127.0.0.1",
+            "64:ff9b::7f00:1",
+            "64:ff9b::a9fe:a9fe",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::",
+            "fec0::1",
+            "192.0.0.1",
+            "192.0.0.170",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }

@@ -25,6 +25,7 @@
 //!   time they run on. [`handoff`]: asking for a person and the creator's webhook.
 //! - [`limits`]: rate limits (governor, or Redis across processes); [`widget`]: what the web
 //!   widget's connections share.
+//! - [`files`]: what is written under `data_dir` is private (`0700` directories, `0600` files).
 //! - [`http`]: the axum router, middleware and handlers; [`server`]: assembling and running it
 //!   all.
 //!
@@ -41,6 +42,7 @@ pub mod connectors;
 pub mod error;
 pub mod eval;
 pub mod fetch;
+pub mod files;
 pub mod handoff;
 pub mod http;
 pub mod jobs;

@@ -62,7 +62,7 @@ impl SecretBox {
                     let mut key = [0u8; 32];
                     getrandom::fill(&mut key).map_err(|e| SecretsError::Key(e.to_string()))?;
                     let text = STANDARD.encode(key);
-                    std::fs::create_dir_all(data_dir).map_err(file_error)?;
+                    crate::files::private_dir(data_dir).map_err(file_error)?;
                     write_private(&path, &text).map_err(file_error)?;
                     tracing::info!(path = %path.display(), "created a new master key for secrets");
                     text

@@ -185,12 +185,28 @@ pub async fn run(
         });
     }
     let app = crate::http::router(state.clone());
+    let streams = state.shutdown.clone();
+    let draining = shutdown.clone();
     let served = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .await;
+    .with_graceful_shutdown(async move {
+        draining.cancelled().await;
+        // Event streams and widget sockets end now; requests in flight may finish.
+        streams.cancel();
+    });
+    let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
+    let served = tokio::select! {
+        served = served => served,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "requests still running after http.shutdown_grace_secs were cut off"
+            );
+            Ok(())
+        }
+    };
     shutdown.cancel();
     let _ = pruning.await;
     let _ = retention.await;

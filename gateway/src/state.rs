@@ -53,6 +53,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Recent live events, for `GET /v1/events` clients that reconnect.
     pub events: Arc<crate::bus::log::EventLog>,
+    /// Cancelled when the gateway starts shutting down: long-lived responses (event streams,
+    /// widget sockets) end then, so the drain never waits on them.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -106,6 +109,7 @@ impl AppState {
             sender,
             clock,
             events: crate::bus::log::EventLog::new(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
             knowledge: Knowledge::unavailable("the models are not loaded"),
             fetcher,
             config,

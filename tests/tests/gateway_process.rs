@@ -246,3 +246,70 @@ async fn admin_create_makes_an_operator_who_can_list_tenants() {
     );
     assert_eq!(gw.terminate().await.unwrap(), Some(0));
 }
+
+/// A rolling restart with consoles open: `SIGTERM` ends every `/v1/events` stream with a final
+/// `shutdown` event and the process exits 0 well within `http.shutdown_grace_secs`, and the
+/// next start needs no recovery.
+#[tokio::test]
+async fn sigterm_ends_event_streams_and_exits_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        dir.path().join("data"),
+        &[("GATEWAY__WIDGET__DEMO", "false")],
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let pair: Value = client
+        .post(format!("{}/v1/auth/register", gw.base_url))
+        .json(&serde_json::json!({ "email": "roll@example.com",
+            "password": "violet-quarry-Tundra-88", "tenant_name": "Rolling" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = pair["access_token"].as_str().unwrap().to_owned();
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut resp = client
+            .get(format!("{}/v1/events", gw.base_url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        streams.push(tokio::spawn(async move {
+            let mut text = String::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            text
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let data_dir = gw.data_dir.clone();
+    let started = std::time::Instant::now();
+    assert_eq!(
+        gw.terminate().await.unwrap(),
+        Some(0),
+        "SIGTERM is a clean stop"
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "exit took {took:?}");
+    for stream in streams {
+        let text = tokio::time::timeout(Duration::from_secs(5), stream)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(text.contains("event: shutdown"), "{text:?}");
+    }
+    // The store was closed cleanly: the next start serves at once.
+    let again = Gateway::start(data_dir, &[("GATEWAY__WIDGET__DEMO", "false")])
+        .await
+        .unwrap();
+    let (status, _) = get(&again.base_url, "/readyz").await;
+    assert_eq!(status, 200);
+    assert_eq!(again.terminate().await.unwrap(), Some(0));
+}

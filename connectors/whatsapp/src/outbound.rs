@@ -328,22 +328,30 @@ pub fn media_next(ch: &ChannelConfig, first: &HttpResponse) -> Result<HttpCall, 
 }
 
 /// The access token goes only to Meta's media hosts over HTTPS, or to the configured API host.
+/// URLs are read as the HTTP client reads them (WHATWG parsing, `url` crate), so a crafted one
+/// (`https://x.example\\@fbcdn.net/`, user info, odd ports) cannot name one host here and reach
+/// another.
 fn media_host_allowed(url: &str, api_base_url: &str) -> bool {
-    fn host(url: &str) -> Option<(&str, &str)> {
-        let (scheme, rest) = url.split_once("://")?;
-        let authority = rest.split(['/', '?', '#']).next()?;
-        let host = authority.rsplit('@').next()?;
-        Some((scheme, host))
-    }
-    let Some((scheme, target)) = host(url) else {
+    let Ok(target) = url::Url::parse(url) else {
         return false;
     };
-    if host(api_base_url).is_some_and(|(_, api)| api.eq_ignore_ascii_case(target)) {
+    if !target.username().is_empty() || target.password().is_some() {
+        return false;
+    }
+    let Some(host) = target.host_str() else {
+        return false;
+    };
+    let api = url::Url::parse(api_base_url).ok();
+    if api.as_ref().is_some_and(|api| {
+        api.host_str() == Some(host)
+            && api.port_or_known_default() == target.port_or_known_default()
+            && api.scheme() == target.scheme()
+    }) {
         return true;
     }
-    let name = target.split(':').next().unwrap_or("").to_ascii_lowercase();
-    scheme == "https"
+    target.scheme() == "https"
+        && target.port().is_none()
         && ["fbsbx.com", "facebook.com", "whatsapp.net", "fbcdn.net"]
             .iter()
-            .any(|d| name == *d || name.ends_with(&format!(".{d}")))
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }

@@ -278,6 +278,11 @@ fn the_token_goes_only_to_meta_media_hosts() {
         "https://fbsbx.com.evil.example/x",
         "https://user@10.0.0.5/x",
         "file:///etc/passwd",
+        "https://x.example\\@fbcdn.net/",
+        "https://evil.example\\@lookaside.fbsbx.com/x",
+        "https://lookaside.fbsbx.com@evil.example/x",
+        "https://lookaside.fbsbx.com:8443/x",
+        "http://127.0.0.1:10/cdn/1",
     ] {
         assert!(
             WhatsApp.media_next(&ch, &meta(refused)).is_err(),

@@ -48,12 +48,17 @@ impl Hasher {
         }
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    /// Run `f` on the blocking pool; `None` when the runtime is shutting down and cancelled it.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         let _permit = self.permits.acquire().await;
-        // A panic inside the hash would be a bug in argon2; report it as a failed check.
         match tokio::task::spawn_blocking(f).await {
-            Ok(v) => v,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+            Ok(v) => Some(v),
+            // A panic inside the hash would be a bug in argon2: keep it a panic.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => None,
         }
     }
 
@@ -61,6 +66,7 @@ impl Hasher {
     pub async fn hash(&self, password: String) -> Result<String, String> {
         self.blocking(move || hash_blocking(password.as_bytes()))
             .await
+            .unwrap_or_else(|| Err("the gateway is shutting down".into()))
     }
 
     /// Whether `password` matches `hash`; `None` verifies against a dummy hash (same cost).
@@ -77,6 +83,8 @@ impl Hasher {
                 && known
         })
         .await
+        // Cancelled at shutdown: the check fails closed.
+        .unwrap_or(false)
     }
 }
 

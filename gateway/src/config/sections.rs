@@ -12,8 +12,12 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// Longest time a request may take, in seconds.
     pub request_timeout_secs: u64,
-    /// Largest request body, in bytes.
+    /// Largest request body, in bytes (document uploads: `brain.max_upload_bytes`).
     pub body_limit_bytes: usize,
+    /// After `SIGTERM`, how long in-flight requests may take before the gateway stops anyway,
+    /// in seconds. Live streams (events, widget sockets) end at once, telling clients to
+    /// reconnect.
+    pub shutdown_grace_secs: u64,
     /// Origins allowed by CORS on the admin API (empty: same origin only).
     pub cors_origins: Vec<String>,
     /// Creators' outgoing webhooks (handoff notices) may target loopback and private
@@ -27,6 +31,7 @@ impl Default for HttpConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             request_timeout_secs: 30,
             body_limit_bytes: 2 * 1024 * 1024,
+            shutdown_grace_secs: 10,
             cors_origins: Vec::new(),
             allow_private_webhooks: false,
         }

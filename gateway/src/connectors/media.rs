@@ -268,8 +268,8 @@ async fn fetch(state: &AppState, tenant: TenantId, message_id: MessageId) -> Res
     let sha256 = hex::encode(Sha256::digest(&file.body));
     let bytes = file.body.len();
     async {
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::write(&temp, &file.body).await?;
+        crate::files::private_dir_async(&dir).await?;
+        crate::files::write_private(&temp, &file.body).await?;
         tokio::fs::rename(&temp, &path).await
     }
     .await

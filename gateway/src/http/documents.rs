@@ -65,23 +65,29 @@ async fn read_form(mut form: Multipart, max: u64) -> Result<Upload, ApiError> {
         title: None,
     };
     let mut has_file = false;
-    let too_large = || ApiError::PayloadTooLarge(format!("file: larger than {max} bytes"));
+    let too_large = || {
+        ApiError::PayloadTooLarge(format!(
+            "file: larger than {max} bytes (brain.max_upload_bytes)"
+        ))
+    };
+    // A body over the route's limit fails whichever read comes first.
+    let failed = |e: axum::extract::multipart::MultipartError, what: &str| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large()
+        } else {
+            ApiError::BadRequest(format!("{what}: {}", e.body_text()))
+        }
+    };
     while let Some(mut field) = form
         .next_field()
         .await
-        .map_err(|e| ApiError::BadRequest(format!("multipart: {}", e.body_text())))?
+        .map_err(|e| failed(e, "multipart"))?
     {
         match field.name() {
             Some("file") => {
                 upload.filename = field.file_name().map(str::to_string);
                 upload.content_type = field.content_type().map(str::to_string);
-                while let Some(chunk) = field.chunk().await.map_err(|e| {
-                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        too_large()
-                    } else {
-                        ApiError::BadRequest(format!("file: {}", e.body_text()))
-                    }
-                })? {
+                while let Some(chunk) = field.chunk().await.map_err(|e| failed(e, "file"))? {
                     upload.bytes.extend_from_slice(&chunk);
                     if upload.bytes.len() as u64 > max {
                         return Err(too_large());

@@ -33,6 +33,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 
 /// One client's feed: what it missed, then the live bus.
 struct Feed {
+    /// Cancelled when the gateway shuts down; `ended` once the client was told.
+    shutdown: tokio_util::sync::CancellationToken,
+    ended: bool,
     first: VecDeque<Event>,
     live: broadcast::Receiver<Arc<StreamEvent>>,
     tenant: coach_connector_api::TenantId,
@@ -60,6 +63,14 @@ fn to_sse(event: &StreamEvent) -> Event {
         .data(data)
 }
 
+/// The last event of a stream cut by a shutdown: reconnect (to another process) with
+/// `Last-Event-ID`.
+fn shutdown() -> Event {
+    Event::default()
+        .event("shutdown")
+        .data(r#"{"reason":"the gateway is restarting: reconnect with Last-Event-ID"}"#)
+}
+
 fn resync() -> Event {
     Event::default()
         .event("resync")
@@ -70,7 +81,7 @@ fn resync() -> Event {
 /// `Last-Event-ID` to get what was missed, or a `resync` event when that is not possible.
 #[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received")),
-    responses((status = 200, description = "`text/event-stream`: `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown` and `resync` events", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "`text/event-stream`: `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown`, `resync` and (when the gateway restarts) `shutdown` events", content_type = "text/event-stream", body = String)))]
 async fn events(
     State(state): State<AppState>,
     member: Member<Viewer>,
@@ -95,17 +106,28 @@ async fn events(
     let until = tokio::time::Instant::now()
         + Duration::from_secs(state.config.auth.access_ttl_secs.max(60));
     let start = Feed {
+        shutdown: state.shutdown.clone(),
+        ended: false,
         first: first.into(),
         live,
         tenant,
         until,
     };
     let stream = futures::stream::unfold(start, |mut feed| async move {
+        if feed.ended {
+            return None;
+        }
         if let Some(event) = feed.first.pop_front() {
             return Some((Ok(event), feed));
         }
         loop {
-            let next = tokio::time::timeout_at(feed.until, feed.live.recv()).await;
+            let next = tokio::select! {
+                () = feed.shutdown.cancelled() => {
+                    feed.ended = true;
+                    return Some((Ok(shutdown()), feed));
+                }
+                next = tokio::time::timeout_at(feed.until, feed.live.recv()) => next,
+            };
             match next {
                 Err(_) => return None,
                 Ok(Ok(event)) if event.tenant_id == feed.tenant => {

@@ -22,7 +22,8 @@ use crate::store::{AuditEntry, MemberRecord, Role, UserId};
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_members))
-        .routes(routes!(invite_member))
+        .routes(routes!(invite_member, list_invites))
+        .routes(routes!(revoke_invite))
         .routes(routes!(change_role, remove_member))
         .routes(routes!(accept_invite))
 }
@@ -153,6 +154,38 @@ async fn invite_member(
         invite_token: token,
     };
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Pending invitations (admins), newest first; their tokens are never shown again.
+#[utoipa::path(get, path = "/v1/members/invites", tag = "members", security(("bearer" = [])),
+    responses((status = 200, body = Vec<crate::store::Invite>), (status = 403, body = crate::error::Problem)))]
+async fn list_invites(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+) -> Result<Json<Vec<crate::store::Invite>>, ApiError> {
+    Ok(Json(state.store.invites(&member.scope).await?))
+}
+
+/// Revoke a pending invitation (admins): its token stops working.
+#[utoipa::path(delete, path = "/v1/members/invites/{id}", tag = "members", security(("bearer" = [])),
+    params(("id" = String, Path, description = "invitation id")),
+    responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+async fn revoke_invite(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("invitation"))?;
+    state.store.revoke_invite(&member.scope, id).await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            entry(member.actor(), ip, "member.invite_revoke", id.to_string()),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Change a member's role (only owners make or unmake owners; a tenant keeps one owner).

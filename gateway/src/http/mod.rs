@@ -60,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CompressionLayer::new())
-        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
+        .layer(middleware::map_response(problem_for_413))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(http.request_timeout_secs),
@@ -78,7 +78,6 @@ pub fn router(state: AppState) -> Router {
     .merge(contacts::router())
     .merge(api_keys::router())
     .merge(platform::router())
-    .merge(documents::router(state.config.brain.max_upload_bytes))
     .merge(knowledge::router())
     .merge(outbox::router())
     .merge(events::router())
@@ -88,17 +87,40 @@ pub fn router(state: AppState) -> Router {
     .merge(programs::router())
     .merge(consent::router())
     .merge(widget::api_router())
+    .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
+    // Uploads have their own limit, `brain.max_upload_bytes` (merged after the layer above).
+    .merge(documents::router(state.config.brain.max_upload_bytes))
     .split_for_parts();
-    Router::new()
-        .merge(api)
+    let rest = Router::new()
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
         .merge(health::router())
         .merge(widget::router())
         .merge(console::router())
         .merge(webhooks::router())
+        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes));
+    Router::new()
+        .merge(api)
+        .merge(rest)
         .layer(middleware::from_fn(track_metrics))
         .layer(layers)
         .with_state(state)
+}
+
+/// Every 413 is a problem document, the body limit's own plain-text answer included, and says
+/// which setting raises the limit.
+async fn problem_for_413(response: Response) -> Response {
+    let problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE || problem {
+        return response;
+    }
+    axum::response::IntoResponse::into_response(crate::error::ApiError::PayloadTooLarge(
+        "the request body is too large: document uploads accept up to brain.max_upload_bytes, \
+         other requests up to http.body_limit_bytes"
+            .into(),
+    ))
 }
 
 /// Count requests and record their latency by route template (never by raw path, which would

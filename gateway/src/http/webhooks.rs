@@ -57,6 +57,21 @@ async fn webhook(
         return Err(unknown());
     }
     let connector = state.connectors.get(&channel.kind).ok_or_else(unknown)?;
+    // A suspended tenant stores nothing: providers retry a 503, so what arrives while it is
+    // suspended is delivered again if it is resumed within their retry window.
+    let status = state
+        .store
+        .tenant_status(&SystemScope::new("webhook"), channel.tenant_id)
+        .await?;
+    if status == crate::store::TenantStatus::Suspended {
+        let mut refused =
+            ApiError::Unavailable("this tenant is suspended; retry later".into()).into_response();
+        refused.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from_static("3600"),
+        );
+        return Ok(refused);
+    }
     let request = HttpRequest {
         method: Some(method),
         query: query.unwrap_or_default(),

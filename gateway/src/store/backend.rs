@@ -83,6 +83,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
         work: impl Work<Conn<Self>, S::Key, T>,
     ) -> Result<T, StoreError>;
 
+    /// Called after an erasure committed: make the erased rows unreadable in the files too
+    /// (SQLite: the WAL is checkpointed and truncated; freed pages are zeroed by
+    /// `secure_delete`). PostgreSQL's dead tuples are reclaimed by its vacuum.
+    async fn after_erasure(&self) {}
+
     /// Run `work` in one transaction; `Ok` means committed, an error leaves nothing behind.
     async fn write<S: Scoped, T: Send + 'static>(
         &self,

@@ -40,6 +40,22 @@ pub use types::*;
 
 use crate::tenancy::SystemScope;
 
+/// Every aggregate trait, for calling store methods on a concrete backend
+/// (`use coach_gateway::store::prelude::*;`); through `dyn Store` they need no import.
+pub mod prelude {
+    pub use super::Store;
+    pub use super::accounts::AccountStore;
+    pub use super::channels::ChannelStore;
+    pub use super::console::ConsoleStore;
+    pub use super::conversations::ConversationStore;
+    pub use super::delivery::DeliveryStore;
+    pub use super::documents::DocumentStore;
+    pub use super::members::MemberStore;
+    pub use super::privacy::PrivacyStore;
+    pub use super::programs::ProgramStore;
+    pub use super::queue::QueueStore;
+}
+
 /// A stored status (`active`, `archived`...) as its enum; an unknown one is corruption.
 pub(crate) fn stored_enum<T: serde::de::DeserializeOwned>(stored: String) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(stored))

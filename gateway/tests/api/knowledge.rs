@@ -522,7 +522,48 @@ async fn reembed_rebuilds_after_a_model_change(b: &Backend) {
     assert_eq!(found["passages"][0]["version"], 2, "{found}");
 }
 
+/// Uploads have their own body limit (`brain.max_upload_bytes`, 20 MiB by default), not the
+/// API's 2 MiB; a larger body gets a 413 problem document naming the setting, and nothing is
+/// stored. Other routes keep `http.body_limit_bytes`, also answered as a problem document.
+async fn uploads_have_their_own_body_limit(b: &Backend) {
+    let app = app(b);
+    let owner = app.register("big@example.com").await;
+    let t = token(&owner);
+    let mut text = b"# Notes\n\n".to_vec();
+    text.resize(15 * 1024 * 1024, b'a');
+    let (status, doc) = app.upload(t, "notes.md", "text/markdown", &text).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{doc}");
+    assert_eq!(doc["size_bytes"], 15 * 1024 * 1024);
+
+    text.resize(25 * 1024 * 1024, b'a');
+    let (status, problem) = app.upload(t, "big.md", "text/markdown", &text).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(problem["status"], 413, "not a problem document: {problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("brain.max_upload_bytes"),
+        "{problem}"
+    );
+    let (_, list) = app.call("GET", "/v1/documents", Some(t), None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+
+    let huge = json!({ "name": "x".repeat(3 * 1024 * 1024) });
+    let (status, problem) = app.call("PATCH", "/v1/tenant", Some(t), Some(huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(problem["status"], 413, "not a problem document: {problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("http.body_limit_bytes"),
+        "{problem}"
+    );
+}
+
 against_every_backend!(
+    uploads_have_their_own_body_limit,
     reembed_rebuilds_after_a_model_change,
     each_tenant_retrieves_only_its_own_knowledge,
     upload_search_answer_reindex_delete,

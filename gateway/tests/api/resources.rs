@@ -8,9 +8,10 @@ use crate::api_support::*;
 use crate::common::Backend;
 use axum::http::StatusCode;
 use coach_gateway::tenancy::SystemScope;
-use serde_json::json;
+use serde_json::{Value, json};
 
 against_every_backend!(
+    invitations_are_listed_revoked_and_never_change_a_role,
     the_persona_is_kept_and_validated,
     members_are_invited_promoted_and_removed,
     a_contact_is_exported_then_erased_with_everything_derived,
@@ -88,6 +89,150 @@ async fn the_persona_is_kept_and_validated(b: &Backend) {
         )
         .await;
     assert!(forever["retention_days"].is_null());
+}
+
+/// Pending invitations are listed and can be revoked (the token then fails); removing a member
+/// revokes the invitations they sent; accepting an invitation as an existing member changes no
+/// role, so an invitation cannot promote or demote anyone.
+async fn invitations_are_listed_revoked_and_never_change_a_role(b: &Backend) {
+    let app = app(b);
+    let owner = app.register("ida@example.com").await;
+    let t = Some(token(&owner));
+    let invite = |email: &str, role: &str| json!({ "email": email, "role": role });
+    let (_, first) = app
+        .call(
+            "POST",
+            "/v1/members/invites",
+            t,
+            Some(invite("joe@example.com", "editor")),
+        )
+        .await;
+    let (_, second) = app
+        .call(
+            "POST",
+            "/v1/members/invites",
+            t,
+            Some(invite("kim@example.com", "viewer")),
+        )
+        .await;
+    let (status, list) = app.call("GET", "/v1/members/invites", t, None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let emails: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["kim@example.com", "joe@example.com"]);
+    assert!(
+        list[0].get("invite_token").is_none() && list[0].get("token_hash").is_none(),
+        "{list}"
+    );
+
+    let revoke = format!("/v1/members/invites/{}", second["id"].as_str().unwrap());
+    assert_eq!(
+        app.call("DELETE", &revoke, t, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.call("DELETE", &revoke, t, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let accept = |inv: &Value| json!({ "invite_token": inv["invite_token"], "password": "cobalt-Meadow-tiger-27" });
+    assert_eq!(
+        app.call(
+            "POST",
+            "/v1/auth/accept-invite",
+            None,
+            Some(accept(&second))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Another tenant cannot see or revoke this tenant's invitations.
+    let other = app.register("zed@example.com").await;
+    let (_, theirs) = app
+        .call("GET", "/v1/members/invites", Some(token(&other)), None)
+        .await;
+    assert_eq!(theirs, json!([]));
+    let joe_invite = format!("/v1/members/invites/{}", first["id"].as_str().unwrap());
+    assert_eq!(
+        app.call("DELETE", &joe_invite, Some(token(&other)), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Joe joins as an editor; a later invitation as admin does not promote him.
+    let (status, joe) = app
+        .call("POST", "/v1/auth/accept-invite", None, Some(accept(&first)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{joe}");
+    let (_, again) = app
+        .call(
+            "POST",
+            "/v1/members/invites",
+            t,
+            Some(invite("joe@example.com", "admin")),
+        )
+        .await;
+    let (status, _) = app
+        .call("POST", "/v1/auth/accept-invite", None, Some(accept(&again)))
+        .await;
+    assert!(status.is_success(), "{status}");
+    let (_, members) = app.call("GET", "/v1/members", t, None).await;
+    let role = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "joe@example.com")
+        .unwrap()["role"]
+        .clone();
+    assert_eq!(role, "editor", "{members}");
+
+    // Joe (promoted by the owner) invites someone, then is removed: his invitation goes too.
+    let joe_id = joe["user_id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let promote = format!("/v1/members/{joe_id}");
+    assert_eq!(
+        app.call("PATCH", &promote, t, Some(json!({ "role": "admin" })))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, joe_again) = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({ "email": "joe@example.com", "password": "cobalt-Meadow-tiger-27" })),
+        )
+        .await;
+    let (status, sent) = app
+        .call(
+            "POST",
+            "/v1/members/invites",
+            Some(token(&joe_again)),
+            Some(invite("lea@example.com", "viewer")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sent}");
+    assert_eq!(
+        app.call("DELETE", &promote, t, None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, list) = app.call("GET", "/v1/members/invites", t, None).await;
+    assert_eq!(list, json!([]), "{list}");
+    assert_eq!(
+        app.call("POST", "/v1/auth/accept-invite", None, Some(accept(&sent)))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn members_are_invited_promoted_and_removed(b: &Backend) {

@@ -38,6 +38,7 @@ on_both_backends!(
     whatsapp::the_whatsapp_window_holds_free_form_replies,
     whatsapp::a_131047_falls_back_to_the_template,
     whatsapp::whatsapp_media_is_fetched_checked_and_erased,
+    whatsapp::a_suspended_tenants_webhooks_are_refused_until_resumed,
     telegram::telegram_conversation_end_to_end,
     telegram::a_refused_bot_leaves_no_channel,
     telegram::telegram_polling_mode,

@@ -358,6 +358,22 @@ pub(crate) async fn whatsapp_media_is_fetched_checked_and_erased(b: &Backend) {
 
     let media_dir = w.app.state.config.data_dir.join("media");
     assert!(media_dir.exists());
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&media_dir), 0o700, "media directories are private");
+    for tenant in std::fs::read_dir(&media_dir).unwrap() {
+        for contact in std::fs::read_dir(tenant.unwrap().path()).unwrap() {
+            for file in std::fs::read_dir(contact.unwrap().path()).unwrap() {
+                assert_eq!(
+                    mode(&file.unwrap().path()),
+                    0o600,
+                    "media files are private"
+                );
+            }
+        }
+    }
 
     // Retention: a file older than the tenant's retention period goes; a recent one stays.
     let tenant = owner["tenant_id"].as_str().unwrap();
@@ -401,5 +417,50 @@ pub(crate) async fn whatsapp_media_is_fetched_checked_and_erased(b: &Backend) {
     assert!(
         !media_dir.join(tenant).join(contact).exists(),
         "erasing the contact removed their files"
+    );
+}
+
+/// A suspended tenant's webhooks answer 503 with `Retry-After` and store nothing (WhatsApp
+/// retries); once resumed, the redelivery is stored.
+pub(crate) async fn a_suspended_tenants_webhooks_are_refused_until_resumed(b: &Backend) {
+    let w = world(b, false).await;
+    let owner = w.app.register("paused@example.com").await;
+    let t = token(&owner).to_owned();
+    let channel = create(&w, &t, "whatsapp", whatsapp_config()).await;
+    let hook = format!("/webhooks/whatsapp/{}", channel["id"].as_str().unwrap());
+    let tenant =
+        coach_connector_api::TenantId(owner["tenant_id"].as_str().unwrap().parse().unwrap());
+    let sys = SystemScope::new("test");
+    let scope = sys.for_tenant(tenant);
+    b.store
+        .set_tenant_active(&sys, tenant, false)
+        .await
+        .unwrap();
+    let question = wa_text("wamid.S1", "Are you there?");
+    let resp = w
+        .http
+        .post(format!("{}{hook}", w.base))
+        .header("x-hub-signature-256", meta_signature(&question))
+        .body(question.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "3600");
+    assert_eq!(common::count_messages(b, &scope).await, 0, "nothing stored");
+
+    b.store.set_tenant_active(&sys, tenant, true).await.unwrap();
+    let (status, _) = w
+        .post(
+            &hook,
+            &[("x-hub-signature-256", meta_signature(&question))],
+            question,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        common::count_messages(b, &scope).await,
+        1,
+        "the redelivery is stored"
     );
 }

@@ -87,6 +87,14 @@ pub(super) async fn run(
                 (conn.on_bus(&event).await, conn.rings(&event))
             }
             _ = tick.tick() => (conn.session.on_tick(Instant::now()), false),
+            () = conn.state.shutdown.cancelled() => {
+                // 1012 (service restart): the widget reconnects and resumes elsewhere.
+                let _ = conn.socket.send(Message::Close(Some(CloseFrame {
+                    code: 1012,
+                    reason: "the gateway is restarting".into(),
+                }))).await;
+                break;
+            }
         };
         // Events were dropped for this connection: the store has everything; read from it.
         let doorbell = doorbell || conn.subscription.as_ref().is_some_and(|s| s.take_resync());

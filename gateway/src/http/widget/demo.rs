@@ -149,7 +149,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
         channel_id: channel.id.0,
         console_password: password,
     };
-    std::fs::create_dir_all(&state.config.data_dir)?;
+    crate::files::private_dir(&state.config.data_dir)?;
     write_private(&path, &serde_json::to_string_pretty(&marker)?)?;
     tracing::info!(channel = %channel.id, "demo coach created: open /demo");
     if marker.console_password.is_some() {

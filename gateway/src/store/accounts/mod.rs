@@ -335,6 +335,13 @@ pub trait AccountStore: Send + Sync {
     /// Every tenant (operators).
     async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError>;
 
+    /// Whether a tenant is active or suspended (`NotFound` when it does not exist).
+    async fn tenant_status(
+        &self,
+        sys: &SystemScope,
+        tenant: TenantId,
+    ) -> Result<TenantStatus, StoreError>;
+
     /// Suspend or resume a tenant (operators); returns the sessions a suspension ended.
     async fn set_tenant_active(
         &self,

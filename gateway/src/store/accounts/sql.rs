@@ -371,6 +371,15 @@ macro_rules! ops {
         }
 
         /// Suspend (`active = false`) or resume a tenant; suspending ends its sessions.
+        async fn tenant_status(conn: &mut Conn, tenant: TenantId) -> Result<crate::store::TenantStatus, StoreError> {
+            let status: String = sqlx::query_scalar("SELECT status FROM tenants WHERE id = $1")
+                .bind(tenant.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("tenant"))?;
+            crate::store::stored_enum(status)
+        }
+
         async fn set_tenant_active(
             conn: &mut Conn,
             tenant: TenantId,
@@ -615,6 +624,14 @@ macro_rules! ops {
 
             async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError> {
                 self.read(sys, move |c, ()| all_tenants(c).boxed()).await
+            }
+
+            async fn tenant_status(
+                &self,
+                sys: &SystemScope,
+                tenant: TenantId,
+            ) -> Result<crate::store::TenantStatus, StoreError> {
+                self.read(sys, move |c, ()| tenant_status(c, tenant).boxed()).await
             }
 
             async fn set_tenant_active(

@@ -52,6 +52,13 @@ pub trait MemberStore: Send + Sync {
         new_password_hash: Option<String>,
     ) -> Result<UserId, StoreError>;
 
+    /// The tenant's pending, unexpired invitations, newest first.
+    async fn invites(&self, scope: &TenantScope) -> Result<Vec<Invite>, StoreError>;
+
+    /// Revoke a pending invitation: its token stops working. `NotFound` when it was used,
+    /// revoked or belongs to another tenant.
+    async fn revoke_invite(&self, scope: &TenantScope, id: uuid::Uuid) -> Result<(), StoreError>;
+
     /// Store a new API key (its secret only as a hash).
     async fn create_api_key(
         &self,

@@ -118,6 +118,12 @@ macro_rules! ops {
                 .bind(user.0)
                 .execute(&mut *conn)
                 .await?;
+            // Their pending invitations go with them.
+            sqlx::query("DELETE FROM invites WHERE tenant_id = $1 AND invited_by = $2 AND accepted_at IS NULL")
+                .bind(tenant.0)
+                .bind(user.0)
+                .execute(&mut *conn)
+                .await?;
             end_sessions(conn, tenant, user, now).await
         }
 
@@ -139,33 +145,65 @@ macro_rules! ops {
             Ok(())
         }
 
+        const INVITE_COLUMNS: &str = "id, tenant_id, email, role, invited_by, expires_at, created_at";
+
+        fn invite_from_row(row: &Row) -> Result<Invite, StoreError> {
+            let role: String = row.try_get("role")?;
+            Ok(Invite {
+                id: row.try_get("id")?,
+                tenant_id: TenantId(row.try_get("tenant_id")?),
+                email: row.try_get("email")?,
+                role: role.parse().map_err(StoreError::Corrupt)?,
+                invited_by: row.try_get::<Option<Uuid>, _>("invited_by")?.map(UserId),
+                expires_at: row.try_get("expires_at")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
         /// A pending, unexpired invitation by its token hash.
         async fn invite(conn: &mut Conn, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<Invite>, StoreError> {
-            let row = sqlx::query(
-                "SELECT id, tenant_id, email, role, invited_by, expires_at, created_at FROM invites \
-                 WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2",
-            )
+            sqlx::query(&format!(
+                "SELECT {INVITE_COLUMNS} FROM invites WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2"
+            ))
             .bind(token_hash)
             .bind(now)
             .fetch_optional(&mut *conn)
-            .await?;
-            row.map(|row| {
-                let role: String = row.try_get("role")?;
-                Ok(Invite {
-                    id: row.try_get("id")?,
-                    tenant_id: TenantId(row.try_get("tenant_id")?),
-                    email: row.try_get("email")?,
-                    role: role.parse().map_err(StoreError::Corrupt)?,
-                    invited_by: row.try_get::<Option<Uuid>, _>("invited_by")?.map(UserId),
-                    expires_at: row.try_get("expires_at")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
+            .await?
+            .map(|row| invite_from_row(&row))
             .transpose()
         }
 
+        /// The tenant's pending, unexpired invitations, newest first.
+        async fn invites(conn: &mut Conn, tenant: TenantId, now: DateTime<Utc>) -> Result<Vec<Invite>, StoreError> {
+            sqlx::query(&format!(
+                "SELECT {INVITE_COLUMNS} FROM invites WHERE tenant_id = $1 AND accepted_at IS NULL \
+                 AND expires_at > $2 ORDER BY created_at DESC, id DESC"
+            ))
+            .bind(tenant.0)
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(invite_from_row)
+            .collect()
+        }
+
+        async fn revoke_invite(conn: &mut Conn, tenant: TenantId, id: Uuid) -> Result<(), StoreError> {
+            let done = sqlx::query("DELETE FROM invites WHERE tenant_id = $1 AND id = $2 AND accepted_at IS NULL")
+                .bind(tenant.0)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound("invitation"));
+            }
+            Ok(())
+        }
+
         /// Accept an invitation once: the existing user `user`, or a new user with
-        /// `new_password_hash`, becomes a member with the invited role.
+        /// `new_password_hash`, becomes a member with the invited role. An existing member keeps
+        /// the role they have: an invitation never promotes or demotes (the owner rules would be
+        /// bypassed).
         async fn accept_invite(
             conn: &mut Conn,
             invite: &Invite,
@@ -199,7 +237,7 @@ macro_rules! ops {
             };
             sqlx::query(
                 "INSERT INTO memberships (tenant_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role",
+                 ON CONFLICT (tenant_id, user_id) DO NOTHING",
             )
             .bind(invite.tenant_id.0)
             .bind(user.0)
@@ -322,6 +360,14 @@ macro_rules! ops {
                     async move { create_invite(c, &invite, &token_hash).await }.boxed()
                 })
                 .await
+            }
+
+            async fn invites(&self, scope: &TenantScope) -> Result<Vec<Invite>, StoreError> {
+                self.read(scope, move |c, t| invites(c, t, Utc::now()).boxed()).await
+            }
+
+            async fn revoke_invite(&self, scope: &TenantScope, id: Uuid) -> Result<(), StoreError> {
+                self.write(scope, move |c, t| revoke_invite(c, t, id).boxed()).await
             }
 
             async fn invite(

@@ -229,13 +229,18 @@ macro_rules! ops {
                 contact: coach_connector_api::ContactId,
             ) -> Result<(), StoreError> {
                 self.write(scope, move |c, tenant| erase_contact(c, tenant, contact).boxed())
-                    .await
+                    .await?;
+                self.after_erasure().await;
+                Ok(())
             }
 
             async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError> {
                 let tenant = scope.tenant_id();
-                self.write(&SystemScope::new("erase tenant"), move |c, ()| erase_tenant(c, tenant).boxed())
-                    .await
+                let sessions = self
+                    .write(&SystemScope::new("erase tenant"), move |c, ()| erase_tenant(c, tenant).boxed())
+                    .await?;
+                self.after_erasure().await;
+                Ok(sessions)
             }
 
             async fn apply_retention(

@@ -49,10 +49,13 @@ impl SqliteStore {
     /// Open (creating if needed) and migrate the database, then start the writer.
     pub async fn open(opts: SqliteStoreOptions) -> Result<Self, StoreError> {
         if let Some(dir) = opts.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            crate::files::private_dir(dir).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
+        crate::files::private_file(&opts.path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", opts.path.display()))
+        })?;
         let connect = SqliteConnectOptions::from_str("sqlite://")?
             .filename(&opts.path)
             .create_if_missing(true)
@@ -63,11 +66,24 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
+            // Deleted rows are overwritten with zeros: erased text leaves no byte in the file.
+            .pragma("secure_delete", "on")
             .pragma("temp_store", "memory");
         let mut conn: SqliteConnection = connect.connect().await?;
         sqlx::migrate!("../migrations/sqlite")
             .run(&mut conn)
             .await?;
+        // Pages freed before `secure_delete` was on may still hold erased text: rewrite the file
+        // once (VACUUM cannot run inside a migration's transaction).
+        let rewritten: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut conn)
+            .await?;
+        if rewritten < 1 {
+            sqlx::query("VACUUM").execute(&mut conn).await?;
+            sqlx::query("PRAGMA user_version = 1")
+                .execute(&mut conn)
+                .await?;
+        }
         let read = SqlitePoolOptions::new()
             .max_connections(opts.readers.max(1))
             .connect_with(connect.read_only(true))
@@ -104,6 +120,10 @@ impl Backend for SqliteStore {
     ) -> Result<T, StoreError> {
         let key = scope.key();
         self.writer.write(move |c| work(c, key)).await
+    }
+
+    async fn after_erasure(&self) {
+        self.writer.checkpoint().await;
     }
 }
 

@@ -68,6 +68,7 @@ fn lost(e: &str) -> StoreError {
 enum Request {
     Write(Box<dyn Pending>),
     Ingest(IngestRequest),
+    Checkpoint { done: oneshot::Sender<()> },
     Close { done: oneshot::Sender<()> },
 }
 
@@ -136,6 +137,15 @@ impl Writer {
         self.write(|_| Box::pin(async { Ok(()) })).await
     }
 
+    /// Commit everything queued so far, then copy the WAL into the database file and truncate
+    /// it (after an erasure: the WAL still holds the erased rows' old pages).
+    pub(super) async fn checkpoint(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Request::Checkpoint { done }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     /// Commit everything queued so far, then stop accepting writes.
     pub(super) async fn close(&self) {
         let (done, rx) = oneshot::channel();
@@ -149,12 +159,17 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, max_ba
     let mut writes = Vec::new();
     let mut ingests = Vec::new();
     let mut closing = None;
+    let mut checkpoint = None;
     while let Some(first) = rx.recv().await {
         let mut next = Some(first);
         while let Some(request) = next.take() {
             match request {
                 Request::Write(write) => writes.push(write),
                 Request::Ingest(request) => ingests.push(request),
+                Request::Checkpoint { done } => {
+                    checkpoint = Some(done);
+                    break;
+                }
                 Request::Close { done } => {
                     closing = Some(done);
                     break;
@@ -166,6 +181,19 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, max_ba
         }
         if !writes.is_empty() || !ingests.is_empty() {
             commit_batch(&mut conn, &mut writes, &mut ingests).await;
+        }
+        if let Some(done) = checkpoint.take() {
+            // Outside any transaction. Readers holding an old snapshot can make it partial
+            // (busy); the next checkpoint, or closing the store, finishes it.
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut conn)
+                .await
+            {
+                Ok((0, _, _)) => {}
+                Ok(_) => tracing::warn!("sqlite checkpoint after an erasure was partial (busy)"),
+                Err(error) => tracing::warn!(%error, "sqlite checkpoint after an erasure failed"),
+            }
+            let _ = done.send(());
         }
         if let Some(done) = closing.take() {
             rx.close();
@@ -179,7 +207,7 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, max_ba
                     Request::Ingest(r) => {
                         let _ = r.reply.send(Err(closed()));
                     }
-                    Request::Close { done } => {
+                    Request::Checkpoint { done } | Request::Close { done } => {
                         let _ = done.send(());
                     }
                 }
