@@ -391,6 +391,11 @@ impl Auth {
             .ok_or_else(|| {
                 ApiError::Unauthorized("this invitation is unknown, used or expired".into())
             })?;
+        if self.store.tenant_status(&sys, invite.tenant_id).await?
+            == crate::store::TenantStatus::Suspended
+        {
+            return Err(ApiError::Forbidden("this tenant is suspended".into()));
+        }
         let user = match self.store.credentials(&sys, &invite.email).await? {
             Some(creds) => {
                 if !self
@@ -420,8 +425,15 @@ impl Auth {
                     .await?
             }
         };
-        self.start_session(user, invite.tenant_id, invite.role)
-            .await
+        // An existing member keeps their role: the session carries the stored one.
+        let role = self
+            .store
+            .memberships(&sys, user)
+            .await?
+            .into_iter()
+            .find_map(|(tenant, role)| (tenant == invite.tenant_id).then_some(role))
+            .ok_or(ApiError::NotFound("membership"))?;
+        self.start_session(user, invite.tenant_id, role).await
     }
 
     /// Make an API key for the scope's tenant with at most the creator's role (never owner).

@@ -178,10 +178,14 @@ async fn invitations_are_listed_revoked_and_never_change_a_role(b: &Backend) {
             Some(invite("joe@example.com", "admin")),
         )
         .await;
-    let (status, _) = app
+    let (status, joined) = app
         .call("POST", "/v1/auth/accept-invite", None, Some(accept(&again)))
         .await;
-    assert!(status.is_success(), "{status}");
+    assert_eq!(status, StatusCode::OK, "{joined}");
+    assert_eq!(
+        joined["role"], "editor",
+        "the session carries the stored role: {joined}"
+    );
     let (_, members) = app.call("GET", "/v1/members", t, None).await;
     let role = members
         .as_array()
@@ -233,6 +237,31 @@ async fn invitations_are_listed_revoked_and_never_change_a_role(b: &Backend) {
             .0,
         StatusCode::UNAUTHORIZED
     );
+
+    // A suspended tenant's invitation cannot be accepted.
+    let (_, pending) = app
+        .call(
+            "POST",
+            "/v1/members/invites",
+            t,
+            Some(invite("max@example.com", "viewer")),
+        )
+        .await;
+    let tenant: coach_connector_api::TenantId =
+        owner["tenant_id"].as_str().unwrap().parse().unwrap();
+    b.store
+        .set_tenant_active(&SystemScope::new("test"), tenant, false)
+        .await
+        .unwrap();
+    let (status, refused) = app
+        .call(
+            "POST",
+            "/v1/auth/accept-invite",
+            None,
+            Some(accept(&pending)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
 }
 
 async fn members_are_invited_promoted_and_removed(b: &Backend) {
