@@ -7,6 +7,7 @@
 //!   after a crash) running the same step leave one message;
 //! - an opted-out contact cannot be enrolled, and opting out ends every enrollment at once.
 
+mod audience;
 mod sql;
 
 use async_trait::async_trait;
