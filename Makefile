@@ -65,6 +65,7 @@ test: prereqs-test lint models-tiny
 	  | tee $(TEST_LOG); status=$$?; \
 	  awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' $(TEST_LOG); \
 	  exit $$status
+	node --test tests/unit/
 	scripts/browser-tests.sh
 
 bench: build

@@ -6,6 +6,9 @@ import { t } from "./i18n.js";
 import { h, clear, fail, when, channelName } from "./ui.js";
 import { stackedBars, lines, funnel } from "./charts.js";
 
+const REASONS = { asked_for_human: "askedHuman", low_confidence: "lowConfidence", quota_reached: "quotaReached" };
+const reasonLabel = (reason) => t(REASONS[reason] || "lowConfidence");
+
 export async function render(main) {
   const period = h("select", { "aria-label": t("period") }, [7, 30, 90].map((n) => h("option", { value: n, selected: n === 30 }, t("days", { n }))));
   const body = h("div", { class: "charts" });
@@ -64,12 +67,13 @@ export async function render(main) {
         funnel(t("unanswered"), [
           { label: t("lowConfidence"), value: u.low_confidence },
           { label: t("askedHuman"), value: u.asked_for_human },
+          { label: t("quotaReached"), value: u.quota_reached },
         ]),
         h(
           "ul",
           { class: "questions" },
           u.recent.map((q) =>
-            h("li", {}, h("a", { href: `#/inbox/${q.conversation_id}` }, q.question), h("span", { class: "muted" }, ` · ${q.reason === "asked_for_human" ? t("askedHuman") : t("lowConfidence")} · ${when(q.created_at)}`)),
+            h("li", {}, h("a", { href: `#/inbox/${q.conversation_id}` }, q.question), h("span", { class: "muted" }, ` · ${reasonLabel(q.reason)} · ${when(q.created_at)}`)),
           ),
         ),
       ),

@@ -150,7 +150,7 @@ function route() {
 
 function dispatch(name, data) {
   if (name === "handoff" && !location.hash.includes(data.conversation_id)) {
-    const why = data.reason === "asked_for_human" ? t("handoffAsked") : t("handoffLow");
+    const why = t({ asked_for_human: "handoffAsked", quota_reached: "handoffQuota" }[data.reason] || "handoffLow");
     toast(t("needsYou", { question: data.question.slice(0, 80), why }), "warn");
   }
   if (early) early.push([name, data]);

@@ -13,7 +13,7 @@ const TEXT = {
     takeOver: "Take over", handBack: "Hand back to the coach", reply: "Reply",
     replyPlaceholder: "Write a reply… (Enter sends, Shift+Enter for a new line)",
     send: "Send", typing: "The coach is writing…", unread: "{n} unread",
-    handoffAsked: "asked for a person", handoffLow: "the coach was not sure",
+    handoffAsked: "asked for a person", handoffLow: "the coach was not sure", handoffQuota: "today's answer quota is spent",
     needsYou: "A conversation needs you ({why}): “{question}”", sources: "Sources",
     pending: "queued", sent: "sent", delivered: "delivered", read: "read", failed: "failed",
     upload: "Upload documents", dropHere: "Drop PDF, DOCX, TXT, Markdown or HTML files here, or",
@@ -51,7 +51,7 @@ const TEXT = {
     period: "Period", days: "{n} days", messagesPerDay: "Messages per day, by channel",
     latency: "Answer time (seconds)", p50: "median", p95: "95th percentile",
     unanswered: "Questions the coach handed to you", askedHuman: "Asked for a person",
-    lowConfidence: "Not covered by the knowledge", noData: "No data in this period yet.",
+    lowConfidence: "Not covered by the knowledge", quotaReached: "Daily answer quota spent", noData: "No data in this period yet.",
     members: "Members", role: "Role", invite: "Invite", inviteLink: "Invitation token (send it to them): {token}",
     apiKeys: "API keys", newKey: "New key", keyShown: "Copy the key now, it is shown once: {key}",
     revoke: "Revoke", created: "Created", you: "you", inbound: "from contacts", outbound: "from the coach",
@@ -71,7 +71,7 @@ const TEXT = {
     takeOver: "Tomar el control", handBack: "Devolver al coach", reply: "Responder",
     replyPlaceholder: "Escribe una respuesta… (Intro envía, Mayús+Intro nueva línea)",
     send: "Enviar", typing: "El coach está escribiendo…", unread: "{n} sin leer",
-    handoffAsked: "pidió hablar con una persona", handoffLow: "el coach no estaba seguro",
+    handoffAsked: "pidió hablar con una persona", handoffLow: "el coach no estaba seguro", handoffQuota: "se agotó la cuota diaria de respuestas",
     needsYou: "Una conversación te necesita ({why}): «{question}»", sources: "Fuentes",
     pending: "en cola", sent: "enviado", delivered: "entregado", read: "leído", failed: "falló",
     upload: "Subir documentos", dropHere: "Suelta aquí archivos PDF, DOCX, TXT, Markdown o HTML, o",
@@ -109,7 +109,7 @@ const TEXT = {
     period: "Periodo", days: "{n} días", messagesPerDay: "Mensajes por día, por canal",
     latency: "Tiempo de respuesta (segundos)", p50: "mediana", p95: "percentil 95",
     unanswered: "Preguntas que el coach te pasó", askedHuman: "Pidieron una persona",
-    lowConfidence: "Fuera del conocimiento", noData: "Aún no hay datos en este periodo.",
+    lowConfidence: "Fuera del conocimiento", quotaReached: "Cuota diaria agotada", noData: "Aún no hay datos en este periodo.",
     members: "Miembros", role: "Rol", invite: "Invitar", inviteLink: "Token de invitación (envíaselo): {token}",
     apiKeys: "Claves de API", newKey: "Nueva clave", keyShown: "Copia la clave ahora, solo se muestra una vez: {key}",
     revoke: "Revocar", created: "Creada", you: "tú", inbound: "de contactos", outbound: "del coach",
@@ -148,3 +148,6 @@ export function t(key, vars = {}) {
 }
 
 export const LANGS = Object.keys(TEXT);
+
+/** Every text, by language (tests check each language has every key). */
+export const TEXTS = TEXT;

@@ -1,8 +1,27 @@
 /* Coaching gateway web widget. No dependencies and no build step: this file is served as is.
  * Embed: <script src="https://HOST/widget.js" data-channel="CHANNEL_ID" async></script>
  * Protocol: connectors/web-widget (versioned JSON frames over one WebSocket). */
+
 (function () {
   "use strict";
+  // ---- a safe markdown subset: the text is escaped first, then a few patterns become tags ----
+  function esc(s) {
+    return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  }
+  function markdown(s) {
+    return esc(s)
+      .replace(/`([^`\n]+)`/g, "<code>$1</code>")
+      .replace(/\*\*([^*\n]+)\*\*/g, "<b>$1</b>")
+      .replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<i>$2</i>")
+      .replace(/\[([^\]\n]+)\]\((https?:\/\/[^)\s]+)\)/g,
+        "<a href='$2' target='_blank' rel='noopener noreferrer'>$1</a>")
+      .replace(/^[-*] /gm, "\u2022 ");
+  }
+  // Node (tests/unit/widget.test.mjs) runs this file without a page to check the markdown.
+  if (typeof __coachWidgetUnderTest === "function") __coachWidgetUnderTest({ markdown: markdown });
+  if (typeof document === "undefined") return;
+
   var script = document.currentScript || document.querySelector("script[data-channel]");
   if (!script || window.CoachWidget) return;
   var channel = script.getAttribute("data-channel");
@@ -106,20 +125,6 @@
   typing.textContent = t.typing + "\u2026";
   offline.textContent = t.offline;
 
-  // ---- a safe markdown subset: the text is escaped first, then a few patterns become tags ----
-  function esc(s) {
-    return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
-      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
-  }
-  function markdown(s) {
-    return esc(s)
-      .replace(/`([^`\n]+)`/g, "<code>$1</code>")
-      .replace(/\*\*([^*\n]+)\*\*/g, "<b>$1</b>")
-      .replace(/(^|[\s(])\*([^*\n]+)\*/g, "$1<i>$2</i>")
-      .replace(/\[([^\]\n]+)\]\((https?:\/\/[^)\s]+)\)/g,
-        "<a href='$2' target='_blank' rel='noopener noreferrer'>$1</a>")
-      .replace(/^[-*] /gm, "\u2022 ");
-  }
 
   function bubble(dir, text, extra) {
     var el = document.createElement("div");

@@ -81,6 +81,10 @@ pub struct GenerateParams {
     pub repeat_penalty: f32,
     /// How many recent tokens the penalty looks at.
     pub repeat_last_n: i32,
+    /// What the reply says when the sources do not hold the answer (the prompt asks for these
+    /// words). A backend that sees the model's probabilities reports how likely the reply
+    /// starts with one of them ([`GenerateEvent::Abstain`]) before its first token.
+    pub abstain: Vec<String>,
 }
 
 impl Default for GenerateParams {
@@ -91,6 +95,7 @@ impl Default for GenerateParams {
             stop: vec!["<|im_end|>".into(), "\nUser:".into()],
             repeat_penalty: 1.1,
             repeat_last_n: 64,
+            abstain: Vec::new(),
         }
     }
 }
@@ -117,6 +122,10 @@ pub enum GenerateEvent {
         /// How long the request waited in the backend's queue.
         queued: Duration,
     },
+    /// How likely the model was to start its reply with one of [`GenerateParams::abstain`]
+    /// (the probabilities of their first tokens, summed), sent once before the first `Token`
+    /// by backends that see the model's probabilities (llama.cpp).
+    Abstain(f32),
     /// A piece of text.
     Token(String),
     /// Generation ended.

@@ -79,7 +79,7 @@ pub fn persona_text(persona: &Persona) -> String {
     };
     let mut text = format!(
         "You are {name}, a coach. Answer only from the numbered sources below. \
-         If they do not contain the answer, say you do not know. Keep answers short."
+         If they do not contain the answer, reply only: I don't know. Keep answers short."
     );
     for (label, value) in [
         ("Tone", &persona.tone),
@@ -92,6 +92,31 @@ pub fn persona_text(persona: &Persona) -> String {
         }
     }
     text
+}
+
+/// The words that open a decline: the prompt asks for the first when the sources do not hold
+/// the answer, and [`dont_know`] opens with them.
+pub const DECLINES: &[&str] = &["I don't know", "I do not know", "No lo sé"];
+
+/// Whether a reply beginning with `text` is a decline: `Some(true)` once it opens with one of
+/// [`DECLINES`], `Some(false)` once it cannot, `None` while it still might.
+pub fn opens_with_decline(text: &str) -> Option<bool> {
+    let opening = text
+        .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '*' | '\'' | '`'))
+        .replace('\u{2019}', "'")
+        .to_lowercase();
+    if opening.is_empty() {
+        return None;
+    }
+    let mut possible = false;
+    for decline in DECLINES {
+        let decline = decline.to_lowercase();
+        if opening.starts_with(&decline) {
+            return Some(true);
+        }
+        possible |= decline.starts_with(&opening);
+    }
+    if possible { None } else { Some(false) }
 }
 
 /// What the coach says when the knowledge has no answer, in the persona's language.
@@ -212,6 +237,19 @@ pub fn build(
 mod tests {
     use super::*;
     use crate::vectors::ChunkPayload;
+
+    #[test]
+    fn a_decline_is_known_by_its_opening_words() {
+        assert_eq!(opens_with_decline(""), None);
+        assert_eq!(opens_with_decline("I"), None);
+        assert_eq!(opens_with_decline(" I don"), None);
+        assert_eq!(opens_with_decline("I don't know."), Some(true));
+        assert_eq!(opens_with_decline("**I DON\u{2019}T KNOW**"), Some(true));
+        assert_eq!(opens_with_decline("no lo sé"), Some(true));
+        assert_eq!(opens_with_decline("I recommend"), Some(false));
+        assert_eq!(opens_with_decline("The Normans"), Some(false));
+        assert!(dont_know(&Persona::default()).starts_with(DECLINES[0]));
+    }
 
     fn words(s: &str) -> usize {
         s.split_whitespace().count()

@@ -61,6 +61,8 @@ pub struct Retrieval {
     pub passages: Vec<Passage>,
     /// Whether the best passage clears the relevance floor (else: "I don't know" and handoff).
     pub confident: bool,
+    /// The best dense similarity (0 when nothing was found).
+    pub relevance: f32,
 }
 
 /// Retrieval failed.
@@ -153,6 +155,7 @@ impl Retriever {
                 }
             }
         };
+        let relevance = dense.first().map_or(0.0, |hit| hit.score);
         let confident = dense
             .first()
             .is_some_and(|hit| hit.score >= self.config.floor)
@@ -162,6 +165,7 @@ impl Retriever {
         Ok(Retrieval {
             passages,
             confident,
+            relevance,
         })
     }
 }

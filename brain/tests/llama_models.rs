@@ -120,6 +120,51 @@ async fn generator_compliance() {
 }
 
 #[tokio::test]
+async fn the_probability_of_an_opening_is_reported_before_the_first_token() {
+    let generator = generator(GeneratorConfig::default());
+    let who = tenant();
+    let ask = |abstain: Vec<String>| {
+        let mut request = request(who, "You are a helpful assistant.", "Say hello.", 3);
+        request.params.abstain = abstain;
+        request
+    };
+    let plain = drain(
+        generator
+            .generate(ask(Vec::new()), CancellationToken::new())
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(plain.abstain, None, "not asked for, not reported");
+    let opening = plain.tokens.first().expect("a token").clone();
+    assert!(!opening.trim().is_empty());
+
+    // Greedy decoding opens with the most likely token: its probability beats an odd opening's.
+    let likely = drain(
+        generator
+            .generate(ask(vec![opening.clone()]), CancellationToken::new())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let odd = drain(
+        generator
+            .generate(ask(vec!["Zygote".into()]), CancellationToken::new())
+            .await
+            .unwrap(),
+    )
+    .await;
+    let (likely, odd) = (
+        likely.abstain.expect("reported"),
+        odd.abstain.expect("reported"),
+    );
+    assert!(
+        likely > 0.05 && likely > odd * 10.0,
+        "{opening:?}: {likely}, Zygote: {odd}"
+    );
+}
+
+#[tokio::test]
 async fn a_shared_prompt_prefix_comes_from_the_cache() {
     let generator = generator(GeneratorConfig::default());
     let persona = "You are Coach Maya, a patient running coach. You answer in two sentences, \

@@ -112,6 +112,15 @@ pub enum EvalCommand {
         /// Print every question with the reply and its verdict.
         #[arg(long)]
         verbose: bool,
+        /// Answer every question (relevance floor 0, no decline by probability), then print
+        /// the scores each brain.relevance_floor, coverage_floor and abstain_threshold would have given.
+        /// Run it on a dev split, never on the split you report.
+        #[arg(long)]
+        calibrate: bool,
+        /// Write each question's signals (relevance, coverage, decline probability) and outcome
+        /// to this file, one JSON object a line.
+        #[arg(long)]
+        trace: Option<PathBuf>,
     },
 }
 
@@ -209,6 +218,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             sample,
             seed,
             verbose,
+            calibrate,
+            trace,
         }) => {
             anyhow::ensure!(sample != Some(0), "--sample: at least 1 question");
             let options = crate::eval::answers::AnswerOptions {
@@ -216,6 +227,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 sample,
                 seed,
                 verbose,
+                calibrate,
+                trace,
             };
             crate::eval::answers::answers(config, &squad, &options)
                 .await

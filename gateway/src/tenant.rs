@@ -7,6 +7,8 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::programs::Outreach;
+use crate::store::{Store, Tenant};
+use crate::tenancy::TenantScope;
 
 /// A tenant's settings. Each field is absent until set; a stored value this version cannot read
 /// counts as unset (logged) rather than breaking every read of the profile.
@@ -167,6 +169,92 @@ impl Chunking {
         }
         Ok(())
     }
+}
+
+/// Changes to the tenant; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    /// A new display name.
+    pub name: Option<String>,
+    /// A new persona (replaces the old one whole).
+    pub persona: Option<Persona>,
+    /// Delete messages older than this many days (1-3650); `0` keeps them until erased.
+    pub retention_days: Option<u32>,
+    /// Rules for proactive messages (replaces the old ones whole).
+    pub outreach: Option<Outreach>,
+    /// How documents are chunked from now on; `null` returns to the gateway's default.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Chunking>)]
+    pub chunking: Option<Option<Chunking>>,
+}
+
+/// A field that may be absent (unchanged), `null` (cleared) or a value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Applies `req` to the tenant: every field is checked first (422 naming the first that does
+/// not fit), then the changed ones are written in one store call.
+pub async fn update(
+    store: &dyn Store,
+    scope: &TenantScope,
+    req: UpdateTenant,
+) -> Result<(Tenant, TenantProfile), ApiError> {
+    let name = req
+        .name
+        .map(|n| {
+            let n = n.trim().to_owned();
+            if n.is_empty() || n.chars().count() > 100 {
+                Err(ApiError::Unprocessable("name: 1 to 100 characters".into()))
+            } else {
+                Ok(n)
+            }
+        })
+        .transpose()?;
+    if let Some(persona) = &req.persona {
+        persona.validate()?;
+    }
+    if req.retention_days.is_some_and(|d| d > 3650) {
+        return Err(ApiError::Unprocessable(
+            "retention_days: 1 to 3650, or 0 to keep messages until erased".into(),
+        ));
+    }
+    if let Some(outreach) = &req.outreach {
+        outreach.validate().map_err(ApiError::Unprocessable)?;
+    }
+    if let Some(Some(chunking)) = req.chunking {
+        chunking.validate()?;
+    }
+    let profile = if req.persona.is_some()
+        || req.retention_days.is_some()
+        || req.outreach.is_some()
+        || req.chunking.is_some()
+    {
+        let (_, mut profile) = store.tenant_profile(scope).await?;
+        if let Some(persona) = req.persona {
+            profile.persona = Some(persona);
+        }
+        if let Some(outreach) = req.outreach {
+            profile.outreach = Some(outreach);
+        }
+        if let Some(chunking) = req.chunking {
+            profile.chunking = chunking;
+        }
+        match req.retention_days {
+            Some(0) => profile.retention_days = None,
+            Some(days) => profile.retention_days = Some(days),
+            None => {}
+        }
+        Some(profile)
+    } else {
+        None
+    };
+    Ok(store.update_tenant_profile(scope, name, profile).await?)
 }
 
 #[cfg(test)]

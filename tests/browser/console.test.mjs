@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { Gateway, launchBrowser } from "./harness.mjs";
 
-const gw = new Gateway("console", { GATEWAY__HTTP__ALLOW_PRIVATE_WEBHOOKS: "true" });
+const gw = await Gateway.create("console", { GATEWAY__HTTP__ALLOW_PRIVATE_WEBHOOKS: "true" });
 const BASE = gw.base;
 const W = "[data-coach-widget]";
 const SHOTS = process.env.SCREENSHOTS_DIR || join(gw.data, "screenshots");

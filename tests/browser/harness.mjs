@@ -1,16 +1,35 @@
 // A real gateway process for browser tests: the binary `cargo test` built, on embedded defaults
-// (SQLite, qdrant-edge, the real models) in a fresh data directory, on a random port.
+// (SQLite, qdrant-edge, the real models) in a fresh data directory, on a port the system hands
+// out (bound on port 0 and released: no guessing, no clash with a port in use).
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
+/** A loopback port the system has just handed out (bound on port 0, then released). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export class Gateway {
-  constructor(name, env = {}) {
-    this.port = 20000 + Math.floor(Math.random() * 20000);
-    this.base = `http://127.0.0.1:${this.port}`;
+  /** A gateway (not started yet) on a port the system handed out; restarts keep it. */
+  static async create(name, env = {}) {
+    return new Gateway(name, env, await freePort());
+  }
+
+  constructor(name, env, port) {
+    this.port = port;
+    this.base = `http://127.0.0.1:${port}`;
     this.data = mkdtempSync(join(tmpdir(), `coach-${name}-`));
     this.env = env;
     this.process = null;

@@ -6,7 +6,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Gateway, launchBrowser } from "./harness.mjs";
 
-const gw = new Gateway("widget");
+const gw = await Gateway.create("widget");
 const BASE = gw.base;
 const W = "[data-coach-widget]";
 

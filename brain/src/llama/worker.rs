@@ -279,6 +279,24 @@ impl<'m> Worker<'m> {
         let mut stops = StopFilter::new(&params.stop);
         // The answer also ends where the context window does.
         let budget = params.max_tokens.min(self.n_ctx - prompt.len());
+        if !params.abstain.is_empty() {
+            let mut firsts: Vec<LlamaToken> = params
+                .abstain
+                .iter()
+                .filter_map(|words| {
+                    vocab
+                        .tokenize(words.as_bytes(), false, false)
+                        .first()
+                        .copied()
+                })
+                .collect();
+            firsts.sort_unstable_by_key(|token| token.0);
+            firsts.dedup();
+            let p = first_token_probability(self.ctx.get_logits_ith(logits_at), &firsts);
+            if !deliver(events, cancel, Ok(GenerateEvent::Abstain(p))) {
+                return Ok(usage);
+            }
+        }
         while usage.completion_tokens < budget {
             if cancel.is_cancelled() {
                 return Ok(usage);
@@ -406,6 +424,18 @@ fn deliver(events: &mpsc::Sender<Event>, cancel: &CancellationToken, event: Even
             sent = events.send(event) => sent.is_ok(),
         }
     })
+}
+
+/// The probability (softmax of `logits`) that the next token is one of `tokens`.
+fn first_token_probability(logits: &[f32], tokens: &[LlamaToken]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = logits.iter().map(|l| (l - max).exp()).sum();
+    let wanted: f32 = tokens
+        .iter()
+        .filter_map(|t| usize::try_from(t.0).ok().and_then(|i| logits.get(i)))
+        .map(|l| (l - max).exp())
+        .sum();
+    if total > 0.0 { wanted / total } else { 0.0 }
 }
 
 fn position(index: usize) -> Result<i32, ModelError> {

@@ -73,6 +73,7 @@ pub struct Outcome {
     pub started: Option<Instant>,
     pub queued: Option<Duration>,
     pub tokens: Vec<String>,
+    pub abstain: Option<f32>,
     pub usage: Option<Usage>,
     pub error: Option<ModelError>,
 }
@@ -94,6 +95,13 @@ impl Outcome {
                 assert!(self.tokens.is_empty(), "Started came after tokens");
                 self.started = Some(at);
                 self.queued = Some(queued);
+            }
+            Ok(GenerateEvent::Abstain(p)) => {
+                assert!(self.started.is_some(), "Abstain came before Started");
+                assert!(self.tokens.is_empty(), "Abstain came after tokens");
+                assert!(self.abstain.is_none(), "Abstain came twice");
+                assert!((0.0..=1.0).contains(&p), "a probability of {p}");
+                self.abstain = Some(p);
             }
             Ok(GenerateEvent::Token(text)) => {
                 assert!(self.started.is_some(), "a token came before Started");

@@ -62,6 +62,17 @@ pub struct BrainConfig {
     pub passages: u32,
     /// Dense similarity under which the coach says it does not know.
     pub relevance_floor: f32,
+    /// The coach declines when the model was at least this likely to open its reply with "I
+    /// don't know" (the prompt asks for it when the sources do not hold the answer); above 1
+    /// only a reply that does open with it is a decline. Chosen on SQuAD 2.0 dev articles
+    /// (docs/BENCHMARKS.md) for the default model.
+    pub abstain_threshold: f32,
+    /// The coach declines without generating when fewer than this share of the question's terms
+    /// occur in the passages found (0: off). Chosen on SQuAD 2.0 dev articles with `abstain_threshold`.
+    pub coverage_floor: f32,
+    /// Answers the coach of one tenant may generate per day (UTC), 0 for no limit. Beyond it,
+    /// a message gets a friendly reply and goes to the team (handoff `quota_reached`).
+    pub answers_per_day: u32,
     /// Reciprocal rank fusion's constant: larger values flatten the difference between ranks.
     pub fusion_k: f32,
     /// Weight of the keyword ranking against the dense one (1.0) in fusion.
@@ -92,6 +103,9 @@ impl Default for BrainConfig {
             passage_tokens: 300,
             passages: 3,
             relevance_floor: 0.35,
+            abstain_threshold: 0.1,
+            coverage_floor: 0.0,
+            answers_per_day: 0,
             fusion_k: 10.0,
             keyword_weight: 1.1,
             max_upload_bytes: 20 * 1024 * 1024,

@@ -296,6 +296,16 @@ pub struct WidgetConfig {
     pub demo: bool,
     /// Messages one visitor may send per minute.
     pub messages_per_minute: u32,
+    /// Messages all visitors behind one client address may send per minute (generous: many
+    /// visitors share an office or mobile carrier's address).
+    pub address_messages_per_minute: u32,
+    /// Messages all visitors of one widget channel may send per minute.
+    pub channel_messages_per_minute: u32,
+    /// Open widget connections from one client address (beyond: closed with code 1013 and
+    /// the reason).
+    pub sockets_per_address: u32,
+    /// Open connections of one widget channel.
+    pub sockets_per_channel: u32,
     /// The largest frame a widget may send, in bytes.
     pub max_frame_bytes: usize,
     /// Seconds without a frame from a widget before its connection is closed.
@@ -307,6 +317,10 @@ impl Default for WidgetConfig {
         Self {
             demo: true,
             messages_per_minute: 20,
+            address_messages_per_minute: 120,
+            channel_messages_per_minute: 600,
+            sockets_per_address: 50,
+            sockets_per_channel: 2000,
             max_frame_bytes: 16 * 1024,
             idle_timeout_secs: 70,
         }

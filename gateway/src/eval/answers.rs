@@ -35,6 +35,11 @@ pub struct AnswerOptions {
     pub seed: u64,
     /// Print each question with its reply and verdict.
     pub verbose: bool,
+    /// Answer every question (no relevance floor, no decline by probability) and print how
+    /// each setting of the two would have scored ([`super::calibrate`]).
+    pub calibrate: bool,
+    /// Write each question's signals and outcome here, one JSON object a line.
+    pub trace: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +96,10 @@ pub struct Judged {
     pub correct: bool,
     /// The reply repeated a sentence or a fragment (after the loop guard).
     pub repeats: bool,
+    /// The reply holds a gold answer (whether or not the coach declined).
+    pub holds: bool,
+    /// What the decision to answer was made from.
+    pub signals: crate::knowledge::answer::Signals,
     /// Time to the first token.
     pub first_token: Duration,
     /// Time to the whole answer.
@@ -105,7 +114,8 @@ pub struct AnswerReport {
 }
 
 impl AnswerReport {
-    fn share(&self, answerable: bool, pick: impl Fn(&Judged) -> bool) -> f64 {
+    /// The share of the answerable (or unanswerable) questions that `pick` holds for.
+    pub fn share(&self, answerable: bool, pick: impl Fn(&Judged) -> bool) -> f64 {
         let of: Vec<&Judged> = self
             .judged
             .iter()
@@ -225,6 +235,12 @@ pub async fn answers(
     options: &AnswerOptions,
 ) -> anyhow::Result<AnswerReport> {
     crate::telemetry::init_tracing(&config.log);
+    let mut config = config;
+    if options.calibrate {
+        config.brain.relevance_floor = 0.0;
+        config.brain.abstain_threshold = f32::INFINITY;
+        config.brain.coverage_floor = 0.0;
+    }
     let squad = read_squad(squad_path)?;
     let chosen: Vec<usize> = if options.articles.is_empty() {
         (0..squad.data.len()).collect()
@@ -296,6 +312,13 @@ pub async fn answers(
     let store = crate::cli::open_ready_store(&config, &shutdown).await?;
     let knowledge = Knowledge::load(&config).await;
     let brain = knowledge.get().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
+    let settings = format!(
+        "model: {}; relevance_floor {}, coverage_floor {}, abstain_threshold {}",
+        brain.generator.model_id(),
+        config.brain.relevance_floor,
+        config.brain.coverage_floor,
+        config.brain.abstain_threshold
+    );
     let sys = SystemScope::new("gateway eval answers");
     let tenant = store
         .create_tenant(
@@ -320,6 +343,14 @@ pub async fn answers(
     }
     store.close().await;
     let report = result?;
+    println!("{settings}");
+    if let Some(path) = &options.trace {
+        super::calibrate::trace(&report, path)
+            .with_context(|| format!("--trace {}", path.display()))?;
+    }
+    if options.calibrate {
+        super::calibrate::print(&report);
+    }
     print(&report);
     Ok(report)
 }
@@ -375,7 +406,7 @@ async fn run(
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         let mut reply = String::new();
         let mut first_token = None;
-        while let Some(event) = answer.events.recv().await {
+        while let Some(event) = answer.next().await {
             match event {
                 Ok(GenerateEvent::Token(piece)) => {
                     first_token.get_or_insert_with(|| started.elapsed());
@@ -390,8 +421,9 @@ async fn run(
         let reply = coach_brain::repetition::clean(reply.trim());
         let total = started.elapsed();
         let answerable = !qa.is_impossible;
+        let holds = answerable && holds(&reply, qa);
         let correct = if answerable {
-            answer.confident && holds(&reply, qa)
+            answer.confident && holds
         } else {
             !answer.confident
         };
@@ -416,6 +448,8 @@ async fn run(
             confident: answer.confident,
             correct,
             repeats: repeats(&reply),
+            holds,
+            signals: answer.signals,
             first_token: first_token.unwrap_or(total),
             total,
         });
@@ -517,6 +551,8 @@ mod tests {
             confident: answerable && correct,
             correct,
             repeats: false,
+            holds: correct,
+            signals: Default::default(),
             first_token: Duration::ZERO,
             total: Duration::ZERO,
         };

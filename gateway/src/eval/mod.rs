@@ -4,6 +4,7 @@
 //! quality on SQuAD 2.0.
 
 pub mod answers;
+pub mod calibrate;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};

@@ -26,6 +26,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
     /// Days back from today, today included (1-365, default 30).
+    #[param(minimum = 1, maximum = 365)]
     pub days: Option<u32>,
 }
 
@@ -61,6 +62,8 @@ pub struct Unanswered {
     pub asked_for_human: i64,
     /// The coach's knowledge did not cover the question.
     pub low_confidence: i64,
+    /// The tenant's daily answer quota was spent (`brain.answers_per_day`).
+    pub quota_reached: i64,
     /// The most recent, newest first (at most 50).
     pub recent: Vec<Handoff>,
 }
@@ -83,7 +86,7 @@ pub struct Analytics {
 }
 
 /// The tenant's analytics: messages per day per channel, answer latency, unanswered questions.
-#[utoipa::path(get, path = "/v1/analytics", tag = "analytics", params(AnalyticsQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/analytics", tag = "analytics", params(AnalyticsQuery),
     responses((status = 200, body = Analytics), (status = 400, body = crate::error::Problem)))]
 async fn analytics(
     State(state): State<AppState>,
@@ -149,6 +152,7 @@ async fn analytics(
     let unanswered = Unanswered {
         asked_for_human: count(HandoffReason::AskedForHuman),
         low_confidence: count(HandoffReason::LowConfidence),
+        quota_reached: count(HandoffReason::QuotaReached),
         recent: handoffs,
     };
     Ok(Json(Analytics {

@@ -3,19 +3,19 @@
 //! Send it as `Authorization: Bearer cgk_...`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Member};
 use crate::error::{ApiError, ApiJson};
+use crate::http::kit::{self, Id, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
-use crate::store::{ApiKeyRecord, AuditEntry, Role};
+use crate::store::{ApiKeyRecord, Role};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -43,19 +43,8 @@ pub struct KeyCreated {
     pub key: String,
 }
 
-fn entry(member: &Member<Admin>, ip: ClientIp, action: &str, id: Uuid) -> AuditEntry {
-    AuditEntry {
-        actor: member.actor(),
-        action: action.into(),
-        resource_type: "api_key".into(),
-        resource_id: Some(id.to_string()),
-        ip: Some(ip.0.to_string()),
-        details: serde_json::json!({}),
-    }
-}
-
 /// Make a key.
-#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateKey, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateKey,
     responses((status = 201, body = KeyCreated), (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn create_key(
     State(state): State<AppState>,
@@ -81,14 +70,14 @@ async fn create_key(
         .store
         .audit(
             &member.scope,
-            entry(&member, ip, "api_key.create", record.id),
+            kit::audit_entry(&member, ip, "api_key.create", "api_key", record.id),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(KeyCreated { record, key })))
 }
 
 /// The tenant's keys (never their secrets).
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
     responses((status = 200, body = Vec<ApiKeyRecord>)))]
 async fn list_keys(
     State(state): State<AppState>,
@@ -98,22 +87,22 @@ async fn list_keys(
 }
 
 /// Revoke a key: it stops working at once.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
     params(("id" = String, Path, description = "key id")),
     responses((status = 204), (status = 404, body = crate::error::Problem)))]
 async fn revoke_key(
     State(state): State<AppState>,
     member: Member<Admin>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::ApiKey>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id
-        .parse::<Uuid>()
-        .map_err(|_| ApiError::NotFound("API key"))?;
     state.store.revoke_api_key(&member.scope, id).await?;
     state
         .store
-        .audit(&member.scope, entry(&member, ip, "api_key.revoke", id))
+        .audit(
+            &member.scope,
+            kit::audit_entry(&member, ip, "api_key.revoke", "api_key", id),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -144,7 +144,7 @@ async fn refresh(
 }
 
 /// End this session: its refresh token and access tokens stop working.
-#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
     responses((status = 204), (status = 401, body = crate::error::Problem)))]
 async fn logout(
     State(state): State<AppState>,
@@ -155,7 +155,7 @@ async fn logout(
 }
 
 /// The current user, tenant and role.
-#[utoipa::path(get, path = "/v1/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me", tag = "auth",
     responses((status = 200, body = Me), (status = 401, body = crate::error::Problem)))]
 async fn me(State(state): State<AppState>, member: Member<Viewer>) -> Result<Json<Me>, ApiError> {
     let user = state
@@ -180,7 +180,7 @@ pub struct ChangePassword {
 }
 
 /// Change the password; every session of the user ends, this one included.
-#[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = ChangePassword, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = ChangePassword,
     responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn change_password(
     State(state): State<AppState>,

@@ -2,7 +2,7 @@
 //! returned (masked), and the webhook URL is built from the operator's `public_url`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use coach_connector_api::{ChannelId, ChannelKind};
@@ -11,13 +11,13 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Member, Viewer};
 use crate::error::{ApiError, ApiJson};
+use crate::http::kit::{self, Id, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
-use crate::store::{AuditEntry, Channel, ChannelPatch, NewChannel};
+use crate::store::{Channel, ChannelPatch, NewChannel};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -228,31 +228,8 @@ async fn connect(state: &AppState, channel: &Channel, plain: Value) -> Result<()
     provider_calls(state, channel, plain, true).await
 }
 
-fn parse_id(id: &str) -> Result<ChannelId, ApiError> {
-    // Anything that is not an id cannot name a channel of this tenant.
-    id.parse::<Uuid>()
-        .map(ChannelId)
-        .map_err(|_| ApiError::NotFound("channel"))
-}
-
-fn audit(
-    member: &Member<impl crate::auth::extract::Need>,
-    ip: ClientIp,
-    action: &str,
-    id: ChannelId,
-) -> AuditEntry {
-    AuditEntry {
-        actor: member.actor(),
-        action: action.into(),
-        resource_type: "channel".into(),
-        resource_id: Some(id.to_string()),
-        ip: Some(ip.0.to_string()),
-        details: Value::Object(serde_json::Map::new()),
-    }
-}
-
 /// Connect a channel.
-#[utoipa::path(post, path = "/v1/channels", tag = "channels", request_body = CreateChannel, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/channels", tag = "channels", request_body = CreateChannel,
     responses((status = 201, body = ChannelView), (status = 422, body = crate::error::Problem)))]
 async fn create_channel(
     State(state): State<AppState>,
@@ -302,14 +279,14 @@ async fn create_channel(
         .store
         .audit(
             &member.scope,
-            audit(&member, ip, "channel.create", channel.id),
+            kit::audit_entry(&member, ip, "channel.create", "channel", channel.id),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(view(&state, channel))))
 }
 
 /// The tenant's channels.
-#[utoipa::path(get, path = "/v1/channels", tag = "channels", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/channels", tag = "channels",
     responses((status = 200, body = Vec<ChannelView>)))]
 async fn list_channels(
     State(state): State<AppState>,
@@ -322,30 +299,29 @@ async fn list_channels(
 }
 
 /// One channel.
-#[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path, description = "channel id")),
     responses((status = 200, body = ChannelView), (status = 404, body = crate::error::Problem)))]
 async fn get_channel(
     State(state): State<AppState>,
     member: Member<Viewer>,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Channel>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    let channel = state.store.channel(&member.scope, parse_id(&id)?).await?;
+    let channel = state.store.channel(&member.scope, id).await?;
     Ok(Json(view(&state, channel)))
 }
 
 /// Rename, reconfigure, enable or disable a channel.
-#[utoipa::path(patch, path = "/v1/channels/{id}", tag = "channels", request_body = UpdateChannel, security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/channels/{id}", tag = "channels", request_body = UpdateChannel,
     params(("id" = String, Path, description = "channel id")),
     responses((status = 200, body = ChannelView), (status = 404, body = crate::error::Problem)))]
 async fn update_channel(
     State(state): State<AppState>,
     member: Member<Admin>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Channel>,
     ApiJson(req): ApiJson<UpdateChannel>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    let id = parse_id(&id)?;
     let current = state.store.channel(&member.scope, id).await?;
     let config = match req.config {
         None => None,
@@ -377,22 +353,24 @@ async fn update_channel(
     state.connectors.forget_channel(id);
     state
         .store
-        .audit(&member.scope, audit(&member, ip, "channel.update", id))
+        .audit(
+            &member.scope,
+            kit::audit_entry(&member, ip, "channel.update", "channel", id),
+        )
         .await?;
     Ok(Json(view(&state, channel)))
 }
 
 /// Remove a channel with its conversations.
-#[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/channels/{id}", tag = "channels",
     params(("id" = String, Path, description = "channel id")),
     responses((status = 204), (status = 404, body = crate::error::Problem)))]
 async fn delete_channel(
     State(state): State<AppState>,
     member: Member<Admin>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Channel>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
     let channel = state.store.channel(&member.scope, id).await?;
     // Best effort: a provider that cannot be told (a revoked bot) must not keep a channel alive.
     let mut plain = channel.config.clone();
@@ -405,7 +383,10 @@ async fn delete_channel(
     state.connectors.forget_channel(id);
     state
         .store
-        .audit(&member.scope, audit(&member, ip, "channel.delete", id))
+        .audit(
+            &member.scope,
+            kit::audit_entry(&member, ip, "channel.delete", "channel", id),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 //! (programs' check-ins), recorded by a member on the contact's behalf.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use coach_connector_api::ContactId;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,9 +10,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::programs::{audit, parse};
+use super::programs::audit;
 use crate::auth::extract::{Editor, Member};
 use crate::error::ApiError;
+use crate::http::kit::{Id, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
 
@@ -36,16 +37,15 @@ pub struct Consent {
 
 /// Stop every proactive message to a contact (as if they had written STOP), ending their
 /// enrollments and withdrawing check-ins not yet sent.
-#[utoipa::path(post, path = "/v1/contacts/{id}/opt-out", tag = "contacts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/contacts/{id}/opt-out", tag = "contacts",
     params(("id" = String, Path, description = "contact id")),
     responses((status = 200, body = Consent), (status = 404, body = crate::error::Problem)))]
 async fn opt_out(
     State(state): State<AppState>,
     member: Member<Editor>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(ContactId(contact)): Id<resource::Contact>,
 ) -> Result<Json<Consent>, ApiError> {
-    let contact = parse(&id, "contact")?;
     contact_exists(&state, &member, contact).await?;
     let ended = state
         .store
@@ -72,16 +72,15 @@ async fn opt_out(
 
 /// Allow proactive messages to a contact again (their explicit request, recorded by a
 /// member). Ended enrollments stay ended.
-#[utoipa::path(post, path = "/v1/contacts/{id}/opt-in", tag = "contacts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/contacts/{id}/opt-in", tag = "contacts",
     params(("id" = String, Path, description = "contact id")),
     responses((status = 200, body = Consent), (status = 404, body = crate::error::Problem)))]
 async fn opt_in(
     State(state): State<AppState>,
     member: Member<Editor>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(ContactId(contact)): Id<resource::Contact>,
 ) -> Result<Json<Consent>, ApiError> {
-    let contact = parse(&id, "contact")?;
     contact_exists(&state, &member, contact).await?;
     if state
         .store

@@ -2,12 +2,11 @@
 //! human handoff (take over, hand back, manual replies), and `/v1/audit-log`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use coach_connector_api::{ChannelId, ContactId, ConversationId, MessageId, OutboundBody};
-use serde::{Deserialize, Serialize};
+use coach_connector_api::{ChannelId, ContactId, MessageId, OutboundBody};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,11 +14,11 @@ use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Editor, Member, Need, Principal, Viewer};
 use crate::error::{ApiError, ApiJson, ApiQuery};
+use crate::http::kit::{self, Id, PageQuery, Paged, decode_cursor, encode_cursor, limit, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
 use crate::store::{
-    AuditEntry, AuditRecord, Conversation, ConversationFilter, ConversationStatus, Page,
-    StoredMessage,
+    AuditRecord, Conversation, ConversationFilter, ConversationStatus, Page, StoredMessage,
 };
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -32,45 +31,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit_log))
 }
 
-/// A page of items and the cursor of the next page (absent on the last page).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Paged<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// Pass as `cursor` to get the next page.
-    pub next_cursor: Option<String>,
-}
-
-/// Paging parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Items per page (1-200, default 50).
-    pub limit: Option<u32>,
-}
-
-pub(super) fn limit(q: &PageQuery) -> Result<u32, ApiError> {
-    match q.limit {
-        None => Ok(50),
-        Some(n @ 1..=200) => Ok(n),
-        Some(n) => Err(ApiError::BadRequest(format!("limit: {n} is outside 1-200"))),
-    }
-}
-
-pub(super) fn encode_cursor(s: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
-}
-
-pub(super) fn decode_cursor(c: &str) -> Result<String, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::BadRequest("cursor: not a cursor this API returned".into()))
-}
-
 /// Paging and filters of the conversation list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -78,6 +38,7 @@ pub struct ConversationQuery {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Items per page (1-200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Only conversations on this channel.
     pub channel_id: Option<Uuid>,
@@ -88,7 +49,7 @@ pub struct ConversationQuery {
 }
 
 /// The tenant's conversations, most recently active first.
-#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(ConversationQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/conversations", tag = "conversations", params(ConversationQuery),
     responses((status = 200, body = Paged<Conversation>), (status = 400, body = crate::error::Problem)))]
 async fn list_conversations(
     State(state): State<AppState>,
@@ -129,15 +90,14 @@ async fn list_conversations(
 
 /// A conversation's messages, oldest first.
 #[utoipa::path(get, path = "/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "conversation id"), PageQuery),
-    security(("bearer" = [])), responses((status = 200, body = Paged<StoredMessage>), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = Paged<StoredMessage>), (status = 404, body = crate::error::Problem)))]
 async fn list_messages(
     State(state): State<AppState>,
     member: Member<Viewer>,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Conversation>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<StoredMessage>>, ApiError> {
     let limit = limit(&q)?;
-    let id = parse_id(&id)?;
     let after = q
         .cursor
         .as_deref()
@@ -159,7 +119,7 @@ async fn list_messages(
 }
 
 /// Who did what, newest first (owners and admins).
-#[utoipa::path(get, path = "/v1/audit-log", tag = "audit", params(PageQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit-log", tag = "audit", params(PageQuery),
     responses((status = 200, body = Vec<AuditRecord>), (status = 403, body = crate::error::Problem)))]
 async fn audit_log(
     State(state): State<AppState>,
@@ -169,24 +129,6 @@ async fn audit_log(
     Ok(Json(
         state.store.audit_log(&member.scope, limit(&q)?).await?,
     ))
-}
-
-pub(super) fn parse_id(id: &str) -> Result<ConversationId, ApiError> {
-    // Anything that is not an id cannot name a conversation of this tenant.
-    id.parse::<Uuid>()
-        .map(ConversationId)
-        .map_err(|_| ApiError::NotFound("conversation"))
-}
-
-fn audit(member: &Member<impl Need>, ip: ClientIp, action: &str, id: ConversationId) -> AuditEntry {
-    AuditEntry {
-        actor: member.actor(),
-        action: action.into(),
-        resource_type: "conversation".into(),
-        resource_id: Some(id.to_string()),
-        ip: Some(ip.0.to_string()),
-        details: serde_json::Value::Object(serde_json::Map::new()),
-    }
 }
 
 /// The user behind a request, if a person (API keys take over as nobody in particular).
@@ -199,13 +141,12 @@ fn assignee(member: &Member<impl Need>) -> Option<Uuid> {
 
 /// One conversation.
 #[utoipa::path(get, path = "/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
-    security(("bearer" = [])), responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
 async fn get_conversation(
     State(state): State<AppState>,
     member: Member<Viewer>,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Conversation>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let id = parse_id(&id)?;
     Ok(Json(state.store.conversation(&member.scope, id).await?))
 }
 
@@ -228,14 +169,13 @@ async fn announce(
 
 /// Take a conversation over: the coach stays silent until it is handed back.
 #[utoipa::path(post, path = "/v1/conversations/{id}/takeover", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
-    security(("bearer" = [])), responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
 async fn take_over(
     State(state): State<AppState>,
     member: Member<Editor>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Conversation>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let id = parse_id(&id)?;
     let conversation = state
         .store
         .set_conversation_status(
@@ -249,7 +189,7 @@ async fn take_over(
         .store
         .audit(
             &member.scope,
-            audit(&member, ip, "conversation.takeover", id),
+            kit::audit_entry(&member, ip, "conversation.takeover", "conversation", id),
         )
         .await?;
     announce(&state, &member.scope, &conversation).await;
@@ -258,14 +198,13 @@ async fn take_over(
 
 /// Hand a conversation back to the coach.
 #[utoipa::path(post, path = "/v1/conversations/{id}/handback", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
-    security(("bearer" = [])), responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
 async fn hand_back(
     State(state): State<AppState>,
     member: Member<Editor>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Conversation>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let id = parse_id(&id)?;
     let conversation = state
         .store
         .set_conversation_status(&member.scope, id, ConversationStatus::Open, None)
@@ -274,7 +213,7 @@ async fn hand_back(
         .store
         .audit(
             &member.scope,
-            audit(&member, ip, "conversation.handback", id),
+            kit::audit_entry(&member, ip, "conversation.handback", "conversation", id),
         )
         .await?;
     announce(&state, &member.scope, &conversation).await;
@@ -292,16 +231,15 @@ pub struct ManualMessage {
 /// Send a message as a human. Replying takes the conversation over (the coach stays silent
 /// until it is handed back), so the coach never talks over the person who stepped in.
 #[utoipa::path(post, path = "/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
-    request_body = ManualMessage, security(("bearer" = [])),
+    request_body = ManualMessage,
     responses((status = 201, body = StoredMessage), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn send_message(
     State(state): State<AppState>,
     member: Member<Editor>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Conversation>,
     ApiJson(req): ApiJson<ManualMessage>,
 ) -> Result<(StatusCode, Json<StoredMessage>), ApiError> {
-    let id = parse_id(&id)?;
     let text = req.text.trim();
     let length = text.chars().count();
     if length == 0 || length > 4096 {
@@ -334,7 +272,10 @@ async fn send_message(
         .await?;
     state
         .store
-        .audit(&member.scope, audit(&member, ip, "conversation.reply", id))
+        .audit(
+            &member.scope,
+            kit::audit_entry(&member, ip, "conversation.reply", "conversation", id),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(message)))
 }

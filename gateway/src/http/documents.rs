@@ -3,7 +3,7 @@
 //! 202; ingestion runs in the background with status and progress.
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use coach_brain::extract::DocumentKind;
@@ -12,16 +12,15 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
-use super::conversations::{PageQuery, Paged, decode_cursor, encode_cursor, limit};
-use crate::auth::extract::{Editor, Member, Need, Viewer};
+use crate::auth::extract::{Editor, Member, Viewer};
 use crate::error::{ApiError, ApiQuery};
+use crate::http::kit::{self, Id, PageQuery, Paged, decode_cursor, encode_cursor, limit, resource};
 use crate::http::limits::ClientIp;
 use crate::knowledge::ingest::kind_name;
 use crate::state::AppState;
+use crate::store::Page;
 use crate::store::documents::{Document, NewDocument};
-use crate::store::{AuditEntry, Page};
 
 pub(super) fn router(max_upload: u64) -> OpenApiRouter<AppState> {
     // Multipart framing adds a little to the file itself.
@@ -139,23 +138,8 @@ async fn read_form(mut form: Multipart, max: u64) -> Result<Upload, ApiError> {
     }
 }
 
-fn audit(member: &Member<impl Need>, ip: ClientIp, action: &str, id: Uuid) -> AuditEntry {
-    AuditEntry {
-        actor: member.actor(),
-        action: action.into(),
-        resource_type: "document".into(),
-        resource_id: Some(id.to_string()),
-        ip: Some(ip.0.to_string()),
-        details: serde_json::Value::Object(serde_json::Map::new()),
-    }
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    id.parse().map_err(|_| ApiError::NotFound("document"))
-}
-
 /// Add a document (a file, or a public web page by URL); it is indexed in the background.
-#[utoipa::path(post, path = "/v1/documents", tag = "documents", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/documents", tag = "documents",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses((status = 202, body = Document), (status = 413, body = crate::error::Problem),
         (status = 415, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
@@ -206,14 +190,14 @@ async fn upload(
         .store
         .audit(
             &member.scope,
-            audit(&member, ip, "document.create", document.id),
+            kit::audit_entry(&member, ip, "document.create", "document", document.id),
         )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(document)))
 }
 
 /// The tenant's documents, newest first, with their ingestion status.
-#[utoipa::path(get, path = "/v1/documents", tag = "documents", params(PageQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/documents", tag = "documents", params(PageQuery),
     responses((status = 200, body = Paged<Document>)))]
 async fn list_documents(
     State(state): State<AppState>,
@@ -246,27 +230,24 @@ async fn list_documents(
 
 /// One document: status, progress and chunk count.
 #[utoipa::path(get, path = "/v1/documents/{id}", tag = "documents", params(("id" = String, Path, description = "document id")),
-    security(("bearer" = [])), responses((status = 200, body = Document), (status = 404, body = crate::error::Problem)))]
+    responses((status = 200, body = Document), (status = 404, body = crate::error::Problem)))]
 async fn get_document(
     State(state): State<AppState>,
     member: Member<Viewer>,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Document>,
 ) -> Result<Json<Document>, ApiError> {
-    Ok(Json(
-        state.store.document(&member.scope, parse_id(&id)?).await?,
-    ))
+    Ok(Json(state.store.document(&member.scope, id).await?))
 }
 
 /// Delete a document and every chunk of it.
 #[utoipa::path(delete, path = "/v1/documents/{id}", tag = "documents", params(("id" = String, Path, description = "document id")),
-    security(("bearer" = [])), responses((status = 204), (status = 404, body = crate::error::Problem)))]
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
 async fn delete_document(
     State(state): State<AppState>,
     member: Member<Editor>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Document>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
     state.store.delete_document(&member.scope, id).await?;
     // Search already ignores chunks of a deleted document; remove them now if the brain is up
     // (an ingestion still running removes its own when it notices).
@@ -280,7 +261,10 @@ async fn delete_document(
     }
     state
         .store
-        .audit(&member.scope, audit(&member, ip, "document.delete", id))
+        .audit(
+            &member.scope,
+            kit::audit_entry(&member, ip, "document.delete", "document", id),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -288,18 +272,20 @@ async fn delete_document(
 /// Index the document again (e.g. after changing the embedding model or chunk size). Search
 /// keeps using the current version until the new one is ready.
 #[utoipa::path(post, path = "/v1/documents/{id}/reindex", tag = "documents", params(("id" = String, Path, description = "document id")),
-    security(("bearer" = [])), responses((status = 202, body = Document), (status = 404, body = crate::error::Problem)))]
+    responses((status = 202, body = Document), (status = 404, body = crate::error::Problem)))]
 async fn reindex(
     State(state): State<AppState>,
     member: Member<Editor>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Document>,
 ) -> Result<(StatusCode, Json<Document>), ApiError> {
-    let id = parse_id(&id)?;
     let document = state.store.reindex_document(&member.scope, id).await?;
     state
         .store
-        .audit(&member.scope, audit(&member, ip, "document.reindex", id))
+        .audit(
+            &member.scope,
+            kit::audit_entry(&member, ip, "document.reindex", "document", id),
+        )
         .await?;
     Ok((StatusCode::ACCEPTED, Json(document)))
 }

@@ -79,7 +79,7 @@ fn resync() -> Event {
 
 /// The tenant's live events (server-sent events). Each has an `id`; reconnect with
 /// `Last-Event-ID` to get what was missed, or a `resync` event when that is not possible.
-#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/events", tag = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received")),
     responses((status = 200, description = "`text/event-stream`: `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown`, `resync` and (when the gateway restarts) `shutdown` events", content_type = "text/event-stream", body = String)))]
 async fn events(

@@ -62,7 +62,7 @@ fn check_question(text: &str, field: &str) -> Result<(), ApiError> {
 }
 
 /// Search the knowledge base as the coach would.
-#[utoipa::path(post, path = "/v1/search", tag = "documents", request_body = SearchRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/search", tag = "documents", request_body = SearchRequest,
     responses((status = 200, body = SearchResponse), (status = 422, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 async fn search(
     State(state): State<AppState>,
@@ -81,7 +81,7 @@ async fn search(
     };
     let brain = state.knowledge.get()?;
     let start = Instant::now();
-    let (passages, confident) = brain
+    let found = brain
         .search(
             state.store.as_ref(),
             &member.scope,
@@ -91,8 +91,8 @@ async fn search(
         )
         .await?;
     Ok(Json(SearchResponse {
-        passages,
-        confident,
+        passages: found.passages,
+        confident: found.confident,
         took_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
     }))
 }
@@ -113,7 +113,7 @@ pub struct ChatRequest {
 /// generated, then `citations` (the sources that were in the prompt), then `done` (`{"usage",
 /// "confident"}`; `confident: false` means the coach did not know and a human should answer).
 /// Closing the stream stops generation.
-#[utoipa::path(post, path = "/v1/chat", tag = "documents", request_body = ChatRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/chat", tag = "documents", request_body = ChatRequest,
     responses((status = 200, content_type = "text/event-stream", description = "token, citations and done events"),
         (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem), (status = 503, body = crate::error::Problem)))]
 async fn chat(
@@ -127,7 +127,7 @@ async fn chat(
     }
     let brain = state.knowledge.get()?.clone();
     let cancel = CancellationToken::new();
-    let answer = brain
+    let mut answer = brain
         .answer(
             state.store.as_ref(),
             &member.scope,
@@ -136,16 +136,15 @@ async fn chat(
             cancel.clone(),
         )
         .await?;
-    let citations = answer.citations;
+    let citations = std::mem::take(&mut answer.citations);
     let confident = answer.confident;
-    let mut events = answer.events;
     let (store, scope) = (state.store.clone(), member.scope.clone());
     let stream = async_stream(move |tx| async move {
         // Dropping the guard (the client went away) cancels generation.
         let _guard = cancel.drop_guard();
-        while let Some(event) = events.recv().await {
+        while let Some(event) = answer.next().await {
             let sse = match event {
-                Ok(GenerateEvent::Started { .. }) => continue,
+                Ok(GenerateEvent::Started { .. } | GenerateEvent::Abstain(_)) => continue,
                 Ok(GenerateEvent::Token(text)) => Event::default()
                     .event("token")
                     .json_data(serde_json::json!({ "text": text })),

@@ -3,7 +3,7 @@
 //! end at once. `POST /v1/auth/accept-invite` joins with an invitation.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,9 +15,10 @@ use uuid::Uuid;
 use crate::auth::TokenPair;
 use crate::auth::extract::{Admin, Member, Viewer};
 use crate::error::{ApiError, ApiJson};
+use crate::http::kit::{self, Id, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
-use crate::store::{AuditEntry, MemberRecord, Role, UserId};
+use crate::store::{MemberRecord, Role, UserId};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,32 +72,14 @@ pub struct AcceptInvite {
     pub password: String,
 }
 
-fn parse_user(id: &str) -> Result<UserId, ApiError> {
-    id.parse::<Uuid>()
-        .map(UserId)
-        .map_err(|_| ApiError::NotFound("member"))
-}
-
-fn entry(actor: String, ip: ClientIp, action: &str, id: String) -> AuditEntry {
-    AuditEntry {
-        actor,
-        action: action.into(),
-        resource_type: "member".into(),
-        resource_id: Some(id),
-        ip: Some(ip.0.to_string()),
-        details: serde_json::json!({}),
-    }
-}
-
 /// The member that `id` names in the caller's tenant (404 otherwise). Only owners act on
 /// owners, or make someone owner (`makes_owner`).
 async fn target(
     state: &AppState,
     caller: &Member<Admin>,
-    id: &str,
+    user: UserId,
     makes_owner: bool,
 ) -> Result<UserId, ApiError> {
-    let user = parse_user(id)?;
     let members = state.store.members(&caller.scope).await?;
     let current = members
         .iter()
@@ -111,7 +94,7 @@ async fn target(
 }
 
 /// The tenant's members.
-#[utoipa::path(get, path = "/v1/members", tag = "members", security(("bearer" = [])), responses((status = 200, body = Vec<MemberRecord>)))]
+#[utoipa::path(get, path = "/v1/members", tag = "members", responses((status = 200, body = Vec<MemberRecord>)))]
 async fn list_members(
     State(state): State<AppState>,
     member: Member<Viewer>,
@@ -120,7 +103,7 @@ async fn list_members(
 }
 
 /// Invite someone (admins; only owners invite owners).
-#[utoipa::path(post, path = "/v1/members/invites", tag = "members", request_body = InviteRequest, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/members/invites", tag = "members", request_body = InviteRequest,
     responses((status = 201, body = InviteCreated), (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn invite_member(
     State(state): State<AppState>,
@@ -143,7 +126,7 @@ async fn invite_member(
         .store
         .audit(
             &member.scope,
-            entry(member.actor(), ip, "member.invite", invite.id.to_string()),
+            kit::audit_entry(&member, ip, "member.invite", "member", invite.id),
         )
         .await?;
     let created = InviteCreated {
@@ -157,7 +140,7 @@ async fn invite_member(
 }
 
 /// Pending invitations (admins), newest first; their tokens are never shown again.
-#[utoipa::path(get, path = "/v1/members/invites", tag = "members", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/members/invites", tag = "members",
     responses((status = 200, body = Vec<crate::store::Invite>), (status = 403, body = crate::error::Problem)))]
 async fn list_invites(
     State(state): State<AppState>,
@@ -167,69 +150,68 @@ async fn list_invites(
 }
 
 /// Revoke a pending invitation (admins): its token stops working.
-#[utoipa::path(delete, path = "/v1/members/invites/{id}", tag = "members", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/members/invites/{id}", tag = "members",
     params(("id" = String, Path, description = "invitation id")),
     responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 async fn revoke_invite(
     State(state): State<AppState>,
     member: Member<Admin>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Invite>,
 ) -> Result<StatusCode, ApiError> {
-    let id: Uuid = id.parse().map_err(|_| ApiError::NotFound("invitation"))?;
     state.store.revoke_invite(&member.scope, id).await?;
     state
         .store
         .audit(
             &member.scope,
-            entry(member.actor(), ip, "member.invite_revoke", id.to_string()),
+            kit::audit_entry(&member, ip, "member.invite_revoke", "member", id),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Change a member's role (only owners make or unmake owners; a tenant keeps one owner).
-#[utoipa::path(patch, path = "/v1/members/{id}", tag = "members", request_body = RoleChange, security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/members/{id}", tag = "members", request_body = RoleChange,
     params(("id" = String, Path, description = "user id")),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn change_role(
     State(state): State<AppState>,
     member: Member<Admin>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Member>,
     ApiJson(req): ApiJson<RoleChange>,
 ) -> Result<StatusCode, ApiError> {
-    let user = target(&state, &member, &id, req.role == Role::Owner).await?;
+    let user = target(&state, &member, id, req.role == Role::Owner).await?;
     let ended = state.store.set_role(&member.scope, user, req.role).await?;
     state.auth.end_sessions(ended).await?;
     state
         .store
         .audit(
             &member.scope,
-            entry(member.actor(), ip, "member.role", user.to_string()),
+            kit::audit_entry(&member, ip, "member.role", "member", user),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Remove a member (admins; owners only by owners; never the last owner).
-#[utoipa::path(delete, path = "/v1/members/{id}", tag = "members", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/members/{id}", tag = "members",
     params(("id" = String, Path, description = "user id")),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn remove_member(
     State(state): State<AppState>,
     member: Member<Admin>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Member>,
 ) -> Result<StatusCode, ApiError> {
-    let user = target(&state, &member, &id, false).await?;
+    let user = target(&state, &member, id, false).await?;
     let ended = state.store.remove_member(&member.scope, user).await?;
     state.auth.end_sessions(ended).await?;
     state
         .store
         .audit(
             &member.scope,
-            entry(member.actor(), ip, "member.remove", user.to_string()),
+            kit::audit_entry(&member, ip, "member.remove", "member", user),
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -13,6 +13,7 @@ mod documents;
 pub mod events;
 mod health;
 mod inbox;
+pub mod kit;
 mod knowledge;
 pub mod limits;
 mod members;
@@ -92,7 +93,10 @@ pub fn router(state: AppState) -> Router {
     .merge(documents::router(state.config.brain.max_upload_bytes))
     .split_for_parts();
     let rest = Router::new()
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/docs")
+                .external_url_unchecked("/openapi.json", openapi::finish(&doc)),
+        )
         .merge(health::router())
         .merge(widget::router())
         .merge(console::router())

@@ -39,7 +39,7 @@ pub struct NotifyView {
 }
 
 /// The creator's handoff webhook (admins: a webhook URL can be a credential itself).
-#[utoipa::path(get, path = "/v1/tenant/notify", tag = "tenant", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/tenant/notify", tag = "tenant",
     responses((status = 200, body = NotifyView), (status = 403, body = crate::error::Problem)))]
 async fn get_notify(
     State(state): State<AppState>,
@@ -52,7 +52,7 @@ async fn get_notify(
 
 /// Send handoff notices to this URL, signed with a new secret (returned once). Each POST has
 /// `Coach-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
-#[utoipa::path(put, path = "/v1/tenant/notify", tag = "tenant", request_body = SetNotify, security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/tenant/notify", tag = "tenant", request_body = SetNotify,
     responses((status = 200, body = NotifyView), (status = 422, body = crate::error::Problem)))]
 async fn set_notify(
     State(state): State<AppState>,
@@ -90,7 +90,7 @@ async fn set_notify(
 }
 
 /// Stop sending handoff notices.
-#[utoipa::path(delete, path = "/v1/tenant/notify", tag = "tenant", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/tenant/notify", tag = "tenant",
     responses((status = 204)))]
 async fn remove_notify(
     State(state): State<AppState>,

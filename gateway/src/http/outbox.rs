@@ -3,15 +3,15 @@
 //! files contacts sent, from the media store.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Member, Viewer};
 use crate::error::ApiError;
+use crate::http::kit::{Id, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
 use crate::store::AuditEntry;
@@ -31,11 +31,12 @@ pub struct OutboxQuery {
     /// `pending`, `inflight`, `done` or `dead` (all when absent).
     pub state: Option<String>,
     /// At most this many (1-200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
 /// The tenant's deliveries, most recently changed first (`?state=dead`: the dead letters).
-#[utoipa::path(get, path = "/v1/outbox", tag = "outbox", params(OutboxQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/outbox", tag = "outbox", params(OutboxQuery),
     responses((status = 200, body = Vec<OutboxEntry>), (status = 400, body = crate::error::Problem)))]
 async fn list_outbox(
     State(state): State<AppState>,
@@ -65,7 +66,7 @@ async fn list_outbox(
 }
 
 /// Resend a dead letter: due now, with a fresh attempt count (409 unless it is dead).
-#[utoipa::path(post, path = "/v1/outbox/{id}/retry", tag = "outbox", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/outbox/{id}/retry", tag = "outbox",
     params(("id" = String, Path, description = "outbox entry id")),
     responses((status = 200, body = OutboxEntry), (status = 404, body = crate::error::Problem),
         (status = 409, body = crate::error::Problem)))]
@@ -73,11 +74,8 @@ async fn retry_outbox(
     State(state): State<AppState>,
     member: Member<Admin>,
     ip: ClientIp,
-    Path(id): Path<String>,
+    Id(id): Id<resource::OutboxEntry>,
 ) -> Result<Json<OutboxEntry>, ApiError> {
-    let id = id
-        .parse::<Uuid>()
-        .map_err(|_| ApiError::NotFound("outbox entry"))?;
     let entry = state.store.retry_outbox(&member.scope, id).await?;
     state
         .store
@@ -98,20 +96,16 @@ async fn retry_outbox(
 
 /// The media file of an inbound message, once fetched from its provider (404 before, or for a
 /// message without one). Served as an attachment, never rendered in place.
-#[utoipa::path(get, path = "/v1/messages/{id}/media", tag = "conversations", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/messages/{id}/media", tag = "conversations",
     params(("id" = String, Path, description = "message id")),
     responses((status = 200, description = "the file", content_type = "application/octet-stream"),
         (status = 404, body = crate::error::Problem)))]
 async fn message_media(
     State(state): State<AppState>,
     member: Member<Viewer>,
-    Path(id): Path<String>,
+    Id(id): Id<resource::Message>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let id = id
-        .parse::<Uuid>()
-        .map(coach_connector_api::MessageId)
-        .map_err(|_| ApiError::NotFound("message"))?;
     let message = state.store.message(&member.scope, id).await?;
     let path = crate::connectors::media::stored_path(&state.config.data_dir, &message)
         .ok_or(ApiError::NotFound("media file"))?;

@@ -3,15 +3,14 @@
 //! sessions end at once, its members cannot log in to it and its API keys stop working.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use coach_connector_api::TenantId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::auth::extract::Operator;
 use crate::error::ApiError;
+use crate::http::kit::{Id, resource};
 use crate::state::AppState;
 use crate::store::TenantSummary;
 use crate::tenancy::SystemScope;
@@ -23,14 +22,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resume_tenant))
 }
 
-fn parse_id(id: &str) -> Result<TenantId, ApiError> {
-    id.parse::<Uuid>()
-        .map(TenantId)
-        .map_err(|_| ApiError::NotFound("tenant"))
-}
-
 /// Every tenant of the gateway.
-#[utoipa::path(get, path = "/v1/platform/tenants", tag = "platform", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/platform/tenants", tag = "platform",
     responses((status = 200, body = Vec<TenantSummary>), (status = 403, body = crate::error::Problem)))]
 async fn list_tenants(
     State(state): State<AppState>,
@@ -45,15 +38,14 @@ async fn list_tenants(
 }
 
 /// Suspend a tenant: its sessions end, logins and API keys are refused until resumed.
-#[utoipa::path(post, path = "/v1/platform/tenants/{id}/suspend", tag = "platform", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/platform/tenants/{id}/suspend", tag = "platform",
     params(("id" = String, Path, description = "tenant id")),
     responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 async fn suspend_tenant(
     State(state): State<AppState>,
     op: Operator,
-    Path(id): Path<String>,
+    Id(tenant): Id<resource::Tenant>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = parse_id(&id)?;
     let ended = state
         .store
         .set_tenant_active(&SystemScope::new("operator suspends tenant"), tenant, false)
@@ -64,15 +56,14 @@ async fn suspend_tenant(
 }
 
 /// Resume a suspended tenant.
-#[utoipa::path(post, path = "/v1/platform/tenants/{id}/resume", tag = "platform", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/platform/tenants/{id}/resume", tag = "platform",
     params(("id" = String, Path, description = "tenant id")),
     responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 async fn resume_tenant(
     State(state): State<AppState>,
     op: Operator,
-    Path(id): Path<String>,
+    Id(tenant): Id<resource::Tenant>,
 ) -> Result<StatusCode, ApiError> {
-    let tenant = parse_id(&id)?;
     state
         .store
         .set_tenant_active(&SystemScope::new("operator resumes tenant"), tenant, true)

@@ -1,5 +1,13 @@
 //! Answering a question from a tenant's knowledge: retrieve, build the prompt within budgets,
 //! stream the generation. Citations are the passages that were in the prompt.
+//!
+//! Whether the coach answers or declines is decided twice. Before generating: no passage clears
+//! the relevance floor (the question is off-topic). At the first token: the model itself says
+//! the sources do not hold the answer, read from its probabilities (how likely it was to open
+//! with the decline the prompt asks for, against `brain.abstain_threshold`, chosen on a dev set)
+//! or, on backends that do not report them, from the words it opens with.
+
+use std::collections::VecDeque;
 
 use coach_brain::model::{ChatMessage, GenerateEvent, GenerateParams, GenerateRequest, ModelError};
 use coach_brain::prompt::{self, Citation, Persona, PromptConfig};
@@ -12,15 +20,80 @@ use crate::error::ApiError;
 use crate::store::Store;
 use crate::tenancy::TenantScope;
 
+/// One item of a generation stream.
+type Event = Result<GenerateEvent, ModelError>;
+
 /// An answer being produced.
 pub struct Answer {
     /// Sources placed in the prompt (empty when the coach does not know).
     pub citations: Vec<Citation>,
-    /// False when nothing relevant was found: the text is the persona's "I don't know" and the
+    /// False when the coach declined: the text is the persona's "I don't know" and the
     /// conversation should go to a human.
     pub confident: bool,
-    /// Generated text as it comes.
-    pub events: mpsc::Receiver<Result<GenerateEvent, ModelError>>,
+    /// What the decision was made from.
+    pub signals: Signals,
+    /// Events already read while deciding, given out first.
+    pending: VecDeque<Event>,
+    /// The rest of the generation.
+    events: Option<mpsc::Receiver<Event>>,
+}
+
+/// What the decision to answer or decline was made from (reported by `gateway eval answers`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Signals {
+    /// The best passage's dense similarity.
+    pub relevance: f32,
+    /// How likely the model was to open with the decline (llama.cpp only).
+    pub abstain: Option<f32>,
+    /// The model's reply opened with the decline.
+    pub said_decline: bool,
+    /// The share of the question's terms (stemmed, without stopwords) found in the passages
+    /// given to the model: a question about something the sources never name scores low.
+    pub coverage: f32,
+}
+
+/// The share of `question`'s distinct terms that occur in `passages` (1 for a question with no
+/// terms).
+pub fn coverage(question: &str, passages: &[coach_brain::retrieve::Passage]) -> f32 {
+    let wanted: std::collections::BTreeSet<String> =
+        coach_brain::keyword::terms(question).collect();
+    if wanted.is_empty() {
+        return 1.0;
+    }
+    let found: std::collections::HashSet<String> = passages
+        .iter()
+        .flat_map(|p| coach_brain::keyword::terms(&p.chunk.text).collect::<Vec<_>>())
+        .collect();
+    let hits = wanted.iter().filter(|t| found.contains(*t)).count();
+    hits as f32 / wanted.len() as f32
+}
+
+impl Answer {
+    /// The next event of the answer: `Started` once, `Token`s, then `Done`.
+    pub async fn next(&mut self) -> Option<Event> {
+        if let Some(event) = self.pending.pop_front() {
+            return Some(event);
+        }
+        self.events.as_mut()?.recv().await
+    }
+
+    fn declined(
+        persona: &Persona,
+        before: Vec<Event>,
+        done: GenerateEvent,
+        signals: Signals,
+    ) -> Self {
+        let mut pending: VecDeque<Event> = before.into();
+        pending.push_back(Ok(GenerateEvent::Token(prompt::dont_know(persona).into())));
+        pending.push_back(Ok(done));
+        Self {
+            citations: Vec::new(),
+            confident: false,
+            signals,
+            pending,
+            events: None,
+        }
+    }
 }
 
 /// The tenant's coach persona from its profile (defaults when unset).
@@ -66,20 +139,19 @@ impl Brain {
             max_passages: self.config.passages as usize,
             ..PromptConfig::default()
         };
-        let (passages, confident) = self
+        let found = self
             .search(store, scope, question, config.max_passages, Mode::Hybrid)
             .await?;
-        if !confident && program.is_none() {
-            let (tx, events) = mpsc::channel(2);
-            let _ = tx
-                .send(Ok(GenerateEvent::Token(prompt::dont_know(&persona).into())))
-                .await;
-            let _ = tx.send(Ok(GenerateEvent::Done(Default::default()))).await;
-            return Ok(Answer {
-                citations: Vec::new(),
-                confident: false,
-                events,
-            });
+        let top = &found.passages[..found.passages.len().min(config.max_passages)];
+        let mut signals = Signals {
+            relevance: found.relevance,
+            coverage: coverage(question, top),
+            ..Signals::default()
+        };
+        let covered = signals.coverage >= self.config.coverage_floor;
+        if (!found.confident || !covered) && program.is_none() {
+            let done = GenerateEvent::Done(Default::default());
+            return Ok(Answer::declined(&persona, Vec::new(), done, signals));
         }
         let generator = self.generator.clone();
         let count = move |text: &str| {
@@ -87,31 +159,120 @@ impl Brain {
                 .count_tokens(text)
                 .unwrap_or_else(|_| text.len().div_ceil(3))
         };
-        let passages = if confident { passages } else { Vec::new() };
+        let passages = if found.confident {
+            found.passages
+        } else {
+            Vec::new()
+        };
         let mut built = prompt::build(&persona, &passages, history, question, &config, &count);
         if let (Some(program), Some(system)) = (program, built.messages.first_mut()) {
             system.content.push_str("\n\n");
             system.content.push_str(program);
         }
+        // A reply to a check-in is about the program: it is not declined.
+        let abstain: Vec<String> = if program.is_none() {
+            prompt::DECLINES.iter().map(|s| (*s).to_string()).collect()
+        } else {
+            Vec::new()
+        };
         let request = GenerateRequest {
             tenant: tenant(scope),
             messages: built.messages,
             params: GenerateParams {
                 max_tokens: self.config.max_answer_tokens as usize,
+                abstain: abstain.clone(),
                 ..GenerateParams::default()
             },
         };
-        let events = self
+        let generation = cancel.child_token();
+        let mut events = self
             .generator
-            .generate(request, cancel)
+            .generate(request, generation.clone())
             .await
             .map_err(model_error)?;
-        Ok(Answer {
+        let mut answer = Answer {
             citations: built.citations,
             confident: true,
-            events,
-        })
+            signals,
+            pending: VecDeque::new(),
+            events: None,
+        };
+        if abstain.is_empty() {
+            answer.events = Some(events);
+            return Ok(answer);
+        }
+        // Read up to the first words to decide; what was read is given out first.
+        let mut text = String::new();
+        let decline = loop {
+            let Some(event) = events.recv().await else {
+                break true;
+            };
+            match event {
+                Ok(GenerateEvent::Abstain(p)) => {
+                    signals.abstain = Some(p);
+                    if p >= self.config.abstain_threshold {
+                        break true;
+                    }
+                }
+                Ok(GenerateEvent::Token(piece)) => {
+                    text.push_str(&piece);
+                    answer.pending.push_back(Ok(GenerateEvent::Token(piece)));
+                    match prompt::opens_with_decline(&text) {
+                        Some(true) => {
+                            signals.said_decline = true;
+                            break true;
+                        }
+                        Some(false) => break false,
+                        None => {}
+                    }
+                }
+                Ok(GenerateEvent::Done(usage)) => {
+                    answer.pending.push_back(Ok(GenerateEvent::Done(usage)));
+                    // A reply that ended inside the decline's words, or said nothing.
+                    let said = prompt::opens_with_decline(&text) != Some(false);
+                    signals.said_decline = said;
+                    if said {
+                        let done = GenerateEvent::Done(usage);
+                        let started = answer.pending.drain(..).filter(is_started).collect();
+                        return Ok(Answer::declined(&persona, started, done, signals));
+                    }
+                    break false;
+                }
+                Err(e) => {
+                    answer.pending.push_back(Err(e));
+                    break false;
+                }
+                Ok(started @ GenerateEvent::Started { .. }) => {
+                    answer.pending.push_back(Ok(started))
+                }
+            }
+        };
+        answer.signals = signals;
+        if !decline {
+            answer.events = Some(events);
+            return Ok(answer);
+        }
+        // Stop generating; the usage so far still counts against the tenant.
+        generation.cancel();
+        let mut usage = Default::default();
+        while let Some(event) = events.recv().await {
+            if let Ok(GenerateEvent::Done(u)) = event {
+                usage = u;
+                break;
+            }
+        }
+        let started = answer.pending.drain(..).filter(is_started).collect();
+        Ok(Answer::declined(
+            &persona,
+            started,
+            GenerateEvent::Done(usage),
+            signals,
+        ))
     }
+}
+
+fn is_started(event: &Event) -> bool {
+    matches!(event, Ok(GenerateEvent::Started { .. }))
 }
 
 /// A model error as an API error: a full queue is a 429, anything else a 503.

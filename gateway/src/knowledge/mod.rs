@@ -190,6 +190,16 @@ pub async fn meter(
     }
 }
 
+/// Passages found for a query.
+pub struct Found {
+    /// Best first, of the documents' live versions.
+    pub passages: Vec<Passage>,
+    /// Whether the best passage clears the relevance floor.
+    pub confident: bool,
+    /// The best dense similarity.
+    pub relevance: f32,
+}
+
 /// The brain's view of an authenticated tenant scope.
 pub fn tenant(scope: &TenantScope) -> Tenant {
     Tenant::scoped(scope.tenant_id().0)
@@ -206,7 +216,7 @@ impl Brain {
         query: &str,
         limit: usize,
         mode: Mode,
-    ) -> Result<(Vec<Passage>, bool), ApiError> {
+    ) -> Result<Found, ApiError> {
         let found = self
             .retriever
             .search(tenant(scope), query, limit * 2 + 4, mode)
@@ -222,7 +232,10 @@ impl Brain {
             .filter(|p| live.get(&p.chunk.document_id) == Some(&p.chunk.version))
             .collect();
         passages.truncate(limit);
-        let confident = found.confident && !passages.is_empty();
-        Ok((passages, confident))
+        Ok(Found {
+            confident: found.confident && !passages.is_empty(),
+            relevance: found.relevance,
+            passages,
+        })
     }
 }

@@ -145,17 +145,25 @@ async fn respond(
     else {
         return Ok(Responded::Done);
     };
-    if let Some(language) = crate::handoff::asks_for_human(&question) {
-        crate::handoff::request(
-            state,
-            scope,
-            &message,
-            &question,
+    let handoff = if let Some(language) = crate::handoff::asks_for_human(&question) {
+        Some((
             HandoffReason::AskedForHuman,
-        )
-        .await
-        .map_err(err)?;
-        let text = crate::handoff::reply(language).to_string();
+            crate::handoff::reply(language),
+        ))
+    } else if quota_spent(state, scope).await.map_err(err)? {
+        let persona = super::answer::persona(store, scope)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let reply = crate::handoff::quota_reply(&persona.language);
+        Some((HandoffReason::QuotaReached, reply))
+    } else {
+        None
+    };
+    if let Some((reason, reply)) = handoff {
+        crate::handoff::request(state, scope, &message, &question, reason)
+            .await
+            .map_err(err)?;
+        let text = reply.to_string();
         state
             .stream
             .send(
@@ -228,13 +236,14 @@ async fn respond(
     let conversation_id = message.conversation_id;
     let live = |phase: AnswerPhase| state.stream.answer(scope, conversation_id, id, phase);
     let mut text = String::new();
-    while let Some(event) = answer.events.recv().await {
+    while let Some(event) = answer.next().await {
         match event {
             Ok(GenerateEvent::Token(piece)) => {
                 text.push_str(&piece);
                 live(AnswerPhase::Delta { text: piece }).await;
             }
             Ok(GenerateEvent::Started { .. }) => live(AnswerPhase::Start).await,
+            Ok(GenerateEvent::Abstain(_)) => {}
             Ok(GenerateEvent::Done(usage)) => {
                 super::meter(store, scope, &usage).await;
                 tracing::info!(
@@ -290,6 +299,24 @@ async fn respond(
     })
     .await;
     Ok(Responded::Done)
+}
+
+/// Whether the tenant's coach has given every answer `brain.answers_per_day` allows today.
+async fn quota_spent(state: &AppState, scope: &TenantScope) -> Result<bool, StoreError> {
+    let quota = state.config.brain.answers_per_day;
+    if quota == 0 {
+        return Ok(false);
+    }
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let used = state
+        .store
+        .usage(scope, &today)
+        .await?
+        .iter()
+        .filter(|d| d.day == today)
+        .map(|d| d.answers)
+        .sum::<i64>();
+    Ok(used >= i64::from(quota))
 }
 
 /// Send the typing signal every `every` until `stop`.

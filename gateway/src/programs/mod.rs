@@ -15,6 +15,7 @@
 
 pub mod analytics;
 pub mod definition;
+pub mod enroll;
 pub mod inbound;
 pub mod schedule;
 pub mod worker;

@@ -109,3 +109,47 @@ macro_rules! for_each_backend {
 }
 
 pub(crate) use for_each_backend;
+
+/// An aggregate trait's impl for one backend, one line per method: its signature after the
+/// scope, whether it reads or writes, and the SQL function it runs with the connection and the
+/// scope's key (the tenant's id, or `()` for system work):
+///
+/// ```text
+/// store_impl! { ConsoleStore for $store;
+///     read inbox(scope: &TenantScope, user: Uuid, limit: u32) -> Vec<InboxItem>
+///         = |c, t| inbox(c, t, user, limit);
+/// }
+/// ```
+///
+/// `= own(name) |c, ()| ..` first makes an owned copy of a borrowed argument (`&str`) for the
+/// work to move. Methods that do more than one call go in a trailing `{ .. }` block, written out.
+macro_rules! store_impl {
+    (
+        $trait:ident for $store:ty;
+        $(
+            $mode:ident $name:ident ( $scope:ident : &$scope_ty:ty $(, $arg:ident : $ty:ty)* $(,)? )
+                -> $ret:ty = $(own($($own:ident),+))? |$c:ident, $key:pat_param| $body:expr;
+        )*
+        $({ $($extra:tt)* })?
+    ) => {
+        #[async_trait::async_trait]
+        impl $trait for $store {
+            $(
+                async fn $name(
+                    &self,
+                    $scope: &$scope_ty,
+                    $($arg: $ty),*
+                ) -> Result<$ret, crate::store::StoreError> {
+                    $($(let $own = $own.to_owned();)+)?
+                    crate::store::backend::Backend::$mode(self, $scope, move |$c, $key| {
+                        futures::FutureExt::boxed($body)
+                    })
+                    .await
+                }
+            )*
+            $($($extra)*)?
+        }
+    };
+}
+
+pub(crate) use store_impl;

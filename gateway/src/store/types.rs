@@ -151,25 +151,30 @@ pub struct StoredMessage {
 }
 
 /// A conversation: one contact on one channel.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Conversation {
     /// Its id.
     #[schema(value_type = String, format = Uuid)]
+    #[sqlx(try_from = "Uuid")]
     pub id: ConversationId,
     /// The owning tenant.
     #[schema(value_type = String, format = Uuid)]
+    #[sqlx(try_from = "Uuid")]
     pub tenant_id: TenantId,
     /// The channel.
     #[schema(value_type = String, format = Uuid)]
+    #[sqlx(try_from = "Uuid")]
     pub channel_id: ChannelId,
     /// The person.
     #[schema(value_type = String, format = Uuid)]
+    #[sqlx(try_from = "Uuid")]
     pub contact_id: ContactId,
     /// The person's id on the channel.
     pub external_id: String,
     /// When the last message arrived or left.
     pub last_message_at: DateTime<Utc>,
     /// Who answers: the coach, a human being waited for, or a human.
+    #[sqlx(try_from = "String")]
     pub status: ConversationStatus,
     /// The member who took the conversation over.
     #[schema(value_type = Option<String>, format = Uuid)]
@@ -206,6 +211,14 @@ impl ConversationStatus {
             "human" => Some(Self::Human),
             _ => None,
         }
+    }
+}
+
+impl TryFrom<String> for ConversationStatus {
+    type Error = crate::store::StoreError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+            .ok_or_else(|| crate::store::StoreError::Corrupt(format!("conversation status {s}")))
     }
 }
 

@@ -337,10 +337,8 @@ async fn asking_for_a_person_waits_notifies_once_and_is_handed_back(b: &Backend)
 
     // Read, taken over, handed back.
     let read = format!("/v1/conversations/{conversation}/read");
-    assert_eq!(
-        app.call("POST", &read, t, None).await.0,
-        StatusCode::NO_CONTENT
-    );
+    app.expect(StatusCode::NO_CONTENT, "POST", &read, t, None)
+        .await;
     let (_, inbox) = app.call("GET", "/v1/inbox", t, None).await;
     assert_eq!(inbox[0]["unread"], 0);
     let take = format!("/v1/conversations/{conversation}/takeover");
@@ -418,10 +416,8 @@ async fn asking_for_a_person_waits_notifies_once_and_is_handed_back(b: &Backend)
     let bob = app.register("bob@example.com").await;
     let tb = Some(token(&bob));
     assert_eq!(app.call("GET", "/v1/inbox", tb, None).await.1, json!([]));
-    assert_eq!(
-        app.call("POST", &read, tb, None).await.0,
-        StatusCode::NOT_FOUND
-    );
+    app.expect(StatusCode::NOT_FOUND, "POST", &read, tb, None)
+        .await;
     let (_, theirs) = app.call("GET", "/v1/analytics", tb, None).await;
     assert_eq!(theirs["messages"], json!([]));
     assert_eq!(theirs["unanswered"]["asked_for_human"], 0);
@@ -452,16 +448,16 @@ async fn bad_console_input_gets_clear_errors(b: &Backend) {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
     }
-    assert_eq!(
-        app.call("GET", "/v1/inbox?limit=0", t, None).await.0,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        app.call("POST", "/v1/conversations/nope/read", t, None)
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
+    app.expect(StatusCode::BAD_REQUEST, "GET", "/v1/inbox?limit=0", t, None)
+        .await;
+    app.expect(
+        StatusCode::NOT_FOUND,
+        "POST",
+        "/v1/conversations/nope/read",
+        t,
+        None,
+    )
+    .await;
     // Viewers read the console but cannot point the creator's webhook anywhere.
     let (_, key) = app
         .call(
@@ -472,19 +468,14 @@ async fn bad_console_input_gets_clear_errors(b: &Backend) {
         )
         .await;
     let viewer = key["key"].as_str().unwrap();
-    assert_eq!(
-        app.call("GET", "/v1/inbox", Some(viewer), None).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call(
-            "PUT",
-            "/v1/tenant/notify",
-            Some(viewer),
-            Some(json!({ "url": "https://example.com" }))
-        )
-        .await
-        .0,
-        StatusCode::FORBIDDEN
-    );
+    app.expect(StatusCode::OK, "GET", "/v1/inbox", Some(viewer), None)
+        .await;
+    app.expect(
+        StatusCode::FORBIDDEN,
+        "PUT",
+        "/v1/tenant/notify",
+        Some(viewer),
+        Some(json!({ "url": "https://example.com" })),
+    )
+    .await;
 }

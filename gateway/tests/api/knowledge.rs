@@ -477,6 +477,29 @@ async fn each_tenant_retrieves_only_its_own_knowledge(b: &Backend) {
             "{sse}"
         );
     }
+    // Erasing one tenant removes its chunks from the vector store, and only its own.
+    let brain = app.state.knowledge.get().unwrap();
+    let scoped = |pair: &Value| {
+        coach_brain::Tenant::scoped(pair["tenant_id"].as_str().unwrap().parse().unwrap())
+    };
+    assert!(brain.vectors.count(scoped(&a)).await.unwrap() > 0);
+    app.expect(
+        StatusCode::NO_CONTENT,
+        "DELETE",
+        "/v1/tenant",
+        Some(token(&a)),
+        None,
+    )
+    .await;
+    assert_eq!(
+        brain.vectors.count(scoped(&a)).await.unwrap(),
+        0,
+        "chunks left behind"
+    );
+    assert!(
+        brain.vectors.count(scoped(&bee)).await.unwrap() > 0,
+        "another tenant's chunks went"
+    );
 }
 
 /// After the embedding model changed, `gateway reembed` empties the vector store, records the

@@ -10,6 +10,7 @@ mod common;
 
 mod console;
 mod knowledge;
+mod members;
 mod rate_limits;
 mod resources;
 mod sessions;

@@ -1,5 +1,5 @@
-//! Admin API resources on SQLite and PostgreSQL: persona and retention, members and
-//! invitations, contacts export and erasure, tenant erasure, API keys, operators.
+//! Admin API resources on SQLite and PostgreSQL: persona and retention, contacts export and
+//! erasure, tenant erasure, API keys, operators (members and invitations: `members.rs`).
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
@@ -8,12 +8,10 @@ use crate::api_support::*;
 use crate::common::Backend;
 use axum::http::StatusCode;
 use coach_gateway::tenancy::SystemScope;
-use serde_json::{Value, json};
+use serde_json::json;
 
 against_every_backend!(
-    invitations_are_listed_revoked_and_never_change_a_role,
     the_persona_is_kept_and_validated,
-    members_are_invited_promoted_and_removed,
     a_contact_is_exported_then_erased_with_everything_derived,
     erasing_a_tenant_removes_its_data_and_sessions,
     api_keys_act_for_their_tenant_within_their_role,
@@ -42,15 +40,23 @@ async fn the_persona_is_kept_and_validated(b: &Backend) {
     let (_, again) = app.call("GET", "/v1/tenant", t, None).await;
     assert_eq!(again["persona"], persona);
     let bad = json!({ "persona": { "language": "english please" } });
-    assert_eq!(
-        app.call("PATCH", "/v1/tenant", t, Some(bad)).await.0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    app.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "PATCH",
+        "/v1/tenant",
+        t,
+        Some(bad),
+    )
+    .await;
     let unknown = json!({ "persona": { "mood": "x" } });
-    assert_eq!(
-        app.call("PATCH", "/v1/tenant", t, Some(unknown)).await.0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    app.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "PATCH",
+        "/v1/tenant",
+        t,
+        Some(unknown),
+    )
+    .await;
     assert_eq!(
         app.call("GET", "/v1/tenant", t, None).await.1["persona"],
         persona,
@@ -69,17 +75,14 @@ async fn the_persona_is_kept_and_validated(b: &Backend) {
         (Some(30), &persona),
         "fields not sent stay"
     );
-    assert_eq!(
-        app.call(
-            "PATCH",
-            "/v1/tenant",
-            t,
-            Some(json!({ "retention_days": 5000 }))
-        )
-        .await
-        .0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    app.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "PATCH",
+        "/v1/tenant",
+        t,
+        Some(json!({ "retention_days": 5000 })),
+    )
+    .await;
     let (_, forever) = app
         .call(
             "PATCH",
@@ -89,338 +92,6 @@ async fn the_persona_is_kept_and_validated(b: &Backend) {
         )
         .await;
     assert!(forever["retention_days"].is_null());
-}
-
-/// Pending invitations are listed and can be revoked (the token then fails); removing a member
-/// revokes the invitations they sent; accepting an invitation as an existing member changes no
-/// role, so an invitation cannot promote or demote anyone.
-async fn invitations_are_listed_revoked_and_never_change_a_role(b: &Backend) {
-    let app = app(b);
-    let owner = app.register("ida@example.com").await;
-    let t = Some(token(&owner));
-    let invite = |email: &str, role: &str| json!({ "email": email, "role": role });
-    let (_, first) = app
-        .call(
-            "POST",
-            "/v1/members/invites",
-            t,
-            Some(invite("joe@example.com", "editor")),
-        )
-        .await;
-    let (_, second) = app
-        .call(
-            "POST",
-            "/v1/members/invites",
-            t,
-            Some(invite("kim@example.com", "viewer")),
-        )
-        .await;
-    let (status, list) = app.call("GET", "/v1/members/invites", t, None).await;
-    assert_eq!(status, StatusCode::OK, "{list}");
-    let emails: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["email"].as_str().unwrap())
-        .collect();
-    assert_eq!(emails, ["kim@example.com", "joe@example.com"]);
-    assert!(
-        list[0].get("invite_token").is_none() && list[0].get("token_hash").is_none(),
-        "{list}"
-    );
-
-    let revoke = format!("/v1/members/invites/{}", second["id"].as_str().unwrap());
-    assert_eq!(
-        app.call("DELETE", &revoke, t, None).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call("DELETE", &revoke, t, None).await.0,
-        StatusCode::NOT_FOUND
-    );
-    let accept = |inv: &Value| json!({ "invite_token": inv["invite_token"], "password": "cobalt-Meadow-tiger-27" });
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/accept-invite",
-            None,
-            Some(accept(&second))
-        )
-        .await
-        .0,
-        StatusCode::UNAUTHORIZED
-    );
-
-    // Another tenant cannot see or revoke this tenant's invitations.
-    let other = app.register("zed@example.com").await;
-    let (_, theirs) = app
-        .call("GET", "/v1/members/invites", Some(token(&other)), None)
-        .await;
-    assert_eq!(theirs, json!([]));
-    let joe_invite = format!("/v1/members/invites/{}", first["id"].as_str().unwrap());
-    assert_eq!(
-        app.call("DELETE", &joe_invite, Some(token(&other)), None)
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
-
-    // Joe joins as an editor; a later invitation as admin does not promote him.
-    let (status, joe) = app
-        .call("POST", "/v1/auth/accept-invite", None, Some(accept(&first)))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{joe}");
-    let (_, again) = app
-        .call(
-            "POST",
-            "/v1/members/invites",
-            t,
-            Some(invite("joe@example.com", "admin")),
-        )
-        .await;
-    let (status, joined) = app
-        .call("POST", "/v1/auth/accept-invite", None, Some(accept(&again)))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{joined}");
-    assert_eq!(
-        joined["role"], "editor",
-        "the session carries the stored role: {joined}"
-    );
-    let (_, members) = app.call("GET", "/v1/members", t, None).await;
-    let role = members
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["email"] == "joe@example.com")
-        .unwrap()["role"]
-        .clone();
-    assert_eq!(role, "editor", "{members}");
-
-    // Joe (promoted by the owner) invites someone, then is removed: his invitation goes too.
-    let joe_id = joe["user_id"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_default();
-    let promote = format!("/v1/members/{joe_id}");
-    assert_eq!(
-        app.call("PATCH", &promote, t, Some(json!({ "role": "admin" })))
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
-    let (_, joe_again) = app
-        .call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({ "email": "joe@example.com", "password": "cobalt-Meadow-tiger-27" })),
-        )
-        .await;
-    let (status, sent) = app
-        .call(
-            "POST",
-            "/v1/members/invites",
-            Some(token(&joe_again)),
-            Some(invite("lea@example.com", "viewer")),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{sent}");
-    assert_eq!(
-        app.call("DELETE", &promote, t, None).await.0,
-        StatusCode::NO_CONTENT
-    );
-    let (_, list) = app.call("GET", "/v1/members/invites", t, None).await;
-    assert_eq!(list, json!([]), "{list}");
-    assert_eq!(
-        app.call("POST", "/v1/auth/accept-invite", None, Some(accept(&sent)))
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
-
-    // A suspended tenant's invitation cannot be accepted.
-    let (_, pending) = app
-        .call(
-            "POST",
-            "/v1/members/invites",
-            t,
-            Some(invite("max@example.com", "viewer")),
-        )
-        .await;
-    let tenant: coach_connector_api::TenantId =
-        owner["tenant_id"].as_str().unwrap().parse().unwrap();
-    b.store
-        .set_tenant_active(&SystemScope::new("test"), tenant, false)
-        .await
-        .unwrap();
-    let (status, refused) = app
-        .call(
-            "POST",
-            "/v1/auth/accept-invite",
-            None,
-            Some(accept(&pending)),
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
-}
-
-async fn members_are_invited_promoted_and_removed(b: &Backend) {
-    let app = app(b);
-    let owner = app.register("ana@example.com").await;
-    let t = Some(token(&owner));
-    let (status, invite) = app
-        .call(
-            "POST",
-            "/v1/members/invites",
-            t,
-            Some(json!({ "email": "eve@example.com", "role": "editor" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{invite}");
-    let accept =
-        |password: &str| json!({ "invite_token": invite["invite_token"], "password": password });
-    assert_eq!(
-        app.call("POST", "/v1/auth/accept-invite", None, Some(accept("weak")))
-            .await
-            .0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    let (status, eve) = app
-        .call(
-            "POST",
-            "/v1/auth/accept-invite",
-            None,
-            Some(accept("cobalt-Meadow-tiger-27")),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{eve}");
-    assert_eq!(eve["role"], "editor");
-    assert_eq!(eve["tenant_id"], owner["tenant_id"]);
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/accept-invite",
-            None,
-            Some(accept("cobalt-Meadow-tiger-27"))
-        )
-        .await
-        .0,
-        StatusCode::UNAUTHORIZED,
-        "single use"
-    );
-
-    let (_, members) = app
-        .call("GET", "/v1/members", Some(token(&eve)), None)
-        .await;
-    assert_eq!(members.as_array().unwrap().len(), 2);
-    // An editor cannot invite; an admin cannot make owners.
-    let invite_admin = json!({ "email": "x@example.com", "role": "admin" });
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/members/invites",
-            Some(token(&eve)),
-            Some(invite_admin)
-        )
-        .await
-        .0,
-        StatusCode::FORBIDDEN
-    );
-    let eve_id = eve["user_id"].as_str().unwrap();
-    let (status, _) = app
-        .call(
-            "PATCH",
-            &format!("/v1/members/{eve_id}"),
-            t,
-            Some(json!({ "role": "admin" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(token(&eve)), None).await.0,
-        StatusCode::UNAUTHORIZED,
-        "a role change ends the member's sessions"
-    );
-    let eve = app
-        .call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(json!({ "email": "eve@example.com", "password": "cobalt-Meadow-tiger-27" })),
-        )
-        .await
-        .1;
-    assert_eq!(eve["role"], "admin");
-    let owner_id = owner["user_id"].as_str().unwrap();
-    let demote = json!({ "role": "viewer" });
-    assert_eq!(
-        app.call(
-            "PATCH",
-            &format!("/v1/members/{owner_id}"),
-            Some(token(&eve)),
-            Some(demote.clone())
-        )
-        .await
-        .0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("PATCH", &format!("/v1/members/{owner_id}"), t, Some(demote))
-            .await
-            .0,
-        StatusCode::CONFLICT,
-        "the last owner stays"
-    );
-    assert_eq!(
-        app.call("DELETE", &format!("/v1/members/{owner_id}"), t, None)
-            .await
-            .0,
-        StatusCode::CONFLICT
-    );
-    // An existing account joins another tenant with its own password, and logs in to either.
-    let other = app.register("bob@example.com").await;
-    let (_, inv) = app
-        .call(
-            "POST",
-            "/v1/members/invites",
-            Some(token(&other)),
-            Some(json!({ "email": "ana@example.com", "role": "viewer" })),
-        )
-        .await;
-    let wrong =
-        json!({ "invite_token": inv["invite_token"], "password": "cobalt-Meadow-tiger-27" });
-    assert_eq!(
-        app.call("POST", "/v1/auth/accept-invite", None, Some(wrong))
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED,
-        "no takeover of an existing account"
-    );
-    let right =
-        json!({ "invite_token": inv["invite_token"], "password": "violet-quarry-Tundra-88" });
-    let (status, joined) = app
-        .call("POST", "/v1/auth/accept-invite", None, Some(right))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{joined}");
-    assert_eq!(joined["tenant_id"], other["tenant_id"]);
-    let login = json!({ "email": "ana@example.com", "password": "violet-quarry-Tundra-88", "tenant_id": other["tenant_id"] });
-    assert_eq!(
-        app.call("POST", "/v1/auth/login", None, Some(login))
-            .await
-            .1["role"],
-        "viewer"
-    );
-    // Removal ends the member's sessions.
-    assert_eq!(
-        app.call("DELETE", &format!("/v1/members/{eve_id}"), t, None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(token(&eve)), None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
 }
 
 async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) {
@@ -464,18 +135,22 @@ async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) 
 
     let sys = SystemScope::new("test");
     assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 3);
-    assert_eq!(
-        app.call("DELETE", &format!("/v1/contacts/{alice_id}"), t, None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call("GET", &format!("/v1/contacts/{alice_id}/export"), t, None)
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
+    app.expect(
+        StatusCode::NO_CONTENT,
+        "DELETE",
+        &format!("/v1/contacts/{alice_id}"),
+        t,
+        None,
+    )
+    .await;
+    app.expect(
+        StatusCode::NOT_FOUND,
+        "GET",
+        &format!("/v1/contacts/{alice_id}/export"),
+        t,
+        None,
+    )
+    .await;
     let (_, convs) = app.call("GET", "/v1/conversations", t, None).await;
     assert_eq!(
         convs["items"].as_array().unwrap().len(),
@@ -493,12 +168,14 @@ async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) 
         !log.to_string().contains("private goal") && !log.to_string().contains("alice"),
         "no personal data in the audit log"
     );
-    assert_eq!(
-        app.call("DELETE", &format!("/v1/contacts/{alice_id}"), t, None)
-            .await
-            .0,
-        StatusCode::NOT_FOUND
-    );
+    app.expect(
+        StatusCode::NOT_FOUND,
+        "DELETE",
+        &format!("/v1/contacts/{alice_id}"),
+        t,
+        None,
+    )
+    .await;
 }
 
 async fn erasing_a_tenant_removes_its_data_and_sessions(b: &Backend) {
@@ -515,15 +192,17 @@ async fn erasing_a_tenant_removes_its_data_and_sessions(b: &Backend) {
         Some(whatsapp_channel("bot")),
     )
     .await;
-    assert_eq!(
-        app.call("DELETE", "/v1/tenant", t, None).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call("GET", "/v1/channels", t, None).await.0,
+    app.expect(StatusCode::NO_CONTENT, "DELETE", "/v1/tenant", t, None)
+        .await;
+    app.expect_because(
         StatusCode::UNAUTHORIZED,
-        "its sessions ended"
-    );
+        "GET",
+        "/v1/channels",
+        t,
+        None,
+        "its sessions ended",
+    )
+    .await;
     let (status, _) = app
         .call(
             "POST",
@@ -558,58 +237,61 @@ async fn api_keys_act_for_their_tenant_within_their_role(b: &Backend) {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("cgk_") && key.starts_with(created["prefix"].as_str().unwrap()));
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/api-keys",
-            t,
-            Some(json!({ "name": "x", "role": "owner" }))
-        )
-        .await
-        .0,
-        StatusCode::FORBIDDEN
-    );
+    app.expect(
+        StatusCode::FORBIDDEN,
+        "POST",
+        "/v1/api-keys",
+        t,
+        Some(json!({ "name": "x", "role": "owner" })),
+    )
+    .await;
     // The key reads within its tenant, is bounded by its role, and has no user.
-    assert_eq!(
-        app.call("GET", "/v1/channels", Some(&key), None).await.0,
-        StatusCode::OK
-    );
+    app.expect(StatusCode::OK, "GET", "/v1/channels", Some(&key), None)
+        .await;
     assert_eq!(
         app.call("GET", "/v1/tenant", Some(&key), None).await.1["id"],
         owner["tenant_id"]
     );
     let create = whatsapp_channel("bot");
-    assert_eq!(
-        app.call("POST", "/v1/channels", Some(&key), Some(create))
-            .await
-            .0,
+    app.expect_because(
         StatusCode::FORBIDDEN,
-        "editors cannot add channels"
-    );
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(&key), None).await.0,
-        StatusCode::FORBIDDEN
-    );
+        "POST",
+        "/v1/channels",
+        Some(&key),
+        Some(create),
+        "editors cannot add channels",
+    )
+    .await;
+    app.expect(StatusCode::FORBIDDEN, "GET", "/v1/me", Some(&key), None)
+        .await;
     let (_, keys) = app.call("GET", "/v1/api-keys", t, None).await;
     assert!(!keys.to_string().contains(&key), "secrets are never listed");
     let id = created["id"].as_str().unwrap();
-    assert_eq!(
-        app.call("DELETE", &format!("/v1/api-keys/{id}"), t, None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call("GET", "/v1/channels", Some(&key), None).await.0,
+    app.expect(
+        StatusCode::NO_CONTENT,
+        "DELETE",
+        &format!("/v1/api-keys/{id}"),
+        t,
+        None,
+    )
+    .await;
+    app.expect_because(
         StatusCode::UNAUTHORIZED,
-        "revoked at once"
-    );
-    assert_eq!(
-        app.call("GET", "/v1/channels", Some("cgk_forged"), None)
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
+        "GET",
+        "/v1/channels",
+        Some(&key),
+        None,
+        "revoked at once",
+    )
+    .await;
+    app.expect(
+        StatusCode::UNAUTHORIZED,
+        "GET",
+        "/v1/channels",
+        Some("cgk_forged"),
+        None,
+    )
+    .await;
 }
 
 async fn operators_list_suspend_and_resume_tenants(b: &Backend) {
@@ -629,12 +311,14 @@ async fn operators_list_suspend_and_resume_tenants(b: &Backend) {
         .await;
     let key = key["key"].as_str().unwrap().to_owned();
     // The operator flag is read when a token is issued.
-    assert_eq!(
-        app.call("GET", "/v1/platform/tenants", Some(token(&op)), None)
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
+    app.expect(
+        StatusCode::FORBIDDEN,
+        "GET",
+        "/v1/platform/tenants",
+        Some(token(&op)),
+        None,
+    )
+    .await;
     let login = |email: &str| json!({ "email": email, "password": "violet-quarry-Tundra-88" });
     let op = app
         .call(
@@ -650,46 +334,57 @@ async fn operators_list_suspend_and_resume_tenants(b: &Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{tenants}");
     assert_eq!(tenants.as_array().unwrap().len(), 2);
-    assert_eq!(
-        app.call("GET", "/v1/platform/tenants", Some(token(&customer)), None)
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("GET", "/v1/platform/tenants", Some(&key), None)
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
+    app.expect(
+        StatusCode::FORBIDDEN,
+        "GET",
+        "/v1/platform/tenants",
+        Some(token(&customer)),
+        None,
+    )
+    .await;
+    app.expect(
+        StatusCode::FORBIDDEN,
+        "GET",
+        "/v1/platform/tenants",
+        Some(&key),
+        None,
+    )
+    .await;
 
     let tid = customer["tenant_id"].as_str().unwrap();
     let suspend = format!("/v1/platform/tenants/{tid}/suspend");
-    assert_eq!(
-        app.call("POST", &suspend, Some(token(&op)), None).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(token(&customer)), None)
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(login("ana@example.com"))
-        )
-        .await
-        .0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("GET", "/v1/channels", Some(&key), None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    app.expect(
+        StatusCode::NO_CONTENT,
+        "POST",
+        &suspend,
+        Some(token(&op)),
+        None,
+    )
+    .await;
+    app.expect(
+        StatusCode::UNAUTHORIZED,
+        "GET",
+        "/v1/me",
+        Some(token(&customer)),
+        None,
+    )
+    .await;
+    app.expect(
+        StatusCode::FORBIDDEN,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(login("ana@example.com")),
+    )
+    .await;
+    app.expect(
+        StatusCode::UNAUTHORIZED,
+        "GET",
+        "/v1/channels",
+        Some(&key),
+        None,
+    )
+    .await;
     let (_, tenants) = app
         .call("GET", "/v1/platform/tenants", Some(token(&op)), None)
         .await;
@@ -702,28 +397,31 @@ async fn operators_list_suspend_and_resume_tenants(b: &Backend) {
     );
 
     let resume = format!("/v1/platform/tenants/{tid}/resume");
-    assert_eq!(
-        app.call("POST", &resume, Some(token(&op)), None).await.0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/login",
-            None,
-            Some(login("ana@example.com"))
-        )
-        .await
-        .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call("GET", "/v1/channels", Some(&key), None).await.0,
-        StatusCode::OK
-    );
+    app.expect(
+        StatusCode::NO_CONTENT,
+        "POST",
+        &resume,
+        Some(token(&op)),
+        None,
+    )
+    .await;
+    app.expect(
+        StatusCode::OK,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(login("ana@example.com")),
+    )
+    .await;
+    app.expect(StatusCode::OK, "GET", "/v1/channels", Some(&key), None)
+        .await;
     let missing = format!("/v1/platform/tenants/{}/suspend", uuid::Uuid::now_v7());
-    assert_eq!(
-        app.call("POST", &missing, Some(token(&op)), None).await.0,
-        StatusCode::NOT_FOUND
-    );
+    app.expect(
+        StatusCode::NOT_FOUND,
+        "POST",
+        &missing,
+        Some(token(&op)),
+        None,
+    )
+    .await;
 }

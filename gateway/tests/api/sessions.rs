@@ -42,12 +42,14 @@ async fn register_login_and_me(b: &Backend) {
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
 
     let weak = json!({ "email": "bo@example.com", "password": "password123", "tenant_name": "x" });
-    assert_eq!(
-        app.call("POST", "/v1/auth/register", None, Some(weak))
-            .await
-            .0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    app.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "POST",
+        "/v1/auth/register",
+        None,
+        Some(weak),
+    )
+    .await;
 
     let (status, login) = app
         .call(
@@ -95,12 +97,8 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session(b: &Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{second}");
     assert_ne!(second["refresh_token"], first["refresh_token"]);
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(token(&second)), None)
-            .await
-            .0,
-        StatusCode::OK
-    );
+    app.expect(StatusCode::OK, "GET", "/v1/me", Some(token(&second)), None)
+        .await;
     // The first token again: a thief or a replay. The whole session ends.
     let (status, _) = app
         .call(
@@ -124,23 +122,22 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session(b: &Backend) {
         StatusCode::UNAUTHORIZED,
         "the rotated token died with its session"
     );
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(token(&second)), None)
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/refresh",
-            None,
-            Some(json!({ "refresh_token": "rt_made_up" }))
-        )
-        .await
-        .0,
-        StatusCode::UNAUTHORIZED
-    );
+    app.expect(
+        StatusCode::UNAUTHORIZED,
+        "GET",
+        "/v1/me",
+        Some(token(&second)),
+        None,
+    )
+    .await;
+    app.expect(
+        StatusCode::UNAUTHORIZED,
+        "POST",
+        "/v1/auth/refresh",
+        None,
+        Some(json!({ "refresh_token": "rt_made_up" })),
+    )
+    .await;
 }
 
 async fn logout_ends_the_session(b: &Backend) {
@@ -155,16 +152,22 @@ async fn logout_ends_the_session(b: &Backend) {
         )
         .await
         .1;
-    assert_eq!(
-        app.call("POST", "/v1/auth/logout", Some(token(&pair)), None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(token(&pair)), None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    app.expect(
+        StatusCode::NO_CONTENT,
+        "POST",
+        "/v1/auth/logout",
+        Some(token(&pair)),
+        None,
+    )
+    .await;
+    app.expect(
+        StatusCode::UNAUTHORIZED,
+        "GET",
+        "/v1/me",
+        Some(token(&pair)),
+        None,
+    )
+    .await;
     let (status, _) = app
         .call(
             "POST",
@@ -174,11 +177,15 @@ async fn logout_ends_the_session(b: &Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(token(&other)), None).await.0,
+    app.expect_because(
         StatusCode::OK,
-        "other sessions live on"
-    );
+        "GET",
+        "/v1/me",
+        Some(token(&other)),
+        None,
+        "other sessions live on",
+    )
+    .await;
 }
 
 async fn forged_and_tampered_tokens_are_refused(b: &Backend) {
@@ -257,14 +264,10 @@ async fn forged_and_tampered_tokens_are_refused(b: &Backend) {
         let (status, body) = app.call("GET", "/v1/me", Some(&forged), None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
     }
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(&good), None).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call("GET", "/v1/me", None, None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+    app.expect(StatusCode::OK, "GET", "/v1/me", Some(&good), None)
+        .await;
+    app.expect(StatusCode::UNAUTHORIZED, "GET", "/v1/me", None, None)
+        .await;
 }
 
 async fn changing_the_password_ends_every_session(b: &Backend) {
@@ -287,12 +290,14 @@ async fn changing_the_password_ends_every_session(b: &Backend) {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let weak =
         json!({ "current_password": "violet-quarry-Tundra-88", "new_password": "password1" });
-    assert_eq!(
-        app.call("POST", "/v1/auth/password", Some(token(&first)), Some(weak))
-            .await
-            .0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    app.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "POST",
+        "/v1/auth/password",
+        Some(token(&first)),
+        Some(weak),
+    )
+    .await;
     let (status, body) = app
         .call(
             "POST",
@@ -303,31 +308,41 @@ async fn changing_the_password_ends_every_session(b: &Backend) {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     for pair in [&first, &second] {
-        assert_eq!(
-            app.call("GET", "/v1/me", Some(token(pair)), None).await.0,
-            StatusCode::UNAUTHORIZED
-        );
+        app.expect(
+            StatusCode::UNAUTHORIZED,
+            "GET",
+            "/v1/me",
+            Some(token(pair)),
+            None,
+        )
+        .await;
         let refresh = json!({ "refresh_token": pair["refresh_token"] });
-        assert_eq!(
-            app.call("POST", "/v1/auth/refresh", None, Some(refresh))
-                .await
-                .0,
-            StatusCode::UNAUTHORIZED
-        );
+        app.expect(
+            StatusCode::UNAUTHORIZED,
+            "POST",
+            "/v1/auth/refresh",
+            None,
+            Some(refresh),
+        )
+        .await;
     }
-    assert_eq!(
-        app.call("POST", "/v1/auth/login", None, Some(login))
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
+    app.expect(
+        StatusCode::UNAUTHORIZED,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(login),
+    )
+    .await;
     let new_login = json!({ "email": "ana@example.com", "password": "amber-Glacier-violin-51" });
-    assert_eq!(
-        app.call("POST", "/v1/auth/login", None, Some(new_login))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    app.expect(
+        StatusCode::OK,
+        "POST",
+        "/v1/auth/login",
+        None,
+        Some(new_login),
+    )
+    .await;
 }
 
 async fn password_guessing_is_rate_limited_per_address(b: &Backend) {
@@ -368,21 +383,31 @@ async fn a_logout_is_seen_by_every_process_sharing_redis(b: &Backend) {
     let one = app_with(b, config.clone());
     let two = app_with(b, config);
     let pair = one.register("ana@example.com").await;
-    assert_eq!(
-        two.call("GET", "/v1/me", Some(token(&pair)), None).await.0,
+    two.expect_because(
         StatusCode::OK,
-        "keys are shared"
-    );
-    assert_eq!(
-        one.call("POST", "/v1/auth/logout", Some(token(&pair)), None)
-            .await
-            .0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        two.call("GET", "/v1/me", Some(token(&pair)), None).await.0,
-        StatusCode::UNAUTHORIZED
-    );
+        "GET",
+        "/v1/me",
+        Some(token(&pair)),
+        None,
+        "keys are shared",
+    )
+    .await;
+    one.expect(
+        StatusCode::NO_CONTENT,
+        "POST",
+        "/v1/auth/logout",
+        Some(token(&pair)),
+        None,
+    )
+    .await;
+    two.expect(
+        StatusCode::UNAUTHORIZED,
+        "GET",
+        "/v1/me",
+        Some(token(&pair)),
+        None,
+    )
+    .await;
 }
 
 async fn a_forgotten_password_is_reset_by_email(b: &Backend) {
@@ -411,32 +436,26 @@ async fn a_forgotten_password_is_reset_by_email(b: &Backend) {
     let app = app_with(b, config);
     let pair = app.register("ana@example.com").await;
     let ask = |email: &str| json!({ "email": email });
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/password-reset",
-            None,
-            Some(ask("nobody@example.com"))
-        )
-        .await
-        .0,
-        StatusCode::ACCEPTED
-    );
+    app.expect(
+        StatusCode::ACCEPTED,
+        "POST",
+        "/v1/auth/password-reset",
+        None,
+        Some(ask("nobody@example.com")),
+    )
+    .await;
     assert!(
         sink.messages.lock().unwrap().is_empty(),
         "no mail for unknown accounts"
     );
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/password-reset",
-            None,
-            Some(ask("ana@example.com"))
-        )
-        .await
-        .0,
-        StatusCode::ACCEPTED
-    );
+    app.expect(
+        StatusCode::ACCEPTED,
+        "POST",
+        "/v1/auth/password-reset",
+        None,
+        Some(ask("ana@example.com")),
+    )
+    .await;
     let raw = sink.messages.lock().unwrap().pop().expect("a reset e-mail");
     // The body is quoted-printable: undo soft line breaks and the escaped `=`.
     let mail = raw.replace("=\n", "").replace("=3D", "=");
@@ -452,50 +471,41 @@ async fn a_forgotten_password_is_reset_by_email(b: &Backend) {
         .to_owned();
 
     let confirm = |password: &str| json!({ "token": reset, "new_password": password });
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/password-reset/confirm",
-            None,
-            Some(confirm("weak"))
-        )
-        .await
-        .0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/password-reset/confirm",
-            None,
-            Some(confirm("amber-Glacier-violin-51"))
-        )
-        .await
-        .0,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call("GET", "/v1/me", Some(token(&pair)), None).await.0,
+    app.expect(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "POST",
+        "/v1/auth/password-reset/confirm",
+        None,
+        Some(confirm("weak")),
+    )
+    .await;
+    app.expect(
+        StatusCode::NO_CONTENT,
+        "POST",
+        "/v1/auth/password-reset/confirm",
+        None,
+        Some(confirm("amber-Glacier-violin-51")),
+    )
+    .await;
+    app.expect_because(
         StatusCode::UNAUTHORIZED,
-        "old sessions end"
-    );
+        "GET",
+        "/v1/me",
+        Some(token(&pair)),
+        None,
+        "old sessions end",
+    )
+    .await;
     let login = json!({ "email": "ana@example.com", "password": "amber-Glacier-violin-51" });
-    assert_eq!(
-        app.call("POST", "/v1/auth/login", None, Some(login))
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call(
-            "POST",
-            "/v1/auth/password-reset/confirm",
-            None,
-            Some(confirm("cobalt-Meadow-tiger-27"))
-        )
-        .await
-        .0,
+    app.expect(StatusCode::OK, "POST", "/v1/auth/login", None, Some(login))
+        .await;
+    app.expect_because(
         StatusCode::UNAUTHORIZED,
-        "single use"
-    );
+        "POST",
+        "/v1/auth/password-reset/confirm",
+        None,
+        Some(confirm("cobalt-Meadow-tiger-27")),
+        "single use",
+    )
+    .await;
 }

@@ -287,28 +287,32 @@ async fn roles_are_enforced(b: &Backend) {
     };
     let viewer = sign(&app, header, &viewer_claims).await;
     let create = crate::api_support::whatsapp_channel("bot");
-    assert_eq!(
-        app.call("POST", "/v1/channels", Some(&viewer), Some(create.clone()))
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("GET", "/v1/channels", Some(&viewer), None).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.call("GET", "/v1/audit-log", Some(&viewer), None)
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        app.call("POST", "/v1/channels", Some(token(&pair)), Some(create))
-            .await
-            .0,
-        StatusCode::CREATED
-    );
+    app.expect(
+        StatusCode::FORBIDDEN,
+        "POST",
+        "/v1/channels",
+        Some(&viewer),
+        Some(create.clone()),
+    )
+    .await;
+    app.expect(StatusCode::OK, "GET", "/v1/channels", Some(&viewer), None)
+        .await;
+    app.expect(
+        StatusCode::FORBIDDEN,
+        "GET",
+        "/v1/audit-log",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    app.expect(
+        StatusCode::CREATED,
+        "POST",
+        "/v1/channels",
+        Some(token(&pair)),
+        Some(create),
+    )
+    .await;
     let (status, log) = app
         .call("GET", "/v1/audit-log", Some(token(&pair)), None)
         .await;

@@ -371,3 +371,66 @@ async fn widget_conversation_on_sqlite() {
 async fn widget_conversation_on_postgres() {
     widget_conversation(&crate::common::postgres().await).await;
 }
+
+/// One address opening connections beyond `widget.sockets_per_address` gets each closed at
+/// once with code 1013 and a reason naming the setting; a closed connection frees its place.
+#[tokio::test]
+async fn sockets_beyond_the_per_address_cap_are_refused_with_a_reason() {
+    let b = crate::common::sqlite().await;
+    let mut config = coach_gateway::config::Config {
+        public_url: "https://coach.example".into(),
+        ..Default::default()
+    };
+    config.widget.sockets_per_address = 20;
+    let app = app_with(&b, config);
+    let owner = app.register("crowd@example.com").await;
+    let (status, channel) = app
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(token(&owner)),
+            Some(json!({ "kind": "web_widget", "name": "Site", "config": {} })),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let id = channel["id"].as_str().unwrap().to_string();
+    let base = serve(&app).await;
+
+    let mut admitted = Vec::new();
+    for _ in 0..20 {
+        let mut ws = connect(&base, &id, None).await.unwrap();
+        assert_eq!(hello(&mut ws, json!({})).await["type"], "welcome");
+        admitted.push(ws);
+    }
+    for _ in 0..100 {
+        let mut ws = connect(&base, &id, None).await.unwrap();
+        let close = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("closed at once");
+        let Some(Ok(Message::Close(Some(frame)))) = close else {
+            panic!("expected a close frame, got {close:?}");
+        };
+        assert_eq!(u16::from(frame.code), 1013);
+        assert!(
+            frame.reason.contains("widget.sockets_per_address"),
+            "{}",
+            frame.reason
+        );
+    }
+    // One closing makes room for another.
+    let mut last = admitted.pop().unwrap();
+    last.close(None).await.unwrap();
+    while last.next().await.is_some() {}
+    let mut welcomed = false;
+    for _ in 0..50 {
+        let mut ws = connect(&base, &id, None).await.unwrap();
+        send(&mut ws, json!({ "type": "hello", "v": 1 })).await;
+        if let Some(frame) = next(&mut ws).await {
+            assert_eq!(frame["type"], "welcome", "{frame}");
+            welcomed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(welcomed, "the freed place was never given back");
+}

@@ -156,6 +156,45 @@ impl App {
         )
     }
 
+    /// Calls `method path` and asserts the answer's status; returns the body.
+    pub async fn expect<S>(
+        &self,
+        status: S,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value
+    where
+        StatusCode: PartialEq<S>,
+        S: std::fmt::Debug,
+    {
+        self.expect_because(status, method, path, token, body, "")
+            .await
+    }
+
+    /// [`App::expect`], saying why the status is expected when it is not.
+    pub async fn expect_because<S>(
+        &self,
+        status: S,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        why: &str,
+    ) -> Value
+    where
+        StatusCode: PartialEq<S>,
+        S: std::fmt::Debug,
+    {
+        let (got, answer) = self.call(method, path, token, body).await;
+        assert!(
+            got == status,
+            "{method} {path}: expected {status:?}, got {got} {answer} {why}"
+        );
+        answer
+    }
+
     pub async fn register(&self, email: &str) -> Value {
         let body = json!({ "email": email, "password": "violet-quarry-Tundra-88", "tenant_name": format!("{email} coaching") });
         let (status, pair) = self

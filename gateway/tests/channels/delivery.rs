@@ -9,6 +9,8 @@ use crate::api_support::*;
 use crate::common::Backend;
 use crate::support::*;
 
+crate::against_every_backend!(failures_are_retried_in_order_and_dead_letters_resent,);
+
 /// Replies in one conversation while the Graph API throttles, fails and times out: each is
 /// delivered exactly once, in order; a permanent error dead-letters one, and the admin API's
 /// retry really resends it.

@@ -10,6 +10,8 @@ use crate::api_support::*;
 use crate::common::Backend;
 use crate::support::*;
 
+crate::against_every_backend!(the_sms_plugin_carries_a_conversation,);
+
 /// The SMS plugin: the cdylib loads through the C ABI, a Twilio-signed webhook is stored, and
 /// a reply goes out through the Messages API.
 pub(crate) async fn the_sms_plugin_carries_a_conversation(b: &Backend) {

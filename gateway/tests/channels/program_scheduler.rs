@@ -12,6 +12,11 @@ use crate::api_support::*;
 use crate::common::Backend;
 use crate::support::*;
 
+crate::against_every_backend!(
+    catch_up_after_downtime,
+    two_schedulers_never_send_a_step_twice,
+);
+
 /// A program of three daily steps for `n` Telegram contacts, enrolled as a segment.
 pub(crate) async fn daily_program(
     w: &World,

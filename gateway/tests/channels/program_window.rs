@@ -16,6 +16,11 @@ use crate::support::*;
 use crate::program_scheduler::{daily_program, step_texts};
 use crate::programs::*;
 
+crate::against_every_backend!(
+    thirty_days_on_whatsapp_without_a_131047,
+    enrollments_end_and_start_over,
+);
+
 /// Thirty daily check-ins on WhatsApp against a Graph API that enforces the 24-hour window:
 /// the contact writes every third day, so some days' steps fall inside the window and go out
 /// as written, the others as the template, and not one message meets error 131047.

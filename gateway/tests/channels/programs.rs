@@ -17,6 +17,8 @@ use crate::api_support::*;
 use crate::common::Backend;
 use crate::support::*;
 
+crate::against_every_backend!(a_week_of_check_ins_on_whatsapp_and_telegram,);
+
 pub(crate) const ANA: &str = "4915112345678";
 pub(crate) const BEN: i64 = 43;
 

@@ -37,6 +37,16 @@ pub(crate) async fn world_on(
     brain: bool,
     clock: coach_gateway::clock::Clock,
 ) -> World {
+    world_with(b, brain, clock, |_| {}).await
+}
+
+/// The world with `tweak` applied to its configuration.
+pub(crate) async fn world_with(
+    b: &Backend,
+    brain: bool,
+    clock: coach_gateway::clock::Clock,
+    tweak: impl FnOnce(&mut Config),
+) -> World {
     let fake = FakeProvider::start().await;
     let data = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -52,6 +62,7 @@ pub(crate) async fn world_on(
     config.outbox.base_backoff_ms = 1;
     config.outbox.max_backoff_secs = 1;
     config.outbox.max_attempts = 4;
+    tweak(&mut config);
     let mut app = if brain {
         config.brain.models_dir = models_dir();
         let knowledge = coach_gateway::knowledge::Knowledge::load(&config).await;

@@ -9,6 +9,13 @@ use crate::api_support::*;
 use crate::common::Backend;
 use crate::support::*;
 
+crate::against_every_backend!(
+    telegram_conversation_end_to_end,
+    a_refused_bot_leaves_no_channel,
+    telegram_polling_mode,
+    the_daily_answer_quota_hands_over_to_the_team,
+);
+
 /// A Telegram bot: creation registers the webhook with a secret, updates need it, the answer
 /// goes out with sendMessage, a button tap is acknowledged, removal deletes the webhook.
 pub(crate) async fn telegram_conversation_end_to_end(b: &Backend) {
@@ -209,5 +216,65 @@ pub(crate) async fn telegram_polling_mode(b: &Backend) {
     assert_eq!(
         w.messages(&t).await[0]["content"]["body"],
         "hello by polling"
+    );
+}
+
+/// With `brain.answers_per_day` spent, the next message gets a friendly reply (never silence),
+/// goes to the team as a `quota_reached` handoff, and the model is not asked.
+pub(crate) async fn the_daily_answer_quota_hands_over_to_the_team(b: &Backend) {
+    let w = world_with(b, true, coach_gateway::clock::Clock::system(), |c| {
+        c.brain.answers_per_day = 1;
+    })
+    .await;
+    let t = tenant_with_knowledge(&w, "quota@example.com").await;
+    let channel = create(&w, &t, "telegram", json!({ "bot_token": BOT_TOKEN })).await;
+    let id = channel["id"].as_str().unwrap();
+    let secret = w.fake.requests_to("/setWebhook")[0].json()["secret_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (update, text) in [
+        (7000, "When should I stop drinking coffee?"),
+        (7001, "How cool should the bedroom be?"),
+    ] {
+        let update = json!({ "update_id": update, "message": { "message_id": update, "date": 1_700_000_000,
+            "from": { "id": 43, "is_bot": false, "first_name": "Bo" }, "chat": { "id": 43, "type": "private" },
+            "text": text } });
+        let hook = format!("/webhooks/telegram/{id}");
+        let headers = [("x-telegram-bot-api-secret-token", secret.clone())];
+        assert_eq!(
+            w.post(&hook, &headers, serde_json::to_vec(&update).unwrap())
+                .await
+                .0,
+            200
+        );
+        assert_eq!(w.answer_all().await, 1);
+    }
+    w.deliver().await;
+    let sent: Vec<String> = w
+        .fake
+        .requests_to("/sendMessage")
+        .iter()
+        .map(|r| r.json()["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(!sent[0].contains("answer more today"), "{sent:?}");
+    assert!(sent[1].contains("can't answer more today"), "{sent:?}");
+
+    let (status, analytics) = w
+        .app
+        .call("GET", "/v1/analytics?days=1", Some(&t), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{analytics}");
+    assert_eq!(analytics["unanswered"]["quota_reached"], 1, "{analytics}");
+    let answers: i64 = analytics["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["answers"].as_i64().unwrap())
+        .sum();
+    assert!(
+        answers <= 1,
+        "the model was asked beyond the quota: {analytics}"
     );
 }

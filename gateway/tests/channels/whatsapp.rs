@@ -8,6 +8,14 @@ use crate::api_support::*;
 use crate::common::{self, Backend};
 use crate::support::*;
 
+crate::against_every_backend!(
+    whatsapp_conversation_end_to_end,
+    the_whatsapp_window_holds_free_form_replies,
+    a_131047_falls_back_to_the_template,
+    whatsapp_media_is_fetched_checked_and_erased,
+    a_suspended_tenants_webhooks_are_refused_until_resumed,
+);
+
 /// A WhatsApp conversation: the handshake, a signed question delivered three times, one
 /// brain answer sent once through the Graph API, statuses out of order ending at `read`.
 pub(crate) async fn whatsapp_conversation_end_to_end(b: &Backend) {

@@ -3,6 +3,7 @@
 //! what the visitor sees is always read from the store after the last sequence number sent, so
 //! the bus only rings the doorbell and nothing is lost or repeated when it lags.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use crate::state::AppState;
 use crate::store::conversations::Sequenced;
 use crate::store::{Channel, Direction, StoredMessage};
 use crate::tenancy::{SystemScope, TenantScope};
+use crate::widget::SocketPermit;
 
 /// Messages read from the store per delivery round.
 const PAGE: u32 = 200;
@@ -30,6 +32,10 @@ const PAGE: u32 = 200;
 struct Connection {
     state: AppState,
     channel: Channel,
+    /// The client's address (messages are also limited per address).
+    address: IpAddr,
+    /// Its place in the open-connection counts.
+    _permit: SocketPermit,
     settings: WidgetSettings,
     scope: TenantScope,
     session: ServerSession,
@@ -48,12 +54,25 @@ async fn next_event(subscription: &mut Option<Subscription>) -> Option<Arc<Strea
     }
 }
 
+/// Closes a connection over a cap at once, with code 1013 (try again later) and the reason.
+pub(super) async fn refuse(mut socket: WebSocket, reason: &str) {
+    metrics::counter!("widget_connections_refused").increment(1);
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 1013,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
 /// Serves one connection until either side closes it.
 pub(super) async fn run(
     state: AppState,
     channel: Channel,
     settings: WidgetSettings,
+    address: IpAddr,
     socket: WebSocket,
+    permit: SocketPermit,
 ) {
     let config = SessionConfig {
         heartbeat: Duration::from_secs(25),
@@ -64,6 +83,8 @@ pub(super) async fn run(
         session: ServerSession::new(Instant::now(), config),
         state,
         channel,
+        address,
+        _permit: permit,
         settings,
         scope,
         socket,
@@ -300,13 +321,14 @@ impl Connection {
         let Some(visitor) = self.visitor.clone() else {
             return Action::Close("no visitor".into());
         };
-        if self.state.widget.limiter.check_key(&visitor).is_err() {
-            return self.session.not_stored(
-                client_id,
-                ErrorCode::RateLimited,
-                "too many messages: wait a moment and send again",
-                now,
-            );
+        let allowed = self
+            .state
+            .widget
+            .allow_message(&visitor, self.address, self.channel.id);
+        if let Err(why) = allowed {
+            return self
+                .session
+                .not_stored(client_id, ErrorCode::RateLimited, why, now);
         }
         let event = InboundEvent::Message(InboundMessage {
             dedup_key: DedupKey(format!("{visitor}:{client_id}")),

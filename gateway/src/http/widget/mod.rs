@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
+use crate::http::limits::ClientIp;
 use crate::state::AppState;
 use crate::store::Channel;
 use crate::tenancy::SystemScope;
@@ -135,6 +136,7 @@ struct SocketQuery {
 /// Opens a widget connection after checking the channel and the page's origin.
 async fn socket(
     State(state): State<AppState>,
+    ClientIp(address): ClientIp,
     Query(query): Query<SocketQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -156,13 +158,22 @@ async fn socket(
         }
     }
     let config = state.config.widget.clone();
+    let admitted = state.widget.admit(address, channel.id);
     Ok(upgrade
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes)
-        .on_upgrade(move |socket| connection::run(state, channel, settings, socket)))
+        .on_upgrade(move |socket| async move {
+            match admitted {
+                Ok(permit) => {
+                    connection::run(state, channel, settings, address, socket, permit).await
+                }
+                // After the upgrade, so the page's widget can read why (1013: try again later).
+                Err(reason) => connection::refuse(socket, &reason).await,
+            }
+        }))
 }
 
 /// 404 as a page, for `/demo` when it is off.

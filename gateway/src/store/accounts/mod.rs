@@ -17,9 +17,25 @@ use crate::store::*;
 use crate::tenancy::{SystemScope, TenantScope};
 
 /// A user id (users are global: one person may belong to several tenants).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema, sqlx::Type,
+)]
 #[serde(transparent)]
+#[sqlx(transparent)]
 pub struct UserId(pub Uuid);
+
+impl From<Uuid> for UserId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        s.parse().map_err(StoreError::Corrupt)
+    }
+}
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,9 +98,10 @@ impl FromStr for Role {
 }
 
 /// A user as shown to the user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct User {
     /// Its id.
+    #[sqlx(try_from = "Uuid")]
     pub id: UserId,
     /// Its login e-mail.
     pub email: String,
@@ -178,7 +195,7 @@ pub enum RefreshUse {
 }
 
 /// A JWT signing key (Ed25519).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     /// The key id carried in each token's header.
     pub kid: String,
@@ -204,16 +221,18 @@ pub struct MemberRecord {
 }
 
 /// An invitation to join a tenant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Invite {
     /// Its id.
     pub id: Uuid,
     /// The tenant to join.
     #[schema(value_type = String, format = Uuid)]
+    #[sqlx(try_from = "Uuid")]
     pub tenant_id: TenantId,
     /// Who is invited.
     pub email: String,
     /// With which role.
+    #[sqlx(try_from = "String")]
     pub role: Role,
     /// Who invited them.
     pub invited_by: Option<UserId>,
@@ -224,18 +243,20 @@ pub struct Invite {
 }
 
 /// An API key as listed (the secret itself is shown once, at creation).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct ApiKeyRecord {
     /// Its id.
     pub id: Uuid,
     /// The tenant it acts for.
     #[schema(value_type = String, format = Uuid)]
+    #[sqlx(try_from = "Uuid")]
     pub tenant_id: TenantId,
     /// A name for humans.
     pub name: String,
     /// The visible start of the key, to recognize it.
     pub prefix: String,
     /// What it may do.
+    #[sqlx(try_from = "String")]
     pub role: Role,
     /// When it was made.
     pub created_at: DateTime<Utc>,

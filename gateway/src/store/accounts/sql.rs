@@ -3,7 +3,6 @@
 
 macro_rules! ops {
     ($store:ty, $backend:ident) => {
-        use async_trait::async_trait;
         use futures::FutureExt as _;
 
         use crate::store::backend::Backend as _;
@@ -11,10 +10,10 @@ macro_rules! ops {
         use crate::tenancy::{SystemScope, TenantScope};
 
         type Conn = crate::store::backend::Conn<$store>;
-        type Row = crate::store::backend::Row<$store>;
 
         use chrono::{DateTime, Utc};
         use coach_connector_api::TenantId;
+        use sqlx::FromRow as _;
         use sqlx::Row as _;
         use sqlx::types::Json;
         use uuid::Uuid;
@@ -70,15 +69,6 @@ macro_rules! ops {
             Ok((tenant, user))
         }
 
-        fn user_from_row(row: &Row) -> Result<User, StoreError> {
-            Ok(User {
-                platform_admin: row.try_get("platform_admin")?,
-                id: UserId(row.try_get("id")?),
-                email: row.try_get("email")?,
-                created_at: row.try_get("created_at")?,
-            })
-        }
-
         async fn credentials(
             conn: &mut Conn,
             email: &str,
@@ -89,7 +79,7 @@ macro_rules! ops {
             .bind(email)
             .fetch_optional(&mut *conn)
             .await?;
-            row.map(|row| Ok(Credentials { user: user_from_row(&row)?, password_hash: row.try_get("password_hash")? }))
+            row.map(|row| Ok(Credentials { user: User::from_row(&row)?, password_hash: row.try_get("password_hash")? }))
                 .transpose()
         }
 
@@ -99,7 +89,7 @@ macro_rules! ops {
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound("user"))?;
-            user_from_row(&row)
+            Ok(User::from_row(&row)?)
         }
 
         /// The user's tenants and roles, oldest membership first.
@@ -207,21 +197,11 @@ macro_rules! ops {
         }
 
         async fn signing_keys(conn: &mut Conn) -> Result<Vec<SigningKeyRecord>, StoreError> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT kid, private_der, public_raw, created_at FROM signing_keys ORDER BY created_at DESC, kid",
             )
             .fetch_all(&mut *conn)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(SigningKeyRecord {
-                        kid: row.try_get("kid")?,
-                        private_der: row.try_get("private_der")?,
-                        public_raw: row.try_get("public_raw")?,
-                        created_at: row.try_get("created_at")?,
-                    })
-                })
-                .collect()
+            .await?)
         }
 
         async fn add_signing_key(conn: &mut Conn, key: &SigningKeyRecord) -> Result<(), StoreError> {
@@ -487,215 +467,78 @@ macro_rules! ops {
                 })
                 .collect()
         }
-
-        #[async_trait]
-        impl AccountStore for $store {
-            async fn create_tenant(&self, sys: &SystemScope, name: &str) -> Result<Tenant, StoreError> {
-                let name = name.to_owned();
-                self.write(sys, move |c, ()| async move { create_tenant(c, &name, Utc::now()).await }.boxed())
-                    .await
-            }
-
-            async fn register(
-                &self,
-                sys: &SystemScope,
-                email: &str,
-                password_hash: &str,
-                tenant_name: &str,
-            ) -> Result<(Tenant, User), StoreError> {
-                let (email, hash, name) = (
-                    email.to_owned(),
-                    password_hash.to_owned(),
-                    tenant_name.to_owned(),
-                );
-                self.write(sys, move |c, ()| {
-                        async move { register(c, &email, &hash, &name, Utc::now()).await }
-                            .boxed()
-                    })
-                    .await
-            }
-
-            async fn credentials(
-                &self,
-                sys: &SystemScope,
-                email: &str,
-            ) -> Result<Option<Credentials>, StoreError> {
-                let email = email.to_owned();
-                self.read(sys, move |c, ()| async move { credentials(c, &email).await }.boxed()).await
-            }
-
-            async fn user(&self, sys: &SystemScope, id: UserId) -> Result<User, StoreError> {
-                self.read(sys, move |c, ()| user(c, id).boxed()).await
-            }
-
-            async fn memberships(
-                &self,
-                sys: &SystemScope,
-                user: UserId,
-            ) -> Result<Vec<(TenantId, Role)>, StoreError> {
-                self.read(sys, move |c, ()| memberships(c, user).boxed()).await
-            }
-
-            async fn create_refresh(
-                &self,
-                sys: &SystemScope,
-                token: NewRefresh,
-            ) -> Result<(), StoreError> {
-                self.write(sys, move |c, ()| {
-                        async move { create_refresh(c, &token, Utc::now()).await }.boxed()
-                    })
-                    .await
-            }
-
-            async fn use_refresh(
-                &self,
-                sys: &SystemScope,
-                token_hash: Vec<u8>,
-                next: NewRefresh,
-            ) -> Result<RefreshUse, StoreError> {
-                self.write(sys, move |c, ()| {
-                        async move { use_refresh(c, &token_hash, &next, Utc::now()).await }
-                            .boxed()
-                    })
-                    .await
-            }
-
-            async fn revoke_session(
-                &self,
-                sys: &SystemScope,
-                family: uuid::Uuid,
-            ) -> Result<(), StoreError> {
-                self.write(sys, move |c, ()| revoke_family(c, family, Utc::now()).boxed())
-                    .await
-            }
-
-            async fn signing_keys(&self, sys: &SystemScope) -> Result<Vec<SigningKeyRecord>, StoreError> {
-                self.read(sys, move |c, ()| signing_keys(c).boxed()).await
-            }
-
-            async fn add_signing_key(
-                &self,
-                sys: &SystemScope,
-                key: SigningKeyRecord,
-            ) -> Result<(), StoreError> {
-                self.write(sys, move |c, ()| async move { add_signing_key(c, &key).await }.boxed())
-                    .await
-            }
-
-            async fn tenant_profile(
-                &self,
-                scope: &TenantScope,
-            ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
-                self.read(scope, move |c, t| tenant_profile(c, t).boxed()).await
-            }
-
-            async fn update_tenant_profile(
-                &self,
+        crate::store::backend::store_impl! { AccountStore for $store;
+            write register(sys: &SystemScope, email: &str, password_hash: &str, tenant_name: &str)
+                -> (Tenant, User) = own(email, password_hash, tenant_name) |c, ()| async move {
+                    register(c, &email, &password_hash, &tenant_name, Utc::now()).await
+                };
+            write create_tenant(sys: &SystemScope, name: &str) -> Tenant
+                = own(name) |c, ()| async move { create_tenant(c, &name, Utc::now()).await };
+            read credentials(sys: &SystemScope, email: &str) -> Option<Credentials>
+                = own(email) |c, ()| async move { credentials(c, &email).await };
+            read user(sys: &SystemScope, id: UserId) -> User = |c, ()| user(c, id);
+            read memberships(sys: &SystemScope, user: UserId) -> Vec<(TenantId, Role)>
+                = |c, ()| memberships(c, user);
+            write create_refresh(sys: &SystemScope, token: NewRefresh) -> ()
+                = |c, ()| async move { create_refresh(c, &token, Utc::now()).await };
+            write use_refresh(sys: &SystemScope, token_hash: Vec<u8>, next: NewRefresh)
+                -> RefreshUse = |c, ()| async move {
+                    use_refresh(c, &token_hash, &next, Utc::now()).await
+                };
+            write revoke_session(sys: &SystemScope, family: uuid::Uuid) -> ()
+                = |c, ()| revoke_family(c, family, Utc::now());
+            read signing_keys(sys: &SystemScope) -> Vec<SigningKeyRecord> = |c, ()| signing_keys(c);
+            write add_signing_key(sys: &SystemScope, key: SigningKeyRecord) -> ()
+                = |c, ()| async move { add_signing_key(c, &key).await };
+            read tenant_profile(scope: &TenantScope) -> (Tenant, crate::tenant::TenantProfile)
+                = |c, t| tenant_profile(c, t);
+            write update_tenant_profile(
                 scope: &TenantScope,
                 name: Option<String>,
                 profile: Option<crate::tenant::TenantProfile>,
-            ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
-                self.write(scope, move |c, tenant| update_tenant_profile(c, tenant, name, profile).boxed())
-                    .await
-            }
-
-            async fn set_password(
-                &self,
-                sys: &SystemScope,
-                user: UserId,
-                password_hash: &str,
-            ) -> Result<Vec<uuid::Uuid>, StoreError> {
-                let hash = password_hash.to_owned();
-                self.write(sys, move |c, ()| {
-                        async move { set_password(c, user, &hash, Utc::now()).await }.boxed()
-                    })
-                    .await
-            }
-
-            async fn set_platform_admin(
-                &self,
-                sys: &SystemScope,
-                user: UserId,
-                on: bool,
-            ) -> Result<(), StoreError> {
-                self.write(sys, move |c, ()| set_platform_admin(c, user, on).boxed())
-                    .await
-            }
-
-            async fn all_tenants(&self, sys: &SystemScope) -> Result<Vec<TenantSummary>, StoreError> {
-                self.read(sys, move |c, ()| all_tenants(c).boxed()).await
-            }
-
-            async fn tenant_status(
-                &self,
-                sys: &SystemScope,
-                tenant: TenantId,
-            ) -> Result<crate::store::TenantStatus, StoreError> {
-                self.read(sys, move |c, ()| tenant_status(c, tenant).boxed()).await
-            }
-
-            async fn set_tenant_active(
-                &self,
-                sys: &SystemScope,
-                tenant: TenantId,
-                active: bool,
-            ) -> Result<Vec<uuid::Uuid>, StoreError> {
-                self.write(sys, move |c, ()| set_tenant_active(c, tenant, active, Utc::now()).boxed())
-                    .await
-            }
-
-            async fn create_password_reset(
-                &self,
+            ) -> (Tenant, crate::tenant::TenantProfile)
+                = |c, tenant| update_tenant_profile(c, tenant, name, profile);
+            write set_password(sys: &SystemScope, user: UserId, password_hash: &str)
+                -> Vec<uuid::Uuid> = own(password_hash) |c, ()| async move {
+                    set_password(c, user, &password_hash, Utc::now()).await
+                };
+            write set_platform_admin(sys: &SystemScope, user: UserId, on: bool) -> ()
+                = |c, ()| set_platform_admin(c, user, on);
+            read all_tenants(sys: &SystemScope) -> Vec<TenantSummary> = |c, ()| all_tenants(c);
+            read tenant_status(sys: &SystemScope, tenant: TenantId) -> crate::store::TenantStatus
+                = |c, ()| tenant_status(c, tenant);
+            write set_tenant_active(sys: &SystemScope, tenant: TenantId, active: bool)
+                -> Vec<uuid::Uuid> = |c, ()| set_tenant_active(c, tenant, active, Utc::now());
+            write create_password_reset(
                 sys: &SystemScope,
                 user: UserId,
                 token_hash: Vec<u8>,
                 expires_at: DateTime<Utc>,
-            ) -> Result<(), StoreError> {
-                self.write(sys, move |c, ()| {
-                        async move {
-                            create_password_reset(
-                                c,
-                                user,
-                                &token_hash,
-                                expires_at,
-                                Utc::now(),
-                            )
-                            .await
-                        }
-                        .boxed()
+            ) -> () = |c, ()| async move {
+                    create_password_reset(c, user, &token_hash, expires_at, Utc::now()).await
+                };
+            write audit(scope: &TenantScope, entry: AuditEntry) -> ()
+                = |c, tenant| audit(c, tenant, entry, Utc::now());
+            read audit_log(scope: &TenantScope, limit: u32) -> Vec<AuditRecord>
+                = |c, t| audit_log(c, t, limit);
+            {
+                async fn password_reset(
+                    &self,
+                    sys: &SystemScope,
+                    token_hash: Vec<u8>,
+                    consume: bool,
+                ) -> Result<Option<UserId>, StoreError> {
+                    if !consume {
+                        return self.read(sys, move |c, ()| {
+                            async move { password_reset(c, &token_hash, false, Utc::now()).await }.boxed()
+                        })
+                        .await;
+                    }
+                    self.write(sys, move |c, ()| {
+                        async move { password_reset(c, &token_hash, true, Utc::now()).await }.boxed()
                     })
                     .await
-            }
-
-            async fn password_reset(
-                &self,
-                sys: &SystemScope,
-                token_hash: Vec<u8>,
-                consume: bool,
-            ) -> Result<Option<UserId>, StoreError> {
-                if !consume {
-                    return self.read(sys, move |c, ()| {
-                        async move { password_reset(c, &token_hash, false, Utc::now()).await }.boxed()
-                    })
-                    .await;
                 }
-                self.write(sys, move |c, ()| {
-                    async move { password_reset(c, &token_hash, true, Utc::now()).await }.boxed()
-                })
-                .await
-            }
-
-            async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError> {
-                self.write(scope, move |c, tenant| audit(c, tenant, entry, Utc::now()).boxed())
-                    .await
-            }
-
-            async fn audit_log(
-                &self,
-                scope: &TenantScope,
-                limit: u32,
-            ) -> Result<Vec<AuditRecord>, StoreError> {
-                self.read(scope, move |c, t| audit_log(c, t, limit).boxed()).await
             }
         }
     };

@@ -3,10 +3,6 @@
 
 macro_rules! ops {
     ($store:ty, $backend:ident) => {
-        use async_trait::async_trait;
-        use futures::FutureExt as _;
-
-        use crate::store::backend::Backend as _;
         use crate::store::channels::ChannelStore;
         use crate::tenancy::{SystemScope, TenantScope};
 
@@ -515,69 +511,34 @@ macro_rules! ops {
             }
             Ok(())
         }
-
-        #[async_trait]
-        impl ChannelStore for $store {
-            async fn create_channel(
-                &self,
-                scope: &TenantScope,
-                new: NewChannel,
-            ) -> Result<Channel, StoreError> {
-                self.write(scope, move |c, tenant| create_channel(c, tenant, new, Utc::now()).boxed())
-                    .await
-            }
-
-            async fn channel(&self, scope: &TenantScope, id: ChannelId) -> Result<Channel, StoreError> {
-                self.read(scope, move |c, t| channel(c, Some(t), id).boxed()).await
-            }
-
-            async fn channel_for_webhook(
-                &self,
-                sys: &SystemScope,
-                id: ChannelId,
-            ) -> Result<Channel, StoreError> {
-                self.read(sys, move |c, ()| channel(c, None, id).boxed()).await
-            }
-
-            async fn channels(&self, scope: &TenantScope) -> Result<Vec<Channel>, StoreError> {
-                self.read(scope, move |c, t| channels(c, t).boxed()).await
-            }
-
-            async fn update_channel(
-                &self,
-                scope: &TenantScope,
-                id: ChannelId,
-                patch: ChannelPatch,
-            ) -> Result<Channel, StoreError> {
-                self.write(scope, move |c, tenant| update_channel(c, tenant, id, patch, Utc::now()).boxed())
-                    .await
-            }
-
-            async fn delete_channel(&self, scope: &TenantScope, id: ChannelId) -> Result<(), StoreError> {
-                self.write(scope, move |c, tenant| delete_channel(c, tenant, id).boxed())
-                    .await
-            }
-
-            async fn ingest(
-                &self,
-                scope: &TenantScope,
-                channel: ChannelId,
-                events: Vec<InboundEvent>,
-            ) -> Result<IngestReport, StoreError> {
-                self.ingest_events(scope, channel, events).await
-            }
-
-            async fn enqueue_outbound(
-                &self,
+        crate::store::backend::store_impl! { ChannelStore for $store;
+            write create_channel(scope: &TenantScope, new: NewChannel) -> Channel
+                = |c, tenant| create_channel(c, tenant, new, Utc::now());
+            read channel(scope: &TenantScope, id: ChannelId) -> Channel
+                = |c, t| channel(c, Some(t), id);
+            read channel_for_webhook(sys: &SystemScope, id: ChannelId) -> Channel
+                = |c, ()| channel(c, None, id);
+            read channels(scope: &TenantScope) -> Vec<Channel> = |c, t| channels(c, t);
+            write update_channel(scope: &TenantScope, id: ChannelId, patch: ChannelPatch) -> Channel
+                = |c, tenant| update_channel(c, tenant, id, patch, Utc::now());
+            write delete_channel(scope: &TenantScope, id: ChannelId) -> ()
+                = |c, tenant| delete_channel(c, tenant, id);
+            write enqueue_outbound(
                 scope: &TenantScope,
                 conversation: ConversationId,
                 body: OutboundBody,
                 reply_to: Option<MessageId>,
-            ) -> Result<StoredMessage, StoreError> {
-                self.write(scope, move |c, tenant| {
-                        enqueue_outbound(c, tenant, conversation, body, reply_to, Utc::now()).boxed()
-                    })
-                    .await
+            ) -> StoredMessage
+                = |c, tenant| enqueue_outbound(c, tenant, conversation, body, reply_to, Utc::now());
+            {
+                async fn ingest(
+                    &self,
+                    scope: &TenantScope,
+                    channel: ChannelId,
+                    events: Vec<InboundEvent>,
+                ) -> Result<IngestReport, StoreError> {
+                    self.ingest_events(scope, channel, events).await
+                }
             }
         }
     };

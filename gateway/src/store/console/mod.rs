@@ -24,6 +24,8 @@ pub enum HandoffReason {
     AskedForHuman,
     /// The coach's knowledge did not cover the question.
     LowConfidence,
+    /// The tenant's coach had given all the answers its daily quota allows.
+    QuotaReached,
 }
 
 impl HandoffReason {
@@ -32,6 +34,7 @@ impl HandoffReason {
         match self {
             Self::AskedForHuman => "asked_for_human",
             Self::LowConfidence => "low_confidence",
+            Self::QuotaReached => "quota_reached",
         }
     }
 
@@ -40,6 +43,7 @@ impl HandoffReason {
         match s {
             "asked_for_human" => Some(Self::AskedForHuman),
             "low_confidence" => Some(Self::LowConfidence),
+            "quota_reached" => Some(Self::QuotaReached),
             _ => None,
         }
     }
@@ -97,7 +101,7 @@ pub struct InboxItem {
 }
 
 /// Model tokens of one day.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct UsageDay {
     /// `YYYY-MM-DD` (UTC).
     pub day: String,

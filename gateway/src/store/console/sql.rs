@@ -5,18 +5,16 @@ macro_rules! ops {
     ($store:ty, $backend:ident) => {
         type Conn = crate::store::backend::Conn<$store>;
         type Row = crate::store::backend::Row<$store>;
-        use crate::store::backend::Backend as _;
-        use futures::FutureExt as _;
-        use async_trait::async_trait;
         use crate::store::console::ConsoleStore;
         use crate::tenancy::TenantScope;
         use chrono::{DateTime, Utc};
-        use coach_connector_api::{ChannelId, ContactId, ConversationId, MessageId, TenantId};
+        use coach_connector_api::{ChannelId, ConversationId, MessageId, TenantId};
+        use sqlx::FromRow as _;
         use sqlx::Row as _;
         use uuid::Uuid;
 
         use crate::store::console::{DayCount, Handoff, HandoffReason, InboxItem, JOB_NOTIFY, UsageDay};
-        use crate::store::{Conversation, ConversationStatus, Direction, StoreError};
+        use crate::store::{Conversation, Direction, StoreError};
 
         fn direction(stored: String) -> Result<Direction, StoreError> {
             Direction::parse(&stored)
@@ -120,22 +118,10 @@ macro_rules! ops {
                     .fetch_all(&mut *conn)
                     .await?;
                 for row in &rows {
-                    let status: String = row.try_get("status")?;
                     let content: Option<sqlx::types::Json<serde_json::Value>> =
                         row.try_get("last_content")?;
                     items.push(InboxItem {
-                        conversation: Conversation {
-                            id: ConversationId(row.try_get("id")?),
-                            tenant_id: TenantId(row.try_get("tenant_id")?),
-                            channel_id: ChannelId(row.try_get("channel_id")?),
-                            contact_id: ContactId(row.try_get("contact_id")?),
-                            external_id: row.try_get("external_id")?,
-                            last_message_at: row.try_get("last_message_at")?,
-                            status: ConversationStatus::parse(&status).ok_or_else(|| {
-                                StoreError::Corrupt(format!("conversation status {status}"))
-                            })?,
-                            assignee: row.try_get("assignee")?,
-                        },
+                        conversation: Conversation::from_row(row)?,
                         contact_name: row.try_get("display_name")?,
                         channel_kind: row.try_get("channel_kind")?,
                         channel_name: row.try_get("channel_name")?,
@@ -256,25 +242,14 @@ macro_rules! ops {
             tenant: TenantId,
             since_day: &str,
         ) -> Result<Vec<UsageDay>, StoreError> {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT day, answers, prompt_tokens, cached_tokens, completion_tokens FROM usage_daily \
                  WHERE tenant_id = $1 AND day >= $2 ORDER BY day",
             )
             .bind(tenant.0)
             .bind(since_day)
             .fetch_all(&mut *conn)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(UsageDay {
-                        day: row.try_get("day")?,
-                        answers: row.try_get("answers")?,
-                        prompt_tokens: row.try_get("prompt_tokens")?,
-                        cached_tokens: row.try_get("cached_tokens")?,
-                        completion_tokens: row.try_get("completion_tokens")?,
-                    })
-                })
-                .collect()
+            .await?)
         }
 
         async fn message_counts(
@@ -326,77 +301,28 @@ macro_rules! ops {
                 .map(|row| Ok((row.try_get("asked")?, row.try_get("answered")?)))
                 .collect()
         }
-
-        #[async_trait]
-        impl ConsoleStore for $store {
-            async fn record_handoff(
-                &self,
+        crate::store::backend::store_impl! { ConsoleStore for $store;
+            write record_handoff(
                 scope: &TenantScope,
                 handoff: Handoff,
                 notify: Option<serde_json::Value>,
-            ) -> Result<bool, StoreError> {
-                self.write(scope, move |c, tenant| record_handoff(c, tenant, handoff, notify).boxed())
-                    .await
-            }
-            async fn inbox(
-                &self,
-                scope: &TenantScope,
-                user: uuid::Uuid,
-                limit: u32,
-            ) -> Result<Vec<InboxItem>, StoreError> {
-                self.read(scope, move |c, t| inbox(c, t, user, limit).boxed()).await
-            }
-            async fn mark_read(
-                &self,
-                scope: &TenantScope,
-                conversation: ConversationId,
-                user: uuid::Uuid,
-            ) -> Result<(), StoreError> {
-                self.write(scope, move |c, tenant| mark_read(c, tenant, conversation, user).boxed())
-                    .await
-            }
-            async fn handoffs(
-                &self,
-                scope: &TenantScope,
-                since: DateTime<Utc>,
-                limit: u32,
-            ) -> Result<Vec<Handoff>, StoreError> {
-                self.read(scope, move |c, t| handoffs(c, t, since, limit).boxed()).await
-            }
-            async fn handoff_counts(
-                &self,
-                scope: &TenantScope,
-                since: DateTime<Utc>,
-            ) -> Result<Vec<(HandoffReason, i64)>, StoreError> {
-                self.read(scope, move |c, t| handoff_counts(c, t, since).boxed()).await
-            }
-            async fn record_usage(&self, scope: &TenantScope, usage: UsageDay) -> Result<(), StoreError> {
-                self.write(scope, move |c, tenant| record_usage(c, tenant, usage).boxed())
-                    .await
-            }
-            async fn usage(
-                &self,
-                scope: &TenantScope,
-                since_day: &str,
-            ) -> Result<Vec<UsageDay>, StoreError> {
-                let since = since_day.to_owned();
-                self.read(scope, move |c, t| async move { usage(c, t, &since).await }.boxed()).await
-            }
-            async fn message_counts(
-                &self,
-                scope: &TenantScope,
-                since: DateTime<Utc>,
-            ) -> Result<Vec<DayCount>, StoreError> {
-                self.read(scope, move |c, t| message_counts(c, t, since).boxed()).await
-            }
-            async fn answer_times(
-                &self,
-                scope: &TenantScope,
-                since: DateTime<Utc>,
-                limit: u32,
-            ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
-                self.read(scope, move |c, t| answer_times(c, t, since, limit).boxed()).await
-            }
+            ) -> bool = |c, tenant| record_handoff(c, tenant, handoff, notify);
+            read inbox(scope: &TenantScope, user: uuid::Uuid, limit: u32) -> Vec<InboxItem>
+                = |c, t| inbox(c, t, user, limit);
+            write mark_read(scope: &TenantScope, conversation: ConversationId, user: uuid::Uuid)
+                -> () = |c, tenant| mark_read(c, tenant, conversation, user);
+            read handoffs(scope: &TenantScope, since: DateTime<Utc>, limit: u32) -> Vec<Handoff>
+                = |c, t| handoffs(c, t, since, limit);
+            read handoff_counts(scope: &TenantScope, since: DateTime<Utc>)
+                -> Vec<(HandoffReason, i64)> = |c, t| handoff_counts(c, t, since);
+            write record_usage(scope: &TenantScope, usage: UsageDay) -> ()
+                = |c, tenant| record_usage(c, tenant, usage);
+            read usage(scope: &TenantScope, since_day: &str) -> Vec<UsageDay>
+                = own(since_day) |c, t| async move { usage(c, t, &since_day).await };
+            read message_counts(scope: &TenantScope, since: DateTime<Utc>) -> Vec<DayCount>
+                = |c, t| message_counts(c, t, since);
+            read answer_times(scope: &TenantScope, since: DateTime<Utc>, limit: u32)
+                -> Vec<(DateTime<Utc>, DateTime<Utc>)> = |c, t| answer_times(c, t, since, limit);
         }
     };
 }

@@ -5,14 +5,12 @@ macro_rules! ops {
     ($store:ty, $backend:ident) => {
         type Conn = crate::store::backend::Conn<$store>;
         type Row = crate::store::backend::Row<$store>;
-        use crate::store::backend::Backend as _;
-        use futures::FutureExt as _;
-        use async_trait::async_trait;
         use crate::store::conversations::{ConversationStore, Sequenced};
         use crate::tenancy::TenantScope;
         use coach_connector_api::{
             ChannelId, ContactId, ConversationId, MessageId, ProviderError, TenantId,
         };
+        use sqlx::FromRow as _;
         use sqlx::Row as _;
         use sqlx::types::Json;
         use uuid::Uuid;
@@ -70,7 +68,7 @@ macro_rules! ops {
             .bind(filter.status.map(ConversationStatus::as_str))
             .fetch_all(&mut *conn)
             .await?;
-            rows.iter().map(conversation_row).collect()
+            rows.iter().map(|row| Ok(Conversation::from_row(row)?)).collect()
         }
 
         /// One conversation of the tenant.
@@ -88,7 +86,7 @@ macro_rules! ops {
             .fetch_optional(&mut *conn)
             .await?
             .ok_or(StoreError::NotFound("conversation"))?;
-            conversation_row(&row)
+            Ok(Conversation::from_row(&row)?)
         }
 
         /// Sets who answers a conversation.
@@ -112,21 +110,6 @@ macro_rules! ops {
                 return Err(StoreError::NotFound("conversation"));
             }
             conversation(conn, tenant, id).await
-        }
-
-        fn conversation_row(row: &Row) -> Result<Conversation, StoreError> {
-            let status: String = row.try_get("status")?;
-            Ok(Conversation {
-                id: ConversationId(row.try_get("id")?),
-                tenant_id: TenantId(row.try_get("tenant_id")?),
-                channel_id: ChannelId(row.try_get("channel_id")?),
-                contact_id: ContactId(row.try_get("contact_id")?),
-                external_id: row.try_get("external_id")?,
-                last_message_at: row.try_get("last_message_at")?,
-                status: ConversationStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status}")))?,
-                assignee: row.try_get("assignee")?,
-            })
         }
 
         async fn messages(
@@ -261,98 +244,44 @@ macro_rules! ops {
                 })
                 .collect()
         }
-
-        #[async_trait]
-        impl ConversationStore for $store {
-            async fn conversations(
-                &self,
-                scope: &TenantScope,
-                page: Page,
-                filter: ConversationFilter,
-            ) -> Result<Vec<Conversation>, StoreError> {
-                self.read(scope, move |c, t| conversations(c, t, page, filter).boxed()).await
-            }
-            async fn conversation(
-                &self,
-                scope: &TenantScope,
-                id: ConversationId,
-            ) -> Result<Conversation, StoreError> {
-                self.read(scope, move |c, t| conversation(c, t, id).boxed()).await
-            }
-            async fn set_conversation_status(
-                &self,
+        crate::store::backend::store_impl! { ConversationStore for $store;
+            read conversations(scope: &TenantScope, page: Page, filter: ConversationFilter)
+                -> Vec<Conversation> = |c, t| conversations(c, t, page, filter);
+            read conversation(scope: &TenantScope, id: ConversationId) -> Conversation
+                = |c, t| conversation(c, t, id);
+            write set_conversation_status(
                 scope: &TenantScope,
                 id: ConversationId,
                 status: ConversationStatus,
                 assignee: Option<uuid::Uuid>,
-            ) -> Result<Conversation, StoreError> {
-                self.write(scope, move |c, tenant| set_conversation_status(c, tenant, id, status, assignee).boxed())
-                    .await
-            }
-            async fn messages(
-                &self,
+            ) -> Conversation
+                = |c, tenant| set_conversation_status(c, tenant, id, status, assignee);
+            read messages(
                 scope: &TenantScope,
                 conversation: ConversationId,
                 after: Option<MessageId>,
                 limit: u32,
-            ) -> Result<Vec<StoredMessage>, StoreError> {
-                self.read(scope, move |c, t| messages(c, t, conversation, after, limit).boxed())
-                    .await
-            }
-            async fn message(
-                &self,
-                scope: &TenantScope,
-                id: MessageId,
-            ) -> Result<StoredMessage, StoreError> {
-                self.read(scope, move |c, t| message(c, t, id).boxed()).await
-            }
-            async fn messages_before(
-                &self,
+            ) -> Vec<StoredMessage> = |c, t| messages(c, t, conversation, after, limit);
+            read message(scope: &TenantScope, id: MessageId) -> StoredMessage
+                = |c, t| message(c, t, id);
+            read messages_before(
                 scope: &TenantScope,
                 conversation: ConversationId,
                 before: MessageId,
                 limit: u32,
-            ) -> Result<Vec<StoredMessage>, StoreError> {
-                self.read(scope, move |c, t| messages_before(c, t,
-                    conversation,
-                    before,
-                    limit,
-                ).boxed())
-                .await
-            }
-            async fn reply_to(
-                &self,
-                scope: &TenantScope,
-                message: MessageId,
-            ) -> Result<Option<MessageId>, StoreError> {
-                self.read(scope, move |c, t| reply_to(c, t, message).boxed()).await
-            }
-            async fn conversation_by_contact(
-                &self,
-                scope: &TenantScope,
-                channel: ChannelId,
-                external_id: &str,
-            ) -> Result<Option<(ConversationId, i64)>, StoreError> {
-                let external_id = external_id.to_owned();
-                self.read(scope, move |c, t| {
-                    async move { conversation_by_contact(c, t, channel, &external_id).await }.boxed()
-                })
-                .await
-            }
-            async fn messages_after_seq(
-                &self,
+            ) -> Vec<StoredMessage> = |c, t| messages_before(c, t, conversation, before, limit);
+            read reply_to(scope: &TenantScope, message: MessageId) -> Option<MessageId>
+                = |c, t| reply_to(c, t, message);
+            read conversation_by_contact(scope: &TenantScope, channel: ChannelId, external_id: &str)
+                -> Option<(ConversationId, i64)> = own(external_id) |c, t| async move {
+                    conversation_by_contact(c, t, channel, &external_id).await
+                };
+            read messages_after_seq(
                 scope: &TenantScope,
                 conversation: ConversationId,
                 after: i64,
                 limit: u32,
-            ) -> Result<Vec<Sequenced>, StoreError> {
-                self.read(scope, move |c, t| messages_after_seq(c, t,
-                    conversation,
-                    after,
-                    limit,
-                ).boxed())
-                .await
-            }
+            ) -> Vec<Sequenced> = |c, t| messages_after_seq(c, t, conversation, after, limit);
         }
     };
 }

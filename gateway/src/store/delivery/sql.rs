@@ -6,7 +6,6 @@ macro_rules! ops {
         type Row = crate::store::backend::Row<$store>;
         use crate::store::backend::Backend as _;
         use futures::FutureExt as _;
-        use async_trait::async_trait;
         use crate::store::delivery::DeliveryStore;
         use crate::tenancy::TenantScope;
         use chrono::{DateTime, Utc};
@@ -164,51 +163,28 @@ macro_rules! ops {
             .await?;
             Ok(entry)
         }
-
-        #[async_trait]
-        impl DeliveryStore for $store {
-            async fn last_inbound_at(
-                &self,
-                scope: &TenantScope,
-                conversation: ConversationId,
-            ) -> Result<Option<DateTime<Utc>>, StoreError> {
-                self.read(scope, move |c, t| last_inbound_at(c, t, conversation).boxed()).await
-            }
-            async fn reply_target(
-                &self,
-                scope: &TenantScope,
-                message: MessageId,
-            ) -> Result<Option<String>, StoreError> {
-                self.read(scope, move |c, t| reply_target(c, t, message).boxed()).await
-            }
-            async fn attach_media(
-                &self,
-                scope: &TenantScope,
-                message: MessageId,
-                file: serde_json::Value,
-            ) -> Result<(), StoreError> {
-                self.write(scope, move |c, tenant| attach_media(c, tenant, message, file).boxed())
+        crate::store::backend::store_impl! { DeliveryStore for $store;
+            read last_inbound_at(scope: &TenantScope, conversation: ConversationId)
+                -> Option<DateTime<Utc>> = |c, t| last_inbound_at(c, t, conversation);
+            read reply_target(scope: &TenantScope, message: MessageId) -> Option<String>
+                = |c, t| reply_target(c, t, message);
+            write attach_media(scope: &TenantScope, message: MessageId, file: serde_json::Value)
+                -> () = |c, tenant| attach_media(c, tenant, message, file);
+            write retry_outbox(scope: &TenantScope, id: uuid::Uuid) -> OutboxEntry
+                = |c, tenant| retry_outbox(c, tenant, id, Utc::now());
+            {
+                async fn outbox_entries(
+                    &self,
+                    scope: &TenantScope,
+                    state: Option<&str>,
+                    limit: u32,
+                ) -> Result<Vec<OutboxEntry>, StoreError> {
+                    let state = state.map(str::to_owned);
+                    self.read(scope, move |c, t| {
+                        async move { outbox_entries(c, t, state.as_deref(), limit).await }.boxed()
+                    })
                     .await
-            }
-            async fn outbox_entries(
-                &self,
-                scope: &TenantScope,
-                state: Option<&str>,
-                limit: u32,
-            ) -> Result<Vec<OutboxEntry>, StoreError> {
-                let state = state.map(str::to_owned);
-                self.read(scope, move |c, t| {
-                    async move { outbox_entries(c, t, state.as_deref(), limit).await }.boxed()
-                })
-                .await
-            }
-            async fn retry_outbox(
-                &self,
-                scope: &TenantScope,
-                id: uuid::Uuid,
-            ) -> Result<OutboxEntry, StoreError> {
-                self.write(scope, move |c, tenant| retry_outbox(c, tenant, id, Utc::now()).boxed())
-                    .await
+                }
             }
         }
     };

@@ -5,13 +5,10 @@ macro_rules! ops {
     ($store:ty, $backend:ident) => {
         use std::collections::HashMap;
 
-        use async_trait::async_trait;
         use chrono::{DateTime, Utc};
         use coach_connector_api::TenantId;
-        use futures::FutureExt;
         use uuid::Uuid;
 
-        use crate::store::backend::Backend as _;
         use crate::store::documents::{
             Document, DocumentStore, IngestJob, IngestUpdate, JOB_INGEST, NewDocument,
         };
@@ -52,180 +49,156 @@ macro_rules! ops {
                 .await?
                 .ok_or(StoreError::NotFound("document"))
         }
+        async fn documents(conn: &mut Conn, tenant: TenantId, page: Page) -> Result<Vec<Document>, StoreError> {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {COLUMNS} FROM documents WHERE tenant_id = $1 \
+                 AND ($2 IS NULL OR created_at < $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+            ))
+            .bind(tenant.0)
+            .bind(page.before)
+            .bind(i64::from(page.limit))
+            .fetch_all(conn)
+            .await?)
+        }
 
-        #[async_trait]
-        impl DocumentStore for $store {
-            async fn create_document(
-                &self,
-                scope: &TenantScope,
-                document: NewDocument,
-            ) -> Result<Document, StoreError> {
-                self.write(scope, move |conn, tenant| async move {
-                    let id = Uuid::now_v7();
-                    let now = Utc::now();
-                    sqlx::query(
-                        "INSERT INTO documents (id, tenant_id, title, filename, source_url, kind, size_bytes, \
-                         sha256, status, progress, chunks, version, created_at, updated_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, 0, 1, $9, $9)",
-                    )
-                    .bind(id)
-                    .bind(tenant.0)
-                    .bind(&document.title)
-                    .bind(&document.filename)
-                    .bind(&document.source_url)
-                    .bind(&document.kind)
-                    .bind(i64::try_from(document.content.len()).unwrap_or(i64::MAX))
-                    .bind(&document.sha256)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO document_blobs (document_id, tenant_id, content) VALUES ($1, $2, $3)",
-                    )
-                    .bind(id)
-                    .bind(tenant.0)
-                    .bind(&document.content)
-                    .execute(&mut *conn)
-                    .await?;
-                    queue_ingest(conn, tenant, id, 1, now).await?;
-                    fetch(conn, tenant, id).await
-                }.boxed())
-                .await
+        async fn document_content(conn: &mut Conn, tenant: TenantId, id: Uuid) -> Result<Vec<u8>, StoreError> {
+            sqlx::query_scalar("SELECT content FROM document_blobs WHERE tenant_id = $1 AND document_id = $2")
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("document"))
+        }
+
+        async fn create_document(
+            conn: &mut Conn,
+            tenant: TenantId,
+            document: NewDocument,
+        ) -> Result<Document, StoreError> {
+            let id = Uuid::now_v7();
+            let now = Utc::now();
+            sqlx::query(
+                "INSERT INTO documents (id, tenant_id, title, filename, source_url, kind, size_bytes, \
+                 sha256, status, progress, chunks, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, 0, 1, $9, $9)",
+            )
+            .bind(id)
+            .bind(tenant.0)
+            .bind(&document.title)
+            .bind(&document.filename)
+            .bind(&document.source_url)
+            .bind(&document.kind)
+            .bind(i64::try_from(document.content.len()).unwrap_or(i64::MAX))
+            .bind(&document.sha256)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("INSERT INTO document_blobs (document_id, tenant_id, content) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(tenant.0)
+                .bind(&document.content)
+                .execute(&mut *conn)
+                .await?;
+            queue_ingest(conn, tenant, id, 1, now).await?;
+            fetch(conn, tenant, id).await
+        }
+
+        async fn reindex_document(conn: &mut Conn, tenant: TenantId, id: Uuid) -> Result<Document, StoreError> {
+            let now = Utc::now();
+            let version: i64 = sqlx::query_scalar(
+                "UPDATE documents SET version = version + 1, status = 'queued', progress = 0, \
+                 error = NULL, updated_at = $3 WHERE tenant_id = $1 AND id = $2 RETURNING version",
+            )
+            .bind(tenant.0)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("document"))?;
+            queue_ingest(conn, tenant, id, version, now).await?;
+            fetch(conn, tenant, id).await
+        }
+
+        async fn update_ingest(
+            conn: &mut Conn,
+            tenant: TenantId,
+            id: Uuid,
+            update: IngestUpdate,
+        ) -> Result<bool, StoreError> {
+            let ready = update.status == crate::store::documents::DocumentStatus::Ready;
+            let done = sqlx::query(
+                "UPDATE documents SET status = $4, progress = $5, error = $6, updated_at = $7, \
+                 chunks = CASE WHEN $8 THEN $9 ELSE chunks END, \
+                 live_version = CASE WHEN $8 THEN version ELSE live_version END \
+                 WHERE tenant_id = $1 AND id = $2 AND version = $3",
+            )
+            .bind(tenant.0)
+            .bind(id)
+            .bind(update.version)
+            .bind(update.status.as_str())
+            .bind(update.progress)
+            .bind(&update.error)
+            .bind(Utc::now())
+            .bind(ready)
+            .bind(i32::try_from(update.chunks).unwrap_or(i32::MAX))
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn delete_document(conn: &mut Conn, tenant: TenantId, id: Uuid) -> Result<(), StoreError> {
+            let done = sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound("document"));
             }
+            Ok(())
+        }
 
-            async fn documents(
-                &self,
-                scope: &TenantScope,
-                page: Page,
-            ) -> Result<Vec<Document>, StoreError> {
-                self.read(scope, move |conn, tenant| async move {
-                    Ok(sqlx::query_as(&format!(
-                        "SELECT {COLUMNS} FROM documents WHERE tenant_id = $1 \
-                         AND ($2 IS NULL OR created_at < $2) ORDER BY created_at DESC, id DESC LIMIT $3"
-                    ))
-                    .bind(tenant.0)
-                    .bind(page.before)
-                    .bind(i64::from(page.limit))
-                    .fetch_all(conn)
-                    .await?)
-                }.boxed())
-                .await
-            }
-
-            async fn document(&self, scope: &TenantScope, id: Uuid) -> Result<Document, StoreError> {
-                self.read(scope, move |conn, tenant| fetch(conn, tenant, id).boxed()).await
-            }
-
-            async fn document_content(
-                &self,
-                scope: &TenantScope,
-                id: Uuid,
-            ) -> Result<Vec<u8>, StoreError> {
-                self.read(scope, move |conn, tenant| async move {
-                    sqlx::query_scalar(
-                        "SELECT content FROM document_blobs WHERE tenant_id = $1 AND document_id = $2",
-                    )
-                    .bind(tenant.0)
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .ok_or(StoreError::NotFound("document"))
-                }.boxed())
-                .await
-            }
-
-            async fn reindex_document(
-                &self,
-                scope: &TenantScope,
-                id: Uuid,
-            ) -> Result<Document, StoreError> {
-                self.write(scope, move |conn, tenant| async move {
-                    let now = Utc::now();
-                    let version: i64 = sqlx::query_scalar(
-                        "UPDATE documents SET version = version + 1, status = 'queued', progress = 0, \
-                         error = NULL, updated_at = $3 WHERE tenant_id = $1 AND id = $2 RETURNING version",
-                    )
-                    .bind(tenant.0)
-                    .bind(id)
-                    .bind(now)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .ok_or(StoreError::NotFound("document"))?;
-                    queue_ingest(conn, tenant, id, version, now).await?;
-                    fetch(conn, tenant, id).await
-                }.boxed())
-                .await
-            }
-
-            async fn update_ingest(
-                &self,
-                scope: &TenantScope,
-                id: Uuid,
-                update: IngestUpdate,
-            ) -> Result<bool, StoreError> {
-                self.write(scope, move |conn, tenant| async move {
-                    let ready = update.status == crate::store::documents::DocumentStatus::Ready;
-                    let done = sqlx::query(
-                        "UPDATE documents SET status = $4, progress = $5, error = $6, updated_at = $7, \
-                         chunks = CASE WHEN $8 THEN $9 ELSE chunks END, \
-                         live_version = CASE WHEN $8 THEN version ELSE live_version END \
-                         WHERE tenant_id = $1 AND id = $2 AND version = $3",
-                    )
-                    .bind(tenant.0)
-                    .bind(id)
-                    .bind(update.version)
-                    .bind(update.status.as_str())
-                    .bind(update.progress)
-                    .bind(&update.error)
-                    .bind(Utc::now())
-                    .bind(ready)
-                    .bind(i32::try_from(update.chunks).unwrap_or(i32::MAX))
-                    .execute(&mut *conn)
-                    .await?;
-                    Ok(done.rows_affected() == 1)
-                }.boxed())
-                .await
-            }
-
-            async fn delete_document(&self, scope: &TenantScope, id: Uuid) -> Result<(), StoreError> {
-                self.write(scope, move |conn, tenant| async move {
-                    let done = sqlx::query("DELETE FROM documents WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant.0)
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::NotFound("document"));
-                    }
-                    Ok(())
-                }.boxed())
-                .await
-            }
-
-            async fn live_versions(
-                &self,
-                scope: &TenantScope,
-                ids: Vec<Uuid>,
-            ) -> Result<HashMap<Uuid, i64>, StoreError> {
-                self.read(scope, move |conn, tenant| async move {
-                    let mut out = HashMap::new();
-                    // A handful of ids per search: one indexed lookup each keeps the SQL portable.
-                    for id in ids {
-                        let live: Option<Option<i64>> = sqlx::query_scalar(
-                            "SELECT live_version FROM documents WHERE tenant_id = $1 AND id = $2",
-                        )
+        async fn live_versions(
+            conn: &mut Conn,
+            tenant: TenantId,
+            ids: Vec<Uuid>,
+        ) -> Result<HashMap<Uuid, i64>, StoreError> {
+            let mut out = HashMap::new();
+            // A handful of ids per search: one indexed lookup each keeps the SQL portable.
+            for id in ids {
+                let live: Option<Option<i64>> =
+                    sqlx::query_scalar("SELECT live_version FROM documents WHERE tenant_id = $1 AND id = $2")
                         .bind(tenant.0)
                         .bind(id)
                         .fetch_optional(&mut *conn)
                         .await?;
-                        if let Some(Some(v)) = live {
-                            out.insert(id, v);
-                        }
-                    }
-                    Ok(out)
-                }.boxed())
-                .await
+                if let Some(Some(v)) = live {
+                    out.insert(id, v);
+                }
             }
+            Ok(out)
+        }
+
+        crate::store::backend::store_impl! { DocumentStore for $store;
+            write create_document(scope: &TenantScope, document: NewDocument) -> Document
+                = |c, t| create_document(c, t, document);
+            read documents(
+                scope: &TenantScope,
+                page: Page,
+            ) -> Vec<Document> = |c, t| documents(c, t, page);
+            read document(scope: &TenantScope, id: Uuid) -> Document = |c, t| fetch(c, t, id);
+            read document_content(scope: &TenantScope, id: Uuid) -> Vec<u8>
+                = |c, t| document_content(c, t, id);
+            write reindex_document(scope: &TenantScope, id: Uuid) -> Document
+                = |c, t| reindex_document(c, t, id);
+            write update_ingest(scope: &TenantScope, id: Uuid, update: IngestUpdate) -> bool
+                = |c, t| update_ingest(c, t, id, update);
+            write delete_document(
+                scope: &TenantScope,
+                id: Uuid,
+            ) -> () = |c, t| delete_document(c, t, id);
+            read live_versions(scope: &TenantScope, ids: Vec<Uuid>) -> HashMap<Uuid, i64>
+                = |c, t| live_versions(c, t, ids);
         }
     };
 }

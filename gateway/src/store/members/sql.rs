@@ -3,7 +3,6 @@
 
 macro_rules! ops {
     ($store:ty, $backend:ident) => {
-        use async_trait::async_trait;
         use futures::FutureExt as _;
 
         use crate::store::backend::Backend as _;
@@ -11,10 +10,10 @@ macro_rules! ops {
         use crate::tenancy::{SystemScope, TenantScope};
 
         type Conn = crate::store::backend::Conn<$store>;
-        type Row = crate::store::backend::Row<$store>;
 
         use chrono::{DateTime, Utc};
         use coach_connector_api::TenantId;
+        use sqlx::FromRow as _;
         use sqlx::Row as _;
         use uuid::Uuid;
 
@@ -147,45 +146,27 @@ macro_rules! ops {
 
         const INVITE_COLUMNS: &str = "id, tenant_id, email, role, invited_by, expires_at, created_at";
 
-        fn invite_from_row(row: &Row) -> Result<Invite, StoreError> {
-            let role: String = row.try_get("role")?;
-            Ok(Invite {
-                id: row.try_get("id")?,
-                tenant_id: TenantId(row.try_get("tenant_id")?),
-                email: row.try_get("email")?,
-                role: role.parse().map_err(StoreError::Corrupt)?,
-                invited_by: row.try_get::<Option<Uuid>, _>("invited_by")?.map(UserId),
-                expires_at: row.try_get("expires_at")?,
-                created_at: row.try_get("created_at")?,
-            })
-        }
-
         /// A pending, unexpired invitation by its token hash.
         async fn invite(conn: &mut Conn, token_hash: &[u8], now: DateTime<Utc>) -> Result<Option<Invite>, StoreError> {
-            sqlx::query(&format!(
+            Ok(sqlx::query_as(&format!(
                 "SELECT {INVITE_COLUMNS} FROM invites WHERE token_hash = $1 AND accepted_at IS NULL AND expires_at > $2"
             ))
             .bind(token_hash)
             .bind(now)
             .fetch_optional(&mut *conn)
-            .await?
-            .map(|row| invite_from_row(&row))
-            .transpose()
+            .await?)
         }
 
         /// The tenant's pending, unexpired invitations, newest first.
         async fn invites(conn: &mut Conn, tenant: TenantId, now: DateTime<Utc>) -> Result<Vec<Invite>, StoreError> {
-            sqlx::query(&format!(
+            Ok(sqlx::query_as(&format!(
                 "SELECT {INVITE_COLUMNS} FROM invites WHERE tenant_id = $1 AND accepted_at IS NULL \
                  AND expires_at > $2 ORDER BY created_at DESC, id DESC"
             ))
             .bind(tenant.0)
             .bind(now)
             .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(invite_from_row)
-            .collect()
+            .await?)
         }
 
         async fn revoke_invite(conn: &mut Conn, tenant: TenantId, id: Uuid) -> Result<(), StoreError> {
@@ -248,19 +229,6 @@ macro_rules! ops {
             Ok(user)
         }
 
-        fn api_key_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
-            let role: String = row.try_get("role")?;
-            Ok(ApiKeyRecord {
-                id: row.try_get("id")?,
-                tenant_id: TenantId(row.try_get("tenant_id")?),
-                name: row.try_get("name")?,
-                prefix: row.try_get("prefix")?,
-                role: role.parse().map_err(StoreError::Corrupt)?,
-                created_at: row.try_get("created_at")?,
-                revoked_at: row.try_get("revoked_at")?,
-            })
-        }
-
         const API_KEY_COLUMNS: &str = "id, tenant_id, name, prefix, role, created_at, revoked_at";
 
         async fn create_api_key(
@@ -289,7 +257,7 @@ macro_rules! ops {
         async fn api_keys(conn: &mut Conn, tenant: TenantId) -> Result<Vec<ApiKeyRecord>, StoreError> {
             let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id");
             let rows = sqlx::query(&sql).bind(tenant.0).fetch_all(&mut *conn).await?;
-            rows.iter().map(api_key_from_row).collect()
+            rows.iter().map(|row| Ok(ApiKeyRecord::from_row(row)?)).collect()
         }
 
         /// A key that has not been revoked, by the hash of its secret.
@@ -299,7 +267,7 @@ macro_rules! ops {
                  AND tenant_id IN (SELECT id FROM tenants WHERE status = 'active')"
             );
             let row = sqlx::query(&sql).bind(key_hash).fetch_optional(&mut *conn).await?;
-            row.as_ref().map(api_key_from_row).transpose()
+            Ok(row.as_ref().map(ApiKeyRecord::from_row).transpose()?)
         }
 
         async fn revoke_api_key(conn: &mut Conn, tenant: TenantId, id: Uuid, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -315,117 +283,62 @@ macro_rules! ops {
             }
             Ok(())
         }
-
-        #[async_trait]
-        impl MemberStore for $store {
-            // Members join the tenant's rows with users, which belong to no tenant: system work.
-            async fn members(&self, scope: &TenantScope) -> Result<Vec<MemberRecord>, StoreError> {
-                let tenant = scope.tenant_id();
-                self.read(&SystemScope::new("list members"), move |c, ()| members(c, tenant).boxed())
-                    .await
-            }
-
-            async fn set_role(
-                &self,
-                scope: &TenantScope,
-                user: UserId,
-                role: Role,
-            ) -> Result<Vec<Uuid>, StoreError> {
-                let tenant = scope.tenant_id();
-                self.write(&SystemScope::new("change member role"), move |c, ()| {
-                    set_role(c, tenant, user, role, Utc::now()).boxed()
-                })
-                .await
-            }
-
-            async fn remove_member(
-                &self,
-                scope: &TenantScope,
-                user: UserId,
-            ) -> Result<Vec<Uuid>, StoreError> {
-                let tenant = scope.tenant_id();
-                self.write(&SystemScope::new("remove member"), move |c, ()| {
-                    remove_member(c, tenant, user, Utc::now()).boxed()
-                })
-                .await
-            }
-
-            async fn create_invite(
-                &self,
-                scope: &TenantScope,
-                invite: Invite,
-                token_hash: Vec<u8>,
-            ) -> Result<(), StoreError> {
-                self.write(scope, move |c, _| {
-                    async move { create_invite(c, &invite, &token_hash).await }.boxed()
-                })
-                .await
-            }
-
-            async fn invites(&self, scope: &TenantScope) -> Result<Vec<Invite>, StoreError> {
-                self.read(scope, move |c, t| invites(c, t, Utc::now()).boxed()).await
-            }
-
-            async fn revoke_invite(&self, scope: &TenantScope, id: Uuid) -> Result<(), StoreError> {
-                self.write(scope, move |c, t| revoke_invite(c, t, id).boxed()).await
-            }
-
-            async fn invite(
-                &self,
-                sys: &SystemScope,
-                token_hash: Vec<u8>,
-            ) -> Result<Option<Invite>, StoreError> {
-                self.read(sys, move |c, ()| {
-                    async move { invite(c, &token_hash, Utc::now()).await }.boxed()
-                })
-                .await
-            }
-
-            async fn accept_invite(
-                &self,
+        crate::store::backend::store_impl! { MemberStore for $store;
+            write create_invite(scope: &TenantScope, invite: Invite, token_hash: Vec<u8>) -> ()
+                = |c, _| async move { create_invite(c, &invite, &token_hash).await };
+            read invites(scope: &TenantScope) -> Vec<Invite> = |c, t| invites(c, t, Utc::now());
+            write revoke_invite(scope: &TenantScope, id: Uuid) -> ()
+                = |c, t| revoke_invite(c, t, id);
+            read invite(sys: &SystemScope, token_hash: Vec<u8>) -> Option<Invite>
+                = |c, ()| async move { invite(c, &token_hash, Utc::now()).await };
+            write accept_invite(
                 sys: &SystemScope,
                 invite: Invite,
                 user: Option<UserId>,
                 new_password_hash: Option<String>,
-            ) -> Result<UserId, StoreError> {
-                self.write(sys, move |c, ()| {
-                    async move {
-                        accept_invite(c, &invite, user, new_password_hash.as_deref(), Utc::now()).await
-                    }
-                    .boxed()
-                })
-                .await
-            }
-
-            async fn create_api_key(
-                &self,
+            ) -> UserId = |c, ()| async move {
+                    accept_invite(c, &invite, user, new_password_hash.as_deref(), Utc::now()).await
+                };
+            write create_api_key(
                 scope: &TenantScope,
                 key: ApiKeyRecord,
                 key_hash: Vec<u8>,
                 created_by: Option<UserId>,
-            ) -> Result<(), StoreError> {
-                self.write(scope, move |c, _| {
-                    async move { create_api_key(c, &key, &key_hash, created_by).await }.boxed()
-                })
-                .await
-            }
-
-            async fn api_keys(&self, scope: &TenantScope) -> Result<Vec<ApiKeyRecord>, StoreError> {
-                self.read(scope, move |c, t| api_keys(c, t).boxed()).await
-            }
-
-            async fn api_key_by_hash(
-                &self,
-                sys: &SystemScope,
-                key_hash: Vec<u8>,
-            ) -> Result<Option<ApiKeyRecord>, StoreError> {
-                self.read(sys, move |c, ()| async move { api_key_by_hash(c, &key_hash).await }.boxed())
+            ) -> () = |c, _| async move { create_api_key(c, &key, &key_hash, created_by).await };
+            read api_keys(scope: &TenantScope) -> Vec<ApiKeyRecord> = |c, t| api_keys(c, t);
+            read api_key_by_hash(sys: &SystemScope, key_hash: Vec<u8>) -> Option<ApiKeyRecord>
+                = |c, ()| async move { api_key_by_hash(c, &key_hash).await };
+            write revoke_api_key(scope: &TenantScope, id: Uuid) -> ()
+                = |c, tenant| revoke_api_key(c, tenant, id, Utc::now());
+            {
+                async fn members(&self, scope: &TenantScope) -> Result<Vec<MemberRecord>, StoreError> {
+                    let tenant = scope.tenant_id();
+                    self.read(&SystemScope::new("list members"), move |c, ()| members(c, tenant).boxed())
+                        .await
+                }
+                async fn set_role(
+                    &self,
+                    scope: &TenantScope,
+                    user: UserId,
+                    role: Role,
+                ) -> Result<Vec<Uuid>, StoreError> {
+                    let tenant = scope.tenant_id();
+                    self.write(&SystemScope::new("change member role"), move |c, ()| {
+                        set_role(c, tenant, user, role, Utc::now()).boxed()
+                    })
                     .await
-            }
-
-            async fn revoke_api_key(&self, scope: &TenantScope, id: Uuid) -> Result<(), StoreError> {
-                self.write(scope, move |c, tenant| revoke_api_key(c, tenant, id, Utc::now()).boxed())
+                }
+                async fn remove_member(
+                    &self,
+                    scope: &TenantScope,
+                    user: UserId,
+                ) -> Result<Vec<Uuid>, StoreError> {
+                    let tenant = scope.tenant_id();
+                    self.write(&SystemScope::new("remove member"), move |c, ()| {
+                        remove_member(c, tenant, user, Utc::now()).boxed()
+                    })
                     .await
+                }
             }
         }
     };

@@ -3,7 +3,6 @@
 
 macro_rules! ops {
     ($store:ty, $backend:ident) => {
-        use async_trait::async_trait;
         use futures::FutureExt as _;
 
         use crate::store::backend::Backend as _;
@@ -203,53 +202,35 @@ macro_rules! ops {
             }
             Ok(deleted)
         }
-
-        #[async_trait]
-        impl PrivacyStore for $store {
-            async fn contacts(
-                &self,
+        crate::store::backend::store_impl! { PrivacyStore for $store;
+            read contacts(
                 scope: &TenantScope,
                 before: Option<coach_connector_api::ContactId>,
                 limit: u32,
-            ) -> Result<Vec<ContactRecord>, StoreError> {
-                self.read(scope, move |c, t| contacts(c, t, before, limit).boxed()).await
-            }
-
-            async fn export_contact(
-                &self,
-                scope: &TenantScope,
-                contact: coach_connector_api::ContactId,
-            ) -> Result<serde_json::Value, StoreError> {
-                self.read(scope, move |c, t| export_contact(c, t, contact).boxed()).await
-            }
-
-            async fn erase_contact(
-                &self,
-                scope: &TenantScope,
-                contact: coach_connector_api::ContactId,
-            ) -> Result<(), StoreError> {
-                self.write(scope, move |c, tenant| erase_contact(c, tenant, contact).boxed())
-                    .await?;
-                self.after_erasure().await;
-                Ok(())
-            }
-
-            async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError> {
-                let tenant = scope.tenant_id();
-                let sessions = self
-                    .write(&SystemScope::new("erase tenant"), move |c, ()| erase_tenant(c, tenant).boxed())
-                    .await?;
-                self.after_erasure().await;
-                Ok(sessions)
-            }
-
-            async fn apply_retention(
-                &self,
-                sys: &SystemScope,
-                now: DateTime<Utc>,
-            ) -> Result<u64, StoreError> {
-                self.write(sys, move |c, ()| apply_retention(c, now).boxed())
-                    .await
+            ) -> Vec<ContactRecord> = |c, t| contacts(c, t, before, limit);
+            read export_contact(scope: &TenantScope, contact: coach_connector_api::ContactId)
+                -> serde_json::Value = |c, t| export_contact(c, t, contact);
+            write apply_retention(sys: &SystemScope, now: DateTime<Utc>) -> u64
+                = |c, ()| apply_retention(c, now);
+            {
+                async fn erase_contact(
+                    &self,
+                    scope: &TenantScope,
+                    contact: coach_connector_api::ContactId,
+                ) -> Result<(), StoreError> {
+                    self.write(scope, move |c, tenant| erase_contact(c, tenant, contact).boxed())
+                        .await?;
+                    self.after_erasure().await;
+                    Ok(())
+                }
+                async fn erase_tenant(&self, scope: &TenantScope) -> Result<Vec<uuid::Uuid>, StoreError> {
+                    let tenant = scope.tenant_id();
+                    let sessions = self
+                        .write(&SystemScope::new("erase tenant"), move |c, ()| erase_tenant(c, tenant).boxed())
+                        .await?;
+                    self.after_erasure().await;
+                    Ok(sessions)
+                }
             }
         }
     };

@@ -38,8 +38,22 @@ pub struct StepJob {
     pub answers: bool,
 }
 
+impl TryFrom<String> for ProgramStatus {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        crate::store::stored_enum(s)
+    }
+}
+
+impl TryFrom<String> for EnrollmentState {
+    type Error = StoreError;
+    fn try_from(s: String) -> Result<Self, StoreError> {
+        Self::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("enrollment state {s}")))
+    }
+}
+
 /// A stored program (its newest version).
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct ProgramRecord {
     /// Its id.
     #[schema(value_type = String, format = Uuid)]
@@ -47,8 +61,10 @@ pub struct ProgramRecord {
     /// The newest version (1, 2...); enrollments keep the version they started on.
     pub version: i32,
     /// Whether it takes enrollments.
+    #[sqlx(try_from = "String")]
     pub status: ProgramStatus,
     /// The newest definition.
+    #[sqlx(json)]
     pub definition: Definition,
     /// When it was created.
     pub created_at: DateTime<Utc>,
@@ -104,7 +120,7 @@ impl EnrollmentState {
 }
 
 /// A contact's enrollment in a program.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Enrollment {
     /// Its id.
     #[schema(value_type = String, format = Uuid)]
@@ -116,13 +132,16 @@ pub struct Enrollment {
     pub version: i32,
     /// The person.
     #[schema(value_type = String, format = Uuid)]
+    #[sqlx(try_from = "uuid::Uuid")]
     pub contact_id: ContactId,
     /// Their name as the channel gave it.
     pub contact_name: Option<String>,
     /// The conversation (and so the channel) the steps are sent to.
     #[schema(value_type = String, format = Uuid)]
+    #[sqlx(try_from = "uuid::Uuid")]
     pub conversation_id: ConversationId,
     /// Where it stands.
+    #[sqlx(try_from = "String")]
     pub state: EnrollmentState,
     /// The last step run, if any.
     pub step_id: Option<String>,
@@ -131,6 +150,7 @@ pub struct Enrollment {
     /// The contact's IANA time zone.
     pub time_zone: String,
     /// Values of the program's custom variables for this person.
+    #[sqlx(json)]
     pub variables: serde_json::Map<String, serde_json::Value>,
     /// `api`, `bulk`, `keyword`...
     pub source: String,

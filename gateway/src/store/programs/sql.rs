@@ -6,10 +6,6 @@
 macro_rules! ops {
     ($store:ty, $backend:ident) => {
         type Conn = crate::store::backend::Conn<$store>;
-        type Row = crate::store::backend::Row<$store>;
-        use crate::store::backend::Backend as _;
-        use futures::FutureExt as _;
-        use async_trait::async_trait;
         use crate::store::programs::{ProgramStore, RunFact};
         use crate::tenancy::TenantScope;
         use crate::store::programs::audience::$backend::{
@@ -17,6 +13,7 @@ macro_rules! ops {
         };
         use chrono::{DateTime, Utc};
         use coach_connector_api::{ChannelId, ContactId, ConversationId, TenantId};
+        use sqlx::FromRow as _;
         use sqlx::Row as _;
         use sqlx::types::Json;
         use uuid::Uuid;
@@ -33,40 +30,6 @@ macro_rules! ops {
         const ENROLLMENT: &str = "e.id, e.program_id, e.version, e.contact_id, e.conversation_id, e.state, \
             e.step_id, e.seq, e.time_zone, e.variables, e.source, e.enrolled_at, e.ended_at, \
             (SELECT n.display_name FROM contacts n WHERE n.id = e.contact_id) AS contact_name";
-
-        fn program_row(row: &Row) -> Result<ProgramRecord, StoreError> {
-            Ok(ProgramRecord {
-                id: row.try_get("id")?,
-                version: row.try_get("version")?,
-                status: crate::store::stored_enum(row.try_get("status")?)?,
-                definition: row.try_get::<Json<Definition>, _>("definition")?.0,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        }
-
-        fn enrollment_row(row: &Row) -> Result<Enrollment, StoreError> {
-            let state: String = row.try_get("state")?;
-            Ok(Enrollment {
-                id: row.try_get("id")?,
-                program_id: row.try_get("program_id")?,
-                version: row.try_get("version")?,
-                contact_id: ContactId(row.try_get("contact_id")?),
-                contact_name: row.try_get("contact_name")?,
-                conversation_id: ConversationId(row.try_get("conversation_id")?),
-                state: EnrollmentState::parse(&state)
-                    .ok_or_else(|| StoreError::Corrupt(format!("enrollment state {state}")))?,
-                step_id: row.try_get("step_id")?,
-                seq: row.try_get("seq")?,
-                time_zone: row.try_get("time_zone")?,
-                variables: row
-                    .try_get::<Json<serde_json::Map<String, serde_json::Value>>, _>("variables")?
-                    .0,
-                source: row.try_get("source")?,
-                enrolled_at: row.try_get("enrolled_at")?,
-                ended_at: row.try_get("ended_at")?,
-            })
-        }
 
         async fn create_program(
             conn: &mut Conn,
@@ -147,7 +110,7 @@ macro_rules! ops {
         ) -> Result<Vec<ProgramRecord>, StoreError> {
             let sql = format!("{PROGRAM} WHERE p.tenant_id = $1 ORDER BY p.id");
             let rows = sqlx::query(&sql).bind(tenant.0).fetch_all(&mut *conn).await?;
-            rows.iter().map(program_row).collect()
+            rows.iter().map(|row| Ok(ProgramRecord::from_row(row)?)).collect()
         }
 
         async fn program(
@@ -162,7 +125,7 @@ macro_rules! ops {
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound("program"))?;
-            program_row(&row)
+            Ok(ProgramRecord::from_row(&row)?)
         }
 
         async fn program_version(
@@ -293,7 +256,7 @@ macro_rules! ops {
                     .bind(new.contact_id.0)
                     .fetch_one(&mut *conn)
                     .await?;
-                let existing = enrollment_row(&row)?;
+                let existing = Enrollment::from_row(&row)?;
                 if existing.state == EnrollmentState::Active {
                     return Ok(EnrollOutcome::Already(existing));
                 }
@@ -338,7 +301,7 @@ macro_rules! ops {
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound("enrollment"))?;
-            enrollment_row(&row)
+            Ok(Enrollment::from_row(&row)?)
         }
 
         async fn enrollments(
@@ -359,7 +322,7 @@ macro_rules! ops {
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await?;
-            rows.iter().map(enrollment_row).collect()
+            rows.iter().map(|row| Ok(Enrollment::from_row(row)?)).collect()
         }
 
         async fn step_context(
@@ -389,7 +352,7 @@ macro_rules! ops {
             let stored: Option<DateTime<Utc>> = row.try_get("last_stored")?;
             let written: Option<DateTime<Utc>> = row.try_get("last_written")?;
             Ok(Some(StepContext {
-                enrollment: enrollment_row(&row)?,
+                enrollment: Enrollment::from_row(&row)?,
                 conversation_status: crate::store::ConversationStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status}")))?,
                 channel_id: ChannelId(row.try_get("context_channel")?),
@@ -539,7 +502,7 @@ macro_rules! ops {
                 return Ok(None);
             };
             Ok(Some(LastRun {
-                enrollment: enrollment_row(&row)?,
+                enrollment: Enrollment::from_row(&row)?,
                 seq: row.try_get("run_seq")?,
                 step_id: row.try_get("run_step")?,
                 day: row.try_get("day")?,
@@ -609,201 +572,70 @@ macro_rules! ops {
             }
             Ok(first.rows_affected() == 1)
         }
-
-        #[async_trait]
-        impl ProgramStore for $store {
-            async fn create_program(
-                &self,
-                scope: &TenantScope,
-                definition: Definition,
-            ) -> Result<ProgramRecord, StoreError> {
-                self.write(scope, move |c, tenant| create_program(c, tenant, definition, Utc::now()).boxed())
-                    .await
-            }
-            async fn update_program(
-                &self,
-                scope: &TenantScope,
-                id: uuid::Uuid,
-                definition: Definition,
-            ) -> Result<ProgramRecord, StoreError> {
-                self.write(scope, move |c, tenant| update_program(c, tenant, id, definition, Utc::now()).boxed())
-                    .await
-            }
-            async fn programs(&self, scope: &TenantScope) -> Result<Vec<ProgramRecord>, StoreError> {
-                self.read(scope, move |c, t| programs(c, t).boxed()).await
-            }
-            async fn program(
-                &self,
-                scope: &TenantScope,
-                id: uuid::Uuid,
-            ) -> Result<ProgramRecord, StoreError> {
-                self.read(scope, move |c, t| program(c, t, id).boxed()).await
-            }
-            async fn program_version(
-                &self,
-                scope: &TenantScope,
-                id: uuid::Uuid,
-                version: i32,
-            ) -> Result<Definition, StoreError> {
-                self.read(scope, move |c, t| program_version(c, t, id, version).boxed()).await
-            }
-            async fn archive_program(
-                &self,
-                scope: &TenantScope,
-                id: uuid::Uuid,
-            ) -> Result<u64, StoreError> {
-                self.write(scope, move |c, tenant| archive_program(c, tenant, id, Utc::now()).boxed())
-                    .await
-            }
-            async fn enroll(
-                &self,
-                scope: &TenantScope,
-                new: Vec<NewEnrollment>,
-                now: DateTime<Utc>,
-            ) -> Result<Vec<EnrollOutcome>, StoreError> {
-                self.write(scope, move |c, tenant| {
-                        async move {
-                            let mut out = Vec::with_capacity(new.len());
-                            for n in new {
-                                out.push(enroll(&mut *c, tenant, n, now).await?);
-                            }
-                            Ok(out)
-                        }
-                        .boxed()
-                    })
-                    .await
-            }
-            async fn enrollment(
-                &self,
-                scope: &TenantScope,
-                id: uuid::Uuid,
-            ) -> Result<Enrollment, StoreError> {
-                self.read(scope, move |c, t| enrollment(c, t, id).boxed()).await
-            }
-            async fn enrollments(
-                &self,
+        crate::store::backend::store_impl! { ProgramStore for $store;
+            write enroll(scope: &TenantScope, new: Vec<NewEnrollment>, now: DateTime<Utc>)
+                -> Vec<EnrollOutcome> = |c, tenant| async move {
+                    let mut out = Vec::with_capacity(new.len());
+                    for n in new {
+                        out.push(enroll(&mut *c, tenant, n, now).await?);
+                    }
+                    Ok(out)
+                };
+            write create_program(scope: &TenantScope, definition: Definition) -> ProgramRecord
+                = |c, tenant| create_program(c, tenant, definition, Utc::now());
+            write update_program(scope: &TenantScope, id: uuid::Uuid, definition: Definition)
+                -> ProgramRecord = |c, tenant| update_program(c, tenant, id, definition, Utc::now());
+            read programs(scope: &TenantScope) -> Vec<ProgramRecord> = |c, t| programs(c, t);
+            read program(scope: &TenantScope, id: uuid::Uuid) -> ProgramRecord
+                = |c, t| program(c, t, id);
+            read program_version(scope: &TenantScope, id: uuid::Uuid, version: i32) -> Definition
+                = |c, t| program_version(c, t, id, version);
+            write archive_program(scope: &TenantScope, id: uuid::Uuid) -> u64
+                = |c, tenant| archive_program(c, tenant, id, Utc::now());
+            read enrollment(scope: &TenantScope, id: uuid::Uuid) -> Enrollment
+                = |c, t| enrollment(c, t, id);
+            read enrollments(
                 scope: &TenantScope,
                 program: uuid::Uuid,
                 after: Option<uuid::Uuid>,
                 limit: u32,
-            ) -> Result<Vec<Enrollment>, StoreError> {
-                self.read(scope, move |c, t| enrollments(c, t,
-                    program,
-                    after,
-                    limit,
-                ).boxed())
-                .await
-            }
-            async fn step_context(
-                &self,
-                scope: &TenantScope,
-                enrollment: uuid::Uuid,
-            ) -> Result<Option<StepContext>, StoreError> {
-                self.read(scope, move |c, t| step_context(c, t, enrollment).boxed()).await
-            }
-            async fn cancel_enrollment(
-                &self,
-                scope: &TenantScope,
-                id: uuid::Uuid,
-            ) -> Result<Enrollment, StoreError> {
-                self.write(scope, move |c, tenant| cancel_enrollment(c, tenant, id, Utc::now()).boxed())
-                    .await
-            }
-            async fn record_step(
-                &self,
-                scope: &TenantScope,
-                run: StepRun,
-                now: DateTime<Utc>,
-            ) -> Result<StepOutcome, StoreError> {
-                self.write(scope, move |c, tenant| record_step(c, tenant, run, now).boxed())
-                    .await
-            }
-            async fn last_run(
-                &self,
-                scope: &TenantScope,
-                conversation: ConversationId,
-            ) -> Result<Option<LastRun>, StoreError> {
-                self.read(scope, move |c, t| last_run(c, t, conversation).boxed()).await
-            }
-            async fn record_reply(
-                &self,
+            ) -> Vec<Enrollment> = |c, t| enrollments(c, t, program, after, limit);
+            read step_context(scope: &TenantScope, enrollment: uuid::Uuid) -> Option<StepContext>
+                = |c, t| step_context(c, t, enrollment);
+            write cancel_enrollment(scope: &TenantScope, id: uuid::Uuid) -> Enrollment
+                = |c, tenant| cancel_enrollment(c, tenant, id, Utc::now());
+            write record_step(scope: &TenantScope, run: StepRun, now: DateTime<Utc>) -> StepOutcome
+                = |c, tenant| record_step(c, tenant, run, now);
+            read last_run(scope: &TenantScope, conversation: ConversationId) -> Option<LastRun>
+                = |c, t| last_run(c, t, conversation);
+            write record_reply(
                 scope: &TenantScope,
                 enrollment: uuid::Uuid,
                 seq: i32,
                 reply: String,
                 at: DateTime<Utc>,
                 branch: Option<(String, DateTime<Utc>)>,
-            ) -> Result<bool, StoreError> {
-                self.write(scope, move |c, tenant| {
-                        record_reply(c, tenant, enrollment, seq, reply, at, branch).boxed()
-                    })
-                    .await
-            }
-            async fn opt_out(
-                &self,
-                scope: &TenantScope,
-                contact: ContactId,
-                source: &str,
-                at: DateTime<Utc>,
-            ) -> Result<Option<u64>, StoreError> {
-                let source = source.to_owned();
-                self.write(scope, move |c, tenant| {
-                    async move { opt_out(c, tenant, contact, &source, at).await }.boxed()
-                })
-                .await
-            }
-            async fn opt_in(&self, scope: &TenantScope, contact: ContactId) -> Result<bool, StoreError> {
-                self.write(scope, move |c, tenant| opt_in(c, tenant, contact).boxed())
-                    .await
-            }
-            async fn opted_out(
-                &self,
-                scope: &TenantScope,
-                contact: ContactId,
-            ) -> Result<Option<DateTime<Utc>>, StoreError> {
-                self.read(scope, move |c, t| opted_out(c, t, contact).boxed()).await
-            }
-            async fn reach(
-                &self,
-                scope: &TenantScope,
-                contact: ContactId,
-                channel: Option<ChannelId>,
-            ) -> Result<Option<ConversationId>, StoreError> {
-                self.read(scope, move |c, t| reach(c, t,
-                    contact,
-                    channel,
-                ).boxed())
-                .await
-            }
-            async fn segment(
-                &self,
+            ) -> bool = |c, tenant| record_reply(c, tenant, enrollment, seq, reply, at, branch);
+            write opt_out(scope: &TenantScope, contact: ContactId, source: &str, at: DateTime<Utc>)
+                -> Option<u64> = own(source) |c, tenant| async move {
+                    opt_out(c, tenant, contact, &source, at).await
+                };
+            write opt_in(scope: &TenantScope, contact: ContactId) -> bool
+                = |c, tenant| opt_in(c, tenant, contact);
+            read opted_out(scope: &TenantScope, contact: ContactId) -> Option<DateTime<Utc>>
+                = |c, t| opted_out(c, t, contact);
+            read reach(scope: &TenantScope, contact: ContactId, channel: Option<ChannelId>)
+                -> Option<ConversationId> = |c, t| reach(c, t, contact, channel);
+            read segment(
                 scope: &TenantScope,
                 channel: Option<ChannelId>,
                 since: Option<DateTime<Utc>>,
                 limit: u32,
-            ) -> Result<Vec<(ContactId, ConversationId)>, StoreError> {
-                self.read(scope, move |c, t| segment(c, t,
-                    channel,
-                    since,
-                    limit,
-                ).boxed())
-                .await
-            }
-            async fn enrollment_counts(
-                &self,
-                scope: &TenantScope,
-                program: uuid::Uuid,
-            ) -> Result<Vec<(String, String, i64)>, StoreError> {
-                self.read(scope, move |c, t| enrollment_counts(c, t, program).boxed())
-                    .await
-            }
-            async fn run_facts(
-                &self,
-                scope: &TenantScope,
-                program: uuid::Uuid,
-            ) -> Result<Vec<RunFact>, StoreError> {
-                self.read(scope, move |c, t| run_facts(c, t, program).boxed()).await
-            }
+            ) -> Vec<(ContactId, ConversationId)> = |c, t| segment(c, t, channel, since, limit);
+            read enrollment_counts(scope: &TenantScope, program: uuid::Uuid)
+                -> Vec<(String, String, i64)> = |c, t| enrollment_counts(c, t, program);
+            read run_facts(scope: &TenantScope, program: uuid::Uuid) -> Vec<RunFact>
+                = |c, t| run_facts(c, t, program);
         }
     };
 }

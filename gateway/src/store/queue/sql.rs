@@ -3,7 +3,6 @@
 
 macro_rules! ops {
     ($store:ty, $backend:ident) => {
-        use async_trait::async_trait;
         use futures::FutureExt as _;
 
         use crate::store::backend::Backend as _;
@@ -208,59 +207,32 @@ macro_rules! ops {
                 jobs_depth: row.try_get("jobs_depth")?,
             })
         }
-
-        #[async_trait]
-        impl QueueStore for $store {
-            async fn claim(
-                &self,
-                sys: &SystemScope,
-                queue: Queue,
-                kind: Option<&str>,
-                now: DateTime<Utc>,
-                limit: u32,
-                lease: Duration,
-            ) -> Result<Vec<QueueItem>, StoreError> {
-                let kind = kind.map(str::to_owned);
-                let until = now + lease;
-                self.write(sys, move |c, ()| {
-                        async move { claim(c, queue, kind.as_deref(), now, limit, until).await }
-                            .boxed()
-                    })
-                    .await
-            }
-
-            async fn claim_fair(
-                &self,
-                sys: &SystemScope,
-                kind: &str,
-                now: DateTime<Utc>,
-                limit: u32,
-                lease: Duration,
-            ) -> Result<Vec<QueueItem>, StoreError> {
-                let kind = kind.to_owned();
-                let until = now + lease;
-                self.write(sys, move |c, ()| {
-                        async move { claim_fair(c, &kind, now, limit, until).await }.boxed()
-                    })
-                    .await
-            }
-
-            async fn finish(
-                &self,
-                sys: &SystemScope,
-                queue: Queue,
-                item: &QueueItem,
-                outcome: QueueOutcome,
-            ) -> Result<(), StoreError> {
-                let item = item.clone();
-                self.write(sys, move |c, ()| {
-                        async move { finish(c, queue, &item, outcome, Utc::now()).await }.boxed()
-                    })
-                    .await
-            }
-
-            async fn stats(&self, sys: &SystemScope) -> Result<StoreStats, StoreError> {
-                self.read(sys, move |c, ()| stats(c).boxed()).await
+        crate::store::backend::store_impl! { QueueStore for $store;
+            read stats(sys: &SystemScope) -> StoreStats = |c, ()| stats(c);
+            write claim_fair(sys: &SystemScope, kind: &str, now: DateTime<Utc>, limit: u32, lease: Duration)
+                -> Vec<QueueItem> = own(kind) |c, ()| async move {
+                    claim_fair(c, &kind, now, limit, now + lease).await
+                };
+            write finish(sys: &SystemScope, queue: Queue, item: &QueueItem, outcome: QueueOutcome) -> ()
+                = own(item) |c, ()| async move { finish(c, queue, &item, outcome, Utc::now()).await };
+            {
+                async fn claim(
+                    &self,
+                    sys: &SystemScope,
+                    queue: Queue,
+                    kind: Option<&str>,
+                    now: DateTime<Utc>,
+                    limit: u32,
+                    lease: Duration,
+                ) -> Result<Vec<QueueItem>, StoreError> {
+                    let kind = kind.map(str::to_owned);
+                    let until = now + lease;
+                    self.write(sys, move |c, ()| {
+                            async move { claim(c, queue, kind.as_deref(), now, limit, until).await }
+                                .boxed()
+                        })
+                        .await
+                }
             }
         }
     };
