@@ -28,7 +28,7 @@ token=$(curl -sf -XPOST "$base/v1/auth/register" -H 'content-type: application/j
   -d '{"email":"fuzz@example.com","password":"violet-quarry-Tundra-88","tenant_name":"Fuzz"}' |
   python3 -c 'import sys, json; print(json.load(sys.stdin)["access_token"])')
 curl -sf -XPOST "$base/v1/channels" -H "authorization: Bearer $token" -H 'content-type: application/json' \
-  -d '{"kind":"telegram","name":"bot"}' >/dev/null
+  -d '{"kind":"whatsapp","name":"wa","config":{"phone_number_id":"1065","access_token":"EAAG-x","app_secret":"s","verify_token":"v"}}' >/dev/null
 # Left out: calls that end the session the fuzzer uses (logout, password change) or erase its
 # tenant.
 "$venv/bin/schemathesis" run "$base/openapi.json" -H "Authorization: Bearer $token" \
