@@ -180,6 +180,7 @@ pub struct UpdateTenant {
     /// A new persona (replaces the old one whole).
     pub persona: Option<Persona>,
     /// Delete messages older than this many days (1-3650); `0` keeps them until erased.
+    #[schema(maximum = 3650)]
     pub retention_days: Option<u32>,
     /// Rules for proactive messages (replaces the old ones whole).
     pub outreach: Option<Outreach>,

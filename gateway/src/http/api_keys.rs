@@ -28,6 +28,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// What it is for.
+    #[schema(min_length = 1)]
     pub name: String,
     /// What it may do: `admin`, `editor` or `viewer` (at most your role).
     pub role: Role,

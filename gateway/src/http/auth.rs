@@ -201,6 +201,7 @@ async fn change_password(
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     /// The login e-mail.
+    #[schema(format = Email)]
     pub email: String,
 }
 

@@ -225,6 +225,7 @@ async fn hand_back(
 #[serde(deny_unknown_fields)]
 pub struct ManualMessage {
     /// The text to send (1 to 4,096 characters; channels split longer texts themselves).
+    #[schema(min_length = 1, max_length = 4096)]
     pub text: String,
 }
 

@@ -31,8 +31,10 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// The question.
+    #[schema(min_length = 1)]
     pub query: String,
     /// Passages to return (1-50, default 5).
+    #[schema(minimum = 1, maximum = 50)]
     pub limit: Option<usize>,
     /// `hybrid` (default), `dense` or `keyword`.
     #[schema(value_type = Option<String>)]
@@ -102,6 +104,7 @@ async fn search(
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// The question.
+    #[schema(min_length = 1)]
     pub question: String,
     /// Earlier turns, oldest first (optional).
     #[serde(default)]

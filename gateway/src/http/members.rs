@@ -34,6 +34,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
     /// Their e-mail.
+    #[schema(format = Email)]
     pub email: String,
     /// The role they get.
     pub role: Role,

@@ -25,6 +25,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SetNotify {
     /// An `https://` (or `http://`) URL that accepts POSTed JSON.
+    #[schema(min_length = 1, pattern = "^https?://")]
     pub url: String,
 }
 

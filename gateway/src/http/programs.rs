@@ -235,7 +235,9 @@ async fn list_enrollments(
 ) -> Result<Json<Vec<Enrollment>>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::Unprocessable("limit: 1 to 500".into()));
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is outside 1-500"
+        )));
     }
     state.store.program(&member.scope, id).await?;
     Ok(Json(

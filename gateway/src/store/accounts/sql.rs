@@ -13,8 +13,7 @@ macro_rules! ops {
 
         use chrono::{DateTime, Utc};
         use coach_connector_api::TenantId;
-        use sqlx::FromRow as _;
-        use sqlx::Row as _;
+        use sqlx::{FromRow as _, Row as _};
         use sqlx::types::Json;
         use uuid::Uuid;
 

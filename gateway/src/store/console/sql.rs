@@ -9,8 +9,7 @@ macro_rules! ops {
         use crate::tenancy::TenantScope;
         use chrono::{DateTime, Utc};
         use coach_connector_api::{ChannelId, ConversationId, MessageId, TenantId};
-        use sqlx::FromRow as _;
-        use sqlx::Row as _;
+        use sqlx::{FromRow as _, Row as _};
         use uuid::Uuid;
 
         use crate::store::console::{DayCount, Handoff, HandoffReason, InboxItem, JOB_NOTIFY, UsageDay};

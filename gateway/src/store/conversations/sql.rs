@@ -10,8 +10,7 @@ macro_rules! ops {
         use coach_connector_api::{
             ChannelId, ContactId, ConversationId, MessageId, ProviderError, TenantId,
         };
-        use sqlx::FromRow as _;
-        use sqlx::Row as _;
+        use sqlx::{FromRow as _, Row as _};
         use sqlx::types::Json;
         use uuid::Uuid;
 

@@ -8,6 +8,7 @@
 //! - an opted-out contact cannot be enrolled, and opting out ends every enrollment at once.
 
 mod audience;
+mod runs;
 mod sql;
 
 use async_trait::async_trait;
@@ -18,6 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::programs::definition::Definition;
 use crate::store::StoreError;
 use crate::tenancy::TenantScope;
+
+/// An enrollment's columns (`e`), with the contact's name, as [`Enrollment`] decodes them.
+pub(in crate::store) const ENROLLMENT: &str = "e.id, e.program_id, e.version, e.contact_id, e.conversation_id, e.state, \
+    e.step_id, e.seq, e.time_zone, e.variables, e.source, e.enrolled_at, e.ended_at, \
+    (SELECT n.display_name FROM contacts n WHERE n.id = e.contact_id) AS contact_name";
 
 /// The job kind that runs one program step.
 pub const JOB_PROGRAM_STEP: &str = crate::jobs::JobKind::ProgramStep.as_str();

@@ -11,10 +11,10 @@ macro_rules! ops {
         use crate::store::programs::audience::$backend::{
             enrollment_counts, opt_in, opt_out, opted_out, reach, run_facts, segment,
         };
+        use crate::store::programs::runs::$backend::{last_run, step_context};
         use chrono::{DateTime, Utc};
         use coach_connector_api::{ChannelId, ContactId, ConversationId, TenantId};
-        use sqlx::FromRow as _;
-        use sqlx::Row as _;
+        use sqlx::{FromRow as _, Row as _};
         use sqlx::types::Json;
         use uuid::Uuid;
 
@@ -27,9 +27,7 @@ macro_rules! ops {
 
         const PROGRAM: &str = "SELECT p.id, p.version, p.status, p.created_at, p.updated_at, v.definition \
             FROM programs p JOIN program_versions v ON v.program_id = p.id AND v.version = p.version";
-        const ENROLLMENT: &str = "e.id, e.program_id, e.version, e.contact_id, e.conversation_id, e.state, \
-            e.step_id, e.seq, e.time_zone, e.variables, e.source, e.enrolled_at, e.ended_at, \
-            (SELECT n.display_name FROM contacts n WHERE n.id = e.contact_id) AS contact_name";
+        use crate::store::programs::ENROLLMENT;
 
         async fn create_program(
             conn: &mut Conn,
@@ -325,43 +323,6 @@ macro_rules! ops {
             rows.iter().map(|row| Ok(Enrollment::from_row(row)?)).collect()
         }
 
-        async fn step_context(
-            conn: &mut Conn,
-            tenant: TenantId,
-            id: Uuid,
-        ) -> Result<Option<StepContext>, StoreError> {
-            let sql = format!(
-                "SELECT {ENROLLMENT}, c.status AS conversation_status, c.channel_id AS context_channel, \
-                 k.kind AS channel_kind, li.created_at AS last_stored, li.provider_ts AS last_written \
-                 FROM enrollments e JOIN conversations c ON c.id = e.conversation_id \
-                 JOIN channels k ON k.id = c.channel_id \
-                 LEFT JOIN messages li ON li.id = (SELECT m.id FROM messages m WHERE m.conversation_id = e.conversation_id \
-                   AND m.direction = 'in' ORDER BY m.id DESC LIMIT 1) \
-                 WHERE e.tenant_id = $1 AND e.id = $2"
-            );
-            let Some(row) = sqlx::query(&sql)
-                .bind(tenant.0)
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let status: String = row.try_get("conversation_status")?;
-            let kind: String = row.try_get("channel_kind")?;
-            let stored: Option<DateTime<Utc>> = row.try_get("last_stored")?;
-            let written: Option<DateTime<Utc>> = row.try_get("last_written")?;
-            Ok(Some(StepContext {
-                enrollment: Enrollment::from_row(&row)?,
-                conversation_status: crate::store::ConversationStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status}")))?,
-                channel_id: ChannelId(row.try_get("context_channel")?),
-                channel_kind: kind.parse().map_err(|e| StoreError::Corrupt(format!("{e}")))?,
-                // As `last_inbound_at` (delivery/sql.rs): the later of the two times.
-                last_inbound_at: stored.map(|s| written.map_or(s, |w| w.max(s))),
-            }))
-        }
-
         async fn cancel_enrollment(
             conn: &mut Conn,
             tenant: TenantId,
@@ -480,35 +441,6 @@ macro_rules! ops {
             .execute(&mut *conn)
             .await?;
             Ok(StepOutcome::Recorded(stored))
-        }
-
-        async fn last_run(
-            conn: &mut Conn,
-            tenant: TenantId,
-            conversation: ConversationId,
-        ) -> Result<Option<LastRun>, StoreError> {
-            let sql = format!(
-                "SELECT {ENROLLMENT}, s.seq AS run_seq, s.step_id AS run_step, s.day, s.sent_at, s.replied_at \
-                 FROM enrollments e JOIN program_sends s ON s.enrollment_id = e.id AND s.seq = e.seq \
-                 WHERE e.tenant_id = $1 AND e.conversation_id = $2 AND e.state IN ('active', 'completed') \
-                 AND s.mode <> 'skipped' ORDER BY s.sent_at DESC LIMIT 1"
-            );
-            let Some(row) = sqlx::query(&sql)
-                .bind(tenant.0)
-                .bind(conversation.0)
-                .fetch_optional(&mut *conn)
-                .await?
-            else {
-                return Ok(None);
-            };
-            Ok(Some(LastRun {
-                enrollment: Enrollment::from_row(&row)?,
-                seq: row.try_get("run_seq")?,
-                step_id: row.try_get("run_step")?,
-                day: row.try_get("day")?,
-                sent_at: row.try_get("sent_at")?,
-                replied: row.try_get::<Option<DateTime<Utc>>, _>("replied_at")?.is_some(),
-            }))
         }
 
         async fn record_reply(
