@@ -170,7 +170,8 @@ impl Brain {
             system.content.push_str(program);
         }
         // A reply to a check-in is about the program: it is not declined.
-        let abstain: Vec<String> = if program.is_none() {
+        let may_decline = program.is_none();
+        let abstain = if may_decline {
             prompt::DECLINES.iter().map(|s| (*s).to_string()).collect()
         } else {
             Vec::new()
@@ -180,7 +181,7 @@ impl Brain {
             messages: built.messages,
             params: GenerateParams {
                 max_tokens: self.config.max_answer_tokens as usize,
-                abstain: abstain.clone(),
+                abstain,
                 ..GenerateParams::default()
             },
         };
@@ -197,12 +198,13 @@ impl Brain {
             pending: VecDeque::new(),
             events: None,
         };
-        if abstain.is_empty() {
+        if !may_decline {
             answer.events = Some(events);
             return Ok(answer);
         }
         // Read up to the first words to decide; what was read is given out first.
         let mut text = String::new();
+        let mut ended = None;
         let decline = loop {
             let Some(event) = events.recv().await else {
                 break true;
@@ -228,15 +230,10 @@ impl Brain {
                 }
                 Ok(GenerateEvent::Done(usage)) => {
                     answer.pending.push_back(Ok(GenerateEvent::Done(usage)));
+                    ended = Some(usage);
                     // A reply that ended inside the decline's words, or said nothing.
-                    let said = prompt::opens_with_decline(&text) != Some(false);
-                    signals.said_decline = said;
-                    if said {
-                        let done = GenerateEvent::Done(usage);
-                        let started = answer.pending.drain(..).filter(is_started).collect();
-                        return Ok(Answer::declined(&persona, started, done, signals));
-                    }
-                    break false;
+                    signals.said_decline = prompt::opens_with_decline(&text) != Some(false);
+                    break signals.said_decline;
                 }
                 Err(e) => {
                     answer.pending.push_back(Err(e));
@@ -252,15 +249,21 @@ impl Brain {
             answer.events = Some(events);
             return Ok(answer);
         }
-        // Stop generating; the usage so far still counts against the tenant.
-        generation.cancel();
-        let mut usage = Default::default();
-        while let Some(event) = events.recv().await {
-            if let Ok(GenerateEvent::Done(u)) = event {
-                usage = u;
-                break;
+        // Stop generating (unless it ended); the usage so far still counts against the tenant.
+        let usage = match ended {
+            Some(usage) => usage,
+            None => {
+                generation.cancel();
+                let mut usage = Default::default();
+                while let Some(event) = events.recv().await {
+                    if let Ok(GenerateEvent::Done(u)) = event {
+                        usage = u;
+                        break;
+                    }
+                }
+                usage
             }
-        }
+        };
         let started = answer.pending.drain(..).filter(is_started).collect();
         Ok(Answer::declined(
             &persona,

@@ -65,17 +65,17 @@ pub struct SocketPermit {
 impl Drop for SocketPermit {
     fn drop(&mut self) {
         let mut open = self.runtime.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.by_address.get_mut(&self.address) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.by_address.remove(&self.address);
-            }
-        }
-        if let Some(n) = open.by_channel.get_mut(&self.channel) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.by_channel.remove(&self.channel);
-            }
+        release(&mut open.by_address, &self.address);
+        release(&mut open.by_channel, &self.channel);
+    }
+}
+
+/// One connection fewer under `key` (the entry goes at zero).
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(key);
         }
     }
 }
