@@ -183,6 +183,7 @@ export async function team(main, _params, { me }) {
   const admin = me.role === "owner" || me.role === "admin";
   main.append(h("h1", {}, t("team")));
   const members = h("tbody");
+  const invites = h("tbody");
   const keys = h("tbody");
   const out = h("p", { class: "secret", "aria-live": "polite" });
   const [emailF, email] = field(t("email"), h("input", { type: "email", required: true }));
@@ -193,6 +194,7 @@ export async function team(main, _params, { me }) {
   const keyForm = h("form", { class: "row" }, keyNameF, keyRoleF, h("button", { type: "submit", class: "primary" }, t("newKey")));
   main.append(
     h("section", { class: "card" }, h("h2", {}, t("members")), h("table", {}, h("thead", {}, h("tr", {}, [t("email"), t("role"), ""].map((x) => h("th", { scope: "col" }, x)))), members), admin ? invite : null),
+    !admin ? null : h("section", { class: "card" }, h("h2", {}, t("pendingInvites")), h("table", { "data-invites": "" }, h("thead", {}, h("tr", {}, [t("email"), t("role"), t("expires"), ""].map((x) => h("th", { scope: "col" }, x)))), invites)),
     !admin ? null : h("section", { class: "card" }, h("h2", {}, t("apiKeys")), h("table", {}, h("thead", {}, h("tr", {}, [t("name"), t("role"), t("created"), ""].map((x) => h("th", { scope: "col" }, x)))), keys), keyForm),
     out,
   );
@@ -202,8 +204,19 @@ export async function team(main, _params, { me }) {
       members.append(h("tr", {}, h("td", {}, m.email, m.user_id === me.user.id ? ` (${t("you")})` : ""), h("td", {}, m.role), h("td", {})));
     }
     clear(keys);
-    // Keys are an admin's business; editors and viewers see the members only.
+    clear(invites);
+    // Keys and invitations are an admin's business; editors and viewers see the members only.
     if (!admin) return;
+    for (const i of await api.get("/v1/members/invites")) {
+      const revoke = h("button", { type: "button", class: "danger" }, t("revoke"));
+      revoke.addEventListener("click", () =>
+        api
+          .call("DELETE", `/v1/members/invites/${i.id}`)
+          .then(load)
+          .catch(fail),
+      );
+      invites.append(h("tr", {}, h("td", {}, i.email), h("td", {}, i.role), h("td", {}, when(i.expires_at)), h("td", {}, revoke)));
+    }
     for (const k of await api.get("/v1/api-keys")) {
       if (k.revoked_at) continue;
       const revoke = h("button", { type: "button", class: "danger" }, t("revoke"));
@@ -222,6 +235,7 @@ export async function team(main, _params, { me }) {
       const res = await api.post("/v1/members/invites", { email: email.value.trim(), role: role.value });
       out.textContent = t("inviteLink", { token: res.invite_token });
       invite.reset();
+      await load();
     } catch (e) {
       fail(e);
     }

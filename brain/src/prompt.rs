@@ -23,9 +23,17 @@ pub struct Persona {
     pub boundaries: String,
 }
 
-/// Token budgets of a prompt.
-#[derive(Clone, Copy, Debug)]
+/// The instruction that opens every system message (`{name}`: the coach's name). It asks for
+/// the first of [`DECLINES`] when the sources do not hold the answer: the decline decision
+/// reads how likely the model was to open with it.
+pub const INSTRUCTION: &str = "You are {name}, a coach. Answer only from the numbered sources \
+     below. If they do not contain the answer, reply only: I don't know. Keep answers short.";
+
+/// Token budgets and instruction of a prompt.
+#[derive(Clone, Debug)]
 pub struct PromptConfig {
+    /// The instruction ([`INSTRUCTION`] unless the operator chose another).
+    pub instruction: String,
     /// Tokens all passages together may take.
     pub passage_tokens: usize,
     /// At most this many passages.
@@ -39,6 +47,7 @@ impl Default for PromptConfig {
         // Prompt processing runs at ~265 tokens/s on two cores: 3 passages in 300 tokens keep
         // the time to first token near one second once the persona prefix is cached.
         Self {
+            instruction: INSTRUCTION.into(),
             passage_tokens: 300,
             max_passages: 3,
             history_tokens: 160,
@@ -71,16 +80,13 @@ pub struct Prompt {
 }
 
 /// The fixed part of the system message: identical for every question of a tenant.
-pub fn persona_text(persona: &Persona) -> String {
+pub fn persona_text(persona: &Persona, instruction: &str) -> String {
     let name = if persona.coach_name.trim().is_empty() {
         "Coach"
     } else {
         persona.coach_name.trim()
     };
-    let mut text = format!(
-        "You are {name}, a coach. Answer only from the numbered sources below. \
-         If they do not contain the answer, reply only: I don't know. Keep answers short."
-    );
+    let mut text = instruction.replace("{name}", name);
     for (label, value) in [
         ("Tone", &persona.tone),
         ("Style", &persona.coaching_style),
@@ -181,7 +187,7 @@ pub fn build(
     config: &PromptConfig,
     count: &dyn Fn(&str) -> usize,
 ) -> Prompt {
-    let mut system = persona_text(persona);
+    let mut system = persona_text(persona, &config.instruction);
     let chosen: Vec<&Passage> = passages.iter().take(config.max_passages).collect();
     let mut citations = Vec::new();
     if !chosen.is_empty() {
@@ -289,7 +295,7 @@ mod tests {
             &words,
         );
         let b = build(&persona, &p, &[], "food?", &PromptConfig::default(), &words);
-        let prefix = persona_text(&persona);
+        let prefix = persona_text(&persona, INSTRUCTION);
         assert!(a.messages[0].content.starts_with(&prefix));
         assert!(b.messages[0].content.starts_with(&prefix));
         assert_eq!(a.citations[0].page, Some(3));

@@ -177,7 +177,7 @@ async fn main() {
             .await
             .unwrap();
         let Some(last) = page.last() else { break };
-        before = Some(last.last_message_at);
+        before = Some((last.last_message_at, last.id.0));
         conversations.extend(page);
     }
     for c in &conversations {

@@ -153,7 +153,14 @@ pub const EXIT_CONFIG: i32 = 2;
 
 /// Load the configuration or explain what is wrong with it.
 pub fn load_config(cli: &Cli) -> Result<Config, String> {
-    Config::load(cli.config.as_deref()).map_err(|e| format!("configuration error: {e}"))
+    let config =
+        Config::load(cli.config.as_deref()).map_err(|e| format!("configuration error: {e}"))?;
+    if matches!(cli.command, Command::Serve)
+        && let Some(problem) = config.cluster_problem()
+    {
+        return Err(format!("configuration error: {problem}"));
+    }
+    Ok(config)
 }
 
 /// Run a parsed command with a loaded configuration.
@@ -335,7 +342,9 @@ async fn rotate_keys(config: &Config) -> anyhow::Result<()> {
     telemetry::init_tracing(&config.log);
     let shutdown = CancellationToken::new();
     let store = open_ready_store(config, &shutdown).await?;
-    let tokens = crate::auth::tokens::Tokens::new(store.clone(), String::new(), 900);
+    let secrets = crate::secrets::SecretBox::load(&config.secrets.master_key, &config.data_dir)?;
+    let tokens = crate::auth::tokens::Tokens::new(store.clone(), secrets, String::new(), 900);
+    tokens.seal_stored_keys().await?;
     tokens.rotate().await?;
     let keys = store
         .signing_keys(&crate::tenancy::SystemScope::new("gateway keys rotate"))

@@ -198,6 +198,26 @@ where
     }
 }
 
+/// `Multipart` whose rejection is a problem document: a body that is not `multipart/form-data`
+/// with a boundary is 415.
+pub struct ApiMultipart(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiMultipart {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|e| {
+                ApiError::UnsupportedMediaType(format!(
+                    "{}: send the form as `multipart/form-data`",
+                    e.body_text()
+                ))
+            })
+    }
+}
+
 /// `Query<T>` whose rejection is a 400 problem document naming the parameter that is wrong.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);

@@ -23,8 +23,9 @@
 //!   [`eval`]: retrieval and answer benchmarks.
 //! - [`programs`]: coaching programs, their scheduler, opt-outs and analytics; [`clock`]: the
 //!   time they run on. [`handoff`]: asking for a person and the creator's webhook.
-//! - [`limits`]: rate limits (governor, or Redis across processes); [`widget`]: what the web
-//!   widget's connections share.
+//! - [`limits`]: rate limits (governor, or Redis across processes); [`caps`]: caps on open
+//!   connections (widget sockets, event streams); [`widget`]: what the web widget's
+//!   connections share.
 //! - [`files`]: what is written under `data_dir` is private (`0700` directories, `0600` files).
 //! - [`http`]: the axum router, middleware and handlers; [`server`]: assembling and running it
 //!   all.
@@ -35,6 +36,7 @@
 
 pub mod auth;
 pub mod bus;
+pub mod caps;
 pub mod cli;
 pub mod clock;
 pub mod config;

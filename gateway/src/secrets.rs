@@ -1,7 +1,8 @@
 //! Secrets at rest: channel tokens and app secrets are sealed with ChaCha20-Poly1305 under a
 //! master key from configuration (or `data_dir/master.key`, created with mode 0600 on first
 //! run) before they reach the database, and opened only when a connector needs them.
-//! A sealed value is `{"$enc": base64(nonce || ciphertext)}` in place of the string.
+//! A sealed value is `{"$enc": base64(nonce || ciphertext)}` in place of the string; sealed
+//! bytes (the JWT signing keys' private halves) are `cgs1 || nonce || ciphertext`.
 
 use std::path::Path;
 
@@ -29,6 +30,9 @@ pub enum SecretsError {
     #[error("a stored secret cannot be decrypted with this master key")]
     Open,
 }
+
+/// What sealed bytes start with (no PKCS#8 document does: those start with a DER sequence).
+const SEALED_BYTES: &[u8] = b"cgs1";
 
 /// Whether a configuration key names a secret (tokens, secrets, passwords, keys).
 pub fn is_secret(key: &str) -> bool {
@@ -97,29 +101,54 @@ impl SecretBox {
         self.signing.as_slice()
     }
 
-    fn seal_str(&self, plain: &str) -> Result<Value, SecretsError> {
+    /// `nonce || ciphertext` of `plain`.
+    fn encrypt(&self, plain: &[u8]) -> Result<Vec<u8>, SecretsError> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|e| SecretsError::Key(e.to_string()))?;
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), plain.as_bytes())
+            .encrypt(Nonce::from_slice(&nonce), plain)
             .map_err(|_| SecretsError::Open)?;
         let mut bytes = nonce.to_vec();
         bytes.extend(sealed);
+        Ok(bytes)
+    }
+
+    /// What [`Self::encrypt`] sealed.
+    fn decrypt(&self, bytes: &[u8]) -> Result<Vec<u8>, SecretsError> {
+        if bytes.len() < 12 {
+            return Err(SecretsError::Open);
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        self.cipher
+            .decrypt(Nonce::from_slice(nonce), ciphertext)
+            .map_err(|_| SecretsError::Open)
+    }
+
+    fn seal_str(&self, plain: &str) -> Result<Value, SecretsError> {
+        let bytes = self.encrypt(plain.as_bytes())?;
         Ok(serde_json::json!({ "$enc": STANDARD.encode(bytes) }))
     }
 
     fn open_value(&self, sealed: &str) -> Result<String, SecretsError> {
         let bytes = STANDARD.decode(sealed).map_err(|_| SecretsError::Open)?;
-        if bytes.len() < 12 {
-            return Err(SecretsError::Open);
+        String::from_utf8(self.decrypt(&bytes)?).map_err(|_| SecretsError::Open)
+    }
+
+    /// `plain` sealed for storage as bytes.
+    pub fn seal_bytes(&self, plain: &[u8]) -> Result<Vec<u8>, SecretsError> {
+        let mut sealed = SEALED_BYTES.to_vec();
+        sealed.extend(self.encrypt(plain)?);
+        Ok(sealed)
+    }
+
+    /// What [`Self::seal_bytes`] stored, opened; `None` for bytes stored before they were
+    /// sealed (the caller seals them now).
+    pub fn open_bytes(&self, stored: &[u8]) -> Result<Option<Vec<u8>>, SecretsError> {
+        match stored.strip_prefix(SEALED_BYTES) {
+            Some(sealed) => self.decrypt(sealed).map(Some),
+            None => Ok(None),
         }
-        let (nonce, ciphertext) = bytes.split_at(12);
-        let plain = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), ciphertext)
-            .map_err(|_| SecretsError::Open)?;
-        String::from_utf8(plain).map_err(|_| SecretsError::Open)
     }
 
     /// Seal every string under a secret-named key, at any depth.
@@ -205,7 +234,16 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        let key = b"\x30\x2e private key bytes";
+        let stored = sb.seal_bytes(key).unwrap();
+        assert!(!stored.windows(7).any(|w| w == b"private"), "sealed");
+        assert_eq!(
+            again.open_bytes(&stored).unwrap().as_deref(),
+            Some(&key[..])
+        );
+        assert_eq!(again.open_bytes(key).unwrap(), None, "not sealed yet");
         let other = SecretBox::load(&STANDARD.encode([7u8; 32]), dir.path()).unwrap();
+        assert!(matches!(other.open_bytes(&stored), Err(SecretsError::Open)));
         assert!(matches!(
             other.open(&mut sealed.clone()),
             Err(SecretsError::Open)

@@ -135,6 +135,28 @@ pub async fn run(
         ),
         Err(error) => tracing::warn!(%error, "releasing work left in flight failed"),
     }
+    // The JWT signing keys are sealed with the master key (those stored before were not), and
+    // a master key that cannot open them stops the gateway: it must not mint new keys and
+    // silently log everyone out. A database that is ready (SQLite) is checked before serving.
+    let fatal: Arc<std::sync::OnceLock<String>> = Arc::default();
+    if state.startup.problem().is_none() {
+        seal_keys(&state).await.map_err(anyhow::Error::msg)?;
+    } else {
+        tokio::spawn({
+            let (state, shutdown, fatal) = (state.clone(), shutdown.clone(), fatal.clone());
+            async move {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = state.startup.ready() => {}
+                }
+                if let Err(why) = seal_keys(&state).await {
+                    tracing::error!(error = %why, "stopping");
+                    let _ = fatal.set(why);
+                    shutdown.cancel();
+                }
+            }
+        });
+    }
     // Live events are kept from the start, so a console that reconnects resumes.
     state.events.start(&state.bus);
     let outbox = tokio::spawn({
@@ -155,13 +177,22 @@ pub async fn run(
         }
     });
     let pruning = tokio::spawn({
-        let (limits, shutdown) = (state.limits.clone(), shutdown.clone());
+        let (state, shutdown) = (state.clone(), shutdown.clone());
         async move {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = state.startup.ready() => {}
+            }
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    _ = every.tick() => limits.prune(),
+                    _ = every.tick() => {
+                        state.limits.prune();
+                        // Chunks of documents deleted (or tenants erased) while the vector
+                        // store could not be reached.
+                        crate::knowledge::forget_erased(state.store.as_ref(), &state.knowledge).await;
+                    }
                 }
             }
         }
@@ -221,7 +252,33 @@ pub async fn run(
     }
     state.store.close().await;
     tracing::info!("gateway stopped");
+    if let Some(why) = fatal.get() {
+        anyhow::bail!("{why}");
+    }
     served.context("HTTP server")
+}
+
+/// Seal the signing keys stored in the clear and check that they open, and reload the
+/// sessions ended before a restart. Only keys that do not open with this master key are fatal
+/// (a database hiccup is not: keys load on first use).
+async fn seal_keys(state: &AppState) -> Result<(), String> {
+    match state.auth.revoked.load().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(sessions = n, "ended sessions stay refused"),
+        Err(error) => tracing::warn!(%error, "the revoked sessions could not be reloaded"),
+    }
+    match state.auth.tokens.seal_stored_keys().await {
+        Ok(0) => Ok(()),
+        Ok(n) => {
+            tracing::info!(keys = n, "JWT signing keys sealed with the master key");
+            Ok(())
+        }
+        Err(crate::store::StoreError::Corrupt(why)) => Err(why),
+        Err(error) => {
+            tracing::warn!(%error, "the JWT signing keys could not be checked now");
+            Ok(())
+        }
+    }
 }
 
 /// How often tenants' retention periods are enforced.

@@ -53,6 +53,11 @@ pub struct AppState {
     pub clock: Clock,
     /// Recent live events, for `GET /v1/events` clients that reconnect.
     pub events: Arc<crate::bus::log::EventLog>,
+    /// When `/metrics` last read the queue depths from the store (scrapes in between reuse
+    /// them).
+    pub gauges_read_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Open `/v1/events` streams, per member (or API key) and per tenant.
+    pub event_streams: Arc<crate::caps::Caps<String, coach_connector_api::TenantId>>,
     /// Cancelled when the gateway starts shutting down: long-lived responses (event streams,
     /// widget sockets) end then, so the drain never waits on them.
     pub shutdown: tokio_util::sync::CancellationToken,
@@ -75,7 +80,7 @@ impl AppState {
                 pool: pool.clone(),
                 prefix: config.redis.prefix.clone(),
             },
-            None => Revocations::default(),
+            None => Revocations::stored(store.clone()),
         };
         let mailer = crate::auth::mail::Mailer::from_config(&config.smtp);
         let auth = Auth::new(
@@ -84,6 +89,7 @@ impl AppState {
             revoked,
             mailer,
             config.public_url.clone(),
+            secrets.clone(),
         );
         let limits = match redis {
             Some(pool) => Limits::shared(&config.rate_limits, pool, config.redis.prefix.clone()),
@@ -109,6 +115,11 @@ impl AppState {
             sender,
             clock,
             events: crate::bus::log::EventLog::new(),
+            gauges_read_at: Arc::default(),
+            event_streams: crate::caps::Caps::new(
+                config.http.event_streams_per_member,
+                config.http.event_streams_per_tenant,
+            ),
             shutdown: tokio_util::sync::CancellationToken::new(),
             knowledge: Knowledge::unavailable("the models are not loaded"),
             fetcher,

@@ -220,6 +220,14 @@ test("a creator indexes a PDF, takes over a conversation live, replies and hands
     await console_.locator(`main[data-view=${route}] ${ready}`).first().waitFor();
     await shot(console_, route);
   }
+  // Team: an invitation is listed as pending until it is revoked.
+  await console_.locator("nav a[data-route=team]").click();
+  await console_.locator("main[data-view=team] input[type=email]").fill(`coach-${gw.port}@example.com`);
+  await console_.locator("main[data-view=team] form button[type=submit]").first().click();
+  const pending = console_.locator("table[data-invites] tbody tr", { hasText: `coach-${gw.port}@example.com` });
+  await pending.waitFor();
+  await pending.locator("button.danger").click();
+  await pending.waitFor({ state: "detached" });
   // The widget designer previews what is typed, and saves it.
   await console_.locator("nav a[data-route=widget]").click();
   const title = console_.locator("form[aria-label='Widget designer'] input").first();

@@ -81,6 +81,58 @@ async fn bad_configuration_exits_2_naming_key_value_and_expectation() {
     }
 }
 
+/// A master key for processes on PostgreSQL (32 bytes of 0x02).
+const MASTER_KEY: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+/// On PostgreSQL, where several processes share a deployment, `serve` refuses what they cannot
+/// share: no master key, no Redis, the embedded vector store (unless it says it runs alone).
+#[tokio::test]
+async fn serving_on_postgres_needs_what_processes_share() {
+    let db = "postgres://coach_gateway@127.0.0.1:1/test";
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[], "secrets.master_key"),
+        (&[("GATEWAY__SECRETS__MASTER_KEY", MASTER_KEY)], "redis.url"),
+        (
+            &[
+                ("GATEWAY__SECRETS__MASTER_KEY", MASTER_KEY),
+                ("GATEWAY__REDIS__URL", "redis://127.0.0.1:1"),
+            ],
+            "brain.vectors.backend",
+        ),
+    ];
+    for (env, key) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = tokio::process::Command::new(gateway_bin());
+        command
+            .arg("serve")
+            .env("GATEWAY__DATA_DIR", dir.path())
+            .env("GATEWAY__DATABASE__URL", db);
+        for (var, value) in env {
+            command.env(var, value);
+        }
+        let out = command.output().await.unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(
+            !err.contains(MASTER_KEY),
+            "the key reached the terminal: {err}"
+        );
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "nothing was written before refusing"
+        );
+    }
+    // `gateway config` and `migrate` are not serving: they are not refused.
+    let out = tokio::process::Command::new(gateway_bin())
+        .arg("config")
+        .env("GATEWAY__DATABASE__URL", db)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+}
+
 #[tokio::test]
 async fn config_command_masks_secrets() {
     let out = tokio::process::Command::new(gateway_bin())
@@ -110,10 +162,14 @@ async fn a_database_down_at_start_makes_readyz_fail_not_the_process() {
     let dir = tempfile::tempdir().unwrap();
     let gw = Gateway::start(
         dir.path().join("data"),
-        &[(
-            "GATEWAY__DATABASE__URL",
-            "postgres://coach_gateway@127.0.0.1:1/test",
-        )],
+        &[
+            (
+                "GATEWAY__DATABASE__URL",
+                "postgres://coach_gateway@127.0.0.1:1/test",
+            ),
+            ("GATEWAY__SECRETS__MASTER_KEY", MASTER_KEY),
+            ("GATEWAY__DATABASE__SINGLE_PROCESS", "true"),
+        ],
     )
     .await
     .unwrap();
@@ -145,6 +201,9 @@ async fn postgres_and_redis_backends_become_ready() {
             ("GATEWAY__DATABASE__MIGRATE_URL", &schema.owner_url),
             ("GATEWAY__REDIS__URL", &redis),
             ("GATEWAY__REDIS__PREFIX", &prefix),
+            ("GATEWAY__SECRETS__MASTER_KEY", MASTER_KEY),
+            // The embedded vector store: one process here.
+            ("GATEWAY__DATABASE__SINGLE_PROCESS", "true"),
         ],
     )
     .await
@@ -174,6 +233,8 @@ async fn serving_as_a_superuser_is_refused_with_a_fix() {
         &[
             ("GATEWAY__DATABASE__URL", &schema.owner_url),
             ("GATEWAY__DATABASE__MIGRATE_URL", &schema.owner_url),
+            ("GATEWAY__SECRETS__MASTER_KEY", MASTER_KEY),
+            ("GATEWAY__DATABASE__SINGLE_PROCESS", "true"),
         ],
     )
     .await

@@ -1,14 +1,29 @@
 //! PDF text, page by page, with pdf-extract (and the lopdf types it re-exports). Its parser
 //! panics on some malformed files, so every call into it runs under `catch_unwind`; a page that
 //! fails is skipped, and the file is refused only when no page can be read.
+//!
+//! A small PDF can inflate to gigabytes (a compressed stream of zeros), and the parser inflates
+//! object streams while loading. Before it sees the file, every zlib stream in it is inflated
+//! once into nothing, against one budget shared with DOCX's ([`MAX_UNPACKED_BYTES`]): a file
+//! over it is refused without holding any of it in memory. Files of more than [`MAX_PAGES`]
+//! pages are refused too.
 
+use std::io::Read as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::MAX_UNPACKED_BYTES;
 
 use pdf_extract::{Document, Error as PdfError, OutputError, PlainTextOutput};
 
 use super::{ExtractError, Extracted, Section, text};
 
+/// Most pages read from one PDF.
+pub const MAX_PAGES: usize = 5_000;
+
 pub(super) fn extract(bytes: &[u8]) -> Result<Extracted, ExtractError> {
+    if inflated_size(bytes, MAX_UNPACKED_BYTES) > MAX_UNPACKED_BYTES {
+        return Err(ExtractError::TooLarge);
+    }
     let document = guarded(|| Document::load_mem(bytes))
         .ok_or_else(|| crashed("while opening it"))?
         .map_err(load_error)?;
@@ -21,6 +36,12 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted, ExtractError> {
         .ok_or_else(|| crashed("while listing its pages"))?;
     if pages.is_empty() {
         return Err(ExtractError::Corrupt("the PDF has no pages".to_string()));
+    }
+    if pages.len() > MAX_PAGES {
+        return Err(ExtractError::Corrupt(format!(
+            "it has {} pages, more than the {MAX_PAGES} one document may have; split it",
+            pages.len()
+        )));
     }
 
     let mut sections = Vec::new();
@@ -61,6 +82,40 @@ pub(super) fn extract(bytes: &[u8]) -> Result<Extracted, ExtractError> {
     }
     let title = guarded(|| info_title(&document)).flatten();
     Ok(Extracted { title, sections })
+}
+
+/// What the zlib streams of a PDF inflate to together, counted without keeping any of it and
+/// stopping once past `budget`. Every `stream` keyword starts a candidate (the data follows its
+/// end of line); data that is not zlib adds what it inflated before the error, usually nothing.
+fn inflated_size(bytes: &[u8], budget: u64) -> u64 {
+    const KEYWORD: &[u8] = b"stream";
+    let mut total = 0u64;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut at = 0;
+    while let Some(found) = bytes[at..]
+        .windows(KEYWORD.len())
+        .position(|w| w == KEYWORD)
+    {
+        let after = at + found + KEYWORD.len();
+        at = after;
+        let data = match &bytes[after..] {
+            [b'\r', b'\n', rest @ ..] | [b'\n', rest @ ..] | [b'\r', rest @ ..] => rest,
+            _ => continue, // `endstream`, or the word inside some text
+        };
+        let mut inflater = flate2::read::ZlibDecoder::new(data);
+        loop {
+            match inflater.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    total += n as u64;
+                    if total > budget {
+                        return total;
+                    }
+                }
+            }
+        }
+    }
+    total
 }
 
 /// Runs `f`, turning a panic into `None`.
@@ -237,6 +292,68 @@ mod tests {
             words(&extracted.sections[1].text),
             "Page two talks about sleep."
         );
+    }
+
+    /// Resident memory of this process in bytes.
+    fn rss() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+
+    #[test]
+    fn a_pdf_that_inflates_past_the_budget_is_refused_without_inflating_it() {
+        use std::io::Write as _;
+        // 256 MiB of spaces (valid page content) compress to about 250 KiB.
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let block = vec![b' '; 1024 * 1024];
+        for _ in 0..256 {
+            zlib.write_all(&block).unwrap();
+        }
+        let bomb = zlib.finish().unwrap();
+        let page: &[&str] = &["A page before the bomb."];
+        let mut document = build(&[page], None);
+        let stream = Stream::new(dictionary(vec![("Filter", "FlateDecode".into())]), bomb);
+        let bomb_id = document.add_object(stream);
+        let first = document.get_pages()[&1];
+        document
+            .get_dictionary_mut(first)
+            .unwrap()
+            .set("Contents", Object::Array(vec![bomb_id.into()]));
+        let bytes = save(document);
+        assert!(bytes.len() < 2 * 1024 * 1024, "{} bytes", bytes.len());
+        let before = rss();
+        let refused = extract_document(&bytes, DocumentKind::Pdf);
+        let grown = rss().saturating_sub(before);
+        assert!(
+            matches!(refused, Err(ExtractError::TooLarge)),
+            "{refused:?}"
+        );
+        assert!(
+            refused.unwrap_err().to_string().contains("64 MiB"),
+            "the error says what the limit is"
+        );
+        assert!(
+            grown < 100 * 1024 * 1024,
+            "resident memory grew {grown} bytes"
+        );
+        // Under the budget, the same kind of stream is read.
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        zlib.write_all(b"BT /F1 12 Tf 72 720 Td (Inflated but small.) Tj ET")
+            .unwrap();
+        let small = zlib.finish().unwrap();
+        let mut document = build(&[page], None);
+        let id = document.add_object(Stream::new(
+            dictionary(vec![("Filter", "FlateDecode".into())]),
+            small,
+        ));
+        let first = document.get_pages()[&1];
+        document
+            .get_dictionary_mut(first)
+            .unwrap()
+            .set("Contents", Object::Array(vec![id.into()]));
+        let extracted = extract_document(&save(document), DocumentKind::Pdf).unwrap();
+        assert_eq!(words(&extracted.sections[0].text), "Inflated but small.");
     }
 
     #[test]

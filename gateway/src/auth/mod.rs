@@ -91,8 +91,14 @@ impl Auth {
         revoked: Revocations,
         mailer: Option<mail::Mailer>,
         public_url: String,
+        secrets: crate::secrets::SecretBox,
     ) -> Self {
-        let tokens = Tokens::new(store.clone(), config.issuer.clone(), config.access_ttl_secs);
+        let tokens = Tokens::new(
+            store.clone(),
+            secrets,
+            config.issuer.clone(),
+            config.access_ttl_secs,
+        );
         let hasher = Hasher::new(config.hashing_concurrency);
         Self {
             store,

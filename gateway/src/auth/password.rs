@@ -93,8 +93,8 @@ pub fn weakness(password: &str, email: &str) -> Option<String> {
     if password.chars().count() < 10 {
         return Some("use at least 10 characters".into());
     }
-    if password.len() > 1024 {
-        return Some("use at most 1024 bytes".into());
+    if password.chars().count() > 1024 {
+        return Some("use at most 1024 characters".into());
     }
     let local = email.split('@').next().unwrap_or_default();
     let estimate = zxcvbn::zxcvbn(password, &[email, local]);

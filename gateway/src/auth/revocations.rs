@@ -1,4 +1,5 @@
-//! Sessions ended before their access tokens expire, in this process or shared through Redis.
+//! Sessions ended before their access tokens expire, in this process (kept in the database
+//! too, so a restart does not forget them) or shared through Redis.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,14 +8,22 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::store::{Store, StoreError};
+use crate::tenancy::SystemScope;
 
 /// Sessions ended before their access tokens expire (logout, password change, reuse
-/// detection), kept until those tokens would have expired anyway. In-process by default; with
-/// Redis configured, every gateway process sees every revocation.
+/// detection), kept until those tokens would have expired anyway. Without Redis, this process
+/// checks them in memory and writes them to the database, from which a restart reloads them
+/// ([`Revocations::load`]); with Redis, every gateway process sees every revocation.
 #[derive(Clone)]
 pub enum Revocations {
-    /// This process only.
-    Memory(Arc<Mutex<HashMap<Uuid, i64>>>),
+    /// This process, written through to `store` when there is one.
+    Memory {
+        /// Session id to the unix second its tokens expire.
+        cache: Arc<Mutex<HashMap<Uuid, i64>>>,
+        /// Where they survive a restart.
+        store: Option<Arc<dyn Store>>,
+    },
     /// Shared through Redis keys that expire with the tokens.
     Redis {
         /// The connection pool.
@@ -26,11 +35,44 @@ pub enum Revocations {
 
 impl Default for Revocations {
     fn default() -> Self {
-        Self::Memory(Arc::default())
+        Self::Memory {
+            cache: Arc::default(),
+            store: None,
+        }
     }
 }
 
 impl Revocations {
+    /// In memory, kept in `store`.
+    pub fn stored(store: Arc<dyn Store>) -> Self {
+        Self::Memory {
+            cache: Arc::default(),
+            store: Some(store),
+        }
+    }
+
+    /// Read the revocations that have not expired from the database (at start). Returns how
+    /// many; nothing to do with Redis, which keeps its own.
+    pub async fn load(&self) -> Result<usize, StoreError> {
+        let Self::Memory {
+            cache,
+            store: Some(store),
+        } = self
+        else {
+            return Ok(0);
+        };
+        let now = Utc::now().timestamp();
+        let stored = store
+            .revoked_sessions(&SystemScope::new("load revocations"), now)
+            .await?;
+        let n = stored.len();
+        cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(stored);
+        Ok(n)
+    }
+
     fn key(prefix: &str, session: Uuid) -> String {
         format!("{prefix}coach:revoked:{session}")
     }
@@ -38,9 +80,19 @@ impl Revocations {
     /// Refuse the session's access tokens until `until` (unix seconds).
     pub async fn revoke(&self, session: Uuid, until: i64) -> Result<(), ApiError> {
         match self {
-            Self::Memory(map) => {
-                let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+            Self::Memory { cache, store } => {
                 let now = Utc::now().timestamp();
+                if let Some(store) = store {
+                    store
+                        .remember_revocation(
+                            &SystemScope::new("revoke session"),
+                            session,
+                            until,
+                            now,
+                        )
+                        .await?;
+                }
+                let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
                 map.retain(|_, exp| *exp > now);
                 map.insert(session, until);
                 Ok(())
@@ -69,8 +121,8 @@ impl Revocations {
     /// "no": a revoked session must not slip through.
     pub async fn is_revoked(&self, session: Uuid) -> Result<bool, ApiError> {
         match self {
-            Self::Memory(map) => {
-                let map = map.lock().unwrap_or_else(|p| p.into_inner());
+            Self::Memory { cache, .. } => {
+                let map = cache.lock().unwrap_or_else(|p| p.into_inner());
                 Ok(map
                     .get(&session)
                     .is_some_and(|exp| *exp > Utc::now().timestamp()))

@@ -2,6 +2,9 @@
 //! database so every gateway process signs and verifies with the same set. The newest key
 //! signs; all known keys verify, so adding a key rotates without logging anyone out. Only
 //! `EdDSA` is accepted: `alg: none`, HMAC confusion and foreign keys fail verification.
+//! Private keys are stored sealed with the master key (`secrets.master_key`), like channel
+//! secrets; keys stored before that are sealed at start ([`Tokens::seal_stored_keys`]), and a
+//! master key that cannot open them stops the gateway instead of minting new ones.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,6 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::secrets::SecretBox;
 use crate::store::{Role, SigningKeyRecord, Store, StoreError, UserId};
 use crate::tenancy::SystemScope;
 
@@ -62,6 +66,7 @@ struct Keys {
 #[derive(Clone)]
 pub struct Tokens {
     store: Arc<dyn Store>,
+    secrets: SecretBox,
     keys: Arc<RwLock<Keys>>,
     issuer: String,
     ttl_secs: i64,
@@ -83,7 +88,7 @@ pub enum TokenError {
     Store(#[from] StoreError),
 }
 
-fn new_key() -> Result<SigningKeyRecord, StoreError> {
+fn new_key(secrets: &SecretBox) -> Result<SigningKeyRecord, StoreError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| StoreError::Unavailable(format!("randomness: {e}")))?;
     let key = SigningKey::from_bytes(&seed);
@@ -92,18 +97,27 @@ fn new_key() -> Result<SigningKeyRecord, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("pkcs8: {e}")))?;
     Ok(SigningKeyRecord {
         kid: Uuid::now_v7().simple().to_string(),
-        private_der: der.as_bytes().to_vec(),
+        private_der: secrets.seal_bytes(der.as_bytes()).map_err(unopenable)?,
         public_raw: key.verifying_key().to_bytes().to_vec(),
         created_at: Utc::now(),
     })
 }
 
+/// The stored signing keys do not open with this master key.
+fn unopenable(error: crate::secrets::SecretsError) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the JWT signing keys in the database cannot be opened ({error}): start the gateway with \
+         the secrets.master_key (or data_dir/master.key) that sealed them"
+    ))
+}
+
 impl Tokens {
     /// Tokens backed by the keys in `store`, loaded on first use (the database may not be
     /// reachable yet when the gateway starts).
-    pub fn new(store: Arc<dyn Store>, issuer: String, ttl_secs: u64) -> Self {
+    pub fn new(store: Arc<dyn Store>, secrets: SecretBox, issuer: String, ttl_secs: u64) -> Self {
         Self {
             store,
+            secrets,
             keys: Arc::new(RwLock::new(Keys {
                 signing: None,
                 verifying: HashMap::new(),
@@ -136,9 +150,13 @@ impl Tokens {
             .store
             .signing_keys(&SystemScope::new("load signing keys"))
             .await?;
-        let signing = records
-            .first()
-            .map(|r| (r.kid.clone(), EncodingKey::from_ed_der(&r.private_der)));
+        let signing = match records.first() {
+            Some(r) => {
+                let der = self.open(r)?;
+                Some((r.kid.clone(), EncodingKey::from_ed_der(&der)))
+            }
+            None => None,
+        };
         let verifying = records
             .iter()
             .filter(|r| r.public_raw.len() == 32)
@@ -158,10 +176,48 @@ impl Tokens {
         true
     }
 
+    /// The private key of `record` in DER (as stored before keys were sealed, or opened).
+    fn open(&self, record: &SigningKeyRecord) -> Result<Vec<u8>, StoreError> {
+        Ok(self
+            .secrets
+            .open_bytes(&record.private_der)
+            .map_err(unopenable)?
+            .unwrap_or_else(|| record.private_der.clone()))
+    }
+
+    /// Seal the private keys stored before they were sealed (idempotent), then load the keys:
+    /// an error when the master key cannot open them. Returns how many were sealed now.
+    pub async fn seal_stored_keys(&self) -> Result<usize, StoreError> {
+        let sys = SystemScope::new("seal signing keys");
+        let mut sealed = 0;
+        for record in self.store.signing_keys(&sys).await? {
+            if self
+                .secrets
+                .open_bytes(&record.private_der)
+                .map_err(unopenable)?
+                .is_none()
+            {
+                let stored = self
+                    .secrets
+                    .seal_bytes(&record.private_der)
+                    .map_err(unopenable)?;
+                self.store
+                    .seal_signing_key(&sys, record.kid.clone(), record.private_der, stored)
+                    .await?;
+                sealed += 1;
+            }
+        }
+        self.reload().await?;
+        Ok(sealed)
+    }
+
     /// Add a new signing key; tokens signed with older keys stay valid until they expire.
     pub async fn rotate(&self) -> Result<(), StoreError> {
         self.store
-            .add_signing_key(&SystemScope::new("rotate signing key"), new_key()?)
+            .add_signing_key(
+                &SystemScope::new("rotate signing key"),
+                new_key(&self.secrets)?,
+            )
             .await?;
         self.reload().await
     }

@@ -60,6 +60,11 @@ pub struct BrainConfig {
     pub passage_tokens: u32,
     /// Passages per prompt.
     pub passages: u32,
+    /// The instruction that opens the coach's system message (`{name}`: the coach's name),
+    /// before the persona and the passages. The default asks for "I don't know" when the
+    /// passages do not hold the answer, which the decline decision reads; chosen on SQuAD 2.0
+    /// dev articles and the README set for the default model (docs/BENCHMARKS.md).
+    pub instruction: String,
     /// Dense similarity under which the coach says it does not know.
     pub relevance_floor: f32,
     /// The coach declines when the model was at least this likely to open its reply with "I
@@ -102,6 +107,7 @@ impl Default for BrainConfig {
             chunk_overlap: 38,
             passage_tokens: 300,
             passages: 3,
+            instruction: coach_brain::prompt::INSTRUCTION.into(),
             relevance_floor: 0.35,
             abstain_threshold: 0.1,
             coverage_floor: 0.0,

@@ -241,6 +241,50 @@ impl Config {
         Ok(())
     }
 
+    /// Why `serve` must not start with this configuration: PostgreSQL is how several gateway
+    /// processes share one deployment, and each of them needs the same master key (else one
+    /// cannot open the channel secrets another sealed), Redis (events, revocations, limits
+    /// across processes) and a vector store they share, unless `database.single_process` says
+    /// there is one process. `None` on SQLite, which one process owns.
+    pub fn cluster_problem(&self) -> Option<String> {
+        if !matches!(self.database_backend(), Ok(DatabaseBackend::Postgres(_))) {
+            return None;
+        }
+        if self.secrets.master_key.trim().is_empty() {
+            let file = self.data_dir.join("master.key");
+            return Some(format!(
+                "secrets.master_key is empty, and on PostgreSQL every gateway process must seal \
+                 and open channel secrets with the same key. Set it, for example \
+                 GATEWAY__SECRETS__MASTER_KEY=\"$(openssl rand -base64 32)\"; a deployment that \
+                 already has {} keeps its sealed secrets with \
+                 GATEWAY__SECRETS__MASTER_KEY=\"$(cat {})\"",
+                file.display(),
+                file.display()
+            ));
+        }
+        if self.database.single_process {
+            return None;
+        }
+        if self.redis.url.trim().is_empty() {
+            return Some(
+                "redis.url is empty: gateway processes on one PostgreSQL share live events, \
+                 ended sessions and rate limits through Redis. Set redis.url, or \
+                 database.single_process = true (GATEWAY__DATABASE__SINGLE_PROCESS=true) when this \
+                 is the only process"
+                    .into(),
+            );
+        }
+        if self.brain.vectors.backend == VectorBackend::Edge {
+            return Some(
+                "brain.vectors.backend is \"edge\", a vector store inside this process's data_dir \
+                 that other processes cannot see. Set brain.vectors.backend = \"qdrant\" with \
+                 brain.vectors.url, or database.single_process = true when this is the only process"
+                    .into(),
+            );
+        }
+        None
+    }
+
     /// The relational backend selected by `database.url`.
     pub fn database_backend(&self) -> Result<DatabaseBackend, ConfigError> {
         let url = self.database.url.trim();

@@ -23,6 +23,13 @@ pub struct HttpConfig {
     /// Creators' outgoing webhooks (handoff notices) may target loopback and private
     /// addresses (off: a creator could otherwise make the gateway call the operator's network).
     pub allow_private_webhooks: bool,
+    /// Open `/v1/events` streams one member (or API key) may hold in this process; one more
+    /// gets a 429 with `Retry-After`.
+    pub event_streams_per_member: u32,
+    /// Open `/v1/events` streams of one tenant in this process.
+    pub event_streams_per_tenant: u32,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <this>`.
+    pub metrics_token: String,
 }
 
 impl Default for HttpConfig {
@@ -34,6 +41,9 @@ impl Default for HttpConfig {
             shutdown_grace_secs: 10,
             cors_origins: Vec::new(),
             allow_private_webhooks: false,
+            event_streams_per_member: 8,
+            event_streams_per_tenant: 64,
+            metrics_token: String::new(),
         }
     }
 }
@@ -63,6 +73,9 @@ pub struct DatabaseConfig {
     pub max_batch: usize,
     /// Connection pool size.
     pub max_connections: u32,
+    /// PostgreSQL with exactly one gateway process: `serve` then allows an empty `redis.url`
+    /// and the embedded vector store, which several processes cannot share.
+    pub single_process: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -73,6 +86,7 @@ impl Default for DatabaseConfig {
             synchronous: Synchronous::Normal,
             max_batch: 256,
             max_connections: 16,
+            single_process: false,
         }
     }
 }

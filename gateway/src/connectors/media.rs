@@ -101,6 +101,26 @@ pub async fn remove_dir(path: PathBuf) {
     }
 }
 
+/// Remove what a deleted channel left under the tenant's media folder: its messages' files and
+/// the folders of the contacts deleted with it.
+pub async fn remove_after_channel(
+    data_dir: &Path,
+    tenant: TenantId,
+    removed: crate::store::channels::ChannelRemoval,
+) {
+    for (contact, message) in removed.media {
+        let file = contact_dir(data_dir, tenant, contact).join(message.0.to_string());
+        if let Err(error) = tokio::fs::remove_file(&file).await
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %file.display(), %error, "a deleted channel's media file remains");
+        }
+    }
+    for contact in removed.orphans {
+        remove_dir(contact_dir(data_dir, tenant, contact)).await;
+    }
+}
+
 /// Remove a tenant's media files older than its retention period (the messages they belong
 /// to are deleted by the store's retention at the same age); returns how many went.
 pub async fn apply_retention(data_dir: &Path, tenant: TenantId, days: u64) -> usize {

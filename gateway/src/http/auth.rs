@@ -34,7 +34,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 pub struct RegisterRequest {
     /// The owner's login e-mail.
     pub email: String,
-    /// At least 10 characters and hard to guess.
+    /// 10 to 1024 characters and hard to guess (zxcvbn score 3 or more, else 422 with a hint).
+    #[schema(min_length = 10, max_length = 1024)]
     pub password: String,
     /// The tenant's display name.
     pub tenant_name: String,
@@ -48,7 +49,7 @@ pub struct LoginRequest {
     pub email: String,
     /// The password.
     pub password: String,
-    /// The tenant to act for (default: the account's first).
+    /// The tenant to act for (default: the one of the account's latest session).
     #[schema(value_type = Option<String>, format = Uuid)]
     pub tenant_id: Option<coach_connector_api::TenantId>,
 }
@@ -175,7 +176,8 @@ async fn me(State(state): State<AppState>, member: Member<Viewer>) -> Result<Jso
 pub struct ChangePassword {
     /// The password in use now.
     pub current_password: String,
-    /// The new password (at least 10 characters, hard to guess).
+    /// The new password (10 to 1024 characters, hard to guess, else 422 with a hint).
+    #[schema(min_length = 10, max_length = 1024)]
     pub new_password: String,
 }
 
@@ -211,7 +213,8 @@ pub struct ResetRequest {
 pub struct ResetConfirm {
     /// The token from the e-mail.
     pub token: String,
-    /// The new password.
+    /// The new password (10 to 1024 characters, hard to guess, else 422 with a hint).
+    #[schema(min_length = 10, max_length = 1024)]
     pub new_password: String,
 }
 

@@ -29,12 +29,16 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
-    /// `whatsapp`, `telegram`, `web_widget` or a plugin's kind (e.g. `sms`).
+    /// `whatsapp`, `telegram`, `web_widget` or a plugin's kind (e.g. `sms`): the document
+    /// served by a gateway lists the connectors it runs.
     pub kind: String,
-    /// A name for creators.
+    /// A name for creators (not only spaces).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
-    /// Per-kind settings (tokens and secrets are stored, never returned).
+    /// Per-kind settings (tokens and secrets are stored, never returned); what each kind needs
+    /// is checked by its connector (422 naming what is missing).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     pub config: Value,
 }
 
@@ -42,9 +46,11 @@ pub struct CreateChannel {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannel {
-    /// A new name.
+    /// A new name (not only spaces).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// A new configuration (replaces the old one).
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     /// Enable or disable the channel.
     pub enabled: Option<bool>,
@@ -132,11 +138,12 @@ fn view(state: &AppState, c: Channel) -> ChannelView {
 }
 
 fn check_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::Unprocessable("name: 1 to 100 characters".into()));
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::Unprocessable(
+            "name: 1 to 100 characters, not only spaces".into(),
+        ));
     }
-    Ok(name.to_owned())
+    Ok(name.trim().to_owned())
 }
 
 fn check_config(config: Value) -> Result<Value, ApiError> {
@@ -379,8 +386,15 @@ async fn delete_channel(
     {
         tracing::warn!(channel = %id, error = %e, "unregistering the channel at its provider failed");
     }
-    state.store.delete_channel(&member.scope, id).await?;
+    let removed = state.store.delete_channel(&member.scope, id).await?;
     state.connectors.forget_channel(id);
+    // The files its contacts sent go with it, and the folders of contacts it alone knew.
+    crate::connectors::media::remove_after_channel(
+        &state.config.data_dir,
+        member.scope.tenant_id(),
+        removed,
+    )
+    .await;
     state
         .store
         .audit(

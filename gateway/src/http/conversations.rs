@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+
 use coach_connector_api::{ChannelId, ContactId, MessageId, OutboundBody};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Editor, Member, Need, Principal, Viewer};
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::http::kit::{self, Id, PageQuery, Paged, decode_cursor, encode_cursor, limit, resource};
+use crate::http::kit::{self, Cursor, Id, PageQuery, Paged, limit, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
 use crate::store::{
@@ -36,6 +36,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ConversationQuery {
     /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9a-f]{48}$")]
     pub cursor: Option<String>,
     /// Items per page (1-200, default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -56,33 +57,26 @@ async fn list_conversations(
     member: Member<Viewer>,
     ApiQuery(q): ApiQuery<ConversationQuery>,
 ) -> Result<Json<Paged<Conversation>>, ApiError> {
-    let limit = limit(&PageQuery {
-        cursor: None,
-        limit: q.limit,
-    })?;
+    let limit = kit::page_size(q.limit)?;
     let filter = ConversationFilter {
         channel: q.channel_id.map(ChannelId),
         contact: q.contact_id.map(ContactId),
         status: q.status,
     };
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            decode_cursor(c)?
-                .parse::<DateTime<Utc>>()
-                .map_err(|_| ApiError::BadRequest("cursor: not a cursor this API returned".into()))
-        })
-        .transpose()?;
+    let before = Cursor::parse(q.cursor.as_deref())?.map(|c| (c.at, c.id));
     let items = state
         .store
         .conversations(&member.scope, Page { before, limit }, filter)
         .await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| {
-            items
-                .last()
-                .map(|c| encode_cursor(&c.last_message_at.to_rfc3339()))
+            items.last().map(|c| {
+                Cursor {
+                    at: c.last_message_at,
+                    id: c.id.0,
+                }
+                .to_string()
+            })
         })
         .flatten();
     Ok(Json(Paged { items, next_cursor }))
@@ -98,37 +92,36 @@ async fn list_messages(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<StoredMessage>>, ApiError> {
     let limit = limit(&q)?;
-    let after = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            decode_cursor(c)?
-                .parse::<Uuid>()
-                .map(MessageId)
-                .map_err(|_| ApiError::BadRequest("cursor: not a cursor this API returned".into()))
-        })
-        .transpose()?;
+    let after = Cursor::parse(q.cursor.as_deref())?.map(|c| MessageId(c.id));
     let items = state
         .store
         .messages(&member.scope, id, after, limit)
         .await?;
     let next_cursor = (items.len() == limit as usize)
-        .then(|| items.last().map(|m| encode_cursor(&m.id.to_string())))
+        .then(|| items.last().map(|m| Cursor::id(m.id.0)))
         .flatten();
     Ok(Json(Paged { items, next_cursor }))
 }
 
-/// Who did what, newest first (owners and admins).
-#[utoipa::path(get, path = "/v1/audit-log", tag = "audit", params(PageQuery),
+/// How many audit records to read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// The newest this many (1-200, default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+}
+
+/// Who did what, the newest records first (owners and admins).
+#[utoipa::path(get, path = "/v1/audit-log", tag = "audit", params(AuditQuery),
     responses((status = 200, body = Vec<AuditRecord>), (status = 403, body = crate::error::Problem)))]
 async fn audit_log(
     State(state): State<AppState>,
     member: Member<Admin>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<Vec<AuditRecord>>, ApiError> {
-    Ok(Json(
-        state.store.audit_log(&member.scope, limit(&q)?).await?,
-    ))
+    let limit = kit::page_size(q.limit)?;
+    Ok(Json(state.store.audit_log(&member.scope, limit).await?))
 }
 
 /// The user behind a request, if a person (API keys take over as nobody in particular).

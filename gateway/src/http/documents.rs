@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+
 use coach_brain::extract::DocumentKind;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -14,8 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::extract::{Editor, Member, Viewer};
-use crate::error::{ApiError, ApiQuery};
-use crate::http::kit::{self, Id, PageQuery, Paged, decode_cursor, encode_cursor, limit, resource};
+use crate::error::{ApiError, ApiMultipart, ApiQuery};
+use crate::http::kit::{self, Cursor, Id, PageQuery, Paged, limit, resource};
 use crate::http::limits::ClientIp;
 use crate::knowledge::ingest::kind_name;
 use crate::state::AppState;
@@ -36,14 +36,17 @@ pub(super) fn router(max_upload: u64) -> OpenApiRouter<AppState> {
 
 /// The upload form (`multipart/form-data`): `file`, or `url`; `title` is optional.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// A PDF, DOCX, Markdown, HTML or text file.
     #[schema(format = Binary, value_type = Option<String>)]
     file: Option<Vec<u8>>,
     /// A public web page to import instead of a file.
+    #[schema(max_length = 2048)]
     url: Option<String>,
     /// Title for citations (default: the document's own title, else the file name).
+    #[schema(max_length = 2048)]
     title: Option<String>,
 }
 
@@ -100,12 +103,12 @@ async fn read_form(mut form: Multipart, max: u64) -> Result<Upload, ApiError> {
                     .text()
                     .await
                     .map_err(|e| ApiError::BadRequest(format!("{name}: {}", e.body_text())))?;
-                let text = text.trim().to_string();
                 if text.chars().count() > 2048 {
                     return Err(ApiError::Unprocessable(format!(
                         "{name}: at most 2048 characters"
                     )));
                 }
+                let text = text.trim().to_string();
                 if name == "url" {
                     upload.url = Some(text);
                 } else if !text.is_empty() {
@@ -147,7 +150,7 @@ async fn upload(
     State(state): State<AppState>,
     member: Member<Editor>,
     ip: ClientIp,
-    form: Multipart,
+    ApiMultipart(form): ApiMultipart,
 ) -> Result<(StatusCode, Json<Document>), ApiError> {
     let max = state.config.brain.max_upload_bytes;
     let mut upload = read_form(form, max).await?;
@@ -205,24 +208,20 @@ async fn list_documents(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<Document>>, ApiError> {
     let limit = limit(&q)?;
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            decode_cursor(c)?
-                .parse::<DateTime<Utc>>()
-                .map_err(|_| ApiError::BadRequest("cursor: not a cursor this API returned".into()))
-        })
-        .transpose()?;
+    let before = Cursor::parse(q.cursor.as_deref())?.map(|c| (c.at, c.id));
     let items = state
         .store
         .documents(&member.scope, Page { before, limit })
         .await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| {
-            items
-                .last()
-                .map(|d| encode_cursor(&d.created_at.to_rfc3339()))
+            items.last().map(|d| {
+                Cursor {
+                    at: d.created_at,
+                    id: d.id,
+                }
+                .to_string()
+            })
         })
         .flatten();
     Ok(Json(Paged { items, next_cursor }))
@@ -248,17 +247,11 @@ async fn delete_document(
     ip: ClientIp,
     Id(id): Id<resource::Document>,
 ) -> Result<StatusCode, ApiError> {
+    // The deletion records that its chunks must go; search already ignores them. They go now
+    // when the vector store answers, else later (an ingestion still running removes its own
+    // when it notices).
     state.store.delete_document(&member.scope, id).await?;
-    // Search already ignores chunks of a deleted document; remove them now if the brain is up
-    // (an ingestion still running removes its own when it notices).
-    if let Ok(brain) = state.knowledge.get()
-        && let Err(e) = brain
-            .vectors
-            .delete_document(crate::knowledge::tenant(&member.scope), id, None)
-            .await
-    {
-        tracing::warn!(document = %id, error = %e, "chunks of a deleted document remain in the vector store");
-    }
+    crate::knowledge::forget_erased(state.store.as_ref(), &state.knowledge).await;
     state
         .store
         .audit(

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::auth::extract::{Member, Viewer};
 use crate::bus::log::Replay;
 use crate::bus::{StreamEvent, StreamPayload};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -40,6 +41,21 @@ struct Feed {
     live: broadcast::Receiver<Arc<StreamEvent>>,
     tenant: coach_connector_api::TenantId,
     until: tokio::time::Instant,
+    /// This stream's place under the caps, given back when the stream ends.
+    _permit: crate::caps::Permit<String, coach_connector_api::TenantId>,
+}
+
+/// One event of the stream, as an SSE client reads it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the stream's shape
+pub struct SseEvent {
+    /// `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown`,
+    /// `resync` or `shutdown`.
+    event: String,
+    /// The payload, as JSON text.
+    data: String,
+    /// The event's id, to resume from with `Last-Event-ID` (absent on `resync` and `shutdown`).
+    id: Option<String>,
 }
 
 /// The SSE `event` name of a payload.
@@ -79,16 +95,30 @@ fn resync() -> Event {
 
 /// The tenant's live events (server-sent events). Each has an `id`; reconnect with
 /// `Last-Event-ID` to get what was missed, or a `resync` event when that is not possible.
+/// A member holds at most `http.event_streams_per_member` open streams and a tenant
+/// `http.event_streams_per_tenant` (one more: 429 with `Retry-After`).
 #[utoipa::path(get, path = "/v1/events", tag = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received")),
-    responses((status = 200, description = "`text/event-stream`: `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown`, `resync` and (when the gateway restarts) `shutdown` events", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "`text/event-stream`: `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown`, `resync` and (when the gateway restarts) `shutdown` events", content_type = "text/event-stream", body = SseEvent)))]
 async fn events(
     State(state): State<AppState>,
     member: Member<Viewer>,
     headers: HeaderMap,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    state.events.start(&state.bus);
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let tenant = member.scope.tenant_id();
+    let permit = state
+        .event_streams
+        .admit(member.actor(), tenant)
+        .map_err(|over| {
+            let limit = match over {
+                crate::caps::Over::Client(n) | crate::caps::Over::Target(n) => n,
+            };
+            ApiError::TooManyRequests {
+                retry_after_secs: 10,
+                limit,
+            }
+        })?;
+    state.events.start(&state.bus);
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -112,6 +142,7 @@ async fn events(
         live,
         tenant,
         until,
+        _permit: permit,
     };
     let stream = futures::stream::unfold(start, |mut feed| async move {
         if feed.ended {
@@ -139,5 +170,5 @@ async fn events(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

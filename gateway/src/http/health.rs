@@ -1,15 +1,18 @@
 //! `/healthz` (the process is up), `/readyz` (every configured backend answers) and `/metrics`
-//! (Prometheus text).
+//! (Prometheus text; the queue depths are read from the store at most every 10 s, and a
+//! `http.metrics_token` keeps it private).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
 
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tenancy::SystemScope;
 
@@ -70,12 +73,42 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let sys = SystemScope::new("metrics scrape");
-    if let Ok(Ok(stats)) = tokio::time::timeout(CHECK_TIMEOUT, state.store.stats(&sys)).await {
-        metrics::gauge!("outbox_depth").set(stats.outbox_depth as f64);
-        metrics::gauge!("outbox_dead").set(stats.outbox_dead as f64);
-        metrics::gauge!("jobs_depth").set(stats.jobs_depth as f64);
+/// How long the queue depths `/metrics` read from the store are reused.
+const GAUGES_FOR: Duration = Duration::from_secs(10);
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let wanted = &state.config.http.metrics_token;
+    if !wanted.is_empty() {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(wanted.as_bytes())) {
+            return ApiError::Unauthorized(
+                "send the metrics token (http.metrics_token) as a bearer token".into(),
+            )
+            .into_response();
+        }
+    }
+    let due = {
+        let mut read_at = state
+            .gauges_read_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let due = read_at.is_none_or(|at| at.elapsed() >= GAUGES_FOR);
+        if due {
+            *read_at = Some(Instant::now());
+        }
+        due
+    };
+    if due {
+        let sys = SystemScope::new("metrics scrape");
+        if let Ok(Ok(stats)) = tokio::time::timeout(CHECK_TIMEOUT, state.store.stats(&sys)).await {
+            metrics::gauge!("outbox_depth").set(stats.outbox_depth as f64);
+            metrics::gauge!("outbox_dead").set(stats.outbox_dead as f64);
+            metrics::gauge!("jobs_depth").set(stats.jobs_depth as f64);
+        }
     }
     (
         [(
@@ -84,4 +117,5 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+        .into_response()
 }

@@ -39,11 +39,7 @@ async fn inbox(
     member: Member<Viewer>,
     ApiQuery(q): ApiQuery<InboxQuery>,
 ) -> Result<Json<Vec<InboxItem>>, ApiError> {
-    let limit = match q.limit {
-        None => 50,
-        Some(n @ 1..=200) => n,
-        Some(n) => return Err(ApiError::BadRequest(format!("limit: {n} is outside 1-200"))),
-    };
+    let limit = crate::http::kit::page_size(q.limit)?;
     let user = member
         .user()
         .map(|u| u.0)

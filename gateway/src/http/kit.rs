@@ -5,7 +5,7 @@
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -76,6 +76,7 @@ pub struct Paged<T> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9a-f]{48}$")]
     pub cursor: Option<String>,
     /// Items per page (1-200, default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -84,25 +85,88 @@ pub struct PageQuery {
 
 /// The page size asked for (default 50), or a 400 outside 1-200.
 pub fn limit(q: &PageQuery) -> Result<u32, ApiError> {
-    match q.limit {
+    page_size(q.limit)
+}
+
+/// `asked` (default 50), or a 400 outside 1-200.
+pub fn page_size(asked: Option<u32>) -> Result<u32, ApiError> {
+    match asked {
         None => Ok(50),
         Some(n @ 1..=200) => Ok(n),
         Some(n) => Err(ApiError::BadRequest(format!("limit: {n} is outside 1-200"))),
     }
 }
 
-/// An opaque cursor for `s` (where the next page starts).
-pub fn encode_cursor(s: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+/// Where the next page starts: a time and an id, 48 lowercase hex digits (the time's
+/// microseconds since 1970 as 16, the id as 32). Lists ordered by one of them leave the other
+/// zero. Any string of that form is a position, so every cursor the schema allows is answered
+/// (with the page after that position, maybe empty); anything else is a 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The time of the last item of the previous page.
+    pub at: DateTime<Utc>,
+    /// The id of the last item of the previous page.
+    pub id: Uuid,
 }
 
-/// What [`encode_cursor`] made, or a 400.
-pub fn decode_cursor(c: &str) -> Result<String, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::BadRequest("cursor: not a cursor this API returned".into()))
+impl Cursor {
+    /// The cursor after an item at `at`.
+    pub fn at(at: DateTime<Utc>) -> String {
+        Cursor {
+            at,
+            id: Uuid::nil(),
+        }
+        .to_string()
+    }
+
+    /// The cursor after the item `id`.
+    pub fn id(id: Uuid) -> String {
+        Cursor {
+            at: DateTime::UNIX_EPOCH,
+            id,
+        }
+        .to_string()
+    }
+
+    /// The cursor a request carries, or a 400 when it is not one.
+    pub fn parse(raw: Option<&str>) -> Result<Option<Cursor>, ApiError> {
+        raw.map(|c| {
+            c.parse()
+                .map_err(|()| ApiError::BadRequest("cursor: not a cursor this API returned".into()))
+        })
+        .transpose()
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:016x}{}",
+            self.at.timestamp_micros() as u64,
+            self.id.simple()
+        )
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if s.len() != 48 || !hex(s) {
+            return Err(());
+        }
+        let micros = u64::from_str_radix(&s[..16], 16).map_err(|_| ())? as i64;
+        // A position outside the times chrono can hold is before (or after) every item.
+        let at = DateTime::from_timestamp_micros(micros).unwrap_or(if micros < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        });
+        let id = Uuid::parse_str(&s[16..]).map_err(|_| ())?;
+        Ok(Cursor { at, id })
+    }
 }
 
 macro_rules! resources {
@@ -150,6 +214,35 @@ mod tests {
         match parse::<resource::Document>("not-an-id") {
             Err(ApiError::NotFound(what)) => assert_eq!(what, "document"),
             other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn a_cursor_reads_back_and_every_string_of_its_form_is_a_position() {
+        let at = DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap();
+        let id = Uuid::now_v7();
+        for c in [
+            Cursor { at, id },
+            Cursor {
+                at,
+                id: Uuid::nil(),
+            },
+        ] {
+            assert_eq!(c.to_string().parse::<Cursor>(), Ok(c));
+        }
+        assert_eq!(Cursor::id(id).parse::<Cursor>().unwrap().id, id);
+        assert_eq!(Cursor::at(at).parse::<Cursor>().unwrap().at, at);
+        assert!("f".repeat(48).parse::<Cursor>().is_ok());
+        assert!("7".repeat(48).parse::<Cursor>().is_ok());
+        for bad in [
+            "",
+            "0",
+            &"F".repeat(48),
+            &"0".repeat(47),
+            &"0".repeat(49),
+            "MjAyNi0xMi0wMw",
+        ] {
+            assert!(bad.parse::<Cursor>().is_err(), "{bad:?}");
         }
     }
 }

@@ -94,8 +94,10 @@ pub fn router(state: AppState) -> Router {
     .split_for_parts();
     let rest = Router::new()
         .merge(
-            utoipa_swagger_ui::SwaggerUi::new("/docs")
-                .external_url_unchecked("/openapi.json", openapi::finish(&doc)),
+            utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked(
+                "/openapi.json",
+                openapi::finish(&doc, &state.connectors.kinds()),
+            ),
         )
         .merge(health::router())
         .merge(widget::router())

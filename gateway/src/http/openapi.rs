@@ -25,6 +25,8 @@ pub const UNAUTHENTICATED_API: &[(&str, &str)] = &[
     ("POST", "/v1/auth/accept-invite"),
     ("POST", "/v1/auth/password-reset"),
     ("POST", "/v1/auth/password-reset/confirm"),
+    // The widget reads its channel's public settings before a visitor is anyone.
+    ("GET", "/v1/widget/config/{channel_id}"),
 ];
 
 #[derive(OpenApi)]
@@ -110,10 +112,17 @@ enum Applies {
 /// Completes the generated document: the bearer scheme is the default security (declared once;
 /// the routes of [`UNAUTHENTICATED_API`] say they need none), and every operation documents the
 /// errors it can give as `application/problem+json` with the problem schema, so generated
-/// clients and schema-driven fuzzers know every answer.
-pub fn finish(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
+/// clients and schema-driven fuzzers know every answer. A channel's `kind` lists the
+/// connectors this gateway runs (`channel_kinds`: built-in and plugins).
+pub fn finish(doc: &utoipa::openapi::OpenApi, channel_kinds: &[String]) -> serde_json::Value {
     let mut value = serde_json::to_value(doc).unwrap_or_default();
     complete(&mut value);
+    if let Some(kind) = value
+        .pointer_mut("/components/schemas/CreateChannel/properties/kind")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        kind.insert("enum".into(), channel_kinds.into());
+    }
     value
 }
 

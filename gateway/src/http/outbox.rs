@@ -3,14 +3,14 @@
 //! files contacts sent, from the media store.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::extract::{Admin, Member, Viewer};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiQuery};
 use crate::http::kit::{Id, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
@@ -28,11 +28,37 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
-    /// `pending`, `inflight`, `done` or `dead` (all when absent).
-    pub state: Option<String>,
+    /// Only the deliveries in this state (all when absent).
+    #[param(inline)]
+    pub state: Option<DeliveryState>,
     /// At most this many (1-200, default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Waiting for its time.
+    Pending,
+    /// Being sent.
+    Inflight,
+    /// Sent.
+    Done,
+    /// Given up after its attempts (retry it with `POST /v1/outbox/{id}/retry`).
+    Dead,
+}
+
+impl DeliveryState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Inflight => "inflight",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
 }
 
 /// The tenant's deliveries, most recently changed first (`?state=dead`: the dead letters).
@@ -41,22 +67,10 @@ pub struct OutboxQuery {
 async fn list_outbox(
     State(state): State<AppState>,
     member: Member<Viewer>,
-    Query(query): Query<OutboxQuery>,
+    ApiQuery(query): ApiQuery<OutboxQuery>,
 ) -> Result<Json<Vec<OutboxEntry>>, ApiError> {
-    let wanted = match query.state.as_deref() {
-        None => None,
-        Some(s @ ("pending" | "inflight" | "done" | "dead")) => Some(s),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "state: {other:?} is not one of pending, inflight, done, dead"
-            )));
-        }
-    };
-    let limit = match query.limit {
-        None => 50,
-        Some(n @ 1..=200) => n,
-        Some(n) => return Err(ApiError::BadRequest(format!("limit: {n} is outside 1-200"))),
-    };
+    let wanted = query.state.map(DeliveryState::as_str);
+    let limit = crate::http::kit::page_size(query.limit)?;
     Ok(Json(
         state
             .store

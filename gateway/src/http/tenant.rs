@@ -89,15 +89,9 @@ async fn erase_tenant(
     member: Member<Owner>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let sessions = state.store.erase_tenant(&member.scope).await?;
-    // Its chunks (the documents' text) go from the vector store too.
-    if let Ok(brain) = state.knowledge.get()
-        && let Err(error) = brain
-            .vectors
-            .delete_tenant(crate::knowledge::tenant(&member.scope))
-            .await
-    {
-        tracing::error!(tenant = %member.scope.tenant_id(), %error, "the erased tenant's chunks remain in the vector store");
-    }
+    // Its chunks (the documents' text) go from the vector store too: now when it answers, else
+    // as soon as it does (the erasure recorded that they must).
+    crate::knowledge::forget_erased(state.store.as_ref(), &state.knowledge).await;
     crate::connectors::media::remove_dir(crate::connectors::media::tenant_dir(
         &state.config.data_dir,
         member.scope.tenant_id(),

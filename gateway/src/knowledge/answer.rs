@@ -137,6 +137,7 @@ impl Brain {
         let config = PromptConfig {
             passage_tokens: self.config.passage_tokens as usize,
             max_passages: self.config.passages as usize,
+            instruction: self.config.instruction.clone(),
             ..PromptConfig::default()
         };
         let found = self

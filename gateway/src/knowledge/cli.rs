@@ -184,7 +184,7 @@ pub async fn reembed_with(
             let page = crate::store::Page { before, limit: 200 };
             let documents = store.documents(&scope, page).await?;
             let Some(last) = documents.last() else { break };
-            before = Some(last.created_at);
+            before = Some((last.created_at, last.id));
             for d in &documents {
                 store.reindex_document(&scope, d.id).await?;
                 queued.push((scope.clone(), d.id));

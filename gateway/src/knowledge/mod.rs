@@ -17,7 +17,7 @@ use coach_brain::vectors::VectorStore;
 use crate::config::{BrainConfig, Config, ModelBackend, VectorBackend};
 use crate::error::ApiError;
 use crate::store::Store;
-use crate::tenancy::TenantScope;
+use crate::tenancy::{SystemScope, TenantScope};
 
 /// The loaded models and vector store.
 pub struct Brain {
@@ -203,6 +203,50 @@ pub struct Found {
 /// The brain's view of an authenticated tenant scope.
 pub fn tenant(scope: &TenantScope) -> Tenant {
     Tenant::scoped(scope.tenant_id().0)
+}
+
+/// Carry out the recorded chunk erasures (deleted documents, erased tenants; the store records
+/// them in the deleting transaction) while the vector store answers. Returns how many were
+/// done; one that fails stays recorded for the next run (at start and every minute, see
+/// `server`), so a deletion made while the models were missing or the vector store was down
+/// still happens.
+pub async fn forget_erased(store: &dyn Store, knowledge: &Knowledge) -> usize {
+    const BATCH: u32 = 100;
+    let Ok(brain) = knowledge.get() else {
+        return 0;
+    };
+    let sys = SystemScope::new("vector erasures");
+    let mut done = 0;
+    loop {
+        let batch = match store.vector_erasures(&sys, BATCH).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, "reading the pending vector erasures failed");
+                return done;
+            }
+        };
+        let full = batch.len() == BATCH as usize;
+        for erasure in batch {
+            let owner = Tenant::scoped(erasure.tenant_id.0);
+            let forgotten = match erasure.document_id {
+                Some(document) => brain.vectors.delete_document(owner, document, None).await,
+                None => brain.vectors.delete_tenant(owner).await,
+            };
+            if let Err(error) = forgotten {
+                tracing::warn!(tenant = %erasure.tenant_id, document = ?erasure.document_id, %error,
+                    "erased chunks remain in the vector store for now; retried within a minute");
+                return done;
+            }
+            if let Err(error) = store.vector_erasure_done(&sys, erasure.id).await {
+                tracing::warn!(%error, "recording a vector erasure as done failed; it will run again");
+                return done;
+            }
+            done += 1;
+        }
+        if !full {
+            return done;
+        }
+    }
 }
 
 impl Brain {

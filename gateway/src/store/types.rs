@@ -269,8 +269,8 @@ pub enum StoredEvent {
 /// A page request for newest-first listings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
-    /// Return items strictly older than this cursor.
-    pub before: Option<DateTime<Utc>>,
+    /// Return the items after this one (its time and id) in newest-first order.
+    pub before: Option<(DateTime<Utc>, Uuid)>,
     /// At most this many.
     pub limit: u32,
 }

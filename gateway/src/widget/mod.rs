@@ -5,13 +5,17 @@
 
 pub mod hub;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use coach_connector_api::ChannelId;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::caps::{Caps, Over, Permit};
+
+/// An admitted widget connection's place in the counts (per address, per channel).
+pub type SocketPermit = Permit<IpAddr, ChannelId>;
 
 /// Shared by every widget connection of this process.
 pub struct WidgetRuntime {
@@ -22,9 +26,7 @@ pub struct WidgetRuntime {
     /// Messages per channel.
     channel_limiter: DefaultKeyedRateLimiter<ChannelId>,
     /// Open connections per address and per channel.
-    open: Mutex<OpenSockets>,
-    sockets_per_address: u32,
-    sockets_per_channel: u32,
+    sockets: Arc<Caps<IpAddr, ChannelId>>,
     /// The demo channel, once created.
     pub demo_channel: OnceLock<ChannelId>,
     /// Routes conversation events to the connections of their conversation.
@@ -39,75 +41,21 @@ impl WidgetRuntime {
             limiter: RateLimiter::keyed(per_minute(config.messages_per_minute)),
             address_limiter: RateLimiter::keyed(per_minute(config.address_messages_per_minute)),
             channel_limiter: RateLimiter::keyed(per_minute(config.channel_messages_per_minute)),
-            open: Mutex::default(),
-            sockets_per_address: config.sockets_per_address,
-            sockets_per_channel: config.sockets_per_channel,
+            sockets: Caps::new(config.sockets_per_address, config.sockets_per_channel),
             demo_channel: OnceLock::new(),
             hub: Arc::default(),
         })
     }
-}
 
-/// Open widget connections of this process, by client address and by channel.
-#[derive(Default)]
-struct OpenSockets {
-    by_address: HashMap<IpAddr, u32>,
-    by_channel: HashMap<ChannelId, u32>,
-}
-
-/// An admitted connection's place in the counts, given back when dropped.
-pub struct SocketPermit {
-    runtime: Arc<WidgetRuntime>,
-    address: IpAddr,
-    channel: ChannelId,
-}
-
-impl Drop for SocketPermit {
-    fn drop(&mut self) {
-        let mut open = self.runtime.open.lock().unwrap_or_else(|e| e.into_inner());
-        release(&mut open.by_address, &self.address);
-        release(&mut open.by_channel, &self.channel);
-    }
-}
-
-/// One connection fewer under `key` (the entry goes at zero).
-fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: &K) {
-    if let Some(n) = counts.get_mut(key) {
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            counts.remove(key);
-        }
-    }
-}
-
-impl WidgetRuntime {
     /// Counts a new connection from `address` to `channel`, or says which cap it is over.
-    pub fn admit(
-        self: &Arc<Self>,
-        address: IpAddr,
-        channel: ChannelId,
-    ) -> Result<SocketPermit, String> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let from_address = open.by_address.get(&address).copied().unwrap_or(0);
-        if from_address >= self.sockets_per_address {
-            return Err(format!(
-                "too many connections from your address ({}, widget.sockets_per_address)",
-                self.sockets_per_address
-            ));
-        }
-        let on_channel = open.by_channel.get(&channel).copied().unwrap_or(0);
-        if on_channel >= self.sockets_per_channel {
-            return Err(format!(
-                "this chat is full ({} connections, widget.sockets_per_channel): try again later",
-                self.sockets_per_channel
-            ));
-        }
-        *open.by_address.entry(address).or_default() += 1;
-        *open.by_channel.entry(channel).or_default() += 1;
-        Ok(SocketPermit {
-            runtime: self.clone(),
-            address,
-            channel,
+    pub fn admit(&self, address: IpAddr, channel: ChannelId) -> Result<SocketPermit, String> {
+        self.sockets.admit(address, channel).map_err(|over| match over {
+            Over::Client(n) => {
+                format!("too many connections from your address ({n}, widget.sockets_per_address)")
+            }
+            Over::Target(n) => format!(
+                "this chat is full ({n} connections, widget.sockets_per_channel): try again later"
+            ),
         })
     }
 

@@ -23,6 +23,8 @@ use tower::ServiceExt;
 
 against_every_backend!(
     live_events_are_the_tenants_own_and_resume_after_a_drop,
+    event_streams_are_capped_per_member_and_per_tenant,
+    metrics_can_be_kept_behind_a_token,
     asking_for_a_person_waits_notifies_once_and_is_handed_back,
     bad_console_input_gets_clear_errors,
 );
@@ -83,6 +85,99 @@ impl Events {
             self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         }
     }
+}
+
+async fn events_status(app: &App, token: &str) -> (StatusCode, HeaderMap, Value) {
+    let req = Request::get("/v1/events").header("authorization", format!("Bearer {token}"));
+    let resp = app
+        .router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = if status == StatusCode::OK {
+        Value::Null
+    } else {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, headers, body)
+}
+
+async fn event_streams_are_capped_per_member_and_per_tenant(b: &Backend) {
+    let mut config = Config {
+        public_url: "https://coach.example".into(),
+        ..Config::default()
+    };
+    config.http.event_streams_per_member = 2;
+    config.http.event_streams_per_tenant = 3;
+    let app = app_with(b, config);
+    let ana = app.register("ana@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let (status, key) = app
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(token(&ana)),
+            Some(json!({ "name": "dashboard", "role": "viewer" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+
+    let first = Events::open(&app, token(&ana), None).await;
+    let _second = Events::open(&app, token(&ana), None).await;
+    let (status, headers, problem) = events_status(&app, token(&ana)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert!(headers.contains_key("retry-after"), "{headers:?}");
+    // Another principal of the tenant has room until the tenant's cap.
+    let _third = Events::open(&app, &key, None).await;
+    assert_eq!(
+        events_status(&app, &key).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the tenant's cap (3) is reached"
+    );
+    // Another tenant is not affected.
+    let _bobs = Events::open(&app, token(&bob), None).await;
+    // A closed stream gives its place back.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _again = Events::open(&app, token(&ana), None).await;
+}
+
+async fn metrics_can_be_kept_behind_a_token(b: &Backend) {
+    let mut config = Config::default();
+    config.http.metrics_token = "scrape-me-9f2c".into();
+    let app = app_with(b, config);
+    let scrape = |auth: Option<&'static str>| {
+        let mut req = Request::get("/metrics");
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        app.router.clone().oneshot(req.body(Body::empty()).unwrap())
+    };
+    for wrong in [
+        None,
+        Some("Bearer scrape-me"),
+        Some("Bearer scrape-me-9f2cx"),
+    ] {
+        let resp = scrape(wrong).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{wrong:?}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    }
+    let resp = scrape(Some("Bearer scrape-me-9f2c")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("outbox_depth"),
+        "the queue depths are read on the first scrape"
+    );
 }
 
 fn scope_of(pair: &Value) -> TenantScope {

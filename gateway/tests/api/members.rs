@@ -334,6 +334,16 @@ async fn members_are_invited_promoted_and_removed(b: &Backend) {
             .1["role"],
         "viewer"
     );
+    // Without a tenant, a login opens the one used last.
+    let (_, again) = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({ "email": "ana@example.com", "password": "violet-quarry-Tundra-88" })),
+        )
+        .await;
+    assert_eq!(again["tenant_id"], other["tenant_id"], "{again}");
     // Removal ends the member's sessions.
     app.expect(
         StatusCode::NO_CONTENT,

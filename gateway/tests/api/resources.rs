@@ -120,6 +120,58 @@ async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) 
         .unwrap()
         .clone();
     let alice_id = alice["id"].as_str().unwrap();
+    // What else the gateway keeps about her: a handoff, an opt-out, an event it could not read.
+    let contact: coach_connector_api::ContactId = alice_id.parse().unwrap();
+    let (_, convs) = app
+        .call(
+            "GET",
+            &format!("/v1/conversations?contact_id={alice_id}"),
+            t,
+            None,
+        )
+        .await;
+    let conversation_id = convs["items"][0]["id"].as_str().unwrap().parse().unwrap();
+    let (_, msgs) = app
+        .call(
+            "GET",
+            &format!("/v1/conversations/{conversation_id}/messages"),
+            t,
+            None,
+        )
+        .await;
+    let first_message = msgs["items"][0]["id"].as_str().unwrap().parse().unwrap();
+    b.store
+        .record_handoff(
+            &scope,
+            coach_gateway::store::console::Handoff {
+                conversation_id,
+                message_id: first_message,
+                reason: coach_gateway::store::console::HandoffReason::AskedForHuman,
+                question: "can a person call me about my private goal".into(),
+                created_at: chrono::Utc::now(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    b.store
+        .opt_out(&scope, contact, "keyword:STOP", chrono::Utc::now())
+        .await
+        .unwrap();
+    let unknown = coach_connector_api::InboundEvent::Unknown(coach_connector_api::UnknownEvent {
+        dedup_key: coach_connector_api::DedupKey("u1".into()),
+        kind: "reaction".into(),
+        from: Some(coach_connector_api::ChannelIdentity {
+            id: "alice".into(),
+            display_name: None,
+            username: None,
+        }),
+        raw: json!({ "emoji": "thumbs-up-from-alice" }),
+    });
+    b.store
+        .ingest(&scope, channel_id, vec![unknown])
+        .await
+        .unwrap();
     let (status, archive) = app
         .call("GET", &format!("/v1/contacts/{alice_id}/export"), t, None)
         .await;
@@ -128,6 +180,16 @@ async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) 
     let messages = &archive["conversations"][0]["messages"];
     assert_eq!(messages.as_array().unwrap().len(), 2);
     assert_eq!(messages[0]["content"]["body"], "my private goal");
+    assert_eq!(
+        archive["handoffs"][0]["question"],
+        "can a person call me about my private goal"
+    );
+    assert_eq!(archive["opt_out"]["source"], "keyword:STOP");
+    assert_eq!(
+        archive["unknown_events"][0]["raw"]["emoji"],
+        "thumbs-up-from-alice"
+    );
+    assert!(archive["programs"].as_array().unwrap().is_empty());
     assert!(
         !archive.to_string().contains("bob's"),
         "only this contact's data"
@@ -385,6 +447,28 @@ async fn operators_list_suspend_and_resume_tenants(b: &Backend) {
         None,
     )
     .await;
+    // A restart without Redis refuses them too.
+    let restarted = app_on(b.store.clone(), app.state.config.as_ref().clone());
+    restarted.state.auth.revoked.load().await.unwrap();
+    restarted
+        .expect_because(
+            StatusCode::UNAUTHORIZED,
+            "GET",
+            "/v1/me",
+            Some(token(&customer)),
+            None,
+            "a suspended tenant's session stays ended after a restart",
+        )
+        .await;
+    restarted
+        .expect(
+            StatusCode::UNAUTHORIZED,
+            "GET",
+            "/v1/channels",
+            Some(&key),
+            None,
+        )
+        .await;
     let (_, tenants) = app
         .call("GET", "/v1/platform/tenants", Some(token(&op)), None)
         .await;

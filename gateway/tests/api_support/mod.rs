@@ -35,18 +35,27 @@ pub fn app_with(b: &Backend, config: Config) -> App {
 
 /// The app over `store` (a second gateway process sharing a database).
 pub fn app_on(store: Arc<dyn coach_gateway::store::Store>, config: Config) -> App {
+    // A fixed test key (32 bytes of 0x01): nothing is written to disk.
+    app_sealed_with(
+        store,
+        config,
+        "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+    )
+}
+
+/// The app over `store` with `master_key` (base64 of 32 bytes) as `secrets.master_key`.
+pub fn app_sealed_with(
+    store: Arc<dyn coach_gateway::store::Store>,
+    config: Config,
+    master_key: &str,
+) -> App {
     let state = AppState::new(
         config,
         store,
         Arc::new(MemoryBus::new(16)),
         coach_gateway::telemetry::metrics_handle(),
         Startup::default(),
-        // A fixed test key (32 bytes of 0x01): nothing is written to disk.
-        coach_gateway::secrets::SecretBox::load(
-            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
-            std::path::Path::new("."),
-        )
-        .unwrap(),
+        coach_gateway::secrets::SecretBox::load(master_key, std::path::Path::new(".")).unwrap(),
     );
     App {
         router: coach_gateway::http::router(state.clone()),
@@ -225,7 +234,14 @@ pub async fn sign(app: &App, header: jsonwebtoken::Header, claims: &Value) -> St
         .signing_keys(&SystemScope::new("test"))
         .await
         .unwrap();
-    let key = jsonwebtoken::EncodingKey::from_ed_der(&keys[0].private_der);
+    // Stored sealed with the app's master key.
+    let der = app
+        .state
+        .secrets
+        .open_bytes(&keys[0].private_der)
+        .unwrap()
+        .unwrap_or_else(|| keys[0].private_der.clone());
+    let key = jsonwebtoken::EncodingKey::from_ed_der(&der);
     jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
 

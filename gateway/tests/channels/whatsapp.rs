@@ -363,6 +363,35 @@ pub(crate) async fn whatsapp_media_is_fetched_checked_and_erased(b: &Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // The contact's export carries the file they sent.
+    let (status, archive) = w
+        .app
+        .call(
+            "GET",
+            &format!(
+                "/v1/contacts/{}/export",
+                kept["contact_id"].as_str().unwrap()
+            ),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let exported = archive["conversations"][0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == kept["id"])
+        .unwrap();
+    assert_eq!(exported["media"]["mime"], "image/jpeg");
+    assert_eq!(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            exported["media"]["base64"].as_str().unwrap()
+        )
+        .unwrap(),
+        jpeg
+    );
 
     let media_dir = w.app.state.config.data_dir.join("media");
     assert!(media_dir.exists());

@@ -109,3 +109,160 @@ async fn the_database_files_are_private() {
     assert_eq!(mode(&data.join("gateway.db-wal")), 0o600);
     store.close().await;
 }
+
+/// Every table, and what a tenant's erasure, a contact's export and erasure, and retention do
+/// with its rows. A table added by a migration fails
+/// [`every_table_is_covered_by_erasure_export_and_retention`] until it is placed here, which
+/// is where those three are decided for it.
+const TABLES: &[(&str, &str)] = &[
+    (
+        "tenants",
+        "the tenant: erasure deletes it, every tenant table cascades",
+    ),
+    (
+        "users",
+        "global accounts: kept (a user may belong to other tenants); memberships go",
+    ),
+    ("memberships", "tenant: cascade"),
+    (
+        "refresh_tokens",
+        "tenant: cascade; the sessions are revoked too",
+    ),
+    ("password_resets", "global: follows its user"),
+    ("signing_keys", "global: no personal data (sealed keys)"),
+    (
+        "revoked_sessions",
+        "global: session ids until their tokens expire, no personal data",
+    ),
+    ("api_keys", "tenant: cascade"),
+    ("invites", "tenant: cascade"),
+    (
+        "audit_log",
+        "tenant: cascade; holds ids only, never personal data",
+    ),
+    ("channels", "tenant: cascade"),
+    ("contacts", "contact: exported (`contact`), erased"),
+    (
+        "contact_identities",
+        "contact: exported (`contact.identities`), cascade",
+    ),
+    (
+        "conversations",
+        "contact: exported (`conversations`), cascade",
+    ),
+    (
+        "messages",
+        "contact: exported (`conversations[].messages`, media inline), cascade; retention",
+    ),
+    (
+        "message_status",
+        "contact: erased with their messages; retention",
+    ),
+    (
+        "unknown_events",
+        "contact: exported (`unknown_events`), erased by sender; retention",
+    ),
+    (
+        "jobs",
+        "tenant: deleted first (no foreign key to messages); contact's go with their messages",
+    ),
+    ("outbox", "contact: cascade from messages; retention"),
+    (
+        "handoffs",
+        "contact: exported (`handoffs`), cascade from messages",
+    ),
+    (
+        "conversation_reads",
+        "tenant: cascade from conversations; member read marks, no contact data",
+    ),
+    ("usage_daily", "tenant: cascade; counts only"),
+    (
+        "documents",
+        "tenant: cascade; their chunks leave the vector store (vector_erasures)",
+    ),
+    ("document_blobs", "tenant: cascade"),
+    (
+        "vector_erasures",
+        "kept after a tenant's erasure until the vector store forgot its chunks; ids only",
+    ),
+    ("programs", "tenant: cascade"),
+    ("program_versions", "tenant: cascade"),
+    ("enrollments", "contact: exported (`programs`), cascade"),
+    (
+        "program_sends",
+        "contact: exported (`programs[].sends`), cascade from enrollments",
+    ),
+    ("opt_outs", "contact: exported (`opt_out`), cascade"),
+];
+
+/// Tables whose `tenant_id` outlives the tenant on purpose.
+const KEPT_AFTER_ERASURE: &[&str] = &["vector_erasures"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_table_is_covered_by_erasure_export_and_retention() {
+    use sqlx::Row as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.db");
+    let store = SqliteStore::open(SqliteStoreOptions {
+        path: path.clone(),
+        synchronous: Synchronous::Normal,
+        max_batch: 64,
+        readers: 2,
+    })
+    .await
+    .unwrap();
+    store.close().await;
+    let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}",
+        path.display()
+    ))
+    .await
+    .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    let mut listed: Vec<String> = TABLES.iter().map(|(t, _)| (*t).to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        tables, listed,
+        "a table is missing from TABLES (decide its erasure, export and retention) or is gone"
+    );
+    for table in &tables {
+        let columns: Vec<String> = sqlx::query(&format!("PRAGMA table_info({table})"))
+            .fetch_all(&mut db)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("name"))
+            .collect();
+        let keys: Vec<(String, String, String)> =
+            sqlx::query(&format!("PRAGMA foreign_key_list({table})"))
+                .fetch_all(&mut db)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get("table"), r.get("from"), r.get("on_delete")))
+                .collect();
+        let cascades = |to: &str, column: &str| {
+            keys.iter()
+                .any(|(t, from, on_delete)| t == to && from == column && on_delete == "CASCADE")
+        };
+        if columns.iter().any(|c| c == "tenant_id") && !KEPT_AFTER_ERASURE.contains(&table.as_str())
+        {
+            assert!(
+                cascades("tenants", "tenant_id"),
+                "{table}: its tenant_id must cascade from tenants, or the tenant's erasure leaves rows"
+            );
+        }
+        if columns.iter().any(|c| c == "contact_id") {
+            assert!(
+                cascades("contacts", "contact_id"),
+                "{table}: its contact_id must cascade from contacts, or a contact's erasure leaves rows"
+            );
+        }
+    }
+}

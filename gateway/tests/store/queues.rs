@@ -22,6 +22,7 @@ against_every_backend!(
     outbox_keeps_order_per_conversation_and_backs_off,
     expired_leases_are_reclaimed_and_dead_letters_mark_the_message_failed,
     jobs_are_claimed_by_kind,
+    a_suspended_tenants_work_waits_until_it_is_resumed,
     a_burst_of_one_tenant_does_not_hold_back_another,
     retention_deletes_only_old_messages_of_tenants_that_set_it,
     audit_log_is_per_tenant_newest_first,
@@ -272,6 +273,56 @@ async fn jobs_are_claimed_by_kind(b: &Backend) {
             .unwrap();
     }
     assert_eq!(b.store.stats(&sys).await.unwrap().jobs_depth, 0);
+}
+
+/// Suspending a tenant stops its workers: no claim (fair or oldest first) takes its jobs, other
+/// tenants' go on, and resuming it brings its queued work back.
+async fn a_suspended_tenants_work_waits_until_it_is_resumed(b: &Backend) {
+    let (paused, channel) = tenant_with_channel(&*b.store, "paused").await;
+    let (other, other_channel) = tenant_with_channel(&*b.store, "other").await;
+    b.store
+        .ingest(&paused, channel, vec![text("p1", "alice", "x")])
+        .await
+        .unwrap();
+    b.store
+        .ingest(&other, other_channel, vec![text("o1", "bob", "y")])
+        .await
+        .unwrap();
+    let sys = SystemScope::new("test");
+    b.store
+        .set_tenant_active(&sys, paused.tenant_id(), false)
+        .await
+        .unwrap();
+    let fair = b
+        .store
+        .claim_fair(&sys, JOB_ANSWER, Utc::now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        fair.iter().map(|j| j.tenant_id).collect::<Vec<_>>(),
+        vec![other.tenant_id()]
+    );
+    assert!(
+        b.store
+            .claim(&sys, Queue::Jobs, Some(JOB_ANSWER), Utc::now(), 10, LEASE)
+            .await
+            .unwrap()
+            .iter()
+            .all(|j| j.tenant_id != paused.tenant_id())
+    );
+    b.store
+        .set_tenant_active(&sys, paused.tenant_id(), true)
+        .await
+        .unwrap();
+    let resumed = b
+        .store
+        .claim_fair(&sys, JOB_ANSWER, Utc::now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        resumed.iter().map(|j| j.tenant_id).collect::<Vec<_>>(),
+        vec![paused.tenant_id()]
+    );
 }
 
 /// The responder's claim: tenant A floods 200 messages, then tenant B writes once. With one

@@ -98,6 +98,16 @@ async fn widget_channel(state: &AppState, id: &str) -> Result<(Channel, WidgetSe
     if channel.kind != ChannelKind::WebWidget || !channel.enabled {
         return Err(ApiError::NotFound("channel"));
     }
+    // A suspended tenant's widget neither connects nor shows its settings.
+    let status = state
+        .store
+        .tenant_status(&SystemScope::new("widget"), channel.tenant_id)
+        .await?;
+    if status == crate::store::TenantStatus::Suspended {
+        return Err(ApiError::Unavailable(
+            "this chat is paused; try again later".into(),
+        ));
+    }
     let mut config = channel.config.clone();
     state
         .secrets

@@ -290,7 +290,7 @@ pub trait AccountStore: Send + Sync {
     /// One user.
     async fn user(&self, sys: &SystemScope, id: UserId) -> Result<User, StoreError>;
 
-    /// The user's tenants and roles, oldest first.
+    /// The user's tenants and roles, the tenant of their latest session first.
     async fn memberships(
         &self,
         sys: &SystemScope,
@@ -314,6 +314,33 @@ pub trait AccountStore: Send + Sync {
 
     /// Every JWT signing key, newest first.
     async fn signing_keys(&self, sys: &SystemScope) -> Result<Vec<SigningKeyRecord>, StoreError>;
+
+    /// Record that `session`'s access tokens are refused until `until` (unix seconds), and
+    /// forget revocations that expired by `now`.
+    async fn remember_revocation(
+        &self,
+        sys: &SystemScope,
+        session: uuid::Uuid,
+        until: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The revocations still in force at `now`: session and until when.
+    async fn revoked_sessions(
+        &self,
+        sys: &SystemScope,
+        now: i64,
+    ) -> Result<Vec<(uuid::Uuid, i64)>, StoreError>;
+
+    /// Replace a signing key's stored private half `plain` by its sealed form (a no-op when
+    /// another process sealed it first).
+    async fn seal_signing_key(
+        &self,
+        sys: &SystemScope,
+        kid: String,
+        plain: Vec<u8>,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError>;
 
     /// Add a signing key (a concurrent insert of the same kid is ignored).
     async fn add_signing_key(

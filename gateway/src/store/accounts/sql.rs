@@ -91,14 +91,18 @@ macro_rules! ops {
             Ok(User::from_row(&row)?)
         }
 
-        /// The user's tenants and roles, oldest membership first.
+        /// The user's tenants and roles, the one of their latest session first (then the
+        /// oldest membership first).
         async fn memberships(
             conn: &mut Conn,
             user: UserId,
         ) -> Result<Vec<(TenantId, Role)>, StoreError> {
             let rows = sqlx::query(
                 "SELECT m.tenant_id, m.role FROM memberships m JOIN tenants t ON t.id = m.tenant_id \
-                 WHERE m.user_id = $1 AND t.status = 'active' ORDER BY m.created_at, m.tenant_id",
+                 WHERE m.user_id = $1 AND t.status = 'active' \
+                 ORDER BY (SELECT MAX(r.created_at) FROM refresh_tokens r \
+                     WHERE r.user_id = m.user_id AND r.tenant_id = m.tenant_id) DESC NULLS LAST, \
+                   m.created_at, m.tenant_id",
             )
             .bind(user.0)
             .fetch_all(&mut *conn)
@@ -201,6 +205,36 @@ macro_rules! ops {
             )
             .fetch_all(&mut *conn)
             .await?)
+        }
+
+        async fn remember_revocation(conn: &mut Conn, session: Uuid, until: i64, now: i64) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM revoked_sessions WHERE until <= $1").bind(now).execute(&mut *conn).await?;
+            sqlx::query(
+                "INSERT INTO revoked_sessions (session_id, until) VALUES ($1, $2) \
+                 ON CONFLICT (session_id) DO UPDATE SET until = excluded.until",
+            )
+            .bind(session)
+            .bind(until)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn revoked_sessions(conn: &mut Conn, now: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
+            Ok(sqlx::query_as("SELECT session_id, until FROM revoked_sessions WHERE until > $1")
+                .bind(now)
+                .fetch_all(&mut *conn)
+                .await?)
+        }
+
+        async fn seal_signing_key(conn: &mut Conn, kid: &str, plain: &[u8], sealed: &[u8]) -> Result<(), StoreError> {
+            sqlx::query("UPDATE signing_keys SET private_der = $3 WHERE kid = $1 AND private_der = $2")
+                .bind(kid)
+                .bind(plain)
+                .bind(sealed)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
         }
 
         async fn add_signing_key(conn: &mut Conn, key: &SigningKeyRecord) -> Result<(), StoreError> {
@@ -487,6 +521,12 @@ macro_rules! ops {
             write revoke_session(sys: &SystemScope, family: uuid::Uuid) -> ()
                 = |c, ()| revoke_family(c, family, Utc::now());
             read signing_keys(sys: &SystemScope) -> Vec<SigningKeyRecord> = |c, ()| signing_keys(c);
+            write remember_revocation(sys: &SystemScope, session: Uuid, until: i64, now: i64) -> ()
+                = |c, ()| remember_revocation(c, session, until, now);
+            read revoked_sessions(sys: &SystemScope, now: i64) -> Vec<(Uuid, i64)>
+                = |c, ()| revoked_sessions(c, now);
+            write seal_signing_key(sys: &SystemScope, kid: String, plain: Vec<u8>, sealed: Vec<u8>) -> ()
+                = |c, ()| async move { seal_signing_key(c, &kid, &plain, &sealed).await };
             write add_signing_key(sys: &SystemScope, key: SigningKeyRecord) -> ()
                 = |c, ()| async move { add_signing_key(c, &key).await };
             read tenant_profile(scope: &TenantScope) -> (Tenant, crate::tenant::TenantProfile)

@@ -9,6 +9,18 @@ use async_trait::async_trait;
 use crate::store::*;
 use crate::tenancy::{SystemScope, TenantScope};
 
+/// What deleting a channel leaves on disk for the caller to remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelRemoval {
+    /// Messages of the channel that had a downloaded file (their contact, their id).
+    pub media: Vec<(
+        coach_connector_api::ContactId,
+        coach_connector_api::MessageId,
+    )>,
+    /// Contacts that had no other channel, deleted with it.
+    pub orphans: Vec<coach_connector_api::ContactId>,
+}
+
 /// Channels.
 #[async_trait]
 pub trait ChannelStore: Send + Sync {
@@ -40,8 +52,13 @@ pub trait ChannelStore: Send + Sync {
         patch: ChannelPatch,
     ) -> Result<Channel, StoreError>;
 
-    /// Delete a channel with its conversations and messages.
-    async fn delete_channel(&self, scope: &TenantScope, id: ChannelId) -> Result<(), StoreError>;
+    /// Delete a channel with its conversations and messages, and the contacts it leaves without
+    /// any identity; says which media files and contact folders are left to remove.
+    async fn delete_channel(
+        &self,
+        scope: &TenantScope,
+        id: ChannelId,
+    ) -> Result<ChannelRemoval, StoreError>;
 
     /// Store inbound events of one channel in one transaction, with their dedup keys and the jobs
     /// they cause; contacts and conversations are created on first contact.

@@ -499,7 +499,16 @@ macro_rules! ops {
             conn: &mut Conn,
             tenant: TenantId,
             id: coach_connector_api::ChannelId,
-        ) -> Result<(), StoreError> {
+        ) -> Result<crate::store::channels::ChannelRemoval, StoreError> {
+            use coach_connector_api::{ContactId, MessageId};
+            let media: Vec<(Uuid, Uuid)> = sqlx::query_as(
+                "SELECT contact_id, id FROM messages WHERE tenant_id = $1 AND channel_id = $2 \
+                 AND content -> 'file' IS NOT NULL",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
             let n = sqlx::query("DELETE FROM channels WHERE id = $1 AND tenant_id = $2")
                 .bind(id.0)
                 .bind(tenant.0)
@@ -509,7 +518,18 @@ macro_rules! ops {
             if n == 0 {
                 return Err(StoreError::NotFound("channel"));
             }
-            Ok(())
+            let orphans: Vec<Uuid> = sqlx::query_scalar(
+                "DELETE FROM contacts WHERE tenant_id = $1 AND NOT EXISTS \
+                 (SELECT 1 FROM contact_identities i WHERE i.tenant_id = $1 AND i.contact_id = contacts.id) \
+                 RETURNING id",
+            )
+            .bind(tenant.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(crate::store::channels::ChannelRemoval {
+                media: media.into_iter().map(|(c, m)| (ContactId(c), MessageId(m))).collect(),
+                orphans: orphans.into_iter().map(ContactId).collect(),
+            })
         }
         crate::store::backend::store_impl! { ChannelStore for $store;
             write create_channel(scope: &TenantScope, new: NewChannel) -> Channel
@@ -521,7 +541,7 @@ macro_rules! ops {
             read channels(scope: &TenantScope) -> Vec<Channel> = |c, t| channels(c, t);
             write update_channel(scope: &TenantScope, id: ChannelId, patch: ChannelPatch) -> Channel
                 = |c, tenant| update_channel(c, tenant, id, patch, Utc::now());
-            write delete_channel(scope: &TenantScope, id: ChannelId) -> ()
+            write delete_channel(scope: &TenantScope, id: ChannelId) -> crate::store::channels::ChannelRemoval
                 = |c, tenant| delete_channel(c, tenant, id);
             write enqueue_outbound(
                 scope: &TenantScope,

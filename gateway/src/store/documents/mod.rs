@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::store::{Page, StoreError};
-use crate::tenancy::TenantScope;
+use crate::tenancy::{SystemScope, TenantScope};
 
-mod sql;
+pub(in crate::store) mod sql;
 
 /// Job kind: extract, chunk, embed and index one document version.
 pub const JOB_INGEST: &str = crate::jobs::JobKind::Ingest.as_str();
@@ -136,6 +136,19 @@ pub struct IngestUpdate {
     pub error: Option<String>,
 }
 
+/// Chunks the vector store must forget: one document's, or (without a document) a whole
+/// tenant's. Written with the deletion, removed once the vector store did it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct VectorErasure {
+    /// The erasure.
+    pub id: Uuid,
+    /// Whose chunks.
+    #[sqlx(try_from = "Uuid")]
+    pub tenant_id: coach_connector_api::TenantId,
+    /// The document whose chunks go; `None`: every chunk of the tenant.
+    pub document_id: Option<Uuid>,
+}
+
 /// Documents and their ingestion.
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
@@ -169,8 +182,19 @@ pub trait DocumentStore: Send + Sync {
         update: IngestUpdate,
     ) -> Result<bool, StoreError>;
 
-    /// Delete a document and its bytes.
+    /// Delete a document and its bytes, and record that its chunks must leave the vector store
+    /// (see [`DocumentStore::vector_erasures`]).
     async fn delete_document(&self, scope: &TenantScope, id: Uuid) -> Result<(), StoreError>;
+
+    /// The oldest chunk erasures not yet carried out (a tenant's erasure records one too).
+    async fn vector_erasures(
+        &self,
+        sys: &SystemScope,
+        limit: u32,
+    ) -> Result<Vec<VectorErasure>, StoreError>;
+
+    /// The vector store forgot what `id` named.
+    async fn vector_erasure_done(&self, sys: &SystemScope, id: Uuid) -> Result<(), StoreError>;
 
     /// The live version of each of these documents (missing: deleted or not ready).
     async fn live_versions(

@@ -10,10 +10,10 @@ macro_rules! ops {
         use uuid::Uuid;
 
         use crate::store::documents::{
-            Document, DocumentStore, IngestJob, IngestUpdate, JOB_INGEST, NewDocument,
+            Document, DocumentStore, IngestJob, IngestUpdate, JOB_INGEST, NewDocument, VectorErasure,
         };
         use crate::store::{Page, StoreError};
-        use crate::tenancy::TenantScope;
+        use crate::tenancy::{SystemScope, TenantScope};
 
         type Conn = crate::store::backend::Conn<$store>;
 
@@ -52,11 +52,12 @@ macro_rules! ops {
         async fn documents(conn: &mut Conn, tenant: TenantId, page: Page) -> Result<Vec<Document>, StoreError> {
             Ok(sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM documents WHERE tenant_id = $1 \
-                 AND ($2 IS NULL OR created_at < $2) ORDER BY created_at DESC, id DESC LIMIT $3"
+                 AND ($2 IS NULL OR created_at < $2 OR (created_at = $2 AND id < $4)) ORDER BY created_at DESC, id DESC LIMIT $3"
             ))
             .bind(tenant.0)
-            .bind(page.before)
+            .bind(page.before.map(|(at, _)| at))
             .bind(i64::from(page.limit))
+            .bind(page.before.map(|(_, id)| id))
             .fetch_all(conn)
             .await?)
         }
@@ -155,6 +156,36 @@ macro_rules! ops {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound("document"));
             }
+            forget_vectors(conn, tenant, Some(id)).await
+        }
+
+        /// Record that the vector store must forget a document's chunks (or the tenant's).
+        pub(in crate::store) async fn forget_vectors(
+            conn: &mut Conn,
+            tenant: TenantId,
+            document: Option<Uuid>,
+        ) -> Result<(), StoreError> {
+            sqlx::query("INSERT INTO vector_erasures (id, tenant_id, document_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(Uuid::now_v7())
+                .bind(tenant.0)
+                .bind(document)
+                .bind(Utc::now())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        async fn vector_erasures(conn: &mut Conn, limit: u32) -> Result<Vec<VectorErasure>, StoreError> {
+            Ok(sqlx::query_as(
+                "SELECT id, tenant_id, document_id FROM vector_erasures ORDER BY created_at, id LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?)
+        }
+
+        async fn vector_erasure_done(conn: &mut Conn, id: Uuid) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM vector_erasures WHERE id = $1").bind(id).execute(conn).await?;
             Ok(())
         }
 
@@ -199,6 +230,10 @@ macro_rules! ops {
             ) -> () = |c, t| delete_document(c, t, id);
             read live_versions(scope: &TenantScope, ids: Vec<Uuid>) -> HashMap<Uuid, i64>
                 = |c, t| live_versions(c, t, ids);
+            read vector_erasures(sys: &SystemScope, limit: u32) -> Vec<VectorErasure>
+                = |c, ()| vector_erasures(c, limit);
+            write vector_erasure_done(sys: &SystemScope, id: Uuid) -> ()
+                = |c, ()| vector_erasure_done(c, id);
         }
     };
 }

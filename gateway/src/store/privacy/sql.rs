@@ -123,9 +123,111 @@ macro_rules! ops {
                     "messages": messages,
                 }));
             }
+            let handoffs = sqlx::query(
+                "SELECT h.message_id, h.conversation_id, h.reason, h.question, h.created_at FROM handoffs h \
+                 JOIN conversations c ON c.id = h.conversation_id \
+                 WHERE h.tenant_id = $1 AND c.tenant_id = $1 AND c.contact_id = $2 ORDER BY h.created_at",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|h| {
+                Ok(json!({
+                    "message_id": h.try_get::<Uuid, _>("message_id")?,
+                    "conversation_id": h.try_get::<Uuid, _>("conversation_id")?,
+                    "reason": h.try_get::<String, _>("reason")?,
+                    "question": h.try_get::<String, _>("question")?,
+                    "created_at": h.try_get::<DateTime<Utc>, _>("created_at")?,
+                }))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+            let enrollments = sqlx::query(
+                "SELECT e.id, e.program_id, p.name, e.state, e.step_id, e.variables, e.source, e.enrolled_at, e.ended_at \
+                 FROM enrollments e JOIN programs p ON p.id = e.program_id \
+                 WHERE e.tenant_id = $1 AND p.tenant_id = $1 AND e.contact_id = $2 ORDER BY e.enrolled_at",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut programs = Vec::with_capacity(enrollments.len());
+            for e in &enrollments {
+                let enrollment: Uuid = e.try_get("id")?;
+                let sends = sqlx::query(
+                    "SELECT step_id, day, mode, reason, message_id, due_at, sent_at, replied_at FROM program_sends \
+                     WHERE tenant_id = $1 AND enrollment_id = $2 ORDER BY seq",
+                )
+                .bind(tenant.0)
+                .bind(enrollment)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|s| {
+                    Ok(json!({
+                        "step_id": s.try_get::<String, _>("step_id")?,
+                        "day": s.try_get::<i32, _>("day")?,
+                        "mode": s.try_get::<String, _>("mode")?,
+                        "reason": s.try_get::<Option<String>, _>("reason")?,
+                        "message_id": s.try_get::<Option<Uuid>, _>("message_id")?,
+                        "due_at": s.try_get::<DateTime<Utc>, _>("due_at")?,
+                        "sent_at": s.try_get::<DateTime<Utc>, _>("sent_at")?,
+                        "replied_at": s.try_get::<Option<DateTime<Utc>>, _>("replied_at")?,
+                    }))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+                programs.push(json!({
+                    "enrollment_id": enrollment,
+                    "program_id": e.try_get::<Uuid, _>("program_id")?,
+                    "program": e.try_get::<String, _>("name")?,
+                    "state": e.try_get::<String, _>("state")?,
+                    "step_id": e.try_get::<Option<String>, _>("step_id")?,
+                    "variables": e.try_get::<Json<Value>, _>("variables")?.0,
+                    "source": e.try_get::<String, _>("source")?,
+                    "enrolled_at": e.try_get::<DateTime<Utc>, _>("enrolled_at")?,
+                    "ended_at": e.try_get::<Option<DateTime<Utc>>, _>("ended_at")?,
+                    "sends": sends,
+                }));
+            }
+            let opt_out = sqlx::query("SELECT source, created_at FROM opt_outs WHERE tenant_id = $1 AND contact_id = $2")
+                .bind(tenant.0)
+                .bind(contact.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|o| {
+                    Ok::<_, StoreError>(json!({
+                        "source": o.try_get::<String, _>("source")?,
+                        "created_at": o.try_get::<DateTime<Utc>, _>("created_at")?,
+                    }))
+                })
+                .transpose()?;
+            let unknown = sqlx::query(
+                "SELECT channel_id, kind, raw, created_at FROM unknown_events WHERE tenant_id = $1 AND sender IN \
+                 (SELECT external_id FROM contact_identities WHERE tenant_id = $1 AND contact_id = $2) \
+                 ORDER BY created_at",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|u| {
+                Ok(json!({
+                    "channel_id": u.try_get::<Uuid, _>("channel_id")?,
+                    "kind": u.try_get::<String, _>("kind")?,
+                    "raw": u.try_get::<Json<Value>, _>("raw")?.0,
+                    "created_at": u.try_get::<DateTime<Utc>, _>("created_at")?,
+                }))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
             Ok(json!({
                 "contact": { "id": id, "display_name": display_name, "created_at": created_at, "identities": identities },
                 "conversations": exported,
+                "handoffs": handoffs,
+                "programs": programs,
+                "opt_out": opt_out,
+                "unknown_events": unknown,
             }))
         }
 
@@ -169,6 +271,7 @@ macro_rules! ops {
             if n == 0 {
                 return Err(StoreError::NotFound("tenant"));
             }
+            crate::store::documents::sql::$backend::forget_vectors(conn, tenant, None).await?;
             Ok(sessions)
         }
 

@@ -32,8 +32,10 @@ macro_rules! ops {
             limit: u32,
             lease_until: DateTime<Utc>,
         ) -> Result<Vec<QueueItem>, StoreError> {
+            // A suspended tenant's work waits in its queue until the tenant is resumed.
             const DUE: &str = "((q.state = 'pending' AND q.next_attempt_at <= $3) \
-                OR (q.state = 'inflight' AND q.locked_until <= $3))";
+                OR (q.state = 'inflight' AND q.locked_until <= $3)) \
+                AND q.tenant_id IN (SELECT id FROM tenants WHERE status = 'active')";
             let sql = match queue {
                 // Only the oldest undelivered row of a conversation is due: order is kept.
                 Queue::Outbox => format!(
@@ -78,6 +80,7 @@ macro_rules! ops {
                      SELECT id, state, locked_until, ROW_NUMBER() OVER (PARTITION BY tenant_id \
                        ORDER BY CASE WHEN state = 'inflight' AND locked_until > $3 THEN 0 ELSE 1 END, id) AS rank \
                      FROM jobs WHERE kind = $4 AND (state = 'inflight' OR (state = 'pending' AND next_attempt_at <= $3)) \
+                       AND tenant_id IN (SELECT id FROM tenants WHERE status = 'active') \
                    ) r WHERE NOT (r.state = 'inflight' AND r.locked_until > $3) ORDER BY r.rank, r.id LIMIT $5) \
                  AND {DUE} \
                  RETURNING id, tenant_id, kind, CAST(NULL AS uuid) AS channel_id, CAST(NULL AS uuid) AS conversation_id, message_id, \
