@@ -35,18 +35,22 @@ struct Events {
     buffer: String,
 }
 
+/// `GET /v1/events` as `token`, resuming after `last`.
+async fn events_request(app: &App, token: &str, last: Option<&str>) -> axum::response::Response {
+    let mut req = Request::get("/v1/events").header("authorization", format!("Bearer {token}"));
+    if let Some(id) = last {
+        req = req.header("last-event-id", id);
+    }
+    app.router
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
 impl Events {
     async fn open(app: &App, token: &str, last: Option<&str>) -> Self {
-        let mut req = Request::get("/v1/events").header("authorization", format!("Bearer {token}"));
-        if let Some(id) = last {
-            req = req.header("last-event-id", id);
-        }
-        let resp = app
-            .router
-            .clone()
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let resp = events_request(app, token, last).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(
             resp.headers()["content-type"].to_str().unwrap(),
@@ -88,13 +92,7 @@ impl Events {
 }
 
 async fn events_status(app: &App, token: &str) -> (StatusCode, HeaderMap, Value) {
-    let req = Request::get("/v1/events").header("authorization", format!("Bearer {token}"));
-    let resp = app
-        .router
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let resp = events_request(app, token, None).await;
     let (status, headers) = (resp.status(), resp.headers().clone());
     let body = if status == StatusCode::OK {
         Value::Null

@@ -9,6 +9,18 @@ use coach_gateway::store::{SqliteStore, SqliteStoreOptions};
 
 use crate::common::{tenant_with_channel, text};
 
+/// The SQLite store at `path` (created with its directories).
+async fn open(path: std::path::PathBuf) -> SqliteStore {
+    SqliteStore::open(SqliteStoreOptions {
+        path,
+        synchronous: Synchronous::Normal,
+        max_batch: 64,
+        readers: 2,
+    })
+    .await
+    .unwrap()
+}
+
 /// Whether any file under `dir` contains `phrase`.
 fn found(dir: &Path, phrase: &str) -> Vec<String> {
     let mut hits = Vec::new();
@@ -31,14 +43,7 @@ fn found(dir: &Path, phrase: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erased_text_leaves_no_byte_in_the_sqlite_files() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(SqliteStoreOptions {
-        path: dir.path().join("gateway.db"),
-        synchronous: Synchronous::Normal,
-        max_batch: 64,
-        readers: 2,
-    })
-    .await
-    .unwrap();
+    let store = open(dir.path().join("gateway.db")).await;
     let (scope, channel) = tenant_with_channel(&store, "erase").await;
     let said = "quartz-heron-4471 is my secret";
     let wrote = "umber-falcon-9082 handbook";
@@ -93,14 +98,7 @@ async fn the_database_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("new/data");
-    let store = SqliteStore::open(SqliteStoreOptions {
-        path: data.join("gateway.db"),
-        synchronous: Synchronous::Normal,
-        max_batch: 64,
-        readers: 2,
-    })
-    .await
-    .unwrap();
+    let store = open(data.join("gateway.db")).await;
     tenant_with_channel(&store, "modes").await;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700);
@@ -203,14 +201,7 @@ async fn every_table_is_covered_by_erasure_export_and_retention() {
     use sqlx::Row as _;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.db");
-    let store = SqliteStore::open(SqliteStoreOptions {
-        path: path.clone(),
-        synchronous: Synchronous::Normal,
-        max_batch: 64,
-        readers: 2,
-    })
-    .await
-    .unwrap();
+    let store = open(path.clone()).await;
     store.close().await;
     let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
         "sqlite://{}",
