@@ -51,6 +51,8 @@ async fn suspend_tenant(
         .set_tenant_active(&SystemScope::new("operator suspends tenant"), tenant, false)
         .await?;
     state.auth.end_sessions(ended).await?;
+    // Its visitors' open chats close (in this process; new ones are refused everywhere).
+    state.widget.close_tenant(tenant);
     tracing::warn!(%tenant, by = %op.0.actor(), "tenant suspended");
     Ok(StatusCode::NO_CONTENT)
 }

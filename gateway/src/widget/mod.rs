@@ -9,8 +9,9 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
 
-use coach_connector_api::ChannelId;
+use coach_connector_api::{ChannelId, TenantId};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio_util::sync::CancellationToken;
 
 use crate::caps::{Caps, Over, Permit};
 
@@ -31,6 +32,8 @@ pub struct WidgetRuntime {
     pub demo_channel: OnceLock<ChannelId>,
     /// Routes conversation events to the connections of their conversation.
     pub hub: Arc<hub::Hub>,
+    /// Cancelled when a tenant is suspended: its open connections close.
+    suspended: std::sync::Mutex<std::collections::HashMap<TenantId, CancellationToken>>,
 }
 
 impl WidgetRuntime {
@@ -44,7 +47,27 @@ impl WidgetRuntime {
             sockets: Caps::new(config.sockets_per_address, config.sockets_per_channel),
             demo_channel: OnceLock::new(),
             hub: Arc::default(),
+            suspended: std::sync::Mutex::default(),
         })
+    }
+
+    /// What a connection of `tenant` waits on to close when the tenant is suspended.
+    pub fn suspension(&self, tenant: TenantId) -> CancellationToken {
+        let mut tokens = self.suspended.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.retain(|_, t| !t.is_cancelled());
+        tokens.entry(tenant).or_default().clone()
+    }
+
+    /// Close this process's open connections of `tenant` (it was suspended).
+    pub fn close_tenant(&self, tenant: TenantId) {
+        let token = self
+            .suspended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tenant);
+        if let Some(token) = token {
+            token.cancel();
+        }
     }
 
     /// Counts a new connection from `address` to `channel`, or says which cap it is over.

@@ -433,4 +433,49 @@ async fn sockets_beyond_the_per_address_cap_are_refused_with_a_reason() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(welcomed, "the freed place was never given back");
+
+    // An operator suspends the tenant: its open chats close with a reason, new ones are refused.
+    let op = app.register("op@example.com").await;
+    let op_id = coach_gateway::store::UserId(op["user_id"].as_str().unwrap().parse().unwrap());
+    b.store
+        .set_platform_admin(&SystemScope::new("test"), op_id, true)
+        .await
+        .unwrap();
+    // A new login carries the operator flag.
+    let (_, op) = app
+        .call(
+            "POST",
+            "/v1/auth/login",
+            None,
+            Some(json!({ "email": "op@example.com", "password": "violet-quarry-Tundra-88" })),
+        )
+        .await;
+    let tid = owner["tenant_id"].as_str().unwrap();
+    app.expect(
+        axum::http::StatusCode::NO_CONTENT,
+        "POST",
+        &format!("/v1/platform/tenants/{tid}/suspend"),
+        Some(token(&op)),
+        None,
+    )
+    .await;
+    let mut open = admitted.pop().unwrap();
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), open.next())
+            .await
+            .expect("closed at once")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let frame = close.expect("a close frame with a reason");
+    assert_eq!(u16::from(frame.code), 1013);
+    assert!(frame.reason.contains("paused"), "{}", frame.reason);
+    assert_eq!(
+        connect(&base, &id, None).await.err(),
+        Some(503),
+        "a suspended tenant's widget does not connect"
+    );
 }

@@ -95,6 +95,7 @@ pub(super) async fn run(
     };
     metrics::gauge!("widget_connections").increment(1.0);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let suspended = conn.state.widget.suspension(conn.channel.tenant_id);
     loop {
         let (actions, doorbell) = tokio::select! {
             frame = conn.socket.recv() => match frame {
@@ -108,6 +109,14 @@ pub(super) async fn run(
                 (conn.on_bus(&event).await, conn.rings(&event))
             }
             _ = tick.tick() => (conn.session.on_tick(Instant::now()), false),
+            () = suspended.cancelled() => {
+                // 1013 (try again later), as for a refused connection: the chat is paused.
+                let _ = conn.socket.send(Message::Close(Some(CloseFrame {
+                    code: 1013,
+                    reason: "this chat is paused; try again later".into(),
+                }))).await;
+                break;
+            }
             () = conn.state.shutdown.cancelled() => {
                 // 1012 (service restart): the widget reconnects and resumes elsewhere.
                 let _ = conn.socket.send(Message::Close(Some(CloseFrame {
