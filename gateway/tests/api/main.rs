@@ -9,6 +9,7 @@ mod api_support;
 mod common;
 
 mod console;
+mod keys;
 mod knowledge;
 mod members;
 mod rate_limits;

@@ -8,6 +8,7 @@ mod common;
 
 mod bus_compliance;
 mod compliance;
+mod deletions;
 mod erasure;
 mod outbox_worker;
 mod postgres_rls;
