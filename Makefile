@@ -7,7 +7,7 @@ CARGO ?= cargo
 PROFILE := --release
 BIN := $(CARGO_TARGET_DIR)/release/gateway
 
-.PHONY: run build test lint bench eval-scifact eval-answers fmt fuzz-api fuzz-connectors models models-tiny prereqs prereqs-test
+.PHONY: run build dist test lint bench eval-scifact eval-answers fmt fuzz-api fuzz-connectors models models-tiny prereqs prereqs-test
 
 # System packages (cmake, clang/libclang, pkg-config, Python's venv; for tests also PostgreSQL,
 # Redis, Chromium and Node.js), checked in a second before anything compiles.
@@ -52,6 +52,11 @@ models-tiny: prereqs
 
 build: prereqs
 	$(CARGO) build --workspace $(PROFILE) --locked
+
+# A release tarball (binary, SMS plugin, example config, systemd unit, README, model fetcher)
+# in ./dist that runs without a Rust toolchain.
+dist: build
+	scripts/dist.sh dist
 
 lint: prereqs
 	$(CARGO) fmt --all -- --check

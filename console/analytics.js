@@ -6,7 +6,7 @@ import { t } from "./i18n.js";
 import { h, clear, fail, when, channelName } from "./ui.js";
 import { stackedBars, lines, funnel } from "./charts.js";
 
-const REASONS = { asked_for_human: "askedHuman", low_confidence: "lowConfidence", quota_reached: "quotaReached" };
+const REASONS = { asked_for_human: "askedHuman", low_confidence: "lowConfidence", quota_reached: "quotaReached", crisis: "crisis" };
 const reasonLabel = (reason) => t(REASONS[reason] || "lowConfidence");
 
 export async function render(main) {
@@ -68,6 +68,7 @@ export async function render(main) {
           { label: t("lowConfidence"), value: u.low_confidence },
           { label: t("askedHuman"), value: u.asked_for_human },
           { label: t("quotaReached"), value: u.quota_reached },
+          { label: t("crisis"), value: u.crisis },
         ]),
         h(
           "ul",

@@ -24,29 +24,36 @@ function keep(pair) {
 }
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, type = "") {
     super(detail);
     this.status = status;
+    // The problem type's last segment, e.g. "email-unconfirmed".
+    this.type = type.split("/").pop();
   }
 }
 
 async function problem(res) {
   try {
     const body = await res.json();
-    return new ApiError(res.status, body.detail || body.title || res.statusText);
+    return new ApiError(res.status, body.detail || body.title || res.statusText, body.type || "");
   } catch {
     return new ApiError(res.status, res.statusText);
   }
 }
 
-export async function login(email, password) {
-  const res = await fetch("/v1/auth/login", {
+/** A call that needs no session (login, password reset, e-mail confirmation). */
+export async function open(path, body) {
+  const res = await fetch(path, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email, password }),
+    body: JSON.stringify(body),
   });
   if (!res.ok) throw await problem(res);
-  keep(await res.json());
+  return res.status === 204 || res.status === 202 ? null : res.json();
+}
+
+export async function login(email, password) {
+  keep(await open("/v1/auth/login", { email, password }));
 }
 
 export async function logout() {

@@ -29,13 +29,20 @@ let tenant = null;
 
 setLang(lang());
 api.onLogout(() => start());
-window.addEventListener("hashchange", () => route());
+// Links from e-mails: #/verify-email?token=... and #/reset-password?token=...
+const MAIL_LINK = /^#\/(verify-email|reset-password)\?token=([\w-]+)/;
+window.addEventListener("hashchange", () => (MAIL_LINK.test(location.hash) ? start() : route()));
 
 start();
 
 async function start() {
   if (stopEvents) stopEvents();
   stopEvents = null;
+  const link = location.hash.match(MAIL_LINK);
+  if (link) {
+    history.replaceState(null, "", location.pathname);
+    return link[1] === "verify-email" ? confirmEmail(link[2]) : showReset(link[2]);
+  }
   if (!api.loggedIn()) return showLogin();
   try {
     [me, tenant] = await Promise.all([api.get("/v1/me"), api.get("/v1/tenant")]);
@@ -53,34 +60,102 @@ async function start() {
   route();
 }
 
-function showLogin() {
+/** A card on the login page: its form, and a line for what happened (`say`). */
+function card(title, ...fields) {
   clear(root);
+  const note = h("p", { role: "alert", hidden: true });
+  const say = (text, kind = "error") => {
+    note.textContent = text;
+    note.className = kind;
+    note.hidden = !text;
+  };
+  const form = h("form", { class: "login card", "aria-labelledby": "login-title" }, h("h1", { id: "login-title" }, title), ...fields, note);
+  root.append(h("main", { class: "center" }, form));
+  return { form, note, say };
+}
+
+function showLogin(notice) {
   const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true });
   const password = h("input", { type: "password", name: "password", autocomplete: "current-password", required: true });
-  const error = h("p", { class: "error", role: "alert", hidden: true });
-  const form = h(
-    "form",
-    { class: "login card", "aria-labelledby": "login-title" },
-    h("h1", { id: "login-title" }, t("app")),
-    h("label", {}, t("email"), email),
-    h("label", {}, t("password"), password),
-    error,
+  const { form, note, say } = card(t("app"), h("label", {}, t("email"), email), h("label", {}, t("password"), password));
+  form.append(
     h("button", { type: "submit", class: "primary" }, t("login")),
+    h("button", { type: "button", class: "link", onclick: () => showForgot(email.value.trim()) }, t("forgot")),
     langPicker(),
   );
+  if (notice) say(notice, "notice");
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    error.hidden = true;
+    say("");
     try {
       await api.login(email.value.trim(), password.value);
       start();
     } catch (e) {
-      error.textContent = e.status === 401 ? t("loginFailed") : e.message;
-      error.hidden = false;
+      if (e.type === "email-unconfirmed") {
+        say(t("unconfirmed"));
+        if (form.querySelector(".resend")) return;
+        const again = h("button", { type: "button", class: "link resend" }, t("resendLink"));
+        again.addEventListener("click", async () => {
+          try {
+            await api.open("/v1/auth/verify-email/resend", { email: email.value.trim() });
+            say(t("linkResent"), "notice");
+          } catch (err) {
+            say(err.message);
+          }
+        });
+        note.after(again);
+        return;
+      }
+      say(e.status === 401 ? t("loginFailed") : e.message);
     }
   });
-  root.append(h("main", { class: "center" }, form));
   email.focus();
+}
+
+function showForgot(known) {
+  const email = h("input", { type: "email", name: "email", autocomplete: "username", required: true, value: known });
+  const { form, say } = card(t("forgot"), h("label", {}, t("email"), email));
+  form.append(
+    h("button", { type: "submit", class: "primary" }, t("sendLink")),
+    h("button", { type: "button", class: "link", onclick: () => showLogin() }, t("backToLogin")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api.open("/v1/auth/password-reset", { email: email.value.trim() });
+      say(t("resetSent"), "notice");
+    } catch (e) {
+      say(e.message);
+    }
+  });
+  email.focus();
+}
+
+function showReset(token) {
+  const password = h("input", { type: "password", name: "new-password", autocomplete: "new-password", required: true, minlength: 10 });
+  const { form, say } = card(t("newPassword"), h("label", {}, t("newPassword"), password));
+  form.append(h("button", { type: "submit", class: "primary" }, t("setPassword")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api.open("/v1/auth/password-reset/confirm", { token, new_password: password.value });
+      showLogin(t("passwordSet"));
+    } catch (e) {
+      say(e.message);
+    }
+  });
+  password.focus();
+}
+
+async function confirmEmail(token) {
+  const { say } = card(t("app"));
+  say(t("confirming"), "notice");
+  try {
+    await api.open("/v1/auth/verify-email", { token });
+    showLogin(t("confirmed"));
+  } catch (e) {
+    say(e.message);
+  }
 }
 
 function langPicker() {
@@ -150,8 +225,8 @@ function route() {
 
 function dispatch(name, data) {
   if (name === "handoff" && !location.hash.includes(data.conversation_id)) {
-    const why = t({ asked_for_human: "handoffAsked", quota_reached: "handoffQuota" }[data.reason] || "handoffLow");
-    toast(t("needsYou", { question: data.question.slice(0, 80), why }), "warn");
+    const why = t({ asked_for_human: "handoffAsked", quota_reached: "handoffQuota", crisis: "handoffCrisis" }[data.reason] || "handoffLow");
+    toast(t("needsYou", { question: data.question.slice(0, 80), why }), data.reason === "crisis" ? "error" : "warn");
   }
   if (early) early.push([name, data]);
   else if (view && view.onEvent) view.onEvent(name, data);

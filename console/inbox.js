@@ -101,6 +101,20 @@ async function openThread(pane, id, item) {
   const status = h("span", { class: "badge" });
   const take = h("button", { type: "button", class: "take" }, t("takeOver"));
   const back = h("button", { type: "button", class: "back" }, t("handBack"));
+  const resolveBtn = h("button", { type: "button", class: "resolve" }, t("resolve"));
+  const snoozeBtn = h("button", { type: "button", class: "snooze", title: t("snoozeHint") }, t("snooze"));
+  const reopenBtn = h("button", { type: "button", class: "reopen" }, t("reopen"));
+  // Labels and private notes: the team's, never sent to the contact.
+  const chips = h("span", { class: "chips" });
+  const labelInput = h("input", { type: "text", class: "label-input", placeholder: t("addLabel"), "aria-label": t("addLabel"), maxlength: 50 });
+  const noteList = h("ol", { class: "notes" });
+  const noteText = h("textarea", { rows: 2, class: "note-text", placeholder: t("addNote"), "aria-label": t("addNote"), maxlength: 5000 });
+  const noteForm = h("form", { class: "note-form" }, noteText, h("button", { type: "submit" }, t("saveNote")));
+  const notesBox = h("details", { class: "notes-box" }, h("summary", {}, t("notes")), noteList, noteForm);
+  const tools = h("div", { class: "thread-tools" }, h("span", { class: "muted" }, `${t("labels")}: `), chips, labelInput, notesBox);
+  // Canned replies, offered while the reply starts with "/".
+  const suggestions = h("ul", { class: "canned", role: "listbox", "aria-label": t("cannedReplies"), hidden: true });
+  let canned = [];
   const text = h("textarea", { rows: 3, placeholder: t("replyPlaceholder"), "aria-label": t("reply") });
   const send = h("button", { type: "submit", class: "primary" }, t("send"));
   const form = h("form", { class: "reply" }, text, send);
@@ -117,9 +131,14 @@ async function openThread(pane, id, item) {
       h("span", { class: "spacer" }),
       take,
       back,
+      resolveBtn,
+      snoozeBtn,
+      reopenBtn,
     ),
+    tools,
     log,
     typing,
+    suggestions,
     form,
   );
   const seen = new Map();
@@ -129,9 +148,91 @@ async function openThread(pane, id, item) {
     status.textContent = t(conversation.status);
     status.className = `badge ${conversation.status}`;
     pane.dataset.status = conversation.status;
-    take.hidden = conversation.status === "human";
-    back.hidden = conversation.status === "open";
+    const aside = conversation.status === "resolved" || conversation.status === "snoozed";
+    take.hidden = conversation.status === "human" || aside;
+    back.hidden = conversation.status === "open" || aside;
+    resolveBtn.hidden = conversation.status === "resolved";
+    snoozeBtn.hidden = aside;
+    reopenBtn.hidden = !aside;
   }
+
+  let labels = [];
+  function drawLabels() {
+    clear(chips);
+    for (const label of labels) {
+      const remove = h("button", { type: "button", class: "chip-x", "aria-label": t("removeLabel", { label }) }, "×");
+      remove.addEventListener("click", () => saveLabels(labels.filter((l) => l !== label)));
+      chips.append(h("span", { class: "chip label", "data-label": label }, label, remove));
+    }
+  }
+  async function saveLabels(next) {
+    try {
+      labels = await api.call("PUT", `/v1/conversations/${id}/labels`, next);
+      drawLabels();
+    } catch (e) {
+      fail(e);
+    }
+  }
+  labelInput.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Enter") return;
+    ev.preventDefault();
+    const label = labelInput.value.trim();
+    labelInput.value = "";
+    if (label) saveLabels([...labels, label]);
+  });
+  function drawNotes(notes) {
+    clear(noteList);
+    for (const n of notes) noteList.append(h("li", { class: "note" }, h("div", {}, n.text), h("time", { class: "muted", datetime: n.created_at }, when(n.created_at))));
+    notesBox.querySelector("summary").textContent = `${t("notes")} (${notes.length})`;
+  }
+  noteForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const value = noteText.value.trim();
+    if (!value) return;
+    try {
+      await api.post(`/v1/conversations/${id}/notes`, { text: value });
+      noteText.value = "";
+      drawNotes(await api.get(`/v1/conversations/${id}/notes`));
+    } catch (e) {
+      fail(e);
+    }
+  });
+  for (const [btn, action, body] of [[resolveBtn, "resolve"], [reopenBtn, "reopen"], [snoozeBtn, "snooze", { minutes: 1440 }]]) {
+    btn.addEventListener("click", async () => {
+      try {
+        conversation = await api.post(`/v1/conversations/${id}/${action}`, body);
+        drawStatus();
+      } catch (e) {
+        fail(e);
+      }
+    });
+  }
+
+  // "/" then the start of a shortcut: matching canned replies; Tab, Enter or a click inserts one.
+  function matches() {
+    const typed = text.value;
+    if (!typed.startsWith("/") || /\s/.test(typed)) return [];
+    return canned.filter((c) => c.shortcut.startsWith(typed.slice(1).toLowerCase())).slice(0, 8);
+  }
+  function insert(reply) {
+    text.value = reply.text;
+    suggestions.hidden = true;
+    text.focus();
+  }
+  function suggest() {
+    const found = matches();
+    clear(suggestions);
+    suggestions.hidden = !found.length;
+    for (const c of found) {
+      const item = h("li", { role: "option", "data-shortcut": c.shortcut }, h("strong", {}, `/${c.shortcut}`), " ", c.text.slice(0, 80));
+      item.addEventListener("mousedown", (ev) => {
+        ev.preventDefault();
+        insert(c);
+      });
+      suggestions.append(item);
+    }
+  }
+  text.addEventListener("input", suggest);
 
   function bubble(m) {
     const raw = textOf(m.content);
@@ -154,20 +255,52 @@ async function openThread(pane, id, item) {
     el.scrollIntoView({ block: "end" });
   }
 
+  // The newest messages first (a long conversation opens at its end); earlier ones a page at a
+  // time above them, the reading position kept.
+  const PAGE = 100;
+  const page = (cursor) =>
+    api.get(`/v1/conversations/${id}/messages?order=newest&limit=${PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+
+  function earlier(cursor) {
+    const old = log.querySelector("li.earlier");
+    if (old) old.remove();
+    if (!cursor) return;
+    const more = h("button", { type: "button" }, t("earlier"));
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      try {
+        const res = await page(cursor);
+        const height = log.scrollHeight;
+        let at = log.querySelector("li.earlier").nextSibling;
+        for (const m of res.items.reverse()) {
+          if (seen.has(m.id)) continue;
+          const el = bubble(m);
+          seen.set(m.id, el);
+          log.insertBefore(el, at);
+          at = el.nextSibling;
+        }
+        log.scrollTop += log.scrollHeight - height;
+        earlier(res.next_cursor);
+      } catch (e) {
+        more.disabled = false;
+        fail(e);
+      }
+    });
+    log.prepend(h("li", { class: "earlier" }, more));
+  }
+
   async function reload() {
     clear(log);
     seen.clear();
     streaming = null;
-    let cursor = null;
-    for (let page = 0; page < 20; page++) {
-      const q = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-      const res = await api.get(`/v1/conversations/${id}/messages?limit=200${q}`);
-      res.items.forEach(add);
-      cursor = res.next_cursor;
-      if (!cursor) break;
-    }
+    const res = await page(null);
+    res.items.reverse().forEach(add);
+    earlier(res.next_cursor);
     conversation = await api.get(`/v1/conversations/${id}`);
     drawStatus();
+    [labels, canned] = await Promise.all([api.get(`/v1/conversations/${id}/labels`), api.get("/v1/canned-replies")]);
+    drawLabels();
+    drawNotes(await api.get(`/v1/conversations/${id}/notes`));
     api.post(`/v1/conversations/${id}/read`).catch(() => {});
   }
 
@@ -206,6 +339,13 @@ async function openThread(pane, id, item) {
     }
   });
   text.addEventListener("keydown", (ev) => {
+    const found = suggestions.hidden ? [] : matches();
+    if (found.length && (ev.key === "Tab" || (ev.key === "Enter" && !ev.shiftKey))) {
+      ev.preventDefault();
+      insert(found[0]);
+      return;
+    }
+    if (ev.key === "Escape") suggestions.hidden = true;
     if (ev.key === "Enter" && !ev.shiftKey) {
       ev.preventDefault();
       form.requestSubmit();

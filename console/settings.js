@@ -192,9 +192,42 @@ export async function team(main, _params, { me }) {
   const [keyNameF, keyName] = field(t("name"), h("input", { required: true }));
   const [keyRoleF, keyRole] = field(t("role"), h("select", {}, ROLES.slice(1).map((r) => h("option", { value: r }, r))));
   const keyForm = h("form", { class: "row" }, keyNameF, keyRoleF, h("button", { type: "submit", class: "primary" }, t("newKey")));
+  const canEdit = me.role !== "viewer";
+  const cannedRows = h("tbody");
+  const [shortF, shortcut] = field(t("shortcut"), h("input", { required: true, pattern: "[a-z0-9_\\-]{1,32}", maxlength: 32, name: "shortcut" }));
+  const [cannedF, cannedText] = field(t("cannedText"), h("textarea", { required: true, rows: 2, maxlength: 5000, name: "canned-text" }));
+  const cannedForm = h("form", { class: "row canned-form" }, shortF, cannedF, h("button", { type: "submit", class: "primary" }, t("addCanned")));
+  const cannedCard = h(
+    "section",
+    { class: "card", "data-canned": "" },
+    h("h2", {}, t("cannedReplies")),
+    h("p", { class: "hint" }, t("cannedHelp")),
+    h("table", {}, h("thead", {}, h("tr", {}, [t("shortcut"), t("cannedText"), ""].map((x) => h("th", { scope: "col" }, x)))), cannedRows),
+    canEdit ? cannedForm : null,
+  );
+  async function loadCanned() {
+    clear(cannedRows);
+    for (const c of await api.get("/v1/canned-replies")) {
+      const remove = canEdit ? h("button", { type: "button", class: "danger" }, t("delete")) : null;
+      if (remove) remove.addEventListener("click", () => api.call("DELETE", `/v1/canned-replies/${c.id}`).then(loadCanned).catch(fail));
+      cannedRows.append(h("tr", { "data-shortcut": c.shortcut }, h("td", {}, `/${c.shortcut}`), h("td", {}, c.text), h("td", {}, remove)));
+    }
+  }
+  cannedForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api.post("/v1/canned-replies", { shortcut: shortcut.value.trim(), text: cannedText.value.trim() });
+      cannedForm.reset();
+      await loadCanned();
+    } catch (e) {
+      fail(e);
+    }
+  });
+  loadCanned().catch(fail);
   main.append(
     h("section", { class: "card" }, h("h2", {}, t("members")), h("table", {}, h("thead", {}, h("tr", {}, [t("email"), t("role"), ""].map((x) => h("th", { scope: "col" }, x)))), members), admin ? invite : null),
     !admin ? null : h("section", { class: "card" }, h("h2", {}, t("pendingInvites")), h("table", { "data-invites": "" }, h("thead", {}, h("tr", {}, [t("email"), t("role"), t("expires"), ""].map((x) => h("th", { scope: "col" }, x)))), invites)),
+    cannedCard,
     !admin ? null : h("section", { class: "card" }, h("h2", {}, t("apiKeys")), h("table", {}, h("thead", {}, h("tr", {}, [t("name"), t("role"), t("created"), ""].map((x) => h("th", { scope: "col" }, x)))), keys), keyForm),
     out,
   );

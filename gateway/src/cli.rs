@@ -383,7 +383,10 @@ async fn admin_create(config: &Config, email: &str, tenant_name: &str) -> anyhow
                 .hash(password.to_owned())
                 .await
                 .map_err(anyhow::Error::msg)?;
-            store.register(&sys, email, &hash, tenant_name).await?.1
+            store
+                .register(&sys, email, &hash, tenant_name, None)
+                .await?
+                .1
         }
     };
     store.set_platform_admin(&sys, user.id, true).await?;

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// 403: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// 403: the account has not confirmed its e-mail address yet (`auth.verify_email`).
+    #[error("{0}")]
+    EmailUnconfirmed(String),
     /// 404: no such resource (for this tenant).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -74,6 +77,11 @@ impl ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::EmailUnconfirmed(_) => (
+                StatusCode::FORBIDDEN,
+                "email-unconfirmed",
+                "E-mail address not confirmed",
+            ),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,

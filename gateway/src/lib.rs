@@ -52,6 +52,7 @@ pub mod knowledge;
 pub mod limits;
 pub mod outbox;
 pub mod programs;
+pub mod safety;
 pub mod secrets;
 pub mod server;
 pub mod state;

@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -86,6 +87,51 @@ impl Shared {
     }
 }
 
+/// GCRA in microseconds (fine enough for 80 messages a second): `ARGV[1]` the interval, `ARGV[2]`
+/// the burst. Returns `{allowed, wait_us}`. The time is written with `%d`: Lua's default number
+/// format keeps 14 digits, a microsecond clock has 16.
+const PACE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local allow_at = tat - (burst - 1) * interval
+if now < allow_at then return {0, allow_at - now} end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1000)
+return {1, 0}
+";
+
+/// Provider pacing shared by every gateway process on one Redis: N processes together send at
+/// a channel's rate, not N times it.
+#[derive(Clone)]
+pub struct SharedPace {
+    pool: deadpool_redis::Pool,
+    prefix: String,
+}
+
+impl SharedPace {
+    /// Take a turn on `key` at `per_second` (a burst of the rate rounded, at least 1, like the
+    /// in-process limiter): `None` when it is taken now, else how long to wait before asking
+    /// again. An error when Redis cannot be reached (the caller paces in its process).
+    pub async fn take(&self, key: &str, per_second: f64) -> Result<Option<Duration>, String> {
+        let per_second = per_second.clamp(0.2, 1_000_000.0);
+        let interval_us = (1_000_000.0 / per_second).round().max(1.0) as u64;
+        let burst = per_second.round().max(1.0) as u64;
+        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        let (allowed, wait_us): (u64, u64) = deadpool_redis::redis::Script::new(PACE)
+            .key(format!("{}pace:{key}", self.prefix))
+            .arg(interval_us)
+            .arg(burst)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((allowed != 1).then(|| Duration::from_micros(wait_us.max(1))))
+    }
+}
+
 fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
@@ -134,6 +180,14 @@ impl Limits {
             }),
             ..Self::new(config)
         }
+    }
+
+    /// Provider pacing shared through the same Redis, when there is one.
+    pub fn shared_pace(&self) -> Option<SharedPace> {
+        self.shared.as_ref().map(|s| SharedPace {
+            pool: s.pool.clone(),
+            prefix: s.prefix.clone(),
+        })
     }
 
     /// One authentication attempt from `ip`.

@@ -192,6 +192,7 @@ pub async fn run(
                         // Chunks of documents deleted (or tenants erased) while the vector
                         // store could not be reached.
                         crate::knowledge::forget_erased(state.store.as_ref(), &state.knowledge).await;
+                        wake_snoozed(&state).await;
                     }
                 }
             }
@@ -204,7 +205,7 @@ pub async fn run(
     ));
     // Every job queue (answers, media, ingestion, handoff notices, program steps).
     let mut jobs = crate::jobs::spawn_all(&state, &shutdown);
-    if state.config.widget.demo {
+    if state.config.demo() {
         tokio::spawn({
             let state = state.clone();
             async move {
@@ -285,6 +286,27 @@ async fn seal_keys(state: &AppState) -> Result<(), String> {
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Enforce retention hourly, once the store is ready.
+/// Snoozed conversations whose time has come go back to the status they had; live views are
+/// told. Checked every minute (by any process: each conversation wakes once).
+pub async fn wake_snoozed(state: &AppState) {
+    let sys = SystemScope::new("wake snoozed conversations");
+    match state.store.wake_snoozed(&sys, state.clock.now()).await {
+        Ok(woken) => {
+            for conversation in woken {
+                let scope = sys.for_tenant(conversation.tenant_id);
+                state
+                    .stream
+                    .publish(
+                        &scope,
+                        crate::bus::StreamPayload::Conversation { conversation },
+                    )
+                    .await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "snoozed conversations not woken; next minute"),
+    }
+}
+
 async fn retention_loop(state: AppState, shutdown: CancellationToken) {
     tokio::select! {
         () = shutdown.cancelled() => return,

@@ -108,6 +108,7 @@ impl AppState {
             secrets.clone(),
             connectors.clone(),
             clock.clone(),
+            limits.shared_pace(),
         ));
         Self {
             widget: crate::widget::WidgetRuntime::new(&config.widget),
@@ -145,6 +146,7 @@ impl AppState {
             self.secrets.clone(),
             self.connectors.clone(),
             self.clock.clone(),
+            self.limits.shared_pace(),
         ));
         self
     }
@@ -157,6 +159,7 @@ impl AppState {
             self.secrets.clone(),
             self.connectors.clone(),
             self.clock.clone(),
+            self.limits.shared_pace(),
         ));
         self
     }

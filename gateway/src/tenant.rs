@@ -113,6 +113,9 @@ pub struct Persona {
     pub coaching_style: String,
     /// What the coach never does (medical advice, prices...).
     pub boundaries: String,
+    /// Where a coachee whose message signals a crisis is pointed (a hotline, a local
+    /// service), instead of coaching; empty: built-in text naming emergency numbers.
+    pub help_resources: String,
 }
 
 impl Persona {
@@ -124,6 +127,7 @@ impl Persona {
             ("greeting", &self.greeting, 2000),
             ("coaching_style", &self.coaching_style, 2000),
             ("boundaries", &self.boundaries, 2000),
+            ("help_resources", &self.help_resources, 2000),
         ];
         for (name, value, max) in fields {
             if value.chars().count() > max {

@@ -278,3 +278,131 @@ test("another tenant's console shows none of the first tenant's data", async () 
   await visitorContext.close();
   await other.close();
 });
+
+test("a long conversation opens on its newest messages and pages back on demand", async () => {
+  const email = `long-${gw.port}@example.com`;
+  const password = "violet-quarry-Tundra-88";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Long coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  const appSecret = "long-app-secret";
+  const channel = await api("POST", "/v1/channels", token, {
+    kind: "whatsapp",
+    name: "Long",
+    config: { phone_number_id: "106540352242922", access_token: "EAAG-long", app_secret: appSecret, verify_token: "verify-long" },
+  });
+  assert.equal(channel.status, 201, JSON.stringify(channel.body));
+  // Meta's documented webhook shape, signed with the app secret as Meta signs it.
+  const post = async (messages) => {
+    const raw = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [{ id: "WABA", changes: [{ field: "messages", value: {
+        messaging_product: "whatsapp",
+        metadata: { display_phone_number: "15550001111", phone_number_id: "106540352242922" },
+        contacts: [{ profile: { name: "Lena" }, wa_id: "4915112349999" }],
+        messages,
+      } }] }],
+    });
+    const signature = `sha256=${createHmac("sha256", appSecret).update(raw).digest("hex")}`;
+    const r = await fetch(`${BASE}/webhooks/whatsapp/${channel.body.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+      body: raw,
+    });
+    assert.equal(r.status, 200);
+  };
+  const message = (n) => ({ from: "4915112349999", id: `wamid.long.${n}`, timestamp: String(1_700_000_000 + n), type: "text", text: { body: `line ${n} of the story` } });
+  await post([message(1)]);
+  // The creator takes over, so the coach stays silent while the rest arrives in one delivery.
+  const convs = await api("GET", "/v1/conversations", token);
+  const id = convs.body.items[0].id;
+  assert.equal((await api("POST", `/v1/conversations/${id}/takeover`, token)).status, 200);
+  await post(Array.from({ length: 129 }, (_, i) => message(i + 2)));
+
+  await withConsole("long", async (page) => {
+    await logIn(page, { email, password });
+    await page.goto(`${BASE}/console#/inbox/${id}`);
+    await page.locator("li.msg", { hasText: "line 130 of the story" }).waitFor();
+    assert.equal(await page.locator("li.msg", { hasText: "line 1 of the story" }).count(), 0, "the oldest are not loaded at first");
+    const earlier = page.locator("li.earlier button");
+    await earlier.click();
+    await page.locator("li.msg", { hasText: "line 1 of the story" }).waitFor();
+    assert.equal(await page.locator("li.earlier").count(), 0, "nothing earlier is left");
+    const texts = await page.locator("li.msg .body").allTextContents();
+    const lines = texts.filter((x) => x.startsWith("line ")).map((x) => Number(x.split(" ")[1]));
+    assert.deepEqual(lines, Array.from({ length: 130 }, (_, i) => i + 1), "every message once, in order");
+  });
+});
+
+test("the team labels, notes, resolves and inserts a canned reply with /", async () => {
+  const email = `team-${gw.port}@example.com`;
+  const password = "violet-quarry-Tundra-88";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Team coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  const appSecret = "team-app-secret";
+  const channel = await api("POST", "/v1/channels", token, {
+    kind: "whatsapp",
+    name: "Team",
+    config: { phone_number_id: "106540352242923", access_token: "EAAG-team", app_secret: appSecret, verify_token: "verify-team" },
+  });
+  assert.equal(channel.status, 201, JSON.stringify(channel.body));
+  const raw = JSON.stringify({
+    object: "whatsapp_business_account",
+    entry: [{ id: "WABA", changes: [{ field: "messages", value: {
+      messaging_product: "whatsapp",
+      metadata: { display_phone_number: "15550001112", phone_number_id: "106540352242923" },
+      contacts: [{ profile: { name: "Tess" }, wa_id: "4915112340000" }],
+      messages: [{ from: "4915112340000", id: "wamid.team.1", timestamp: "1700000000", type: "text", text: { body: "Can we talk about my routine?" } }],
+    } }] }],
+  });
+  const r = await fetch(`${BASE}/webhooks/whatsapp/${channel.body.id}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": `sha256=${createHmac("sha256", appSecret).update(raw).digest("hex")}` },
+    body: raw,
+  });
+  assert.equal(r.status, 200);
+  const id = (await api("GET", "/v1/conversations", token)).body.items[0].id;
+
+  await withConsole("team", async (page) => {
+    await logIn(page, { email, password });
+    // A canned reply saved on the Team screen.
+    await page.locator("nav a[data-route=team]").click();
+    const cannedForm = page.locator("form.canned-form");
+    await cannedForm.locator("input[name=shortcut]").fill("week");
+    await cannedForm.locator("textarea[name=canned-text]").fill("How did your week go? Tell me one win.");
+    await cannedForm.locator("button[type=submit]").click();
+    await page.locator("tr[data-shortcut=week]").waitFor();
+
+    await page.goto(`${BASE}/console#/inbox/${id}`);
+    await page.locator("li.msg", { hasText: "my routine" }).waitFor();
+    // The coach's turn is over (its answer, or its decline and a handoff) before the team acts.
+    await page.locator("li.msg.out").first().waitFor({ timeout: 60_000 });
+    // A label and a private note.
+    await page.locator("input.label-input").fill("Morning");
+    await page.locator("input.label-input").press("Enter");
+    await page.locator(".chip.label[data-label=morning]").waitFor();
+    await page.locator(".notes-box summary").click();
+    await page.locator("textarea.note-text").fill("Prefers short check-ins");
+    await page.locator(".note-form button[type=submit]").click();
+    await page.locator("li.note", { hasText: "Prefers short check-ins" }).waitFor();
+    // "/we" offers the saved reply; Tab inserts it.
+    const reply = page.locator("form.reply textarea");
+    await reply.fill("/we");
+    await page.locator("ul.canned li[data-shortcut=week]").waitFor();
+    await reply.press("Tab");
+    assert.equal(await reply.inputValue(), "How did your week go? Tell me one win.");
+    // Resolve, then reopen.
+    await page.locator("button.resolve").click();
+    await page.locator(".thread-head .badge.resolved").waitFor();
+    assert.equal((await api("GET", `/v1/conversations/${id}`, token)).body.status, "resolved");
+    await page.locator("button.reopen").click();
+    await page.locator(".thread-head .badge.open").waitFor();
+  });
+  assert.deepEqual((await api("GET", `/v1/conversations/${id}/labels`, token)).body, ["morning"]);
+  const notes = (await api("GET", `/v1/conversations/${id}/notes`, token)).body;
+  assert.equal(notes[0].text, "Prefers short check-ins");
+  assert.equal((await api("GET", `/v1/conversations/${id}/messages`, token)).body.items.length >= 1, true);
+  const audit = (await api("GET", "/v1/audit-log", token)).body.map((a) => a.action);
+  assert.deepEqual(audit.slice(0, 2), ["conversation.reopen", "conversation.resolve"]);
+});

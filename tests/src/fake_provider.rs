@@ -80,6 +80,10 @@ struct Inner {
     script: VecDeque<Scripted>,
     updates: Vec<Value>,
     next_id: u64,
+    /// `getUpdates` calls being answered now, and how many arrived while another was: the
+    /// real Bot API answers those 409 Conflict (one poller per bot).
+    polls_in_flight: u32,
+    overlapping_polls: u32,
 }
 
 /// The running fake; it stops with the test's runtime.
@@ -178,6 +182,12 @@ impl FakeProvider {
         self.lock().updates.push(update);
     }
 
+    /// How many `getUpdates` calls arrived while another was being answered (the real Bot
+    /// API refuses those with 409 Conflict).
+    pub fn overlapping_polls(&self) -> u32 {
+        self.lock().overlapping_polls
+    }
+
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
@@ -189,6 +199,19 @@ impl FakeProvider {
             .into_iter()
             .filter(|r| r.path.contains(path))
             .collect()
+    }
+}
+
+/// One `getUpdates` being answered.
+struct InFlight(Arc<Mutex<Inner>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inner = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.polls_in_flight = inner.polls_in_flight.saturating_sub(1);
     }
 }
 
@@ -231,12 +254,18 @@ async fn handle(
             inner
                 .updates
                 .retain(|u| u.get("update_id").and_then(Value::as_i64).unwrap_or(0) >= offset);
+            if inner.polls_in_flight > 0 {
+                inner.overlapping_polls += 1;
+            }
+            inner.polls_in_flight += 1;
             Some(inner.updates.clone())
         } else {
             None
         };
         (scripted, id, updates)
     };
+    // Counted out when this answer is done or dropped (a client that hung up).
+    let _poll = updates.is_some().then(|| InFlight(inner.clone()));
     if let Some(s) = &scripted {
         tokio::time::sleep(s.delay).await;
         if s.status != 0 {

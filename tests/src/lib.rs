@@ -38,7 +38,16 @@ pub struct Gateway {
 impl Gateway {
     /// Start `gateway serve` on 127.0.0.1:0 with `data_dir` and extra `GATEWAY__*` variables.
     pub async fn start(data_dir: PathBuf, env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(gateway_bin());
+        Self::start_bin(&gateway_bin(), data_dir, env).await
+    }
+
+    /// [`Gateway::start`] with another copy of the binary (a release tarball's).
+    pub async fn start_bin(
+        bin: &std::path::Path,
+        data_dir: PathBuf,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

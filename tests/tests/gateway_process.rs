@@ -215,6 +215,10 @@ async fn postgres_and_redis_backends_become_ready() {
             let ready: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(ready["checks"]["database"]["backend"], "postgres");
             assert_eq!(ready["checks"]["bus"]["backend"], "redis");
+            // A PostgreSQL deployment gets no demo tenant (nor its owner login) unless asked.
+            let (demo, _) = get(&gw.base_url, "/demo").await;
+            assert_eq!(demo, 404, "the demo is served on PostgreSQL");
+            assert!(!dir.path().join("data/demo.json").exists());
             assert_eq!(gw.terminate().await.unwrap(), Some(0));
             return;
         }

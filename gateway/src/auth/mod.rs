@@ -25,7 +25,9 @@ use uuid::Uuid;
 
 use crate::config::{AuthConfig, Registration};
 use crate::error::ApiError;
-use crate::store::{ApiKeyRecord, Invite, NewRefresh, RefreshUse, Role, Store, UserId};
+use crate::store::{
+    ApiKeyRecord, Invite, NewRefresh, PendingVerification, RefreshUse, Role, Store, UserId,
+};
 use crate::tenancy::SystemScope;
 use crate::tenancy::TenantScope;
 use password::Hasher;
@@ -63,8 +65,23 @@ pub struct Auth {
     pub revoked: Revocations,
     config: AuthConfig,
     mailer: Option<mail::Mailer>,
+    /// New accounts confirm their e-mail address (`auth.verify_email`, needs a mailer).
+    verify_email: bool,
     public_url: String,
 }
+
+/// What registering, or accepting an invitation without an account, gives.
+#[derive(Debug)]
+pub enum Joined {
+    /// A session for the new member.
+    Session(TokenPair),
+    /// The account exists but logs in only once its address is confirmed: a link was sent to
+    /// this e-mail.
+    ConfirmEmail(String),
+}
+
+/// How long an e-mail confirmation link works.
+const CONFIRMATION_HOURS: i64 = 24;
 
 /// Every API key starts with this, so a bearer value tells what it is.
 pub const API_KEY_PREFIX: &str = "cgk_";
@@ -100,6 +117,7 @@ impl Auth {
             config.access_ttl_secs,
         );
         let hasher = Hasher::new(config.hashing_concurrency);
+        let verify_email = mailer.is_some() && config.verify_email.unwrap_or(true);
         Self {
             store,
             tokens,
@@ -107,8 +125,89 @@ impl Auth {
             revoked,
             config,
             mailer,
+            verify_email,
             public_url,
         }
+    }
+
+    /// Whether new accounts confirm their e-mail address before logging in.
+    pub fn verifies_email(&self) -> bool {
+        self.verify_email
+    }
+
+    /// A confirmation token and its stored form, when new accounts confirm their address.
+    fn new_confirmation(&self) -> Result<Option<(String, PendingVerification)>, ApiError> {
+        if !self.verify_email {
+            return Ok(None);
+        }
+        let token = format!("ev_{}", random_token()?);
+        let pending = PendingVerification {
+            token_hash: refresh_hash(&token),
+            expires_at: Utc::now() + chrono::Duration::hours(CONFIRMATION_HOURS),
+        };
+        Ok(Some((token, pending)))
+    }
+
+    /// E-mail the confirmation link. A failure is logged, not returned: the account exists
+    /// and `POST /v1/auth/verify-email/resend` sends another link.
+    async fn send_confirmation(&self, email: &str, token: &str) {
+        let Some(mailer) = &self.mailer else { return };
+        let link = format!(
+            "{}/console#/verify-email?token={token}",
+            self.public_url.trim_end_matches('/')
+        );
+        let body = format!(
+            "Welcome to the coaching gateway.\n\n\
+             Open this link within {CONFIRMATION_HOURS} hours to confirm your e-mail address:\n{link}\n\n\
+             Or send this token to POST /v1/auth/verify-email:\n{token}\n\n\
+             If you did not make an account, ignore this message.\n"
+        );
+        if let Err(e) = mailer
+            .send(email, "Confirm your e-mail address", body)
+            .await
+        {
+            tracing::warn!(error = %e, "confirmation e-mail not sent");
+        }
+    }
+
+    /// Confirm an account's address with the token from its link.
+    pub async fn confirm_email(&self, token: &str) -> Result<(), ApiError> {
+        self.store
+            .confirm_email(&SystemScope::new("confirm e-mail"), refresh_hash(token))
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "this confirmation link is unknown, used or expired: ask for a new one with \
+                     POST /v1/auth/verify-email/resend"
+                        .into(),
+                )
+            })
+    }
+
+    /// Send a new confirmation link to an account that has not confirmed its address. The
+    /// answer is the same whether the account exists, or is confirmed already, or not.
+    pub async fn resend_confirmation(&self, email: &str) -> Result<(), ApiError> {
+        if !self.verify_email {
+            return Err(ApiError::Forbidden(
+                "this gateway does not ask for e-mail confirmation (auth.verify_email)".into(),
+            ));
+        }
+        let sys = SystemScope::new("resend confirmation");
+        let Some(creds) = self.store.credentials(&sys, email).await? else {
+            return Ok(());
+        };
+        let Some((token, pending)) = self.new_confirmation()? else {
+            return Ok(());
+        };
+        if self
+            .store
+            .renew_email_verification(&sys, creds.user.id, pending)
+            .await?
+        {
+            self.send_confirmation(&creds.user.email, &token).await;
+        }
+        Ok(())
     }
 
     fn new_refresh(
@@ -179,7 +278,7 @@ impl Auth {
         email: &str,
         password: &str,
         tenant_name: &str,
-    ) -> Result<TokenPair, ApiError> {
+    ) -> Result<Joined, ApiError> {
         match self.config.registration {
             Registration::Open => {}
             Registration::InviteOnly => {
@@ -202,8 +301,19 @@ impl Auth {
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
         let sys = SystemScope::new("register");
-        let (tenant, user) = self.store.register(&sys, email, &hash, tenant_name).await?;
-        self.start_session(user.id, tenant.id, Role::Owner).await
+        let confirmation = self.new_confirmation()?;
+        let pending = confirmation.as_ref().map(|(_, p)| p.clone());
+        let (tenant, user) = self
+            .store
+            .register(&sys, email, &hash, tenant_name, pending)
+            .await?;
+        if let Some((token, _)) = confirmation {
+            self.send_confirmation(&user.email, &token).await;
+            return Ok(Joined::ConfirmEmail(user.email));
+        }
+        Ok(Joined::Session(
+            self.start_session(user.id, tenant.id, Role::Owner).await?,
+        ))
     }
 
     /// Log in to `tenant`, or to the user's first tenant. Unknown e-mail and wrong password get
@@ -221,6 +331,14 @@ impl Auth {
         let (Some(creds), true) = (creds, ok) else {
             return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
         };
+        // Told only to someone who knows the password.
+        if self.verify_email && self.store.email_unconfirmed(&sys, creds.user.id).await? {
+            return Err(ApiError::EmailUnconfirmed(
+                "confirm your e-mail address first: open the link sent to it, or ask for a new \
+                 one with POST /v1/auth/verify-email/resend"
+                    .into(),
+            ));
+        }
         let memberships = self.store.memberships(&sys, creds.user.id).await?;
         let chosen = match tenant {
             Some(t) => memberships.iter().find(|(id, _)| *id == t),
@@ -308,8 +426,34 @@ impl Auth {
     }
 
     /// Join a tenant with an invitation. An existing account proves itself with its password;
-    /// a new one is created with `password`.
-    pub async fn accept_invite(&self, token: &str, password: &str) -> Result<TokenPair, ApiError> {
+    /// a new one is created with `password` and, when new accounts confirm their address, logs
+    /// in once it has.
+    pub async fn accept_invite(&self, token: &str, password: &str) -> Result<Joined, ApiError> {
+        let confirmation = self.new_confirmation()?;
+        self.join(token, password, confirmation).await
+    }
+
+    /// [`Auth::accept_invite`] for an account the operator makes (the demo's owner): no
+    /// confirmation, a session at once.
+    pub async fn accept_invite_confirmed(
+        &self,
+        token: &str,
+        password: &str,
+    ) -> Result<TokenPair, ApiError> {
+        match self.join(token, password, None).await? {
+            Joined::Session(pair) => Ok(pair),
+            Joined::ConfirmEmail(_) => Err(ApiError::Internal(anyhow::anyhow!(
+                "an invitation accepted without confirmation asked for one"
+            ))),
+        }
+    }
+
+    async fn join(
+        &self,
+        token: &str,
+        password: &str,
+        confirmation: Option<(String, PendingVerification)>,
+    ) -> Result<Joined, ApiError> {
         let sys = SystemScope::new("accept invitation");
         let invite = self
             .store
@@ -335,7 +479,7 @@ impl Auth {
                     ));
                 }
                 self.store
-                    .accept_invite(&sys, invite.clone(), Some(creds.user.id), None)
+                    .accept_invite(&sys, invite.clone(), Some(creds.user.id), None, None)
                     .await?
             }
             None => {
@@ -347,9 +491,16 @@ impl Auth {
                     .hash(password.to_owned())
                     .await
                     .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
-                self.store
-                    .accept_invite(&sys, invite.clone(), None, Some(hash))
-                    .await?
+                let pending = confirmation.as_ref().map(|(_, p)| p.clone());
+                let user = self
+                    .store
+                    .accept_invite(&sys, invite.clone(), None, Some(hash), pending)
+                    .await?;
+                if let Some((token, _)) = confirmation {
+                    self.send_confirmation(&invite.email, &token).await;
+                    return Ok(Joined::ConfirmEmail(invite.email));
+                }
+                user
             }
         };
         // An existing member keeps their role: the session carries the stored one.
@@ -360,7 +511,16 @@ impl Auth {
             .into_iter()
             .find_map(|(tenant, role)| (tenant == invite.tenant_id).then_some(role))
             .ok_or(ApiError::NotFound("membership"))?;
-        self.start_session(user, invite.tenant_id, role).await
+        if self.verify_email && self.store.email_unconfirmed(&sys, user).await? {
+            return Err(ApiError::EmailUnconfirmed(
+                "you joined; confirm your e-mail address (the link sent to it, or a new one from \
+                 POST /v1/auth/verify-email/resend), then log in"
+                    .into(),
+            ));
+        }
+        Ok(Joined::Session(
+            self.start_session(user, invite.tenant_id, role).await?,
+        ))
     }
 
     /// Make an API key for the scope's tenant with at most the creator's role (never owner).
@@ -427,7 +587,7 @@ impl Auth {
             .create_password_reset(&sys, creds.user.id, refresh_hash(&token), expires)
             .await?;
         let link = format!(
-            "{}/reset-password?token={token}",
+            "{}/console#/reset-password?token={token}",
             self.public_url.trim_end_matches('/')
         );
         let body = format!(
@@ -475,6 +635,8 @@ impl Auth {
             .await?
             .ok_or_else(invalid)?;
         let ended = self.store.set_password(&sys, user, &hash).await?;
+        // The reset link reached the mailbox: the address is confirmed.
+        self.store.email_confirmed_by_reset(&sys, user).await?;
         self.end_sessions(ended).await
     }
 

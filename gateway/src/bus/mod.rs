@@ -97,6 +97,8 @@ pub enum StreamPayload {
         /// Chunks indexed so far.
         chunks: i64,
     },
+    /// The tenant was suspended: every process closes its open widget chats.
+    Suspended {},
     /// An answer as it is generated. Not stored: live views (the widget) show it while it
     /// streams; the stored answer follows as a `message`.
     Answer {

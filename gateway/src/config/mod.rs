@@ -207,6 +207,13 @@ impl Config {
                 ));
             }
         }
+        if self.auth.verify_email == Some(true) && self.smtp.url.is_empty() {
+            return Err(invalid(
+                "auth.verify_email",
+                "true".into(),
+                "false, or set smtp.url too: the confirmation links are sent by e-mail",
+            ));
+        }
         if self.database.max_batch == 0 {
             return Err(invalid("database.max_batch", "0".into(), "an integer >= 1"));
         }
@@ -239,6 +246,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Whether `/demo` and its demo tenant are served: `widget.demo`, by default only on the
+    /// embedded SQLite database.
+    pub fn demo(&self) -> bool {
+        self.widget
+            .demo
+            .unwrap_or_else(|| !matches!(self.database_backend(), Ok(DatabaseBackend::Postgres(_))))
     }
 
     /// Why `serve` must not start with this configuration: PostgreSQL is how several gateway
@@ -429,6 +444,25 @@ mod tests {
         );
         let err = with(&[("http.addr", "nowhere")]).unwrap_err().to_string();
         assert!(err.contains("http.addr") || err.contains("addr"), "{err}");
+    }
+
+    #[test]
+    fn the_demo_is_on_for_the_embedded_database_only_unless_asked() {
+        let demo = |url: &str, asked: Option<bool>| {
+            let mut f = Figment::from(Serialized::defaults(Config::default()));
+            if !url.is_empty() {
+                f = f.merge(Serialized::default("database.url", url));
+            }
+            if let Some(on) = asked {
+                f = f.merge(Serialized::default("widget.demo", on));
+            }
+            Config::from_figment(f).unwrap().demo()
+        };
+        let pg = "postgres://app@db:5432/x";
+        assert!(demo("", None));
+        assert!(!demo(pg, None));
+        assert!(demo(pg, Some(true)));
+        assert!(!demo("", Some(false)));
     }
 
     #[test]

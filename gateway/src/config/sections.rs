@@ -126,6 +126,9 @@ pub struct ProvidersConfig {
     pub request_timeout_secs: u64,
     /// How long one Telegram `getUpdates` long poll waits for updates (polling mode), in seconds.
     pub telegram_poll_secs: u32,
+    /// Exactly one gateway process polls a Telegram channel, under a lease it renews every
+    /// third of this many seconds; when that process dies, another takes over within it.
+    pub telegram_lease_secs: u64,
     /// Largest inbound media file kept in the media store, in bytes.
     pub media_max_bytes: u64,
 }
@@ -143,6 +146,7 @@ impl Default for ProvidersConfig {
             plugin_dir: String::new(),
             request_timeout_secs: 15,
             telegram_poll_secs: 25,
+            telegram_lease_secs: 15,
             media_max_bytes: 16 * 1024 * 1024,
         }
     }
@@ -206,6 +210,10 @@ pub struct AuthConfig {
     /// Concurrent password hashes (each takes about 19 MiB and tens of milliseconds of CPU);
     /// default: half the cores.
     pub hashing_concurrency: usize,
+    /// New accounts (registration, or an invitation accepted without an account) confirm their
+    /// e-mail address through a link before they can log in. Default: on when `smtp.url` is
+    /// set; turning it on needs `smtp.url`. Accounts made while it was off count as confirmed.
+    pub verify_email: Option<bool>,
 }
 
 impl Default for AuthConfig {
@@ -218,6 +226,7 @@ impl Default for AuthConfig {
             // Half the cores: logins queue rather than starve every other request.
             hashing_concurrency: std::thread::available_parallelism()
                 .map_or(1, |n| (n.get() / 2).max(1)),
+            verify_email: None,
         }
     }
 }
@@ -306,8 +315,10 @@ impl Default for LogConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WidgetConfig {
     /// Serve `/demo`: a page with the widget of a demo tenant whose coach knows this gateway's
-    /// own documentation (created on first start).
-    pub demo: bool,
+    /// own documentation (created on first start). Default: on for the embedded SQLite
+    /// database, off on PostgreSQL (a production deployment gets no demo tenant and owner
+    /// login unless it asks for them); see [`crate::config::Config::demo`].
+    pub demo: Option<bool>,
     /// Messages one visitor may send per minute.
     pub messages_per_minute: u32,
     /// Messages all visitors behind one client address may send per minute (generous: many
@@ -329,7 +340,7 @@ pub struct WidgetConfig {
 impl Default for WidgetConfig {
     fn default() -> Self {
         Self {
-            demo: true,
+            demo: None,
             messages_per_minute: 20,
             address_messages_per_minute: 120,
             channel_messages_per_minute: 600,

@@ -17,10 +17,12 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 
 use super::Connectors;
 use crate::clock::Clock;
+use crate::limits::SharedPace;
 use crate::outbox::{Delivery, Sender};
 use crate::secrets::SecretBox;
 use crate::store::{Channel, QueueItem, Store, StoreError};
 use crate::tenancy::{SystemScope, TenantScope};
+use sha2::{Digest as _, Sha256};
 
 /// Rate limits of one channel account.
 struct Pace {
@@ -48,23 +50,47 @@ pub struct ConnectorSender {
     secrets: SecretBox,
     connectors: Arc<Connectors>,
     pacing: Mutex<HashMap<ChannelId, Arc<Pace>>>,
+    /// With Redis, every process paces a channel against the same budget; the in-process
+    /// limiters are the fallback when Redis cannot be reached.
+    shared: Option<SharedPace>,
     clock: Clock,
 }
 
 impl ConnectorSender {
-    /// A sender over these parts; window rules are judged on `clock`.
+    /// A sender over these parts; window rules are judged on `clock`, pacing shared through
+    /// `shared` when given.
     pub fn new(
         store: Arc<dyn Store>,
         secrets: SecretBox,
         connectors: Arc<Connectors>,
         clock: Clock,
+        shared: Option<SharedPace>,
     ) -> Self {
         Self {
             store,
             secrets,
             connectors,
             pacing: Mutex::new(HashMap::new()),
+            shared,
             clock,
+        }
+    }
+
+    /// Wait for a turn on `key` in the shared pace; `false` when there is none or Redis cannot
+    /// be reached (then the process's own limiter paces).
+    async fn shared_turn(&self, key: &str, per_second: f64) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        loop {
+            match shared.take(key, per_second).await {
+                Ok(None) => return true,
+                Ok(Some(wait)) => tokio::time::sleep(wait).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared pacing unavailable; pacing in this process");
+                    return false;
+                }
+            }
         }
     }
 
@@ -171,9 +197,19 @@ impl ConnectorSender {
             // Waits are bounded: a row that would wait longer is retried later, so no channel's
             // pace holds a batch (or a lease) for long.
             let paced = async {
-                pace.account.until_ready().await;
+                if !self.shared_turn(&channel.id.to_string(), per_second).await {
+                    pace.account.until_ready().await;
+                }
                 if !message.body.is_signal() {
-                    pace.recipients.until_key_ready(&message.to).await;
+                    // The recipient's address stays out of Redis's keys: a hash of it.
+                    let recipient = Sha256::digest(format!("{}:{}", channel.id, message.to));
+                    let key = format!("{}:{}", channel.id, hex::encode(&recipient[..12]));
+                    if !self
+                        .shared_turn(&key, limits.per_recipient_per_second)
+                        .await
+                    {
+                        pace.recipients.until_key_ready(&message.to).await;
+                    }
                 }
             };
             if tokio::time::timeout(MAX_PACING_WAIT, paced).await.is_err() {

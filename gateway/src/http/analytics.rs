@@ -64,6 +64,8 @@ pub struct Unanswered {
     pub low_confidence: i64,
     /// The tenant's daily answer quota was spent (`brain.answers_per_day`).
     pub quota_reached: i64,
+    /// The message may have signalled a crisis (answered with help resources, never coached).
+    pub crisis: i64,
     /// The most recent, newest first (at most 50).
     pub recent: Vec<Handoff>,
 }
@@ -153,6 +155,7 @@ async fn analytics(
         asked_for_human: count(HandoffReason::AskedForHuman),
         low_confidence: count(HandoffReason::LowConfidence),
         quota_reached: count(HandoffReason::QuotaReached),
+        crisis: count(HandoffReason::Crisis),
         recent: handoffs,
     };
     Ok(Json(Analytics {

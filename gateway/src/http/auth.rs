@@ -8,8 +8,10 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::TokenPair;
+use axum::response::{IntoResponse, Response};
+
 use crate::auth::extract::{Member, Viewer};
+use crate::auth::{Joined, TokenPair};
 use crate::error::{ApiError, ApiJson};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
@@ -26,6 +28,36 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
         .routes(routes!(request_reset))
         .routes(routes!(confirm_reset))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_confirmation))
+}
+
+/// The answer to a new account that confirms its e-mail address before it logs in
+/// (`auth.verify_email`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfirmationSent {
+    /// Always `confirm_email`.
+    pub status: &'static str,
+    /// The address the confirmation link was sent to.
+    pub email: String,
+    /// What to do next.
+    pub detail: &'static str,
+}
+
+/// A session (`status` 200 or 201), or 202 with [`ConfirmationSent`].
+pub(super) fn joined(joined: Joined, session: StatusCode) -> Response {
+    match joined {
+        Joined::Session(pair) => (session, Json(pair)).into_response(),
+        Joined::ConfirmEmail(email) => (
+            StatusCode::ACCEPTED,
+            Json(ConfirmationSent {
+                status: "confirm_email",
+                email,
+                detail: "open the link sent to this address (valid 24 hours), then log in",
+            }),
+        )
+            .into_response(),
+    }
 }
 
 /// A new tenant and its owner.
@@ -93,15 +125,16 @@ pub(super) fn valid_email(email: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Create a tenant and its owner; answers with the owner's first token pair.
+/// Create a tenant and its owner; answers with the owner's first token pair, or (when new
+/// accounts confirm their e-mail address) 202: log in once the address is confirmed.
 #[utoipa::path(post, path = "/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = TokenPair), (status = 409, description = "e-mail taken", body = crate::error::Problem),
+    responses((status = 201, body = TokenPair), (status = 202, body = ConfirmationSent), (status = 409, description = "e-mail taken", body = crate::error::Problem),
         (status = 422, description = "weak password or bad e-mail", body = crate::error::Problem)))]
 async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
-) -> Result<(StatusCode, Json<TokenPair>), ApiError> {
+) -> Result<Response, ApiError> {
     state.limits.auth_attempt(ip).await?;
     let email = valid_email(&req.email)?;
     let name = req.tenant_name.trim();
@@ -110,13 +143,15 @@ async fn register(
             "tenant_name: 1 to 100 characters".into(),
         ));
     }
-    let pair = state.auth.register(&email, &req.password, name).await?;
-    Ok((StatusCode::CREATED, Json(pair)))
+    let done = state.auth.register(&email, &req.password, name).await?;
+    Ok(joined(done, StatusCode::CREATED))
 }
 
-/// Log in; the same answer for an unknown e-mail and a wrong password.
+/// Log in; the same answer for an unknown e-mail and a wrong password. An account that has
+/// not confirmed its e-mail address gets 403 (`email-unconfirmed`).
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem),
+        (status = 403, body = crate::error::Problem),
         (status = 429, description = "too many attempts from this address", body = crate::error::Problem)))]
 async fn login(
     State(state): State<AppState>,
@@ -248,4 +283,40 @@ async fn confirm_reset(
         .confirm_password_reset(req.token.trim(), &req.new_password)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The token of an e-mail confirmation link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmEmail {
+    /// The token from the link (`ev_...`).
+    pub token: String,
+}
+
+/// Confirm the account's e-mail address with the token from its link; then log in.
+#[utoipa::path(post, path = "/v1/auth/verify-email", tag = "auth", request_body = ConfirmEmail,
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn verify_email(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<ConfirmEmail>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.auth_attempt(ip).await?;
+    state.auth.confirm_email(req.token.trim()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send a new confirmation link (valid 24 hours). The answer is 202 whether the account
+/// exists, is confirmed already, or not; 403 when this gateway does not ask for confirmation.
+#[utoipa::path(post, path = "/v1/auth/verify-email/resend", tag = "auth", request_body = ResetRequest,
+    responses((status = 202), (status = 403, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+async fn resend_confirmation(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(req): ApiJson<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.auth_attempt(ip).await?;
+    let email = valid_email(&req.email)?;
+    state.auth.resend_confirmation(&email).await?;
+    Ok(StatusCode::ACCEPTED)
 }

@@ -129,13 +129,7 @@ async fn erase_contact(
     ip: ClientIp,
     Id(id): Id<resource::Contact>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.erase_contact(&member.scope, id).await?;
-    crate::connectors::media::remove_dir(crate::connectors::media::contact_dir(
-        &state.config.data_dir,
-        member.scope.tenant_id(),
-        id,
-    ))
-    .await;
+    crate::safety::erase_contact(&state, &member.scope, id).await?;
     state
         .store
         .audit(

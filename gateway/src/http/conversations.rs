@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Editor, Member, Need, Principal, Viewer};
 use crate::error::{ApiError, ApiJson, ApiQuery};
-use crate::http::kit::{self, Cursor, Id, PageQuery, Paged, limit, resource};
+use crate::http::kit::{self, Cursor, Id, Paged, resource};
 use crate::http::limits::ClientIp;
 use crate::state::AppState;
+use crate::store::conversations::Lifecycle;
 use crate::store::{
     AuditRecord, Conversation, ConversationFilter, ConversationStatus, Page, StoredMessage,
 };
@@ -28,6 +29,9 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_messages, send_message))
         .routes(routes!(take_over))
         .routes(routes!(hand_back))
+        .routes(routes!(resolve))
+        .routes(routes!(reopen))
+        .routes(routes!(snooze))
         .routes(routes!(audit_log))
 }
 
@@ -82,20 +86,46 @@ async fn list_conversations(
     Ok(Json(Paged { items, next_cursor }))
 }
 
-/// A conversation's messages, oldest first.
-#[utoipa::path(get, path = "/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "conversation id"), PageQuery),
+/// Which end of a conversation a page of messages starts from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageOrder {
+    /// The first message first; `next_cursor` pages forward.
+    #[default]
+    Oldest,
+    /// The latest message first; `next_cursor` pages back in time.
+    Newest,
+}
+
+/// A page of a conversation's messages.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessagesQuery {
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9a-f]{48}$")]
+    pub cursor: Option<String>,
+    /// Items per page (1-200, default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `oldest` (default) or `newest`: a long conversation opens on its latest messages.
+    pub order: Option<MessageOrder>,
+}
+
+/// A conversation's messages, oldest first, or newest first with `order=newest`.
+#[utoipa::path(get, path = "/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "conversation id"), MessagesQuery),
     responses((status = 200, body = Paged<StoredMessage>), (status = 404, body = crate::error::Problem)))]
 async fn list_messages(
     State(state): State<AppState>,
     member: Member<Viewer>,
     Id(id): Id<resource::Conversation>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<MessagesQuery>,
 ) -> Result<Json<Paged<StoredMessage>>, ApiError> {
-    let limit = limit(&q)?;
-    let after = Cursor::parse(q.cursor.as_deref())?.map(|c| MessageId(c.id));
+    let limit = kit::page_size(q.limit)?;
+    let cursor = Cursor::parse(q.cursor.as_deref())?.map(|c| MessageId(c.id));
+    let newest = q.order.unwrap_or_default() == MessageOrder::Newest;
     let items = state
         .store
-        .messages(&member.scope, id, after, limit)
+        .messages(&member.scope, id, cursor, limit, newest)
         .await?;
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|m| Cursor::id(m.id.0)))
@@ -186,6 +216,125 @@ async fn take_over(
         )
         .await?;
     announce(&state, &member.scope, &conversation).await;
+    Ok(Json(conversation))
+}
+
+/// Resolve a conversation: nobody answers until the contact writes again, which reopens it.
+#[utoipa::path(post, path = "/v1/conversations/{id}/resolve", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+async fn resolve(
+    State(state): State<AppState>,
+    member: Member<Editor>,
+    ip: ClientIp,
+    Id(id): Id<resource::Conversation>,
+) -> Result<Json<Conversation>, ApiError> {
+    lifecycle(
+        &state,
+        &member,
+        ip,
+        id,
+        Lifecycle::Resolve,
+        "conversation.resolve",
+    )
+    .await
+}
+
+/// Reopen a resolved or snoozed conversation: the coach answers again.
+#[utoipa::path(post, path = "/v1/conversations/{id}/reopen", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
+    responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+async fn reopen(
+    State(state): State<AppState>,
+    member: Member<Editor>,
+    ip: ClientIp,
+    Id(id): Id<resource::Conversation>,
+) -> Result<Json<Conversation>, ApiError> {
+    lifecycle(
+        &state,
+        &member,
+        ip,
+        id,
+        Lifecycle::Reopen,
+        "conversation.reopen",
+    )
+    .await
+}
+
+/// Until when to snooze (one of the two; neither: 24 hours).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnoozeRequest {
+    /// When the conversation comes back by itself (in the future, within 90 days).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Or in how many minutes (1-129600).
+    #[schema(minimum = 1, maximum = 129600)]
+    pub minutes: Option<u32>,
+}
+
+/// Snooze a conversation until a time (or the contact's next message), when it comes back to
+/// the status it had.
+#[utoipa::path(post, path = "/v1/conversations/{id}/snooze", tag = "conversations", params(("id" = String, Path, description = "conversation id")),
+    request_body = SnoozeRequest,
+    responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem)))]
+async fn snooze(
+    State(state): State<AppState>,
+    member: Member<Editor>,
+    ip: ClientIp,
+    Id(id): Id<resource::Conversation>,
+    ApiJson(req): ApiJson<SnoozeRequest>,
+) -> Result<Json<Conversation>, ApiError> {
+    // Another tenant's (or an unknown) conversation is a 404 whatever the body says.
+    state.store.conversation(&member.scope, id).await?;
+    let now = state.clock.now();
+    let until = match (req.until, req.minutes) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Unprocessable(
+                "give until or minutes, not both".into(),
+            ));
+        }
+        (Some(until), None) => until,
+        (None, Some(minutes)) if (1..=129_600).contains(&minutes) => {
+            now + chrono::Duration::minutes(i64::from(minutes))
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::Unprocessable("minutes: 1 to 129600".into()));
+        }
+        (None, None) => now + chrono::Duration::hours(24),
+    };
+    if until <= now || until > now + chrono::Duration::days(90) {
+        return Err(ApiError::Unprocessable(
+            "until: a time in the next 90 days".into(),
+        ));
+    }
+    lifecycle(
+        &state,
+        &member,
+        ip,
+        id,
+        Lifecycle::Snooze(until),
+        "conversation.snooze",
+    )
+    .await
+}
+
+/// Apply a lifecycle change, audit it and tell live views.
+async fn lifecycle(
+    state: &AppState,
+    member: &Member<Editor>,
+    ip: ClientIp,
+    id: coach_connector_api::ConversationId,
+    change: Lifecycle,
+    action: &str,
+) -> Result<Json<Conversation>, ApiError> {
+    let conversation = state.store.set_lifecycle(&member.scope, id, change).await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            kit::audit_entry(member, ip, action, "conversation", id),
+        )
+        .await?;
+    announce(state, &member.scope, &conversation).await;
     Ok(Json(conversation))
 }
 

@@ -50,7 +50,7 @@ struct Feed {
 #[allow(dead_code)] // documents the stream's shape
 pub struct SseEvent {
     /// `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown`,
-    /// `resync` or `shutdown`.
+    /// `suspended`, `resync` or `shutdown`.
     event: String,
     /// The payload, as JSON text.
     data: String,
@@ -68,6 +68,7 @@ fn name(payload: &StreamPayload) -> &'static str {
         StreamPayload::Conversation { .. } => "conversation",
         StreamPayload::Handoff { .. } => "handoff",
         StreamPayload::Document { .. } => "document",
+        StreamPayload::Suspended {} => "suspended",
     }
 }
 

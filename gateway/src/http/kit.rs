@@ -198,6 +198,7 @@ resources! {
     ApiKey: uuid::Uuid = "API key";
     Invite: uuid::Uuid = "invitation";
     OutboxEntry: uuid::Uuid = "outbox entry";
+    CannedReply: uuid::Uuid = "canned reply";
 }
 
 #[cfg(test)]

@@ -218,19 +218,20 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Join a tenant with an invitation; answers with a session in that tenant.
+/// Join a tenant with an invitation; answers with a session in that tenant, or 202 for a new
+/// account that confirms its e-mail address first (`auth.verify_email`).
 #[utoipa::path(post, path = "/v1/auth/accept-invite", tag = "auth", request_body = AcceptInvite,
-    responses((status = 200, body = TokenPair), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, body = TokenPair), (status = 202, body = super::auth::ConfirmationSent),
+        (status = 403, body = crate::error::Problem), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 async fn accept_invite(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<AcceptInvite>,
-) -> Result<Json<TokenPair>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     state.limits.auth_attempt(ip).await?;
-    Ok(Json(
-        state
-            .auth
-            .accept_invite(req.invite_token.trim(), &req.password)
-            .await?,
-    ))
+    let done = state
+        .auth
+        .accept_invite(req.invite_token.trim(), &req.password)
+        .await?;
+    Ok(super::auth::joined(done, StatusCode::OK))
 }

@@ -22,6 +22,7 @@ pub mod openapi;
 mod outbox;
 mod platform;
 mod programs;
+mod teamwork;
 pub mod tenant;
 mod webhooks;
 pub mod widget;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
     .merge(auth::router())
     .merge(channels::router())
     .merge(conversations::router())
+    .merge(teamwork::router())
     .merge(tenant::router())
     .merge(members::router())
     .merge(contacts::router())

@@ -25,6 +25,8 @@ pub const UNAUTHENTICATED_API: &[(&str, &str)] = &[
     ("POST", "/v1/auth/accept-invite"),
     ("POST", "/v1/auth/password-reset"),
     ("POST", "/v1/auth/password-reset/confirm"),
+    ("POST", "/v1/auth/verify-email"),
+    ("POST", "/v1/auth/verify-email/resend"),
     // The widget reads its channel's public settings before a visitor is anyone.
     ("GET", "/v1/widget/config/{channel_id}"),
 ];

@@ -51,8 +51,14 @@ async fn suspend_tenant(
         .set_tenant_active(&SystemScope::new("operator suspends tenant"), tenant, false)
         .await?;
     state.auth.end_sessions(ended).await?;
-    // Its visitors' open chats close (in this process; new ones are refused everywhere).
+    // Its visitors' open chats close: here at once, in every other process when the bus
+    // brings them the suspension (new ones are refused everywhere).
     state.widget.close_tenant(tenant);
+    let scope = SystemScope::new("operator suspends tenant").for_tenant(tenant);
+    state
+        .stream
+        .publish(&scope, crate::bus::StreamPayload::Suspended {})
+        .await;
     tracing::warn!(%tenant, by = %op.0.actor(), "tenant suspended");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -89,6 +89,59 @@ pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
     crate::jobs::run_once(Responder, state).await
 }
 
+/// "Delete my data" and its confirmation (see [`crate::safety`]): `Some` when the message was
+/// one of them and is handled.
+async fn erasure(
+    state: &AppState,
+    scope: &TenantScope,
+    message: &crate::store::StoredMessage,
+    conversation: &crate::store::Conversation,
+    text: &str,
+) -> Result<Option<Responded>, String> {
+    let store = state.store.as_ref();
+    let err = |e: StoreError| e.to_string();
+    let last = store
+        .messages_before(scope, message.conversation_id, message.id, 1)
+        .await
+        .map_err(err)?;
+    let asked = last
+        .iter()
+        .rev()
+        .find(|m| m.direction == Direction::Outbound);
+    if let Some(asked) = asked
+        && let Some(question) = text_of(Direction::Outbound, &asked.content)
+        && let Some(lang) =
+            crate::safety::confirms(text, &question, asked.created_at, state.clock.now())
+    {
+        crate::safety::erase_on_request(
+            state,
+            scope,
+            message,
+            conversation.external_id.clone(),
+            lang,
+        )
+        .await
+        .map_err(err)?;
+        return Ok(Some(Responded::Done));
+    }
+    let Some(lang) = crate::safety::erase_request(text) else {
+        return Ok(None);
+    };
+    state
+        .stream
+        .send(
+            scope,
+            message.conversation_id,
+            OutboundBody::Text {
+                text: crate::safety::confirm_question(lang).into(),
+            },
+            Some(message.id),
+        )
+        .await
+        .map_err(err)?;
+    Ok(Some(Responded::Done))
+}
+
 /// The text of a stored message's content, inbound or outbound.
 fn text_of(direction: Direction, content: &serde_json::Value) -> Option<String> {
     match direction {
@@ -125,6 +178,13 @@ async fn respond(
         .conversation(scope, message.conversation_id)
         .await
         .map_err(err)?;
+    // A contact's own erasure comes before anything else (even in a conversation a human has
+    // taken over): "delete my data" asks to confirm, the confirmation erases them.
+    if let Some(text) = text_of(Direction::Inbound, &message.content)
+        && let Some(done) = erasure(state, scope, &message, &conversation, &text).await?
+    {
+        return Ok(done);
+    }
     // Programs first: opt-out, opt-in and enrollment keywords are answered there (even in a
     // conversation a human has taken over), and a reply to a check-in gives the coach context.
     let program = match crate::programs::inbound::on_inbound(state, scope, &message, &conversation)
@@ -136,8 +196,13 @@ async fn respond(
     };
     // A member took over: the coach is silent. While a conversation only waits for one, the
     // coach goes on answering.
-    if conversation.status == ConversationStatus::Human {
-        tracing::debug!(conversation = %conversation.id, "a human answers this conversation");
+    // A resolved or snoozed conversation was set aside after this message came (a new one
+    // brings it back before it is answered): nobody answers.
+    if matches!(
+        conversation.status,
+        ConversationStatus::Human | ConversationStatus::Resolved | ConversationStatus::Snoozed
+    ) {
+        tracing::debug!(conversation = %conversation.id, status = conversation.status.as_str(), "the coach does not answer this conversation");
         return Ok(Responded::Done);
     }
     let Some(question) =
@@ -145,17 +210,26 @@ async fn respond(
     else {
         return Ok(Responded::Done);
     };
-    let handoff = if let Some(language) = crate::handoff::asks_for_human(&question) {
+    let handoff = if let Some(lang) = crate::safety::crisis(&question) {
+        // Never coached: a person is told at once, the contact gets help resources.
+        let (_, profile) = store.tenant_profile(scope).await.map_err(err)?;
+        let resources = profile.persona.unwrap_or_default().help_resources;
+        let reply = crate::safety::crisis_reply(lang, &resources);
+        Some((HandoffReason::Crisis, std::borrow::Cow::Owned(reply)))
+    } else if let Some(language) = crate::handoff::asks_for_human(&question) {
         Some((
             HandoffReason::AskedForHuman,
-            crate::handoff::reply(language),
+            std::borrow::Cow::Borrowed(crate::handoff::reply(language)),
         ))
     } else if quota_spent(state, scope).await.map_err(err)? {
         let persona = super::answer::persona(store, scope)
             .await
             .map_err(|e| format!("{e:?}"))?;
         let reply = crate::handoff::quota_reply(&persona.language);
-        Some((HandoffReason::QuotaReached, reply))
+        Some((
+            HandoffReason::QuotaReached,
+            std::borrow::Cow::Borrowed(reply),
+        ))
     } else {
         None
     };

@@ -21,6 +21,7 @@ pub mod privacy;
 pub mod programs;
 pub mod queue;
 mod sqlite;
+pub mod teamwork;
 mod types;
 
 use async_trait::async_trait;
@@ -28,8 +29,8 @@ use chrono::{DateTime, Utc};
 use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
 
 pub use accounts::{
-    AccountStore, ApiKeyRecord, Credentials, Invite, MemberRecord, NewRefresh, RefreshUse, Role,
-    SigningKeyRecord, TenantStatus, TenantSummary, User, UserId,
+    AccountStore, ApiKeyRecord, Credentials, Invite, MemberRecord, NewRefresh, PendingVerification,
+    RefreshUse, Role, SigningKeyRecord, TenantStatus, TenantSummary, User, UserId,
 };
 pub use channels::ChannelStore;
 pub use postgres::{PostgresStore, PostgresStoreOptions, migrate as migrate_postgres};
@@ -54,6 +55,7 @@ pub mod prelude {
     pub use super::privacy::PrivacyStore;
     pub use super::programs::ProgramStore;
     pub use super::queue::QueueStore;
+    pub use super::teamwork::TeamworkStore;
 }
 
 /// A stored status (`active`, `archived`...) as its enum; an unknown one is corruption.
@@ -106,6 +108,7 @@ pub trait Store:
     + privacy::PrivacyStore
     + programs::ProgramStore
     + queue::QueueStore
+    + teamwork::TeamworkStore
     + Send
     + Sync
     + 'static

@@ -179,6 +179,10 @@ pub struct Conversation {
     /// The member who took the conversation over.
     #[schema(value_type = Option<String>, format = Uuid)]
     pub assignee: Option<uuid::Uuid>,
+    /// When a snoozed conversation comes back by itself (a message from the contact brings it
+    /// back sooner).
+    #[sqlx(default)]
+    pub snoozed_until: Option<DateTime<Utc>>,
 }
 
 /// Who answers a conversation.
@@ -191,6 +195,10 @@ pub enum ConversationStatus {
     Waiting,
     /// A member took over; the coach stays silent until handed back.
     Human,
+    /// Done: nobody answers until the contact writes again (then `open`).
+    Resolved,
+    /// Set aside until a time or the contact's next message, then back to the status it had.
+    Snoozed,
 }
 
 impl ConversationStatus {
@@ -200,6 +208,8 @@ impl ConversationStatus {
             Self::Open => "open",
             Self::Waiting => "waiting",
             Self::Human => "human",
+            Self::Resolved => "resolved",
+            Self::Snoozed => "snoozed",
         }
     }
 
@@ -209,6 +219,8 @@ impl ConversationStatus {
             "open" => Some(Self::Open),
             "waiting" => Some(Self::Waiting),
             "human" => Some(Self::Human),
+            "resolved" => Some(Self::Resolved),
+            "snoozed" => Some(Self::Snoozed),
             _ => None,
         }
     }
@@ -278,7 +290,8 @@ pub struct Page {
 /// An audit entry to append.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
-    /// Who: `user:<id>`, `api_key:<id>` or `system:<reason>`.
+    /// Who: `user:<id>`, `api_key:<id>`, `system:<reason>` or `contact:<id>` (a contact who
+    /// asked for their erasure).
     pub actor: String,
     /// What, as `resource.verb` (e.g. `channel.create`).
     pub action: String,

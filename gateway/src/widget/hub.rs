@@ -1,6 +1,8 @@
 //! Routes conversation-stream events to the widget connections of their conversation. One task
 //! per process subscribes to the bus and looks each event's conversation up, so an event wakes
-//! only its own visitors' connections, not every connection of the process.
+//! only its own visitors' connections, not every connection of the process. A tenant's
+//! suspension, published by whichever process the operator reached, closes its connections in
+//! every process.
 //!
 //! A connection that falls behind (its queue is full) or a bus subscription that lags marks the
 //! connection for a resync: it reads the store after the last sequence number it sent, so
@@ -10,9 +12,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use coach_connector_api::ConversationId;
+use coach_connector_api::{ConversationId, TenantId};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, StreamEvent, StreamPayload};
 
@@ -31,6 +34,9 @@ pub struct Hub {
     routes: Mutex<HashMap<ConversationId, Vec<Slot>>>,
     started: OnceLock<()>,
     next_id: AtomicU64,
+    /// Cancelled when a tenant is suspended (by any process: the bus carries it): its open
+    /// connections close.
+    suspended: Mutex<HashMap<TenantId, CancellationToken>>,
 }
 
 /// A connection's subscription to one conversation; dropping it unsubscribes.
@@ -74,7 +80,8 @@ fn conversation_of(event: &StreamEvent) -> Option<ConversationId> {
         StreamPayload::Unknown { .. }
         | StreamPayload::Conversation { .. }
         | StreamPayload::Handoff { .. }
-        | StreamPayload::Document { .. } => None,
+        | StreamPayload::Document { .. }
+        | StreamPayload::Suspended {} => None,
     }
 }
 
@@ -90,19 +97,7 @@ impl Hub {
         bus: &Arc<dyn Bus>,
         conversation: ConversationId,
     ) -> Subscription {
-        self.started.get_or_init(|| {
-            let hub = Arc::clone(self);
-            let mut rx = bus.subscribe();
-            tokio::spawn(async move {
-                loop {
-                    match rx.recv().await {
-                        Ok(event) => hub.dispatch(event),
-                        Err(RecvError::Lagged(_)) => hub.resync_all(),
-                        Err(RecvError::Closed) => break,
-                    }
-                }
-            });
-        });
+        self.start(bus);
         let (tx, events) = mpsc::channel(QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let resync = Arc::new(AtomicBool::new(false));
@@ -120,7 +115,49 @@ impl Hub {
         }
     }
 
+    /// Start the router (once): one bus subscription for the process.
+    fn start(self: &Arc<Self>, bus: &Arc<dyn Bus>) {
+        self.started.get_or_init(|| {
+            let hub = Arc::clone(self);
+            let mut rx = bus.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    match rx.recv().await {
+                        Ok(event) => hub.dispatch(event),
+                        Err(RecvError::Lagged(_)) => hub.resync_all(),
+                        Err(RecvError::Closed) => break,
+                    }
+                }
+            });
+        });
+    }
+
+    /// What a connection of `tenant` waits on to close when the tenant is suspended (in this
+    /// process or another: the router listens to the bus from now on).
+    pub fn suspension(self: &Arc<Self>, bus: &Arc<dyn Bus>, tenant: TenantId) -> CancellationToken {
+        self.start(bus);
+        let mut tokens = self.suspended.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.retain(|_, t| !t.is_cancelled());
+        tokens.entry(tenant).or_default().clone()
+    }
+
+    /// Close this process's open connections of `tenant` (it was suspended).
+    pub fn close_tenant(&self, tenant: TenantId) {
+        let token = self
+            .suspended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tenant);
+        if let Some(token) = token {
+            token.cancel();
+        }
+    }
+
     fn dispatch(&self, event: Arc<StreamEvent>) {
+        if let StreamPayload::Suspended {} = event.payload {
+            self.close_tenant(event.tenant_id);
+            return;
+        }
         let Some(conversation) = conversation_of(&event) else {
             return;
         };

@@ -30,10 +30,9 @@ pub struct WidgetRuntime {
     sockets: Arc<Caps<IpAddr, ChannelId>>,
     /// The demo channel, once created.
     pub demo_channel: OnceLock<ChannelId>,
-    /// Routes conversation events to the connections of their conversation.
+    /// Routes conversation events to the connections of their conversation, and closes a
+    /// suspended tenant's connections.
     pub hub: Arc<hub::Hub>,
-    /// Cancelled when a tenant is suspended: its open connections close.
-    suspended: std::sync::Mutex<std::collections::HashMap<TenantId, CancellationToken>>,
 }
 
 impl WidgetRuntime {
@@ -47,27 +46,22 @@ impl WidgetRuntime {
             sockets: Caps::new(config.sockets_per_address, config.sockets_per_channel),
             demo_channel: OnceLock::new(),
             hub: Arc::default(),
-            suspended: std::sync::Mutex::default(),
         })
     }
 
     /// What a connection of `tenant` waits on to close when the tenant is suspended.
-    pub fn suspension(&self, tenant: TenantId) -> CancellationToken {
-        let mut tokens = self.suspended.lock().unwrap_or_else(|e| e.into_inner());
-        tokens.retain(|_, t| !t.is_cancelled());
-        tokens.entry(tenant).or_default().clone()
+    pub fn suspension(
+        &self,
+        bus: &Arc<dyn crate::bus::Bus>,
+        tenant: TenantId,
+    ) -> CancellationToken {
+        self.hub.suspension(bus, tenant)
     }
 
-    /// Close this process's open connections of `tenant` (it was suspended).
+    /// Close this process's open connections of `tenant` (it was suspended); the other
+    /// processes close theirs when the suspension reaches them on the bus.
     pub fn close_tenant(&self, tenant: TenantId) {
-        let token = self
-            .suspended
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&tenant);
-        if let Some(token) = token {
-            token.cancel();
-        }
+        self.hub.close_tenant(tenant);
     }
 
     /// Counts a new connection from `address` to `channel`, or says which cap it is over.

@@ -410,7 +410,7 @@ async fn asking_for_a_person_waits_notifies_once_and_is_handed_back(b: &Backend)
     let message: coach_gateway::store::StoredMessage = app
         .state
         .store
-        .messages(&scope, conversation.parse().unwrap(), None, 1)
+        .messages(&scope, conversation.parse().unwrap(), None, 1, false)
         .await
         .unwrap()
         .remove(0);

@@ -9,11 +9,15 @@ mod api_support;
 mod common;
 
 mod console;
+mod email;
 mod keys;
 mod knowledge;
+mod lifecycle;
 mod members;
+mod messages;
 mod rate_limits;
 mod resources;
 mod sessions;
+mod teamwork;
 mod tenancy;
 mod widget;

@@ -26,7 +26,8 @@ async fn the_persona_is_kept_and_validated(b: &Backend) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(tenant["persona"]["coach_name"], "");
     let persona = json!({ "coach_name": "Maya", "tone": "warm", "language": "es", "greeting": "¡Hola!",
-        "coaching_style": "questions first", "boundaries": "no medical advice" });
+        "coaching_style": "questions first", "boundaries": "no medical advice",
+        "help_resources": "Llama al 024" });
     let (status, updated) = app
         .call(
             "PATCH",
@@ -96,14 +97,8 @@ async fn the_persona_is_kept_and_validated(b: &Backend) {
 
 async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) {
     let app = app(b);
-    let pair = app.register("ana@example.com").await;
+    let (pair, scope, channel_id) = tenant_with_channel(&app, "ana@example.com").await;
     let t = Some(token(&pair));
-    let (_, channel) = app
-        .call("POST", "/v1/channels", t, Some(whatsapp_channel("bot")))
-        .await;
-    let scope =
-        SystemScope::new("test").for_tenant(pair["tenant_id"].as_str().unwrap().parse().unwrap());
-    let channel_id = channel["id"].as_str().unwrap().parse().unwrap();
     let events = vec![
         crate::common::text("m1", "alice", "my private goal"),
         crate::common::text("m2", "alice", "second"),

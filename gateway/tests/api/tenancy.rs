@@ -57,6 +57,9 @@ fn sample(doc: &Value, schema: &Value) -> Value {
                 .unwrap_or_default(),
         ),
         Some("string") if schema["format"] == "email" => json!("stolen@example.com"),
+        Some("string") if schema["format"] == "date-time" => {
+            json!(chrono::Utc::now() + chrono::Duration::hours(1))
+        }
         Some("string") => json!("stolen"),
         Some("boolean") => json!(true),
         Some("integer" | "number") => json!(1),

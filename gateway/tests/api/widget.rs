@@ -450,6 +450,12 @@ async fn sockets_beyond_the_per_address_cap_are_refused_with_a_reason() {
             Some(json!({ "email": "op@example.com", "password": "violet-quarry-Tundra-88" })),
         )
         .await;
+    // A visitor chatting through a second gateway process (same database and bus).
+    let two = second_process(&app);
+    let base_two = serve(&two).await;
+    let mut elsewhere = connect(&base_two, &id, None).await.unwrap();
+    send(&mut elsewhere, json!({ "type": "hello", "v": 1 })).await;
+    assert_eq!(next(&mut elsewhere).await.unwrap()["type"], "welcome");
     let tid = owner["tenant_id"].as_str().unwrap();
     app.expect(
         axum::http::StatusCode::NO_CONTENT,
@@ -473,6 +479,18 @@ async fn sockets_beyond_the_per_address_cap_are_refused_with_a_reason() {
     let frame = close.expect("a close frame with a reason");
     assert_eq!(u16::from(frame.code), 1013);
     assert!(frame.reason.contains("paused"), "{}", frame.reason);
+    // The other process closes its chat too: the suspension reached it on the bus.
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), elsewhere.next())
+            .await
+            .expect("closed in the other process too")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.expect("a reason").code), 1013);
     assert_eq!(
         connect(&base, &id, None).await.err(),
         Some(503),

@@ -43,6 +43,27 @@ pub fn app_on(store: Arc<dyn coach_gateway::store::Store>, config: Config) -> Ap
     )
 }
 
+/// A second gateway process beside `first`: the same database, configuration, master key and
+/// bus (as processes sharing PostgreSQL and Redis do).
+pub fn second_process(first: &App) -> App {
+    let state = AppState::new(
+        (*first.state.config).clone(),
+        first.state.store.clone(),
+        first.state.bus.clone(),
+        coach_gateway::telemetry::metrics_handle(),
+        Startup::default(),
+        coach_gateway::secrets::SecretBox::load(
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            std::path::Path::new("."),
+        )
+        .unwrap(),
+    );
+    App {
+        router: coach_gateway::http::router(state.clone()),
+        state,
+    }
+}
+
 /// The app over `store` with `master_key` (base64 of 32 bytes) as `secrets.master_key`.
 pub fn app_sealed_with(
     store: Arc<dyn coach_gateway::store::Store>,
@@ -220,6 +241,32 @@ pub fn whatsapp_channel(name: &str) -> Value {
     json!({ "kind": "whatsapp", "name": name, "config": {
         "phone_number_id": "106540352242922", "access_token": "EAAG-secret",
         "app_secret": "app-secret", "verify_token": "verify-me" } })
+}
+
+/// A new tenant (`email`) with a WhatsApp channel: its token pair, a system scope in it and the
+/// channel's id, for storing events as the provider would deliver them.
+pub async fn tenant_with_channel(
+    app: &App,
+    email: &str,
+) -> (
+    Value,
+    coach_gateway::tenancy::TenantScope,
+    coach_connector_api::ChannelId,
+) {
+    let pair = app.register(email).await;
+    let (status, channel) = app
+        .call(
+            "POST",
+            "/v1/channels",
+            Some(token(&pair)),
+            Some(whatsapp_channel("bot")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{channel}");
+    let scope =
+        SystemScope::new("test").for_tenant(pair["tenant_id"].as_str().unwrap().parse().unwrap());
+    let channel_id = channel["id"].as_str().unwrap().parse().unwrap();
+    (pair, scope, channel_id)
 }
 
 pub fn token(pair: &Value) -> &str {

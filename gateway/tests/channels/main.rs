@@ -8,10 +8,13 @@ mod api_support;
 #[path = "../common/mod.rs"]
 mod common;
 mod delivery;
+mod pacing;
 mod plugin;
+mod polling;
 mod program_scheduler;
 mod program_window;
 mod programs;
+mod safety;
 mod support;
 mod telegram;
 mod whatsapp;

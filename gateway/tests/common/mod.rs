@@ -225,7 +225,7 @@ pub async fn count_messages(b: &Backend, scope: &coach_gateway::tenancy::TenantS
     {
         total += b
             .store
-            .messages(scope, c.id, None, 1000)
+            .messages(scope, c.id, None, 1000, false)
             .await
             .unwrap()
             .len();
@@ -257,7 +257,7 @@ pub async fn message_status(
     {
         if let Some(m) = b
             .store
-            .messages(scope, c.id, None, 1000)
+            .messages(scope, c.id, None, 1000, false)
             .await
             .unwrap()
             .into_iter()

@@ -55,7 +55,7 @@ async fn the_stream_stores_then_publishes_and_survives_nul_characters(b: &Backen
     assert_eq!(message.content["body"], "a\u{fffd}b");
     let stored = b
         .store
-        .messages(&scope, message.conversation_id, None, 10)
+        .messages(&scope, message.conversation_id, None, 10, false)
         .await
         .unwrap();
     assert_eq!(stored[0].content["body"], "a\u{fffd}b");
@@ -160,7 +160,11 @@ async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
         .iter()
         .find(|c| c.external_id == "alice")
         .unwrap();
-    let messages = b.store.messages(&scope, alice.id, None, 50).await.unwrap();
+    let messages = b
+        .store
+        .messages(&scope, alice.id, None, 50, false)
+        .await
+        .unwrap();
     assert_eq!(messages.len(), 2);
     assert_eq!(messages[0].content["body"], "hi");
     assert_eq!(messages[1].content["kind"], "media");
@@ -171,7 +175,7 @@ async fn ingest_creates_contacts_conversations_messages_and_jobs(b: &Backend) {
     // Cursor pagination: after the first message only the second remains.
     let rest = b
         .store
-        .messages(&scope, alice.id, Some(messages[0].id), 50)
+        .messages(&scope, alice.id, Some(messages[0].id), 50, false)
         .await
         .unwrap();
     assert_eq!(rest.len(), 1);
@@ -461,7 +465,7 @@ async fn another_tenant_sees_nothing_and_changes_nothing(b: &Backend) {
             .is_empty()
     );
     assert!(matches!(
-        b.store.messages(&other, conv, None, 10).await,
+        b.store.messages(&other, conv, None, 10, false).await,
         Err(StoreError::NotFound(_))
     ));
     let send = b

@@ -133,7 +133,11 @@ async fn deleting_a_channel_takes_the_contacts_only_it_knew(b: &Backend) {
         .find(|c| c.contact_id == alice)
         .unwrap()
         .id;
-    let message = store.messages(&scope, alices, None, 10).await.unwrap()[0].id;
+    let message = store
+        .messages(&scope, alices, None, 10, false)
+        .await
+        .unwrap()[0]
+        .id;
     store
         .attach_media(
             &scope,

@@ -123,11 +123,31 @@ const TABLES: &[(&str, &str)] = &[
     ),
     ("memberships", "tenant: cascade"),
     (
+        "conversation_labels",
+        "contact: exported (`conversations[].labels`), cascade with the conversation",
+    ),
+    (
+        "conversation_notes",
+        "contact: exported (`conversations[].notes`), cascade; retention",
+    ),
+    (
+        "canned_replies",
+        "tenant: cascade; the creator's texts, no contact data",
+    ),
+    (
         "refresh_tokens",
         "tenant: cascade; the sessions are revoked too",
     ),
     ("password_resets", "global: follows its user"),
+    (
+        "email_verifications",
+        "global: follows its user; deleted once the address is confirmed",
+    ),
     ("signing_keys", "global: no personal data (sealed keys)"),
+    (
+        "leases",
+        "global: lease names and process ids, no personal data",
+    ),
     (
         "revoked_sessions",
         "global: session ids until their tokens expire, no personal data",

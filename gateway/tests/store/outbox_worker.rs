@@ -114,7 +114,7 @@ async fn retries_then_delivers_once() {
     }
     let msg = b
         .store
-        .messages(&scope, conv, None, 10)
+        .messages(&scope, conv, None, 10, false)
         .await
         .unwrap()
         .into_iter()
@@ -151,7 +151,7 @@ async fn gives_up_after_max_attempts_and_keeps_the_reason() {
     );
     let msg = b
         .store
-        .messages(&scope, conv, None, 10)
+        .messages(&scope, conv, None, 10, false)
         .await
         .unwrap()
         .into_iter()

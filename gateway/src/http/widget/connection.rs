@@ -95,7 +95,10 @@ pub(super) async fn run(
     };
     metrics::gauge!("widget_connections").increment(1.0);
     let mut tick = tokio::time::interval(Duration::from_secs(5));
-    let suspended = conn.state.widget.suspension(conn.channel.tenant_id);
+    let suspended = conn
+        .state
+        .widget
+        .suspension(&conn.state.bus, conn.channel.tenant_id);
     loop {
         let (actions, doorbell) = tokio::select! {
             frame = conn.socket.recv() => match frame {

@@ -59,7 +59,7 @@ async fn demo_login(
     let password = format!("demo-{}", hex::encode(bytes));
     state
         .auth
-        .accept_invite(&token, &password)
+        .accept_invite_confirmed(&token, &password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(password)
@@ -161,7 +161,7 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
 
 /// `GET /demo`: the widget of the demo coach on a plain page.
 pub(super) async fn page(State(state): State<AppState>) -> Response {
-    if !state.config.widget.demo {
+    if !state.config.demo() {
         return not_found();
     }
     let Some(channel) = state.widget.demo_channel.get() else {

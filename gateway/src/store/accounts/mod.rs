@@ -1,7 +1,7 @@
 //! Account records: users, their roles per tenant, sessions (refresh-token families) and the
 //! JWT signing keys every gateway process shares.
 
-mod sql;
+pub(in crate::store) mod sql;
 
 use async_trait::async_trait;
 
@@ -15,6 +15,16 @@ use uuid::Uuid;
 
 use crate::store::*;
 use crate::tenancy::{SystemScope, TenantScope};
+
+/// The hashed token of a new account's e-mail confirmation link and when it expires
+/// (`auth.verify_email`); the account cannot log in until the address is confirmed.
+#[derive(Clone, Debug)]
+pub struct PendingVerification {
+    /// SHA-256 of the token sent.
+    pub token_hash: Vec<u8>,
+    /// The link's end.
+    pub expires_at: DateTime<Utc>,
+}
 
 /// A user id (users are global: one person may belong to several tenants).
 #[derive(
@@ -278,6 +288,7 @@ pub trait AccountStore: Send + Sync {
         email: &str,
         password_hash: &str,
         tenant_name: &str,
+        verification: Option<PendingVerification>,
     ) -> Result<(Tenant, User), StoreError>;
 
     /// A user and password hash by e-mail (case-insensitive), for login.
@@ -414,6 +425,32 @@ pub trait AccountStore: Send + Sync {
         token_hash: Vec<u8>,
         consume: bool,
     ) -> Result<Option<UserId>, StoreError>;
+
+    /// Send a new confirmation link to an unconfirmed account: its token replaces the previous
+    /// one. `false` (nothing stored) when the account's address is confirmed already.
+    async fn renew_email_verification(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+        verification: PendingVerification,
+    ) -> Result<bool, StoreError>;
+
+    /// Confirm the address of the account whose live confirmation token this is.
+    async fn confirm_email(
+        &self,
+        sys: &SystemScope,
+        token_hash: Vec<u8>,
+    ) -> Result<Option<UserId>, StoreError>;
+
+    /// Count the account's address as confirmed (a password reset proved the mailbox).
+    async fn email_confirmed_by_reset(
+        &self,
+        sys: &SystemScope,
+        user: UserId,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the account still has to confirm its e-mail address.
+    async fn email_unconfirmed(&self, sys: &SystemScope, user: UserId) -> Result<bool, StoreError>;
 
     /// Append to the tenant's audit log (append-only).
     async fn audit(&self, scope: &TenantScope, entry: AuditEntry) -> Result<(), StoreError>;

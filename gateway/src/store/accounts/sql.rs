@@ -18,7 +18,7 @@ macro_rules! ops {
         use uuid::Uuid;
 
         use crate::store::accounts::{
-            Credentials, NewRefresh, RefreshUse, Role, SigningKeyRecord, TenantSummary, User, UserId,
+            Credentials, NewRefresh, PendingVerification, RefreshUse, Role, SigningKeyRecord, TenantSummary, User, UserId,
         };
         use crate::store::{AuditEntry, AuditRecord, StoreError, Tenant};
 
@@ -32,6 +32,7 @@ macro_rules! ops {
             email: &str,
             password_hash: &str,
             tenant_name: &str,
+            verification: Option<&PendingVerification>,
             now: DateTime<Utc>,
         ) -> Result<(Tenant, User), StoreError> {
             let user = User {
@@ -65,7 +66,81 @@ macro_rules! ops {
             .bind(now)
             .execute(&mut *conn)
             .await?;
+            if let Some(pending) = verification {
+                pending_verification(conn, user.id, pending, now).await?;
+            }
             Ok((tenant, user))
+        }
+
+        /// Mark the account unconfirmed with this link's token (replacing an earlier one).
+        pub(crate) async fn pending_verification(
+            conn: &mut Conn,
+            user: UserId,
+            pending: &PendingVerification,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO email_verifications (user_id, token_hash, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (user_id) DO UPDATE SET \
+                 token_hash = excluded.token_hash, expires_at = excluded.expires_at, created_at = excluded.created_at",
+            )
+            .bind(user.0)
+            .bind(&pending.token_hash)
+            .bind(pending.expires_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn renew_email_verification(
+            conn: &mut Conn,
+            user: UserId,
+            pending: &PendingVerification,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let n = sqlx::query(
+                "UPDATE email_verifications SET token_hash = $2, expires_at = $3, created_at = $4 WHERE user_id = $1",
+            )
+            .bind(user.0)
+            .bind(&pending.token_hash)
+            .bind(pending.expires_at)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(n > 0)
+        }
+
+        async fn confirm_email(
+            conn: &mut Conn,
+            token_hash: &[u8],
+            now: DateTime<Utc>,
+        ) -> Result<Option<UserId>, StoreError> {
+            let user: Option<Uuid> = sqlx::query_scalar(
+                "DELETE FROM email_verifications WHERE token_hash = $1 AND expires_at > $2 RETURNING user_id",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(user.map(UserId))
+        }
+
+        async fn email_confirmed_by_reset(conn: &mut Conn, user: UserId) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM email_verifications WHERE user_id = $1")
+                .bind(user.0)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
+        async fn email_unconfirmed(conn: &mut Conn, user: UserId) -> Result<bool, StoreError> {
+            let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM email_verifications WHERE user_id = $1")
+                .bind(user.0)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(found.is_some())
         }
 
         async fn credentials(
@@ -501,10 +576,25 @@ macro_rules! ops {
                 .collect()
         }
         crate::store::backend::store_impl! { AccountStore for $store;
-            write register(sys: &SystemScope, email: &str, password_hash: &str, tenant_name: &str)
-                -> (Tenant, User) = own(email, password_hash, tenant_name) |c, ()| async move {
-                    register(c, &email, &password_hash, &tenant_name, Utc::now()).await
+            write register(
+                sys: &SystemScope,
+                email: &str,
+                password_hash: &str,
+                tenant_name: &str,
+                verification: Option<PendingVerification>,
+            ) -> (Tenant, User) = own(email, password_hash, tenant_name) |c, ()| async move {
+                    register(c, &email, &password_hash, &tenant_name, verification.as_ref(), Utc::now()).await
                 };
+            write renew_email_verification(sys: &SystemScope, user: UserId, verification: PendingVerification)
+                -> bool = |c, ()| async move {
+                    renew_email_verification(c, user, &verification, Utc::now()).await
+                };
+            write confirm_email(sys: &SystemScope, token_hash: Vec<u8>) -> Option<UserId>
+                = |c, ()| async move { confirm_email(c, &token_hash, Utc::now()).await };
+            write email_confirmed_by_reset(sys: &SystemScope, user: UserId) -> ()
+                = |c, ()| email_confirmed_by_reset(c, user);
+            read email_unconfirmed(sys: &SystemScope, user: UserId) -> bool
+                = |c, ()| email_unconfirmed(c, user);
             write create_tenant(sys: &SystemScope, name: &str) -> Tenant
                 = own(name) |c, ()| async move { create_tenant(c, &name, Utc::now()).await };
             read credentials(sys: &SystemScope, email: &str) -> Option<Credentials>

@@ -146,6 +146,9 @@ macro_rules! ops {
             .await?)
         }
 
+        /// The contact's conversation on the channel, made on their first message; a message to a
+        /// resolved conversation reopens it, one to a snoozed conversation brings it back to the
+        /// status it had (the same rule as SQLite's batched ingest in `store/sqlite/bulk.rs`).
         async fn conversation_for(
             conn: &mut Conn,
             tenant: TenantId,
@@ -157,7 +160,10 @@ macro_rules! ops {
             let id: Uuid = sqlx::query_scalar(
                 "INSERT INTO conversations (id, tenant_id, channel_id, contact_id, external_id, last_message_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $6) \
-                 ON CONFLICT (tenant_id, channel_id, contact_id) DO UPDATE SET last_message_at = excluded.last_message_at \
+                 ON CONFLICT (tenant_id, channel_id, contact_id) DO UPDATE SET last_message_at = excluded.last_message_at, \
+                 status = CASE conversations.status WHEN 'resolved' THEN 'open' \
+                 WHEN 'snoozed' THEN COALESCE(conversations.resume_status, 'open') ELSE conversations.status END, \
+                 snoozed_until = NULL, resume_status = NULL \
                  RETURNING id",
             )
             .bind(ConversationId::new().0)

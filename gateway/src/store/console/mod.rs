@@ -26,6 +26,8 @@ pub enum HandoffReason {
     LowConfidence,
     /// The tenant's coach had given all the answers its daily quota allows.
     QuotaReached,
+    /// The message may signal a crisis or self-harm: urgent, never coached.
+    Crisis,
 }
 
 impl HandoffReason {
@@ -35,6 +37,7 @@ impl HandoffReason {
             Self::AskedForHuman => "asked_for_human",
             Self::LowConfidence => "low_confidence",
             Self::QuotaReached => "quota_reached",
+            Self::Crisis => "crisis",
         }
     }
 
@@ -44,6 +47,7 @@ impl HandoffReason {
             "asked_for_human" => Some(Self::AskedForHuman),
             "low_confidence" => Some(Self::LowConfidence),
             "quota_reached" => Some(Self::QuotaReached),
+            "crisis" => Some(Self::Crisis),
             _ => None,
         }
     }

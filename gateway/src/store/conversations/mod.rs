@@ -35,13 +35,29 @@ pub trait ConversationStore: Send + Sync {
         status: ConversationStatus,
         assignee: Option<uuid::Uuid>,
     ) -> Result<Conversation, StoreError>;
-    /// Messages of one conversation, oldest first, after the cursor.
+    /// Resolve, reopen or snooze a conversation (see [`Lifecycle`]).
+    async fn set_lifecycle(
+        &self,
+        scope: &TenantScope,
+        id: ConversationId,
+        change: Lifecycle,
+    ) -> Result<Conversation, StoreError>;
+    /// Bring back every snoozed conversation whose time has come (to the status it had);
+    /// returns them.
+    async fn wake_snoozed(
+        &self,
+        sys: &crate::tenancy::SystemScope,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Conversation>, StoreError>;
+    /// Messages of one conversation: oldest first after the cursor, or with `newest_first`
+    /// the newest before it (a long conversation opens on its latest messages).
     async fn messages(
         &self,
         scope: &TenantScope,
         conversation: ConversationId,
-        after: Option<MessageId>,
+        cursor: Option<MessageId>,
         limit: u32,
+        newest_first: bool,
     ) -> Result<Vec<StoredMessage>, StoreError>;
     /// One message.
     async fn message(
@@ -91,4 +107,15 @@ pub struct Sequenced {
     pub seq: i64,
     /// The message.
     pub message: StoredMessage,
+}
+
+/// A change of a conversation's lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Done: `resolved` until the contact writes again (then `open`).
+    Resolve,
+    /// Back to `open` (the coach answers).
+    Reopen,
+    /// `snoozed` until this time or the contact's next message, then the status it had.
+    Snooze(chrono::DateTime<chrono::Utc>),
 }

@@ -10,6 +10,7 @@ macro_rules! ops {
         use coach_connector_api::{
             ChannelId, ContactId, ConversationId, MessageId, ProviderError, TenantId,
         };
+        use chrono::{DateTime, Utc};
         use sqlx::{FromRow as _, Row as _};
         use sqlx::types::Json;
         use uuid::Uuid;
@@ -78,8 +79,8 @@ macro_rules! ops {
             id: ConversationId,
         ) -> Result<Conversation, StoreError> {
             let row = sqlx::query(
-                "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee \
-                 FROM conversations WHERE tenant_id = $1 AND id = $2",
+                "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee, \
+                 snoozed_until FROM conversations WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant.0)
             .bind(id.0)
@@ -112,12 +113,62 @@ macro_rules! ops {
             conversation(conn, tenant, id).await
         }
 
+        async fn set_lifecycle(
+            conn: &mut Conn,
+            tenant: TenantId,
+            id: ConversationId,
+            change: crate::store::conversations::Lifecycle,
+        ) -> Result<Conversation, StoreError> {
+            use crate::store::conversations::Lifecycle;
+            let (sql, until) = match change {
+                Lifecycle::Resolve => (
+                    "UPDATE conversations SET status = 'resolved', snoozed_until = NULL, resume_status = NULL \
+                     WHERE tenant_id = $1 AND id = $2",
+                    None,
+                ),
+                Lifecycle::Reopen => (
+                    "UPDATE conversations SET status = 'open', snoozed_until = NULL, resume_status = NULL \
+                     WHERE tenant_id = $1 AND id = $2",
+                    None,
+                ),
+                // A resolved (or already snoozed) conversation comes back open, or as before.
+                Lifecycle::Snooze(until) => (
+                    "UPDATE conversations SET resume_status = CASE WHEN status = 'resolved' THEN 'open' \
+                     WHEN status = 'snoozed' THEN COALESCE(resume_status, 'open') ELSE status END, \
+                     status = 'snoozed', snoozed_until = $3 WHERE tenant_id = $1 AND id = $2",
+                    Some(until),
+                ),
+            };
+            let mut query = sqlx::query(sql).bind(tenant.0).bind(id.0);
+            if let Some(until) = until {
+                query = query.bind(until);
+            }
+            let done = query.execute(&mut *conn).await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound("conversation"));
+            }
+            conversation(conn, tenant, id).await
+        }
+
+        async fn wake_snoozed(conn: &mut Conn, now: DateTime<Utc>) -> Result<Vec<Conversation>, StoreError> {
+            let rows = sqlx::query(
+                "UPDATE conversations SET status = COALESCE(resume_status, 'open'), snoozed_until = NULL, \
+                 resume_status = NULL WHERE status = 'snoozed' AND snoozed_until <= $1 \
+                 RETURNING id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee",
+            )
+            .bind(now)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter().map(|r| Ok(Conversation::from_row(r)?)).collect()
+        }
+
         async fn messages(
             conn: &mut Conn,
             tenant: TenantId,
             conversation: ConversationId,
-            after: Option<MessageId>,
+            cursor: Option<MessageId>,
             limit: u32,
+            newest_first: bool,
         ) -> Result<Vec<StoredMessage>, StoreError> {
             let found = sqlx::query("SELECT 1 FROM conversations WHERE id = $1 AND tenant_id = $2")
                 .bind(conversation.0)
@@ -127,14 +178,16 @@ macro_rules! ops {
             if found.is_none() {
                 return Err(StoreError::NotFound("conversation"));
             }
+            // Ids are UUIDv7: their order is the order messages were stored in.
+            let (before, order) = if newest_first { ("<", "DESC") } else { (">", "") };
             let sql = format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
-                 AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+                 AND ($3 IS NULL OR id {before} $3) ORDER BY id {order} LIMIT $4"
             );
             let rows = sqlx::query(&sql)
                 .bind(tenant.0)
                 .bind(conversation.0)
-                .bind(after.map(|m| m.0))
+                .bind(cursor.map(|m| m.0))
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await?;
@@ -256,12 +309,20 @@ macro_rules! ops {
                 assignee: Option<uuid::Uuid>,
             ) -> Conversation
                 = |c, tenant| set_conversation_status(c, tenant, id, status, assignee);
+            write set_lifecycle(
+                scope: &TenantScope,
+                id: ConversationId,
+                change: crate::store::conversations::Lifecycle,
+            ) -> Conversation = |c, tenant| set_lifecycle(c, tenant, id, change);
+            write wake_snoozed(sys: &crate::tenancy::SystemScope, now: DateTime<Utc>) -> Vec<Conversation>
+                = |c, ()| wake_snoozed(c, now);
             read messages(
                 scope: &TenantScope,
                 conversation: ConversationId,
-                after: Option<MessageId>,
+                cursor: Option<MessageId>,
                 limit: u32,
-            ) -> Vec<StoredMessage> = |c, t| messages(c, t, conversation, after, limit);
+                newest_first: bool,
+            ) -> Vec<StoredMessage> = |c, t| messages(c, t, conversation, cursor, limit, newest_first);
             read message(scope: &TenantScope, id: MessageId) -> StoredMessage
                 = |c, t| message(c, t, id);
             read messages_before(

@@ -50,6 +50,7 @@ pub trait MemberStore: Send + Sync {
         invite: Invite,
         user: Option<UserId>,
         new_password_hash: Option<String>,
+        verification: Option<crate::store::PendingVerification>,
     ) -> Result<UserId, StoreError>;
 
     /// The tenant's pending, unexpired invitations, newest first.

@@ -183,12 +183,13 @@ macro_rules! ops {
         /// Accept an invitation once: the existing user `user`, or a new user with
         /// `new_password_hash`, becomes a member with the invited role. An existing member keeps
         /// the role they have: an invitation never promotes or demotes (the owner rules would be
-        /// bypassed).
+        /// bypassed). A new user with `verification` has to confirm their address before logging in.
         async fn accept_invite(
             conn: &mut Conn,
             invite: &Invite,
             user: Option<UserId>,
             new_password_hash: Option<&str>,
+            verification: Option<&crate::store::PendingVerification>,
             now: DateTime<Utc>,
         ) -> Result<UserId, StoreError> {
             let taken = sqlx::query("UPDATE invites SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL")
@@ -211,6 +212,9 @@ macro_rules! ops {
                         .bind(now)
                         .execute(&mut *conn)
                         .await?;
+                    if let Some(pending) = verification {
+                        crate::store::accounts::sql::$backend::pending_verification(conn, id, pending, now).await?;
+                    }
                     id
                 }
                 (None, None) => return Err(StoreError::Conflict("a new member needs a password".into())),
@@ -295,8 +299,9 @@ macro_rules! ops {
                 invite: Invite,
                 user: Option<UserId>,
                 new_password_hash: Option<String>,
+                verification: Option<crate::store::PendingVerification>,
             ) -> UserId = |c, ()| async move {
-                    accept_invite(c, &invite, user, new_password_hash.as_deref(), Utc::now()).await
+                    accept_invite(c, &invite, user, new_password_hash.as_deref(), verification.as_ref(), Utc::now()).await
                 };
             write create_api_key(
                 scope: &TenantScope,

@@ -114,8 +114,35 @@ macro_rules! ops {
                         }))
                     })
                     .collect::<Result<Vec<_>, StoreError>>()?;
+                let notes = sqlx::query(
+                    "SELECT id, author, text, created_at FROM conversation_notes \
+                     WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY id",
+                )
+                .bind(tenant.0)
+                .bind(conversation)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|n| {
+                    Ok(json!({
+                        "id": n.try_get::<Uuid, _>("id")?,
+                        "author": n.try_get::<Option<Uuid>, _>("author")?,
+                        "text": n.try_get::<String, _>("text")?,
+                        "created_at": n.try_get::<DateTime<Utc>, _>("created_at")?,
+                    }))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+                let labels: Vec<String> = sqlx::query_scalar(
+                    "SELECT label FROM conversation_labels WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY label",
+                )
+                .bind(tenant.0)
+                .bind(conversation)
+                .fetch_all(&mut *conn)
+                .await?;
                 exported.push(json!({
                     "id": conversation,
+                    "notes": notes,
+                    "labels": labels,
                     "channel_id": c.try_get::<Uuid, _>("channel_id")?,
                     "status": c.try_get::<String, _>("status")?,
                     "created_at": c.try_get::<DateTime<Utc>, _>("created_at")?,
@@ -276,7 +303,8 @@ macro_rules! ops {
         }
 
         /// Delete, for every tenant with a retention period, the messages (with their statuses,
-        /// jobs and outbox rows) and unknown events older than that period. Returns rows deleted.
+        /// jobs and outbox rows), unknown events and private notes older than that period.
+        /// Returns rows deleted.
         async fn apply_retention(conn: &mut Conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let tenants = sqlx::query(
                 "SELECT id, CAST(profile ->> 'retention_days' AS BIGINT) AS days FROM tenants \
@@ -298,6 +326,7 @@ macro_rules! ops {
                      (SELECT id FROM messages WHERE tenant_id = $1 AND created_at < $2)",
                     "DELETE FROM messages WHERE tenant_id = $1 AND created_at < $2",
                     "DELETE FROM unknown_events WHERE tenant_id = $1 AND created_at < $2",
+                    "DELETE FROM conversation_notes WHERE tenant_id = $1 AND created_at < $2",
                 ];
                 for sql in statements {
                     deleted += sqlx::query(sql).bind(tenant).bind(cutoff).execute(&mut *conn).await?.rows_affected();

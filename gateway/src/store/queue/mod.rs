@@ -89,6 +89,27 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration, floor: Option<Durati
 /// Queue records.
 #[async_trait::async_trait]
 pub trait QueueStore: Send + Sync {
+    /// Take or renew the named lease for `holder` until `now + ttl`: `true` when `holder` has
+    /// it now (it was free, expired, or already `holder`'s), `false` when another holder's
+    /// lease is still running. One process does a piece of work that must not run twice at
+    /// once (a Telegram channel's `getUpdates` loop) while it keeps renewing.
+    async fn take_lease(
+        &self,
+        sys: &SystemScope,
+        name: &str,
+        holder: Uuid,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Give the lease up (if `holder` has it), so another process takes over at once.
+    async fn release_lease(
+        &self,
+        sys: &SystemScope,
+        name: &str,
+        holder: Uuid,
+    ) -> Result<(), StoreError>;
+
     /// Claim up to `limit` due items of a queue for `lease` (expired leases are reclaimed).
     /// For the outbox, only the oldest undelivered item of each conversation is due, so order
     /// is kept per conversation. `kind` restricts job claims to one kind.

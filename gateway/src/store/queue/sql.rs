@@ -210,7 +210,42 @@ macro_rules! ops {
                 jobs_depth: row.try_get("jobs_depth")?,
             })
         }
+        async fn take_lease(
+            conn: &mut Conn,
+            name: &str,
+            holder: Uuid,
+            now: DateTime<Utc>,
+            until: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let n = sqlx::query(
+                "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE leases.holder = excluded.holder OR leases.expires_at <= $4",
+            )
+            .bind(name)
+            .bind(holder)
+            .bind(until)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(n > 0)
+        }
+
+        async fn release_lease(conn: &mut Conn, name: &str, holder: Uuid) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
         crate::store::backend::store_impl! { QueueStore for $store;
+            write take_lease(sys: &SystemScope, name: &str, holder: Uuid, now: DateTime<Utc>, ttl: Duration)
+                -> bool = own(name) |c, ()| async move { take_lease(c, &name, holder, now, now + ttl).await };
+            write release_lease(sys: &SystemScope, name: &str, holder: Uuid) -> ()
+                = own(name) |c, ()| async move { release_lease(c, &name, holder).await };
             read stats(sys: &SystemScope) -> StoreStats = |c, ()| stats(c);
             write claim_fair(sys: &SystemScope, kind: &str, now: DateTime<Utc>, limit: u32, lease: Duration)
                 -> Vec<QueueItem> = own(kind) |c, ()| async move {

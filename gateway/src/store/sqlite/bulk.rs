@@ -213,7 +213,10 @@ pub(super) async fn ingest(
         "INSERT INTO conversations (id, tenant_id, channel_id, contact_id, external_id, last_message_at, created_at) \
          SELECT unhex(value ->> 'id'), unhex(value ->> 't'), unhex(value ->> 'c'), unhex(value ->> 'p'), \
          value ->> 'x', $2, $2 FROM json_each($1) WHERE true \
-         ON CONFLICT (tenant_id, channel_id, contact_id) DO UPDATE SET last_message_at = excluded.last_message_at \
+         ON CONFLICT (tenant_id, channel_id, contact_id) DO UPDATE SET last_message_at = excluded.last_message_at, \
+         status = CASE conversations.status WHEN 'resolved' THEN 'open' \
+         WHEN 'snoozed' THEN COALESCE(conversations.resume_status, 'open') ELSE conversations.status END, \
+         snoozed_until = NULL, resume_status = NULL \
          RETURNING lower(hex(id)) AS id, lower(hex(channel_id)) AS c, lower(hex(contact_id)) AS p",
         &convo_rows,
         now,
