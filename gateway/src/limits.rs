@@ -39,58 +39,19 @@ struct Shared {
     tenant: Gcra,
 }
 
-/// A quota as GCRA parameters: one request per `interval_ms`, up to `burst` at once.
+/// A quota as GCRA parameters: one request per `interval_us`, up to `burst` at once.
 #[derive(Clone, Copy, Debug)]
 struct Gcra {
-    interval_ms: u64,
+    interval_us: u64,
     burst: u32,
 }
 
-/// GCRA on Redis's clock. The key holds the theoretical arrival time (ms) of the next
-/// request; a request is allowed when that time is less than `burst` intervals ahead of now.
-/// Returns `{allowed, wait_ms}`.
+/// GCRA on Redis's clock, in microseconds (fine enough for 80 messages a second). The key holds
+/// the theoretical arrival time of the next request; a request is allowed when that time is
+/// less than `burst` intervals (`ARGV[2]`, `ARGV[1]`) ahead of now. Returns `{allowed,
+/// wait_us}`. The time is written with `%d`: Lua's default number format keeps 14 digits, a
+/// microsecond clock has 16.
 const GCRA: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - (burst - 1) * interval
-if now < allow_at then return {0, allow_at - now} end
-local next_tat = tat + interval
-redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now + 1000)
-return {1, 0}
-";
-
-impl Shared {
-    async fn check(&self, quota: Gcra, key: String) -> Result<(), ApiError> {
-        let result: Result<(u64, u64), String> = async {
-            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-            deadpool_redis::redis::Script::new(GCRA)
-                .key(format!("{}ratelimit:{key}", self.prefix))
-                .arg(quota.interval_ms)
-                .arg(quota.burst)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        match result {
-            Ok((1, _)) => Ok(()),
-            Ok((_, wait_ms)) => Err(ApiError::TooManyRequests {
-                retry_after_secs: wait_ms.div_ceil(1000).max(1),
-                limit: quota.burst,
-            }),
-            Err(e) => Err(ApiError::Unavailable(format!("redis: {e}"))),
-        }
-    }
-}
-
-/// GCRA in microseconds (fine enough for 80 messages a second): `ARGV[1]` the interval, `ARGV[2]`
-/// the burst. Returns `{allowed, wait_us}`. The time is written with `%d`: Lua's default number
-/// format keeps 14 digits, a microsecond clock has 16.
-const PACE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -103,6 +64,39 @@ local next_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1000)
 return {1, 0}
 ";
+
+/// One request against `quota` on `key`: `None` when allowed now, else how long to wait. An
+/// error when Redis cannot be reached.
+async fn take(
+    pool: &deadpool_redis::Pool,
+    key: String,
+    quota: Gcra,
+) -> Result<Option<Duration>, String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    let (allowed, wait_us): (u64, u64) = deadpool_redis::redis::Script::new(GCRA)
+        .key(key)
+        .arg(quota.interval_us)
+        .arg(quota.burst)
+        .invoke_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((allowed != 1).then(|| Duration::from_micros(wait_us.max(1))))
+}
+
+impl Shared {
+    async fn check(&self, quota: Gcra, key: String) -> Result<(), ApiError> {
+        // `rl:`: the budgets in microseconds (the `ratelimit:` keys of earlier versions held
+        // milliseconds and run out by themselves).
+        match take(&self.pool, format!("{}rl:{key}", self.prefix), quota).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(ApiError::TooManyRequests {
+                retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                limit: quota.burst,
+            }),
+            Err(e) => Err(ApiError::Unavailable(format!("redis: {e}"))),
+        }
+    }
+}
 
 /// Provider pacing shared by every gateway process on one Redis: N processes together send at
 /// a channel's rate, not N times it.
@@ -118,17 +112,11 @@ impl SharedPace {
     /// again. An error when Redis cannot be reached (the caller paces in its process).
     pub async fn take(&self, key: &str, per_second: f64) -> Result<Option<Duration>, String> {
         let per_second = per_second.clamp(0.2, 1_000_000.0);
-        let interval_us = (1_000_000.0 / per_second).round().max(1.0) as u64;
-        let burst = per_second.round().max(1.0) as u64;
-        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-        let (allowed, wait_us): (u64, u64) = deadpool_redis::redis::Script::new(PACE)
-            .key(format!("{}pace:{key}", self.prefix))
-            .arg(interval_us)
-            .arg(burst)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((allowed != 1).then(|| Duration::from_micros(wait_us.max(1))))
+        let quota = Gcra {
+            interval_us: (1_000_000.0 / per_second).round().max(1.0) as u64,
+            burst: per_second.round().max(1.0) as u32,
+        };
+        take(&self.pool, format!("{}pace:{key}", self.prefix), quota).await
     }
 }
 
@@ -164,17 +152,17 @@ impl Limits {
 
     /// Limiters whose budgets every gateway process sharing this Redis (and `prefix`) draws from.
     pub fn shared(config: &RateLimitConfig, pool: deadpool_redis::Pool, prefix: String) -> Self {
-        let per = |n: u32, period_ms: u64| period_ms / u64::from(n.max(1));
+        let per = |n: u32, period_us: u64| period_us / u64::from(n.max(1));
         Self {
             shared: Some(Shared {
                 pool,
                 prefix,
                 auth: Gcra {
-                    interval_ms: per(config.auth_per_minute, 60_000),
+                    interval_us: per(config.auth_per_minute, 60_000_000),
                     burst: config.auth_per_minute.max(1),
                 },
                 tenant: Gcra {
-                    interval_ms: per(config.tenant_per_second, 1_000),
+                    interval_us: per(config.tenant_per_second, 1_000_000),
                     burst: config.tenant_burst.max(1),
                 },
             }),
