@@ -11,20 +11,54 @@ export async function render(main, params) {
   const openId = params[0] || null;
   const list = h("ul", { class: "conv-list", "aria-label": t("inbox") });
   const pane = h("section", { class: "conv-pane", "aria-live": "off" });
-  main.append(h("div", { class: "inbox" }, h("section", { class: "conv-col" }, h("h1", {}, t("inbox")), list), pane));
+  // Search (words of any message, a contact's name or number) and views, on the server.
+  const search = h("input", { type: "search", name: "q", placeholder: t("searchHint"), "aria-label": t("search"), maxlength: "200" });
+  const views = { all: "", mine: "assignee=me", unassigned: "assignee=none", waiting: "status=waiting", resolved: "status=resolved", snoozed: "status=snoozed" };
+  const view = h(
+    "select",
+    { name: "view", "aria-label": t("view") },
+    ...Object.keys(views).map((v) => h("option", { value: v }, t({ all: "viewAll", mine: "viewMine", unassigned: "viewUnassigned" }[v] || v))),
+  );
+  const finder = h("form", { class: "conv-find", role: "search" }, search, view);
+  main.append(h("div", { class: "inbox" }, h("section", { class: "conv-col" }, h("h1", {}, t("inbox")), finder, list), pane));
   let items = [];
   let thread = null;
+  let asked = 0;
+
+  function filters() {
+    const parts = [];
+    const q = search.value.trim();
+    if (q) parts.push(`q=${encodeURIComponent(q)}`);
+    if (views[view.value]) parts.push(views[view.value]);
+    return parts.join("&");
+  }
 
   async function loadList() {
-    items = await api.get("/v1/inbox?limit=100");
+    const query = filters();
+    const mine = ++asked;
+    const found = await api.get(`/v1/inbox?limit=100${query ? `&${query}` : ""}`);
+    if (mine !== asked) return; // a newer search answered first
+    items = found;
     drawList();
   }
 
   function drawList() {
     clear(list);
-    if (!items.length) list.append(h("li", { class: "empty" }, t("noConversations")));
+    if (!items.length) list.append(h("li", { class: "empty" }, filters() ? t("noMatches") : t("noConversations")));
     for (const it of items) list.append(row(it));
   }
+
+  let typing = null;
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => loadList().catch(fail), 250);
+  });
+  view.addEventListener("change", () => loadList().catch(fail));
+  finder.addEventListener("submit", (e) => {
+    e.preventDefault();
+    clearTimeout(typing);
+    loadList().catch(fail);
+  });
 
   function row(it) {
     const c = it.conversation;
@@ -72,7 +106,7 @@ export async function render(main, params) {
       if (name === "message") {
         const m = data.message;
         const it = items.find((i) => i.conversation.id === m.conversation_id);
-        if (!it) {
+        if (!it || filters()) {
           loadList().catch(fail);
         } else {
           it.last_content = m.content;
@@ -84,7 +118,7 @@ export async function render(main, params) {
         }
       } else if (name === "conversation") {
         const it = items.find((i) => i.conversation.id === data.conversation.id);
-        if (it) {
+        if (it && !filters()) {
           it.conversation.status = data.conversation.status;
           items.sort((a, b) => (b.conversation.status === "waiting") - (a.conversation.status === "waiting"));
           drawList();

@@ -14,6 +14,7 @@
 
 pub mod chunk;
 pub mod extract;
+pub mod grounding;
 pub mod keyword;
 pub mod llama;
 pub mod model;

@@ -77,6 +77,8 @@ pub struct Prompt {
     pub messages: Vec<ChatMessage>,
     /// The passages placed in the prompt, as citations.
     pub citations: Vec<Citation>,
+    /// Their texts as placed (compacted), in the same order: what a reply is checked against.
+    pub sources: Vec<String>,
 }
 
 /// The fixed part of the system message: identical for every question of a tenant.
@@ -190,6 +192,7 @@ pub fn build(
     let mut system = persona_text(persona, &config.instruction);
     let chosen: Vec<&Passage> = passages.iter().take(config.max_passages).collect();
     let mut citations = Vec::new();
+    let mut sources = Vec::new();
     if !chosen.is_empty() {
         system.push_str("\n\nSources:");
         let each = config.passage_tokens / chosen.len();
@@ -204,6 +207,7 @@ pub fn build(
             }
             let text = compact(&chunk.text, question, each, count);
             system.push_str(&format!("\n[{number}] {label}: {text}"));
+            sources.push(text);
             citations.push(Citation {
                 number,
                 document_id: chunk.document_id,
@@ -236,6 +240,7 @@ pub fn build(
     Prompt {
         messages,
         citations,
+        sources,
     }
 }
 

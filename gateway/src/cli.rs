@@ -54,6 +54,19 @@ pub enum Command {
     /// After changing the embedding model: empty the vector store and index every tenant's
     /// documents again with the new model (stop the gateway first).
     Reembed,
+    /// Copy the embedded deployment (SQLite database and media) into one file while the
+    /// gateway runs; the master key is not in it.
+    Backup {
+        /// The file to write (`.tar.gz`, created `0600`; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Bring a backup back into an empty data directory (with the source's master key), then
+    /// index its documents again.
+    Restore {
+        /// A file written by `gateway backup`.
+        file: PathBuf,
+    },
     /// Measure quality.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -180,6 +193,8 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             crate::knowledge::cli::ingest(config, &paths, tenant).await
         }
         Command::Reembed => crate::knowledge::cli::reembed(config).await,
+        Command::Backup { out } => crate::backup::backup_command(config, out).await,
+        Command::Restore { file } => crate::backup::restore_command(config, file).await,
         Command::Eval(EvalCommand::Retrieval {
             corpus,
             queries,

@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod backup;
 pub mod bus;
 pub mod caps;
 pub mod cli;
@@ -47,6 +48,7 @@ pub mod fetch;
 pub mod files;
 pub mod handoff;
 pub mod http;
+pub mod import;
 pub mod jobs;
 pub mod knowledge;
 pub mod limits;

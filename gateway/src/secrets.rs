@@ -49,6 +49,8 @@ pub struct SecretBox {
     /// A key for signing (widget visitor tokens), derived from the master key so it never
     /// doubles as the encryption key.
     signing: std::sync::Arc<[u8; 32]>,
+    /// Names the key without revealing it (backups record which key sealed their secrets).
+    fingerprint: [u8; 8],
 }
 
 impl SecretBox {
@@ -89,10 +91,31 @@ impl SecretBox {
         let mut derive = sha2::Sha256::new();
         derive.update(b"coach-gateway signing key v1\0");
         derive.update(&key);
+        let mut name = sha2::Sha256::new();
+        name.update(b"coach-gateway key fingerprint v1\0");
+        name.update(&key);
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(&name.finalize()[..8]);
         Ok(Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
             signing: std::sync::Arc::new(derive.finalize().into()),
+            fingerprint,
         })
+    }
+
+    /// The configured key or the one in `data_dir/master.key`, `None` when there is neither
+    /// (where [`SecretBox::load`] would make a new one).
+    pub fn existing(configured: &str, data_dir: &Path) -> Result<Option<Self>, SecretsError> {
+        if configured.trim().is_empty() && !data_dir.join("master.key").exists() {
+            return Ok(None);
+        }
+        Self::load(configured, data_dir).map(Some)
+    }
+
+    /// A one-way name of the master key (16 hex digits), safe to print and store: two boxes
+    /// with the same fingerprint open each other's secrets.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(self.fingerprint)
     }
 
     /// The key for signing tokens the gateway hands out (widget visitors), derived from the

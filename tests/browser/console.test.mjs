@@ -293,13 +293,13 @@ test("a long conversation opens on its newest messages and pages back on demand"
   });
   assert.equal(channel.status, 201, JSON.stringify(channel.body));
   // Meta's documented webhook shape, signed with the app secret as Meta signs it.
-  const post = async (messages) => {
+  const post = async (messages, who = { name: "Lena", wa_id: "4915112349999" }) => {
     const raw = JSON.stringify({
       object: "whatsapp_business_account",
       entry: [{ id: "WABA", changes: [{ field: "messages", value: {
         messaging_product: "whatsapp",
         metadata: { display_phone_number: "15550001111", phone_number_id: "106540352242922" },
-        contacts: [{ profile: { name: "Lena" }, wa_id: "4915112349999" }],
+        contacts: [{ profile: { name: who.name }, wa_id: who.wa_id }],
         messages,
       } }] }],
     });
@@ -331,6 +331,32 @@ test("a long conversation opens on its newest messages and pages back on demand"
     const texts = await page.locator("li.msg .body").allTextContents();
     const lines = texts.filter((x) => x.startsWith("line ")).map((x) => Number(x.split(" ")[1]));
     assert.deepEqual(lines, Array.from({ length: 130 }, (_, i) => i + 1), "every message once, in order");
+
+    // Search and views in the inbox: another coachee writes; each is found by their words.
+    await post(
+      [{ from: "4915112348888", id: "wamid.other.1", timestamp: "1700000500", type: "text", text: { body: "My knee hurts after squats" } }],
+      { name: "Omar", wa_id: "4915112348888" },
+    );
+    await page.goto(`${BASE}/console#/inbox`);
+    const rows = page.locator("li.conv");
+    await rows.nth(1).waitFor({ timeout: 30_000 });
+    const search = page.locator("form.conv-find input[type=search]");
+    await search.fill("SQUATS knee");
+    await page.locator("li.conv .conv-name", { hasText: "Omar" }).waitFor();
+    await page.locator("li.conv .conv-name", { hasText: "Lena" }).waitFor({ state: "detached" });
+    assert.equal(await rows.count(), 1, "only Omar's conversation matches");
+    await search.fill("story 77");
+    await page.locator("li.conv .conv-name", { hasText: "Lena" }).waitFor();
+    await page.locator("li.conv .conv-name", { hasText: "Omar" }).waitFor({ state: "detached" });
+    await search.fill("no such words anywhere");
+    await page.locator(".conv-list .empty").waitFor();
+    await search.fill("");
+    await rows.nth(1).waitFor();
+    // "Mine": the conversation this member took over.
+    await page.locator("form.conv-find select[name=view]").selectOption("mine");
+    await page.locator("li.conv .conv-name", { hasText: "Omar" }).waitFor({ state: "detached" });
+    assert.equal(await rows.count(), 1);
+    assert.equal(await rows.first().getAttribute("data-conversation"), id);
   });
 });
 

@@ -65,8 +65,10 @@ async fn the_readme_set_declines_off_topic_questions_and_answers_some() {
         "{stdout}"
     );
     assert!(stdout.contains("latency: first token p50 "), "{stdout}");
+    assert!(stdout.contains("grounding: "), "{stdout}");
     let (answerable, declined, mean) = scores(&stdout);
-    // Measured with SmolLM2-135M: 0.25 / 1.00 / 0.62.
+    // Measured with SmolLM2-135M: 0.25 / 1.00 / 0.62 before replies were checked against their
+    // passages, 0.29 / 1.00 / 0.65 with `brain.support_floor` 0.3 (43 sentences dropped).
     assert!(declined >= 0.75, "off-topic questions answered: {stdout}");
     assert!(answerable >= 0.16, "{stdout}");
     assert!(mean >= 0.45, "{stdout}");

@@ -75,6 +75,12 @@ pub struct BrainConfig {
     /// The coach declines without generating when fewer than this share of the question's terms
     /// occur in the passages found (0: off). Chosen on SQuAD 2.0 dev articles with `abstain_threshold`.
     pub coverage_floor: f32,
+    /// Each sentence of a reply must find at least this share of its content words in one
+    /// passage of its prompt (or in the question): sentences under it are dropped, and a reply
+    /// with nothing left is declined (0: off). Chosen on SQuAD 2.0 dev articles, where 0 to 0.6
+    /// score the same: the lowest floor that still drops what shares almost no word with the
+    /// sources, since a right coaching sentence carries words of its own (docs/BENCHMARKS.md).
+    pub support_floor: f32,
     /// Answers the coach of one tenant may generate per day (UTC), 0 for no limit. Beyond it,
     /// a message gets a friendly reply and goes to the team (handoff `quota_reached`).
     pub answers_per_day: u32,
@@ -111,6 +117,7 @@ impl Default for BrainConfig {
             relevance_floor: 0.35,
             abstain_threshold: 0.1,
             coverage_floor: 0.0,
+            support_floor: 0.3,
             answers_per_day: 0,
             fusion_k: 10.0,
             keyword_weight: 1.1,

@@ -100,10 +100,28 @@ pub struct Judged {
     pub holds: bool,
     /// What the decision to answer was made from.
     pub signals: crate::knowledge::answer::Signals,
+    /// The best support of a sentence of the reply by the passages (1: nothing to judge).
+    pub support: f32,
+    /// Sentences dropped as unsupported at the configured `brain.support_floor`.
+    pub dropped: usize,
+    /// The reply at each of [`SUPPORT_FLOORS`] (calibration; empty: not recorded).
+    pub grounded: Vec<Grounding>,
     /// Time to the first token.
     pub first_token: Duration,
     /// Time to the whole answer.
     pub total: Duration,
+}
+
+/// The `brain.support_floor`s calibration scores.
+pub const SUPPORT_FLOORS: &[f32] = &[0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8];
+
+/// A reply checked at one support floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grounding {
+    /// Something supported was left (false: the coach declines).
+    pub answered: bool,
+    /// What was left holds a gold answer.
+    pub holds: bool,
 }
 
 /// The figures `gateway eval answers` prints.
@@ -240,6 +258,7 @@ pub async fn answers(
         config.brain.relevance_floor = 0.0;
         config.brain.abstain_threshold = f32::INFINITY;
         config.brain.coverage_floor = 0.0;
+        config.brain.support_floor = 0.0;
     }
     let squad = read_squad(squad_path)?;
     let chosen: Vec<usize> = if options.articles.is_empty() {
@@ -313,11 +332,12 @@ pub async fn answers(
     let knowledge = Knowledge::load(&config).await;
     let brain = knowledge.get().map_err(|e| anyhow::anyhow!("{e}"))?.clone();
     let settings = format!(
-        "model: {}; relevance_floor {}, coverage_floor {}, abstain_threshold {}",
+        "model: {}; relevance_floor {}, coverage_floor {}, abstain_threshold {}, support_floor {}",
         brain.generator.model_id(),
         config.brain.relevance_floor,
         config.brain.coverage_floor,
-        config.brain.abstain_threshold
+        config.brain.abstain_threshold,
+        config.brain.support_floor
     );
     let sys = SystemScope::new("gateway eval answers");
     let tenant = store
@@ -417,15 +437,27 @@ async fn run(
                 Err(e) => anyhow::bail!("question {:?}: {e}", qa.question),
             }
         }
-        // As the responder stores it.
-        let reply = coach_brain::repetition::clean(reply.trim());
+        // As the responder stores it: repetition removed, unsupported sentences dropped.
+        let finished = answer.finish(&reply);
+        let grounded = SUPPORT_FLOORS
+            .iter()
+            .map(|&floor| {
+                let at = answer.finish_at(&reply, floor);
+                Grounding {
+                    answered: at.confident,
+                    holds: !qa.is_impossible && holds(&at.text, qa),
+                }
+            })
+            .collect();
+        let reply = finished.text;
+        let confident = finished.confident;
         let total = started.elapsed();
         let answerable = !qa.is_impossible;
         let holds = answerable && holds(&reply, qa);
         let correct = if answerable {
-            answer.confident && holds
+            confident && holds
         } else {
-            !answer.confident
+            !confident
         };
         if options.verbose {
             let line = format!(
@@ -437,7 +469,7 @@ async fn run(
                     "unanswerable"
                 },
                 qa.question,
-                if answer.confident { "" } else { "(declined) " },
+                if confident { "" } else { "(declined) " },
                 reply.replace('\n', " ")
             );
             asking.suspend(|| println!("{line}"));
@@ -445,11 +477,14 @@ async fn run(
         report.judged.push(Judged {
             id: qa.id.clone(),
             answerable,
-            confident: answer.confident,
+            confident,
             correct,
             repeats: repeats(&reply),
             holds,
             signals: answer.signals,
+            support: finished.support,
+            dropped: finished.dropped,
+            grounded,
             first_token: first_token.unwrap_or(total),
             total,
         });
@@ -476,6 +511,15 @@ fn print(report: &AnswerReport) {
         "false refusals: {:.2} of answerable; replies repeating themselves: {}",
         report.false_refusals(),
         report.judged.iter().filter(|j| j.repeats).count()
+    );
+    println!(
+        "grounding: {} sentence(s) dropped as unsupported; {} repl(ies) with nothing supported, declined",
+        report.judged.iter().map(|j| j.dropped).sum::<usize>(),
+        report
+            .judged
+            .iter()
+            .filter(|j| j.dropped > 0 && !j.confident)
+            .count()
     );
     println!(
         "latency: first token p50 {} ms, p95 {} ms; full answer p50 {} ms, p95 {} ms",
@@ -553,6 +597,9 @@ mod tests {
             repeats: false,
             holds: correct,
             signals: Default::default(),
+            support: 1.0,
+            dropped: 0,
+            grounded: Vec::new(),
             first_token: Duration::ZERO,
             total: Duration::ZERO,
         };

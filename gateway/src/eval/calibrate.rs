@@ -14,7 +14,7 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use super::answers::{AnswerReport, Judged};
+use super::answers::{AnswerReport, Grounding, Judged, SUPPORT_FLOORS};
 
 /// The relevance floors tried (`brain.relevance_floor`).
 const FLOORS: &[f32] = &[0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5];
@@ -28,6 +28,8 @@ const THRESHOLDS: &[f32] = &[0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.01];
 /// One combination of settings and its scores.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Setting {
+    /// `brain.support_floor` (an index into [`SUPPORT_FLOORS`]).
+    pub support: usize,
     /// `brain.relevance_floor`.
     pub floor: f32,
     /// `brain.coverage_floor`.
@@ -47,29 +49,42 @@ impl Setting {
     }
 }
 
+/// The reply at the setting's support floor (as generated when it was not recorded).
+fn grounded(j: &Judged, s: &Setting) -> Grounding {
+    j.grounded.get(s.support).copied().unwrap_or(Grounding {
+        answered: true,
+        holds: j.holds,
+    })
+}
+
 fn declines(j: &Judged, s: &Setting) -> bool {
     j.signals.relevance < s.floor
         || j.signals.coverage < s.coverage
         || j.signals.said_decline
         || j.signals.abstain.is_some_and(|p| p >= s.threshold)
+        || !grounded(j, s).answered
 }
 
 /// Every setting's scores, in the order tried.
 pub fn sweep(report: &AnswerReport) -> Vec<Setting> {
     let mut out = Vec::new();
-    for &floor in FLOORS {
-        for &coverage in COVERAGE {
-            for &threshold in THRESHOLDS {
-                let mut s = Setting {
-                    floor,
-                    coverage,
-                    threshold,
-                    answerable: 0.0,
-                    declined: 0.0,
-                };
-                s.answerable = report.share(true, |j| j.holds && !declines(j, &s));
-                s.declined = report.share(false, |j| declines(j, &s));
-                out.push(s);
+    for support in 0..SUPPORT_FLOORS.len() {
+        for &floor in FLOORS {
+            for &coverage in COVERAGE {
+                for &threshold in THRESHOLDS {
+                    let mut s = Setting {
+                        support,
+                        floor,
+                        coverage,
+                        threshold,
+                        answerable: 0.0,
+                        declined: 0.0,
+                    };
+                    s.answerable =
+                        report.share(true, |j| grounded(j, &s).holds && !declines(j, &s));
+                    s.declined = report.share(false, |j| declines(j, &s));
+                    out.push(s);
+                }
             }
         }
     }
@@ -122,17 +137,37 @@ pub fn auc(report: &AnswerReport, score: impl Fn(&Judged) -> f64) -> f64 {
 pub fn print(report: &AnswerReport) {
     println!(
         "calibration: AUC (unanswerable vs answerable) of low relevance {:.3}, low coverage {:.3}, \
-         decline probability {:.3}",
+         decline probability {:.3}, low support of the reply {:.3}",
         auc(report, |j| -f64::from(j.signals.relevance)),
         auc(report, |j| -f64::from(j.signals.coverage)),
         auc(report, |j| f64::from(j.signals.abstain.unwrap_or(0.0))),
+        auc(report, |j| -f64::from(j.support)),
     );
     let mut settings = sweep(report);
+    // Each support floor at today's other defaults (relevance 0.35, threshold 0.1).
+    println!(
+        "support_floor (relevance_floor 0.35, abstain_threshold 0.1): answerable declined mean"
+    );
+    for s in settings
+        .iter()
+        .filter(|s| s.floor == 0.35 && s.coverage == 0.0 && s.threshold == 0.1)
+    {
+        println!(
+            "{:.2}: {:.2} {:.2} {:.2}",
+            SUPPORT_FLOORS[s.support],
+            s.answerable,
+            s.declined,
+            s.mean()
+        );
+    }
     settings.sort_by(|a, b| b.mean().total_cmp(&a.mean()));
-    println!("relevance_floor coverage_floor abstain_threshold: answerable declined mean");
+    println!(
+        "support_floor relevance_floor coverage_floor abstain_threshold: answerable declined mean"
+    );
     for s in settings.iter().take(10) {
         println!(
-            "{:.2} {:.2} {:.3}: {:.2} {:.2} {:.2}",
+            "{:.2} {:.2} {:.2} {:.3}: {:.2} {:.2} {:.2}",
+            SUPPORT_FLOORS[s.support],
             s.floor,
             s.coverage,
             s.threshold,
@@ -143,8 +178,9 @@ pub fn print(report: &AnswerReport) {
     }
     if let Some(b) = best(&settings) {
         println!(
-            "best: relevance_floor {:.2}, coverage_floor {:.2}, abstain_threshold {:.3}: \
-             answerable {:.2}, unanswerable declined {:.2}, mean {:.2}",
+            "best: support_floor {:.2}, relevance_floor {:.2}, coverage_floor {:.2}, \
+             abstain_threshold {:.3}: answerable {:.2}, unanswerable declined {:.2}, mean {:.2}",
+            SUPPORT_FLOORS[b.support],
             b.floor,
             b.coverage,
             b.threshold,
@@ -163,6 +199,8 @@ pub fn trace(report: &AnswerReport, path: &Path) -> anyhow::Result<()> {
             "id": j.id, "answerable": j.answerable, "holds": j.holds, "confident": j.confident,
             "relevance": j.signals.relevance, "coverage": j.signals.coverage,
             "abstain": j.signals.abstain, "said_decline": j.signals.said_decline,
+            "support": j.support,
+            "grounded": j.grounded.iter().map(|g| [g.answered, g.holds]).collect::<Vec<_>>(),
             "total_ms": j.total.as_millis() as u64,
         });
         writeln!(out, "{line}")?;
@@ -192,6 +230,9 @@ mod tests {
                 said_decline: false,
                 coverage: 1.0,
             },
+            support: 1.0,
+            dropped: 0,
+            grounded: Vec::new(),
             first_token: Duration::ZERO,
             total: Duration::ZERO,
         }
@@ -211,7 +252,12 @@ mod tests {
         let at = |floor: f32, threshold: f32| {
             *settings
                 .iter()
-                .find(|s| s.floor == floor && s.coverage == 0.0 && s.threshold == threshold)
+                .find(|s| {
+                    s.support == 0
+                        && s.floor == floor
+                        && s.coverage == 0.0
+                        && s.threshold == threshold
+                })
                 .unwrap()
         };
         let loose = at(0.0, 1.01);

@@ -1,27 +1,164 @@
-//! `/v1/contacts`: the people a tenant talks to, and their data-protection rights: export
-//! everything about one person as JSON, or erase them with everything derived from them.
+//! `/v1/contacts`: the people a tenant talks to, brought in from a CSV file, and their
+//! data-protection rights: export everything about one person as JSON, or erase them with
+//! everything derived from them.
 //! Audit records of both keep the contact id only, no personal data.
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use coach_connector_api::ContactId;
+use coach_connector_api::{ChannelId, ChannelKind, ContactId};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::auth::extract::{Admin, Member, Viewer};
 use crate::error::{ApiError, ApiQuery};
 use crate::http::kit::{self, Id, PageQuery, Paged, resource};
 use crate::http::limits::ClientIp;
+use crate::import::{Addressing, FileError, RowError};
 use crate::state::AppState;
 use crate::store::ContactRecord;
+use crate::store::contacts::ImportCounts;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_contacts))
         .routes(routes!(export_contact))
         .routes(routes!(erase_contact))
+        .routes(routes!(import_contacts))
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
+}
+
+/// The largest CSV file an import takes (about 100,000 rows).
+const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Where imported contacts are reached and how the file is read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ImportQuery {
+    /// The channel the contacts are reached on (WhatsApp: by phone number).
+    pub channel_id: Uuid,
+    /// Check the file and report, storing nothing.
+    pub dry_run: Option<bool>,
+    /// The country (ISO 3166 alpha-2, e.g. `DE`) of phone numbers written without a country
+    /// code.
+    #[param(pattern = r"^[A-Za-z]{2}$")]
+    pub default_country: Option<String>,
+}
+
+/// What an import did (or, with `dry_run`, would do).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportReport {
+    /// Nothing was stored.
+    pub dry_run: bool,
+    /// Data rows in the file (blank lines aside).
+    pub rows: u64,
+    /// Rows that were good.
+    pub valid: u64,
+    /// Good rows folded into an earlier row for the same address.
+    pub merged: u64,
+    /// New, updated and unchanged contacts.
+    #[serde(flatten)]
+    pub counts: ImportCounts,
+    /// Bad rows.
+    pub invalid: u64,
+    /// The bad rows (the first 1,000), with their line (the header is line 1) and why.
+    pub errors: Vec<RowError>,
+}
+
+/// Import contacts from a CSV file (`text/csv`) whose header names the columns: `name`,
+/// `phone` (or `external_id`), `time_zone`, optionally `language`, `consent` (yes/no) and any
+/// custom fields. Phone numbers are stored in E.164; rows for the same address are merged, known
+/// contacts updated (an empty cell keeps what is stored), so running the same file again
+/// changes nothing. Good rows are imported in one transaction; bad ones are listed.
+#[utoipa::path(post, path = "/v1/contacts/import", tag = "contacts", params(ImportQuery),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = ImportReport), (status = 404, body = crate::error::Problem),
+        (status = 413, body = crate::error::Problem), (status = 415, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem)))]
+async fn import_contacts(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    ApiQuery(q): ApiQuery<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ImportReport>, ApiError> {
+    let csv_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if !matches!(csv_type.as_deref(), Some("text/csv" | "application/csv")) {
+        return Err(ApiError::UnsupportedMediaType(
+            "send the file as text/csv".into(),
+        ));
+    }
+    let channel = state
+        .store
+        .channel(&member.scope, ChannelId(q.channel_id))
+        .await?;
+    let addressing = match channel.kind {
+        ChannelKind::WhatsApp => Addressing::Phone,
+        _ => Addressing::ChannelId,
+    };
+    let country = match q.default_country.as_deref() {
+        None => None,
+        Some(code) => Some(
+            code.to_uppercase()
+                .parse::<phonenumber::country::Id>()
+                .map_err(|_| {
+                    ApiError::Unprocessable(format!(
+                        "default_country: {code:?} is not an ISO 3166 country code"
+                    ))
+                })?,
+        ),
+    };
+    let parsed =
+        tokio::task::spawn_blocking(move || crate::import::parse(&body, addressing, country))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the file: {e}")))?
+            .map_err(|e| match e {
+                FileError::TooMany => ApiError::PayloadTooLarge(e.to_string()),
+                FileError::Header(m) => ApiError::Unprocessable(m),
+            })?;
+    let dry_run = q.dry_run.unwrap_or(false);
+    let valid = parsed.rows - parsed.errors.len() as u64;
+    let counts = if dry_run {
+        state
+            .store
+            .preview_import(&member.scope, channel.id, parsed.contacts)
+            .await?
+    } else {
+        state
+            .store
+            .import_contacts(&member.scope, channel.id, parsed.contacts)
+            .await?
+    };
+    let invalid = parsed.errors.len() as u64;
+    let mut errors = parsed.errors;
+    errors.truncate(crate::import::MAX_LISTED_ERRORS);
+    if !dry_run {
+        let mut entry = kit::audit_entry(&member, ip, "contacts.import", "channel", channel.id);
+        entry.details = serde_json::json!({
+            "rows": parsed.rows, "created": counts.created, "updated": counts.updated,
+            "unchanged": counts.unchanged, "invalid": invalid,
+        });
+        state.store.audit(&member.scope, entry).await?;
+    }
+    Ok(Json(ImportReport {
+        dry_run,
+        rows: parsed.rows,
+        valid,
+        merged: parsed.merged,
+        counts,
+        invalid,
+        errors,
+    }))
 }
 
 /// Contacts, newest first.

@@ -19,7 +19,8 @@ use crate::http::limits::ClientIp;
 use crate::state::AppState;
 use crate::store::conversations::Lifecycle;
 use crate::store::{
-    AuditRecord, Conversation, ConversationFilter, ConversationStatus, Page, StoredMessage,
+    AssigneeFilter, AuditRecord, Conversation, ConversationFilter, ConversationStatus, Page,
+    SearchText, StoredMessage,
 };
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -51,6 +52,51 @@ pub struct ConversationQuery {
     pub contact_id: Option<Uuid>,
     /// Only conversations in this state (`waiting` lists those that asked for a human).
     pub status: Option<ConversationStatus>,
+    /// Search: conversations with a message holding every word of it (letters and digits, any
+    /// case), or whose contact's name or address contains it.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
+    /// Only conversations with this label (any case).
+    #[param(max_length = 50)]
+    pub label: Option<String>,
+    /// Whose conversations: `me` (the calling user's), `none` (unassigned) or a member's user id.
+    #[param(
+        pattern = r"^(me|none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
+    pub assignee: Option<String>,
+}
+
+/// A listing's filter with its search (`?q=`), label and assignee; `None` when nothing can
+/// match (a search of punctuation only).
+pub(super) fn filter(
+    member: &Member<Viewer>,
+    base: ConversationFilter,
+    q: Option<&str>,
+    label: Option<&str>,
+    assignee: Option<&str>,
+) -> Result<Option<ConversationFilter>, ApiError> {
+    let search = match q.map(str::trim) {
+        None | Some("") => None,
+        Some(text) => match SearchText::parse(text) {
+            Some(search) => Some(search),
+            None => return Ok(None),
+        },
+    };
+    let assignee = match assignee {
+        None => None,
+        Some("none") => Some(AssigneeFilter::Unassigned),
+        Some("me") => Some(AssigneeFilter::Member(member.user()?.0)),
+        Some(id) => Some(AssigneeFilter::Member(Uuid::parse_str(id).map_err(
+            |_| ApiError::BadRequest("assignee must be `me`, `none` or a user id".into()),
+        )?)),
+    };
+    Ok(Some(ConversationFilter {
+        search,
+        // Labels are stored trimmed and lower-cased.
+        label: label.map(|l| l.trim().to_lowercase()),
+        assignee,
+        ..base
+    }))
 }
 
 /// The tenant's conversations, most recently active first.
@@ -62,12 +108,25 @@ async fn list_conversations(
     ApiQuery(q): ApiQuery<ConversationQuery>,
 ) -> Result<Json<Paged<Conversation>>, ApiError> {
     let limit = kit::page_size(q.limit)?;
-    let filter = ConversationFilter {
-        channel: q.channel_id.map(ChannelId),
-        contact: q.contact_id.map(ContactId),
-        status: q.status,
-    };
     let before = Cursor::parse(q.cursor.as_deref())?.map(|c| (c.at, c.id));
+    let Some(filter) = filter(
+        &member,
+        ConversationFilter {
+            channel: q.channel_id.map(ChannelId),
+            contact: q.contact_id.map(ContactId),
+            status: q.status,
+            ..ConversationFilter::default()
+        },
+        q.q.as_deref(),
+        q.label.as_deref(),
+        q.assignee.as_deref(),
+    )?
+    else {
+        return Ok(Json(Paged {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
+    };
     let items = state
         .store
         .conversations(&member.scope, Page { before, limit }, filter)

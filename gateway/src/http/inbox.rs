@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiQuery};
 use crate::http::kit::{Id, resource};
 use crate::state::AppState;
 use crate::store::console::InboxItem;
+use crate::store::{ConversationFilter, ConversationStatus};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -21,16 +22,33 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mark_read))
 }
 
-/// How many conversations.
+/// How many conversations, and which (the filters of `GET /v1/conversations`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// Conversations to list (1-200, default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// Only conversations on this channel.
+    pub channel_id: Option<uuid::Uuid>,
+    /// Only conversations in this state.
+    pub status: Option<ConversationStatus>,
+    /// Search: conversations with a message holding every word of it (letters and digits, any
+    /// case), or whose contact's name or address contains it.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
+    /// Only conversations with this label (any case).
+    #[param(max_length = 50)]
+    pub label: Option<String>,
+    /// Whose conversations: `me` (the calling user's), `none` (unassigned) or a member's user id.
+    #[param(
+        pattern = r"^(me|none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+    )]
+    pub assignee: Option<String>,
 }
 
-/// The inbox: conversations waiting for a human first, then the most recently active.
+/// The inbox: conversations waiting for a human first, then the most recently active; with a
+/// search (`q`) or filters, only those that match.
 /// Unread counts are the caller's (an API key, which is nobody, has read nothing).
 #[utoipa::path(get, path = "/v1/inbox", tag = "conversations", params(InboxQuery),
     responses((status = 200, body = Vec<InboxItem>), (status = 400, body = crate::error::Problem)))]
@@ -44,7 +62,26 @@ async fn inbox(
         .user()
         .map(|u| u.0)
         .unwrap_or_else(|_| uuid::Uuid::nil());
-    Ok(Json(state.store.inbox(&member.scope, user, limit).await?))
+    let Some(filter) = crate::http::conversations::filter(
+        &member,
+        ConversationFilter {
+            channel: q.channel_id.map(coach_connector_api::ChannelId),
+            status: q.status,
+            ..ConversationFilter::default()
+        },
+        q.q.as_deref(),
+        q.label.as_deref(),
+        q.assignee.as_deref(),
+    )?
+    else {
+        return Ok(Json(Vec::new()));
+    };
+    Ok(Json(
+        state
+            .store
+            .inbox(&member.scope, user, limit, filter)
+            .await?,
+    ))
 }
 
 /// Mark a conversation read up to its latest message (for the calling member).

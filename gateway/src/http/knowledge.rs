@@ -113,8 +113,10 @@ pub struct ChatRequest {
 }
 
 /// Ask the coach. The answer streams as server-sent events: `token` (`{"text"}`) as it is
-/// generated, then `citations` (the sources that were in the prompt), then `done` (`{"usage",
-/// "confident"}`; `confident: false` means the coach did not know and a human should answer).
+/// generated, then `citations` (the passages the reply rests on), then `done` (`{"usage",
+/// "confident", "text"}`; `confident: false` means the coach did not know and a human should
+/// answer; `text` is the reply as stored: repetition and sentences its sources do not support
+/// removed).
 /// Closing the stream stops generation.
 #[utoipa::path(post, path = "/v1/chat", tag = "documents", request_body = ChatRequest,
     responses((status = 200, content_type = "text/event-stream", description = "token, citations and done events"),
@@ -139,26 +141,35 @@ async fn chat(
             cancel.clone(),
         )
         .await?;
-    let citations = std::mem::take(&mut answer.citations);
-    let confident = answer.confident;
     let (store, scope) = (state.store.clone(), member.scope.clone());
     let stream = async_stream(move |tx| async move {
         // Dropping the guard (the client went away) cancels generation.
         let _guard = cancel.drop_guard();
+        let mut generated = String::new();
         while let Some(event) = answer.next().await {
             let sse = match event {
                 Ok(GenerateEvent::Started { .. } | GenerateEvent::Abstain(_)) => continue,
-                Ok(GenerateEvent::Token(text)) => Event::default()
-                    .event("token")
-                    .json_data(serde_json::json!({ "text": text })),
+                Ok(GenerateEvent::Token(text)) => {
+                    generated.push_str(&text);
+                    Event::default()
+                        .event("token")
+                        .json_data(serde_json::json!({ "text": text }))
+                }
                 Ok(GenerateEvent::Done(usage)) => {
                     crate::knowledge::meter(store.as_ref(), &scope, &usage).await;
-                    if let Ok(event) = Event::default().event("citations").json_data(&citations) {
+                    // The reply as the coach stores it: without sentences its sources do not
+                    // support, citing the passages it rests on.
+                    let finished = answer.finish(&generated);
+                    if let Ok(event) = Event::default()
+                        .event("citations")
+                        .json_data(&finished.citations)
+                    {
                         let _ = tx.send(event).await;
                     }
                     Event::default().event("done").json_data(serde_json::json!({
                         "usage": usage,
-                        "confident": confident,
+                        "confident": finished.confident,
+                        "text": finished.text,
                     }))
                 }
                 Err(e) => Event::default()

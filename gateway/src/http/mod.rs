@@ -78,7 +78,6 @@ pub fn router(state: AppState) -> Router {
     .merge(teamwork::router())
     .merge(tenant::router())
     .merge(members::router())
-    .merge(contacts::router())
     .merge(api_keys::router())
     .merge(platform::router())
     .merge(knowledge::router())
@@ -93,6 +92,8 @@ pub fn router(state: AppState) -> Router {
     .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
     // Uploads have their own limit, `brain.max_upload_bytes` (merged after the layer above).
     .merge(documents::router(state.config.brain.max_upload_bytes))
+    // Contact imports (CSV) take up to 16 MiB.
+    .merge(contacts::router())
     .split_for_parts();
     let rest = Router::new()
         .merge(
@@ -126,7 +127,7 @@ async fn problem_for_413(response: Response) -> Response {
     }
     axum::response::IntoResponse::into_response(crate::error::ApiError::PayloadTooLarge(
         "the request body is too large: document uploads accept up to brain.max_upload_bytes, \
-         other requests up to http.body_limit_bytes"
+         contact imports 16 MiB, other requests up to http.body_limit_bytes"
             .into(),
     ))
 }

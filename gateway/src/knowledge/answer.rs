@@ -36,6 +36,31 @@ pub struct Answer {
     pending: VecDeque<Event>,
     /// The rest of the generation.
     events: Option<mpsc::Receiver<Event>>,
+    /// The passages' texts as placed in the prompt (aligned with `citations`).
+    sources: Vec<String>,
+    /// The question (a reply may repeat its words).
+    question: String,
+    /// The persona's "I don't know".
+    decline: &'static str,
+    /// `brain.support_floor`.
+    support_floor: f32,
+}
+
+/// An answer as it is stored and shown once generated: repetition removed, unsupported
+/// sentences dropped, citations naming the passages that support what is left.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finished {
+    /// The reply.
+    pub text: String,
+    /// False when the coach declined (before generating, or because nothing it said was
+    /// supported by its sources).
+    pub confident: bool,
+    /// The passages the reply rests on.
+    pub citations: Vec<Citation>,
+    /// Sentences dropped as unsupported.
+    pub dropped: usize,
+    /// The best support of any sentence (see [`coach_brain::grounding::Grounded::best`]).
+    pub support: f32,
 }
 
 /// What the decision to answer or decline was made from (reported by `gateway eval answers`).
@@ -92,6 +117,58 @@ impl Answer {
             signals,
             pending,
             events: None,
+            sources: Vec::new(),
+            question: String::new(),
+            decline: prompt::dont_know(persona),
+            support_floor: 0.0,
+        }
+    }
+
+    /// The answer as stored, from the text generated: what a stopped loop left is removed,
+    /// then each sentence is checked against the passages (`brain.support_floor`); when none
+    /// is supported the coach declines. A reply to a program check-in (no passages) is kept.
+    pub fn finish(&self, generated: &str) -> Finished {
+        self.finish_at(generated, self.support_floor)
+    }
+
+    /// [`Answer::finish`] with another support floor (calibration).
+    pub fn finish_at(&self, generated: &str, floor: f32) -> Finished {
+        let text = coach_brain::repetition::clean(generated.trim());
+        if !self.confident || self.sources.is_empty() {
+            return Finished {
+                text,
+                confident: self.confident,
+                citations: self.citations.clone(),
+                dropped: 0,
+                support: 1.0,
+            };
+        }
+        let sources: Vec<&str> = self.sources.iter().map(String::as_str).collect();
+        let grounded = coach_brain::grounding::ground(&text, &sources, &self.question, floor);
+        if grounded.text.is_empty() {
+            return Finished {
+                text: self.decline.to_owned(),
+                confident: false,
+                citations: Vec::new(),
+                dropped: grounded.dropped,
+                support: grounded.best,
+            };
+        }
+        let citations = if grounded.used.is_empty() {
+            self.citations.clone()
+        } else {
+            grounded
+                .used
+                .iter()
+                .filter_map(|&i| self.citations.get(i).cloned())
+                .collect()
+        };
+        Finished {
+            text: grounded.text,
+            confident: true,
+            citations,
+            dropped: grounded.dropped,
+            support: grounded.best,
         }
     }
 }
@@ -198,6 +275,15 @@ impl Brain {
             signals,
             pending: VecDeque::new(),
             events: None,
+            // A reply to a check-in is about the program: not checked against passages.
+            sources: if may_decline {
+                built.sources
+            } else {
+                Vec::new()
+            },
+            question: question.to_owned(),
+            decline: prompt::dont_know(&persona),
+            support_floor: self.config.support_floor,
         };
         if !may_decline {
             answer.events = Some(events);

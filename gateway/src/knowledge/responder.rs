@@ -295,7 +295,7 @@ async fn respond(
         .map_err(|e| format!("{e:?}"))?;
     // Recorded before the answer is stored: a retry after a failure here still finds no
     // answer and asks again (the request is idempotent per message).
-    if !answer.confident {
+    let unsure = || {
         crate::handoff::request(
             state,
             scope,
@@ -303,8 +303,9 @@ async fn respond(
             &question,
             HandoffReason::LowConfidence,
         )
-        .await
-        .map_err(err)?;
+    };
+    if !answer.confident {
+        unsure().await.map_err(err)?;
     }
     // Live views (the widget) see the answer as it is generated.
     let conversation_id = message.conversation_id;
@@ -340,14 +341,20 @@ async fn respond(
             }
         }
     }
-    // What a stopped loop left (a sentence said twice, a repeated fragment) is not stored.
-    let mut text = coach_brain::repetition::clean(text.trim());
+    // What a stopped loop left (a sentence said twice, a repeated fragment) is not stored, nor
+    // a sentence the passages do not support; with nothing supported the coach declines.
+    let finished = answer.finish(&text);
+    let mut text = finished.text;
     if text.is_empty() {
         text = coach_brain::prompt::dont_know(&Default::default()).to_string();
     }
-    if !answer.citations.is_empty() {
+    if answer.confident && !finished.confident {
+        tracing::info!(message = %id, dropped = finished.dropped, "no sentence of the answer was supported: declined");
+        unsure().await.map_err(err)?;
+    }
+    if !finished.citations.is_empty() {
         let mut sources: Vec<String> = Vec::new();
-        for c in &answer.citations {
+        for c in &finished.citations {
             let label = match c.page {
                 Some(page) => format!("{} (p. {page})", c.title),
                 None => c.title.clone(),

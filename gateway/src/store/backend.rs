@@ -11,7 +11,8 @@
 //! Placeholders are `$N`: PostgreSQL reads them natively and sqlx's SQLite driver binds `$N` to
 //! the N-th argument, so the same text binds the same values on both. Typed NULLs are written
 //! `CAST(NULL AS type)`, which both accept. Where the dialects differ (the function for "largest
-//! of", the row lock taken when claiming, a timestamp's day), the difference is a constant of [`Backend`].
+//! of", the row lock taken when claiming, a timestamp's day, full-text search), the difference is
+//! a constant of [`Backend`].
 
 use coach_connector_api::TenantId;
 use futures::future::BoxFuture;
@@ -75,6 +76,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const CLAIM_LOCK: &'static str;
     /// The expression for `created_at`'s UTC day as `YYYY-MM-DD`.
     const UTC_DAY: &'static str;
+    /// A query of the ids of the conversations of tenant `$tenant` with a message matching the
+    /// full-text search `$query` (given as [`Backend::search_query`] makes it; both stand for
+    /// the placeholders [`ConversationFilter::sql`](super::ConversationFilter::sql) gives them):
+    /// FTS5 on SQLite, `tsvector` on PostgreSQL (migration 0019).
+    const MESSAGE_SEARCH: &'static str;
+    /// The search in the form [`Backend::MESSAGE_SEARCH`] takes.
+    fn search_query(search: &crate::store::SearchText) -> String;
 
     /// Run `work` reading what `scope` may see.
     async fn read<S: Scoped, T: Send + 'static>(

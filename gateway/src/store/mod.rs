@@ -12,6 +12,7 @@ pub mod accounts;
 mod backend;
 pub mod channels;
 pub mod console;
+pub mod contacts;
 pub mod conversations;
 pub mod delivery;
 pub mod documents;
@@ -48,6 +49,7 @@ pub mod prelude {
     pub use super::accounts::AccountStore;
     pub use super::channels::ChannelStore;
     pub use super::console::ConsoleStore;
+    pub use super::contacts::ContactStore;
     pub use super::conversations::ConversationStore;
     pub use super::delivery::DeliveryStore;
     pub use super::documents::DocumentStore;
@@ -109,6 +111,7 @@ pub trait Store:
     + programs::ProgramStore
     + queue::QueueStore
     + teamwork::TeamworkStore
+    + contacts::ContactStore
     + Send
     + Sync
     + 'static

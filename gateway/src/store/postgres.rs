@@ -114,6 +114,12 @@ impl Backend for PostgresStore {
     const GREATEST: &'static str = "GREATEST";
     const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
     const UTC_DAY: &'static str = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+    const MESSAGE_SEARCH: &'static str = "SELECT m.conversation_id FROM messages m \
+        WHERE m.tenant_id = $tenant AND m.search @@ plainto_tsquery('simple', $query)";
+
+    fn search_query(search: &crate::store::SearchText) -> String {
+        search.tsquery()
+    }
 
     async fn read<S: Scoped, T: Send + 'static>(
         &self,

@@ -84,6 +84,15 @@ pub struct ContactRecord {
     pub created_at: DateTime<Utc>,
     /// Where they can be reached.
     pub identities: Vec<ContactIdentity>,
+    /// Their IANA time zone, when known (import).
+    pub time_zone: Option<String>,
+    /// Their language (BCP 47), when known (import).
+    pub language: Option<String>,
+    /// When their consent to proactive messages was recorded (import); absent: none recorded.
+    pub consent_at: Option<DateTime<Utc>>,
+    /// Custom fields (import).
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Which way a message went.
@@ -235,7 +244,7 @@ impl TryFrom<String> for ConversationStatus {
 }
 
 /// Narrows a conversation listing; absent fields do not filter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConversationFilter {
     /// Only this channel.
     pub channel: Option<ChannelId>,
@@ -243,6 +252,156 @@ pub struct ConversationFilter {
     pub contact: Option<ContactId>,
     /// Only this status.
     pub status: Option<ConversationStatus>,
+    /// Only conversations with a message holding every word of this search, or whose contact's
+    /// name or channel address contains it (see [`SearchText`]).
+    pub search: Option<SearchText>,
+    /// Only conversations carrying this label.
+    pub label: Option<String>,
+    /// Only conversations assigned to this member, or with `Unassigned` to nobody.
+    pub assignee: Option<AssigneeFilter>,
+}
+
+impl ConversationFilter {
+    /// The filter as SQL on conversations aliased `c` (`AND ...`), for tenant `$tenant`, with
+    /// its eight values in placeholders `$at` on, bound in the order of [`FilterValues`].
+    /// `search` is the backend's [`MESSAGE_SEARCH`](super::backend::Backend::MESSAGE_SEARCH).
+    pub(crate) fn sql(search: &str, tenant: usize, at: usize) -> String {
+        let p = |i: usize| format!("${}", at + i);
+        let search = search
+            .replace("$tenant", &format!("${tenant}"))
+            .replace("$query", &p(3));
+        format!(
+            " AND ({ch} IS NULL OR c.channel_id = {ch}) AND ({co} IS NULL OR c.contact_id = {co}) \
+             AND ({st} IS NULL OR c.status = {st}) \
+             AND ({q} IS NULL OR c.id IN ({search}) OR lower(c.external_id) LIKE {like} ESCAPE '\\' \
+                  OR c.contact_id IN (SELECT k.id FROM contacts k WHERE k.tenant_id = ${tenant} \
+                                      AND lower(k.display_name) LIKE {like} ESCAPE '\\')) \
+             AND ({label} IS NULL OR EXISTS (SELECT 1 FROM conversation_labels l \
+                  WHERE l.conversation_id = c.id AND l.tenant_id = ${tenant} AND l.label = {label})) \
+             AND ({who} IS NULL OR c.assignee = {who}) AND ({none} = 0 OR c.assignee IS NULL)",
+            ch = p(0),
+            co = p(1),
+            st = p(2),
+            q = p(3),
+            like = p(4),
+            label = p(5),
+            who = p(6),
+            none = p(7),
+        )
+    }
+
+    /// The values for [`ConversationFilter::sql`]; `search` as the backend's query syntax.
+    pub(crate) fn values(&self, search: impl Fn(&SearchText) -> String) -> FilterValues {
+        FilterValues {
+            channel: self.channel.map(|c| c.0),
+            contact: self.contact.map(|c| c.0),
+            status: self.status.map(ConversationStatus::as_str),
+            search: self.search.as_ref().map(search),
+            like: self.search.as_ref().map(SearchText::like),
+            label: self.label.clone(),
+            assignee: match self.assignee {
+                Some(AssigneeFilter::Member(id)) => Some(id),
+                _ => None,
+            },
+            unassigned: i64::from(self.assignee == Some(AssigneeFilter::Unassigned)),
+        }
+    }
+}
+
+/// A [`ConversationFilter`]'s SQL values, in placeholder order.
+pub(crate) struct FilterValues {
+    pub channel: Option<uuid::Uuid>,
+    pub contact: Option<uuid::Uuid>,
+    pub status: Option<&'static str>,
+    pub search: Option<String>,
+    pub like: Option<String>,
+    pub label: Option<String>,
+    pub assignee: Option<uuid::Uuid>,
+    pub unassigned: i64,
+}
+
+/// Binds a [`FilterValues`] to a query, in placeholder order.
+macro_rules! bind_filter {
+    ($query:expr, $values:expr) => {{
+        let v = $values;
+        $query
+            .bind(v.channel)
+            .bind(v.contact)
+            .bind(v.status)
+            .bind(v.search)
+            .bind(v.like)
+            .bind(v.label)
+            .bind(v.assignee)
+            .bind(v.unassigned)
+    }};
+}
+pub(crate) use bind_filter;
+
+/// Whose conversations a listing shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    /// Those assigned to this member.
+    Member(uuid::Uuid),
+    /// Those assigned to nobody.
+    Unassigned,
+}
+
+/// A search typed by a creator, split the way both backends' full-text indexes split text:
+/// runs of letters and digits, lower-cased. A message matches when it holds every word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchText {
+    /// The words (at most [`SearchText::MAX_WORDS`]).
+    pub words: Vec<String>,
+    /// The whole search, lower-cased, for substring matches on names and addresses.
+    pub phrase: String,
+}
+
+impl SearchText {
+    /// Words beyond this many are ignored.
+    pub const MAX_WORDS: usize = 16;
+
+    /// The search in `text`; `None` when it has no letter or digit (it matches nothing).
+    pub fn parse(text: &str) -> Option<Self> {
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .take(Self::MAX_WORDS)
+            .map(str::to_lowercase)
+            .collect();
+        (!words.is_empty()).then(|| Self {
+            words,
+            phrase: text.trim().to_lowercase(),
+        })
+    }
+
+    /// SQLite FTS5's query: each word a quoted string, all required.
+    pub fn fts5(&self) -> String {
+        self.words
+            .iter()
+            .map(|w| format!("\"{w}\"")) // words hold letters and digits only
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// PostgreSQL's `plainto_tsquery` input: the words, all required.
+    pub fn tsquery(&self) -> String {
+        self.words.join(" ")
+    }
+
+    /// A `LIKE` pattern for the phrase anywhere in a name (`%`, `_` and the escape, a
+    /// backslash, escaped).
+    pub fn like(&self) -> String {
+        let mut pattern = String::with_capacity(self.phrase.len() + 2);
+        pattern.push('%');
+        for c in self.phrase.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        pattern
+    }
 }
 
 /// What an ingest stored.

@@ -10,6 +10,7 @@ mod common;
 
 mod console;
 mod email;
+mod import;
 mod keys;
 mod knowledge;
 mod lifecycle;
@@ -17,6 +18,7 @@ mod members;
 mod messages;
 mod rate_limits;
 mod resources;
+mod search;
 mod sessions;
 mod teamwork;
 mod tenancy;

@@ -164,20 +164,53 @@ impl App {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.request(
+            method,
+            path,
+            token,
+            body.as_ref().map(|_| "application/json"),
+            body.unwrap_or_default(),
+        )
+        .await
+    }
+
+    /// Calls `method path` with a raw body of `content_type`.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        self.request(method, path, token, Some(content_type), body)
+            .await
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(kind) = content_type {
+            req = req.header("content-type", kind);
+        }
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        let resp = self.router.clone().oneshot(req).await.unwrap();
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
         let status = resp.status();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
             .await
             .unwrap();
         (

@@ -38,8 +38,8 @@ fn found(dir: &Path, phrase: &str) -> Vec<String> {
 }
 
 /// A unique phrase in a contact's message and another in a document are first found in the
-/// files (so the search can fail); erasing the contact removes the first from every file at
-/// once, erasing the tenant the second, and nothing comes back after the store is closed.
+/// files (so the search can fail); erasing the contact removes the first, and each of its words
+/// from the full-text index, from every file at once, erasing the tenant the second, and nothing comes back after the store is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erased_text_leaves_no_byte_in_the_sqlite_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -83,6 +83,8 @@ async fn erased_text_leaves_no_byte_in_the_sqlite_files() {
     let contact = store.contacts(&scope, None, 10).await.unwrap()[0].id;
     store.erase_contact(&scope, contact).await.unwrap();
     assert_eq!(found(dir.path(), "quartz-heron-4471"), Vec::<String>::new());
+    // The search index holds words, not the phrase: none of its words is left either.
+    assert_eq!(found(dir.path(), "heron"), Vec::<String>::new());
     assert!(!found(dir.path(), "umber-falcon-9082").is_empty());
 
     store.erase_tenant(&scope).await.unwrap();
@@ -122,6 +124,28 @@ const TABLES: &[(&str, &str)] = &[
         "global accounts: kept (a user may belong to other tenants); memberships go",
     ),
     ("memberships", "tenant: cascade"),
+    (
+        "message_search",
+        "contact: the words of messages (FTS5), deleted by trigger with each message; derived",
+    ),
+    ("message_search_config", "FTS5's settings"),
+    (
+        "message_search_content",
+        "FTS5: the indexed text, deleted with its message",
+    ),
+    (
+        "message_search_data",
+        "FTS5: the index (secure-delete), cleared with its message",
+    ),
+    (
+        "message_search_docsize",
+        "FTS5: per-row sizes, deleted with its message",
+    ),
+    ("message_search_idx", "FTS5: segment directory, no text"),
+    (
+        "message_search_ids",
+        "message ids numbered for the index, deleted by trigger with each message",
+    ),
     (
         "conversation_labels",
         "contact: exported (`conversations[].labels`), cascade with the conversation",

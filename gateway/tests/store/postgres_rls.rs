@@ -231,3 +231,62 @@ async fn the_login_role_alone_reads_nothing() {
     };
     assert_eq!(visible, 0, "tenant {} visible without a tenant set", t.id);
 }
+
+/// Every table with a `tenant_id` that the serving role (`coach_app`) may touch forces
+/// row-level security and gives that role a policy, read from the catalog after all migrations:
+/// a table added without them fails here, not in a tenant probe later. Tables only the worker
+/// role reaches (sessions, read before a tenant is known) are listed apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tenant_table_forces_row_level_security() {
+    let schema = coach_e2e::pg::fresh_schema().await.unwrap();
+    coach_gateway::store::migrate_postgres(schema.owner.clone())
+        .await
+        .unwrap();
+    let mut conn: sqlx::PgConnection = sqlx::ConnectOptions::connect(&schema.owner).await.unwrap();
+    let tables: Vec<(String, bool, bool, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity, \
+                EXISTS (SELECT 1 FROM pg_policy p JOIN pg_roles r ON r.oid = ANY (p.polroles) \
+                        WHERE p.polrelid = c.oid AND r.rolname = 'coach_app'), \
+                has_table_privilege('coach_app', c.oid, 'SELECT, INSERT, UPDATE, DELETE') \
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') \
+            AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                        AND a.attname = 'tenant_id' AND NOT a.attisdropped) \
+          ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        tables.len() >= 20,
+        "the catalog query found only {} tenant tables: {tables:?}",
+        tables.len()
+    );
+    for table in TENANT_TABLES {
+        assert!(
+            tables.iter().any(|(name, ..)| name == table),
+            "{table} not found"
+        );
+    }
+    let unguarded: Vec<&String> = tables
+        .iter()
+        .filter(|(_, enabled, forced, policy, served)| *served && !(*enabled && *forced && *policy))
+        .map(|(name, ..)| name)
+        .collect();
+    assert_eq!(
+        unguarded,
+        Vec::<&String>::new(),
+        "tables with a tenant_id the serving role may touch, without forced row-level security \
+         and a coach_app policy"
+    );
+    let worker_only: Vec<&String> = tables
+        .iter()
+        .filter(|t| !t.4)
+        .map(|(name, ..)| name)
+        .collect();
+    assert_eq!(
+        worker_only,
+        vec!["refresh_tokens"],
+        "tables the serving role cannot touch"
+    );
+}

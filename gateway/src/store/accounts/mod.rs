@@ -1,6 +1,7 @@
 //! Account records: users, their roles per tenant, sessions (refresh-token families) and the
 //! JWT signing keys every gateway process shares.
 
+pub(in crate::store) mod sessions_sql;
 pub(in crate::store) mod sql;
 
 use async_trait::async_trait;

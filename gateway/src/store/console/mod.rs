@@ -133,12 +133,14 @@ pub trait ConsoleStore: Send + Sync {
         notify: Option<serde_json::Value>,
     ) -> Result<bool, StoreError>;
     /// Conversations for the inbox: those waiting for a human first, then the most recently
-    /// active, each with its contact, channel, last message and `user`'s unread count.
+    /// active, each with its contact, channel, last message and `user`'s unread count; only
+    /// those `filter` lets through (a search, a label, an assignee...).
     async fn inbox(
         &self,
         scope: &TenantScope,
         user: uuid::Uuid,
         limit: u32,
+        filter: crate::store::ConversationFilter,
     ) -> Result<Vec<InboxItem>, StoreError>;
     /// `user` has read the conversation up to its latest message.
     async fn mark_read(

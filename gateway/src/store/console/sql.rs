@@ -83,7 +83,9 @@ macro_rules! ops {
             tenant: TenantId,
             user: Uuid,
             limit: u32,
+            filter: crate::store::ConversationFilter,
         ) -> Result<Vec<InboxItem>, StoreError> {
+            type B = $store;
             let mut items = Vec::new();
             // Waiting conversations first, then the rest by recent activity.
             // Literal predicates (not a bound flag), so the planner can use the status index.
@@ -106,14 +108,18 @@ macro_rules! ops {
                       AS unread \
                      FROM conversations c JOIN contacts ct ON ct.id = c.contact_id \
                      JOIN channels ch ON ch.id = c.channel_id \
-                     WHERE c.tenant_id = $1 AND {status} \
+                     WHERE c.tenant_id = $1 AND {status} {filter} \
                      ORDER BY c.last_message_at DESC, c.id DESC LIMIT $4",
+                    filter = crate::store::ConversationFilter::sql(
+                        <B as crate::store::backend::Backend>::MESSAGE_SEARCH, 1, 5),
                 );
-                let rows = sqlx::query(&sql)
+                let query = sqlx::query(&sql)
                     .bind(tenant.0)
                     .bind(user)
                     .bind(Uuid::nil())
-                    .bind(left)
+                    .bind(left);
+                let values = filter.values(<B as crate::store::backend::Backend>::search_query);
+                let rows = crate::store::bind_filter!(query, values)
                     .fetch_all(&mut *conn)
                     .await?;
                 for row in &rows {
@@ -306,8 +312,9 @@ macro_rules! ops {
                 handoff: Handoff,
                 notify: Option<serde_json::Value>,
             ) -> bool = |c, tenant| record_handoff(c, tenant, handoff, notify);
-            read inbox(scope: &TenantScope, user: uuid::Uuid, limit: u32) -> Vec<InboxItem>
-                = |c, t| inbox(c, t, user, limit);
+            read inbox(scope: &TenantScope, user: uuid::Uuid, limit: u32,
+                filter: crate::store::ConversationFilter) -> Vec<InboxItem>
+                = |c, t| inbox(c, t, user, limit, filter);
             write mark_read(scope: &TenantScope, conversation: ConversationId, user: uuid::Uuid)
                 -> () = |c, tenant| mark_read(c, tenant, conversation, user);
             read handoffs(scope: &TenantScope, since: DateTime<Utc>, limit: u32) -> Vec<Handoff>

@@ -53,22 +53,22 @@ macro_rules! ops {
             page: Page,
             filter: ConversationFilter,
         ) -> Result<Vec<Conversation>, StoreError> {
-            let rows = sqlx::query(
+            type B = $store;
+            let sql = format!(
                 "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee \
-                 FROM conversations WHERE tenant_id = $1 AND ($2 IS NULL OR last_message_at < $2 OR (last_message_at = $2 AND id < $7)) \
-                 AND ($4 IS NULL OR channel_id = $4) AND ($5 IS NULL OR contact_id = $5) \
-                 AND ($6 IS NULL OR status = $6) \
-                 ORDER BY last_message_at DESC, id DESC LIMIT $3",
-            )
-            .bind(tenant.0)
-            .bind(page.before.map(|(at, _)| at))
-            .bind(i64::from(page.limit))
-            .bind(filter.channel.map(|c| c.0))
-            .bind(filter.contact.map(|c| c.0))
-            .bind(filter.status.map(ConversationStatus::as_str))
-            .bind(page.before.map(|(_, id)| id))
-            .fetch_all(&mut *conn)
-            .await?;
+                 FROM conversations c WHERE tenant_id = $1 AND ($2 IS NULL OR last_message_at < $2 OR (last_message_at = $2 AND id < $4)) \
+                 {filter} ORDER BY last_message_at DESC, id DESC LIMIT $3",
+                filter = ConversationFilter::sql(<B as crate::store::backend::Backend>::MESSAGE_SEARCH, 1, 5),
+            );
+            let query = sqlx::query(&sql)
+                .bind(tenant.0)
+                .bind(page.before.map(|(at, _)| at))
+                .bind(i64::from(page.limit))
+                .bind(page.before.map(|(_, id)| id));
+            let values = filter.values(<B as crate::store::backend::Backend>::search_query);
+            let rows = crate::store::bind_filter!(query, values)
+                .fetch_all(&mut *conn)
+                .await?;
             rows.iter().map(|row| Ok(Conversation::from_row(row)?)).collect()
         }
 

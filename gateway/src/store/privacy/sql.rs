@@ -42,8 +42,21 @@ macro_rules! ops {
                 .collect()
         }
 
-        fn contact_from_row(row: &Row) -> Result<(ContactId, Option<String>, DateTime<Utc>), StoreError> {
-            Ok((ContactId(row.try_get("id")?), row.try_get("display_name")?, row.try_get("created_at")?))
+        /// The columns [`contact_from_row`] reads.
+        const CONTACT_COLUMNS: &str = "id, display_name, created_at, time_zone, language, consent_at, attributes";
+
+        /// A contact without their identities.
+        fn contact_from_row(row: &Row) -> Result<ContactRecord, StoreError> {
+            Ok(ContactRecord {
+                id: ContactId(row.try_get("id")?),
+                display_name: row.try_get("display_name")?,
+                created_at: row.try_get("created_at")?,
+                identities: Vec::new(),
+                time_zone: row.try_get("time_zone")?,
+                language: row.try_get("language")?,
+                consent_at: row.try_get("consent_at")?,
+                attributes: row.try_get::<Json<serde_json::Map<String, Value>>, _>("attributes")?.0,
+            })
         }
 
         /// Contacts, newest first, before the cursor.
@@ -53,10 +66,10 @@ macro_rules! ops {
             before: Option<ContactId>,
             limit: u32,
         ) -> Result<Vec<ContactRecord>, StoreError> {
-            let rows = sqlx::query(
-                "SELECT id, display_name, created_at FROM contacts WHERE tenant_id = $1 \
+            let rows = sqlx::query(&format!(
+                "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 \
                  AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-            )
+            ))
             .bind(tenant.0)
             .bind(before.map(|c| c.0))
             .bind(i64::from(limit))
@@ -64,23 +77,23 @@ macro_rules! ops {
             .await?;
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
-                let (id, display_name, created_at) = contact_from_row(row)?;
-                let identities = identities(conn, tenant, id).await?;
-                out.push(ContactRecord { id, display_name, created_at, identities });
+                let mut contact = contact_from_row(row)?;
+                contact.identities = identities(conn, tenant, contact.id).await?;
+                out.push(contact);
             }
             Ok(out)
         }
 
         /// Everything stored about one contact, as one JSON document.
         async fn export_contact(conn: &mut Conn, tenant: TenantId, contact: ContactId) -> Result<Value, StoreError> {
-            let row = sqlx::query("SELECT id, display_name, created_at FROM contacts WHERE tenant_id = $1 AND id = $2")
+            let row = sqlx::query(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2"))
                 .bind(tenant.0)
                 .bind(contact.0)
                 .fetch_optional(&mut *conn)
                 .await?
                 .ok_or(StoreError::NotFound("contact"))?;
-            let (id, display_name, created_at) = contact_from_row(&row)?;
-            let identities = identities(conn, tenant, id).await?;
+            let mut record = contact_from_row(&row)?;
+            record.identities = identities(conn, tenant, record.id).await?;
             let conversations = sqlx::query(
                 "SELECT id, channel_id, status, created_at, last_message_at FROM conversations \
                  WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at",
@@ -249,7 +262,7 @@ macro_rules! ops {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
             Ok(json!({
-                "contact": { "id": id, "display_name": display_name, "created_at": created_at, "identities": identities },
+                "contact": record,
                 "conversations": exported,
                 "handoffs": handoffs,
                 "programs": programs,

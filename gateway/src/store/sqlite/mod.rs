@@ -104,6 +104,14 @@ impl Backend for SqliteStore {
     const GREATEST: &'static str = "MAX";
     const CLAIM_LOCK: &'static str = "";
     const UTC_DAY: &'static str = "substr(created_at, 1, 10)";
+    const MESSAGE_SEARCH: &'static str = "SELECT m.conversation_id FROM message_search \
+        JOIN message_search_ids i ON i.rowid = message_search.rowid \
+        JOIN messages m ON m.id = i.message_id \
+        WHERE message_search MATCH $query AND m.tenant_id = $tenant";
+
+    fn search_query(search: &crate::store::SearchText) -> String {
+        search.fts5()
+    }
 
     async fn read<S: Scoped, T: Send + 'static>(
         &self,

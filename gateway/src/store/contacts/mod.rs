@@ -1,0 +1,63 @@
+//! What a creator knows of their contacts beyond a channel's identity (time zone, language,
+//! recorded consent, custom fields), and contacts brought in bulk from a CSV file. Columns of the
+//! contact's own row: exported with the contact, erased with them. A supertrait of
+//! [`Store`](super::Store).
+
+mod sql;
+
+use async_trait::async_trait;
+use coach_connector_api::ChannelId;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+use crate::tenancy::TenantScope;
+
+/// One contact as an import gives it, checked and cleaned.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImportedContact {
+    /// Their address on the channel (a WhatsApp number as its digits, a Telegram chat id...).
+    pub external_id: String,
+    /// Their name.
+    pub name: Option<String>,
+    /// IANA time zone.
+    pub time_zone: Option<String>,
+    /// Language (BCP 47, lower-case).
+    pub language: Option<String>,
+    /// Consent to proactive messages: `Some(true)` recorded, `Some(false)` withdrawn, `None`
+    /// not stated (kept as it was).
+    pub consent: Option<bool>,
+    /// Custom fields (merged into what is stored; a field is replaced, never removed).
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What an import did, or with a dry run would do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ImportCounts {
+    /// New contacts.
+    pub created: u64,
+    /// Known contacts whose details changed.
+    pub updated: u64,
+    /// Known contacts already as the file says.
+    pub unchanged: u64,
+}
+
+/// Contacts in bulk.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// Create or update the contacts reached at `rows`' addresses on `channel`, in one
+    /// transaction. Updating keeps what a row leaves empty; the same rows again change nothing.
+    async fn import_contacts(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        rows: Vec<ImportedContact>,
+    ) -> Result<ImportCounts, StoreError>;
+    /// What [`ContactStore::import_contacts`] would do, writing nothing (a dry run).
+    async fn preview_import(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        rows: Vec<ImportedContact>,
+    ) -> Result<ImportCounts, StoreError>;
+}
