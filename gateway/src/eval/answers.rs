@@ -172,44 +172,9 @@ impl AnswerReport {
     }
 }
 
-/// SQuAD's answer normalization: lower case, no punctuation, no articles, single spaces.
-pub fn normalize(text: &str) -> String {
-    let lower: String = text
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect();
-    lower
-        .split_whitespace()
-        .filter(|w| !matches!(*w, "a" | "an" | "the"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Whether `needle` (normalized) appears in `haystack` (normalized) on word boundaries.
-fn contains(haystack: &str, needle: &str) -> bool {
-    let needle = normalize(needle);
-    !needle.is_empty() && format!(" {haystack} ").contains(&format!(" {needle} "))
-}
-
 /// Whether a reply given with confidence holds the gold answer (or all the facts).
 fn holds(reply: &str, qa: &Qa) -> bool {
-    let reply = normalize(reply);
-    if qa.facts.is_empty() {
-        qa.answers.iter().any(|g| contains(&reply, &g.text))
-    } else {
-        // `a|b`: either wording counts.
-        qa.facts
-            .iter()
-            .all(|f| f.split('|').any(|alt| contains(&reply, alt)))
-    }
-}
-
-/// Whether a finished reply repeats a sentence or a run of a fragment.
-fn repeats(reply: &str) -> bool {
-    let mut guard = coach_brain::repetition::LoopGuard::new();
-    // Ends the last sentence, so it is compared too.
-    guard.push(reply) || guard.push(".")
+    super::scoring::holds(reply, qa.answers.iter().map(|g| g.text.as_str()), &qa.facts)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -479,7 +444,7 @@ async fn run(
             answerable,
             confident,
             correct,
-            repeats: repeats(&reply),
+            repeats: super::scoring::repeats(&reply),
             holds,
             signals: answer.signals,
             support: finished.support,
@@ -539,13 +504,6 @@ fn print(report: &AnswerReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normalization_is_squads() {
-        assert_eq!(normalize("The  Normans, in 1066!"), "normans in 1066");
-        assert!(contains(&normalize("It was the Normans."), "normans"));
-        assert!(!contains(&normalize("Normandy"), "norman"));
-    }
 
     #[test]
     fn facts_must_all_be_there() {

@@ -5,6 +5,7 @@
 
 pub mod answers;
 pub mod calibrate;
+pub mod scoring;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read};
