@@ -145,7 +145,13 @@ async function openThread(pane, id, item) {
   const noteText = h("textarea", { rows: 2, class: "note-text", placeholder: t("addNote"), "aria-label": t("addNote"), maxlength: 5000 });
   const noteForm = h("form", { class: "note-form" }, noteText, h("button", { type: "submit" }, t("saveNote")));
   const notesBox = h("details", { class: "notes-box" }, h("summary", {}, t("notes")), noteList, noteForm);
-  const tools = h("div", { class: "thread-tools" }, h("span", { class: "muted" }, `${t("labels")}: `), chips, labelInput, notesBox);
+  // What the coach remembers of the person: goals and facts in their words, the team's notes.
+  const memoryList = h("ol", { class: "memory" });
+  const memoryKind = h("select", { class: "memory-kind", "aria-label": t("memoryKind") }, ["note", "goal", "fact"].map((k) => h("option", { value: k }, t(`memory_${k}`))));
+  const memoryText = h("input", { type: "text", class: "memory-text", placeholder: t("addMemory"), "aria-label": t("addMemory"), maxlength: 300 });
+  const memoryForm = h("form", { class: "memory-form" }, memoryKind, memoryText, h("button", { type: "submit" }, t("remember")));
+  const memoryBox = h("details", { class: "memory-box" }, h("summary", {}, t("memory")), memoryList, memoryForm);
+  const tools = h("div", { class: "thread-tools" }, h("span", { class: "muted" }, `${t("labels")}: `), chips, labelInput, notesBox, memoryBox);
   // Canned replies, offered while the reply starts with "/".
   const suggestions = h("ul", { class: "canned", role: "listbox", "aria-label": t("cannedReplies"), hidden: true });
   let canned = [];
@@ -230,6 +236,37 @@ async function openThread(pane, id, item) {
     } catch (e) {
       fail(e);
     }
+  });
+  let memory = [];
+  const memoryPath = () => `/v1/contacts/${conversation.contact_id}/memory`;
+  function drawMemory() {
+    clear(memoryList);
+    for (const m of memory) {
+      const forget = h("button", { type: "button", class: "chip-x", "aria-label": t("forget", { text: m.text }) }, "×");
+      forget.addEventListener("click", () => saveMemory(memory.filter((x) => x.id !== m.id)));
+      memoryList.append(
+        h("li", { class: `memory-item ${m.kind}`, "data-source": m.source },
+          h("span", { class: "kind" }, t(`memory_${m.kind}`)), h("span", { class: "text" }, m.text), " ",
+          h("span", { class: "muted" }, `(${t(m.source === "coachee" ? "fromContact" : "fromTeam")})`), forget),
+      );
+    }
+    memoryBox.querySelector("summary").textContent = `${t("memory")} (${memory.length})`;
+  }
+  async function saveMemory(next) {
+    try {
+      const items = next.map((m) => ({ id: m.id, kind: m.kind, text: m.text }));
+      memory = (await api.call("PUT", memoryPath(), { items })).items;
+      drawMemory();
+    } catch (e) {
+      fail(e);
+    }
+  }
+  memoryForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const value = memoryText.value.trim();
+    if (!value) return;
+    memoryText.value = "";
+    await saveMemory([...memory, { kind: memoryKind.value, text: value }]);
   });
   for (const [btn, action, body] of [[resolveBtn, "resolve"], [reopenBtn, "reopen"], [snoozeBtn, "snooze", { minutes: 1440 }]]) {
     btn.addEventListener("click", async () => {
@@ -335,6 +372,8 @@ async function openThread(pane, id, item) {
     [labels, canned] = await Promise.all([api.get(`/v1/conversations/${id}/labels`), api.get("/v1/canned-replies")]);
     drawLabels();
     drawNotes(await api.get(`/v1/conversations/${id}/notes`));
+    memory = (await api.get(memoryPath())).items;
+    drawMemory();
     api.post(`/v1/conversations/${id}/read`).catch(() => {});
   }
 

@@ -52,6 +52,7 @@ pub mod import;
 pub mod jobs;
 pub mod knowledge;
 pub mod limits;
+pub mod memory;
 pub mod outbox;
 pub mod programs;
 pub mod safety;

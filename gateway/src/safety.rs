@@ -137,23 +137,24 @@ const ERASE: &[(Lang, &[&str])] = &[
 /// How long the confirmation question stands.
 const CONFIRM_MINUTES: i64 = 10;
 
+/// A lowercase character without its accent (a typographic apostrophe becomes `'`).
+pub(crate) fn fold_char(c: char) -> char {
+    match c {
+        'á' | 'à' | 'â' | 'ã' | 'ä' => 'a',
+        'é' | 'è' | 'ê' | 'ë' => 'e',
+        'í' | 'ì' | 'î' | 'ï' => 'i',
+        'ó' | 'ò' | 'ô' | 'õ' | 'ö' => 'o',
+        'ú' | 'ù' | 'û' | 'ü' => 'u',
+        'ñ' => 'n',
+        'ç' => 'c',
+        '\u{2019}' => '\'',
+        c => c,
+    }
+}
+
 /// Lowercase, accents folded, words (letters, digits, apostrophes) joined by single spaces.
 fn fold(text: &str) -> String {
-    let folded: String = text
-        .to_lowercase()
-        .chars()
-        .map(|c| match c {
-            'á' | 'à' | 'â' | 'ã' | 'ä' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'í' | 'ì' | 'î' | 'ï' => 'i',
-            'ó' | 'ò' | 'ô' | 'õ' | 'ö' => 'o',
-            'ú' | 'ù' | 'û' | 'ü' => 'u',
-            'ñ' => 'n',
-            'ç' => 'c',
-            '\u{2019}' => '\'',
-            c => c,
-        })
-        .collect();
+    let folded: String = text.to_lowercase().chars().map(fold_char).collect();
     folded
         .split(|c: char| !c.is_alphanumeric() && c != '\'')
         .filter(|w| !w.is_empty())
@@ -245,6 +246,31 @@ fn confirm_word(lang: Lang) -> &'static str {
         Lang::En => "delete",
         Lang::Es => "borrar",
         Lang::Pt => "apagar",
+    }
+}
+
+/// The line that ends the coach's first reply to a contact (EU AI Act art. 50: people are told
+/// when they talk to an AI), naming the coach and how to reach a person.
+pub fn ai_disclosure(lang: Lang, coach: &str) -> String {
+    let coach = if coach.trim().is_empty() {
+        match lang {
+            Lang::En => "This coach",
+            Lang::Es => "Este coach",
+            Lang::Pt => "Este coach",
+        }
+    } else {
+        coach.trim()
+    };
+    match lang {
+        Lang::En => format!(
+            "({coach} is an AI coach. Write \"human\" any time to reach a person from the team.)"
+        ),
+        Lang::Es => format!(
+            "({coach} es un coach de IA. Escribe \"humano\" cuando quieras hablar con una persona del equipo.)"
+        ),
+        Lang::Pt => format!(
+            "({coach} é um coach de IA. Escreva \"humano\" a qualquer momento para falar com uma pessoa da equipe.)"
+        ),
     }
 }
 

@@ -379,7 +379,7 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
       messaging_product: "whatsapp",
       metadata: { display_phone_number: "15550001112", phone_number_id: "106540352242923" },
       contacts: [{ profile: { name: "Tess" }, wa_id: "4915112340000" }],
-      messages: [{ from: "4915112340000", id: "wamid.team.1", timestamp: "1700000000", type: "text", text: { body: "Can we talk about my routine?" } }],
+      messages: [{ from: "4915112340000", id: "wamid.team.1", timestamp: "1700000000", type: "text", text: { body: "My goal is to wake up at 6. Can we talk about my routine?" } }],
     } }] }],
   });
   const r = await fetch(`${BASE}/webhooks/whatsapp/${channel.body.id}`, {
@@ -412,6 +412,13 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     await page.locator("textarea.note-text").fill("Prefers short check-ins");
     await page.locator(".note-form button[type=submit]").click();
     await page.locator("li.note", { hasText: "Prefers short check-ins" }).waitFor();
+    // What the coach remembers: the goal in the contact's words; the team adds a note.
+    await page.locator(".memory-box summary").click();
+    await page.locator("li.memory-item.goal[data-source=coachee]", { hasText: "wake up at 6" }).waitFor();
+    await page.locator("select.memory-kind").selectOption("note");
+    await page.locator("input.memory-text").fill("Works night shifts");
+    await page.locator(".memory-form button[type=submit]").click();
+    await page.locator("li.memory-item.note[data-source=team]", { hasText: "Works night shifts" }).waitFor();
     // "/we" offers the saved reply; Tab inserts it.
     const reply = page.locator("form.reply textarea");
     await reply.fill("/we");
@@ -426,6 +433,9 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     await page.locator(".thread-head .badge.open").waitFor();
   });
   assert.deepEqual((await api("GET", `/v1/conversations/${id}/labels`, token)).body, ["morning"]);
+  const contactId = (await api("GET", `/v1/conversations/${id}`, token)).body.contact_id;
+  const memory = (await api("GET", `/v1/contacts/${contactId}/memory`, token)).body.items;
+  assert.deepEqual(memory.map((m) => [m.kind, m.text, m.source]), [["goal", "wake up at 6", "coachee"], ["note", "Works night shifts", "team"]]);
   const notes = (await api("GET", `/v1/conversations/${id}/notes`, token)).body;
   assert.equal(notes[0].text, "Prefers short check-ins");
   assert.equal((await api("GET", `/v1/conversations/${id}/messages`, token)).body.items.length >= 1, true);

@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests: start a real `gateway` process on port 0 with its own data
 //! directory and environment, wait until it listens, and stop it.
 
+pub mod fake_ollama;
 pub mod fake_provider;
 
 use std::path::PathBuf;

@@ -17,6 +17,7 @@ pub mod kit;
 mod knowledge;
 pub mod limits;
 mod members;
+mod memory;
 mod notify;
 pub mod openapi;
 mod outbox;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
     .merge(channels::router())
     .merge(conversations::router())
     .merge(teamwork::router())
+    .merge(memory::router())
     .merge(tenant::router())
     .merge(members::router())
     .merge(api_keys::router())

@@ -173,6 +173,15 @@ impl Answer {
     }
 }
 
+/// What the coach knows of the person it answers, beyond the knowledge base.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Context<'a> {
+    /// Their program (a reply to a check-in).
+    pub program: Option<&'a str>,
+    /// What it remembers of them.
+    pub memory: &'a [crate::store::memory::MemoryItem],
+}
+
 /// The tenant's coach persona from its profile (defaults when unset).
 pub async fn persona(store: &dyn Store, scope: &TenantScope) -> Result<Persona, ApiError> {
     let (_, profile) = store.tenant_profile(scope).await?;
@@ -194,22 +203,24 @@ impl Brain {
         history: &[ChatMessage],
         cancel: CancellationToken,
     ) -> Result<Answer, ApiError> {
-        self.answer_with(store, scope, question, history, None, cancel)
+        self.answer_with(store, scope, question, history, Context::default(), cancel)
             .await
     }
 
-    /// [`Brain::answer`] with what the coach knows about the person's program (a reply to a
-    /// check-in). With a program, the coach answers even when no passage is relevant: the
-    /// reply is about the program, not a question about the material.
+    /// [`Brain::answer`] with what the coach knows about the person: their program (a reply to
+    /// a check-in) and its memory of them. With a program, the coach answers even when no
+    /// passage is relevant: the reply is about the program, not a question about the material;
+    /// a question about what the memory holds ("what was my goal?") is answered from it.
     pub async fn answer_with(
         &self,
         store: &dyn Store,
         scope: &TenantScope,
         question: &str,
         history: &[ChatMessage],
-        program: Option<&str>,
+        context: Context<'_>,
         cancel: CancellationToken,
     ) -> Result<Answer, ApiError> {
+        let program = context.program;
         let persona = persona(store, scope).await?;
         let config = PromptConfig {
             passage_tokens: self.config.passage_tokens as usize,
@@ -226,23 +237,37 @@ impl Brain {
             coverage: coverage(question, top),
             ..Signals::default()
         };
-        let covered = signals.coverage >= self.config.coverage_floor;
-        if (!found.confident || !covered) && program.is_none() {
-            let done = GenerateEvent::Done(Default::default());
-            return Ok(Answer::declined(&persona, Vec::new(), done, signals));
-        }
         let generator = self.generator.clone();
         let count = move |text: &str| {
             generator
                 .count_tokens(text)
                 .unwrap_or_else(|_| text.len().div_ceil(3))
         };
+        let remembered =
+            crate::memory::prompt_lines(context.memory, crate::memory::PROMPT_TOKENS, &count);
+        let covered = signals.coverage >= self.config.coverage_floor;
+        if (!found.confident || !covered)
+            && program.is_none()
+            && !crate::memory::asks_about(question, &remembered)
+        {
+            let done = GenerateEvent::Done(Default::default());
+            return Ok(Answer::declined(&persona, Vec::new(), done, signals));
+        }
         let passages = if found.confident {
             found.passages
         } else {
             Vec::new()
         };
         let mut built = prompt::build(&persona, &passages, history, question, &config, &count);
+        if let (Some(block), Some(system)) = (
+            crate::memory::prompt_block(&remembered),
+            built.messages.first_mut(),
+        ) {
+            system.content.push_str("\n\n");
+            system.content.push_str(&block);
+            // What the person said is a source too: a sentence about their goal is supported.
+            built.sources.extend(remembered);
+        }
         if let (Some(program), Some(system)) = (program, built.messages.first_mut()) {
             system.content.push_str("\n\n");
             system.content.push_str(program);

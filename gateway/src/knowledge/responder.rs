@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Brain;
 use crate::bus::AnswerPhase;
 use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
+use crate::safety::Lang;
 use crate::state::AppState;
 use crate::store::console::HandoffReason;
 use crate::store::{ConversationStatus, Direction, QueueItem, StoreError};
@@ -215,39 +216,52 @@ async fn respond(
         let (_, profile) = store.tenant_profile(scope).await.map_err(err)?;
         let resources = profile.persona.unwrap_or_default().help_resources;
         let reply = crate::safety::crisis_reply(lang, &resources);
-        Some((HandoffReason::Crisis, std::borrow::Cow::Owned(reply)))
+        // Help resources open by saying the coach is an AI: no second notice under them.
+        Some((HandoffReason::Crisis, reply, Some(lang), Disclosure::Said))
     } else if let Some(language) = crate::handoff::asks_for_human(&question) {
+        let lang = match language {
+            crate::handoff::Asked::English => Lang::En,
+            crate::handoff::Asked::Spanish => Lang::Es,
+        };
+        let reply = crate::handoff::reply(language).to_string();
         Some((
             HandoffReason::AskedForHuman,
-            std::borrow::Cow::Borrowed(crate::handoff::reply(language)),
+            reply,
+            Some(lang),
+            Disclosure::Due,
         ))
     } else if quota_spent(state, scope).await.map_err(err)? {
         let persona = super::answer::persona(store, scope)
             .await
             .map_err(|e| format!("{e:?}"))?;
-        let reply = crate::handoff::quota_reply(&persona.language);
-        Some((
-            HandoffReason::QuotaReached,
-            std::borrow::Cow::Borrowed(reply),
-        ))
+        let reply = crate::handoff::quota_reply(&persona.language).to_string();
+        Some((HandoffReason::QuotaReached, reply, None, Disclosure::Due))
     } else {
         None
     };
-    if let Some((reason, reply)) = handoff {
+    if handoff.is_none() {
+        // "Remember ..." is kept and acknowledged; a goal said in passing is kept, then answered.
+        let found = crate::memory::remember(
+            store,
+            scope,
+            conversation.contact_id,
+            message.id.0,
+            &question,
+            state.clock.now(),
+        )
+        .await
+        .map_err(err)?;
+        if let Some(crate::memory::Found::Command(lang, _)) = found {
+            let text = crate::memory::acknowledgement(lang).to_string();
+            reply(state, scope, &message, text, Some(lang), Disclosure::Due).await?;
+            return Ok(Responded::Done);
+        }
+    }
+    if let Some((reason, text, lang, disclosure)) = handoff {
         crate::handoff::request(state, scope, &message, &question, reason)
             .await
             .map_err(err)?;
-        let text = reply.to_string();
-        state
-            .stream
-            .send(
-                scope,
-                message.conversation_id,
-                OutboundBody::Text { text },
-                Some(id),
-            )
-            .await
-            .map_err(err)?;
+        reply(state, scope, &message, text, lang, disclosure).await?;
         return Ok(Responded::Done);
     }
     let Some(brain) = brain else {
@@ -281,14 +295,22 @@ async fn respond(
             text_of(m.direction, &m.content).map(|content| ChatMessage { role, content })
         })
         .collect();
+    let memory = store
+        .memory(scope, conversation.contact_id)
+        .await
+        .map_err(err)?;
     let started = std::time::Instant::now();
+    let context = super::answer::Context {
+        program: program.as_deref(),
+        memory: &memory,
+    };
     let mut answer = brain
         .answer_with(
             store,
             scope,
             &question,
             &history,
-            program.as_deref(),
+            context,
             CancellationToken::new(),
         )
         .await
@@ -365,21 +387,64 @@ async fn respond(
         }
         text.push_str(&format!("\n\nSources: {}", sources.join("; ")));
     }
-    let stored = state
-        .stream
-        .send(
-            scope,
-            message.conversation_id,
-            OutboundBody::Text { text },
-            Some(id),
-        )
-        .await
-        .map_err(err)?;
+    let stored = reply(state, scope, &message, text, None, Disclosure::Due).await?;
     live(AnswerPhase::End {
         message_id: stored.id,
     })
     .await;
     Ok(Responded::Done)
+}
+
+/// Whether a reply says by itself that the coach is an AI.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Disclosure {
+    /// It does not: the first reply of a conversation ends with the notice.
+    Due,
+    /// It does (help resources): nothing is added, and the conversation counts as told.
+    Said,
+}
+
+/// Store `text` as the coach's reply to `message` (queued for delivery). The coach's first reply
+/// in a conversation ends by telling the contact that they talk to an AI (EU AI Act art. 50),
+/// in `lang` or else the persona's language; it is recorded once the reply is stored, so a
+/// crash in between tells them twice rather than never.
+async fn reply(
+    state: &AppState,
+    scope: &TenantScope,
+    message: &crate::store::StoredMessage,
+    mut text: String,
+    lang: Option<Lang>,
+    disclosure: Disclosure,
+) -> Result<crate::store::StoredMessage, String> {
+    let store = state.store.as_ref();
+    let err = |e: StoreError| e.to_string();
+    let conversation = message.conversation_id;
+    let disclose = !store.ai_disclosed(scope, conversation).await.map_err(err)?;
+    if disclose && disclosure == Disclosure::Due {
+        let persona = super::answer::persona(store, scope)
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let lang = lang.unwrap_or_else(|| Lang::of_tag(&persona.language));
+        text.push_str("\n\n");
+        text.push_str(&crate::safety::ai_disclosure(lang, &persona.coach_name));
+    }
+    let stored = state
+        .stream
+        .send(
+            scope,
+            conversation,
+            OutboundBody::Text { text },
+            Some(message.id),
+        )
+        .await
+        .map_err(err)?;
+    if disclose {
+        store
+            .mark_ai_disclosed(scope, conversation, state.clock.now())
+            .await
+            .map_err(err)?;
+    }
+    Ok(stored)
 }
 
 /// Whether the tenant's coach has given every answer `brain.answers_per_day` allows today.

@@ -17,6 +17,7 @@ pub mod conversations;
 pub mod delivery;
 pub mod documents;
 pub mod members;
+pub mod memory;
 mod postgres;
 pub mod privacy;
 pub mod programs;
@@ -54,6 +55,7 @@ pub mod prelude {
     pub use super::delivery::DeliveryStore;
     pub use super::documents::DocumentStore;
     pub use super::members::MemberStore;
+    pub use super::memory::MemoryStore;
     pub use super::privacy::PrivacyStore;
     pub use super::programs::ProgramStore;
     pub use super::queue::QueueStore;
@@ -107,6 +109,7 @@ pub trait Store:
     + delivery::DeliveryStore
     + documents::DocumentStore
     + members::MemberStore
+    + memory::MemoryStore
     + privacy::PrivacyStore
     + programs::ProgramStore
     + queue::QueueStore

@@ -15,6 +15,7 @@ mod keys;
 mod knowledge;
 mod lifecycle;
 mod members;
+mod memory;
 mod messages;
 mod rate_limits;
 mod resources;

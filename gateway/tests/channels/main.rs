@@ -14,6 +14,7 @@ mod polling;
 mod program_scheduler;
 mod program_window;
 mod programs;
+mod prompt;
 mod safety;
 mod support;
 mod telegram;

@@ -91,6 +91,23 @@ pub(crate) async fn a_crisis_is_handed_to_a_person_with_help_resources(b: &Backe
         !reply[0].contains("988"),
         "the tenant's resources replace the built-in ones"
     );
+    assert!(
+        !reply[0].contains("(Maya es un coach de IA"),
+        "the resources already say it is an AI: {reply:?}"
+    );
+
+    // Any other first reply ends by saying once, in the contact's language, that Maya is an AI.
+    say(&w, &bot, 3, 503, "quiero hablar con una persona").await;
+    say(&w, &bot, 4, 503, "por favor, una persona").await;
+    let reply = sent_to(&w, 503);
+    assert_eq!(reply.len(), 2, "{reply:?}");
+    assert!(
+        reply[0].ends_with(
+            "(Maya es un coach de IA. Escribe \"humano\" cuando quieras hablar con una persona del equipo.)"
+        ),
+        "{reply:?}"
+    );
+    assert!(!reply[1].contains("coach de IA"), "only once: {reply:?}");
 }
 
 pub(crate) async fn a_contact_erases_their_data_by_asking(b: &Backend) {

@@ -155,6 +155,10 @@ const TABLES: &[(&str, &str)] = &[
         "contact: exported (`conversations[].notes`), cascade; retention",
     ),
     (
+        "contact_memory",
+        "contact: exported (`memory`), cascade with the contact; retention",
+    ),
+    (
         "canned_replies",
         "tenant: cascade; the creator's texts, no contact data",
     ),

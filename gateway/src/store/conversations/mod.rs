@@ -88,6 +88,19 @@ pub trait ConversationStore: Send + Sync {
         channel: ChannelId,
         external_id: &str,
     ) -> Result<Option<(ConversationId, i64)>, StoreError>;
+    /// Whether the coach has told the conversation's contact that it is an AI.
+    async fn ai_disclosed(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+    ) -> Result<bool, StoreError>;
+    /// Record that the coach told them (the first time counts).
+    async fn mark_ai_disclosed(
+        &self,
+        scope: &TenantScope,
+        conversation: ConversationId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError>;
     /// Up to `limit` messages of a conversation whose sequence number is above `after`, in
     /// order. Numbers follow commit order within a conversation, so a reader that remembers the
     /// last number it saw misses nothing by asking for what came after it.

@@ -297,7 +297,35 @@ macro_rules! ops {
                 })
                 .collect()
         }
+        async fn ai_disclosed(conn: &mut Conn, tenant: TenantId, id: ConversationId) -> Result<bool, StoreError> {
+            let at: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+                "SELECT ai_disclosed_at FROM conversations WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(at.ok_or(StoreError::NotFound("conversation"))?.is_some())
+        }
+
+        async fn mark_ai_disclosed(conn: &mut Conn, tenant: TenantId, id: ConversationId, at: DateTime<Utc>) -> Result<(), StoreError> {
+            sqlx::query(
+                "UPDATE conversations SET ai_disclosed_at = $3 \
+                 WHERE tenant_id = $1 AND id = $2 AND ai_disclosed_at IS NULL",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
         crate::store::backend::store_impl! { ConversationStore for $store;
+            read ai_disclosed(scope: &TenantScope, id: ConversationId) -> bool
+                = |c, t| ai_disclosed(c, t, id);
+            write mark_ai_disclosed(scope: &TenantScope, id: ConversationId, at: DateTime<Utc>) -> ()
+                = |c, t| mark_ai_disclosed(c, t, id, at);
             read conversations(scope: &TenantScope, page: Page, filter: ConversationFilter)
                 -> Vec<Conversation> = |c, t| conversations(c, t, page, filter);
             read conversation(scope: &TenantScope, id: ConversationId) -> Conversation

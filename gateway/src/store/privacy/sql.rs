@@ -261,8 +261,30 @@ macro_rules! ops {
                 }))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+            let memory = sqlx::query(
+                "SELECT id, kind, text, source, message_id, created_at, updated_at FROM contact_memory \
+                 WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at, id",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|m| {
+                Ok(json!({
+                    "id": m.try_get::<Uuid, _>("id")?,
+                    "kind": m.try_get::<String, _>("kind")?,
+                    "text": m.try_get::<String, _>("text")?,
+                    "source": m.try_get::<String, _>("source")?,
+                    "message_id": m.try_get::<Option<Uuid>, _>("message_id")?,
+                    "created_at": m.try_get::<DateTime<Utc>, _>("created_at")?,
+                    "updated_at": m.try_get::<DateTime<Utc>, _>("updated_at")?,
+                }))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
             Ok(json!({
                 "contact": record,
+                "memory": memory,
                 "conversations": exported,
                 "handoffs": handoffs,
                 "programs": programs,
@@ -316,7 +338,8 @@ macro_rules! ops {
         }
 
         /// Delete, for every tenant with a retention period, the messages (with their statuses,
-        /// jobs and outbox rows), unknown events and private notes older than that period.
+        /// jobs and outbox rows), unknown events, private notes and memory items older than that
+        /// period.
         /// Returns rows deleted.
         async fn apply_retention(conn: &mut Conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let tenants = sqlx::query(
@@ -340,6 +363,7 @@ macro_rules! ops {
                     "DELETE FROM messages WHERE tenant_id = $1 AND created_at < $2",
                     "DELETE FROM unknown_events WHERE tenant_id = $1 AND created_at < $2",
                     "DELETE FROM conversation_notes WHERE tenant_id = $1 AND created_at < $2",
+                    "DELETE FROM contact_memory WHERE tenant_id = $1 AND updated_at < $2",
                 ];
                 for sql in statements {
                     deleted += sqlx::query(sql).bind(tenant).bind(cutoff).execute(&mut *conn).await?.rows_affected();
