@@ -89,13 +89,19 @@ async function refresh() {
   return refreshing;
 }
 
-/** Calls the API; `body` is JSON, or FormData for uploads. Returns the parsed JSON (or null). */
+/**
+ * Calls the API; `body` is JSON, FormData for uploads, or a Blob sent as is with its type (a
+ * CSV file). Returns the parsed JSON (or null).
+ */
 export async function call(method, path, body, retried = false) {
   if (!session) throw new ApiError(401, "not logged in");
   const headers = { authorization: `Bearer ${session.access_token}` };
   let payload;
   if (body instanceof FormData) payload = body;
-  else if (body !== undefined) {
+  else if (body instanceof Blob) {
+    headers["content-type"] = body.type || "application/octet-stream";
+    payload = body;
+  } else if (body !== undefined) {
     headers["content-type"] = "application/json";
     payload = JSON.stringify(body);
   }

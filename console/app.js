@@ -8,9 +8,11 @@ import * as knowledge from "./knowledge.js";
 import * as settings from "./settings.js";
 import * as programs from "./programs.js";
 import * as analytics from "./analytics.js";
+import * as contacts from "./contacts.js";
 
 const ROUTES = [
   ["inbox", inbox.render],
+  ["contacts", contacts.render],
   ["knowledge", knowledge.render],
   ["widget", settings.widget],
   ["channels", settings.channels],

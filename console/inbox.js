@@ -151,7 +151,11 @@ async function openThread(pane, id, item) {
   const memoryText = h("input", { type: "text", class: "memory-text", placeholder: t("addMemory"), "aria-label": t("addMemory"), maxlength: 300 });
   const memoryForm = h("form", { class: "memory-form" }, memoryKind, memoryText, h("button", { type: "submit" }, t("remember")));
   const memoryBox = h("details", { class: "memory-box" }, h("summary", {}, t("memory")), memoryList, memoryForm);
-  const tools = h("div", { class: "thread-tools" }, h("span", { class: "muted" }, `${t("labels")}: `), chips, labelInput, notesBox, memoryBox);
+  // The language the coach answers in: detected from their messages unless the team sets one.
+  const LANGS = { en: "English", es: "Español", pt: "Português", fr: "Français", de: "Deutsch", it: "Italiano", nl: "Nederlands" };
+  const langSelect = h("select", { class: "contact-language", "aria-label": t("replyLanguage") });
+  const langBox = h("label", { class: "muted" }, `${t("replyLanguage")}: `, langSelect);
+  const tools = h("div", { class: "thread-tools" }, h("span", { class: "muted" }, `${t("labels")}: `), chips, labelInput, langBox, notesBox, memoryBox);
   // Canned replies, offered while the reply starts with "/".
   const suggestions = h("ul", { class: "canned", role: "listbox", "aria-label": t("cannedReplies"), hidden: true });
   let canned = [];
@@ -233,6 +237,22 @@ async function openThread(pane, id, item) {
       await api.post(`/v1/conversations/${id}/notes`, { text: value });
       noteText.value = "";
       drawNotes(await api.get(`/v1/conversations/${id}/notes`));
+    } catch (e) {
+      fail(e);
+    }
+  });
+  function drawLanguage(contact) {
+    clear(langSelect);
+    const detected = contact.detected_language ? ` (${LANGS[contact.detected_language] || contact.detected_language})` : "";
+    langSelect.append(h("option", { value: "" }, `${t("languageAuto")}${detected}`));
+    for (const [tag, label] of Object.entries(LANGS)) langSelect.append(h("option", { value: tag }, label));
+    if (contact.language && !LANGS[contact.language]) langSelect.append(h("option", { value: contact.language }, contact.language));
+    langSelect.value = contact.language || "";
+  }
+  langSelect.addEventListener("change", async () => {
+    try {
+      const set = await api.call("PATCH", `/v1/contacts/${conversation.contact_id}`, { language: langSelect.value || null });
+      drawLanguage(set);
     } catch (e) {
       fail(e);
     }
@@ -374,6 +394,7 @@ async function openThread(pane, id, item) {
     drawNotes(await api.get(`/v1/conversations/${id}/notes`));
     memory = (await api.get(memoryPath())).items;
     drawMemory();
+    drawLanguage(await api.get(`/v1/contacts/${conversation.contact_id}`));
     api.post(`/v1/conversations/${id}/read`).catch(() => {});
   }
 

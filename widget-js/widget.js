@@ -37,7 +37,12 @@
       open: "Abrir chat", close: "Cerrar chat",
       offline: "Sin conexi\u00f3n: los mensajes se enviar\u00e1n al volver la conexi\u00f3n",
       typing: "Escribiendo", sources: "Fuentes", failed: "A\u00fan sin enviar",
-      unread: "mensajes sin leer", stop: "No recibir m\u00e1s mensajes", stopWord: "BAJA" }
+      unread: "mensajes sin leer", stop: "No recibir m\u00e1s mensajes", stopWord: "BAJA" },
+    pt: { title: "Converse conosco", placeholder: "Escreva uma mensagem", send: "Enviar",
+      open: "Abrir chat", close: "Fechar chat",
+      offline: "Sem conex\u00e3o: as mensagens ser\u00e3o enviadas quando a conex\u00e3o voltar",
+      typing: "Digitando", sources: "Fontes", failed: "Ainda n\u00e3o enviada",
+      unread: "mensagens n\u00e3o lidas", stop: "N\u00e3o receber mais mensagens", stopWord: "PARAR" }
   };
   function pickLang(wanted) {
     var langs = [wanted].concat(navigator.languages || [navigator.language || "en"]);

@@ -143,25 +143,6 @@ pub fn asks_for_human(text: &str) -> Option<Asked> {
     }
 }
 
-/// What the coach answers someone who asked for a person.
-pub fn reply(language: Asked) -> &'static str {
-    match language {
-        Asked::English => "I've let the team know: a person will reply here soon.",
-        Asked::Spanish => "He avisado al equipo: una persona te responderá aquí pronto.",
-    }
-}
-
-/// The reply when the tenant's daily answer quota is spent, in the persona's language.
-pub fn quota_reply(language: &str) -> &'static str {
-    if language.starts_with("es") {
-        "Gracias por tu mensaje. Hoy ya no puedo responder más: una persona del equipo te \
-         contestará aquí."
-    } else {
-        "Thanks for your message. I can't answer more today: someone from the team will reply \
-         here."
-    }
-}
-
 /// Record that `message` (the contact's `question`) needs a person, and tell the creator: a
 /// live `handoff` event and, when configured, the webhook. Does nothing more for a message
 /// already recorded (a retried answer).

@@ -51,6 +51,7 @@ pub mod http;
 pub mod import;
 pub mod jobs;
 pub mod knowledge;
+pub mod language;
 pub mod limits;
 pub mod memory;
 pub mod outbox;

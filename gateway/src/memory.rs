@@ -193,15 +193,6 @@ fn sentences(text: &[char]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// The coach's answer to "remember ...".
-pub fn acknowledgement(lang: Lang) -> &'static str {
-    match lang {
-        Lang::En => "Noted, I'll remember that.",
-        Lang::Es => "Anotado, lo recordaré.",
-        Lang::Pt => "Anotado, vou lembrar disso.",
-    }
-}
-
 /// Remember what a contact's message `text` holds; returns what was found.
 pub async fn remember(
     store: &dyn crate::store::Store,

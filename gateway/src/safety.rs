@@ -24,15 +24,12 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// The language of a BCP 47 tag (English when it is none of the three).
-    pub fn of_tag(tag: &str) -> Self {
-        let tag = tag.to_ascii_lowercase();
-        if tag.starts_with("es") {
-            Self::Es
-        } else if tag.starts_with("pt") {
-            Self::Pt
-        } else {
-            Self::En
+    /// Its BCP 47 tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::Es => "es",
+            Self::Pt => "pt",
         }
     }
 }
@@ -246,31 +243,6 @@ fn confirm_word(lang: Lang) -> &'static str {
         Lang::En => "delete",
         Lang::Es => "borrar",
         Lang::Pt => "apagar",
-    }
-}
-
-/// The line that ends the coach's first reply to a contact (EU AI Act art. 50: people are told
-/// when they talk to an AI), naming the coach and how to reach a person.
-pub fn ai_disclosure(lang: Lang, coach: &str) -> String {
-    let coach = if coach.trim().is_empty() {
-        match lang {
-            Lang::En => "This coach",
-            Lang::Es => "Este coach",
-            Lang::Pt => "Este coach",
-        }
-    } else {
-        coach.trim()
-    };
-    match lang {
-        Lang::En => format!(
-            "({coach} is an AI coach. Write \"human\" any time to reach a person from the team.)"
-        ),
-        Lang::Es => format!(
-            "({coach} es un coach de IA. Escribe \"humano\" cuando quieras hablar con una persona del equipo.)"
-        ),
-        Lang::Pt => format!(
-            "({coach} é um coach de IA. Escreva \"humano\" a qualquer momento para falar com uma pessoa da equipe.)"
-        ),
     }
 }
 

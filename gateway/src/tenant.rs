@@ -42,6 +42,13 @@ pub struct TenantProfile {
         skip_serializing_if = "Option::is_none"
     )]
     pub retention_days: Option<u32>,
+    /// The tenant's own fixed texts per language (absent: the built-in ones).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub strings: Option<crate::language::Strings>,
     /// The creator's handoff webhook `{url, secret}`, its secret sealed by the master key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<serde_json::Value>,
@@ -105,7 +112,8 @@ pub struct Persona {
     pub coach_name: String,
     /// Tone of voice, e.g. "warm, direct, no jargon".
     pub tone: String,
-    /// Answer language as a BCP 47 tag (`en`, `es`, `pt-BR`); empty: the person's language.
+    /// The default answer language as a BCP 47 tag (`en`, `es`, `pt-BR`): used until a
+    /// person's language is known (detected in their messages or set on the contact).
     pub language: String,
     /// The first message a new person receives.
     pub greeting: String,
@@ -137,12 +145,7 @@ impl Persona {
             }
         }
         let lang = &self.language;
-        let ok = lang.is_empty()
-            || (lang.len() <= 35
-                && lang.split('-').all(|part| {
-                    (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
-                }));
-        if !ok {
+        if !lang.is_empty() && !crate::language::valid_tag(lang) {
             return Err(ApiError::Unprocessable(format!(
                 "persona.language: {lang:?} is not a language tag such as en or pt-BR"
             )));
@@ -188,6 +191,11 @@ pub struct UpdateTenant {
     pub retention_days: Option<u32>,
     /// Rules for proactive messages (replaces the old ones whole).
     pub outreach: Option<Outreach>,
+    /// The tenant's own fixed texts: language tag -> text (`decline`, `handoff`, `quota`,
+    /// `sources`, `ai_notice` with `{coach}`, `remembered`) -> what to send; replaces the old
+    /// ones whole (`{}`: the built-in texts).
+    #[schema(value_type = Option<Object>)]
+    pub strings: Option<crate::language::Strings>,
     /// How documents are chunked from now on; `null` returns to the gateway's default.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Chunking>)]
@@ -235,7 +243,11 @@ pub async fn update(
     if let Some(Some(chunking)) = req.chunking {
         chunking.validate()?;
     }
+    if let Some(strings) = &req.strings {
+        crate::language::validate(strings).map_err(ApiError::Unprocessable)?;
+    }
     let profile = if req.persona.is_some()
+        || req.strings.is_some()
         || req.retention_days.is_some()
         || req.outreach.is_some()
         || req.chunking.is_some()
@@ -249,6 +261,9 @@ pub async fn update(
         }
         if let Some(chunking) = req.chunking {
             profile.chunking = chunking;
+        }
+        if let Some(strings) = req.strings {
+            profile.strings = Some(strings).filter(|s| !s.is_empty());
         }
         match req.retention_days {
             Some(0) => profile.retention_days = None,

@@ -419,6 +419,12 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     await page.locator("input.memory-text").fill("Works night shifts");
     await page.locator(".memory-form button[type=submit]").click();
     await page.locator("li.memory-item.note[data-source=team]", { hasText: "Works night shifts" }).waitFor();
+    // The coach detected English; the team makes it answer in Portuguese.
+    await page.locator("select.contact-language option[value='']", { hasText: "(English)" }).waitFor({ state: "attached" });
+    await Promise.all([
+      page.waitForResponse((r) => r.request().method() === "PATCH" && r.url().includes("/v1/contacts/") && r.ok()),
+      page.locator("select.contact-language").selectOption("pt"),
+    ]);
     // "/we" offers the saved reply; Tab inserts it.
     const reply = page.locator("form.reply textarea");
     await reply.fill("/we");
@@ -436,9 +442,54 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
   const contactId = (await api("GET", `/v1/conversations/${id}`, token)).body.contact_id;
   const memory = (await api("GET", `/v1/contacts/${contactId}/memory`, token)).body.items;
   assert.deepEqual(memory.map((m) => [m.kind, m.text, m.source]), [["goal", "wake up at 6", "coachee"], ["note", "Works night shifts", "team"]]);
+  const contact = (await api("GET", `/v1/contacts/${contactId}`, token)).body;
+  assert.deepEqual([contact.language, contact.detected_language], ["pt", "en"]);
   const notes = (await api("GET", `/v1/conversations/${id}/notes`, token)).body;
   assert.equal(notes[0].text, "Prefers short check-ins");
   assert.equal((await api("GET", `/v1/conversations/${id}/messages`, token)).body.items.length >= 1, true);
   const audit = (await api("GET", "/v1/audit-log", token)).body.map((a) => a.action);
   assert.deepEqual(audit.slice(0, 2), ["conversation.reopen", "conversation.resolve"]);
+});
+
+test("a creator checks a CSV file, sees its bad rows, imports the rest and erases a contact", async () => {
+  const email = `contacts-${gw.port}@example.com`;
+  const password = "amber-Harbor-lantern-42";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Contacts coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  const channel = await api("POST", "/v1/channels", token, {
+    kind: "whatsapp",
+    name: "Numbers",
+    config: { phone_number_id: "106540352242924", access_token: "EAAG-contacts", app_secret: "contacts-secret", verify_token: "verify-contacts" },
+  });
+  assert.equal(channel.status, 201, JSON.stringify(channel.body));
+  const csv = [
+    "name,phone,time_zone,language,consent",
+    "Ana Ruiz,+49 151 20000001,Europe/Berlin,es,yes",
+    "Nobody,not a number,Europe/Berlin,,",
+    "Bo Lind,030 1234567,Mars/Olympus,,",
+    "Cy Park,0151 20000002,Europe/Berlin,pt,no",
+  ].join("\n");
+  await withConsole("contacts", async (page) => {
+    await logIn(page, { email, password });
+    await page.locator("nav a[data-route=contacts]").click();
+    await page.locator("table.contacts tr.empty").waitFor();
+    await page.locator("input[name=import-file]").setInputFiles({ name: "clients.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+    await page.locator("input[name=import-country]").fill("DE");
+    await page.locator("button.check").click();
+    await page.locator(".import-report .dry-run").waitFor();
+    const lines = await page.locator(".import-errors li").evaluateAll((els) => els.map((e) => e.dataset.line));
+    assert.deepEqual(lines, ["3", "4"], "the bad rows, by their line in the file");
+    assert.equal((await api("GET", "/v1/contacts", token)).body.items.length, 0, "a dry run stores nothing");
+    await page.locator("button.import").click();
+    await page.locator(".import-report .imported").waitFor();
+    await page.locator("tr[data-contact]", { hasText: "Cy Park" }).waitFor();
+    assert.equal(await page.locator("tr[data-contact]").count(), 2);
+    await shot(page, "contacts");
+    page.once("dialog", (d) => d.accept());
+    await page.locator("tr[data-contact]", { hasText: "Cy Park" }).locator("button.erase").click();
+    await page.locator("tr[data-contact]", { hasText: "Cy Park" }).waitFor({ state: "detached" });
+  });
+  const left = (await api("GET", "/v1/contacts", token)).body.items;
+  assert.deepEqual(left.map((c) => [c.display_name, c.language, Boolean(c.consent_at)]), [["Ana Ruiz", "es", true]]);
 });

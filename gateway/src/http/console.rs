@@ -72,6 +72,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../console/analytics.js"),
     ),
+    (
+        "contacts.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/contacts.js"),
+    ),
 ];
 
 /// Scripts, styles and API calls only to this gateway (the bearer token cannot be sent

@@ -15,8 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::extract::{Admin, Member, Viewer};
-use crate::error::{ApiError, ApiQuery};
+use crate::auth::extract::{Admin, Editor, Member, Viewer};
+use crate::error::{ApiError, ApiJson, ApiQuery};
 use crate::http::kit::{self, Id, PageQuery, Paged, resource};
 use crate::http::limits::ClientIp;
 use crate::import::{Addressing, FileError, RowError};
@@ -28,7 +28,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_contacts))
         .routes(routes!(export_contact))
-        .routes(routes!(erase_contact))
+        .routes(routes!(get_contact, erase_contact, update_contact))
         .routes(routes!(import_contacts))
         .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
 }
@@ -275,4 +275,77 @@ async fn erase_contact(
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One contact: identities, the details an import gave, their languages.
+#[utoipa::path(get, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "contact id")),
+    responses((status = 200, body = ContactRecord), (status = 404, body = crate::error::Problem)))]
+async fn get_contact(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+    Id(id): Id<resource::Contact>,
+) -> Result<Json<ContactRecord>, ApiError> {
+    Ok(Json(state.store.contact(&member.scope, id).await?))
+}
+
+/// A change to a contact.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContactUpdate {
+    /// The language the coach answers them in (BCP 47, e.g. `pt-BR`); `null` returns to the one
+    /// detected in their messages.
+    pub language: Option<String>,
+}
+
+/// A contact's language.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactLanguageView {
+    /// The contact.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: ContactId,
+    /// As the team set it: the coach answers in it.
+    pub language: Option<String>,
+    /// As detected in their messages (used while `language` is not set).
+    pub detected_language: Option<String>,
+}
+
+/// Choose the language the coach answers a contact in (over the one detected in their
+/// messages), or clear it with `null`.
+#[utoipa::path(patch, path = "/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path, description = "contact id")), request_body = ContactUpdate,
+    responses((status = 200, body = ContactLanguageView), (status = 404, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem)))]
+async fn update_contact(
+    State(state): State<AppState>,
+    member: Member<Editor>,
+    ip: ClientIp,
+    Id(id): Id<resource::Contact>,
+    ApiJson(update): ApiJson<ContactUpdate>,
+) -> Result<Json<ContactLanguageView>, ApiError> {
+    let language = update.language.map(|l| l.trim().to_ascii_lowercase());
+    if let Some(tag) = &language
+        && !crate::language::valid_tag(tag)
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "language: {tag:?} is not a language tag such as en or pt-br"
+        )));
+    }
+    state
+        .store
+        .set_contact_language(&member.scope, id, language)
+        .await?;
+    let now = state.store.contact_language(&member.scope, id).await?;
+    state
+        .store
+        .audit(
+            &member.scope,
+            kit::audit_entry(&member, ip, "contact.update", "contact", id),
+        )
+        .await?;
+    Ok(Json(ContactLanguageView {
+        id,
+        language: now.chosen,
+        detected_language: now.detected,
+    }))
 }

@@ -205,7 +205,8 @@ async fn enroll(
         id.to_string(),
         serde_json::json!({
             "enrolled": report.enrolled, "already": report.already, "opted_out": report.opted_out,
-            "unreachable": report.unreachable.len(), "source": source,
+            "unreachable": report.unreachable.len(), "no_consent": report.no_consent.len(),
+            "source": source,
         }),
     )
     .await?;

@@ -41,6 +41,9 @@ pub struct TenantView {
     pub outreach: Outreach,
     /// The tenant's own chunking (absent: the gateway's default).
     pub chunking: Option<Chunking>,
+    /// The tenant's own fixed texts per language (empty: the built-in ones).
+    #[schema(value_type = Object)]
+    pub strings: crate::language::Strings,
 }
 
 fn view(tenant: Tenant, profile: TenantProfile) -> TenantView {
@@ -52,6 +55,7 @@ fn view(tenant: Tenant, profile: TenantProfile) -> TenantView {
         retention_days: profile.retention_days,
         outreach: profile.outreach.unwrap_or_default(),
         chunking: profile.chunking,
+        strings: profile.strings.unwrap_or_default(),
     }
 }
 

@@ -40,8 +40,8 @@ pub struct Answer {
     sources: Vec<String>,
     /// The question (a reply may repeat its words).
     question: String,
-    /// The persona's "I don't know".
-    decline: &'static str,
+    /// What a decline says.
+    decline: String,
     /// `brain.support_floor`.
     support_floor: f32,
 }
@@ -103,13 +103,13 @@ impl Answer {
     }
 
     fn declined(
-        persona: &Persona,
+        decline: String,
         before: Vec<Event>,
         done: GenerateEvent,
         signals: Signals,
     ) -> Self {
         let mut pending: VecDeque<Event> = before.into();
-        pending.push_back(Ok(GenerateEvent::Token(prompt::dont_know(persona).into())));
+        pending.push_back(Ok(GenerateEvent::Token(decline.clone())));
         pending.push_back(Ok(done));
         Self {
             citations: Vec::new(),
@@ -119,7 +119,7 @@ impl Answer {
             events: None,
             sources: Vec::new(),
             question: String::new(),
-            decline: prompt::dont_know(persona),
+            decline,
             support_floor: 0.0,
         }
     }
@@ -147,7 +147,7 @@ impl Answer {
         let grounded = coach_brain::grounding::ground(&text, &sources, &self.question, floor);
         if grounded.text.is_empty() {
             return Finished {
-                text: self.decline.to_owned(),
+                text: self.decline.clone(),
                 confident: false,
                 citations: Vec::new(),
                 dropped: grounded.dropped,
@@ -180,6 +180,10 @@ pub struct Context<'a> {
     pub program: Option<&'a str>,
     /// What it remembers of them.
     pub memory: &'a [crate::store::memory::MemoryItem],
+    /// Their language (a BCP 47 tag): the reply's, instead of the persona's.
+    pub language: Option<&'a str>,
+    /// What a decline says (the persona's "I don't know" when absent).
+    pub decline: Option<&'a str>,
 }
 
 /// The tenant's coach persona from its profile (defaults when unset).
@@ -221,7 +225,13 @@ impl Brain {
         cancel: CancellationToken,
     ) -> Result<Answer, ApiError> {
         let program = context.program;
-        let persona = persona(store, scope).await?;
+        let mut persona = persona(store, scope).await?;
+        if let Some(lang) = context.language {
+            persona.language = crate::language::name(lang);
+        }
+        let declined = context
+            .decline
+            .map_or_else(|| prompt::dont_know(&persona).to_owned(), str::to_owned);
         let config = PromptConfig {
             passage_tokens: self.config.passage_tokens as usize,
             max_passages: self.config.passages as usize,
@@ -251,7 +261,7 @@ impl Brain {
             && !crate::memory::asks_about(question, &remembered)
         {
             let done = GenerateEvent::Done(Default::default());
-            return Ok(Answer::declined(&persona, Vec::new(), done, signals));
+            return Ok(Answer::declined(declined, Vec::new(), done, signals));
         }
         let passages = if found.confident {
             found.passages
@@ -307,7 +317,7 @@ impl Brain {
                 Vec::new()
             },
             question: question.to_owned(),
-            decline: prompt::dont_know(&persona),
+            decline: declined.clone(),
             support_floor: self.config.support_floor,
         };
         if !may_decline {
@@ -378,7 +388,7 @@ impl Brain {
         };
         let started = answer.pending.drain(..).filter(is_started).collect();
         Ok(Answer::declined(
-            &persona,
+            declined,
             started,
             GenerateEvent::Done(usage),
             signals,

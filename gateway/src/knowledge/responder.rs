@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::Brain;
 use crate::bus::AnswerPhase;
 use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
-use crate::safety::Lang;
+use crate::language::Text;
 use crate::state::AppState;
 use crate::store::console::HandoffReason;
 use crate::store::{ConversationStatus, Direction, QueueItem, StoreError};
@@ -211,31 +211,28 @@ async fn respond(
     else {
         return Ok(Responded::Done);
     };
+    let voice = voice(state, scope, conversation.contact_id, &question).await?;
     let handoff = if let Some(lang) = crate::safety::crisis(&question) {
-        // Never coached: a person is told at once, the contact gets help resources.
-        let (_, profile) = store.tenant_profile(scope).await.map_err(err)?;
-        let resources = profile.persona.unwrap_or_default().help_resources;
-        let reply = crate::safety::crisis_reply(lang, &resources);
-        // Help resources open by saying the coach is an AI: no second notice under them.
-        Some((HandoffReason::Crisis, reply, Some(lang), Disclosure::Said))
+        // Never coached: a person is told at once, the contact gets help resources. They open
+        // by saying the coach is an AI: no second notice under them.
+        let reply = crate::safety::crisis_reply(lang, &voice.help_resources);
+        Some((HandoffReason::Crisis, reply, lang.tag(), Disclosure::Said))
     } else if let Some(language) = crate::handoff::asks_for_human(&question) {
+        // In the language they asked in.
         let lang = match language {
-            crate::handoff::Asked::English => Lang::En,
-            crate::handoff::Asked::Spanish => Lang::Es,
+            crate::handoff::Asked::English => "en",
+            crate::handoff::Asked::Spanish => "es",
         };
-        let reply = crate::handoff::reply(language).to_string();
+        let reply = voice.text_in(lang, Text::Handoff);
+        Some((HandoffReason::AskedForHuman, reply, lang, Disclosure::Due))
+    } else if quota_spent(state, scope).await.map_err(err)? {
+        let reply = voice.text(Text::Quota);
         Some((
-            HandoffReason::AskedForHuman,
+            HandoffReason::QuotaReached,
             reply,
-            Some(lang),
+            voice.lang.as_str(),
             Disclosure::Due,
         ))
-    } else if quota_spent(state, scope).await.map_err(err)? {
-        let persona = super::answer::persona(store, scope)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let reply = crate::handoff::quota_reply(&persona.language).to_string();
-        Some((HandoffReason::QuotaReached, reply, None, Disclosure::Due))
     } else {
         None
     };
@@ -252,8 +249,9 @@ async fn respond(
         .await
         .map_err(err)?;
         if let Some(crate::memory::Found::Command(lang, _)) = found {
-            let text = crate::memory::acknowledgement(lang).to_string();
-            reply(state, scope, &message, text, Some(lang), Disclosure::Due).await?;
+            let text = voice.text_in(lang.tag(), Text::Remembered);
+            let how = (&voice, lang.tag(), Disclosure::Due);
+            reply(state, scope, &message, text, how).await?;
             return Ok(Responded::Done);
         }
     }
@@ -261,7 +259,7 @@ async fn respond(
         crate::handoff::request(state, scope, &message, &question, reason)
             .await
             .map_err(err)?;
-        reply(state, scope, &message, text, lang, disclosure).await?;
+        reply(state, scope, &message, text, (&voice, lang, disclosure)).await?;
         return Ok(Responded::Done);
     }
     let Some(brain) = brain else {
@@ -300,9 +298,12 @@ async fn respond(
         .await
         .map_err(err)?;
     let started = std::time::Instant::now();
+    let decline = voice.text(Text::Decline);
     let context = super::answer::Context {
         program: program.as_deref(),
         memory: &memory,
+        language: Some(voice.lang.as_str()).filter(|l| !l.is_empty()),
+        decline: Some(&decline),
     };
     let mut answer = brain
         .answer_with(
@@ -368,7 +369,7 @@ async fn respond(
     let finished = answer.finish(&text);
     let mut text = finished.text;
     if text.is_empty() {
-        text = coach_brain::prompt::dont_know(&Default::default()).to_string();
+        text = decline.clone();
     }
     if answer.confident && !finished.confident {
         tracing::info!(message = %id, dropped = finished.dropped, "no sentence of the answer was supported: declined");
@@ -385,9 +386,11 @@ async fn respond(
                 sources.push(label);
             }
         }
-        text.push_str(&format!("\n\nSources: {}", sources.join("; ")));
+        let label = voice.text(Text::Sources);
+        text.push_str(&format!("\n\n{label}: {}", sources.join("; ")));
     }
-    let stored = reply(state, scope, &message, text, None, Disclosure::Due).await?;
+    let how = (&voice, voice.lang.as_str(), Disclosure::Due);
+    let stored = reply(state, scope, &message, text, how).await?;
     live(AnswerPhase::End {
         message_id: stored.id,
     })
@@ -404,29 +407,77 @@ enum Disclosure {
     Said,
 }
 
-/// Store `text` as the coach's reply to `message` (queued for delivery). The coach's first reply
-/// in a conversation ends by telling the contact that they talk to an AI (EU AI Act art. 50),
-/// in `lang` or else the persona's language; it is recorded once the reply is stored, so a
-/// crash in between tells them twice rather than never.
+/// How the coach speaks to a contact: in their language (chosen by the team, else detected in
+/// their messages, this one included, else the persona's), with the tenant's fixed texts.
+struct Voice {
+    /// A BCP 47 tag, or empty when nothing is known.
+    lang: String,
+    strings: crate::language::Strings,
+    coach: String,
+    help_resources: String,
+}
+
+impl Voice {
+    fn text(&self, key: Text) -> String {
+        self.text_in(&self.lang, key)
+    }
+
+    fn text_in(&self, lang: &str, key: Text) -> String {
+        crate::language::text(&self.strings, lang, key)
+    }
+}
+
+/// The contact's [`Voice`]; the language detected in `question` is recorded on the contact.
+async fn voice(
+    state: &AppState,
+    scope: &TenantScope,
+    contact: coach_connector_api::ContactId,
+    question: &str,
+) -> Result<Voice, String> {
+    let store = state.store.as_ref();
+    let err = |e: StoreError| e.to_string();
+    let (_, profile) = store.tenant_profile(scope).await.map_err(err)?;
+    let persona = profile.persona.unwrap_or_default();
+    let mut language = store.contact_language(scope, contact).await.map_err(err)?;
+    if let Some(detected) = crate::language::detect(question)
+        && language.detected.as_deref() != Some(detected)
+    {
+        store
+            .set_detected_language(scope, contact, detected.to_string())
+            .await
+            .map_err(err)?;
+        language.detected = Some(detected.to_string());
+    }
+    Ok(Voice {
+        lang: language.effective(&persona.language).to_string(),
+        strings: profile.strings.unwrap_or_default(),
+        coach: persona.coach_name,
+        help_resources: persona.help_resources,
+    })
+}
+
+/// Store `text` as the coach's reply to `message` (queued for delivery), in `voice` and the
+/// language tag given with it. The coach's first reply in a conversation ends by telling the
+/// contact that they talk to an AI (EU AI Act art. 50); it is recorded once the reply is stored,
+/// so a crash in between tells them twice rather than never.
 async fn reply(
     state: &AppState,
     scope: &TenantScope,
     message: &crate::store::StoredMessage,
     mut text: String,
-    lang: Option<Lang>,
-    disclosure: Disclosure,
+    (voice, lang, disclosure): (&Voice, &str, Disclosure),
 ) -> Result<crate::store::StoredMessage, String> {
     let store = state.store.as_ref();
     let err = |e: StoreError| e.to_string();
     let conversation = message.conversation_id;
     let disclose = !store.ai_disclosed(scope, conversation).await.map_err(err)?;
     if disclose && disclosure == Disclosure::Due {
-        let persona = super::answer::persona(store, scope)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
-        let lang = lang.unwrap_or_else(|| Lang::of_tag(&persona.language));
         text.push_str("\n\n");
-        text.push_str(&crate::safety::ai_disclosure(lang, &persona.coach_name));
+        text.push_str(&crate::language::ai_notice(
+            &voice.strings,
+            lang,
+            &voice.coach,
+        ));
     }
     let stored = state
         .stream

@@ -1,6 +1,8 @@
 //! Enrolling contacts in a program: one contact, a list, or a segment of existing contacts,
 //! each reached on a conversation of theirs and scheduled for the first step at its timing (in
-//! their time zone, outside quiet hours). Opted-out contacts are never enrolled.
+//! their time zone, outside quiet hours). Opted-out contacts are never enrolled. A contact who
+//! never wrote (imported) is enrolled only with recorded consent, on a conversation opened for
+//! them; on WhatsApp its first steps go out as templates until they answer (the 24-hour rule).
 
 use chrono::{DateTime, Utc};
 use coach_connector_api::{ChannelId, ContactId};
@@ -12,7 +14,7 @@ use crate::error::ApiError;
 use crate::programs::schedule::{due_at, parse_tz};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::programs::{EnrollOutcome, Enrollment, NewEnrollment, ProgramStatus};
+use crate::store::programs::{EnrollOutcome, Enrollment, NewEnrollment, ProgramStatus, Reach};
 use crate::tenancy::TenantScope;
 
 /// Contacts one enrollment request may name.
@@ -65,9 +67,14 @@ pub struct EnrollReport {
     pub already: u64,
     /// Contacts who opted out of proactive messages (not enrolled).
     pub opted_out: u64,
-    /// Contacts with no conversation to reach them in (not enrolled).
+    /// Contacts with no conversation to reach them in and no address on the channel (not
+    /// enrolled).
     #[schema(value_type = Vec<String>)]
     pub unreachable: Vec<Uuid>,
+    /// Contacts who never wrote and whose consent to proactive messages is not recorded (not
+    /// enrolled; an import records it with `consent`).
+    #[schema(value_type = Vec<String>)]
+    pub no_consent: Vec<Uuid>,
     /// The enrollments made or found (for requests of at most 100 contacts).
     pub enrollments: Vec<Enrollment>,
 }
@@ -174,9 +181,13 @@ pub async fn enroll(
                 )));
             }
             for contact in named {
-                match store.reach(scope, ContactId(contact), channel).await? {
-                    Some(conversation) => targets.push((ContactId(contact), conversation)),
-                    None => report.unreachable.push(contact),
+                match store
+                    .open_reach(scope, ContactId(contact), channel, now)
+                    .await?
+                {
+                    Reach::Conversation(c) => targets.push((ContactId(contact), c)),
+                    Reach::NoConsent => report.no_consent.push(contact),
+                    Reach::Unreachable => report.unreachable.push(contact),
                 }
             }
         }

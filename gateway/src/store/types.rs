@@ -86,8 +86,11 @@ pub struct ContactRecord {
     pub identities: Vec<ContactIdentity>,
     /// Their IANA time zone, when known (import).
     pub time_zone: Option<String>,
-    /// Their language (BCP 47), when known (import).
+    /// Their language (BCP 47) as the team set it (import, `PATCH /v1/contacts/{id}`): the
+    /// coach answers in it.
     pub language: Option<String>,
+    /// The language detected in their messages (used when `language` is not set).
+    pub detected_language: Option<String>,
     /// When their consent to proactive messages was recorded (import); absent: none recorded.
     pub consent_at: Option<DateTime<Utc>>,
     /// Custom fields (import).

@@ -329,8 +329,12 @@ async fn the_responder_answers_each_message_once(b: &Backend) {
     assert_eq!(items.len(), 2, "{msgs}");
     assert_eq!(items[1]["direction"], "outbound");
     let answer = items[1]["content"]["text"].as_str().unwrap();
-    assert!(answer.ends_with("Sources: sleep.md"), "{answer}");
-    assert!(answer.len() > "Sources: sleep.md".len() + 5, "{answer}");
+    // The sources, then (the coach's first reply to this contact) the notice that it is an AI.
+    let (reply, notice) = answer
+        .split_once("\n\nSources: sleep.md\n\n")
+        .unwrap_or_else(|| panic!("no sources line: {answer}"));
+    assert!(reply.len() > 5, "{answer}");
+    assert!(notice.starts_with("(This coach is an AI."), "{answer}");
 
     // A member takes over: the coach stays silent.
     let (status, taken) = app

@@ -19,12 +19,12 @@ use crate::programs::*;
 crate::against_every_backend!(
     thirty_days_on_whatsapp_without_a_131047,
     enrollments_end_and_start_over,
+    imported_contacts_start_with_a_template_and_only_with_consent,
 );
 
-/// Thirty daily check-ins on WhatsApp against a Graph API that enforces the 24-hour window:
-/// the contact writes every third day, so some days' steps fall inside the window and go out
-/// as written, the others as the template, and not one message meets error 131047.
-pub(crate) async fn thirty_days_on_whatsapp_without_a_131047(b: &Backend) {
+/// The world on a manual clock at 06:00 tomorrow, its fake Graph API enforcing WhatsApp's
+/// 24-hour window on that clock.
+async fn windowed_world(b: &Backend) -> (World, Clock, DateTime<Utc>) {
     let t0 = (Utc::now() + Duration::days(1))
         .date_naive()
         .and_hms_opt(6, 0, 0)
@@ -35,6 +35,14 @@ pub(crate) async fn thirty_days_on_whatsapp_without_a_131047(b: &Backend) {
     let sim = clock.clone();
     w.fake
         .enforce_whatsapp_window(Arc::new(move || sim.now().timestamp()));
+    (w, clock, t0)
+}
+
+/// Thirty daily check-ins on WhatsApp against a Graph API that enforces the 24-hour window:
+/// the contact writes every third day, so some days' steps fall inside the window and go out
+/// as written, the others as the template, and not one message meets error 131047.
+pub(crate) async fn thirty_days_on_whatsapp_without_a_131047(b: &Backend) {
+    let (w, clock, t0) = windowed_world(b).await;
     let t = token(&w.app.register("thirty@example.com").await).to_owned();
     let steps: Vec<Value> = (1..=30)
         .map(|day| {
@@ -104,16 +112,7 @@ pub(crate) async fn thirty_days_on_whatsapp_without_a_131047(b: &Backend) {
             write(u32::try_from(day).unwrap(), now).await;
             wrote.push(now);
         }
-        w.answer_all().await;
-        while coach_gateway::programs::worker::poll_once(&w.app.state)
-            .await
-            .unwrap()
-            > 0
-        {}
-        w.deliver().await;
-        let requests = w.fake.requests();
-        log.extend(requests[seen..].iter().cloned().map(|r| (now, r)));
-        seen = requests.len();
+        turn(&w, now, &mut seen, &mut log).await;
         now += Duration::hours(1);
     }
     assert_eq!(w.fake.window_violations(), Vec::<Value>::new());
@@ -312,5 +311,118 @@ pub(crate) async fn enrollments_end_and_start_over(b: &Backend) {
             .unwrap()
             .contains("variables.nope"),
         "{problem}"
+    );
+}
+
+/// Contacts imported from a CSV file who never wrote: only those with recorded consent are
+/// enrolled, on a conversation opened for them; the first WhatsApp step goes out as its
+/// template (the 24-hour rule, enforced by the fake Graph API), and once the contact answers
+/// the next one goes out as written.
+pub(crate) async fn imported_contacts_start_with_a_template_and_only_with_consent(b: &Backend) {
+    let (w, clock, t0) = windowed_world(b).await;
+    let t = token(&w.app.register("imported@example.com").await).to_owned();
+    let wa = create(&w, &t, "whatsapp", whatsapp_config()).await;
+    let wa_id = wa["id"].as_str().unwrap();
+    let csv = format!(
+        "name,phone,time_zone,consent\nAna Ruiz,+{ANA},UTC,yes\nBo Lind,+4915199999999,UTC,no\n"
+    );
+    let (status, report) = w
+        .app
+        .send(
+            "POST",
+            &format!("/v1/contacts/import?channel_id={wa_id}"),
+            Some(&t),
+            "text/csv",
+            csv.into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (status, report["created"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{report}"
+    );
+    let (_, contacts) = w.app.call("GET", "/v1/contacts", Some(&t), None).await;
+    let id_of = |name: &str| {
+        contacts["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["display_name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (ana, bo) = (id_of("Ana Ruiz"), id_of("Bo Lind"));
+    let steps = json!([
+        { "id": "hello", "message": "Hi {first_name}, day {day}: ready?", "timing": { "day": 1, "at": "09:00" },
+          "template": { "name": "welcome", "language": "en", "parameters": ["{first_name}"] } },
+        { "id": "next", "message": "Day {day}: one glass of water first thing.", "timing": { "day": 2, "at": "09:00" },
+          "template": { "name": "daily", "language": "en", "parameters": ["{day}"] } },
+    ]);
+    let (_, program) = w
+        .app
+        .call(
+            "POST",
+            "/v1/programs",
+            Some(&t),
+            Some(json!({ "name": "Water", "steps": steps })),
+        )
+        .await;
+    let id = program["id"].as_str().unwrap();
+    let (status, report) = w
+        .app
+        .call(
+            "POST",
+            &format!("/v1/programs/{id}/enrollments"),
+            Some(&t),
+            Some(json!({ "contact_ids": [ana, bo], "channel_id": wa_id, "time_zone": "UTC" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["enrolled"], 1, "{report}");
+    assert_eq!(report["no_consent"], json!([bo]), "{report}");
+    assert_eq!(report["unreachable"], json!([]), "{report}");
+
+    let mut log: Vec<(DateTime<Utc>, Recorded)> = Vec::new();
+    let mut seen = w.fake.requests().len();
+    let mut now = t0;
+    let wrote_at = t0 + Duration::hours(5);
+    while now <= t0 + Duration::days(1) + Duration::hours(4) {
+        clock.set(now);
+        if now == wrote_at {
+            // Ana answers the template: the window opens.
+            let body = wa_message(
+                "wamid.ana.1",
+                now,
+                json!({ "type": "text", "text": { "body": "Ready!" } }),
+            );
+            let sig = meta_signature(&body);
+            let hook = format!("/webhooks/whatsapp/{wa_id}");
+            assert_eq!(
+                w.post(&hook, &[("x-hub-signature-256", sig)], body).await.0,
+                200
+            );
+            w.fake.customer_wrote(ANA, now.timestamp());
+        }
+        turn(&w, now, &mut seen, &mut log).await;
+        now += Duration::hours(1);
+    }
+    assert_eq!(w.fake.window_violations(), Vec::<Value>::new());
+    let sent = whatsapp_sent(&log);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert!(
+        sent[0].template.is_some(),
+        "the first step is a template: {sent:#?}"
+    );
+    assert!(
+        sent[1].template.is_none(),
+        "after her answer, as written: {sent:#?}"
+    );
+    assert_eq!(sent[1].text, "Day 2: one glass of water first thing.");
+    // Nothing ever went to the contact without consent.
+    assert!(
+        log.iter().all(|(_, r)| r.json()["to"] != "4915199999999"),
+        "{log:#?}"
     );
 }

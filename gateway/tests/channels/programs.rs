@@ -72,6 +72,26 @@ pub(crate) struct Sent {
     pub(crate) quotes: bool,
 }
 
+/// One turn of the world at `now`: the coach answers, due program steps run, the outbox
+/// delivers; what reached the fake providers is logged with `now`.
+pub(crate) async fn turn(
+    w: &World,
+    now: DateTime<Utc>,
+    seen: &mut usize,
+    log: &mut Vec<(DateTime<Utc>, Recorded)>,
+) {
+    w.answer_all().await;
+    while coach_gateway::programs::worker::poll_once(&w.app.state)
+        .await
+        .unwrap()
+        > 0
+    {}
+    w.deliver().await;
+    let requests = w.fake.requests();
+    log.extend(requests[*seen..].iter().cloned().map(|r| (now, r)));
+    *seen = requests.len();
+}
+
 pub(crate) fn whatsapp_sent(log: &[(DateTime<Utc>, Recorded)]) -> Vec<Sent> {
     log.iter()
         .filter(|(_, r)| r.path.ends_with("/messages"))
@@ -304,16 +324,7 @@ pub(crate) async fn a_week_of_check_ins_on_whatsapp_and_telegram(b: &Backend) {
         if now == at(7, 2, 0) {
             post_tg(tg_text(7002, 3, now, "About 7 hours")).await;
         }
-        w.answer_all().await;
-        while coach_gateway::programs::worker::poll_once(&w.app.state)
-            .await
-            .unwrap()
-            > 0
-        {}
-        w.deliver().await;
-        let requests = w.fake.requests();
-        log.extend(requests[seen..].iter().cloned().map(|r| (now, r)));
-        seen = requests.len();
+        turn(&w, now, &mut seen, &mut log).await;
         now += Duration::minutes(15);
     }
 

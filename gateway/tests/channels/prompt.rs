@@ -16,6 +16,7 @@ use crate::support::*;
 crate::against_every_backend!(
     a_goal_stated_30_messages_ago_is_in_the_prompt,
     an_instruction_planted_in_a_document_never_reaches_the_model,
+    a_spanish_coachee_is_answered_in_spanish,
 );
 
 /// Contact 701 writes `text` (update `id`); the coach's turn runs and its sends go out.
@@ -100,12 +101,12 @@ pub(crate) async fn a_goal_stated_30_messages_ago_is_in_the_prompt(b: &Backend) 
     assert_eq!(replies.len(), 31, "{replies:?}");
     assert!(
         replies[0].ends_with(
-            "(This coach is an AI coach. Write \"human\" any time to reach a person from the team.)"
+            "(This coach is an AI. Write \"human\" any time to reach a person from the team.)"
         ),
         "{replies:?}"
     );
     assert!(
-        replies[1..].iter().all(|r| !r.contains("AI coach")),
+        replies[1..].iter().all(|r| !r.contains("is an AI.")),
         "{replies:?}"
     );
     let last = chats.last().unwrap();
@@ -228,4 +229,132 @@ pub(crate) async fn an_instruction_planted_in_a_document_never_reaches_the_model
             .unwrap()
             .starts_with("Muscles rebuild while you rest.")
     );
+}
+
+pub(crate) async fn a_spanish_coachee_is_answered_in_spanish(b: &Backend) {
+    let (w, ollama, t, hook, secret) = ollama_world(b, "idiomas@example.com").await;
+    let guide = "# Guía del sueño\n\nDeja el café ocho horas antes de dormir. La cafeína retrasa el sueño profundo.\n";
+    w.app
+        .upload(&t, "guia.md", "text/markdown", guide.as_bytes())
+        .await;
+    w.app.ingest_all().await;
+    ollama.reply_with("Deja el café ocho horas antes de dormir.");
+    say(
+        &w,
+        &hook,
+        &secret,
+        1,
+        "¿Cuántas horas antes de dormir debo dejar el café?",
+    )
+    .await;
+    let system = system_of(ollama.chats().last().unwrap());
+    assert!(system.contains("Answer in language: Spanish"), "{system}");
+    let replies = sent(&w);
+    assert!(
+        replies[0].starts_with("Deja el café ocho horas antes de dormir.\n\nFuentes: "),
+        "{replies:?}"
+    );
+    assert!(
+        replies[0].ends_with("(Este coach es una IA. Escribe \"humano\" cuando quieras hablar con una persona del equipo.)"),
+        "{replies:?}"
+    );
+
+    // What the knowledge does not hold is declined in Spanish.
+    say(
+        &w,
+        &hook,
+        &secret,
+        2,
+        "¿Recomiendas practicar meditación guiada todas las noches?",
+    )
+    .await;
+    assert_eq!(
+        sent(&w).last().unwrap(),
+        "No lo sé con lo que tengo. Le pediré a una persona del equipo que te responda."
+    );
+
+    // The team chooses Portuguese for them: it wins over the detected Spanish.
+    let (_, convs) = w.app.call("GET", "/v1/conversations", Some(&t), None).await;
+    let contact = convs["items"][0]["contact_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/contacts/{contact}");
+    let (status, set) = w
+        .app
+        .call(
+            "PATCH",
+            &path,
+            Some(&t),
+            Some(json!({ "language": "pt-BR" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(
+        set,
+        json!({ "id": contact, "language": "pt-br", "detected_language": "es" })
+    );
+    let (status, _) = w
+        .app
+        .call(
+            "PATCH",
+            &path,
+            Some(&t),
+            Some(json!({ "language": "not a tag" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    say(
+        &w,
+        &hook,
+        &secret,
+        3,
+        "¿Y qué piensas sobre hacer yoga por las mañanas?",
+    )
+    .await;
+    assert_eq!(
+        sent(&w).last().unwrap(),
+        "Não sei com o que tenho. Vou pedir a alguém da equipe que te responda."
+    );
+
+    // The tenant's own Portuguese decline.
+    let strings = json!({ "strings": { "pt": { "decline": "Ainda não sei isso: a equipe vai responder." } } });
+    let (status, tenant) = w
+        .app
+        .call("PATCH", "/v1/tenant", Some(&t), Some(strings))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tenant}");
+    assert_eq!(
+        tenant["strings"]["pt"]["decline"],
+        "Ainda não sei isso: a equipe vai responder."
+    );
+    let bad = json!({ "strings": { "pt": { "decline": "" } } });
+    let (status, _) = w.app.call("PATCH", "/v1/tenant", Some(&t), Some(bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    say(
+        &w,
+        &hook,
+        &secret,
+        4,
+        "¿Cuántos pasos diarios recomiendas caminar?",
+    )
+    .await;
+    assert_eq!(
+        sent(&w).last().unwrap(),
+        "Ainda não sei isso: a equipe vai responder."
+    );
+
+    // The languages are the contact's data: listed and exported.
+    let (_, contacts) = w.app.call("GET", "/v1/contacts", Some(&t), None).await;
+    assert_eq!(
+        contacts["items"][0]["detected_language"], "es",
+        "{contacts}"
+    );
+    let (_, export) = w
+        .app
+        .call(
+            "GET",
+            &format!("/v1/contacts/{contact}/export"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(export["contact"]["language"], "pt-br");
 }

@@ -92,7 +92,7 @@ pub(crate) async fn a_crisis_is_handed_to_a_person_with_help_resources(b: &Backe
         "the tenant's resources replace the built-in ones"
     );
     assert!(
-        !reply[0].contains("(Maya es un coach de IA"),
+        !reply[0].contains("(Maya es una IA"),
         "the resources already say it is an AI: {reply:?}"
     );
 
@@ -103,11 +103,11 @@ pub(crate) async fn a_crisis_is_handed_to_a_person_with_help_resources(b: &Backe
     assert_eq!(reply.len(), 2, "{reply:?}");
     assert!(
         reply[0].ends_with(
-            "(Maya es un coach de IA. Escribe \"humano\" cuando quieras hablar con una persona del equipo.)"
+            "(Maya es una IA. Escribe \"humano\" cuando quieras hablar con una persona del equipo.)"
         ),
         "{reply:?}"
     );
-    assert!(!reply[1].contains("coach de IA"), "only once: {reply:?}");
+    assert!(!reply[1].contains("es una IA"), "only once: {reply:?}");
 }
 
 pub(crate) async fn a_contact_erases_their_data_by_asking(b: &Backend) {

@@ -6,7 +6,7 @@
 mod sql;
 
 use async_trait::async_trait;
-use coach_connector_api::ChannelId;
+use coach_connector_api::{ChannelId, ContactId};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -42,6 +42,25 @@ pub struct ImportCounts {
     pub unchanged: u64,
 }
 
+/// A contact's language.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContactLanguage {
+    /// Chosen by the team or an import: it wins.
+    pub chosen: Option<String>,
+    /// Detected in their messages.
+    pub detected: Option<String>,
+}
+
+impl ContactLanguage {
+    /// The language to answer in: the chosen one, else the detected one, else `default`.
+    pub fn effective<'a>(&'a self, default: &'a str) -> &'a str {
+        self.chosen
+            .as_deref()
+            .or(self.detected.as_deref())
+            .unwrap_or(default)
+    }
+}
+
 /// Contacts in bulk.
 #[async_trait]
 pub trait ContactStore: Send + Sync {
@@ -53,6 +72,27 @@ pub trait ContactStore: Send + Sync {
         channel: ChannelId,
         rows: Vec<ImportedContact>,
     ) -> Result<ImportCounts, StoreError>;
+    /// The contact's language as the team set it and as detected (`NotFound` for another
+    /// tenant's contact).
+    async fn contact_language(
+        &self,
+        scope: &TenantScope,
+        contact: ContactId,
+    ) -> Result<ContactLanguage, StoreError>;
+    /// Record the language detected in the contact's latest message.
+    async fn set_detected_language(
+        &self,
+        scope: &TenantScope,
+        contact: ContactId,
+        language: String,
+    ) -> Result<(), StoreError>;
+    /// Set (or with `None` clear) the language the team chose for the contact.
+    async fn set_contact_language(
+        &self,
+        scope: &TenantScope,
+        contact: ContactId,
+        language: Option<String>,
+    ) -> Result<(), StoreError>;
     /// What [`ContactStore::import_contacts`] would do, writing nothing (a dry run).
     async fn preview_import(
         &self,

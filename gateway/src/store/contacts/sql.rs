@@ -9,7 +9,7 @@ macro_rules! ops {
         use crate::store::StoreError;
         use crate::tenancy::TenantScope;
         use chrono::{DateTime, Utc};
-        use coach_connector_api::{ChannelId, TenantId};
+        use coach_connector_api::{ChannelId, ContactId, TenantId};
         use sqlx::Row as _;
         use sqlx::types::Json;
         use uuid::Uuid;
@@ -146,11 +146,57 @@ macro_rules! ops {
             Ok(counts)
         }
 
+        async fn contact_language(
+            conn: &mut Conn,
+            tenant: TenantId,
+            contact: ContactId,
+        ) -> Result<crate::store::contacts::ContactLanguage, StoreError> {
+            let row = sqlx::query("SELECT language, detected_language FROM contacts WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(contact.0)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or(StoreError::NotFound("contact"))?;
+            Ok(crate::store::contacts::ContactLanguage {
+                chosen: row.try_get("language")?,
+                detected: row.try_get("detected_language")?,
+            })
+        }
+
+        async fn set_language(
+            conn: &mut Conn,
+            tenant: TenantId,
+            contact: ContactId,
+            column: &str,
+            language: Option<&str>,
+        ) -> Result<(), StoreError> {
+            // `column` is one of two names written below, never input.
+            let n = sqlx::query(&format!(
+                "UPDATE contacts SET {column} = $3 WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant.0)
+            .bind(contact.0)
+            .bind(language)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound("contact"));
+            }
+            Ok(())
+        }
+
         crate::store::backend::store_impl! { ContactStore for $store;
             write import_contacts(scope: &TenantScope, channel: ChannelId, rows: Vec<ImportedContact>)
                 -> ImportCounts = |c, t| async move { import_contacts(c, t, channel, &rows, true).await };
             read preview_import(scope: &TenantScope, channel: ChannelId, rows: Vec<ImportedContact>)
                 -> ImportCounts = |c, t| async move { import_contacts(c, t, channel, &rows, false).await };
+            read contact_language(scope: &TenantScope, contact: ContactId)
+                -> crate::store::contacts::ContactLanguage = |c, t| contact_language(c, t, contact);
+            write set_detected_language(scope: &TenantScope, contact: ContactId, language: String) -> ()
+                = |c, t| async move { set_language(c, t, contact, "detected_language", Some(&language)).await };
+            write set_contact_language(scope: &TenantScope, contact: ContactId, language: Option<String>) -> ()
+                = |c, t| async move { set_language(c, t, contact, "language", language.as_deref()).await };
         }
     };
 }

@@ -19,6 +19,12 @@ pub trait PrivacyStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ContactRecord>, StoreError>;
 
+    /// One contact with their identities (`NotFound` for another tenant's).
+    async fn contact(
+        &self,
+        scope: &TenantScope,
+        contact: coach_connector_api::ContactId,
+    ) -> Result<ContactRecord, StoreError>;
     /// Everything stored about one contact, as one JSON document.
     async fn export_contact(
         &self,

@@ -43,7 +43,8 @@ macro_rules! ops {
         }
 
         /// The columns [`contact_from_row`] reads.
-        const CONTACT_COLUMNS: &str = "id, display_name, created_at, time_zone, language, consent_at, attributes";
+        const CONTACT_COLUMNS: &str =
+            "id, display_name, created_at, time_zone, language, detected_language, consent_at, attributes";
 
         /// A contact without their identities.
         fn contact_from_row(row: &Row) -> Result<ContactRecord, StoreError> {
@@ -54,6 +55,7 @@ macro_rules! ops {
                 identities: Vec::new(),
                 time_zone: row.try_get("time_zone")?,
                 language: row.try_get("language")?,
+                detected_language: row.try_get("detected_language")?,
                 consent_at: row.try_get("consent_at")?,
                 attributes: row.try_get::<Json<serde_json::Map<String, Value>>, _>("attributes")?.0,
             })
@@ -84,8 +86,8 @@ macro_rules! ops {
             Ok(out)
         }
 
-        /// Everything stored about one contact, as one JSON document.
-        async fn export_contact(conn: &mut Conn, tenant: TenantId, contact: ContactId) -> Result<Value, StoreError> {
+        /// One contact with their identities.
+        async fn contact(conn: &mut Conn, tenant: TenantId, contact: ContactId) -> Result<ContactRecord, StoreError> {
             let row = sqlx::query(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant_id = $1 AND id = $2"))
                 .bind(tenant.0)
                 .bind(contact.0)
@@ -94,6 +96,12 @@ macro_rules! ops {
                 .ok_or(StoreError::NotFound("contact"))?;
             let mut record = contact_from_row(&row)?;
             record.identities = identities(conn, tenant, record.id).await?;
+            Ok(record)
+        }
+
+        /// Everything stored about one contact, as one JSON document.
+        async fn export_contact(conn: &mut Conn, tenant: TenantId, contact: ContactId) -> Result<Value, StoreError> {
+            let record = self::contact(conn, tenant, contact).await?;
             let conversations = sqlx::query(
                 "SELECT id, channel_id, status, created_at, last_message_at FROM conversations \
                  WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at",
@@ -377,6 +385,8 @@ macro_rules! ops {
                 before: Option<coach_connector_api::ContactId>,
                 limit: u32,
             ) -> Vec<ContactRecord> = |c, t| contacts(c, t, before, limit);
+            read contact(scope: &TenantScope, contact: coach_connector_api::ContactId) -> ContactRecord
+                = |c, t| self::contact(c, t, contact);
             read export_contact(scope: &TenantScope, contact: coach_connector_api::ContactId)
                 -> serde_json::Value = |c, t| export_contact(c, t, contact);
             write apply_retention(sys: &SystemScope, now: DateTime<Utc>) -> u64

@@ -117,6 +117,56 @@ macro_rules! audience {
             Ok(row.map(|r| r.try_get("id").map(ConversationId)).transpose()?)
         }
 
+        pub(in crate::store) async fn open_reach(
+            conn: &mut Conn,
+            tenant: TenantId,
+            contact: ContactId,
+            channel: Option<ChannelId>,
+            now: DateTime<Utc>,
+        ) -> Result<crate::store::programs::Reach, StoreError> {
+            use crate::store::programs::Reach;
+            if let Some(found) = reach(conn, tenant, contact, channel).await? {
+                return Ok(Reach::Conversation(found));
+            }
+            // Never wrote: an address from an import, and their recorded consent.
+            let row = sqlx::query(
+                "SELECT c.consent_at, i.channel_id, i.external_id FROM contacts c \
+                 LEFT JOIN contact_identities i ON i.tenant_id = c.tenant_id AND i.contact_id = c.id \
+                   AND ($3 IS NULL OR i.channel_id = $3) \
+                 WHERE c.tenant_id = $1 AND c.id = $2 ORDER BY i.created_at LIMIT 1",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .bind(channel.map(|c| c.0))
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else { return Ok(Reach::Unreachable) };
+            let (Some(on), Some(address)) = (
+                row.try_get::<Option<Uuid>, _>("channel_id")?,
+                row.try_get::<Option<String>, _>("external_id")?,
+            ) else {
+                return Ok(Reach::Unreachable);
+            };
+            if row.try_get::<Option<DateTime<Utc>>, _>("consent_at")?.is_none() {
+                return Ok(Reach::NoConsent);
+            }
+            sqlx::query(
+                "INSERT INTO conversations (id, tenant_id, channel_id, contact_id, external_id, last_message_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (tenant_id, channel_id, contact_id) DO NOTHING",
+            )
+            .bind(ConversationId::new().0)
+            .bind(tenant.0)
+            .bind(on)
+            .bind(contact.0)
+            .bind(address)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(reach(conn, tenant, contact, Some(ChannelId(on)))
+                .await?
+                .map_or(Reach::Unreachable, Reach::Conversation))
+        }
+
         pub(in crate::store) async fn segment(
             conn: &mut Conn,
             tenant: TenantId,

@@ -192,6 +192,17 @@ pub struct NewEnrollment {
     pub answers: bool,
 }
 
+/// Where a program reaches a contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// In this conversation (theirs, or one opened for a contact who never wrote).
+    Conversation(ConversationId),
+    /// They never wrote and no consent to proactive messages is recorded for them.
+    NoConsent,
+    /// No conversation and no address on the channel.
+    Unreachable,
+}
+
 /// What an enrollment request came to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EnrollOutcome {
@@ -431,6 +442,16 @@ pub trait ProgramStore: Send + Sync {
         contact: ContactId,
         channel: Option<ChannelId>,
     ) -> Result<Option<ConversationId>, StoreError>;
+    /// Where to reach a contact for a program: their most recent conversation (on `channel` if
+    /// given); for a contact who never wrote (an import), a conversation opened on a channel
+    /// where they have an address, provided their consent to proactive messages is recorded.
+    async fn open_reach(
+        &self,
+        scope: &TenantScope,
+        contact: ContactId,
+        channel: Option<ChannelId>,
+        now: DateTime<Utc>,
+    ) -> Result<Reach, StoreError>;
     /// Contacts with their most recent conversation (on `channel` if given) active since
     /// `since`, for bulk enrollment.
     async fn segment(

@@ -9,7 +9,7 @@ macro_rules! ops {
         use crate::store::programs::{ProgramStore, RunFact};
         use crate::tenancy::TenantScope;
         use crate::store::programs::audience::$backend::{
-            enrollment_counts, opt_in, opt_out, opted_out, reach, run_facts, segment,
+            enrollment_counts, open_reach, opt_in, opt_out, opted_out, reach, run_facts, segment,
         };
         use crate::store::programs::runs::$backend::{last_run, step_context};
         use chrono::{DateTime, Utc};
@@ -558,6 +558,8 @@ macro_rules! ops {
                 = |c, t| opted_out(c, t, contact);
             read reach(scope: &TenantScope, contact: ContactId, channel: Option<ChannelId>)
                 -> Option<ConversationId> = |c, t| reach(c, t, contact, channel);
+            write open_reach(scope: &TenantScope, contact: ContactId, channel: Option<ChannelId>, now: DateTime<Utc>)
+                -> crate::store::programs::Reach = |c, t| open_reach(c, t, contact, channel, now);
             read segment(
                 scope: &TenantScope,
                 channel: Option<ChannelId>,
