@@ -192,7 +192,8 @@ pub struct UpdateTenant {
     /// Rules for proactive messages (replaces the old ones whole).
     pub outreach: Option<Outreach>,
     /// The tenant's own fixed texts: language tag -> text (`decline`, `handoff`, `quota`,
-    /// `sources`, `ai_notice` with `{coach}`, `remembered`) -> what to send; replaces the old
+    /// `sources`, `ai_notice` with `{coach}`, `remembered`, `opt_out` with `{keyword}`, `opt_in`)
+    /// -> what to send (`outreach`'s opt-out and opt-in replies, when set, win); replaces the old
     /// ones whole (`{}`: the built-in texts).
     #[schema(value_type = Option<Object>)]
     pub strings: Option<crate::language::Strings>,

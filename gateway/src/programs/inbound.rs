@@ -49,6 +49,17 @@ pub async fn on_inbound(
     let (_, profile) = store.tenant_profile(scope).await?;
     let outreach = profile.outreach();
     let now = state.clock.now();
+    // The confirmations speak the contact's language (the keyword's, when it is a Spanish one).
+    let strings = profile.strings.clone().unwrap_or_default();
+    let default_lang = profile
+        .persona
+        .as_ref()
+        .map(|p| p.language.clone())
+        .unwrap_or_default();
+    let lang = || async {
+        let known = store.contact_language(scope, message.contact_id).await?;
+        Ok::<_, StoreError>(known.effective(&default_lang).to_string())
+    };
     if !word.is_empty()
         && outreach
             .opt_out_keywords
@@ -61,7 +72,8 @@ pub async fn on_inbound(
         if let Some(ended) = ended {
             audit(state, scope, message, "contact.opt_out", &word, ended).await?;
         }
-        confirm(state, scope, message, outreach.opt_out_confirmation(&word)).await?;
+        let text = outreach.opt_out_confirmation(&word, &strings, &lang().await?);
+        confirm(state, scope, message, text).await?;
         return Ok(Next::Handled);
     }
     if !word.is_empty()
@@ -73,7 +85,8 @@ pub async fn on_inbound(
     {
         store.opt_in(scope, message.contact_id).await?;
         audit(state, scope, message, "contact.opt_in", &word, 0).await?;
-        confirm(state, scope, message, outreach.opt_in_confirmation(&word)).await?;
+        let text = outreach.opt_in_confirmation(&word, &strings, &lang().await?);
+        confirm(state, scope, message, text).await?;
         return Ok(Next::Handled);
     }
     if let Some(keyword) = enrollment_keyword(&word)

@@ -120,29 +120,46 @@ impl Outreach {
         schedule::parse_tz(&self.time_zone).unwrap_or(chrono_tz::UTC)
     }
 
-    /// The confirmation of an opt-out by `word`.
-    pub fn opt_out_confirmation(&self, word: &str) -> String {
+    /// The confirmation of an opt-out by `word`: the tenant's `opt_out_reply`, else its
+    /// `strings` (or the built-in text) in the keyword's language when it is a Spanish one, else
+    /// in the contact's language `lang`, naming the word that turns check-ins on again.
+    pub fn opt_out_confirmation(
+        &self,
+        word: &str,
+        strings: &crate::language::Strings,
+        lang: &str,
+    ) -> String {
         if !self.opt_out_reply.trim().is_empty() {
             return self.opt_out_reply.clone();
         }
-        if OPT_OUT_ES.contains(&word) {
-            "Listo: no recibirás más mensajes del programa. Escribe ALTA para volver a recibirlos."
-                .into()
+        // "parar" is Portuguese too.
+        let spanish = OPT_OUT_ES.contains(&word) && !lang.starts_with("pt");
+        let lang = if spanish { "es" } else { lang };
+        let again = if lang.starts_with("es") {
+            "ALTA"
         } else {
-            "Done: you will get no more check-ins. Reply START to get them again.".into()
-        }
+            "START"
+        };
+        crate::language::text(strings, lang, crate::language::Text::OptOut)
+            .replace("{keyword}", again)
     }
 
-    /// The confirmation of an opt-in.
-    pub fn opt_in_confirmation(&self, word: &str) -> String {
+    /// The confirmation of an opt-in (see [`Outreach::opt_out_confirmation`]).
+    pub fn opt_in_confirmation(
+        &self,
+        word: &str,
+        strings: &crate::language::Strings,
+        lang: &str,
+    ) -> String {
         if !self.opt_in_reply.trim().is_empty() {
             return self.opt_in_reply.clone();
         }
-        if word == "alta" || word == "reanudar" {
-            "¡Bienvenido de nuevo! Vuelves a recibir los mensajes del programa.".into()
+        let lang = if word == "alta" || word == "reanudar" {
+            "es"
         } else {
-            "Welcome back: check-ins are on again.".into()
-        }
+            lang
+        };
+        crate::language::text(strings, lang, crate::language::Text::OptIn)
     }
 }
 
@@ -171,7 +188,23 @@ mod tests {
             !o.opt_out_keywords
                 .contains(&keyword_form("stop sending me tips please"))
         );
-        assert!(o.opt_out_confirmation("baja").starts_with("Listo"));
+        let none = crate::language::Strings::new();
+        assert!(
+            o.opt_out_confirmation("baja", &none, "en")
+                .starts_with("Listo")
+        );
+        assert_eq!(
+            o.opt_out_confirmation("stop", &none, ""),
+            "Done: you will get no more check-ins. Reply START to get them again."
+        );
+        assert!(
+            o.opt_out_confirmation("stop", &none, "pt-BR")
+                .starts_with("Pronto")
+        );
+        assert!(
+            o.opt_in_confirmation("start", &none, "pt")
+                .starts_with("Bem-vindo")
+        );
         assert!(o.validate().is_ok());
         let bad = Outreach {
             time_zone: "Nowhere/Land".into(),

@@ -341,6 +341,15 @@ pub(crate) async fn a_spanish_coachee_is_answered_in_spanish(b: &Backend) {
         "Ainda não sei isso: a equipe vai responder."
     );
 
+    // Stopping check-ins is confirmed in Portuguese too.
+    say(&w, &hook, &secret, 5, "STOP").await;
+    assert_eq!(
+        sent(&w).last().unwrap(),
+        "Pronto: você não vai receber mais mensagens do programa. Escreva START para voltar a recebê-las."
+    );
+    say(&w, &hook, &secret, 6, "START").await;
+    assert!(sent(&w).last().unwrap().starts_with("Bem-vindo de volta!"));
+
     // The languages are the contact's data: listed and exported.
     let (_, contacts) = w.app.call("GET", "/v1/contacts", Some(&t), None).await;
     assert_eq!(
