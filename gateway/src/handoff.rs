@@ -33,6 +33,8 @@ pub enum Asked {
     English,
     /// Spanish.
     Spanish,
+    /// Portuguese.
+    Portuguese,
 }
 
 /// Verbs and objects of "talk to a person" (anywhere in a short message).
@@ -86,10 +88,31 @@ const NOUNS_ES: &[&str] = &[
     "persona real",
     "agente",
 ];
+const FALAR: &[&str] = &["falar com", "fala com", "falo com", "conversar com"];
+const ALGUEM: &[&str] = &[
+    "uma pessoa",
+    "pessoa",
+    "pessoa real",
+    "alguém",
+    "alguem",
+    "um humano",
+    "humano",
+    "um atendente",
+    "atendente",
+    "a equipe",
+    "sua equipe",
+];
+const NOUNS_PT: &[&str] = &[
+    "atendente",
+    "um atendente",
+    "uma pessoa real",
+    "pessoa real",
+];
 /// Words that may surround such a request without changing it.
 const FILLERS: &[&str] = &[
     "please", "pls", "now", "i", "want", "need", "would", "like", "can", "could", "get", "me",
-    "hi", "hello", "por", "favor", "quiero", "necesito", "ahora", "hola", "un", "una",
+    "hi", "hello", "por", "favor", "quiero", "necesito", "ahora", "hola", "un", "una", "quero",
+    "preciso", "agora", "olá", "ola", "um", "uma",
 ];
 
 /// Whether a message asks to talk to a person, and in which language: "Can I talk to a
@@ -118,6 +141,9 @@ pub fn asks_for_human(text: &str) -> Option<Asked> {
     if phrase(HABLAR, ALGUIEN) {
         return Some(Asked::Spanish);
     }
+    if phrase(FALAR, ALGUEM) {
+        return Some(Asked::Portuguese);
+    }
     // Without a verb, the request must be (nearly) the whole message.
     let core: Vec<&str> = words
         .iter()
@@ -138,6 +164,8 @@ pub fn asks_for_human(text: &str) -> Option<Asked> {
         Some(Asked::English)
     } else if bare(NOUNS_ES) {
         Some(Asked::Spanish)
+    } else if bare(NOUNS_PT) {
+        Some(Asked::Portuguese)
     } else {
         None
     }
@@ -356,11 +384,19 @@ mod tests {
         ] {
             assert_eq!(asks_for_human(yes), Some(Asked::Spanish), "{yes}");
         }
+        for yes in [
+            "Quero falar com uma pessoa",
+            "posso falar com alguém?",
+            "atendente por favor",
+        ] {
+            assert_eq!(asks_for_human(yes), Some(Asked::Portuguese), "{yes}");
+        }
         for no in [
             "How do humans build habits?",
             "What is a human's resting heart rate?",
             "How much protein does a person need?",
             "¿Cuánta proteína necesita una persona al día?",
+            "Quanta proteína uma pessoa precisa por dia?",
             "My agent said I should run more, what do you think about a plan for that?",
             "",
             "How do I start the gateway?",

@@ -222,6 +222,7 @@ async fn respond(
         let lang = match language {
             crate::handoff::Asked::English => "en",
             crate::handoff::Asked::Spanish => "es",
+            crate::handoff::Asked::Portuguese => "pt",
         };
         let reply = voice.text_in(lang, Text::Handoff);
         Some((HandoffReason::AskedForHuman, reply, lang, Disclosure::Due))

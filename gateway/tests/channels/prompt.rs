@@ -350,10 +350,18 @@ pub(crate) async fn a_spanish_coachee_is_answered_in_spanish(b: &Backend) {
     say(&w, &hook, &secret, 6, "START").await;
     assert!(sent(&w).last().unwrap().starts_with("Bem-vindo de volta!"));
 
-    // The languages are the contact's data: listed and exported.
+    // Asking for a person in Portuguese is answered in Portuguese.
+    say(&w, &hook, &secret, 7, "Quero falar com uma pessoa").await;
+    assert_eq!(
+        sent(&w).last().unwrap(),
+        "Avisei a equipe: uma pessoa vai responder aqui em breve."
+    );
+
+    // The languages are the contact's data: listed and exported. The detected one follows
+    // their latest message that says enough (now Portuguese).
     let (_, contacts) = w.app.call("GET", "/v1/contacts", Some(&t), None).await;
     assert_eq!(
-        contacts["items"][0]["detected_language"], "es",
+        contacts["items"][0]["detected_language"], "pt",
         "{contacts}"
     );
     let (_, export) = w
