@@ -41,15 +41,8 @@ impl FakeOllama {
             .route("/api/chat", post(chat))
             .route("/api/embed", post(embed))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
         Self {
-            base_url: format!("http://{addr}"),
+            base_url: crate::serve_loopback(app).await,
             inner,
         }
     }

@@ -4,6 +4,18 @@
 pub mod fake_ollama;
 pub mod fake_provider;
 
+/// Serve `app` on a free loopback port in the background; returns `http://127.0.0.1:PORT`.
+pub async fn serve_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;

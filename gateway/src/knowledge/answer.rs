@@ -184,17 +184,22 @@ pub struct Context<'a> {
     pub language: Option<&'a str>,
     /// What a decline says (the persona's "I don't know" when absent).
     pub decline: Option<&'a str>,
+    /// The tenant's persona when the caller has read it already (else it is read here).
+    pub persona: Option<&'a Persona>,
 }
 
 /// The tenant's coach persona from its profile (defaults when unset).
 pub async fn persona(store: &dyn Store, scope: &TenantScope) -> Result<Persona, ApiError> {
     let (_, profile) = store.tenant_profile(scope).await?;
-    // The brain's persona reads the same stored fields as the API's.
-    Ok(profile
-        .persona
+    Ok(brain_persona(profile.persona.as_ref()))
+}
+
+/// The brain's persona from the tenant's (it reads the same stored fields as the API's).
+pub fn brain_persona(persona: Option<&crate::tenant::Persona>) -> Persona {
+    persona
         .and_then(|p| serde_json::to_value(p).ok())
         .and_then(|p| serde_json::from_value(p).ok())
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
 impl Brain {
@@ -225,7 +230,10 @@ impl Brain {
         cancel: CancellationToken,
     ) -> Result<Answer, ApiError> {
         let program = context.program;
-        let mut persona = persona(store, scope).await?;
+        let mut persona = match context.persona {
+            Some(known) => known.clone(),
+            None => persona(store, scope).await?,
+        };
         if let Some(lang) = context.language {
             persona.language = crate::language::name(lang);
         }

@@ -305,6 +305,7 @@ async fn respond(
         memory: &memory,
         language: Some(voice.lang.as_str()).filter(|l| !l.is_empty()),
         decline: Some(&decline),
+        persona: Some(&voice.persona),
     };
     let mut answer = brain
         .answer_with(
@@ -416,6 +417,8 @@ struct Voice {
     strings: crate::language::Strings,
     coach: String,
     help_resources: String,
+    /// The persona as the brain reads it (read once per message).
+    persona: coach_brain::prompt::Persona,
 }
 
 impl Voice {
@@ -438,6 +441,7 @@ async fn voice(
     let store = state.store.as_ref();
     let err = |e: StoreError| e.to_string();
     let (_, profile) = store.tenant_profile(scope).await.map_err(err)?;
+    let brain_persona = super::answer::brain_persona(profile.persona.as_ref());
     let persona = profile.persona.unwrap_or_default();
     let mut language = store.contact_language(scope, contact).await.map_err(err)?;
     if let Some(detected) = crate::language::detect(question)
@@ -454,6 +458,7 @@ async fn voice(
         strings: profile.strings.unwrap_or_default(),
         coach: persona.coach_name,
         help_resources: persona.help_resources,
+        persona: brain_persona,
     })
 }
 
