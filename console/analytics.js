@@ -84,12 +84,22 @@ export async function render(main) {
       if (p.status === "archived") continue;
       const stats = await api.get(`/v1/programs/${p.id}/analytics`);
       if (mine !== loading) return;
+      // How far enrollments got (each step reached, then completed), then per step what was
+      // sent and replied to.
       const rows = [{ label: t("enrolled"), value: stats.enrolled }];
+      for (const f of stats.funnel) {
+        rows.push({ label: f.stage === "completed" ? t("completedStage") : `${f.stage}: ${t("reached")}`, value: f.reached });
+      }
       for (const s of stats.steps) {
         rows.push({ label: `${s.step_id}: ${t("sentN")}`, value: s.sent });
         rows.push({ label: `${s.step_id}: ${t("repliedN")}`, value: s.replied });
       }
       body.append(h("section", { class: "card", "data-chart": "funnel" }, funnel(`${t("funnel")}: ${p.definition.name}`, rows)));
+      for (const k of stats.progress) {
+        const streaks = k.streaks.map((b) => ({ label: t("streakDays", { days: b.days }), value: b.contacts }));
+        const title = `${t("streaks")}: ${p.definition.name} · ${k.key} (${k.answers} ${t("answersN")}, ${k.milestones} ${t("milestonesN")})`;
+        body.append(h("section", { class: "card", "data-chart": "streaks" }, funnel(title, streaks)));
+      }
     }
   }
   await load();

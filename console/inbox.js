@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { t } from "./i18n.js";
 import { h, clear, fail, when, channelIcon, channelName, textOf, splitSources, personName } from "./ui.js";
+import { progressBox } from "./progress.js";
 
 const TICKS = { pending: "…", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" };
 
@@ -155,7 +156,9 @@ async function openThread(pane, id, item) {
   const LANGS = { en: "English", es: "Español", pt: "Português", fr: "Français", de: "Deutsch", it: "Italiano", nl: "Nederlands" };
   const langSelect = h("select", { class: "contact-language", "aria-label": t("replyLanguage") });
   const langBox = h("label", { class: "muted" }, `${t("replyLanguage")}: `, langSelect);
-  const tools = h("div", { class: "thread-tools" }, h("span", { class: "muted" }, `${t("labels")}: `), chips, labelInput, langBox, notesBox, memoryBox);
+  // Their answers to progress questions, with streaks.
+  const progress = progressBox();
+  const tools = h("div", { class: "thread-tools" }, h("span", { class: "muted" }, `${t("labels")}: `), chips, labelInput, langBox, notesBox, memoryBox, progress.box);
   // Canned replies, offered while the reply starts with "/".
   const suggestions = h("ul", { class: "canned", role: "listbox", "aria-label": t("cannedReplies"), hidden: true });
   let canned = [];
@@ -395,6 +398,7 @@ async function openThread(pane, id, item) {
     memory = (await api.get(memoryPath())).items;
     drawMemory();
     drawLanguage(await api.get(`/v1/contacts/${conversation.contact_id}`));
+    await progress.load(conversation.contact_id);
     api.post(`/v1/conversations/${id}/read`).catch(() => {});
   }
 

@@ -1,7 +1,8 @@
 //! The coachee's language: detected from their messages (whatlang, among the languages the
 //! coach is expected to meet), overridable per contact (`PATCH /v1/contacts/{id}`), else the
 //! persona's. Every fixed text the coach sends (the decline, the handoff and quota notices, the
-//! sources line, the AI notice, the memory's acknowledgement, opt-out and opt-in confirmations)
+//! sources line, the AI notice, the memory's acknowledgement, opt-out and opt-in confirmations,
+//! progress acknowledgements and summaries)
 //! comes from the tenant's per-language strings (`strings` in the tenant profile), with English,
 //! Spanish and Portuguese built in.
 
@@ -83,6 +84,16 @@ pub enum Text {
     OptOut,
     /// An opt-in by keyword.
     OptIn,
+    /// A progress answer that counts was recorded (`{streak}`: days in a row).
+    ProgressNoted,
+    /// A progress answer that does not count (a "no") was recorded.
+    ProgressMissed,
+    /// Heads the progress summary.
+    ProgressTitle,
+    /// One line of the summary (`{name}`, `{streak}`, `{best}`, `{total}`, `{last}`).
+    ProgressLine,
+    /// The summary when nothing was recorded.
+    ProgressNone,
 }
 
 /// The built-in text of `key` in English, Spanish or Portuguese (`None` for other languages).
@@ -123,6 +134,27 @@ fn builtin(lang: &str, key: Text) -> Option<&'static str> {
             "Welcome back: check-ins are on again.",
             "¡Bienvenido de nuevo! Vuelves a recibir los mensajes del programa.",
             "Bem-vindo de volta! Você volta a receber as mensagens do programa.",
+        ),
+        Text::ProgressNoted => (
+            "Noted ✓ Days in a row: {streak}.",
+            "Anotado ✓ Días seguidos: {streak}.",
+            "Anotado ✓ Dias seguidos: {streak}.",
+        ),
+        Text::ProgressMissed => (
+            "Noted. Tomorrow is a new day.",
+            "Anotado. Mañana es un nuevo día.",
+            "Anotado. Amanhã é um novo dia.",
+        ),
+        Text::ProgressTitle => ("Your progress:", "Tu progreso:", "Seu progresso:"),
+        Text::ProgressLine => (
+            "{name}: {streak} days in a row (best {best}), {total} in all; last answer {last}.",
+            "{name}: {streak} días seguidos (mejor racha {best}), {total} en total; última respuesta {last}.",
+            "{name}: {streak} dias seguidos (melhor sequência {best}), {total} no total; última resposta {last}.",
+        ),
+        Text::ProgressNone => (
+            "No progress recorded yet: answer your program's check-ins and it will show here.",
+            "Aún no hay progreso registrado: responde a los mensajes de tu programa y aparecerá aquí.",
+            "Ainda não há progresso registrado: responda às mensagens do seu programa e ele aparecerá aqui.",
         ),
     };
     match primary(lang).as_str() {

@@ -373,21 +373,32 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     config: { phone_number_id: "106540352242923", access_token: "EAAG-team", app_secret: appSecret, verify_token: "verify-team" },
   });
   assert.equal(channel.status, 201, JSON.stringify(channel.body));
-  const raw = JSON.stringify({
-    object: "whatsapp_business_account",
-    entry: [{ id: "WABA", changes: [{ field: "messages", value: {
-      messaging_product: "whatsapp",
-      metadata: { display_phone_number: "15550001112", phone_number_id: "106540352242923" },
-      contacts: [{ profile: { name: "Tess" }, wa_id: "4915112340000" }],
-      messages: [{ from: "4915112340000", id: "wamid.team.1", timestamp: "1700000000", type: "text", text: { body: "My goal is to wake up at 6. Can we talk about my routine?" } }],
-    } }] }],
-  });
-  const r = await fetch(`${BASE}/webhooks/whatsapp/${channel.body.id}`, {
-    method: "POST",
-    headers: { "content-type": "application/json", "x-hub-signature-256": `sha256=${createHmac("sha256", appSecret).update(raw).digest("hex")}` },
-    body: raw,
-  });
-  assert.equal(r.status, 200);
+  // Tess writes on WhatsApp (a signed webhook).
+  const tess = async (wamid, body) => {
+    const raw = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [{ id: "WABA", changes: [{ field: "messages", value: {
+        messaging_product: "whatsapp",
+        metadata: { display_phone_number: "15550001112", phone_number_id: "106540352242923" },
+        contacts: [{ profile: { name: "Tess" }, wa_id: "4915112340000" }],
+        messages: [{ from: "4915112340000", id: wamid, timestamp: String(Math.floor(Date.now() / 1000)), type: "text", text: { body } }],
+      } }] }],
+    });
+    const r = await fetch(`${BASE}/webhooks/whatsapp/${channel.body.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": `sha256=${createHmac("sha256", appSecret).update(raw).digest("hex")}` },
+      body: raw,
+    });
+    assert.equal(r.status, 200);
+  };
+  const until = async (what, check) => {
+    for (let i = 0; i < 120; i++) {
+      if (await check()) return;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.fail(`timed out waiting for ${what}`);
+  };
+  await tess("wamid.team.1", "My goal is to wake up at 6. Can we talk about my routine?");
   const id = (await api("GET", "/v1/conversations", token)).body.items[0].id;
 
   await withConsole("team", async (page) => {
@@ -437,6 +448,29 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     assert.equal((await api("GET", `/v1/conversations/${id}`, token)).body.status, "resolved");
     await page.locator("button.reopen").click();
     await page.locator(".thread-head .badge.open").waitFor();
+
+    // A daily question: Tess joins by keyword, answers yes, and the conversation charts it.
+    const program = await api("POST", "/v1/programs", token, {
+      name: "Move daily", keywords: ["MOVE"],
+      steps: [{ id: "ask", message: "Did you move for 20 minutes today?", progress: { key: "move", kind: "yes_no" },
+        buttons: [{ id: "yes", title: "Yes" }, { id: "no", title: "Not today" }],
+        template: { name: "move_check", language: "en", parameters: [] }, next: "end" }],
+    });
+    assert.equal(program.status, 201, JSON.stringify(program.body));
+    await tess("wamid.team.2", "MOVE");
+    const messages = async () => (await api("GET", `/v1/conversations/${id}/messages`, token)).body.items.map((m) => JSON.stringify(m.content));
+    await until("the question", async () => (await messages()).some((m) => m.includes("Did you move")));
+    await tess("wamid.team.3", "Yes!");
+    const contactOf = (await api("GET", `/v1/conversations/${id}`, token)).body.contact_id;
+    await until("the answer", async () => (await api("GET", `/v1/contacts/${contactOf}/progress`, token)).body.items.length === 1);
+    await page.reload();
+    await page.locator(".progress-box summary").click();
+    await page.locator(".progress-item[data-key=move][data-streak='1'] svg rect").first().waitFor();
+    // Acknowledged in the language the team chose (Portuguese).
+    await until("the acknowledgement", async () => (await messages()).some((m) => m.includes("Dias seguidos: 1")));
+    await page.locator("nav a[data-route=analytics]").click();
+    await page.locator("[data-chart=streaks]", { hasText: "move" }).waitFor();
+    await page.locator("[data-chart=funnel] li", { hasText: "ask" }).first().waitFor();
   });
   assert.deepEqual((await api("GET", `/v1/conversations/${id}/labels`, token)).body, ["morning"]);
   const contactId = (await api("GET", `/v1/conversations/${id}`, token)).body.contact_id;
@@ -447,7 +481,7 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
   const notes = (await api("GET", `/v1/conversations/${id}/notes`, token)).body;
   assert.equal(notes[0].text, "Prefers short check-ins");
   assert.equal((await api("GET", `/v1/conversations/${id}/messages`, token)).body.items.length >= 1, true);
-  const audit = (await api("GET", "/v1/audit-log", token)).body.map((a) => a.action);
+  const audit = (await api("GET", "/v1/audit-log", token)).body.map((a) => a.action).filter((a) => a.startsWith("conversation."));
   assert.deepEqual(audit.slice(0, 2), ["conversation.reopen", "conversation.resolve"]);
 });
 

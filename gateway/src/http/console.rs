@@ -77,6 +77,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../console/contacts.js"),
     ),
+    (
+        "progress.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/progress.js"),
+    ),
 ];
 
 /// Scripts, styles and API calls only to this gateway (the bearer token cannot be sent

@@ -23,6 +23,7 @@ pub mod openapi;
 mod outbox;
 mod platform;
 mod programs;
+mod progress;
 mod teamwork;
 pub mod tenant;
 mod webhooks;
@@ -78,6 +79,7 @@ pub fn router(state: AppState) -> Router {
     .merge(conversations::router())
     .merge(teamwork::router())
     .merge(memory::router())
+    .merge(progress::router())
     .merge(tenant::router())
     .merge(members::router())
     .merge(api_keys::router())

@@ -283,7 +283,8 @@ async fn cancel_enrollment(
 }
 
 /// A program's numbers: enrollments by state; per step and channel, what was sent, delivered,
-/// read and replied to.
+/// read and replied to; the completion funnel; per progress key, answers, streaks and
+/// milestones.
 #[utoipa::path(get, path = "/v1/programs/{id}/analytics", tag = "programs",
     params(("id" = String, Path, description = "program id")),
     responses((status = 200, body = Analytics), (status = 404, body = crate::error::Problem)))]
@@ -295,5 +296,9 @@ async fn program_analytics(
     let program = state.store.program(&member.scope, id).await?;
     let counts = state.store.enrollment_counts(&member.scope, id).await?;
     let facts = state.store.run_facts(&member.scope, id).await?;
-    Ok(Json(analytics::compute(&program, &counts, &facts)))
+    let progress = state.store.program_progress(&member.scope, id).await?;
+    let today = state.clock.now().date_naive();
+    Ok(Json(analytics::compute(
+        &program, &counts, &facts, &progress, today,
+    )))
 }

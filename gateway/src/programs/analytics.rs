@@ -1,12 +1,17 @@
 //! Program analytics: enrollments by state, and per step and per channel what was sent,
-//! delivered, read and replied to, with the time people took to reply.
+//! delivered, read and replied to, with the time people took to reply; the completion funnel
+//! (how many enrollments each step reached) and, per progress key, answers, streaks and
+//! milestones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
 
 use coach_connector_api::DeliveryStatus;
 use serde::Serialize;
 
 use crate::store::programs::{EnrollmentState, ProgramRecord, RunFact};
+use crate::store::progress::ProgressLog;
 
 /// A program's numbers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
@@ -28,6 +33,49 @@ pub struct Analytics {
     pub steps: Vec<StepStats>,
     /// Per channel kind.
     pub channels: Vec<ChannelStats>,
+    /// Per step in program order, how many enrollments it reached (sent, not skipped); then
+    /// `completed`.
+    pub funnel: Vec<FunnelStage>,
+    /// Per progress key.
+    pub progress: Vec<ProgressStats>,
+}
+
+/// One stage of the completion funnel.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FunnelStage {
+    /// The step (or `completed`).
+    pub stage: String,
+    /// Enrollments that got there.
+    pub reached: i64,
+}
+
+/// One progress key's numbers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ProgressStats {
+    /// The key.
+    pub key: String,
+    /// Contacts who answered at least once.
+    pub contacts: i64,
+    /// Answers recorded.
+    pub answers: i64,
+    /// Answers that count (yes, or on target).
+    pub counted: i64,
+    /// Contacts by the streak they have going (alive on today's UTC date or the day before):
+    /// `0`, `1-2`, `3-6`, `7+` days.
+    pub streaks: Vec<StreakBucket>,
+    /// The longest streak anyone reached.
+    pub best_streak: u32,
+    /// Milestones reached (messages sent).
+    pub milestones: i64,
+}
+
+/// Contacts whose current streak is in a range.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StreakBucket {
+    /// `0`, `1-2`, `3-6` or `7+`.
+    pub days: String,
+    /// How many.
+    pub contacts: i64,
 }
 
 /// One step's numbers.
@@ -70,11 +118,13 @@ pub struct ChannelStats {
     pub replied: i64,
 }
 
-/// Compute a program's analytics from its enrollment counts and step runs.
+/// Compute a program's analytics from its enrollment counts, step runs and progress.
 pub fn compute(
     program: &ProgramRecord,
     counts: &[(String, String, i64)],
     facts: &[RunFact],
+    progress: &ProgressLog,
+    today: NaiveDate,
 ) -> Analytics {
     let mut a = Analytics {
         program_id: program.id,
@@ -159,9 +209,82 @@ pub fn compute(
             };
         }
     }
+    a.funnel = funnel(&steps, facts, a.completed);
     a.steps = steps;
     a.channels = channels.into_values().collect();
+    a.progress = progress_stats(progress, today);
     a
+}
+
+fn funnel(steps: &[StepStats], facts: &[RunFact], completed: i64) -> Vec<FunnelStage> {
+    let mut reached: HashMap<&str, BTreeSet<uuid::Uuid>> = HashMap::new();
+    for f in facts.iter().filter(|f| f.mode != "skipped") {
+        reached
+            .entry(f.step_id.as_str())
+            .or_default()
+            .insert(f.enrollment_id);
+    }
+    let mut out: Vec<FunnelStage> = steps
+        .iter()
+        .map(|s| FunnelStage {
+            stage: s.step_id.clone(),
+            reached: reached
+                .get(s.step_id.as_str())
+                .map_or(0, |e| i64::try_from(e.len()).unwrap_or(i64::MAX)),
+        })
+        .collect();
+    out.push(FunnelStage {
+        stage: "completed".into(),
+        reached: completed,
+    });
+    out
+}
+
+fn progress_stats(log: &ProgressLog, today: NaiveDate) -> Vec<ProgressStats> {
+    let mut keys: BTreeMap<&str, ProgressStats> = BTreeMap::new();
+    let mut days: BTreeMap<(&str, uuid::Uuid), Vec<NaiveDate>> = BTreeMap::new();
+    for e in &log.entries {
+        let k = keys.entry(e.key.as_str()).or_insert_with(|| ProgressStats {
+            key: e.key.clone(),
+            ..ProgressStats::default()
+        });
+        k.answers += 1;
+        let d = days.entry((e.key.as_str(), e.contact_id)).or_default();
+        if e.counts {
+            k.counted += 1;
+            d.push(e.local_date);
+        }
+    }
+    for ((key, _), d) in &days {
+        let Some(k) = keys.get_mut(key) else { continue };
+        k.contacts += 1;
+        let tally = crate::programs::progress::tally(d);
+        k.best_streak = k.best_streak.max(tally.best);
+        let streak = crate::programs::progress::current_streak(d, today);
+        let bucket = match streak {
+            0 => 0,
+            1..=2 => 1,
+            3..=6 => 2,
+            _ => 3,
+        };
+        if k.streaks.is_empty() {
+            k.streaks = ["0", "1-2", "3-6", "7+"]
+                .iter()
+                .map(|d| StreakBucket {
+                    days: (*d).to_owned(),
+                    contacts: 0,
+                })
+                .collect();
+        }
+        k.streaks[bucket].contacts += 1;
+    }
+    for m in &log.milestones {
+        let key = m.milestone.split(':').next().unwrap_or_default();
+        if let Some(k) = keys.get_mut(key) {
+            k.milestones += 1;
+        }
+    }
+    keys.into_values().collect()
 }
 
 fn channel<'a>(

@@ -1,10 +1,13 @@
 //! What a creator writes: a program's steps, their timing, branches and WhatsApp template
 //! fallbacks, validated as a whole before anything is stored.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
+
+use super::progress::{Milestone, Progress};
+use super::text::variables_in;
 
 /// The variables every program can use in messages and template parameters.
 pub const BUILT_IN_VARIABLES: &[&str] = &["first_name", "name", "day", "program", "goal"];
@@ -36,6 +39,9 @@ pub struct Definition {
     pub catch_up: CatchUp,
     /// The steps; the first one starts the program.
     pub steps: Vec<Step>,
+    /// Messages sent once when a progress streak or total reaches a value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub milestones: Vec<Milestone>,
 }
 
 /// How late a step may still be sent, and what happens to one later than that.
@@ -98,6 +104,23 @@ pub struct Step {
     /// The approved WhatsApp template sent instead when the 24-hour window is closed.
     #[serde(default)]
     pub template: Option<Template>,
+    /// Wait this many minutes for a reply: without one by then, `no_reply_goto` is sent; with
+    /// one, the step the reply leads to (branch or `next`) follows, timed from the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_no_reply_after: Option<u32>,
+    /// The step sent when no reply came within `if_no_reply_after` minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_reply_goto: Option<String>,
+    /// A question whose answer is recorded as the contact's progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+}
+
+impl Step {
+    /// The silence branch: minutes to wait and the step sent when no reply came.
+    pub fn silence(&self) -> Option<(u32, &str)> {
+        Some((self.if_no_reply_after?, self.no_reply_goto.as_deref()?))
+    }
 }
 
 /// A quick-reply button.
@@ -261,6 +284,34 @@ impl Definition {
             let at = format!("steps[{i}] ({})", step.id);
             self.step_problems(i, step, &at, &ids, &mut out);
         }
+        let keys: HashSet<&str> = self
+            .steps
+            .iter()
+            .filter_map(|s| s.progress.as_ref().map(|p| p.key.as_str()))
+            .collect();
+        for (i, m) in self.milestones.iter().enumerate() {
+            let at = format!("milestones[{i}]");
+            if !keys.contains(m.key.as_str()) {
+                out.push(format!("{at}.key: no step asks for progress {:?}", m.key));
+            }
+            if m.streak.is_some() == m.total.is_some() || m.streak == Some(0) || m.total == Some(0)
+            {
+                out.push(format!(
+                    "{at}: give either streak (days in a row) or total (answers), at least 1"
+                ));
+            }
+            if m.message.trim().is_empty() || m.message.chars().count() > MAX_MESSAGE {
+                out.push(format!("{at}.message: 1 to {MAX_MESSAGE} characters"));
+            }
+            for var in variables_in(&m.message) {
+                if !self.knows(&var) && var != "streak" && var != "total" {
+                    out.push(format!(
+                        "{at}.message: unknown variable {{{var}}}; {} and streak, total",
+                        self.known_list()
+                    ));
+                }
+            }
+        }
         if out.is_empty() {
             for unreachable in self.unreachable() {
                 out.push(format!(
@@ -325,6 +376,37 @@ impl Definition {
                 ));
             }
         }
+        match (step.if_no_reply_after, &step.no_reply_goto) {
+            (None, None) => {}
+            (Some(minutes), Some(goto)) => {
+                if minutes == 0 || minutes > MAX_AFTER_MINUTES {
+                    out.push(format!(
+                        "{at}.if_no_reply_after: 1 to {MAX_AFTER_MINUTES} minutes"
+                    ));
+                }
+                match self.step(goto) {
+                    None => out.push(format!("{at}.no_reply_goto: no step {goto:?}")),
+                    Some(target) if target.id == step.id => out.push(format!(
+                        "{at}.no_reply_goto: a step cannot follow itself up (it would repeat while they stay silent)"
+                    )),
+                    Some(target)
+                        if target.template.is_none()
+                            && may_leave_window(Some(When::After(minutes))) =>
+                    {
+                        out.push(format!(
+                            "{at}.no_reply_goto: step {goto:?} is sent {minutes} minutes after a message left unanswered, maybe outside WhatsApp's 24-hour window; give it a template"
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            _ => out.push(format!(
+                "{at}: give both if_no_reply_after (minutes) and no_reply_goto (the step to send then)"
+            )),
+        }
+        if let Some(progress) = &step.progress {
+            out.extend(progress.problems(at));
+        }
         if let Some(next) = &step.next
             && next != "end"
             && !ids.contains(next.as_str())
@@ -385,6 +467,7 @@ impl Definition {
             }
             if let Some(step) = self.step(id) {
                 queue.extend(step.branches.iter().map(|b| b.goto.as_str()));
+                queue.extend(step.no_reply_goto.as_deref());
             }
         }
         self.steps
@@ -413,63 +496,6 @@ fn is_step_id(s: &str) -> bool {
         && s.len() <= 64
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// The `{variable}` names in a text (`{{` and `}}` are literal braces).
-pub fn variables_in(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('{') {
-        if rest[open..].starts_with("{{") {
-            rest = &rest[open + 2..];
-            continue;
-        }
-        let after = &rest[open + 1..];
-        match after.find('}') {
-            Some(close) => {
-                out.push(after[..close].trim().to_owned());
-                rest = &after[close + 1..];
-            }
-            None => break,
-        }
-    }
-    out
-}
-
-/// Replace `{variable}`s with their values (unknown ones stay as written).
-pub fn fill(text: &str, values: &HashMap<String, String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find(['{', '}']) {
-        out.push_str(&rest[..open]);
-        let tail = &rest[open..];
-        if tail.starts_with("{{") || tail.starts_with("}}") {
-            out.push_str(&tail[..1]);
-            rest = &tail[2..];
-            continue;
-        }
-        if let Some(after) = tail.strip_prefix('}') {
-            out.push('}');
-            rest = after;
-            continue;
-        }
-        match tail[1..].find('}') {
-            Some(close) => {
-                let name = tail[1..=close].trim();
-                match values.get(name) {
-                    Some(v) => out.push_str(v),
-                    None => out.push_str(&tail[..close + 2]),
-                }
-                rest = &tail[close + 2..];
-            }
-            None => {
-                out.push_str(tail);
-                rest = "";
-            }
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]
@@ -536,13 +562,52 @@ mod tests {
     }
 
     #[test]
-    fn variables_are_filled_and_braces_escape() {
-        let values = HashMap::from([("first_name".to_string(), "Ana".to_string())]);
-        assert_eq!(
-            fill("Hi {first_name}! {{literal}} {unknown}", &values),
-            "Hi Ana! {literal} {unknown}"
+    fn silence_branches_and_milestones_are_checked() {
+        let mut p = program(serde_json::json!([
+            { "id": "ask", "message": "Did you move today?", "template": template(),
+              "progress": { "key": "move", "kind": "yes_no" },
+              "if_no_reply_after": 240, "no_reply_goto": "nudge", "next": "end" },
+            { "id": "nudge", "message": "Just a yes or no is fine.", "next": "end" },
+        ]));
+        p.milestones = serde_json::from_value(serde_json::json!([
+            { "key": "move", "streak": 7, "message": "{streak} days in a row, {first_name}!" },
+        ]))
+        .unwrap();
+        assert_eq!(p.problems(), Vec::<String>::new());
+        assert_eq!(p.steps[0].silence(), Some((240, "nudge")));
+        p.steps[0].no_reply_goto = Some("ask".into());
+        p.steps[0].if_no_reply_after = Some(2000);
+        p.milestones[0].key = "sleep".into();
+        p.milestones[0].total = Some(3);
+        p.milestones[0].message = "{nickname}".into();
+        let problems = p.problems().join("\n");
+        assert!(
+            problems.contains("no_reply_goto: a step cannot follow itself up"),
+            "{problems}"
         );
-        assert_eq!(variables_in("a {x} {{y}} {z"), vec!["x".to_string()]);
-        assert_eq!(fill("unclosed {x", &values), "unclosed {x");
+        assert!(
+            problems.contains("milestones[0].key: no step asks for progress \"sleep\""),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("milestones[0]: give either streak"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("milestones[0].message: unknown variable {nickname}"),
+            "{problems}"
+        );
+        p.steps[0].no_reply_goto = Some("nudge".into());
+        let problems = p.problems().join("\n");
+        assert!(
+            problems.contains("no_reply_goto: step \"nudge\" is sent 2000 minutes"),
+            "{problems}"
+        );
+        p.steps[0].no_reply_goto = None;
+        assert!(
+            p.problems()
+                .join("\n")
+                .contains("give both if_no_reply_after")
+        );
     }
 }

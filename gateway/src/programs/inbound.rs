@@ -1,7 +1,8 @@
 //! What a contact's message does to programs, before the coach answers it: an opt-out or
 //! opt-in keyword (answered with a confirmation, never by the coach), an enrollment keyword or
-//! Telegram deep link (`/start <keyword>`), or a reply to a check-in (recorded for analytics,
-//! and it may choose the next step through a branch). Every action here is idempotent, so the
+//! Telegram deep link (`/start <keyword>`), "progress" (the contact's summary), or a reply to a
+//! check-in (recorded for analytics; it may choose the next step through a branch, or stop a
+//! silence follow-up; an answer to a progress question is recorded as progress). Every action here is idempotent, so the
 //! responder may run it again after a crash.
 
 use coach_connector_api::{ChannelKind, Content, OutboundBody};
@@ -10,7 +11,7 @@ use super::definition::Definition;
 use super::schedule::{due_at, parse_tz, program_day};
 use super::{Outreach, keyword_form};
 use crate::state::AppState;
-use crate::store::programs::{EnrollOutcome, NewEnrollment, ProgramStatus};
+use crate::store::programs::{EnrollOutcome, NewEnrollment, ProgramStatus, Route};
 use crate::store::{AuditEntry, Conversation, StoreError, StoredMessage};
 use crate::tenancy::TenantScope;
 
@@ -89,6 +90,15 @@ pub async fn on_inbound(
         confirm(state, scope, message, text).await?;
         return Ok(Next::Handled);
     }
+    if super::progress::asks_for_progress(&word) {
+        let lang = match super::progress::language_of_request(&word) {
+            Some(lang) => lang.to_owned(),
+            None => lang().await?,
+        };
+        let summary = super::tracking::summary(state, scope, message, &lang, &strings).await?;
+        confirm(state, scope, message, summary).await?;
+        return Ok(Next::Handled);
+    }
     if let Some(keyword) = enrollment_keyword(&word)
         && enroll_by_keyword(state, scope, message, conversation, &outreach, keyword).await?
     {
@@ -101,37 +111,76 @@ pub async fn on_inbound(
         .program_version(scope, run.enrollment.program_id, run.enrollment.version)
         .await?;
     let tz = parse_tz(&run.enrollment.time_zone).unwrap_or_else(|_| outreach.tz());
+    let step = program.step(&run.step_id);
+    let reply: String = button
+        .or(text)
+        .unwrap_or_default()
+        .chars()
+        .take(500)
+        .collect();
+    // A step the reply leads to and that is due now answers it.
+    let mut answered = false;
     if !run.replied {
-        let branch = program
-            .branch(&run.step_id, button, text)
-            .and_then(|target| {
-                let when = target.timing.when().ok()?;
-                let due = due_at(when, tz, run.enrollment.enrolled_at, now, true);
-                // A step due now answers the reply, night or day; a later one keeps to the
-                // quiet hours.
-                let due = if due <= now + chrono::Duration::minutes(IMMEDIATE_MINUTES) {
-                    due
-                } else {
-                    outreach.quiet().after(tz, due)
-                };
-                Some((target.id.clone(), due))
-            });
-        let reply = button
-            .or(text)
-            .unwrap_or_default()
-            .chars()
-            .take(500)
-            .collect();
-        let immediate = branch
-            .as_ref()
-            .is_some_and(|(_, due)| *due <= now + chrono::Duration::minutes(IMMEDIATE_MINUTES));
+        let timed = |target: &super::definition::Step| {
+            let when = target.timing.when().ok()?;
+            let due = due_at(when, tz, run.enrollment.enrolled_at, now, true);
+            // A step due now answers the reply, night or day; a later one keeps to the
+            // quiet hours.
+            let due = if due <= now + chrono::Duration::minutes(IMMEDIATE_MINUTES) {
+                due
+            } else {
+                outreach.quiet().after(tz, due)
+            };
+            Some(Route::Goto(target.id.clone(), due))
+        };
+        let route = match program.branch(&run.step_id, button, text) {
+            Some(target) => timed(target).unwrap_or(Route::Stay),
+            // A step that waited for the reply: its follow-up gives way to the step after it.
+            None if step.is_some_and(|s| s.silence().is_some()) => {
+                match program.next_after(&run.step_id) {
+                    Some(next) => timed(next).unwrap_or(Route::Stay),
+                    None => Route::End,
+                }
+            }
+            None => Route::Stay,
+        };
+        let immediate = matches!(&route, Route::Goto(_, due)
+            if *due <= now + chrono::Duration::minutes(IMMEDIATE_MINUTES));
         let first = store
-            .record_reply(scope, run.enrollment.id, run.seq, reply, now, branch)
+            .record_reply(scope, run.enrollment.id, run.seq, reply.clone(), now, route)
             .await?;
-        // A branch to a step sent now is the answer; the coach does not answer as well.
-        if first && immediate {
+        answered = first && immediate;
+    }
+    // An answer to a progress question (within a day of it) is recorded and acknowledged.
+    if let Some(question) = step.and_then(|s| s.progress.as_ref())
+        && now - run.sent_at < chrono::Duration::hours(super::tracking::ANSWER_HOURS)
+        && let Some(value) = question.parse(button, text)
+    {
+        let lang = lang().await?;
+        let recorded = super::tracking::record(
+            state,
+            scope,
+            super::tracking::Answer {
+                message,
+                run: &run,
+                program: &program,
+                question,
+                value,
+                reply,
+                tz,
+                lang: &lang,
+                strings: &strings,
+                answered,
+            },
+        )
+        .await?;
+        if recorded {
             return Ok(Next::Handled);
         }
+    }
+    // A step sent in answer is the answer; the coach does not answer as well.
+    if answered {
+        return Ok(Next::Handled);
     }
     Ok(Next::Answer(Some(context(
         &program,

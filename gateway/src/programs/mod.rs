@@ -9,7 +9,8 @@
 //!   most once however many gateway processes run.
 //! - [`inbound`]: what a contact's message does to programs before the coach answers it:
 //!   opt-out and opt-in keywords, enrollment keywords, replies that advance a branch.
-//! - [`analytics`]: per program, step and channel.
+//! - [`progress`]: questions whose answers are recorded per contact, streaks, milestones.
+//! - [`analytics`]: per program, step and channel, the completion funnel and streaks.
 //!
 //! A tenant's rules for proactive messages ([`Outreach`]) live in its profile.
 
@@ -17,7 +18,10 @@ pub mod analytics;
 pub mod definition;
 pub mod enroll;
 pub mod inbound;
+pub mod progress;
 pub mod schedule;
+pub mod text;
+pub mod tracking;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};

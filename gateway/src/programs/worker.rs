@@ -13,8 +13,9 @@ use coach_connector_api::{Choice, Interactive, OutboundBody, TenantId};
 use tokio::sync::Mutex;
 
 use super::Outreach;
-use super::definition::{CatchUpPolicy, Definition, Step, fill};
+use super::definition::{CatchUpPolicy, Definition, Step};
 use super::schedule::{due_at, parse_tz, program_day};
+use super::text::fill;
 use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
 use crate::state::AppState;
 use crate::store::programs::{
@@ -255,12 +256,24 @@ async fn run_step(
             Some(content)
         }
     };
-    let next = program.next_after(&step.id).and_then(|next| {
-        let when = next.timing.when().ok()?;
-        let roll = program.catch_up.policy == CatchUpPolicy::Delay;
-        let due = due_at(when, tz, enrollment.enrolled_at, now, roll);
-        Some((next.id.clone(), outreach.quiet().after(tz, due)))
-    });
+    // A step that waits for a reply (a silence branch) schedules its follow-up; the reply,
+    // if it comes first, puts the step it leads to in the follow-up's place.
+    let next = match step.silence() {
+        Some((minutes, follow_up)) if mode != SendMode::Skipped => {
+            let due = now + chrono::Duration::minutes(i64::from(minutes));
+            Some((follow_up.to_owned(), outreach.quiet().after(tz, due)))
+        }
+        _ => program.next_after(&step.id).and_then(|next| {
+            let when = next.timing.when().ok()?;
+            // A step that leads back to itself or an earlier one (a daily question) repeats at
+            // its next time of day; so does everything under the `delay` policy.
+            let position = |id: &str| program.steps.iter().position(|s| s.id == id);
+            let loops_back = position(&next.id) <= position(&step.id);
+            let roll = program.catch_up.policy == CatchUpPolicy::Delay || loops_back;
+            let due = due_at(when, tz, enrollment.enrolled_at, now, roll);
+            Some((next.id.clone(), outreach.quiet().after(tz, due)))
+        }),
+    };
     let run = StepRun {
         job_id: item.id,
         enrollment_id: enrollment.id,
@@ -296,7 +309,7 @@ async fn run_step(
 }
 
 /// The values of a step's variables for one enrollment on one day.
-fn variables(program: &Definition, e: &Enrollment, day: u32) -> HashMap<String, String> {
+pub(super) fn variables(program: &Definition, e: &Enrollment, day: u32) -> HashMap<String, String> {
     let mut values: HashMap<String, String> = program.variables.clone().into_iter().collect();
     for (k, v) in &e.variables {
         let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);

@@ -21,6 +21,7 @@ pub mod memory;
 mod postgres;
 pub mod privacy;
 pub mod programs;
+pub mod progress;
 pub mod queue;
 mod sqlite;
 pub mod teamwork;
@@ -58,6 +59,7 @@ pub mod prelude {
     pub use super::memory::MemoryStore;
     pub use super::privacy::PrivacyStore;
     pub use super::programs::ProgramStore;
+    pub use super::progress::ProgressStore;
     pub use super::queue::QueueStore;
     pub use super::teamwork::TeamworkStore;
 }
@@ -112,6 +114,7 @@ pub trait Store:
     + memory::MemoryStore
     + privacy::PrivacyStore
     + programs::ProgramStore
+    + progress::ProgressStore
     + queue::QueueStore
     + teamwork::TeamworkStore
     + contacts::ContactStore

@@ -11,6 +11,7 @@ mod delivery;
 mod pacing;
 mod plugin;
 mod polling;
+mod program_progress;
 mod program_scheduler;
 mod program_window;
 mod programs;

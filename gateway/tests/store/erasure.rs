@@ -159,6 +159,14 @@ const TABLES: &[(&str, &str)] = &[
         "contact: exported (`memory`), cascade with the contact; retention",
     ),
     (
+        "progress_entries",
+        "contact: exported (`progress.entries`), cascade with the contact; retention",
+    ),
+    (
+        "progress_milestones",
+        "contact: exported (`progress.milestones`), cascade with the contact; retention",
+    ),
+    (
         "canned_replies",
         "tenant: cascade; the creator's texts, no contact data",
     ),

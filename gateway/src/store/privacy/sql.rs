@@ -290,9 +290,11 @@ macro_rules! ops {
                 }))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+            let progress = crate::store::progress::sql::$backend::contact_log(&mut *conn, tenant, contact).await?;
             Ok(json!({
                 "contact": record,
                 "memory": memory,
+                "progress": progress,
                 "conversations": exported,
                 "handoffs": handoffs,
                 "programs": programs,
@@ -346,8 +348,8 @@ macro_rules! ops {
         }
 
         /// Delete, for every tenant with a retention period, the messages (with their statuses,
-        /// jobs and outbox rows), unknown events, private notes and memory items older than that
-        /// period.
+        /// jobs and outbox rows), unknown events, private notes, memory items, progress answers
+        /// and milestones older than that period.
         /// Returns rows deleted.
         async fn apply_retention(conn: &mut Conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let tenants = sqlx::query(
@@ -372,6 +374,8 @@ macro_rules! ops {
                     "DELETE FROM unknown_events WHERE tenant_id = $1 AND created_at < $2",
                     "DELETE FROM conversation_notes WHERE tenant_id = $1 AND created_at < $2",
                     "DELETE FROM contact_memory WHERE tenant_id = $1 AND updated_at < $2",
+                    "DELETE FROM progress_entries WHERE tenant_id = $1 AND recorded_at < $2",
+                    "DELETE FROM progress_milestones WHERE tenant_id = $1 AND reached_at < $2",
                 ];
                 for sql in statements {
                     deleted += sqlx::query(sql).bind(tenant).bind(cutoff).execute(&mut *conn).await?.rows_affected();

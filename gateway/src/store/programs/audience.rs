@@ -223,7 +223,7 @@ macro_rules! audience {
             program: Uuid,
         ) -> Result<Vec<RunFact>, StoreError> {
             let rows = sqlx::query(
-                "SELECT s.step_id, s.mode, k.kind, m.status_rank, s.sent_at, s.replied_at FROM program_sends s \
+                "SELECT s.enrollment_id, s.step_id, s.mode, k.kind, m.status_rank, s.sent_at, s.replied_at FROM program_sends s \
                  JOIN channels k ON k.id = s.channel_id LEFT JOIN messages m ON m.id = s.message_id \
                  WHERE s.tenant_id = $1 AND s.program_id = $2 ORDER BY s.id",
             )
@@ -234,6 +234,7 @@ macro_rules! audience {
             rows.iter()
                 .map(|r| {
                     Ok(RunFact {
+                        enrollment_id: r.try_get("enrollment_id")?,
                         step_id: r.try_get("step_id")?,
                         mode: r.try_get("mode")?,
                         channel_kind: r.try_get("kind")?,

@@ -294,6 +294,19 @@ pub struct LastRun {
     pub replied: bool,
 }
 
+/// Where a reply to a step run leads.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Route {
+    /// Nowhere new: the pending next step stays as scheduled.
+    Stay,
+    /// The pending next step becomes this step, due then (a branch; or, for a step that
+    /// waited for the reply, the step after it).
+    Goto(String, DateTime<Utc>),
+    /// The program ends here (a step that waited for the reply was the last): the pending
+    /// follow-up is dropped and the enrollment completes.
+    End,
+}
+
 /// Everything a step run decides on, read at once: the enrollment, who answers its
 /// conversation, its channel, and when the contact last wrote there.
 #[derive(Clone, Debug, PartialEq)]
@@ -313,6 +326,8 @@ pub struct StepContext {
 /// One step run as analytics read it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunFact {
+    /// The enrollment.
+    pub enrollment_id: uuid::Uuid,
     /// The step.
     pub step_id: String,
     /// How it went out.
@@ -407,8 +422,8 @@ pub trait ProgramStore: Send + Sync {
         scope: &TenantScope,
         conversation: ConversationId,
     ) -> Result<Option<LastRun>, StoreError>;
-    /// Record the first reply to a run; with `branch`, the pending next step becomes that
-    /// step, due then. Returns whether the reply was the first.
+    /// Record the first reply to a run and where it leads (see [`Route`]). Returns whether
+    /// the reply was the first.
     async fn record_reply(
         &self,
         scope: &TenantScope,
@@ -416,7 +431,7 @@ pub trait ProgramStore: Send + Sync {
         seq: i32,
         reply: String,
         at: DateTime<Utc>,
-        branch: Option<(String, DateTime<Utc>)>,
+        route: Route,
     ) -> Result<bool, StoreError>;
     /// Stop all proactive messages to a contact: record the opt-out and end their active
     /// enrollments. Returns how many enrollments ended (`None` if already opted out).

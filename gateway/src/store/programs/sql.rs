@@ -22,7 +22,7 @@ macro_rules! ops {
         use crate::store::StoreError;
         use crate::store::programs::{
             EnrollOutcome, Enrollment, EnrollmentState, JOB_PROGRAM_STEP, LastRun, NewEnrollment,
-            ProgramRecord, StepContext, StepOutcome, StepRun,
+            ProgramRecord, Route, StepContext, StepOutcome, StepRun,
         };
 
         const PROGRAM: &str = "SELECT p.id, p.version, p.status, p.created_at, p.updated_at, v.definition \
@@ -450,7 +450,7 @@ macro_rules! ops {
             seq: i32,
             reply: String,
             at: DateTime<Utc>,
-            branch: Option<(String, DateTime<Utc>)>,
+            route: Route,
         ) -> Result<bool, StoreError> {
             let first = sqlx::query(
                 "UPDATE program_sends SET replied_at = $1, reply = $2 \
@@ -463,8 +463,34 @@ macro_rules! ops {
             .bind(seq)
             .execute(&mut *conn)
             .await?;
-            let Some((step, due_at)) = branch else {
-                return Ok(first.rows_affected() == 1);
+            let (step, due_at) = match route {
+                Route::Stay => return Ok(first.rows_affected() == 1),
+                Route::Goto(step, due_at) => (step, due_at),
+                Route::End => {
+                    let dropped = sqlx::query(
+                        "UPDATE jobs SET state = 'done', locked_until = NULL, updated_at = $1 \
+                         WHERE tenant_id = $2 AND kind = $3 AND dedup_key = $4 AND state = 'pending'",
+                    )
+                    .bind(at)
+                    .bind(tenant.0)
+                    .bind(JOB_PROGRAM_STEP)
+                    .bind(format!("{enrollment_id}:{}", seq + 1))
+                    .execute(&mut *conn)
+                    .await?;
+                    if dropped.rows_affected() == 1 {
+                        sqlx::query(
+                            "UPDATE enrollments SET state = 'completed', ended_at = $1, updated_at = $1 \
+                             WHERE id = $2 AND tenant_id = $3 AND state = 'active' AND seq = $4",
+                        )
+                        .bind(at)
+                        .bind(enrollment_id)
+                        .bind(tenant.0)
+                        .bind(seq)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    return Ok(first.rows_affected() == 1);
+                }
             };
             let current = enrollment(&mut *conn, tenant, enrollment_id).await?;
             if current.seq != seq {
@@ -546,8 +572,8 @@ macro_rules! ops {
                 seq: i32,
                 reply: String,
                 at: DateTime<Utc>,
-                branch: Option<(String, DateTime<Utc>)>,
-            ) -> bool = |c, tenant| record_reply(c, tenant, enrollment, seq, reply, at, branch);
+                route: Route,
+            ) -> bool = |c, tenant| record_reply(c, tenant, enrollment, seq, reply, at, route);
             write opt_out(scope: &TenantScope, contact: ContactId, source: &str, at: DateTime<Utc>)
                 -> Option<u64> = own(source) |c, tenant| async move {
                     opt_out(c, tenant, contact, &source, at).await
