@@ -80,6 +80,32 @@ export async function render(main) {
       ),
     );
 
+    // Feedback on answers: helpful against unhelpful, and the unhelpful ones with their question.
+    const fb = a.feedback;
+    body.append(
+      h(
+        "section",
+        { class: "card", "data-chart": "feedback" },
+        funnel(t("feedback"), [
+          { label: t("helpfulN"), value: fb.helpful },
+          { label: t("unhelpfulN"), value: fb.unhelpful },
+          { label: t("otherReactions"), value: fb.other },
+        ]),
+        h(
+          "ul",
+          { class: "unhelpful" },
+          fb.recent.map((f) =>
+            h(
+              "li",
+              {},
+              h("a", { href: `#/inbox/${f.conversation_id}` }, f.question || t("noQuestion")),
+              h("span", { class: "muted" }, ` → ${f.answer.slice(0, 160)} · ${f.emoji} · ${when(f.created_at)}`),
+            ),
+          ),
+        ),
+      ),
+    );
+
     for (const p of await api.get("/v1/programs")) {
       if (p.status === "archived") continue;
       const stats = await api.get(`/v1/programs/${p.id}/analytics`);

@@ -92,6 +92,8 @@ export function textOf(content) {
       return `[template ${content.name}]`;
     case "location":
       return `[${content.name || "location"}]`;
+    case "reaction":
+      return content.emoji ? `[${content.emoji}]` : "[—]";
     default:
       return `[${content.kind}]`;
   }

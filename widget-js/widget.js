@@ -32,17 +32,19 @@
     en: { title: "Chat with us", placeholder: "Type a message", send: "Send", open: "Open chat",
       close: "Close chat", offline: "Offline: messages will be sent when the connection is back",
       typing: "Typing", sources: "Sources", failed: "Not sent yet", unread: "unread messages",
-      stop: "Stop check-ins", stopWord: "STOP" },
+      stop: "Stop check-ins", stopWord: "STOP", helpful: "Helpful", unhelpful: "Not helpful" },
     es: { title: "Chatea con nosotros", placeholder: "Escribe un mensaje", send: "Enviar",
       open: "Abrir chat", close: "Cerrar chat",
       offline: "Sin conexi\u00f3n: los mensajes se enviar\u00e1n al volver la conexi\u00f3n",
       typing: "Escribiendo", sources: "Fuentes", failed: "A\u00fan sin enviar",
-      unread: "mensajes sin leer", stop: "No recibir m\u00e1s mensajes", stopWord: "BAJA" },
+      unread: "mensajes sin leer", stop: "No recibir m\u00e1s mensajes", stopWord: "BAJA",
+      helpful: "\u00datil", unhelpful: "No me sirvi\u00f3" },
     pt: { title: "Converse conosco", placeholder: "Escreva uma mensagem", send: "Enviar",
       open: "Abrir chat", close: "Fechar chat",
       offline: "Sem conex\u00e3o: as mensagens ser\u00e3o enviadas quando a conex\u00e3o voltar",
       typing: "Digitando", sources: "Fontes", failed: "Ainda n\u00e3o enviada",
-      unread: "mensagens n\u00e3o lidas", stop: "N\u00e3o receber mais mensagens", stopWord: "PARAR" }
+      unread: "mensagens n\u00e3o lidas", stop: "N\u00e3o receber mais mensagens", stopWord: "PARAR",
+      helpful: "\u00datil", unhelpful: "N\u00e3o ajudou" }
   };
   function pickLang(wanted) {
     var langs = [wanted].concat(navigator.languages || [navigator.language || "en"]);
@@ -94,6 +96,8 @@
     ".ch{align-self:flex-start;display:flex;flex-wrap:wrap;gap:6px}.ch button{border:1px solid var(--c);" +
     "background:#fff;color:var(--c);border-radius:16px;padding:5px 12px;cursor:pointer}" +
     ".m{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}" +
+    ".fb{align-self:flex-start;display:flex;gap:2px;margin-top:-6px}.fb button{border:0;background:none;" +
+    "cursor:pointer;opacity:.4;font-size:13px;padding:2px 4px}.fb button[aria-pressed=true]{opacity:1}" +
     ".g{max-width:85%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word}" +
     ".in{align-self:flex-end;background:var(--c);color:#fff}.out{align-self:flex-start;background:#f0f0f3}" +
     ".g.pe{opacity:.6}.g a{color:inherit}.g code{background:#0001;padding:0 3px;border-radius:3px}" +
@@ -154,14 +158,52 @@
       state.pending = state.pending.filter(function (p) { return p.client_id !== m.client_id; });
       save();
     }
+    // The visitor's reaction to a message marks that message; it is no message of its own.
+    if (m.reacts_to) { marked(m.reacts_to, m.text); return; }
     if (m.direction === "out") dropStream();
-    bubble(m.direction, m.text).setAttribute("data-seq", seq);
+    var el = bubble(m.direction, m.text);
+    el.setAttribute("data-seq", seq);
+    if (m.direction === "out") thumbs(m.id);
     if (m.direction === "out" && m.choices && m.choices.length) choices(m.choices);
     typing.hidden = true;
     if (m.direction === "out") {
       if (!state.open) setUnread(state.unread + 1);
       emit("message", m);
     }
+  }
+  // Thumbs under each answer: feedback for the creator (a second tap takes it back).
+  var THUMBS = [["\ud83d\udc4d", "helpful"], ["\ud83d\udc4e", "unhelpful"]];
+  function thumbs(id) {
+    var row = document.createElement("div");
+    row.className = "fb";
+    row.setAttribute("data-for", id);
+    THUMBS.forEach(function (th) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = th[0];
+      b.setAttribute("aria-label", t[th[1]]);
+      b.setAttribute("aria-pressed", "false");
+      b.setAttribute("data-emoji", th[0]);
+      b.addEventListener("click", function () {
+        var on = b.getAttribute("aria-pressed") !== "true";
+        var f = { type: "react", client_id: newId(), message_id: id };
+        if (on) f.emoji = th[0];
+        if (send(f)) marked(id, on ? th[0] : "");
+      });
+      row.appendChild(b);
+    });
+    log.appendChild(row);
+  }
+  function marked(id, emoji) {
+    var row = log.querySelector(".fb[data-for='" + String(id).replace(/[^\w-]/g, "") + "']");
+    if (!row) return;
+    Array.prototype.forEach.call(row.querySelectorAll("button"), function (b) {
+      b.setAttribute("aria-pressed", String(b.getAttribute("data-emoji") === emoji));
+    });
+  }
+  function newId() {
+    return (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
+      : String(Date.now()) + Math.random().toString(16).slice(2);
   }
   // Buttons under a check-in; a tap answers with the button's title and id.
   function choices(list) {
@@ -289,9 +331,7 @@
     text = text.trim();
     if (!text) return;
     clearChoices();
-    var id = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
-      : String(Date.now()) + Math.random().toString(16).slice(2);
-    var p = { client_id: id, text: text };
+    var p = { client_id: newId(), text: text };
     if (choice) p.choice = choice;
     state.pending.push(p);
     save();

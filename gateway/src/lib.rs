@@ -14,7 +14,8 @@
 //!   console clients resume from.
 //! - [`stream`]: store-then-publish, the one entry point for every channel's events.
 //! - [`outbox`]: the delivery worker with backoff and dead letters.
-//! - [`jobs`]: background work (answers, media, ingestion, handoff notices, program steps): one
+//! - [`jobs`]: background work (answers, media, ingestion, handoff notices, program steps,
+//!   feedback on answers: [`feedback`]): one
 //!   job kind enum, one handler per kind, one runner with a fair claim across tenants.
 //! - [`connectors`]: the connector registry (built in and plugins) and the channel facts it
 //!   answers for (service windows, typing), delivery through connectors, media downloads and
@@ -22,7 +23,8 @@
 //! - [`knowledge`]: the brain's models and vector store, ingestion, answers and the responder;
 //!   [`eval`]: retrieval and answer benchmarks.
 //! - [`programs`]: coaching programs, their scheduler, opt-outs and analytics; [`clock`]: the
-//!   time they run on. [`handoff`]: asking for a person and the creator's webhook.
+//!   time they run on (with progress questions, streaks and milestones). [`handoff`]: asking
+//!   for a person and the creator's webhook.
 //! - [`limits`]: rate limits (governor, or Redis across processes); [`caps`]: caps on open
 //!   connections (widget sockets, event streams); [`widget`]: what the web widget's
 //!   connections share.
@@ -44,6 +46,7 @@ pub mod config;
 pub mod connectors;
 pub mod error;
 pub mod eval;
+pub mod feedback;
 pub mod fetch;
 pub mod files;
 pub mod handoff;

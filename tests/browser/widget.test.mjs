@@ -69,6 +69,17 @@ test("a visitor asks, sees the answer stream, and finds the history after a relo
   await stored(page, "out").first().waitFor();
   assert.equal(await stored(page, "in").filter({ hasText: "How do I start the gateway?" }).count(), 1);
   assert.equal(await stored(page, "out").first().innerText(), answer);
+
+  // Feedback: 👎 on the answer is stored (after a reload it shows pressed) and is no message.
+  const down = page.locator(`${W} .fb button[data-emoji='👎']`).first();
+  await down.click();
+  assert.equal(await down.getAttribute("aria-pressed"), "true");
+  await page.waitForTimeout(1000);
+  await page.reload();
+  await page.locator(`${W} .l`).click();
+  await page.locator(`${W} .fb button[data-emoji='👎'][aria-pressed=true]`).first().waitFor();
+  assert.equal(await page.locator(`${W} .fb button[data-emoji='👍'][aria-pressed=true]`).count(), 0);
+  assert.equal(await stored(page, "in").count(), 1, "the reaction showed as a message");
   await context.close();
 });
 

@@ -146,6 +146,12 @@ pub fn parse_update(update: &Value) -> Result<Option<InboundEvent>, ConnectorErr
             parse_callback(query).unwrap_or_else(|| fallback("callback_query", None)),
         ));
     }
+    if let Some(reaction) = update.get("message_reaction") {
+        return Ok(Some(
+            parse_reaction(reaction, update_id)
+                .unwrap_or_else(|| fallback("message_reaction", None)),
+        ));
+    }
     if let Some(member) = update.get("my_chat_member") {
         let status = member
             .pointer("/new_chat_member/status")
@@ -310,6 +316,41 @@ fn parse_message(message: &Value, edited: Option<i64>) -> Option<InboundEvent> {
             .pointer("/reply_to_message/message_id")
             .and_then(Value::as_i64)
             .map(|id| id.to_string()),
+    }))
+}
+
+/// A reaction to a message (`message_reaction`): the first emoji of the new reactions, or none
+/// when they were all removed. Anonymous (channel) reactions have no user and are not ours.
+fn parse_reaction(reaction: &Value, update_id: i64) -> Option<InboundEvent> {
+    let chat = reaction.pointer("/chat/id").and_then(Value::as_i64)?;
+    let user = reaction.get("user")?;
+    let to_message = reaction.get("message_id").and_then(Value::as_i64)?;
+    let emoji = reaction
+        .get("new_reaction")
+        .and_then(Value::as_array)
+        .and_then(|all| {
+            all.iter()
+                .find_map(|r| r.get("emoji").and_then(Value::as_str))
+        })
+        .map(str::to_owned);
+    Some(InboundEvent::Message(InboundMessage {
+        dedup_key: DedupKey(format!("update:{update_id}")),
+        provider_message_id: format!("reaction:{update_id}"),
+        from: ChannelIdentity {
+            id: chat.to_string(),
+            display_name: owned(user, "first_name"),
+            username: owned(user, "username"),
+        },
+        timestamp: reaction
+            .get("date")
+            .and_then(Value::as_i64)
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .unwrap_or(DateTime::UNIX_EPOCH),
+        content: Content::Reaction {
+            to_message: to_message.to_string(),
+            emoji,
+        },
+        reply_to: Some(to_message.to_string()),
     }))
 }
 

@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use crate::{Mode, Settings};
 
 /// The update kinds the gateway asks for.
-pub const ALLOWED_UPDATES: [&str; 4] = [
+pub const ALLOWED_UPDATES: [&str; 5] = [
     "message",
     "edited_message",
     "callback_query",
     "my_chat_member",
+    "message_reaction",
 ];
 const MAX_TEXT: usize = 4096;
 const MAX_CAPTION: usize = 1024;

@@ -249,6 +249,36 @@ fn edits_callbacks_blocks_and_unknown_updates() {
     assert!(
         matches!(one(json!({ "update_id": 23, "poll_answer": { "poll_id": "p" } })), InboundEvent::Unknown(u) if u.kind == "poll_answer")
     );
+    // A reaction to the bot's message 31 (the Bot API's `message_reaction`), then its removal.
+    let reaction = |update_id: i64, new: Value| {
+        json!({ "update_id": update_id, "message_reaction": {
+        "chat": { "id": 42, "type": "private", "first_name": "Ana" }, "message_id": 31,
+        "user": { "id": 42, "is_bot": false, "first_name": "Ana" }, "date": 1_700_000_200,
+        "old_reaction": [], "new_reaction": new } })
+    };
+    match one(reaction(24, json!([{ "type": "emoji", "emoji": "👎" }]))) {
+        InboundEvent::Message(m) => {
+            assert_eq!(
+                m.content,
+                Content::Reaction {
+                    to_message: "31".into(),
+                    emoji: Some("👎".into())
+                }
+            );
+            assert_eq!(
+                (m.from.id.as_str(), m.dedup_key.0.as_str()),
+                ("42", "update:24")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        content(reaction(25, json!([]))),
+        Content::Reaction {
+            to_message: "31".into(),
+            emoji: None
+        }
+    );
 }
 
 #[test]

@@ -55,6 +55,18 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         choice: Option<String>,
     },
+    /// A reaction to one of the coach's messages (the widget's thumbs): `emoji`, or none to
+    /// take it back. Stored like a message (it comes back as an `event` with `reacts_to`);
+    /// sending the same `client_id` again is harmless.
+    React {
+        /// Chosen by the widget, unique per visitor (1-64 bytes).
+        client_id: String,
+        /// The id of the message reacted to ([`WireMessage::id`]).
+        message_id: String,
+        /// The reaction (at most 16 characters); absent to take it back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        emoji: Option<String>,
+    },
     /// Everything up to `seq` arrived.
     Ack {
         /// The highest sequence number received in order.
@@ -94,6 +106,11 @@ pub struct WireMessage {
     pub choices: Vec<WireChoice>,
     /// When it was stored (RFC 3339).
     pub created_at: String,
+    /// For a visitor's reaction: the id of the message it reacts to (`text` is the emoji, empty
+    /// when the reaction was taken back). Widgets apply it to that message instead of showing
+    /// it as a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reacts_to: Option<String>,
 }
 
 /// A button under a message.

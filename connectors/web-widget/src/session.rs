@@ -17,6 +17,13 @@ use crate::frames::{
     WireMessage,
 };
 
+/// The longest reaction, in characters (an emoji with its modifiers).
+const MAX_EMOJI_CHARS: usize = 16;
+
+fn valid_client_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_CLIENT_ID && !id.chars().any(char::is_control)
+}
+
 /// Timers of a connection.
 #[derive(Clone, Copy, Debug)]
 pub struct SessionConfig {
@@ -58,6 +65,16 @@ pub enum Action {
         text: String,
         /// The id of the tapped choice, if the visitor tapped one.
         choice: Option<String>,
+    },
+    /// Store the visitor's reaction to a message (idempotent by client id), then as
+    /// [`Action::Store`].
+    React {
+        /// The widget's id for it.
+        client_id: String,
+        /// The message reacted to.
+        message_id: String,
+        /// The reaction; `None` takes it back.
+        emoji: Option<String>,
     },
     /// The visitor typing, for the creator's live view.
     VisitorTyping(bool),
@@ -176,10 +193,7 @@ impl ServerSession {
                 },
             ) => {
                 let chars = text.trim().chars().count();
-                if client_id.is_empty()
-                    || client_id.len() > MAX_CLIENT_ID
-                    || client_id.chars().any(char::is_control)
-                {
+                if !valid_client_id(&client_id) {
                     vec![self.send(
                         ServerFrame::Error {
                             code: ErrorCode::InvalidMessage,
@@ -215,6 +229,42 @@ impl ServerSession {
                         text,
                         choice,
                     }]
+                }
+            }
+            (
+                _,
+                ClientFrame::React {
+                    client_id,
+                    message_id,
+                    emoji,
+                },
+            ) => {
+                let why = if !valid_client_id(&client_id) {
+                    Some(format!("client_id: 1-{MAX_CLIENT_ID} printable bytes"))
+                } else if message_id.is_empty() || message_id.len() > MAX_CLIENT_ID {
+                    Some(format!("message_id: 1-{MAX_CLIENT_ID} bytes"))
+                } else if emoji
+                    .as_ref()
+                    .is_some_and(|e| e.trim().is_empty() || e.chars().count() > MAX_EMOJI_CHARS)
+                {
+                    Some(format!("emoji: 1-{MAX_EMOJI_CHARS} characters"))
+                } else {
+                    None
+                };
+                match why {
+                    Some(message) => vec![self.send(
+                        ServerFrame::Error {
+                            code: ErrorCode::InvalidMessage,
+                            message,
+                            client_id: Some(client_id),
+                        },
+                        now,
+                    )],
+                    None => vec![Action::React {
+                        client_id,
+                        message_id,
+                        emoji,
+                    }],
                 }
             }
             (_, ClientFrame::Ack { seq }) => {

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use coach_web_widget::frames::{ClientFrame, ServerFrame, WireMessage};
+use coach_web_widget::frames::{ClientFrame, ErrorCode, ServerFrame, WireMessage};
 use coach_web_widget::session::{Action, ClientSession, ServerSession, SessionConfig};
 use proptest::prelude::*;
 
@@ -120,13 +120,14 @@ impl World {
                         client_id: Some(client_id.clone()),
                         choices: Vec::new(),
                         created_at: String::new(),
+                        reacts_to: None,
                     });
                     if let Action::Send(f) = server.accepted(client_id, self.now) {
                         self.to_client.push_back(f);
                     }
                     doorbell = true;
                 }
-                Action::VisitorTyping(_) => {}
+                Action::VisitorTyping(_) | Action::React { .. } => {}
                 Action::Close(_) => {
                     self.disconnect();
                     return;
@@ -185,6 +186,7 @@ impl World {
                     client_id: None,
                     choices: Vec::new(),
                     created_at: String::new(),
+                    reacts_to: None,
                 });
                 self.doorbell();
             }
@@ -330,4 +332,50 @@ fn a_resume_beyond_the_conversation_starts_over() {
     server.on_text(r#"{"type":"hello","v":1,"resume_after":99}"#, now);
     server.welcome("t".into(), 3, now);
     assert_eq!(server.sent_seq(), 0);
+}
+
+#[test]
+fn reactions_are_checked_then_stored() {
+    let now = Instant::now();
+    let mut server = ServerSession::new(now, SessionConfig::default());
+    server.on_text(r#"{"type":"hello","v":1}"#, now);
+    server.welcome("t".into(), 0, now);
+    assert_eq!(
+        server.on_text(
+            r#"{"type":"react","client_id":"r1","message_id":"0192","emoji":"👎"}"#,
+            now
+        ),
+        vec![Action::React {
+            client_id: "r1".into(),
+            message_id: "0192".into(),
+            emoji: Some("👎".into())
+        }]
+    );
+    assert_eq!(
+        server.on_text(
+            r#"{"type":"react","client_id":"r2","message_id":"0192"}"#,
+            now
+        ),
+        vec![Action::React {
+            client_id: "r2".into(),
+            message_id: "0192".into(),
+            emoji: None
+        }]
+    );
+    for bad in [
+        r#"{"type":"react","client_id":"","message_id":"0192","emoji":"👍"}"#,
+        r#"{"type":"react","client_id":"r3","message_id":"","emoji":"👍"}"#,
+        r#"{"type":"react","client_id":"r4","message_id":"0192","emoji":"  "}"#,
+    ] {
+        assert!(
+            matches!(
+                server.on_text(bad, now).as_slice(),
+                [Action::Send(ServerFrame::Error {
+                    code: ErrorCode::InvalidMessage,
+                    ..
+                })]
+            ),
+            "{bad}"
+        );
+    }
 }

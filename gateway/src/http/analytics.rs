@@ -83,11 +83,14 @@ pub struct Analytics {
     pub latency: Vec<DayLatency>,
     /// Handoffs.
     pub unanswered: Unanswered,
+    /// Reactions to answers, with the most recent unhelpful ones and their questions.
+    pub feedback: crate::store::feedback::FeedbackSummary,
     /// Model tokens per day (days without answers are absent).
     pub usage: Vec<UsageDay>,
 }
 
-/// The tenant's analytics: messages per day per channel, answer latency, unanswered questions.
+/// The tenant's analytics: messages per day per channel, answer latency, unanswered questions,
+/// feedback on answers.
 #[utoipa::path(get, path = "/v1/analytics", tag = "analytics", params(AnalyticsQuery),
     responses((status = 200, body = Analytics), (status = 400, body = crate::error::Problem)))]
 async fn analytics(
@@ -122,6 +125,7 @@ async fn analytics(
     let times = state.store.answer_times(scope, since, 10_000).await?;
     let handoffs = state.store.handoffs(scope, since, 50).await?;
     let counts = state.store.handoff_counts(scope, since).await?;
+    let feedback = state.store.feedback_summary(scope, since, 50).await?;
     let usage = state
         .store
         .usage(scope, &first.format("%Y-%m-%d").to_string())
@@ -168,6 +172,7 @@ async fn analytics(
         messages,
         latency,
         unanswered,
+        feedback,
         usage,
     }))
 }

@@ -36,16 +36,19 @@ pub enum JobKind {
     Notify,
     /// Run one step of a coaching program for one enrollment.
     ProgramStep,
+    /// Record a contact's reaction to one of our messages as feedback on it.
+    Feedback,
 }
 
 impl JobKind {
     /// Every kind, in the order their runners start.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Answer,
         Self::FetchMedia,
         Self::Ingest,
         Self::Notify,
         Self::ProgramStep,
+        Self::Feedback,
     ];
 
     /// The stored name.
@@ -56,6 +59,7 @@ impl JobKind {
             Self::Ingest => "ingest",
             Self::Notify => "notify",
             Self::ProgramStep => "program_step",
+            Self::Feedback => "feedback",
         }
     }
 
@@ -250,6 +254,11 @@ pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> JoinSet<()> 
     ));
     set.spawn(run(
         crate::programs::worker::Scheduler,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    set.spawn(run(
+        crate::feedback::Recorder,
         state.clone(),
         shutdown.clone(),
     ));

@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod delivery;
 pub mod documents;
+pub mod feedback;
 pub mod members;
 pub mod memory;
 mod postgres;
@@ -55,6 +56,7 @@ pub mod prelude {
     pub use super::conversations::ConversationStore;
     pub use super::delivery::DeliveryStore;
     pub use super::documents::DocumentStore;
+    pub use super::feedback::FeedbackStore;
     pub use super::members::MemberStore;
     pub use super::memory::MemoryStore;
     pub use super::privacy::PrivacyStore;
@@ -110,6 +112,7 @@ pub trait Store:
     + conversations::ConversationStore
     + delivery::DeliveryStore
     + documents::DocumentStore
+    + feedback::FeedbackStore
     + members::MemberStore
     + memory::MemoryStore
     + privacy::PrivacyStore

@@ -506,12 +506,14 @@ pub(crate) fn status_from_rank(
 pub(crate) fn jobs_for(content: &coach_connector_api::Content) -> &'static [&'static str] {
     match content {
         coach_connector_api::Content::Media { .. } => &[JOB_FETCH_MEDIA, JOB_ANSWER],
-        coach_connector_api::Content::Reaction { .. } => &[],
+        coach_connector_api::Content::Reaction { .. } => &[JOB_FEEDBACK],
         _ => &[JOB_ANSWER],
     }
 }
 
 /// Job kind: answer this inbound message (the responder).
 pub const JOB_ANSWER: &str = crate::jobs::JobKind::Answer.as_str();
+/// Job kind: record this reaction as feedback on the message it reacts to.
+pub const JOB_FEEDBACK: &str = crate::jobs::JobKind::Feedback.as_str();
 /// Job kind: fetch this message's media before the provider URL expires.
 pub const JOB_FETCH_MEDIA: &str = crate::jobs::JobKind::FetchMedia.as_str();

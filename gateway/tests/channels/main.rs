@@ -8,6 +8,7 @@ mod api_support;
 #[path = "../common/mod.rs"]
 mod common;
 mod delivery;
+mod feedback;
 mod pacing;
 mod plugin;
 mod polling;

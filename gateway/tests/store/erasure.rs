@@ -159,6 +159,10 @@ const TABLES: &[(&str, &str)] = &[
         "contact: exported (`memory`), cascade with the contact; retention",
     ),
     (
+        "answer_feedback",
+        "contact: exported (`feedback`), cascade with the contact and the answer; retention",
+    ),
+    (
         "progress_entries",
         "contact: exported (`progress.entries`), cascade with the contact; retention",
     ),

@@ -220,7 +220,25 @@ impl Connection {
                     text,
                     choice,
                 } => {
-                    let reply = self.store(client_id, text, choice).await;
+                    // A tapped button answers like a button on WhatsApp or Telegram.
+                    let content = match choice {
+                        Some(id) => Content::InteractiveReply { id, title: text },
+                        None => Content::Text { body: text },
+                    };
+                    let reply = self.store(client_id, content).await;
+                    self.send_action(reply).await?;
+                    self.deliver().await?;
+                }
+                Action::React {
+                    client_id,
+                    message_id,
+                    emoji,
+                } => {
+                    let content = Content::Reaction {
+                        to_message: message_id,
+                        emoji,
+                    };
+                    let reply = self.store(client_id, content).await;
                     self.send_action(reply).await?;
                     self.deliver().await?;
                 }
@@ -328,7 +346,7 @@ impl Connection {
     }
 
     /// Stores the visitor's message through the conversation stream (idempotent by client id).
-    async fn store(&mut self, client_id: String, text: String, choice: Option<String>) -> Action {
+    async fn store(&mut self, client_id: String, content: Content) -> Action {
         let now = Instant::now();
         let Some(visitor) = self.visitor.clone() else {
             return Action::Close("no visitor".into());
@@ -351,11 +369,7 @@ impl Connection {
                 username: None,
             },
             timestamp: Utc::now(),
-            // A tapped button answers like a button on WhatsApp or Telegram.
-            content: match choice {
-                Some(id) => Content::InteractiveReply { id, title: text },
-                None => Content::Text { body: text },
-            },
+            content,
             reply_to: None,
         });
         match self
@@ -428,13 +442,20 @@ impl Connection {
 /// A stored message as the widget shows it.
 pub(super) fn wire(message: &StoredMessage) -> WireMessage {
     let mut choices = Vec::new();
+    let mut reacts_to = None;
     let (direction, text, client_id) = match message.direction {
         Direction::Inbound => {
             let content = serde_json::from_value::<Content>(message.content.clone()).ok();
-            let text = content
-                .as_ref()
-                .and_then(|c| c.text().map(str::to_string))
-                .unwrap_or_else(|| "[attachment]".into());
+            let text = match content {
+                Some(Content::Reaction { to_message, emoji }) => {
+                    reacts_to = Some(to_message);
+                    emoji.unwrap_or_default()
+                }
+                Some(c) => c
+                    .text()
+                    .map_or_else(|| "[attachment]".into(), str::to_string),
+                None => "[attachment]".into(),
+            };
             ("in", text, message.provider_message_id.clone())
         }
         Direction::Outbound => {
@@ -470,5 +491,6 @@ pub(super) fn wire(message: &StoredMessage) -> WireMessage {
         client_id,
         choices,
         created_at: message.created_at.to_rfc3339(),
+        reacts_to,
     }
 }

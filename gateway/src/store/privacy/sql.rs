@@ -291,10 +291,32 @@ macro_rules! ops {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
             let progress = crate::store::progress::sql::$backend::contact_log(&mut *conn, tenant, contact).await?;
+            let feedback = sqlx::query(
+                "SELECT conversation_id, answer_id, question_id, emoji, rating, created_at, updated_at \
+                 FROM answer_feedback WHERE tenant_id = $1 AND contact_id = $2 ORDER BY created_at",
+            )
+            .bind(tenant.0)
+            .bind(contact.0)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|f| {
+                Ok(json!({
+                    "conversation_id": f.try_get::<Uuid, _>("conversation_id")?,
+                    "answer_id": f.try_get::<Uuid, _>("answer_id")?,
+                    "question_id": f.try_get::<Option<Uuid>, _>("question_id")?,
+                    "emoji": f.try_get::<String, _>("emoji")?,
+                    "rating": f.try_get::<i16, _>("rating")?,
+                    "created_at": f.try_get::<DateTime<Utc>, _>("created_at")?,
+                    "updated_at": f.try_get::<DateTime<Utc>, _>("updated_at")?,
+                }))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
             Ok(json!({
                 "contact": record,
                 "memory": memory,
                 "progress": progress,
+                "feedback": feedback,
                 "conversations": exported,
                 "handoffs": handoffs,
                 "programs": programs,
@@ -348,8 +370,8 @@ macro_rules! ops {
         }
 
         /// Delete, for every tenant with a retention period, the messages (with their statuses,
-        /// jobs and outbox rows), unknown events, private notes, memory items, progress answers
-        /// and milestones older than that period.
+        /// jobs and outbox rows), unknown events, private notes, memory items, progress answers,
+        /// milestones and feedback older than that period.
         /// Returns rows deleted.
         async fn apply_retention(conn: &mut Conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let tenants = sqlx::query(
@@ -376,6 +398,7 @@ macro_rules! ops {
                     "DELETE FROM contact_memory WHERE tenant_id = $1 AND updated_at < $2",
                     "DELETE FROM progress_entries WHERE tenant_id = $1 AND recorded_at < $2",
                     "DELETE FROM progress_milestones WHERE tenant_id = $1 AND reached_at < $2",
+                    "DELETE FROM answer_feedback WHERE tenant_id = $1 AND updated_at < $2",
                 ];
                 for sql in statements {
                     deleted += sqlx::query(sql).bind(tenant).bind(cutoff).execute(&mut *conn).await?.rows_affected();
