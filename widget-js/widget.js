@@ -25,6 +25,8 @@
   var script = document.currentScript || document.querySelector("script[data-channel]");
   if (!script || window.CoachWidget) return;
   var channel = script.getAttribute("data-channel");
+  // "app": the coachee app (/c/{channel}/): the chat fills the screen, always open.
+  var app = script.getAttribute("data-mode") === "app";
   var base = new URL(script.src, location.href).origin;
   var KEY = "coach-widget:" + channel;
 
@@ -32,19 +34,22 @@
     en: { title: "Chat with us", placeholder: "Type a message", send: "Send", open: "Open chat",
       close: "Close chat", offline: "Offline: messages will be sent when the connection is back",
       typing: "Typing", sources: "Sources", failed: "Not sent yet", unread: "unread messages",
-      stop: "Stop check-ins", stopWord: "STOP", helpful: "Helpful", unhelpful: "Not helpful" },
+      stop: "Stop check-ins", stopWord: "STOP", helpful: "Helpful", unhelpful: "Not helpful",
+      progress: "My progress", progressWord: "progress" },
     es: { title: "Chatea con nosotros", placeholder: "Escribe un mensaje", send: "Enviar",
       open: "Abrir chat", close: "Cerrar chat",
       offline: "Sin conexi\u00f3n: los mensajes se enviar\u00e1n al volver la conexi\u00f3n",
       typing: "Escribiendo", sources: "Fuentes", failed: "A\u00fan sin enviar",
       unread: "mensajes sin leer", stop: "No recibir m\u00e1s mensajes", stopWord: "BAJA",
-      helpful: "\u00datil", unhelpful: "No me sirvi\u00f3" },
+      helpful: "\u00datil", unhelpful: "No me sirvi\u00f3", progress: "Mi progreso",
+      progressWord: "progreso" },
     pt: { title: "Converse conosco", placeholder: "Escreva uma mensagem", send: "Enviar",
       open: "Abrir chat", close: "Fechar chat",
       offline: "Sem conex\u00e3o: as mensagens ser\u00e3o enviadas quando a conex\u00e3o voltar",
       typing: "Digitando", sources: "Fontes", failed: "Ainda n\u00e3o enviada",
       unread: "mensagens n\u00e3o lidas", stop: "N\u00e3o receber mais mensagens", stopWord: "PARAR",
-      helpful: "\u00datil", unhelpful: "N\u00e3o ajudou" }
+      helpful: "\u00datil", unhelpful: "N\u00e3o ajudou", progress: "Meu progresso",
+      progressWord: "progresso" }
   };
   function pickLang(wanted) {
     var langs = [wanted].concat(navigator.languages || [navigator.language || "en"]);
@@ -107,6 +112,8 @@
     "height:48px;outline:none}form button{border:0;background:none;color:var(--c);font-weight:600;" +
     "padding:0 14px;cursor:pointer}button:focus-visible,textarea:focus-visible{outline:2px solid var(--c)}" +
     "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}}" +
+    ".app .l,.app .x{display:none}.app .p{inset:0;width:auto;height:auto;border-radius:0;" +
+    "padding:env(safe-area-inset-top) 0 env(safe-area-inset-bottom)}.pr{display:none}.app .pr{display:block}" +
     "</style>" +
     "<div class='w' style='--c:#3b5bdb'>" +
     "<button class='l' type='button' aria-haspopup='dialog' aria-expanded='false'>" +
@@ -114,6 +121,7 @@
     "<span class='b' hidden></span></button>" +
     "<div class='p' role='dialog' aria-modal='false' hidden>" +
     "<div class='h'><img alt='' hidden><b></b><button type='button' class='s' hidden></button>" +
+    "<button type='button' class='pr'>\ud83d\udcc8</button>" +
     "<button type='button' class='x'>\u00d7</button></div>" +
     "<div class='of' role='status' hidden></div>" +
     "<div class='m' role='log' aria-live='polite' aria-relevant='additions'></div>" +
@@ -127,6 +135,8 @@
   $(".h b").textContent = t.title;
   $(".x").setAttribute("aria-label", t.close);
   launcher.setAttribute("aria-label", t.open);
+  $(".pr").setAttribute("aria-label", t.progress);
+  $(".pr").title = t.progress;
   input.setAttribute("placeholder", t.placeholder);
   input.setAttribute("aria-label", t.placeholder);
   form.querySelector("button").textContent = t.send;
@@ -340,6 +350,8 @@
   }
   // Stops every check-in, as writing the opt-out word does (the coach confirms).
   stop.addEventListener("click", function () { submit(t.stopWord); });
+  // The app's progress button asks for the coachee's summary (as writing "progress" does).
+  $(".pr").addEventListener("click", function () { submit(t.progressWord); });
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     submit(input.value);
@@ -402,6 +414,12 @@
     connect();
   });
   (document.body || document.documentElement).appendChild(host);
+  if (app) {
+    wrap.classList.add("app");
+    open();
+    // The service worker keeps the app's shell for offline starts (scope: the app's folder).
+    if (navigator.serviceWorker) navigator.serviceWorker.register("sw.js").catch(function () {});
+  }
 
   window.CoachWidget = {
     open: open,

@@ -217,3 +217,67 @@ test("a check-in's buttons answer it, and the widget's control stops check-ins",
   assert.ok(audit.json.some((e) => e.action === "contact.opt_out"), JSON.stringify(audit.json));
   await context.close();
 });
+
+test("the coachee app installs, opens without the server and sends what was typed then once", async () => {
+  // The demo's widget channel (the /demo page names it once the demo coach exists).
+  let channel;
+  for (let i = 0; i < 120 && !channel; i++) {
+    const html = await (await fetch(`${BASE}/demo`)).text();
+    channel = (html.match(/data-channel="([0-9a-f-]{36})"/) || [])[1];
+    if (!channel) await new Promise((r) => setTimeout(r, 500));
+  }
+  assert.ok(channel, "the demo channel did not appear");
+  // A phone.
+  const context = await browser.newContext({ viewport: { width: 393, height: 851 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  await page.goto(`${BASE}/c/${channel}`);
+  assert.equal(new URL(page.url()).pathname, `/c/${channel}/`);
+
+  // Installable: a manifest whose start URL is in its scope, shown standalone, with PNG icons of
+  // the sizes it states, and a service worker that controls the app.
+  const manifestUrl = new URL(await page.locator("link[rel=manifest]").getAttribute("href"), page.url());
+  const manifestResponse = await fetch(manifestUrl);
+  assert.equal(manifestResponse.headers.get("content-type"), "application/manifest+json");
+  const manifest = await manifestResponse.json();
+  assert.ok(manifest.name && manifest.short_name, JSON.stringify(manifest));
+  assert.equal(manifest.display, "standalone");
+  assert.equal(manifest.start_url, `/c/${channel}/`);
+  assert.ok(manifest.start_url.startsWith(manifest.scope));
+  const sizes = new Set();
+  for (const icon of manifest.icons) {
+    const r = await fetch(new URL(icon.src, manifestUrl));
+    assert.equal(r.headers.get("content-type"), "image/png");
+    const png = Buffer.from(await r.arrayBuffer());
+    assert.equal(png.subarray(1, 4).toString(), "PNG");
+    const side = Number(icon.sizes.split("x")[0]);
+    assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], [side, side]);
+    sizes.add(side);
+  }
+  assert.ok(sizes.has(192) && sizes.has(512), [...sizes].join());
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.reload();
+  assert.equal(await page.evaluate(() => Boolean(navigator.serviceWorker.controller)), true, "no service worker controls the app");
+  // Full screen, open, no launcher.
+  await page.locator(`${W} textarea`).waitFor();
+  const panel = await page.locator(`${W} .p`).boundingBox();
+  assert.ok(panel.width >= 390 && panel.height >= 800, JSON.stringify(panel));
+  assert.equal(await page.locator(`${W} .l`).isVisible(), false);
+
+  // The server goes away: the app still opens from its cache and keeps what is typed.
+  await stopGateway();
+  await page.reload();
+  await page.locator(`${W} textarea`).waitFor();
+  await ask(page, "Asked while offline: what is the gateway?");
+  await page.locator(`${W} .g.pe`, { hasText: "Asked while offline" }).waitFor();
+  await startGateway();
+  // Back: sent once, answered.
+  await stored(page, "in").filter({ hasText: "Asked while offline" }).waitFor({ timeout: 60_000 });
+  await stored(page, "out").first().waitFor({ timeout: 180_000 });
+  await page.reload();
+  await stored(page, "in").filter({ hasText: "Asked while offline" }).first().waitFor();
+  assert.equal(await stored(page, "in").filter({ hasText: "Asked while offline" }).count(), 1);
+  // The progress button asks for the summary.
+  await page.locator(`${W} .pr`).click();
+  await stored(page, "out").filter({ hasText: /progress/i }).first().waitFor({ timeout: 30_000 });
+  await context.close();
+});

@@ -1,7 +1,8 @@
 //! The web widget: `GET /widget.js` (the script creators embed), `GET /widget/ws` (its
 //! WebSocket, protocol in `coach-web-widget`), `GET /v1/widget/config/{channel_id}` (public
-//! theme and texts) and the `/demo` page.
+//! theme and texts), the `/demo` page and the coachee app (`/c/{channel}/`, [`app`]).
 
+pub mod app;
 mod connection;
 pub mod demo;
 
@@ -70,6 +71,7 @@ pub fn router() -> Router<AppState> {
         .route("/widget.js", get(script))
         .route("/widget/ws", get(socket))
         .route("/demo", get(demo::page))
+        .merge(app::router())
 }
 
 /// The public configuration route.
