@@ -117,6 +117,18 @@ export async function call(method, path, body, retried = false) {
 }
 
 export const get = (path) => call("GET", path);
+
+/** A file (GET) as a Blob, with how it may be shown (`x-media-kind`: image, audio, video, file). */
+export async function file(path, retried = false) {
+  if (!session) throw new ApiError(401, "not logged in");
+  const res = await fetch(path, { headers: { authorization: `Bearer ${session.access_token}` } });
+  if (res.status === 401 && !retried && session) {
+    await refresh();
+    return file(path, true);
+  }
+  if (!res.ok) throw await problem(res);
+  return { blob: await res.blob(), kind: res.headers.get("x-media-kind") || "file" };
+}
 export const post = (path, body) => call("POST", path, body);
 
 /**

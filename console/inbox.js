@@ -335,10 +335,29 @@ async function openThread(pane, id, item) {
     return h(
       "li",
       { class: `msg ${m.direction === "inbound" ? "in" : "out"}`, "data-message": m.id },
+      m.content?.kind === "media" && m.content.file ? media(m) : null,
       h("div", { class: "body" }, body),
       sources.length ? h("div", { class: "sources" }, h("span", { class: "muted" }, `${t("sources")}: `), sources.map((s) => h("span", { class: "chip" }, s))) : null,
       h("div", { class: "meta" }, h("time", { datetime: m.created_at }, when(m.created_at)), tick),
     );
+  }
+
+  // A file the contact sent: images in place, audio and video playable, anything else a
+  // download (the server reads the type from the file's bytes; SVG or HTML is never shown).
+  function media(m) {
+    const box = h("div", { class: "media", "data-kind": "loading" });
+    api.file(`/v1/messages/${m.id}/media`).then(({ blob, kind }) => {
+      const url = URL.createObjectURL(blob);
+      const caption = m.content.caption || t(`media_${m.content.media}`);
+      const shown =
+        kind === "image" ? h("img", { src: url, alt: caption, loading: "lazy" })
+        : kind === "audio" ? h("audio", { controls: true, src: url, "aria-label": caption })
+        : kind === "video" ? h("video", { controls: true, src: url, "aria-label": caption })
+        : h("a", { href: url, download: `${m.content.media}-${m.id}` }, `⬇ ${t("download")}`);
+      box.dataset.kind = kind;
+      box.append(shown);
+    }).catch(() => { box.dataset.kind = "missing"; });
+    return box;
   }
 
   function add(m) {

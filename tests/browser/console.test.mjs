@@ -8,6 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { deflateSync } from "node:zlib";
 import { mkdirSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { Gateway, launchBrowser } from "./harness.mjs";
@@ -81,9 +82,53 @@ async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
 }
 
+/** A PNG of `side` pixels square in one colour (zlib from node; CRC-32 as PNG defines it). */
+function png(side, [r, g, b]) {
+  const crc = (buf) => {
+    let c = ~0;
+    for (const byte of buf) {
+      c ^= byte;
+      for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+    }
+    return ~c >>> 0;
+  };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(side, 0);
+  header.writeUInt32BE(side, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array(side).fill([r, g, b]).flat())]);
+  const raw = Buffer.concat(Array(side).fill(row));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+const PICTURE = png(24, [46, 158, 68]);
+
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
   receiver = createServer((req, res) => {
+    // The Graph API, as far as these tests use it: a picture's two media steps, and sends.
+    const port = receiver.address().port;
+    if (req.method === "GET" && req.url === "/v21.0/MEDIAPNG1") {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ messaging_product: "whatsapp",
+        url: `http://127.0.0.1:${port}/cdn/MEDIAPNG1`, mime_type: "image/png", file_size: PICTURE.length, id: "MEDIAPNG1" }));
+      return;
+    }
+    if (req.method === "GET" && req.url === "/cdn/MEDIAPNG1") {
+      res.writeHead(200, { "content-type": "image/png" }).end(PICTURE);
+      return;
+    }
+    if (req.url.startsWith("/v21.0/")) {
+      req.resume();
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ messaging_product: "whatsapp", messages: [{ id: `wamid.out.${Date.now()}` }] }));
+      return;
+    }
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
@@ -94,6 +139,7 @@ before(async () => {
     });
   });
   await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  gw.env.GATEWAY__PROVIDERS__WHATSAPP__API_BASE_URL = `http://127.0.0.1:${receiver.address().port}/v21.0`;
   await gw.start();
   browser = await launchBrowser();
 });
@@ -391,6 +437,24 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     });
     assert.equal(r.status, 200);
   };
+  const tessPicture = async (wamid, media) => {
+    const raw = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [{ id: "WABA", changes: [{ field: "messages", value: {
+        messaging_product: "whatsapp",
+        metadata: { display_phone_number: "15550001112", phone_number_id: "106540352242923" },
+        contacts: [{ profile: { name: "Tess" }, wa_id: "4915112340000" }],
+        messages: [{ from: "4915112340000", id: wamid, timestamp: String(Math.floor(Date.now() / 1000)), type: "image",
+          image: { id: media, mime_type: "image/png", sha256: "x", file_size: PICTURE.length, caption: "My walk" } }],
+      } }] }],
+    });
+    const r = await fetch(`${BASE}/webhooks/whatsapp/${channel.body.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": `sha256=${createHmac("sha256", appSecret).update(raw).digest("hex")}` },
+      body: raw,
+    });
+    assert.equal(r.status, 200);
+  };
   const until = async (what, check) => {
     for (let i = 0; i < 120; i++) {
       if (await check()) return;
@@ -461,11 +525,16 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     const messages = async () => (await api("GET", `/v1/conversations/${id}/messages`, token)).body.items.map((m) => JSON.stringify(m.content));
     await until("the question", async () => (await messages()).some((m) => m.includes("Did you move")));
     await tess("wamid.team.3", "Yes!");
+    // A picture from Tess: fetched from the Graph API and shown in place in the conversation.
+    await tessPicture("wamid.team.4", "MEDIAPNG1");
     const contactOf = (await api("GET", `/v1/conversations/${id}`, token)).body.contact_id;
     await until("the answer", async () => (await api("GET", `/v1/contacts/${contactOf}/progress`, token)).body.items.length === 1);
     await page.reload();
     await page.locator(".progress-box summary").click();
     await page.locator(".progress-item[data-key=move][data-streak='1'] svg rect").first().waitFor();
+    const picture = page.locator("li.msg.in .media[data-kind=image] img");
+    await picture.waitFor();
+    assert.equal(await picture.evaluate((img) => img.complete && img.naturalWidth), 24);
     // Acknowledged in the language the team chose (Portuguese).
     await until("the acknowledgement", async () => (await messages()).some((m) => m.includes("Dias seguidos: 1")));
     await page.locator("nav a[data-route=analytics]").click();

@@ -153,6 +153,22 @@ pub async fn apply_retention(data_dir: &Path, tenant: TenantId, days: u64) -> us
     .unwrap_or(0)
 }
 
+/// How the console may show a kept file, read from its first bytes (never from what the
+/// provider or the contact declared): a raster image, audio or video that browsers play, with
+/// its type and `image`, `audio` or `video`. Anything else (SVG, HTML, PDF...) is `None`: a
+/// download.
+pub fn shown_as(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    let mime = infer::get(bytes)?.mime_type();
+    let shown = match mime {
+        "image/png" | "image/jpeg" | "image/gif" | "image/webp" => "image",
+        "audio/ogg" | "audio/opus" | "audio/mpeg" | "audio/m4a" | "audio/aac" | "audio/x-wav"
+        | "audio/x-flac" | "audio/amr" => "audio",
+        "video/mp4" | "video/webm" | "video/quicktime" | "video/x-m4v" | "video/3gpp" => "video",
+        _ => return None,
+    };
+    Some((mime, shown))
+}
+
 /// Whether a file of `mime` may be kept as `kind`.
 fn acceptable(kind: MediaKind, mime: &str) -> bool {
     match kind {
@@ -329,4 +345,31 @@ pub fn stored_path(data_dir: &Path, message: &crate::store::StoredMessage) -> Op
     Some(
         contact_dir(data_dir, message.tenant_id, message.contact_id).join(message.id.0.to_string()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_raster_images_audio_and_video_are_shown_in_place() {
+        let png = [
+            &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A][..],
+            &[0u8; 32][..],
+        ]
+        .concat();
+        assert_eq!(shown_as(&png), Some(("image/png", "image")));
+        assert_eq!(
+            shown_as(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0]),
+            Some(("image/jpeg", "image"))
+        );
+        let ogg = [&b"OggS"[..], &[0u8; 32][..]].concat();
+        assert_eq!(shown_as(&ogg).map(|(_, k)| k), Some("audio"));
+        assert_eq!(
+            shown_as(b"<svg xmlns='http://www.w3.org/2000/svg'><script/></svg>"),
+            None
+        );
+        assert_eq!(shown_as(b"<html><script>alert(1)</script></html>"), None);
+        assert_eq!(shown_as(b"%PDF-1.4\n"), None);
+    }
 }

@@ -87,7 +87,7 @@ const FILES: &[(&str, &str, &str)] = &[
 /// Scripts, styles and API calls only to this gateway (the bearer token cannot be sent
 /// anywhere else even by injected script).
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'none'";
 
 pub(super) fn router() -> Router<AppState> {

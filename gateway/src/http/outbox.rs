@@ -109,7 +109,9 @@ async fn retry_outbox(
 }
 
 /// The media file of an inbound message, once fetched from its provider (404 before, or for a
-/// message without one). Served as an attachment, never rendered in place.
+/// message without one). Served as an attachment, never rendered in place; `X-Media-Kind`
+/// says how the console may show it (`image`, `audio` or `video`, with the type read from the
+/// file's first bytes, else `file`: a download).
 #[utoipa::path(get, path = "/v1/messages/{id}/media", tag = "conversations",
     params(("id" = String, Path, description = "message id")),
     responses((status = 200, description = "the file", content_type = "application/octet-stream"),
@@ -126,13 +128,31 @@ async fn message_media(
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|_| ApiError::NotFound("media file"))?;
-    let mime = message.content["file"]["mime"]
+    let declared = message.content["file"]["mime"]
         .as_str()
-        .unwrap_or("application/octet-stream")
-        .to_owned();
+        .unwrap_or("application/octet-stream");
+    let (mime, kind) = match crate::connectors::media::shown_as(&bytes) {
+        Some((mime, kind)) => (mime.to_owned(), kind),
+        // A declared image, sound or film whose bytes are none of those is just bytes.
+        None if ["image/", "audio/", "video/"]
+            .iter()
+            .any(|p| declared.starts_with(p)) =>
+        {
+            ("application/octet-stream".to_owned(), "file")
+        }
+        None => (declared.to_owned(), "file"),
+    };
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, mime),
+            (
+                axum::http::header::HeaderName::from_static("x-media-kind"),
+                kind.to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'".to_owned(),
+            ),
             (
                 axum::http::header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{}\"", id.0),

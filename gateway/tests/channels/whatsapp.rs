@@ -328,6 +328,8 @@ pub(crate) async fn whatsapp_media_is_fetched_checked_and_erased(b: &Backend) {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    // Read from its bytes: the console shows it in place.
+    assert_eq!(resp.headers()["x-media-kind"], "image");
     assert_eq!(resp.bytes().await.unwrap().to_vec(), jpeg);
     let other = w.app.register("peek@example.com").await;
     let (status, _) = w
