@@ -13,7 +13,10 @@ use crate::api_support::*;
 use crate::common::Backend;
 use crate::support::*;
 
-crate::against_every_backend!(silence_follow_ups_and_streaks,);
+crate::against_every_backend!(
+    silence_follow_ups_and_streaks,
+    an_answered_last_step_ends_the_program,
+);
 
 const DOER: i64 = 501;
 const QUIET: i64 = 502;
@@ -420,4 +423,85 @@ pub(crate) async fn silence_follow_ups_and_streaks(b: &Backend) {
             .len(),
         1
     );
+}
+
+/// A last step that waits for a reply: answered, the program ends there and its follow-up is
+/// never sent; unanswered, the follow-up goes out and then the program ends.
+pub(crate) async fn an_answered_last_step_ends_the_program(b: &Backend) {
+    let t0 = (Utc::now() + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(10, 0, 0)
+        .unwrap()
+        .and_utc();
+    let clock = Clock::manual(t0);
+    let w = world_on(b, false, clock.clone()).await;
+    let t = token(&w.app.register("last-step@example.com").await).to_owned();
+    let tg = create(&w, &t, "telegram", json!({ "bot_token": BOT_TOKEN })).await;
+    let hook = format!("/webhooks/telegram/{}", tg["id"].as_str().unwrap());
+    let secret = w.fake.requests_to("/setWebhook")[0].json()["secret_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post = |body: Vec<u8>| {
+        let hook = hook.clone();
+        let header = [("x-telegram-bot-api-secret-token", secret.clone())];
+        let w = &w;
+        async move { assert_eq!(w.post(&hook, &header, body).await.0, 200) }
+    };
+    let program = json!({ "name": "One question", "keywords": ["ASK"], "steps": [
+        { "id": "ask", "message": "Did the exercise help?", "if_no_reply_after": 60,
+          "no_reply_goto": "nudge", "next": "end",
+          "template": { "name": "ask", "language": "en", "parameters": [] } },
+        { "id": "nudge", "message": "A yes or no is enough.", "next": "end" },
+    ] });
+    let (status, created) = w
+        .app
+        .call("POST", "/v1/programs", Some(&t), Some(program))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    post(text_update(1, DOER, t0, "ASK")).await;
+    post(text_update(2, QUIET, t0, "ASK")).await;
+    let (mut now, mut seen, mut log) = (t0, 0, Vec::new());
+    while now <= t0 + Duration::hours(3) {
+        clock.set(now);
+        if now == t0 + Duration::minutes(30) {
+            post(text_update(3, DOER, now, "Yes, it did")).await;
+        }
+        w.answer_all().await;
+        while coach_gateway::programs::worker::poll_once(&w.app.state)
+            .await
+            .unwrap()
+            > 0
+        {}
+        w.deliver().await;
+        received(&w, &mut seen, now, &mut log);
+        now += Duration::minutes(15);
+    }
+    let nudged: Vec<(DateTime<Utc>, i64)> = log
+        .iter()
+        .filter(|(_, _, text)| text.starts_with("A yes or no"))
+        .map(|(at, chat, _)| (*at, *chat))
+        .collect();
+    assert_eq!(
+        nudged,
+        vec![(t0 + Duration::minutes(60), QUIET)],
+        "{log:#?}"
+    );
+    let (_, enrollments) = w
+        .app
+        .call(
+            "GET",
+            &format!("/v1/programs/{id}/enrollments"),
+            Some(&t),
+            None,
+        )
+        .await;
+    let states: Vec<&str> = enrollments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["completed", "completed"], "{enrollments}");
 }
