@@ -1,5 +1,6 @@
 //! What a step run reads, for both backends: the context a step is sent in and the last step
-//! run in a conversation (what a reply answers). Called by the `ProgramStore` impl in `sql.rs`.
+//! run in a conversation (what a reply answers); and the end of a program whose last step
+//! waited for a reply that came. Called by the `ProgramStore` impl in `sql.rs`.
 
 macro_rules! runs {
     ($store:ty, $backend:ident) => {
@@ -10,7 +11,9 @@ macro_rules! runs {
         use uuid::Uuid;
 
         use crate::store::StoreError;
-        use crate::store::programs::{ENROLLMENT, Enrollment, LastRun, StepContext};
+        use crate::store::programs::{
+            ENROLLMENT, Enrollment, JOB_PROGRAM_STEP, LastRun, StepContext,
+        };
 
         pub(in crate::store) async fn step_context(
             conn: &mut Conn,
@@ -45,6 +48,40 @@ macro_rules! runs {
                 // As `last_inbound_at` (delivery/sql.rs): the later of the two times.
                 last_inbound_at: stored.map(|s| written.map_or(s, |w| w.max(s))),
             }))
+        }
+
+        /// A reply came to run `seq`, the last step, which waited for it: its follow-up is
+        /// dropped and the enrollment completes (nothing happens if the follow-up already ran).
+        pub(in crate::store) async fn end_waiting(
+            conn: &mut Conn,
+            tenant: TenantId,
+            enrollment: Uuid,
+            seq: i32,
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let dropped = sqlx::query(
+                "UPDATE jobs SET state = 'done', locked_until = NULL, updated_at = $1 \
+                 WHERE tenant_id = $2 AND kind = $3 AND dedup_key = $4 AND state = 'pending'",
+            )
+            .bind(at)
+            .bind(tenant.0)
+            .bind(JOB_PROGRAM_STEP)
+            .bind(format!("{enrollment}:{}", seq + 1))
+            .execute(&mut *conn)
+            .await?;
+            if dropped.rows_affected() == 1 {
+                sqlx::query(
+                    "UPDATE enrollments SET state = 'completed', ended_at = $1, updated_at = $1 \
+                     WHERE id = $2 AND tenant_id = $3 AND state = 'active' AND seq = $4",
+                )
+                .bind(at)
+                .bind(enrollment)
+                .bind(tenant.0)
+                .bind(seq)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
         }
 
         pub(in crate::store) async fn last_run(

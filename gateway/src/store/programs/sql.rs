@@ -11,7 +11,7 @@ macro_rules! ops {
         use crate::store::programs::audience::$backend::{
             enrollment_counts, open_reach, opt_in, opt_out, opted_out, reach, run_facts, segment,
         };
-        use crate::store::programs::runs::$backend::{last_run, step_context};
+        use crate::store::programs::runs::$backend::{end_waiting, last_run, step_context};
         use chrono::{DateTime, Utc};
         use coach_connector_api::{ChannelId, ContactId, ConversationId, TenantId};
         use sqlx::{FromRow as _, Row as _};
@@ -467,28 +467,7 @@ macro_rules! ops {
                 Route::Stay => return Ok(first.rows_affected() == 1),
                 Route::Goto(step, due_at) => (step, due_at),
                 Route::End => {
-                    let dropped = sqlx::query(
-                        "UPDATE jobs SET state = 'done', locked_until = NULL, updated_at = $1 \
-                         WHERE tenant_id = $2 AND kind = $3 AND dedup_key = $4 AND state = 'pending'",
-                    )
-                    .bind(at)
-                    .bind(tenant.0)
-                    .bind(JOB_PROGRAM_STEP)
-                    .bind(format!("{enrollment_id}:{}", seq + 1))
-                    .execute(&mut *conn)
-                    .await?;
-                    if dropped.rows_affected() == 1 {
-                        sqlx::query(
-                            "UPDATE enrollments SET state = 'completed', ended_at = $1, updated_at = $1 \
-                             WHERE id = $2 AND tenant_id = $3 AND state = 'active' AND seq = $4",
-                        )
-                        .bind(at)
-                        .bind(enrollment_id)
-                        .bind(tenant.0)
-                        .bind(seq)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
+                    end_waiting(&mut *conn, tenant, enrollment_id, seq, at).await?;
                     return Ok(first.rows_affected() == 1);
                 }
             };
