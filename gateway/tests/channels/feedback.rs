@@ -217,4 +217,39 @@ pub(crate) async fn reactions_rate_answers_on_whatsapp_and_telegram(b: &Backend)
     assert!(status.is_success());
     let f = feedback(&w, &t).await;
     assert_eq!(f["helpful"], 0, "{f}");
+
+    // Pruned by retention: Ben's 👎 is kept within the period, gone after it.
+    post_tg(tg_update(json!({ "update_id": 4, "message_reaction": {
+        "chat": { "id": TG_CHAT, "type": "private" }, "message_id": tg_answer.parse::<i64>().unwrap(),
+        "user": { "id": TG_CHAT, "is_bot": false, "first_name": "Ben" }, "date": 1_700_000_300,
+        "old_reaction": [], "new_reaction": [{ "type": "emoji", "emoji": "👎" }] } })))
+    .await;
+    assert_eq!(feedback(&w, &t).await["unhelpful"], 1);
+    let (status, _) = w
+        .app
+        .call(
+            "PATCH",
+            "/v1/tenant",
+            Some(&t),
+            Some(json!({ "retention_days": 1 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sys = coach_gateway::tenancy::SystemScope::new("test");
+    let now = chrono::Utc::now();
+    w.app.state.store.apply_retention(&sys, now).await.unwrap();
+    assert_eq!(feedback(&w, &t).await["unhelpful"], 1);
+    let later = now + chrono::Duration::days(10);
+    w.app
+        .state
+        .store
+        .apply_retention(&sys, later)
+        .await
+        .unwrap();
+    let f = feedback(&w, &t).await;
+    assert_eq!(
+        (f["helpful"].as_i64(), f["unhelpful"].as_i64()),
+        (Some(0), Some(0)),
+        "{f}"
+    );
 }

@@ -73,28 +73,47 @@ fn received(
     *seen = sent.len();
 }
 
-pub(crate) async fn silence_follow_ups_and_streaks(b: &Backend) {
-    // Day 1 starts at 08:00 UTC tomorrow (contacts are in UTC).
+/// A Telegram bot channel's webhook, posted to as Telegram does.
+struct Bot {
+    hook: String,
+    secret: String,
+}
+
+impl Bot {
+    async fn post(&self, w: &World, body: Vec<u8>) {
+        let header = [("x-telegram-bot-api-secret-token", self.secret.clone())];
+        assert_eq!(w.post(&self.hook, &header, body).await.0, 200);
+    }
+}
+
+/// A world on a manual clock set to tomorrow `hour`:00 UTC, a tenant (its token) and its
+/// Telegram bot.
+async fn world_with_bot(
+    b: &Backend,
+    email: &str,
+    hour: u32,
+) -> (World, Clock, DateTime<Utc>, String, Bot) {
     let t0 = (Utc::now() + Duration::days(1))
         .date_naive()
-        .and_hms_opt(8, 0, 0)
+        .and_hms_opt(hour, 0, 0)
         .unwrap()
         .and_utc();
     let clock = Clock::manual(t0);
     let w = world_on(b, false, clock.clone()).await;
-    let t = token(&w.app.register("progress@example.com").await).to_owned();
+    let t = token(&w.app.register(email).await).to_owned();
     let tg = create(&w, &t, "telegram", json!({ "bot_token": BOT_TOKEN })).await;
     let hook = format!("/webhooks/telegram/{}", tg["id"].as_str().unwrap());
     let secret = w.fake.requests_to("/setWebhook")[0].json()["secret_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let post = |body: Vec<u8>| {
-        let hook = hook.clone();
-        let header = [("x-telegram-bot-api-secret-token", secret.clone())];
-        let w = &w;
-        async move { assert_eq!(w.post(&hook, &header, body).await.0, 200) }
-    };
+    (w, clock, t0, t, Bot { hook, secret })
+}
+
+pub(crate) async fn silence_follow_ups_and_streaks(b: &Backend) {
+    // Day 1 starts at 08:00 UTC tomorrow (contacts are in UTC).
+    let (w, clock, t0, t, bot) = world_with_bot(b, "progress@example.com", 8).await;
+    let post = |body: Vec<u8>| bot.post(&w, body);
 
     // A silence branch without its target, and a milestone on an unknown key, are refused.
     let mut wrong = program();
@@ -423,31 +442,39 @@ pub(crate) async fn silence_follow_ups_and_streaks(b: &Backend) {
             .len(),
         1
     );
+    // Pruned by retention: kept within the period, gone after it.
+    let (status, _) = w
+        .app
+        .call(
+            "PATCH",
+            "/v1/tenant",
+            Some(&t),
+            Some(json!({ "retention_days": 1 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let sys = coach_gateway::tenancy::SystemScope::new("test");
+    // The quiet one's answer is from day 2: a day's retention as of day 1 keeps it.
+    w.app.state.store.apply_retention(&sys, t0).await.unwrap();
+    let path = format!("/v1/contacts/{quiet_id}/progress");
+    let (_, kept) = w.app.call("GET", &path, Some(&t), None).await;
+    assert_eq!(kept["items"].as_array().unwrap().len(), 1, "{kept}");
+    let later = clock.now() + Duration::days(10);
+    w.app
+        .state
+        .store
+        .apply_retention(&sys, later)
+        .await
+        .unwrap();
+    let (_, pruned) = w.app.call("GET", &path, Some(&t), None).await;
+    assert_eq!(pruned["items"], json!([]), "{pruned}");
 }
 
 /// A last step that waits for a reply: answered, the program ends there and its follow-up is
 /// never sent; unanswered, the follow-up goes out and then the program ends.
 pub(crate) async fn an_answered_last_step_ends_the_program(b: &Backend) {
-    let t0 = (Utc::now() + Duration::days(1))
-        .date_naive()
-        .and_hms_opt(10, 0, 0)
-        .unwrap()
-        .and_utc();
-    let clock = Clock::manual(t0);
-    let w = world_on(b, false, clock.clone()).await;
-    let t = token(&w.app.register("last-step@example.com").await).to_owned();
-    let tg = create(&w, &t, "telegram", json!({ "bot_token": BOT_TOKEN })).await;
-    let hook = format!("/webhooks/telegram/{}", tg["id"].as_str().unwrap());
-    let secret = w.fake.requests_to("/setWebhook")[0].json()["secret_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let post = |body: Vec<u8>| {
-        let hook = hook.clone();
-        let header = [("x-telegram-bot-api-secret-token", secret.clone())];
-        let w = &w;
-        async move { assert_eq!(w.post(&hook, &header, body).await.0, 200) }
-    };
+    let (w, clock, t0, t, bot) = world_with_bot(b, "last-step@example.com", 10).await;
+    let post = |body: Vec<u8>| bot.post(&w, body);
     let program = json!({ "name": "One question", "keywords": ["ASK"], "steps": [
         { "id": "ask", "message": "Did the exercise help?", "if_no_reply_after": 60,
           "no_reply_goto": "nudge", "next": "end",
