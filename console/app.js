@@ -225,10 +225,23 @@ function route() {
     .catch(fail);
 }
 
+/** A system notification for a handoff when the member turned them on and looks elsewhere. */
+function notifyBrowser(text, conversation) {
+  if (typeof Notification === "undefined" || Notification.permission !== "granted") return;
+  if (localStorage.getItem("coach.notifications") !== "on" || !document.hidden) return;
+  const note = new Notification(t("app"), { body: text, tag: `handoff-${conversation}` });
+  note.onclick = () => {
+    window.focus();
+    location.hash = `#/inbox/${conversation}`;
+    note.close();
+  };
+}
+
 function dispatch(name, data) {
   if (name === "handoff" && !location.hash.includes(data.conversation_id)) {
     const why = t({ asked_for_human: "handoffAsked", quota_reached: "handoffQuota", crisis: "handoffCrisis" }[data.reason] || "handoffLow");
     toast(t("needsYou", { question: data.question.slice(0, 80), why }), data.reason === "crisis" ? "error" : "warn");
+    notifyBrowser(t("needsYou", { question: data.question.slice(0, 80), why }), data.conversation_id);
   }
   if (early) early.push([name, data]);
   else if (view && view.onEvent) view.onEvent(name, data);

@@ -1,6 +1,7 @@
 // Settings screens: the widget designer (live preview, the copy-paste snippet), channels
 // (guided WhatsApp and Telegram forms; creating one runs the provider's connection check), the
-// handoff webhook, and the team (members, invitations, API keys).
+// member's notifications, the webhook (events, deliveries), and the team (members, invitations,
+// API keys).
 
 import * as api from "./api.js";
 import { t } from "./i18n.js";
@@ -149,20 +150,69 @@ export async function channels(main, _params, { me }) {
       connectForm("telegram", t("tgHelp"), tg, () => ({ bot_token: tg[0][1].value.trim(), mode: tgMode.value })),
     ),
   );
+  main.append(await preferencesCard());
   if (me.role === "owner" || me.role === "admin") main.append(await notifyCard());
 }
+
+const EVENTS = [
+  ["handoff.requested", "evHandoff"],
+  ["message.created", "evMessage"],
+  ["conversation.resolved", "evResolved"],
+  ["feedback.created", "evFeedback"],
+];
 
 async function notifyCard() {
   const current = await api.get("/v1/tenant/notify");
   const [urlF, url] = field(t("url"), h("input", { type: "url", value: current.url || "", placeholder: "https://" }));
+  const chosen = current.url ? current.events : ["handoff.requested"];
+  const boxes = EVENTS.map(([event, label]) => {
+    const box = h("input", { type: "checkbox", name: "event", value: event, checked: chosen.includes(event) });
+    return [event, box, h("label", { class: "check" }, box, " ", t(label), " ", h("code", {}, event))];
+  });
+  const events = h("fieldset", { class: "events" }, h("legend", {}, t("notifyEvents")), boxes.map((b) => b[2]));
   const out = h("p", { class: "secret", "aria-live": "polite" });
   const remove = h("button", { type: "button", class: "danger" }, t("remove"));
-  const form = h("form", { class: "card" }, h("h2", {}, t("notifyTitle")), h("p", { class: "muted" }, t("notifyHelp")), urlF, h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, t("save")), remove), out);
+  const log = h("tbody");
+  const drawLog = async () => {
+    const rows = current.url || url.value ? await api.get("/v1/tenant/notify/deliveries?limit=20") : [];
+    clear(log).append(
+      ...(rows.length
+        ? rows.map((d) =>
+            h("tr", { "data-status": d.status ?? "none" },
+              h("td", {}, when(d.created_at)), h("td", {}, h("code", {}, d.event_type)), h("td", {}, String(d.attempt)),
+              h("td", { class: d.error ? "bad" : "good" }, d.status ? String(d.status) : "—", d.error ? ` ${d.error}` : ""),
+              h("td", {}, `${d.duration_ms} ms`)))
+        : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, t("noDeliveries")))]),
+    );
+  };
+  const form = h(
+    "form",
+    { class: "card notify" },
+    h("h2", {}, t("notifyTitle")),
+    h("p", { class: "muted" }, t("notifyHelp")),
+    urlF,
+    events,
+    h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, t("save")), remove),
+    out,
+    h("h3", {}, t("deliveries")),
+    h("table", { class: "deliveries" }, h("thead", {}, h("tr", {}, [t("when"), t("event"), t("attempt"), t("status"), t("duration")].map((x) => h("th", { scope: "col" }, x)))), log),
+  );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    const picked = boxes.filter((b) => b[1].checked).map((b) => b[0]);
     try {
-      const res = await api.call("PUT", "/v1/tenant/notify", { url: url.value.trim() });
-      out.textContent = t("notifySecret", { secret: res.secret });
+      if (current.url && url.value.trim() === current.url) {
+        // Same address: only the events change, the secret stays.
+        const res = await api.call("PATCH", "/v1/tenant/notify", { events: picked });
+        current.events = res.events;
+        toast(t("saved"));
+      } else {
+        const res = await api.call("PUT", "/v1/tenant/notify", { url: url.value.trim(), events: picked });
+        current.url = res.url;
+        current.events = res.events;
+        out.textContent = t("notifySecret", { secret: res.secret });
+      }
+      await drawLog();
     } catch (e) {
       fail(e);
     }
@@ -170,13 +220,52 @@ async function notifyCard() {
   remove.addEventListener("click", async () => {
     try {
       await api.call("DELETE", "/v1/tenant/notify");
+      current.url = null;
       url.value = "";
       out.textContent = "";
     } catch (e) {
       fail(e);
     }
   });
+  await drawLog().catch(fail);
   return form;
+}
+
+/** The member's own notifications: e-mail on handoff, and the browser's while the console is open. */
+async function preferencesCard() {
+  const prefs = await api.get("/v1/me/notifications");
+  const email = h("input", { type: "checkbox", checked: prefs.email });
+  email.addEventListener("change", async () => {
+    try {
+      await api.call("PUT", "/v1/me/notifications", { email: email.checked });
+      toast(t("saved"));
+    } catch (e) {
+      email.checked = !email.checked;
+      fail(e);
+    }
+  });
+  const supported = typeof Notification !== "undefined";
+  const state = h("span", { class: "muted" });
+  const browserBox = h("input", { type: "checkbox", checked: supported && localStorage.getItem("coach.notifications") === "on" && Notification.permission === "granted", disabled: !supported });
+  const show = () => {
+    state.textContent = !supported ? t("notifyUnsupported") : Notification.permission === "denied" ? t("notifyBlocked") : "";
+  };
+  browserBox.addEventListener("change", async () => {
+    if (browserBox.checked && Notification.permission !== "granted") {
+      const answer = await Notification.requestPermission();
+      if (answer !== "granted") browserBox.checked = false;
+    }
+    localStorage.setItem("coach.notifications", browserBox.checked ? "on" : "off");
+    show();
+  });
+  show();
+  return h(
+    "div",
+    { class: "card prefs" },
+    h("h2", {}, t("prefsTitle")),
+    h("label", { class: "check" }, email, " ", t("prefsEmail")),
+    h("label", { class: "check" }, browserBox, " ", t("prefsBrowser"), " ", state),
+  );
 }
 
 export async function team(main, _params, { me }) {

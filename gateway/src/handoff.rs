@@ -1,30 +1,15 @@
 //! Human handoff: a conversation waits for a person when the contact asks for one or the coach
 //! is not confident. The request is recorded once per message (the conversation turns
-//! `waiting`, the creator's webhook job is queued in the same transaction), then announced live.
-//!
-//! The creator's webhook (`PUT /v1/tenant/notify`) gets a JSON body signed like this:
-//! `Coach-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`. Receivers
-//! recompute it over the raw body, compare in constant time and refuse old timestamps (e.g.
-//! more than five minutes). Failed calls are retried with backoff, then dead-lettered.
-
-use std::time::Duration;
+//! `waiting`, the creator's webhook notice and the team's e-mail are queued in the same
+//! transaction), then announced live. Delivery: `crate::notify`.
 
 use chrono::Utc;
-use coach_connector_api::TenantId;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::bus::StreamPayload;
-use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
 use crate::state::AppState;
+use crate::store::StoreError;
 use crate::store::console::{Handoff, HandoffReason};
-use crate::store::{QueueItem, StoreError};
-use crate::tenancy::{SystemScope, TenantScope};
-
-/// Deliveries of one notice before it is dead-lettered (about a day of backoff).
-const MAX_ATTEMPTS: u32 = 12;
-/// How long a claimed notice may take before another worker may take it.
-const LEASE: Duration = Duration::from_secs(60);
+use crate::tenancy::TenantScope;
 
 /// The language someone asked for a person in (the coach answers in it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +157,7 @@ pub fn asks_for_human(text: &str) -> Option<Asked> {
 }
 
 /// Record that `message` (the contact's `question`) needs a person, and tell the creator: a
-/// live `handoff` event and, when configured, the webhook. Does nothing more for a message
+/// live `handoff` event and, when configured, the webhook and the team's e-mail. Does nothing more for a message
 /// already recorded (a retried answer).
 pub async fn request(
     state: &AppState,
@@ -189,10 +174,22 @@ pub async fn request(
         created_at: Utc::now(),
     };
     let (_, profile) = state.store.tenant_profile(scope).await?;
-    let notify = profile.notify_url().map(|_| notice(state, scope, &handoff));
+    let takes_it = profile.notify_url().is_some()
+        && profile
+            .webhook_events()
+            .iter()
+            .any(|e| e == crate::store::notices::HANDOFF_REQUESTED);
+    let notify = takes_it.then(|| notice(state, scope, &handoff));
+    let email = state.auth.mailer().is_some().then(|| {
+        serde_json::json!({
+            "type": crate::store::notices::HANDOFF_REQUESTED,
+            "conversation_id": handoff.conversation_id,
+            "reason": handoff.reason,
+        })
+    });
     if !state
         .store
-        .record_handoff(scope, handoff.clone(), notify)
+        .record_handoff(scope, handoff.clone(), notify, email)
         .await?
     {
         return Ok(());
@@ -227,6 +224,7 @@ fn notice(state: &AppState, scope: &TenantScope, handoff: &Handoff) -> serde_jso
     serde_json::json!({
         "id": uuid::Uuid::now_v7(),
         "type": "handoff.requested",
+        "timestamp": handoff.created_at,
         "created_at": handoff.created_at,
         "tenant_id": scope.tenant_id(),
         "data": {
@@ -243,121 +241,9 @@ fn notice(state: &AppState, scope: &TenantScope, handoff: &Handoff) -> serde_jso
     })
 }
 
-/// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`.
-pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(mac.finalize().into_bytes())
-    )
-}
-
-/// Delivers handoff notices to creators' webhooks (`notify` jobs), eight at a time, fairly
-/// across tenants; retried with backoff for about a day.
-pub struct Notifier;
-
-/// A `notify` job's payload: the notice as it is posted.
-pub struct Notice(serde_json::Value);
-
-impl crate::jobs::Payload for Notice {
-    fn decode(item: &QueueItem) -> Result<Self, String> {
-        Ok(Self(item.payload.clone()))
-    }
-}
-
-#[async_trait::async_trait]
-impl Handler for Notifier {
-    type Job = Notice;
-    type Batch = ();
-    const KIND: JobKind = JobKind::Notify;
-
-    fn policy(&self, _state: &AppState) -> Policy {
-        Policy {
-            batch: 8,
-            concurrency: 8,
-            lease: LEASE,
-            idle: Duration::from_millis(500),
-            order: ClaimOrder::Fair,
-            retry: Retry {
-                max_attempts: Some(MAX_ATTEMPTS),
-                base: Duration::from_secs(10),
-                max: Duration::from_secs(3600),
-            },
-        }
-    }
-
-    async fn run(&self, state: &AppState, (): &(), item: &QueueItem, notice: Notice) -> Outcome {
-        match deliver(state, item.tenant_id, &notice.0).await {
-            Outcome::Failed(error) if self.policy(state).last_attempt(item) => {
-                tracing::warn!(job = %item.id, %error, "creator webhook given up");
-                Outcome::dead("webhook", error)
-            }
-            outcome => outcome,
-        }
-    }
-}
-
-/// Claims and delivers due notices; returns how many ran.
+/// Claims and delivers due handoff notices; returns how many ran.
 pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
-    crate::jobs::run_once(Notifier, state).await
-}
-
-async fn deliver(state: &AppState, tenant: TenantId, payload: &serde_json::Value) -> Outcome {
-    let scope = SystemScope::new("notifier").for_tenant(tenant);
-    let profile = match state.store.tenant_profile(&scope).await {
-        Ok((_, profile)) => profile,
-        Err(StoreError::NotFound(_)) => return Outcome::Done,
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let mut notify = profile.notify.unwrap_or_default();
-    if state.secrets.open(&mut notify).is_err() {
-        return Outcome::Failed("the webhook secret cannot be opened with this master key".into());
-    }
-    let (Some(url), Some(secret)) = (
-        notify.get("url").and_then(|v| v.as_str()),
-        notify.get("secret").and_then(|v| v.as_str()),
-    ) else {
-        // The creator removed the webhook meanwhile: nothing to deliver.
-        return Outcome::Done;
-    };
-    match post(state, url, secret, payload).await {
-        Ok(()) => Outcome::Done,
-        Err(e) => Outcome::Failed(e),
-    }
-}
-
-async fn post(
-    state: &AppState,
-    url: &str,
-    secret: &str,
-    payload: &serde_json::Value,
-) -> Result<(), String> {
-    let allow = state.config.http.allow_private_webhooks;
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("url: {e}"))?;
-    crate::fetch::check_literal(&parsed, allow).map_err(|e| e.to_string())?;
-    let client =
-        crate::fetch::guarded_client(allow, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-    let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
-    let signature = sign(secret, Utc::now().timestamp(), &body);
-    let id = payload.get("id").and_then(|v| v.as_str()).unwrap_or("");
-    let response = client
-        .post(parsed)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("Coach-Signature", signature)
-        .header("Coach-Event-Id", id)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("the webhook answered {}", response.status()))
-    }
+    crate::notify::poll_handoffs(state).await
 }
 
 #[cfg(test)]
@@ -403,15 +289,5 @@ mod tests {
         ] {
             assert_eq!(asks_for_human(no), None, "{no}");
         }
-    }
-
-    #[test]
-    fn signatures_cover_timestamp_and_body() {
-        let a = sign("whsec_x", 1_700_000_000, b"{}");
-        assert!(a.starts_with("t=1700000000,v1="));
-        assert_eq!(a.len(), "t=1700000000,v1=".len() + 64);
-        assert_ne!(a, sign("whsec_x", 1_700_000_001, b"{}"));
-        assert_ne!(a, sign("whsec_x", 1_700_000_000, b"{ }"));
-        assert_ne!(a, sign("whsec_y", 1_700_000_000, b"{}"));
     }
 }

@@ -57,6 +57,7 @@ pub mod knowledge;
 pub mod language;
 pub mod limits;
 pub mod memory;
+pub mod notify;
 pub mod outbox;
 pub mod programs;
 pub mod safety;

@@ -49,7 +49,7 @@ pub struct TenantProfile {
         skip_serializing_if = "Option::is_none"
     )]
     pub strings: Option<crate::language::Strings>,
-    /// The creator's handoff webhook `{url, secret}`, its secret sealed by the master key.
+    /// The creator's webhook `{url, secret, events}`, its secret sealed by the master key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<serde_json::Value>,
     /// Keys this version does not know, kept as they were.
@@ -77,6 +77,21 @@ impl TenantProfile {
     /// Outreach rules, the defaults where unset.
     pub fn outreach(&self) -> Outreach {
         self.outreach.clone().unwrap_or_default()
+    }
+
+    /// The events the webhook takes: those chosen, else (a webhook set before events could be
+    /// chosen) handoffs only; none without a webhook.
+    pub fn webhook_events(&self) -> Vec<String> {
+        if self.notify_url().is_none() {
+            return Vec::new();
+        }
+        match self.notify.as_ref().and_then(|n| n.get("events")) {
+            Some(serde_json::Value::Array(events)) => events
+                .iter()
+                .filter_map(|e| e.as_str().map(str::to_owned))
+                .collect(),
+            _ => vec![crate::store::notices::HANDOFF_REQUESTED.to_owned()],
+        }
     }
 
     /// The handoff webhook's address, when one is set.

@@ -47,14 +47,25 @@ function pdf(lines) {
   return Buffer.from(out, "latin1");
 }
 
-/** Checks `Coach-Signature: t=..,v1=..` over the raw body, as a creator's server would. */
-function verified(header, raw) {
-  const parts = Object.fromEntries(String(header || "").split(",").map((p) => p.split("=")));
-  if (!parts.t || !parts.v1 || !secret) return false;
-  if (Math.abs(Date.now() / 1000 - Number(parts.t)) > 300) return false;
-  const want = createHmac("sha256", secret).update(`${parts.t}.`).update(raw).digest();
+/** Checks the Standard Webhooks signature (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature: v1,<base64>`) over the raw body, as a creator's server would, and the
+ * deprecated `Coach-Signature: t=..,v1=..` sent beside it. */
+function verified(headers, raw) {
+  if (!secret) return false;
+  const id = headers["webhook-id"];
+  const ts = headers["webhook-timestamp"];
+  if (!id || !ts || Math.abs(Date.now() / 1000 - Number(ts)) > 300) return false;
+  const key = Buffer.from(secret.slice("whsec_".length), "base64");
+  const want = createHmac("sha256", key).update(`${id}.${ts}.`).update(raw).digest();
+  const standard = String(headers["webhook-signature"] || "")
+    .split(" ")
+    .map((s) => s.split(","))
+    .some(([v, sig]) => v === "v1" && sig && Buffer.from(sig, "base64").length === want.length && timingSafeEqual(Buffer.from(sig, "base64"), want));
+  const parts = Object.fromEntries(String(headers["coach-signature"] || "").split(",").map((p) => p.split("=")));
+  if (!parts.t || !parts.v1) return false;
+  const old = createHmac("sha256", secret).update(`${parts.t}.`).update(raw).digest();
   const got = Buffer.from(parts.v1, "hex");
-  return got.length === want.length && timingSafeEqual(got, want);
+  return standard && got.length === old.length && timingSafeEqual(got, old);
 }
 
 async function api(method, path, token, body) {
@@ -133,8 +144,8 @@ before(async () => {
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
       const raw = Buffer.concat(chunks);
-      const ok = verified(req.headers["coach-signature"], raw);
-      received.push({ ok, body: JSON.parse(raw.toString("utf8")), id: req.headers["coach-event-id"] });
+      const ok = verified(req.headers, raw);
+      received.push({ ok, body: JSON.parse(raw.toString("utf8")), id: req.headers["webhook-id"] });
       res.writeHead(ok ? 200 : 400).end();
     });
   });
@@ -175,11 +186,11 @@ test("a creator indexes a PDF, takes over a conversation live, replies and hands
 
   // The creator's webhook, set in the console; the secret is shown once.
   await console_.locator("nav a[data-route=channels]").click();
-  const notify = console_.locator("form", { has: console_.locator("h2", { hasText: "Handoff webhook" }) });
+  const notify = console_.locator("form", { has: console_.locator("h2", { hasText: "Webhook" }) });
   await notify.locator("input[type=url]").fill(`http://127.0.0.1:${receiver.address().port}/hooks/coach`);
   await notify.locator("button[type=submit]").click();
   await notify.locator(".secret", { hasText: "whsec_" }).waitFor();
-  secret = (await notify.locator(".secret").innerText()).match(/whsec_[\w-]+/)[0];
+  secret = (await notify.locator(".secret").innerText()).match(/whsec_[\w+/=-]+/)[0];
   await shot(console_, "channels");
 
   // Knowledge: upload a PDF (drag and drop's file input), watch it become ready, test a question.
@@ -595,4 +606,48 @@ test("a creator checks a CSV file, sees its bad rows, imports the rest and erase
   });
   const left = (await api("GET", "/v1/contacts", token)).body.items;
   assert.deepEqual(left.map((c) => [c.display_name, c.language, Boolean(c.consent_at)]), [["Ana Ruiz", "es", true]]);
+});
+
+test("a member chooses the webhook's events and their own notifications in the console", async () => {
+  const email = `notify-${gw.port}@example.com`;
+  const password = "copper-Lagoon-whistle-35";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Notify coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  await withConsole("notifications", async (page) => {
+    await logIn(page, { email, password });
+    await page.locator("nav a[data-route=channels]").click();
+    const hook = page.locator("form", { has: page.locator("h2", { hasText: "Webhook" }) });
+    await hook.locator("table.deliveries td", { hasText: "No deliveries yet." }).waitFor();
+    // A new webhook takes handoffs unless told otherwise; here every message too.
+    assert.equal(await hook.locator("input[value='handoff.requested']").isChecked(), true);
+    await hook.locator("input[type=url]").fill(`http://127.0.0.1:${receiver.address().port}/hooks/events`);
+    await hook.locator("input[value='message.created']").check();
+    await hook.locator("button[type=submit]").click();
+    await hook.locator(".secret", { hasText: "whsec_" }).waitFor();
+    const shown = await hook.locator(".secret").innerText();
+    let set = (await api("GET", "/v1/tenant/notify", token)).body;
+    assert.deepEqual(set.events, ["handoff.requested", "message.created"]);
+    // Only the events change on the same address: the secret stays.
+    await hook.locator("input[value='handoff.requested']").uncheck();
+    await hook.locator("button[type=submit]").click();
+    await page.locator("#toast:not([hidden])", { hasText: "Saved" }).waitFor();
+    set = (await api("GET", "/v1/tenant/notify", token)).body;
+    assert.deepEqual(set.events, ["message.created"]);
+    assert.equal(await hook.locator(".secret").innerText(), shown);
+
+    // E-mail on handoff is on until the member turns it off.
+    const prefs = page.locator(".card.prefs");
+    const mail = prefs.locator("label.check", { hasText: "E-mail me" }).locator("input");
+    assert.equal(await mail.isChecked(), true);
+    await mail.uncheck();
+    let now = null;
+    for (let i = 0; i < 50; i++) {
+      now = (await api("GET", "/v1/me/notifications", token)).body;
+      if (!now.email) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.deepEqual(now, { email: false });
+    await shot(page, "notifications");
+  });
 });

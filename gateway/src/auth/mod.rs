@@ -101,6 +101,11 @@ fn refresh_hash(token: &str) -> Vec<u8> {
 }
 
 impl Auth {
+    /// The SMTP relay, when one is configured (handoff e-mail uses it too).
+    pub fn mailer(&self) -> Option<&mail::Mailer> {
+        self.mailer.as_ref()
+    }
+
     /// Authentication over `store` (keys are loaded on first use), with revocations kept in
     /// `revoked`, e-mail through `mailer` and links built on `public_url`.
     pub fn new(

@@ -1,10 +1,10 @@
-//! `/v1/tenant/notify`: the creator's own webhook for handoff notices (see `crate::handoff` for
-//! the signature). Setting it makes a new signing secret, shown once.
+//! `/v1/tenant/notify`: the creator's own webhook, the events it takes and the log of its
+//! deliveries (see `crate::notify` for the signatures); setting it makes a new signing secret,
+//! shown once. `/v1/me/notifications`: whether the calling member gets e-mail on handoff.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -17,16 +17,31 @@ use crate::state::AppState;
 use crate::store::AuditEntry;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_notify, set_notify, remove_notify))
+    OpenApiRouter::new()
+        .routes(routes!(get_notify, set_notify, remove_notify, set_events))
+        .routes(routes!(deliveries))
+        .routes(routes!(get_preferences, set_preferences))
 }
 
-/// Where handoff notices go.
+/// Where events go, and which.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetNotify {
     /// An `https://` (or `http://`) URL that accepts POSTed JSON.
     #[schema(min_length = 1, pattern = "^https?://")]
     pub url: String,
+    /// The events to send (absent: `["handoff.requested"]`): `handoff.requested`,
+    /// `message.created`, `conversation.resolved`, `feedback.created`.
+    #[serde(default)]
+    pub events: Option<Vec<String>>,
+}
+
+/// A new choice of events for the webhook already set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetEvents {
+    /// The events to send.
+    pub events: Vec<String>,
 }
 
 /// The webhook as configured.
@@ -34,6 +49,8 @@ pub struct SetNotify {
 pub struct NotifyView {
     /// The URL, if one is set.
     pub url: Option<String>,
+    /// The events it takes (empty without a URL).
+    pub events: Vec<String>,
     /// The signing secret: only in the answer that set it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -48,11 +65,17 @@ async fn get_notify(
 ) -> Result<Json<NotifyView>, ApiError> {
     let (_, profile) = state.store.tenant_profile(&member.scope).await?;
     let url = profile.notify_url().map(str::to_string);
-    Ok(Json(NotifyView { url, secret: None }))
+    Ok(Json(NotifyView {
+        url,
+        events: profile.webhook_events(),
+        secret: None,
+    }))
 }
 
-/// Send handoff notices to this URL, signed with a new secret (returned once). Each POST has
-/// `Coach-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`.
+/// Send events to this URL, signed with a new secret (returned once) per Standard Webhooks:
+/// `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>` over
+/// `"<id>.<timestamp>.<raw body>"` with the key in the secret's base64 (after `whsec_`). The older
+/// `Coach-Signature` header is sent beside it for one release (deprecated).
 #[utoipa::path(put, path = "/v1/tenant/notify", tag = "tenant", request_body = SetNotify,
     responses((status = 200, body = NotifyView), (status = 422, body = crate::error::Problem)))]
 async fn set_notify(
@@ -71,14 +94,13 @@ async fn set_notify(
     }
     crate::fetch::check_literal(&parsed, state.config.http.allow_private_webhooks)
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes)
+    let events = checked_events(
+        req.events
+            .unwrap_or_else(|| vec![crate::store::notices::HANDOFF_REQUESTED.to_owned()]),
+    )?;
+    let secret = crate::notify::new_secret()
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("randomness: {e}")))?;
-    let secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
-    let mut notify = serde_json::json!({ "url": url, "secret": secret });
+    let mut notify = serde_json::json!({ "url": url, "secret": secret, "events": events });
     state
         .secrets
         .seal(&mut notify)
@@ -86,11 +108,12 @@ async fn set_notify(
     save(&state, &member, ip, Some(notify)).await?;
     Ok(Json(NotifyView {
         url: Some(url.to_string()),
+        events,
         secret: Some(secret),
     }))
 }
 
-/// Stop sending handoff notices.
+/// Stop sending events.
 #[utoipa::path(delete, path = "/v1/tenant/notify", tag = "tenant",
     responses((status = 204)))]
 async fn remove_notify(
@@ -100,6 +123,110 @@ async fn remove_notify(
 ) -> Result<StatusCode, ApiError> {
     save(&state, &member, ip, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Choose the events the webhook takes, keeping its URL and secret.
+#[utoipa::path(patch, path = "/v1/tenant/notify", tag = "tenant", request_body = SetEvents,
+    responses((status = 200, body = NotifyView), (status = 404, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem)))]
+async fn set_events(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<SetEvents>,
+) -> Result<Json<NotifyView>, ApiError> {
+    let events = checked_events(req.events)?;
+    let (_, profile) = state.store.tenant_profile(&member.scope).await?;
+    let Some(url) = profile.notify_url().map(str::to_string) else {
+        return Err(ApiError::NotFound("webhook"));
+    };
+    let mut notify = profile.notify.unwrap_or_default();
+    if let Some(fields) = notify.as_object_mut() {
+        fields.insert("events".into(), serde_json::json!(events));
+    }
+    save(&state, &member, ip, Some(notify)).await?;
+    Ok(Json(NotifyView {
+        url: Some(url),
+        events,
+        secret: None,
+    }))
+}
+
+/// Known event types, each once, in the order given; 422 otherwise.
+fn checked_events(events: Vec<String>) -> Result<Vec<String>, ApiError> {
+    let mut kept: Vec<String> = Vec::new();
+    for event in events {
+        if !crate::store::notices::EVENT_TYPES.contains(&event.as_str()) {
+            return Err(ApiError::Unprocessable(format!(
+                "events: {event:?} is not one of {}",
+                crate::store::notices::EVENT_TYPES.join(", ")
+            )));
+        }
+        if !kept.contains(&event) {
+            kept.push(event);
+        }
+    }
+    Ok(kept)
+}
+
+/// How many deliveries to list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// At most this many (1-200, default 50).
+    pub limit: Option<u32>,
+}
+
+/// The latest attempts to deliver events to the webhook, newest first (admins).
+#[utoipa::path(get, path = "/v1/tenant/notify/deliveries", tag = "tenant", params(DeliveriesQuery),
+    responses((status = 200, body = Vec<crate::store::notices::Delivery>)))]
+async fn deliveries(
+    State(state): State<AppState>,
+    member: Member<Admin>,
+    axum::extract::Query(q): axum::extract::Query<DeliveriesQuery>,
+) -> Result<Json<Vec<crate::store::notices::Delivery>>, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    Ok(Json(state.store.deliveries(&member.scope, limit).await?))
+}
+
+/// A member's notification settings.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// E-mail when a conversation waits for the team (to its assignee, or to owners and
+    /// admins when nobody is assigned).
+    pub email: bool,
+}
+
+/// The calling member's notification settings.
+#[utoipa::path(get, path = "/v1/me/notifications", tag = "auth",
+    responses((status = 200, body = Preferences), (status = 400, body = crate::error::Problem)))]
+async fn get_preferences(
+    State(state): State<AppState>,
+    member: Member,
+) -> Result<Json<Preferences>, ApiError> {
+    let user = member.user()?;
+    let email = state
+        .store
+        .email_notifications(&member.scope, user.0)
+        .await?;
+    Ok(Json(Preferences { email }))
+}
+
+/// Change the calling member's notification settings.
+#[utoipa::path(put, path = "/v1/me/notifications", tag = "auth", request_body = Preferences,
+    responses((status = 200, body = Preferences), (status = 422, body = crate::error::Problem)))]
+async fn set_preferences(
+    State(state): State<AppState>,
+    member: Member,
+    ApiJson(req): ApiJson<Preferences>,
+) -> Result<Json<Preferences>, ApiError> {
+    let user = member.user()?;
+    state
+        .store
+        .set_email_notifications(&member.scope, user.0, req.email)
+        .await?;
+    Ok(Json(req))
 }
 
 async fn save(

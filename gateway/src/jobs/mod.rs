@@ -38,17 +38,24 @@ pub enum JobKind {
     ProgramStep,
     /// Record a contact's reaction to one of our messages as feedback on it.
     Feedback,
+    /// Deliver an event (`message.created`, `conversation.resolved`, `feedback.created`) to
+    /// the creator's webhook.
+    Event,
+    /// E-mail the team about a handoff.
+    Email,
 }
 
 impl JobKind {
     /// Every kind, in the order their runners start.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Answer,
         Self::FetchMedia,
         Self::Ingest,
         Self::Notify,
         Self::ProgramStep,
         Self::Feedback,
+        Self::Event,
+        Self::Email,
     ];
 
     /// The stored name.
@@ -60,6 +67,8 @@ impl JobKind {
             Self::Notify => "notify",
             Self::ProgramStep => "program_step",
             Self::Feedback => "feedback",
+            Self::Event => "event",
+            Self::Email => "email",
         }
     }
 
@@ -248,7 +257,7 @@ pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> JoinSet<()> 
         shutdown.clone(),
     ));
     set.spawn(run(
-        crate::handoff::Notifier,
+        crate::notify::Notifier,
         state.clone(),
         shutdown.clone(),
     ));
@@ -259,6 +268,16 @@ pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> JoinSet<()> 
     ));
     set.spawn(run(
         crate::feedback::Recorder,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    set.spawn(run(
+        crate::notify::EventSender,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    set.spawn(run(
+        crate::notify::email::Mailer,
         state.clone(),
         shutdown.clone(),
     ));

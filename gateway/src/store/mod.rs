@@ -19,6 +19,7 @@ pub mod documents;
 pub mod feedback;
 pub mod members;
 pub mod memory;
+pub mod notices;
 mod postgres;
 pub mod privacy;
 pub mod programs;
@@ -59,6 +60,7 @@ pub mod prelude {
     pub use super::feedback::FeedbackStore;
     pub use super::members::MemberStore;
     pub use super::memory::MemoryStore;
+    pub use super::notices::NoticeStore;
     pub use super::privacy::PrivacyStore;
     pub use super::programs::ProgramStore;
     pub use super::progress::ProgressStore;
@@ -115,6 +117,7 @@ pub trait Store:
     + feedback::FeedbackStore
     + members::MemberStore
     + memory::MemoryStore
+    + notices::NoticeStore
     + privacy::PrivacyStore
     + programs::ProgramStore
     + progress::ProgressStore

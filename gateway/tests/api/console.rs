@@ -330,7 +330,11 @@ async fn asking_for_a_person_waits_notifies_once_and_is_handed_back(b: &Backend)
     let secret = notify["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"));
     let (_, shown) = app.call("GET", "/v1/tenant/notify", t, None).await;
-    assert_eq!(shown, json!({ "url": url }), "the secret is shown once");
+    assert_eq!(
+        shown,
+        json!({ "url": url, "events": ["handoff.requested"] }),
+        "the secret is shown once; handoffs are the events taken by default"
+    );
     let (_, tenant) = app.call("GET", "/v1/tenant", t, None).await;
     assert!(!tenant.to_string().contains(&secret));
 

@@ -17,6 +17,7 @@ mod lifecycle;
 mod members;
 mod memory;
 mod messages;
+mod notify;
 mod rate_limits;
 mod resources;
 mod search;

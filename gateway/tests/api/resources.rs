@@ -146,6 +146,7 @@ async fn a_contact_is_exported_then_erased_with_everything_derived(b: &Backend) 
                 created_at: chrono::Utc::now(),
             },
             None,
+            None,
         )
         .await
         .unwrap();

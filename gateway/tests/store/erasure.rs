@@ -171,6 +171,10 @@ const TABLES: &[(&str, &str)] = &[
         "contact: exported (`progress.milestones`), cascade with the contact; retention",
     ),
     (
+        "webhook_deliveries",
+        "tenant: cascade; event ids, types, statuses and timings, no message text or contact; retention",
+    ),
+    (
         "canned_replies",
         "tenant: cascade; the creator's texts, no contact data",
     ),
@@ -222,7 +226,8 @@ const TABLES: &[(&str, &str)] = &[
     ),
     (
         "jobs",
-        "tenant: deleted first (no foreign key to messages); contact's go with their messages",
+        "tenant: deleted first (no foreign key to messages); contact's go with their messages; \
+         webhook events of a reaction or a resolve name ids only and send nothing once those are gone",
     ),
     ("outbox", "contact: cascade from messages; retention"),
     (

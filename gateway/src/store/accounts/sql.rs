@@ -217,12 +217,18 @@ macro_rules! ops {
             name: Option<String>,
             profile: Option<crate::tenant::TenantProfile>,
         ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
+            // The events column follows the webhook in the profile (see `store::notices`).
+            let events = profile
+                .as_ref()
+                .map(|p| crate::store::notices::events_column(&p.webhook_events()));
             sqlx::query(
-                "UPDATE tenants SET name = COALESCE($1, name), profile = COALESCE($2, profile) WHERE id = $3",
+                "UPDATE tenants SET name = COALESCE($1, name), profile = COALESCE($2, profile), \
+                 webhook_events = COALESCE($4, webhook_events) WHERE id = $3",
             )
             .bind(name)
             .bind(profile.map(|p| sqlx::types::Json(p.to_stored())))
             .bind(tenant.0)
+            .bind(events)
             .execute(&mut *conn)
             .await?;
             tenant_profile(conn, tenant).await

@@ -204,6 +204,25 @@ macro_rules! ops {
             Ok((channel_ok > 0, duplicate > 0, row.try_get("contact_id")?))
         }
 
+        /// `message.created` for the tenant's webhook, when it takes it (read when delivered).
+        async fn message_event(
+            conn: &mut Conn,
+            tenant: TenantId,
+            message: MessageId,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            use crate::store::notices::MESSAGE_CREATED;
+            crate::store::notices::sql::$backend::queue_event(
+                conn,
+                tenant,
+                MESSAGE_CREATED,
+                message.0,
+                serde_json::json!({ "type": MESSAGE_CREATED }),
+                now,
+            )
+            .await
+        }
+
         async fn insert_job(
             conn: &mut Conn,
             tenant: TenantId,
@@ -280,6 +299,7 @@ macro_rules! ops {
                                 for kind in jobs_for(&m.content) {
                                     insert_job(&mut *conn, tenant, kind, id, now).await?;
                                 }
+                                message_event(&mut *conn, tenant, id, now).await?;
                                 Some(StoredEvent::Message(StoredMessage {
                                     id,
                                     tenant_id: tenant,
@@ -443,6 +463,7 @@ macro_rules! ops {
                 .bind(conversation.0)
                 .execute(&mut *conn)
                 .await?;
+            message_event(&mut *conn, tenant, id, now).await?;
             Ok(StoredMessage {
                 id,
                 tenant_id: tenant,

@@ -15,6 +15,8 @@ use crate::tenancy::TenantScope;
 
 /// The job kind that delivers a creator's outgoing webhook.
 pub const JOB_NOTIFY: &str = crate::jobs::JobKind::Notify.as_str();
+/// The job kind of a handoff's e-mail to the team.
+pub const JOB_EMAIL: &str = crate::jobs::JobKind::Email.as_str();
 
 /// Why a person should look at a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -131,6 +133,7 @@ pub trait ConsoleStore: Send + Sync {
         scope: &TenantScope,
         handoff: Handoff,
         notify: Option<serde_json::Value>,
+        email: Option<serde_json::Value>,
     ) -> Result<bool, StoreError>;
     /// Conversations for the inbox: those waiting for a human first, then the most recently
     /// active, each with its contact, channel, last message and `user`'s unread count; only

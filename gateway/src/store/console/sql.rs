@@ -12,7 +12,7 @@ macro_rules! ops {
         use sqlx::{FromRow as _, Row as _};
         use uuid::Uuid;
 
-        use crate::store::console::{DayCount, Handoff, HandoffReason, InboxItem, JOB_NOTIFY, UsageDay};
+        use crate::store::console::{DayCount, Handoff, HandoffReason, InboxItem, JOB_EMAIL, JOB_NOTIFY, UsageDay};
         use crate::store::{Conversation, Direction, StoreError};
 
         fn direction(stored: String) -> Result<Direction, StoreError> {
@@ -31,6 +31,7 @@ macro_rules! ops {
             tenant: TenantId,
             handoff: Handoff,
             notify: Option<serde_json::Value>,
+            email: Option<serde_json::Value>,
         ) -> Result<bool, StoreError> {
             let inserted = sqlx::query(
                 "INSERT INTO handoffs (tenant_id, message_id, conversation_id, reason, question, created_at) \
@@ -60,14 +61,16 @@ macro_rules! ops {
             .rows_affected()
                 == 1;
             // The creator hears once per wait, not once per message of it.
-            if let Some(payload) = notify.filter(|_| now_waiting) {
+            let notices = [(JOB_NOTIFY, notify), (JOB_EMAIL, email)];
+            for (kind, payload) in notices {
+                let Some(payload) = payload.filter(|_| now_waiting) else { continue };
                 sqlx::query(
                     "INSERT INTO jobs (id, tenant_id, kind, message_id, payload, next_attempt_at, created_at, updated_at) \
                      VALUES ($1, $2, $3, $6, $4, $5, $5, $5)",
                 )
                 .bind(Uuid::now_v7())
                 .bind(tenant.0)
-                .bind(JOB_NOTIFY)
+                .bind(kind)
                 .bind(sqlx::types::Json(payload))
                 .bind(handoff.created_at)
                 // Erasing the contact's messages removes the notice (it quotes them) too.
@@ -311,7 +314,8 @@ macro_rules! ops {
                 scope: &TenantScope,
                 handoff: Handoff,
                 notify: Option<serde_json::Value>,
-            ) -> bool = |c, tenant| record_handoff(c, tenant, handoff, notify);
+                email: Option<serde_json::Value>,
+            ) -> bool = |c, tenant| record_handoff(c, tenant, handoff, notify, email);
             read inbox(scope: &TenantScope, user: uuid::Uuid, limit: u32,
                 filter: crate::store::ConversationFilter) -> Vec<InboxItem>
                 = |c, t| inbox(c, t, user, limit, filter);

@@ -147,6 +147,18 @@ macro_rules! ops {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound("conversation"));
             }
+            if matches!(change, Lifecycle::Resolve) {
+                use crate::store::notices::CONVERSATION_RESOLVED;
+                crate::store::notices::sql::$backend::queue_event(
+                    &mut *conn,
+                    tenant,
+                    CONVERSATION_RESOLVED,
+                    Uuid::now_v7(),
+                    serde_json::json!({ "type": CONVERSATION_RESOLVED, "conversation_id": id }),
+                    Utc::now(),
+                )
+                .await?;
+            }
             conversation(conn, tenant, id).await
         }
 

@@ -41,10 +41,11 @@ macro_rules! ops {
                     .await?;
                 return Ok(Recorded::Withdrawn);
             };
-            sqlx::query(
+            let id: Uuid = sqlx::query_scalar(
                 "INSERT INTO answer_feedback (id, tenant_id, contact_id, conversation_id, answer_id, question_id, \
                  emoji, rating, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) \
-                 ON CONFLICT (answer_id, contact_id) DO UPDATE SET emoji = $7, rating = $8, updated_at = $9",
+                 ON CONFLICT (answer_id, contact_id) DO UPDATE SET emoji = $7, rating = $8, updated_at = $9 \
+                 RETURNING id",
             )
             .bind(Uuid::now_v7())
             .bind(tenant.0)
@@ -55,7 +56,17 @@ macro_rules! ops {
             .bind(&emoji)
             .bind(f.rating)
             .bind(f.at)
-            .execute(&mut *conn)
+            .fetch_one(&mut *conn)
+            .await?;
+            use crate::store::notices::FEEDBACK_CREATED;
+            crate::store::notices::sql::$backend::queue_event(
+                &mut *conn,
+                tenant,
+                FEEDBACK_CREATED,
+                Uuid::now_v7(),
+                serde_json::json!({ "type": FEEDBACK_CREATED, "feedback_id": id }),
+                f.at,
+            )
             .await?;
             Ok(Recorded::Given(MessageId(answer_id)))
         }

@@ -399,6 +399,7 @@ macro_rules! ops {
                     "DELETE FROM progress_entries WHERE tenant_id = $1 AND recorded_at < $2",
                     "DELETE FROM progress_milestones WHERE tenant_id = $1 AND reached_at < $2",
                     "DELETE FROM answer_feedback WHERE tenant_id = $1 AND updated_at < $2",
+                    "DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND created_at < $2",
                 ];
                 for sql in statements {
                     deleted += sqlx::query(sql).bind(tenant).bind(cutoff).execute(&mut *conn).await?.rows_affected();

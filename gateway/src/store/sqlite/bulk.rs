@@ -239,7 +239,7 @@ pub(super) async fn ingest(
         let id = MessageId::new();
         let content = serde_json::to_value(&m.content)?;
         message_rows.push(json!({
-            "id": hex(id.0), "t": hex(r.tenant.0), "c": hex(r.channel.0), "v": hex(conversation),
+            "id": hex(id.0), "e": hex(Uuid::now_v7()), "t": hex(r.tenant.0), "c": hex(r.channel.0), "v": hex(conversation),
             "p": hex(contact), "k": m.dedup_key.0, "pm": m.provider_message_id,
             "content": content.to_string(),
             "ts": m.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, false),
@@ -281,6 +281,19 @@ pub(super) async fn ingest(
          SELECT unhex(value ->> 'id'), unhex(value ->> 't'), value ->> 'k', unhex(value ->> 'm'), $2, $2, $2 \
          FROM json_each($1)",
         &job_rows,
+        now,
+    )
+    .await?;
+
+    // `message.created` for the tenants whose webhook takes it (see `store::notices`).
+    rows_stmt(
+        conn,
+        "INSERT INTO jobs (id, tenant_id, kind, message_id, payload, next_attempt_at, created_at, updated_at) \
+         SELECT unhex(value ->> 'e'), unhex(value ->> 't'), 'event', unhex(value ->> 'id'), \
+         '{\"type\":\"message.created\"}', $2, $2, $2 FROM json_each($1) \
+         WHERE EXISTS (SELECT 1 FROM tenants WHERE tenants.id = unhex(value ->> 't') \
+         AND tenants.webhook_events LIKE '%,message.created,%')",
+        &message_rows,
         now,
     )
     .await?;

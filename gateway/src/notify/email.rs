@@ -1,0 +1,138 @@
+//! E-mail to the team on handoff, through the configured SMTP relay (`smtp.url`): to the
+//! conversation's assignee when they take e-mail, else to every owner and admin who does
+//! (`PUT /v1/me/notifications`). Queued in the handoff's transaction, once per wait; the
+//! question is read when the e-mail is sent, so an erased conversation is never mailed.
+
+use std::time::Duration;
+
+use coach_connector_api::{Content, ConversationId};
+
+use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
+use crate::notify::Notice;
+use crate::state::AppState;
+use crate::store::{QueueItem, StoreError};
+use crate::tenancy::SystemScope;
+
+/// Sends handoff e-mail (`email` jobs).
+pub struct Mailer;
+
+#[async_trait::async_trait]
+impl Handler for Mailer {
+    type Job = Notice;
+    type Batch = ();
+    const KIND: JobKind = JobKind::Email;
+
+    fn policy(&self, _state: &AppState) -> Policy {
+        Policy {
+            batch: 8,
+            concurrency: 4,
+            lease: Duration::from_secs(60),
+            idle: Duration::from_secs(1),
+            order: ClaimOrder::Fair,
+            retry: Retry {
+                max_attempts: Some(8),
+                base: Duration::from_secs(30),
+                max: Duration::from_secs(3600),
+            },
+        }
+    }
+
+    async fn run(&self, state: &AppState, (): &(), item: &QueueItem, notice: Notice) -> Outcome {
+        match send(state, item, &notice.0).await {
+            Ok(()) => Outcome::Done,
+            Err(error) if self.policy(state).last_attempt(item) => {
+                tracing::warn!(job = %item.id, %error, "handoff e-mail given up");
+                Outcome::dead("email", error)
+            }
+            Err(error) => Outcome::Failed(error),
+        }
+    }
+}
+
+/// Claims and sends due handoff e-mail; returns how many ran.
+pub async fn poll_once(state: &AppState) -> Result<usize, StoreError> {
+    crate::jobs::run_once(Mailer, state).await
+}
+
+async fn send(
+    state: &AppState,
+    item: &QueueItem,
+    payload: &serde_json::Value,
+) -> Result<(), String> {
+    // The relay was removed from the configuration meanwhile: nothing to send.
+    let Some(mailer) = state.auth.mailer() else {
+        return Ok(());
+    };
+    let scope = SystemScope::new("mailer").for_tenant(item.tenant_id);
+    let (Some(message_id), Some(conversation)) = (
+        item.message_id,
+        payload
+            .get("conversation_id")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse().ok())
+            .map(ConversationId),
+    ) else {
+        return Err("a handoff e-mail without its message".into());
+    };
+    let message = match state.store.message(&scope, message_id).await {
+        Ok(message) => message,
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let recipients = state
+        .store
+        .email_recipients(&scope, conversation)
+        .await
+        .map_err(|e| e.to_string())?;
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let who = match state.store.contact(&scope, message.contact_id).await {
+        Ok(contact) => contact.display_name.filter(|n| !n.trim().is_empty()),
+        Err(StoreError::NotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    }
+    .unwrap_or_else(|| "A coachee".into());
+    let question = serde_json::from_value::<Content>(message.content)
+        .ok()
+        .and_then(|c| c.text().map(str::to_owned))
+        .unwrap_or_default();
+    let reason = payload.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+    let (subject, why) = match reason {
+        "crisis" => (
+            format!("Urgent: {who} may need help now"),
+            "Their message may signal a crisis. The coach did not answer it.",
+        ),
+        "low_confidence" => (
+            format!("{who} asked something the coach could not answer"),
+            "The coach's knowledge did not cover the question.",
+        ),
+        "quota_reached" => (
+            format!("{who} is waiting for the team"),
+            "The coach had given all the answers its daily quota allows.",
+        ),
+        _ => (
+            format!("{who} asked for a person"),
+            "They asked to talk to someone from the team.",
+        ),
+    };
+    let link = format!(
+        "{}/console#/inbox/{}",
+        state.config.public_url.trim_end_matches('/'),
+        conversation
+    );
+    let body = format!(
+        "{who} is waiting for a reply. {why}\n\n> {}\n\nOpen the conversation: {link}\n\n\
+         You get this e-mail because notifications are on for you; turn them off in the \
+         console under Settings.\n",
+        question
+            .chars()
+            .take(1000)
+            .collect::<String>()
+            .replace('\n', "\n> "),
+    );
+    for to in &recipients {
+        mailer.send(to, &subject, body.clone()).await?;
+    }
+    Ok(())
+}
