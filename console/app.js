@@ -9,11 +9,13 @@ import * as settings from "./settings.js";
 import * as programs from "./programs.js";
 import * as analytics from "./analytics.js";
 import * as contacts from "./contacts.js";
+import * as coach from "./coach.js";
 
 const ROUTES = [
   ["inbox", inbox.render],
   ["contacts", contacts.render],
   ["knowledge", knowledge.render],
+  ["coach", coach.render],
   ["widget", settings.widget],
   ["channels", settings.channels],
   ["programs", programs.render],

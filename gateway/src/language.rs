@@ -57,7 +57,7 @@ pub fn name(tag: &str) -> String {
 }
 
 /// The primary subtag, lowercase (`pt` of `pt-BR`).
-fn primary(tag: &str) -> String {
+pub(crate) fn primary(tag: &str) -> String {
     tag.split(['-', '_'])
         .next()
         .unwrap_or_default()
@@ -94,6 +94,8 @@ pub enum Text {
     ProgressLine,
     /// The summary when nothing was recorded.
     ProgressNone,
+    /// A person was asked for outside business hours (`{back}`: when the team is back).
+    Away,
 }
 
 /// The built-in text of `key` in English, Spanish or Portuguese (`None` for other languages).
@@ -150,6 +152,11 @@ fn builtin(lang: &str, key: Text) -> Option<&'static str> {
             "{name}: {streak} days in a row (best {best}), {total} in all; last answer {last}.",
             "{name}: {streak} días seguidos (mejor racha {best}), {total} en total; última respuesta {last}.",
             "{name}: {streak} dias seguidos (melhor sequência {best}), {total} no total; última resposta {last}.",
+        ),
+        Text::Away => (
+            "I've let the team know. They're away right now and will reply here when they're back: {back}.",
+            "He avisado al equipo. Ahora no está disponible y te responderá aquí cuando vuelva: {back}.",
+            "Avisei a equipe. Ela está fora agora e vai responder aqui quando voltar: {back}.",
         ),
         Text::ProgressNone => (
             "No progress recorded yet: answer your program's check-ins and it will show here.",

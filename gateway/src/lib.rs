@@ -50,6 +50,7 @@ pub mod feedback;
 pub mod fetch;
 pub mod files;
 pub mod handoff;
+pub mod hours;
 pub mod http;
 pub mod import;
 pub mod jobs;

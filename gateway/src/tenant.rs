@@ -49,6 +49,13 @@ pub struct TenantProfile {
         skip_serializing_if = "Option::is_none"
     )]
     pub strings: Option<crate::language::Strings>,
+    /// When the team answers (absent: any time).
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub business_hours: Option<crate::hours::BusinessHours>,
     /// The creator's webhook `{url, secret, events}`, its secret sealed by the master key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<serde_json::Value>,
@@ -207,7 +214,7 @@ pub struct UpdateTenant {
     /// Rules for proactive messages (replaces the old ones whole).
     pub outreach: Option<Outreach>,
     /// The tenant's own fixed texts: language tag -> text (`decline`, `handoff`, `quota`,
-    /// `sources`, `ai_notice` with `{coach}`, `remembered`, `opt_out` with `{keyword}`, `opt_in`)
+    /// `sources`, `ai_notice` with `{coach}`, `remembered`, `opt_out` with `{keyword}`, `opt_in`, `away` with `{back}`)
     /// -> what to send (`outreach`'s opt-out and opt-in replies, when set, win); replaces the old
     /// ones whole (`{}`: the built-in texts).
     #[schema(value_type = Option<Object>)]
@@ -216,6 +223,10 @@ pub struct UpdateTenant {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Chunking>)]
     pub chunking: Option<Option<Chunking>>,
+    /// When the team answers (replaces the old hours whole); `null`: any time.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<crate::hours::BusinessHours>)]
+    pub business_hours: Option<Option<crate::hours::BusinessHours>>,
 }
 
 /// A field that may be absent (unchanged), `null` (cleared) or a value.
@@ -262,11 +273,15 @@ pub async fn update(
     if let Some(strings) = &req.strings {
         crate::language::validate(strings).map_err(ApiError::Unprocessable)?;
     }
+    if let Some(Some(hours)) = &req.business_hours {
+        hours.validate()?;
+    }
     let profile = if req.persona.is_some()
         || req.strings.is_some()
         || req.retention_days.is_some()
         || req.outreach.is_some()
         || req.chunking.is_some()
+        || req.business_hours.is_some()
     {
         let (_, mut profile) = store.tenant_profile(scope).await?;
         if let Some(persona) = req.persona {
@@ -277,6 +292,9 @@ pub async fn update(
         }
         if let Some(chunking) = req.chunking {
             profile.chunking = chunking;
+        }
+        if let Some(hours) = req.business_hours {
+            profile.business_hours = hours;
         }
         if let Some(strings) = req.strings {
             profile.strings = Some(strings).filter(|s| !s.is_empty());

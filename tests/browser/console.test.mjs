@@ -651,3 +651,46 @@ test("a member chooses the webhook's events and their own notifications in the c
     await shot(page, "notifications");
   });
 });
+
+test("a creator sets the coach's persona, quiet hours and business hours in the console", async () => {
+  const email = `coach-${gw.port}@example.com`;
+  const password = "saffron-Delta-meadow-71";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Settings coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  await withConsole("coach-settings", async (page) => {
+    await logIn(page, { email, password });
+    await page.locator("nav a[data-route=coach]").click();
+    const form = page.locator("form.coach-settings");
+    await form.locator("input[name=coach_name]").fill("Luz");
+    await form.locator("select[name=language]").selectOption("es");
+    await form.locator("input[name=time_zone]").fill("Europe/Madrid");
+    await form.locator("input[name=quiet_start]").fill("22:00");
+    await form.locator("input[name=quiet_end]").fill("07:30");
+    await form.locator("input[name=open_mon]").check();
+    await form.locator("input[name=open_fri]").check();
+    await form.locator("input[name=to_fri]").fill("14:00");
+    await form.locator("textarea[name=away_reply]").fill("Volvemos {back}.");
+    await form.locator("input[name=retention_days]").fill("90");
+    // A time zone that does not exist is refused with its field named, and nothing is stored.
+    await form.locator("input[name=hours_time_zone]").fill("Mars/Olympus");
+    await form.locator("button[type=submit]").click();
+    await page.locator("#toast.error", { hasText: "time_zone" }).waitFor();
+    assert.equal((await api("GET", "/v1/tenant", token)).body.persona.coach_name, "");
+    await form.locator("input[name=hours_time_zone]").fill("Europe/Madrid");
+    await form.locator("button[type=submit]").click();
+    await page.locator("#toast:not([hidden])", { hasText: "Saved" }).waitFor();
+    const tenant = (await api("GET", "/v1/tenant", token)).body;
+    assert.equal(tenant.persona.coach_name, "Luz");
+    assert.equal(tenant.persona.language, "es");
+    assert.equal(tenant.outreach.time_zone, "Europe/Madrid");
+    assert.deepEqual(tenant.outreach.quiet_hours, { start: "22:00", end: "07:30" });
+    assert.deepEqual(tenant.business_hours, {
+      time_zone: "Europe/Madrid",
+      open: { mon: "09:00-17:00", fri: "09:00-14:00" },
+      away_reply: "Volvemos {back}.",
+    });
+    assert.equal(tenant.retention_days, 90);
+    await shot(page, "coach-settings");
+  });
+});

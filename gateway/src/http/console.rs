@@ -82,6 +82,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../console/progress.js"),
     ),
+    (
+        "coach.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/coach.js"),
+    ),
 ];
 
 /// Scripts, styles and API calls only to this gateway (the bearer token cannot be sent

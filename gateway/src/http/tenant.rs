@@ -44,6 +44,8 @@ pub struct TenantView {
     /// The tenant's own fixed texts per language (empty: the built-in ones).
     #[schema(value_type = Object)]
     pub strings: crate::language::Strings,
+    /// When the team answers (none: any time).
+    pub business_hours: Option<crate::hours::BusinessHours>,
 }
 
 fn view(tenant: Tenant, profile: TenantProfile) -> TenantView {
@@ -56,6 +58,7 @@ fn view(tenant: Tenant, profile: TenantProfile) -> TenantView {
         outreach: profile.outreach.unwrap_or_default(),
         chunking: profile.chunking,
         strings: profile.strings.unwrap_or_default(),
+        business_hours: profile.business_hours,
     }
 }
 

@@ -224,7 +224,13 @@ async fn respond(
             crate::handoff::Asked::Spanish => "es",
             crate::handoff::Asked::Portuguese => "pt",
         };
-        let reply = voice.text_in(lang, Text::Handoff);
+        // Outside business hours they are told the team is away, and when it is back.
+        let away = voice.hours.as_ref().and_then(|hours| {
+            crate::hours::away_reply(hours, state.clock.now(), lang, || {
+                voice.text_in(lang, Text::Away)
+            })
+        });
+        let reply = away.unwrap_or_else(|| voice.text_in(lang, Text::Handoff));
         Some((HandoffReason::AskedForHuman, reply, lang, Disclosure::Due))
     } else if quota_spent(state, scope).await.map_err(err)? {
         let reply = voice.text(Text::Quota);
@@ -417,6 +423,8 @@ struct Voice {
     strings: crate::language::Strings,
     coach: String,
     help_resources: String,
+    /// When the team answers (absent: any time).
+    hours: Option<crate::hours::BusinessHours>,
     /// The persona as the brain reads it (read once per message).
     persona: coach_brain::prompt::Persona,
 }
@@ -458,6 +466,7 @@ async fn voice(
         strings: profile.strings.unwrap_or_default(),
         coach: persona.coach_name,
         help_resources: persona.help_resources,
+        hours: profile.business_hours,
         persona: brain_persona,
     })
 }

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
 use crate::against_every_backend;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::api_support::*;
@@ -274,29 +273,6 @@ async fn live_events_are_the_tenants_own_and_resume_after_a_drop(b: &Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-}
-
-/// What a creator's server received: each POST's headers and raw body.
-type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-
-/// A creator's server answering every POST with `status`.
-async fn receiver(status: StatusCode) -> (String, Received) {
-    let got: Received = Arc::default();
-    let keep = got.clone();
-    let router = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let keep = keep.clone();
-            async move {
-                keep.lock().unwrap().push((headers, body.to_vec()));
-                status
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, got)
 }
 
 fn verifies(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {

@@ -6,12 +6,10 @@
 
 #![allow(clippy::unwrap_used, missing_docs)] // tests may unwrap: a panic is a failure report
 
-use std::sync::{Arc, Mutex};
-
 use crate::against_every_backend;
 use crate::api_support::*;
 use crate::common::Backend;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use coach_gateway::config::Config;
 use coach_gateway::store::feedback::NewFeedback;
 use serde_json::{Value, json};
@@ -20,29 +18,6 @@ against_every_backend!(
     webhook_events_are_chosen_signed_logged_and_the_tenants_own,
     a_handoff_emails_the_assignee_or_the_owners_who_want_it,
 );
-
-/// What a creator's server received: each POST's headers and raw body.
-type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
-
-/// A creator's server answering every POST with `status`.
-async fn receiver(status: StatusCode) -> (String, Received) {
-    let got: Received = Arc::default();
-    let keep = got.clone();
-    let router = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let keep = keep.clone();
-            async move {
-                keep.lock().unwrap().push((headers, body.to_vec()));
-                status
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, got)
-}
 
 fn hooks_config() -> Config {
     let mut config = Config {

@@ -1,6 +1,7 @@
 //! Safety before coaching, over Telegram webhooks: a message that signals a crisis is handed to
 //! a person as urgent and answered with help resources (the tenant's when set, in the contact's
-//! language), never coached; "delete my data", confirmed, erases the contact as the API does.
+//! language), never coached; "delete my data", confirmed, erases the contact as the API does;
+//! asking for a person outside business hours says when the team is back.
 
 use serde_json::{Value, json};
 
@@ -11,6 +12,7 @@ use crate::support::*;
 crate::against_every_backend!(
     a_crisis_is_handed_to_a_person_with_help_resources,
     a_contact_erases_their_data_by_asking,
+    asking_for_a_person_outside_business_hours_says_when_the_team_is_back,
 );
 
 struct Bot {
@@ -142,5 +144,130 @@ pub(crate) async fn a_contact_erases_their_data_by_asking(b: &Backend) {
     assert!(
         audit.to_string().contains("contact.erase"),
         "the erasure is audited: {audit}"
+    );
+}
+
+/// Business hours: outside them, asking for a person is answered with when the team is back
+/// (in the contact's language, or the tenant's own text); inside them, as always.
+pub(crate) async fn asking_for_a_person_outside_business_hours_says_when_the_team_is_back(
+    b: &Backend,
+) {
+    use chrono::{DateTime, Utc};
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    // Friday 4 December 2026, 21:00 in Madrid.
+    let clock = coach_gateway::clock::Clock::manual(at("2026-12-04T20:00:00Z"));
+    let w = world_on(b, false, clock.clone()).await;
+    let t = token(&w.app.register("hours@example.com").await).to_owned();
+    let bot = bot(&w, &t).await;
+
+    let weekdays: serde_json::Map<String, Value> = ["mon", "tue", "wed", "thu", "fri"]
+        .iter()
+        .map(|d| (d.to_string(), json!("09:00-17:30")))
+        .collect();
+    let hours = json!({ "time_zone": "Europe/Madrid", "open": weekdays });
+    for (bad, field) in [
+        (json!({ "time_zone": "Mars/Olympus" }), "time_zone"),
+        (
+            json!({ "time_zone": "UTC", "open": { "someday": "09:00-10:00" } }),
+            "someday",
+        ),
+        (
+            json!({ "time_zone": "UTC", "open": { "sat": "18:00-09:00" } }),
+            "open.sat",
+        ),
+    ] {
+        let problem = w
+            .app
+            .expect(
+                422u16,
+                "PATCH",
+                "/v1/tenant",
+                Some(&t),
+                Some(json!({ "business_hours": bad })),
+            )
+            .await;
+        assert!(
+            problem["detail"].as_str().unwrap().contains(field),
+            "{problem}"
+        );
+    }
+    let (_, tenant) = w.app.call("GET", "/v1/tenant", Some(&t), None).await;
+    assert!(
+        tenant["business_hours"].is_null(),
+        "bad hours change nothing: {tenant}"
+    );
+    w.app
+        .expect(
+            200u16,
+            "PATCH",
+            "/v1/tenant",
+            Some(&t),
+            Some(json!({ "business_hours": hours })),
+        )
+        .await;
+    let (_, tenant) = w.app.call("GET", "/v1/tenant", Some(&t), None).await;
+    assert_eq!(tenant["business_hours"]["open"]["fri"], "09:00-17:30");
+
+    // Friday night: back on Monday, in the language asked in.
+    say(&w, &bot, 1, 601, "I want to talk to a human").await;
+    let reply = sent_to(&w, 601);
+    assert!(
+        reply[0].contains("They're away right now") && reply[0].contains("Monday 09:00"),
+        "{reply:?}"
+    );
+    say(&w, &bot, 2, 602, "quiero hablar con una persona").await;
+    assert!(
+        sent_to(&w, 602)[0].contains("cuando vuelva: lunes 09:00"),
+        "{:?}",
+        sent_to(&w, 602)
+    );
+    let (_, convs) = w.app.call("GET", "/v1/conversations", Some(&t), None).await;
+    assert!(
+        convs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "waiting"),
+        "the team is still asked: {convs}"
+    );
+
+    // Monday 10:00 in Madrid: the team is in.
+    clock.set(at("2026-12-07T09:00:00Z"));
+    say(&w, &bot, 3, 603, "human please").await;
+    let reply = sent_to(&w, 603);
+    assert!(
+        reply[0].starts_with("I've let the team know: a person will reply here soon."),
+        "{reply:?}"
+    );
+
+    // The tenant's own away text; Monday 21:00: back on Tuesday.
+    let own = json!({ "business_hours": { "time_zone": "Europe/Madrid", "open": weekdays,
+        "away_reply": "We're offline. Back {back}, promise." } });
+    w.app
+        .expect(200u16, "PATCH", "/v1/tenant", Some(&t), Some(own))
+        .await;
+    clock.set(at("2026-12-07T20:00:00Z"));
+    say(&w, &bot, 4, 604, "Can I talk to a person?").await;
+    assert!(
+        sent_to(&w, 604)[0].starts_with("We're offline. Back Tuesday 09:00, promise."),
+        "{:?}",
+        sent_to(&w, 604)
+    );
+
+    // `null` removes them: a person is promised at any hour again.
+    w.app
+        .expect(
+            200u16,
+            "PATCH",
+            "/v1/tenant",
+            Some(&t),
+            Some(json!({ "business_hours": null })),
+        )
+        .await;
+    say(&w, &bot, 5, 605, "human").await;
+    assert!(
+        sent_to(&w, 605)[0].starts_with("I've let the team know: a person"),
+        "{:?}",
+        sent_to(&w, 605)
     );
 }
