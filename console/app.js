@@ -10,6 +10,7 @@ import * as programs from "./programs.js";
 import * as analytics from "./analytics.js";
 import * as contacts from "./contacts.js";
 import * as coach from "./coach.js";
+import * as activity from "./activity.js";
 
 const ROUTES = [
   ["inbox", inbox.render],
@@ -21,6 +22,7 @@ const ROUTES = [
   ["programs", programs.render],
   ["analytics", analytics.render],
   ["team", settings.team],
+  ["activity", activity.render],
 ];
 
 const root = document.getElementById("app");

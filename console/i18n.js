@@ -2,6 +2,10 @@
 
 const TEXT = {
   en: {
+    activity: "Activity", adminsOnly: "Owners and admins see this page.", deadLetters: "Failed deliveries",
+    deadHelp: "Messages a channel refused for good (a blocked number, a closed WhatsApp window, a revoked token). Fix the cause, then retry.",
+    lastError: "Error", openConv: "Open", retry: "Retry", retrying: "Sent again", noDeadLetters: "Nothing failed.",
+    auditLog: "Audit log", who: "Who", action: "Action", resource: "On",
     coach: "Coach", persona: "Persona", p_coach_name: "Coach name", p_tone: "Tone of voice",
     p_language: "Answers in (until a contact's language is known)", p_greeting: "First message to a new person",
     p_coaching_style: "How the coach works with people", p_boundaries: "What the coach never does",
@@ -105,6 +109,10 @@ const TEXT = {
     completionTokens: "generated",
   },
   es: {
+    activity: "Actividad", adminsOnly: "Esta página es para propietarios y admins.", deadLetters: "Envíos fallidos",
+    deadHelp: "Mensajes que un canal rechazó definitivamente (un número bloqueado, la ventana de WhatsApp cerrada, un token revocado). Corrige la causa y vuelve a intentarlo.",
+    lastError: "Error", openConv: "Abrir", retry: "Reintentar", retrying: "Enviado de nuevo", noDeadLetters: "Nada ha fallado.",
+    auditLog: "Registro de auditoría", who: "Quién", action: "Acción", resource: "Sobre",
     coach: "Coach", persona: "Personalidad", p_coach_name: "Nombre del coach", p_tone: "Tono",
     p_language: "Responde en (hasta conocer el idioma del contacto)", p_greeting: "Primer mensaje a una persona nueva",
     p_coaching_style: "Cómo trabaja el coach con las personas", p_boundaries: "Lo que el coach nunca hace",

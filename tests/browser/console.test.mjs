@@ -22,6 +22,7 @@ let browser;
 let receiver;
 const received = [];
 let secret = null;
+let refused = 0;
 
 /** A one-page PDF with these lines of text (Helvetica), with a correct cross-reference table. */
 function pdf(lines) {
@@ -136,8 +137,18 @@ before(async () => {
       return;
     }
     if (req.url.startsWith("/v21.0/")) {
-      req.resume();
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ messaging_product: "whatsapp", messages: [{ id: `wamid.out.${Date.now()}` }] }));
+      const parts = [];
+      req.on("data", (c) => parts.push(c));
+      req.on("end", () => {
+        // A recipient Graph refuses for good (error 131026), for the dead-letter test.
+        if (Buffer.concat(parts).toString("utf8").includes("FAIL-FOR-GOOD")) {
+          refused += 1;
+          const error = { message: "(#131026) Message undeliverable", type: "OAuthException", code: 131026, fbtrace_id: "AbC" };
+          res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error }));
+          return;
+        }
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ messaging_product: "whatsapp", messages: [{ id: `wamid.out.${Date.now()}` }] }));
+      });
       return;
     }
     const chunks = [];
@@ -692,5 +703,69 @@ test("a creator sets the coach's persona, quiet hours and business hours in the 
     });
     assert.equal(tenant.retention_days, 90);
     await shot(page, "coach-settings");
+  });
+});
+
+test("an admin retries a failed delivery and reads the audit log", async () => {
+  const email = `activity-${gw.port}@example.com`;
+  const password = "harbor-Violet-candle-58";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Activity coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  const appSecret = "activity-app-secret";
+  const channel = await api("POST", "/v1/channels", token, {
+    kind: "whatsapp",
+    name: "Refused",
+    config: { phone_number_id: "106540352242925", access_token: "EAAG-activity", app_secret: appSecret, verify_token: "verify-activity" },
+  });
+  assert.equal(channel.status, 201, JSON.stringify(channel.body));
+  const raw = JSON.stringify({
+    object: "whatsapp_business_account",
+    entry: [{ id: "WABA", changes: [{ field: "messages", value: {
+      messaging_product: "whatsapp",
+      metadata: { display_phone_number: "15550001111", phone_number_id: "106540352242925" },
+      contacts: [{ profile: { name: "Noor" }, wa_id: "4915112345555" }],
+      messages: [{ from: "4915112345555", id: "wamid.activity.1", timestamp: String(Math.floor(Date.now() / 1000)), type: "text", text: { body: "Hello?" } }],
+    } }] }],
+  });
+  const signature = `sha256=${createHmac("sha256", appSecret).update(raw).digest("hex")}`;
+  const hook = await fetch(`${BASE}/webhooks/whatsapp/${channel.body.id}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+    body: raw,
+  });
+  assert.equal(hook.status, 200);
+  let convs;
+  for (let i = 0; i < 100; i++) {
+    convs = await api("GET", "/v1/conversations", token);
+    if (convs.body.items.length) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const id = convs.body.items[0].id;
+  // A member answers; Graph refuses the number for good: a dead letter at once.
+  const sent = await api("POST", `/v1/conversations/${id}/messages`, token, { text: "FAIL-FOR-GOOD: are you there?" });
+  assert.equal(sent.status, 201, JSON.stringify(sent.body));
+  let dead = [];
+  for (let i = 0; i < 200 && !dead.length; i++) {
+    dead = (await api("GET", "/v1/outbox?state=dead", token)).body;
+    if (!dead.length) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(dead.length, 1, "one dead letter");
+  const before = refused;
+
+  await withConsole("activity", async (page) => {
+    await logIn(page, { email, password });
+    await page.locator("nav a[data-route=activity]").click();
+    const row = page.locator(`tr[data-outbox="${dead[0].id}"]`);
+    await row.locator("td.error", { hasText: "131026" }).waitFor();
+    await shot(page, "activity");
+    await row.locator("button.retry").click();
+    await page.locator("#toast:not([hidden])", { hasText: "Sent again" }).waitFor();
+    // The retry reached Graph again, and is in the audit log, on the page and through the API.
+    for (let i = 0; i < 100 && refused === before; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(refused, before + 1, "the retry was sent");
+    await page.locator("table.audit tr[data-action='outbox.retry']").waitFor();
+    const audit = (await api("GET", "/v1/audit-log", token)).body.map((a) => a.action);
+    assert.ok(audit.includes("outbox.retry"), JSON.stringify(audit));
   });
 });

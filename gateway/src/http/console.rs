@@ -87,6 +87,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../console/coach.js"),
     ),
+    (
+        "activity.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/activity.js"),
+    ),
 ];
 
 /// Scripts, styles and API calls only to this gateway (the bearer token cannot be sent
