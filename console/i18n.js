@@ -2,6 +2,7 @@
 
 const TEXT = {
   en: {
+    starters: "Starter questions (one per line, up to 4): a new visitor sends one with a tap",
     activity: "Activity", adminsOnly: "Owners and admins see this page.", deadLetters: "Failed deliveries",
     deadHelp: "Messages a channel refused for good (a blocked number, a closed WhatsApp window, a revoked token). Fix the cause, then retry.",
     lastError: "Error", openConv: "Open", retry: "Retry", retrying: "Sent again", noDeadLetters: "Nothing failed.",
@@ -109,6 +110,7 @@ const TEXT = {
     completionTokens: "generated",
   },
   es: {
+    starters: "Preguntas de inicio (una por línea, hasta 4): un visitante nuevo envía una con un toque",
     activity: "Actividad", adminsOnly: "Esta página es para propietarios y admins.", deadLetters: "Envíos fallidos",
     deadHelp: "Mensajes que un canal rechazó definitivamente (un número bloqueado, la ventana de WhatsApp cerrada, un token revocado). Corrige la causa y vuelve a intentarlo.",
     lastError: "Error", openConv: "Abrir", retry: "Reintentar", retrying: "Enviado de nuevo", noDeadLetters: "Nada ha fallado.",

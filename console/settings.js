@@ -38,6 +38,7 @@ export async function widget(main) {
     const cfg = { ...c.config };
     const [titleF, title] = field(t("title"), h("input", { value: cfg.title || "" }));
     const [greetF, greeting] = field(t("greeting"), h("textarea", { rows: 2 }, cfg.greeting || ""));
+    const [startF, startersBox] = field(t("starters"), h("textarea", { rows: 3, name: "starters" }, (cfg.starters || []).join("\n")));
     const [colorF, color] = field(t("color"), h("input", { type: "color", value: cfg.color || "#3b5bdb" }));
     const [posF, position] = field(
       t("position"),
@@ -69,13 +70,14 @@ export async function widget(main) {
     [title, greeting, color, position].forEach((el) => el.addEventListener("input", update));
     update();
     const save = h("button", { type: "submit", class: "primary" }, t("save"));
-    const form = h("form", { class: "card", "aria-label": t("designer") }, titleF, greetF, colorF, posF, langF, origF, save);
+    const form = h("form", { class: "card", "aria-label": t("designer") }, titleF, greetF, startF, colorF, posF, langF, origF, save);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const config = {
         ...cfg,
         title: title.value.trim() || null,
         greeting: greeting.value.trim() || null,
+        starters: startersBox.value.split("\n").map((q) => q.trim()).filter(Boolean),
         color: color.value,
         position: position.value,
         language: language.value || null,

@@ -170,6 +170,8 @@
     }
     // The visitor's reaction to a message marks that message; it is no message of its own.
     if (m.reacts_to) { marked(m.reacts_to, m.text); return; }
+    var sq = log.querySelector(".sq");
+    if (sq) sq.remove();
     if (m.direction === "out") dropStream();
     var el = bubble(m.direction, m.text);
     el.setAttribute("data-seq", seq);
@@ -393,8 +395,22 @@
     state.pending.forEach(showPending);
     connect();
   }
-  var greeting = null;
-  function greet() { if (greeting) bubble("out", greeting, "gr"); }
+  var greeting = null, starters = [];
+  // A new visitor's first question in one tap; gone once the conversation has a message.
+  function greet() {
+    if (greeting) bubble("out", greeting, "gr");
+    if (!starters.length) return;
+    var row = document.createElement("div");
+    row.className = "ch sq";
+    starters.forEach(function (q) {
+      var b = document.createElement("button");
+      b.type = "button";
+      b.textContent = q;
+      b.addEventListener("click", function () { submit(q); });
+      row.appendChild(b);
+    });
+    log.appendChild(row);
+  }
 
   // Theme and texts from the channel's public configuration.
   fetch(base + "/v1/widget/config/" + encodeURIComponent(channel)).then(function (r) {
@@ -406,6 +422,7 @@
     if (c.position === "left") wrap.classList.add("left");
     if (c.avatar_url && /^https:\/\//.test(c.avatar_url)) { $(".h img").src = c.avatar_url; $(".h img").hidden = false; }
     greeting = c.greeting || null;
+    starters = (c.starters || []).slice(0, 4).filter(function (q) { return typeof q === "string" && q.trim(); });
     stop.textContent = t.stop;
     stop.hidden = !c.check_ins;
     log.innerHTML = "";

@@ -301,8 +301,13 @@ test("a creator indexes a PDF, takes over a conversation live, replies and hands
   const title = console_.locator("form[aria-label='Widget designer'] input").first();
   await title.fill("Ask Ana");
   assert.equal(await console_.locator(".pv-head").innerText(), "Ask Ana");
+  await console_.locator("form[aria-label='Widget designer'] textarea[name=starters]").fill("What is box breathing?\nHow do I sleep better?");
   await console_.locator("form[aria-label='Widget designer'] button[type=submit]").click();
   await console_.locator("#toast:not([hidden])", { hasText: "Saved" }).waitFor();
+  const demoToken = (await api("POST", "/v1/auth/login", null, await demoLogin())).body.access_token;
+  const widgetChannel = (await api("GET", "/v1/channels", demoToken)).body.find((c) => c.kind === "web_widget");
+  assert.deepEqual(widgetChannel.config.starters, ["What is box breathing?", "How do I sleep better?"]);
+  assert.equal(widgetChannel.config.title, "Ask Ana");
   // Spanish.
   await console_.locator("header select.lang").selectOption("es");
   await console_.locator("nav a[data-route=inbox]", { hasText: "Bandeja" }).waitFor();

@@ -83,6 +83,24 @@ test("a visitor asks, sees the answer stream, and finds the history after a relo
   await context.close();
 });
 
+test("a new visitor starts with a tap on a starter question, gone once they have written", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await openWidget(page);
+  const starters = page.locator(`${W} .sq button`);
+  await starters.first().waitFor();
+  assert.deepEqual(await starters.allInnerTexts(), ["How do I connect WhatsApp?", "Can I run it on a GPU?", "How do I add a new channel?"]);
+  await starters.filter({ hasText: "Can I run it on a GPU?" }).click();
+  await stored(page, "in").filter({ hasText: "Can I run it on a GPU?" }).waitFor();
+  assert.equal(await page.locator(`${W} .sq`).count(), 0, "the starters stay after the first question");
+  // A returning visitor with a conversation sees their history, not the starters.
+  await page.reload();
+  await page.locator(`${W} .l`).click();
+  await stored(page, "in").filter({ hasText: "Can I run it on a GPU?" }).waitFor();
+  assert.equal(await page.locator(`${W} .sq`).count(), 0);
+  await context.close();
+});
+
 test("what is typed while the gateway is down is sent once when it is back", async () => {
   const context = await browser.newContext();
   const page = await context.newPage();

@@ -146,6 +146,27 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.trim().to_owned())
 }
 
+/// A widget's starter questions: absent, or up to 4 texts of 1-80 characters.
+fn check_starters(starters: Option<&Value>) -> Result<(), ApiError> {
+    let bad = || {
+        ApiError::Unprocessable(
+            "config.starters: up to 4 questions of 1 to 80 characters each".into(),
+        )
+    };
+    match starters {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Array(items)) if items.len() <= 4 => {
+            items.iter().try_for_each(|item| {
+                match item.as_str().map(|t| t.trim().chars().count()) {
+                    Some(1..=80) => Ok(()),
+                    _ => Err(bad()),
+                }
+            })
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
 fn check_config(config: Value) -> Result<Value, ApiError> {
     if !config.is_object() {
         return Err(ApiError::Unprocessable(
@@ -172,6 +193,9 @@ fn prepare_config(
         connector
             .validate(config)
             .map_err(|e| ApiError::Unprocessable(format!("config: {e}")))?;
+    }
+    if *kind == ChannelKind::WebWidget {
+        check_starters(config.get("starters"))?;
     }
     Ok(())
 }

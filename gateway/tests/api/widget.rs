@@ -90,6 +90,31 @@ async fn widget_conversation(b: &Backend) {
     let app = app(b);
     let owner = app.register("widget@example.com").await;
     let t = token(&owner);
+    // Starter questions: up to 4, each 1 to 80 characters.
+    for bad in [
+        json!(["a", "b", "c", "d", "e"]),
+        json!(["x".repeat(81)]),
+        json!(["  "]),
+        json!([7]),
+        json!("How do I sleep?"),
+    ] {
+        let (status, problem) = app
+            .call(
+                "POST",
+                "/v1/channels",
+                Some(t),
+                Some(json!({ "kind": "web_widget", "name": "Bad", "config": { "starters": bad } })),
+            )
+            .await;
+        assert_eq!(status, 422, "{bad}: {problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("config.starters"),
+            "{problem}"
+        );
+    }
     let (status, channel) = app
         .call(
             "POST",
@@ -97,7 +122,8 @@ async fn widget_conversation(b: &Backend) {
             Some(t),
             Some(json!({ "kind": "web_widget", "name": "Site", "config": {
                 "allowed_origins": [ORIGIN], "identity_secret": "s3cret-site-key",
-                "title": "Sleep coach", "greeting": "Hello!" } })),
+                "title": "Sleep coach", "greeting": "Hello!",
+                "starters": ["How do I sleep better?", "What about naps?"] } })),
         )
         .await;
     assert_eq!(status, 201, "{channel}");
@@ -109,6 +135,10 @@ async fn widget_conversation(b: &Backend) {
         .await;
     assert_eq!(status, 200);
     assert_eq!(config["title"], "Sleep coach");
+    assert_eq!(
+        config["starters"],
+        json!(["How do I sleep better?", "What about naps?"])
+    );
     assert!(!config.to_string().contains("s3cret"), "{config}");
     let (status, _) = app
         .call(

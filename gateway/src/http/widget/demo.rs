@@ -117,6 +117,11 @@ pub async fn ensure(state: &AppState) -> anyhow::Result<ChannelId> {
                     "title": "Gateway guide",
                     "greeting": "Hi! I know this gateway's documentation. Ask me how to run it, \
                                  connect a channel or teach a coach.",
+                    "starters": [
+                        "How do I connect WhatsApp?",
+                        "Can I run it on a GPU?",
+                        "How do I add a new channel?",
+                    ],
                 }),
             },
         )

@@ -59,6 +59,8 @@ pub struct PublicWidgetConfig {
     pub avatar_url: Option<String>,
     /// Language of the widget's own texts (`en`, `es`); default: the browser's.
     pub language: Option<String>,
+    /// Questions a new visitor can send with one tap (up to 4, 1-80 characters each).
+    pub starters: Vec<String>,
     /// Whether the tenant runs coaching programs: the widget then offers a control to stop
     /// check-ins (set by the gateway, not configured).
     #[serde(skip_deserializing)]
