@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createHmac } from "node:crypto";
 import { chromium } from "playwright-core";
 
 /** A loopback port the system has just handed out (bound on port 0, then released). */
@@ -89,4 +90,70 @@ export function launchBrowser() {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     args: ["--no-sandbox"],
   });
+}
+
+/** The console helpers of one gateway at `base`: the API, logging in, screenshots into `shots`,
+ * and a console page that keeps a screenshot and the page's errors when a test fails
+ * (`browser()` gives the launched browser). */
+export function consoleKit(base, shots, browser) {
+  async function api(method, path, token, body) {
+    const headers = { "content-type": "application/json" };
+    if (token) headers.authorization = `Bearer ${token}`;
+    const r = await fetch(`${base}${path}`, { method, headers, body: body ? JSON.stringify(body) : undefined });
+    return { status: r.status, body: r.status === 204 ? null : await r.json() };
+  }
+
+  async function logIn(page, { email, password }) {
+    await page.goto(`${base}/console`);
+    await page.locator("input[name=email]").fill(email);
+    await page.locator("input[name=password]").fill(password);
+    await page.locator("form.login button[type=submit]").click();
+    await page.locator("#live.on").waitFor({ timeout: 30_000 });
+  }
+
+  async function shot(page, name) {
+    await page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
+  }
+
+  /** Runs `body` with a console page; on failure, keeps a screenshot and the page's errors. */
+  async function withConsole(name, body) {
+    const context = await browser().newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    try {
+      await body(page, context);
+    } catch (e) {
+      await shot(page, `failed-${name}`).catch(() => {});
+      e.message += `\npage errors: ${JSON.stringify(errors)}`;
+      throw e;
+    } finally {
+      await context.close();
+    }
+  }
+
+  /** POSTs Meta's documented webhook shape carrying `messages` from `who` to a WhatsApp
+   * channel (`{id, phone_number_id, app_secret}`), signed with its app secret as Meta signs it;
+   * the HTTP status. */
+  async function postWhatsApp(channel, messages, who) {
+    const raw = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [{ id: "WABA", changes: [{ field: "messages", value: {
+        messaging_product: "whatsapp",
+        metadata: { display_phone_number: "15550001111", phone_number_id: channel.phone_number_id },
+        contacts: [{ profile: { name: who.name }, wa_id: who.wa_id }],
+        messages,
+      } }] }],
+    });
+    const signature = `sha256=${createHmac("sha256", channel.app_secret).update(raw).digest("hex")}`;
+    const r = await fetch(`${base}/webhooks/whatsapp/${channel.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+      body: raw,
+    });
+    return r.status;
+  }
+
+  return { api, logIn, shot, withConsole, postWhatsApp };
 }
