@@ -154,15 +154,14 @@ fn check_starters(starters: Option<&Value>) -> Result<(), ApiError> {
         )
     };
     match starters {
-        None | Some(Value::Null) => Ok(()),
+        None => Ok(()),
         Some(Value::Array(items)) if items.len() <= 4 => {
-            items.iter().try_for_each(|item| {
-                match item.as_str().map(|t| t.trim().chars().count()) {
-                    Some(1..=80) => Ok(()),
-                    _ => Err(bad()),
-                }
+            items.iter().try_for_each(|item| match item.as_str() {
+                Some(t) if !t.trim().is_empty() && t.chars().count() <= 80 => Ok(()),
+                _ => Err(bad()),
             })
         }
+        // `null` too: the widget's settings would not read, and fall back to none at all.
         Some(_) => Err(bad()),
     }
 }

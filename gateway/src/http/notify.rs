@@ -183,7 +183,7 @@ pub struct DeliveriesQuery {
 async fn deliveries(
     State(state): State<AppState>,
     member: Member<Admin>,
-    axum::extract::Query(q): axum::extract::Query<DeliveriesQuery>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<DeliveriesQuery>,
 ) -> Result<Json<Vec<crate::store::notices::Delivery>>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     Ok(Json(state.store.deliveries(&member.scope, limit).await?))

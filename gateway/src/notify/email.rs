@@ -1,7 +1,8 @@
-//! E-mail to the team on handoff, through the configured SMTP relay (`smtp.url`): to the
-//! conversation's assignee when they take e-mail, else to every owner and admin who does
-//! (`PUT /v1/me/notifications`). Queued in the handoff's transaction, once per wait; the
-//! question is read when the e-mail is sent, so an erased conversation is never mailed.
+//! E-mail to the team, through the configured SMTP relay (`smtp.url`), on handoff (once per
+//! wait, queued in the handoff's transaction) and when a contact writes to a snoozed
+//! conversation (queued with their message): to the conversation's assignee when they take
+//! e-mail, else to every owner and admin who does (`PUT /v1/me/notifications`). The message is
+//! read when the e-mail is sent, so an erased conversation is never mailed.
 
 use std::time::Duration;
 
@@ -97,8 +98,14 @@ async fn send(
         .ok()
         .and_then(|c| c.text().map(str::to_owned))
         .unwrap_or_default();
+    let woken = payload.get("type").and_then(|v| v.as_str())
+        == Some(crate::store::notices::CONVERSATION_WOKEN);
     let reason = payload.get("reason").and_then(|v| v.as_str()).unwrap_or("");
     let (subject, why) = match reason {
+        _ if woken => (
+            format!("{who} wrote again"),
+            "They wrote to a conversation you had snoozed.",
+        ),
         "crisis" => (
             format!("Urgent: {who} may need help now"),
             "Their message may signal a crisis. The coach did not answer it.",
@@ -131,8 +138,21 @@ async fn send(
             .collect::<String>()
             .replace('\n', "\n> "),
     );
+    // Once someone got it, a failure for another is logged rather than retried (a retry would
+    // mail again everyone who has it); nobody reached is retried.
+    let mut sent = 0;
+    let mut last_error = None;
     for to in &recipients {
-        mailer.send(to, &subject, body.clone()).await?;
+        match mailer.send(to, &subject, body.clone()).await {
+            Ok(()) => sent += 1,
+            Err(error) => {
+                tracing::warn!(job = %item.id, %error, "a team e-mail was not sent");
+                last_error = Some(error);
+            }
+        }
     }
-    Ok(())
+    match last_error {
+        Some(error) if sent == 0 => Err(error),
+        _ => Ok(()),
+    }
 }

@@ -97,6 +97,8 @@ async fn widget_conversation(b: &Backend) {
         json!(["  "]),
         json!([7]),
         json!("How do I sleep?"),
+        json!(null),
+        json!([format!("{}a", " ".repeat(100))]),
     ] {
         let (status, problem) = app
             .call(

@@ -18,6 +18,7 @@ macro_rules! ops {
         use sqlx::types::Json;
         use uuid::Uuid;
 
+        use crate::store::notices::sql::$backend as notices;
         use crate::store::types::jobs_for;
         use crate::store::{
             Channel, ChannelPatch, Direction, IngestReport, NewChannel, StoreError, StoredEvent,
@@ -149,6 +150,7 @@ macro_rules! ops {
         /// The contact's conversation on the channel, made on their first message; a message to a
         /// resolved conversation reopens it, one to a snoozed conversation brings it back to the
         /// status it had (the same rule as SQLite's batched ingest in `store/sqlite/bulk.rs`).
+        /// Also says whether the message woke a snoozed conversation (the team hears of it).
         async fn conversation_for(
             conn: &mut Conn,
             tenant: TenantId,
@@ -156,7 +158,8 @@ macro_rules! ops {
             contact: ContactId,
             external_id: &str,
             now: DateTime<Utc>,
-        ) -> Result<ConversationId, StoreError> {
+        ) -> Result<(ConversationId, bool), StoreError> {
+            let snoozed = notices::snoozed(&mut *conn, tenant, channel, contact).await?;
             let id: Uuid = sqlx::query_scalar(
                 "INSERT INTO conversations (id, tenant_id, channel_id, contact_id, external_id, last_message_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -174,8 +177,9 @@ macro_rules! ops {
             .bind(now)
             .fetch_one(&mut *conn)
             .await?;
-            Ok(ConversationId(id))
+            Ok((ConversationId(id), snoozed))
         }
+
 
         /// Everything ingesting one message needs to know, in one round trip: whether the channel
         /// is the tenant's, whether the message is a redelivery, and the sender's contact.
@@ -202,25 +206,6 @@ macro_rules! ops {
             let channel_ok: i64 = row.try_get("channel_ok")?;
             let duplicate: i64 = row.try_get("duplicate")?;
             Ok((channel_ok > 0, duplicate > 0, row.try_get("contact_id")?))
-        }
-
-        /// `message.created` for the tenant's webhook, when it takes it (read when delivered).
-        async fn message_event(
-            conn: &mut Conn,
-            tenant: TenantId,
-            message: MessageId,
-            now: DateTime<Utc>,
-        ) -> Result<(), StoreError> {
-            use crate::store::notices::MESSAGE_CREATED;
-            crate::store::notices::sql::$backend::queue_event(
-                conn,
-                tenant,
-                MESSAGE_CREATED,
-                message.0,
-                serde_json::json!({ "type": MESSAGE_CREATED }),
-                now,
-            )
-            .await
         }
 
         async fn insert_job(
@@ -271,7 +256,7 @@ macro_rules! ops {
                             None
                         } else {
                             let contact = contact_for(&mut *conn, tenant, channel, &m.from, known, now).await?;
-                            let conversation =
+                            let (conversation, woken) =
                                 conversation_for(&mut *conn, tenant, channel, contact, &m.from.id, now).await?;
                             let id = MessageId::new();
                             let content = serde_json::to_value(&m.content)?;
@@ -299,7 +284,10 @@ macro_rules! ops {
                                 for kind in jobs_for(&m.content) {
                                     insert_job(&mut *conn, tenant, kind, id, now).await?;
                                 }
-                                message_event(&mut *conn, tenant, id, now).await?;
+                                notices::message_created(&mut *conn, tenant, id, now).await?;
+                                if woken {
+                                    notices::woken_email(&mut *conn, tenant, conversation, id, now).await?;
+                                }
                                 Some(StoredEvent::Message(StoredMessage {
                                     id,
                                     tenant_id: tenant,
@@ -463,7 +451,7 @@ macro_rules! ops {
                 .bind(conversation.0)
                 .execute(&mut *conn)
                 .await?;
-            message_event(&mut *conn, tenant, id, now).await?;
+            notices::message_created(&mut *conn, tenant, id, now).await?;
             Ok(StoredMessage {
                 id,
                 tenant_id: tenant,

@@ -61,9 +61,11 @@ macro_rules! ops {
             .rows_affected()
                 == 1;
             // The creator hears once per wait, not once per message of it.
+            // A crisis is told even when the conversation already waited (it is urgent).
+            let tell = now_waiting || handoff.reason == HandoffReason::Crisis;
             let notices = [(JOB_NOTIFY, notify), (JOB_EMAIL, email)];
             for (kind, payload) in notices {
-                let Some(payload) = payload.filter(|_| now_waiting) else { continue };
+                let Some(payload) = payload.filter(|_| tell) else { continue };
                 sqlx::query(
                     "INSERT INTO jobs (id, tenant_id, kind, message_id, payload, next_attempt_at, created_at, updated_at) \
                      VALUES ($1, $2, $3, $6, $4, $5, $5, $5)",

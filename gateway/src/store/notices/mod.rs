@@ -27,6 +27,9 @@ pub const CONVERSATION_RESOLVED: &str = "conversation.resolved";
 /// A contact reacted to one of our messages (a reaction or the widget's thumbs).
 pub const FEEDBACK_CREATED: &str = "feedback.created";
 
+/// A contact wrote to a snoozed conversation (an e-mail to the team, not a webhook event).
+pub const CONVERSATION_WOKEN: &str = "conversation.woken";
+
 /// Every event a webhook can subscribe to.
 pub const EVENT_TYPES: [&str; 4] = [
     HANDOFF_REQUESTED,

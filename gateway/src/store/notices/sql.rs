@@ -45,6 +45,65 @@ macro_rules! ops {
             Ok(())
         }
 
+        /// `message.created` for the tenant's webhook, when it takes it (read when delivered).
+        pub(in crate::store) async fn message_created(
+            conn: &mut Conn,
+            tenant: TenantId,
+            message: coach_connector_api::MessageId,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            use crate::store::notices::MESSAGE_CREATED;
+            let payload = serde_json::json!({ "type": MESSAGE_CREATED });
+            queue_event(conn, tenant, MESSAGE_CREATED, message.0, payload, now).await
+        }
+
+        /// Whether the contact's conversation on the channel is snoozed (before their message
+        /// wakes it).
+        pub(in crate::store) async fn snoozed(
+            conn: &mut Conn,
+            tenant: TenantId,
+            channel: coach_connector_api::ChannelId,
+            contact: coach_connector_api::ContactId,
+        ) -> Result<bool, StoreError> {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM conversations WHERE tenant_id = $1 AND channel_id = $2 \
+                 AND contact_id = $3 AND status = 'snoozed'",
+            )
+            .bind(tenant.0)
+            .bind(channel.0)
+            .bind(contact.0)
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(n > 0)
+        }
+
+        /// The team's e-mail that a contact wrote to a snoozed conversation: an `email` job
+        /// keyed by the message (erased with it); sent only where a relay is configured.
+        pub(in crate::store) async fn woken_email(
+            conn: &mut Conn,
+            tenant: TenantId,
+            conversation: ConversationId,
+            message: coach_connector_api::MessageId,
+            now: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO jobs (id, tenant_id, kind, message_id, payload, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant.0)
+            .bind(crate::jobs::JobKind::Email.as_str())
+            .bind(message.0)
+            .bind(Json(serde_json::json!({
+                "type": crate::store::notices::CONVERSATION_WOKEN,
+                "conversation_id": conversation,
+            })))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
         async fn record_delivery(conn: &mut Conn, tenant: TenantId, d: Delivery) -> Result<(), StoreError> {
             sqlx::query(
                 "INSERT INTO webhook_deliveries (id, tenant_id, event_id, event_type, attempt, status, error, \

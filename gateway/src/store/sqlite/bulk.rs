@@ -17,6 +17,7 @@ use sqlx::sqlite::SqliteConnection;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use crate::store::notices::CONVERSATION_WOKEN;
 use crate::store::types::jobs_for;
 use crate::store::{Direction, IngestReport, StoreError, StoredEvent, StoredMessage};
 
@@ -207,6 +208,20 @@ pub(super) async fn ingest(
             json!({ "id": hex(ConversationId::new().0), "t": hex(*t), "c": hex(*c), "p": hex(*contact), "x": x })
         })
         .collect();
+    // Snoozed conversations these messages wake: the team hears of it (`store::notices`).
+    let mut woken: HashSet<(Uuid, Uuid)> = HashSet::new();
+    for row in rows_stmt(
+        conn,
+        "SELECT lower(hex(v.channel_id)) AS c, lower(hex(v.contact_id)) AS p FROM json_each($1) j \
+         JOIN conversations v ON v.tenant_id = unhex(j.value ->> 't') AND v.channel_id = unhex(j.value ->> 'c') \
+         AND v.contact_id = unhex(j.value ->> 'p') WHERE v.status = 'snoozed' AND $2 IS NOT NULL",
+        &convo_rows,
+        now,
+    )
+    .await?
+    {
+        woken.insert((uuid_col(&row, "c")?, uuid_col(&row, "p")?));
+    }
     let mut conversations: HashMap<(Uuid, Uuid), Uuid> = HashMap::new();
     for row in rows_stmt(
         conn,
@@ -230,6 +245,7 @@ pub(super) async fn ingest(
     let mut stored: HashMap<(usize, String), StoredMessage> = HashMap::new();
     let mut message_rows = Vec::with_capacity(fresh.len());
     let mut job_rows = Vec::new();
+    let mut email_rows = Vec::new();
     for (i, m) in &fresh {
         let r = &requests[*i];
         let contact = contacts[&who(*i, m)];
@@ -246,6 +262,11 @@ pub(super) async fn ingest(
         }));
         for kind in jobs_for(&m.content) {
             job_rows.push(json!({ "id": hex(Uuid::now_v7()), "t": hex(r.tenant.0), "k": kind, "m": hex(id.0) }));
+        }
+        // Once per woken conversation, on its first message of the batch.
+        if woken.remove(&(r.channel.0, contact)) {
+            let payload = json!({ "type": CONVERSATION_WOKEN, "conversation_id": ConversationId(conversation) });
+            email_rows.push(json!({ "id": hex(Uuid::now_v7()), "t": hex(r.tenant.0), "m": hex(id.0), "payload": payload.to_string() }));
         }
         stored.insert(
             (*i, m.dedup_key.0.clone()),
@@ -285,6 +306,15 @@ pub(super) async fn ingest(
     )
     .await?;
 
+    rows_stmt(
+        conn,
+        "INSERT INTO jobs (id, tenant_id, kind, message_id, payload, next_attempt_at, created_at, updated_at) \
+         SELECT unhex(value ->> 'id'), unhex(value ->> 't'), 'email', unhex(value ->> 'm'), value ->> 'payload', \
+         $2, $2, $2 FROM json_each($1)",
+        &email_rows,
+        now,
+    )
+    .await?;
     // `message.created` for the tenants whose webhook takes it (see `store::notices`).
     rows_stmt(
         conn,
