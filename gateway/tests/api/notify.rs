@@ -311,6 +311,31 @@ async fn webhook_events_are_chosen_signed_logged_and_the_tenants_own(b: &Backend
         .await;
     assert_eq!(log[0]["status"], 500, "{log}");
     assert!(log[0]["error"].as_str().unwrap().contains("500"), "{log}");
+    // Resolving what is already resolved queues no second event (the failed one may be retried
+    // meanwhile: its backoff has jitter, so only the event ids are compared).
+    let ids = |log: Value| -> std::collections::HashSet<String> {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["event_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let log = "/v1/tenant/notify/deliveries?limit=200";
+    let before = ids(app.expect(StatusCode::OK, "GET", log, t, None).await);
+    app.expect(
+        StatusCode::OK,
+        "POST",
+        &format!("/v1/conversations/{conversation}/resolve"),
+        t,
+        None,
+    )
+    .await;
+    poll_events(&app).await;
+    let after = ids(app.expect(StatusCode::OK, "GET", log, t, None).await);
+    assert!(
+        after.is_subset(&before),
+        "a second resolve sent a new event"
+    );
     // Editing events needs a webhook; non-admins cannot read the log.
     app.expect(
         StatusCode::NO_CONTENT,

@@ -139,6 +139,13 @@ macro_rules! ops {
                     Some(until),
                 ),
             };
+            // Resolving an already resolved conversation tells the webhook nothing new.
+            let was: Option<String> =
+                sqlx::query_scalar("SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .fetch_optional(&mut *conn)
+                    .await?;
             let mut query = sqlx::query(sql).bind(tenant.0).bind(id.0);
             if let Some(until) = until {
                 query = query.bind(until);
@@ -147,7 +154,7 @@ macro_rules! ops {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound("conversation"));
             }
-            if matches!(change, Lifecycle::Resolve) {
+            if matches!(change, Lifecycle::Resolve) && was.as_deref() != Some("resolved") {
                 use crate::store::notices::CONVERSATION_RESOLVED;
                 crate::store::notices::sql::$backend::queue_event(
                     &mut *conn,
