@@ -11,6 +11,7 @@ import * as analytics from "./analytics.js";
 import * as contacts from "./contacts.js";
 import * as coach from "./coach.js";
 import * as activity from "./activity.js";
+import * as channels from "./channels.js";
 
 const ROUTES = [
   ["inbox", inbox.render],
@@ -18,7 +19,7 @@ const ROUTES = [
   ["knowledge", knowledge.render],
   ["coach", coach.render],
   ["widget", settings.widget],
-  ["channels", settings.channels],
+  ["channels", channels.render],
   ["programs", programs.render],
   ["analytics", analytics.render],
   ["team", settings.team],
@@ -202,6 +203,20 @@ function shell() {
   );
 }
 
+/** A channel that is failing (an expired token, messages dying) shows on the navigation. */
+function markChannels() {
+  api
+    .get("/v1/channels/health")
+    .then((all) => {
+      const link = document.querySelector("nav a[data-route=channels]");
+      if (!link) return;
+      link.querySelector(".alert-dot")?.remove();
+      const bad = all.filter((x) => x.status !== "ok").length;
+      if (bad) link.append(h("span", { class: "alert-dot", title: t("healthNav", { n: bad }) }, ` ⚠ ${bad}`));
+    })
+    .catch(() => {});
+}
+
 function route() {
   if (!api.loggedIn() || !document.getElementById("main")) return;
   const [name = "inbox", ...params] = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
@@ -210,6 +225,7 @@ function route() {
     if (a.dataset.route === found[0]) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
+  markChannels();
   if (view && view.dispose) view.dispose();
   const main = clear(document.getElementById("main"));
   main.dataset.view = found[0];

@@ -335,7 +335,7 @@ async function openThread(pane, id, item) {
     return h(
       "li",
       { class: `msg ${m.direction === "inbound" ? "in" : "out"}`, "data-message": m.id },
-      m.content?.kind === "media" && m.content.file ? media(m) : null,
+      m.content?.kind === "media" ? media(m) : null,
       h("div", { class: "body" }, body),
       sources.length ? h("div", { class: "sources" }, h("span", { class: "muted" }, `${t("sources")}: `), sources.map((s) => h("span", { class: "chip" }, s))) : null,
       h("div", { class: "meta" }, h("time", { datetime: m.created_at }, when(m.created_at)), tick),
@@ -344,9 +344,16 @@ async function openThread(pane, id, item) {
 
   // A file the contact sent: images in place, audio and video playable, anything else a
   // download (the server reads the type from the file's bytes; SVG or HTML is never shown).
-  function media(m) {
+  // A message shown live may arrive before its file is kept (a provider download): asked
+  // again a few times while it is missing.
+  function media(m, attempt = 0) {
     const box = h("div", { class: "media", "data-kind": "loading" });
-    api.file(`/v1/messages/${m.id}/media`).then(({ blob, kind }) => {
+    const fresh = !m.content.file && Date.now() - new Date(m.created_at).getTime() < 10 * 60_000;
+    const load = (n) => api.file(`/v1/messages/${m.id}/media`).catch((e) => {
+      if (e.status === 404 && fresh && n < 6 && box.isConnected !== false) return new Promise((r) => setTimeout(r, 500 * 2 ** n)).then(() => load(n + 1));
+      throw e;
+    });
+    load(attempt).then(({ blob, kind }) => {
       const url = URL.createObjectURL(blob);
       const caption = m.content.caption || t(`media_${m.content.media}`);
       const shown =

@@ -1,11 +1,10 @@
-// Settings screens: the widget designer (live preview, the copy-paste snippet), channels
-// (guided WhatsApp and Telegram forms; creating one runs the provider's connection check), the
-// member's notifications, the webhook (events, deliveries), and the team (members, invitations,
-// API keys).
+// Settings screens: the widget designer (live preview, the copy-paste snippet), the member's
+// notifications and the webhook (events, deliveries), shown on the Channels screen
+// (channels.js), and the team (members, invitations, API keys).
 
 import * as api from "./api.js";
 import { t } from "./i18n.js";
-import { h, clear, fail, toast, field, copy, channelIcon, channelName, when } from "./ui.js";
+import { h, clear, fail, toast, field, copy, when } from "./ui.js";
 
 const ROLES = ["owner", "admin", "editor", "viewer"];
 
@@ -49,6 +48,8 @@ export async function widget(main) {
       h("select", {}, [["", t("browser")], ["en", "English"], ["es", "Español"]].map(([v, l]) => h("option", { value: v, selected: (cfg.language || "") === v }, l))),
     );
     const [origF, origins] = field(t("origins"), h("textarea", { rows: 3 }, (cfg.allowed_origins || []).join("\n")));
+    const uploads = h("input", { type: "checkbox", name: "uploads", checked: cfg.uploads !== false });
+    const uploadsF = h("label", { class: "check" }, uploads, " ", t("widgetUploads"));
     const snippet = `<script src="${location.origin}/widget.js" data-channel="${c.id}" async></script>`;
     const copyBtn = h("button", { type: "button" }, t("copy"));
     copyBtn.addEventListener("click", () => copy(snippet, copyBtn));
@@ -70,7 +71,7 @@ export async function widget(main) {
     [title, greeting, color, position].forEach((el) => el.addEventListener("input", update));
     update();
     const save = h("button", { type: "submit", class: "primary" }, t("save"));
-    const form = h("form", { class: "card", "aria-label": t("designer") }, titleF, greetF, startF, colorF, posF, langF, origF, save);
+    const form = h("form", { class: "card", "aria-label": t("designer") }, titleF, greetF, startF, colorF, posF, langF, origF, uploadsF, save);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const config = {
@@ -82,6 +83,7 @@ export async function widget(main) {
         position: position.value,
         language: language.value || null,
         allowed_origins: origins.value.split(/\s+/).filter(Boolean),
+        uploads: uploads.checked,
       };
       try {
         const saved = await api.call("PATCH", `/v1/channels/${c.id}`, { config });
@@ -99,63 +101,6 @@ export async function widget(main) {
   draw();
 }
 
-export async function channels(main, _params, { me }) {
-  main.append(h("h1", {}, t("channels")));
-  const list = h("ul", { class: "channels" });
-  main.append(h("section", { class: "card" }, list));
-  async function load() {
-    clear(list);
-    for (const c of await api.get("/v1/channels")) {
-      list.append(
-        h(
-          "li",
-          { "data-channel": c.id },
-          channelIcon(c.kind),
-          h("strong", {}, c.name),
-          h("span", { class: "muted" }, ` ${channelName(c.kind)} · ${c.enabled ? t("enabled") : t("disabled")}`),
-          c.webhook_url ? h("div", { class: "muted small" }, `${t("webhookUrl")}: `, h("code", {}, c.webhook_url)) : null,
-        ),
-      );
-    }
-  }
-  await load();
-
-  const connectForm = (kind, help, fields, build) => {
-    const [nameF, name] = field(t("name"), h("input", { value: channelName(kind), required: true }));
-    const form = h("form", { class: "card", "data-kind": kind }, h("h2", {}, channelIcon(kind), " ", channelName(kind)), h("p", { class: "muted" }, help), nameF, fields.map((f) => f[0]), h("button", { type: "submit", class: "primary" }, t("connect")));
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      try {
-        const c = await api.post("/v1/channels", { kind, name: name.value.trim(), config: build() });
-        toast(t("connected", { name: c.name }));
-        form.reset();
-        await load();
-      } catch (e) {
-        fail(e);
-      }
-    });
-    return form;
-  };
-  const wa = [
-    field(t("waPhone"), h("input", { required: true, autocomplete: "off" })),
-    field(t("waToken"), h("input", { type: "password", required: true, autocomplete: "off" })),
-    field(t("waSecret"), h("input", { type: "password", required: true, autocomplete: "off" })),
-    field(t("waVerify"), h("input", { required: true, autocomplete: "off" })),
-  ];
-  const tgMode = h("select", {}, [h("option", { value: "webhook" }, t("webhook")), h("option", { value: "polling" }, t("polling"))]);
-  const tg = [field(t("tgToken"), h("input", { type: "password", required: true, autocomplete: "off" })), field(t("tgMode"), tgMode)];
-  main.append(
-    h(
-      "div",
-      { class: "grid2" },
-      connectForm("whatsapp", t("waHelp"), wa, () => ({ phone_number_id: wa[0][1].value.trim(), access_token: wa[1][1].value.trim(), app_secret: wa[2][1].value.trim(), verify_token: wa[3][1].value.trim() })),
-      connectForm("telegram", t("tgHelp"), tg, () => ({ bot_token: tg[0][1].value.trim(), mode: tgMode.value })),
-    ),
-  );
-  main.append(await preferencesCard());
-  if (me.role === "owner" || me.role === "admin") main.append(await notifyCard());
-}
-
 const EVENTS = [
   ["handoff.requested", "evHandoff"],
   ["message.created", "evMessage"],
@@ -163,7 +108,7 @@ const EVENTS = [
   ["feedback.created", "evFeedback"],
 ];
 
-async function notifyCard() {
+export async function notifyCard() {
   const current = await api.get("/v1/tenant/notify");
   const [urlF, url] = field(t("url"), h("input", { type: "url", value: current.url || "", placeholder: "https://" }));
   const chosen = current.url ? current.events : ["handoff.requested"];
@@ -234,7 +179,7 @@ async function notifyCard() {
 }
 
 /** The member's own notifications: e-mail on handoff, and the browser's while the console is open. */
-async function preferencesCard() {
+export async function preferencesCard() {
   const prefs = await api.get("/v1/me/notifications");
   const email = h("input", { type: "checkbox", checked: prefs.email });
   email.addEventListener("change", async () => {

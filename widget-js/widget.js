@@ -35,21 +35,24 @@
       close: "Close chat", offline: "Offline: messages will be sent when the connection is back",
       typing: "Typing", sources: "Sources", failed: "Not sent yet", unread: "unread messages",
       stop: "Stop check-ins", stopWord: "STOP", helpful: "Helpful", unhelpful: "Not helpful",
-      progress: "My progress", progressWord: "progress" },
+      progress: "My progress", progressWord: "progress", attach: "Send an image or a PDF",
+      upFailed: "The file was not sent", away: "The team is away", back: "back" },
     es: { title: "Chatea con nosotros", placeholder: "Escribe un mensaje", send: "Enviar",
       open: "Abrir chat", close: "Cerrar chat",
       offline: "Sin conexi\u00f3n: los mensajes se enviar\u00e1n al volver la conexi\u00f3n",
       typing: "Escribiendo", sources: "Fuentes", failed: "A\u00fan sin enviar",
       unread: "mensajes sin leer", stop: "No recibir m\u00e1s mensajes", stopWord: "BAJA",
       helpful: "\u00datil", unhelpful: "No me sirvi\u00f3", progress: "Mi progreso",
-      progressWord: "progreso" },
+      progressWord: "progreso", attach: "Enviar una imagen o un PDF",
+      upFailed: "El archivo no se envi\u00f3", away: "El equipo no est\u00e1 ahora", back: "vuelve" },
     pt: { title: "Converse conosco", placeholder: "Escreva uma mensagem", send: "Enviar",
       open: "Abrir chat", close: "Fechar chat",
       offline: "Sem conex\u00e3o: as mensagens ser\u00e3o enviadas quando a conex\u00e3o voltar",
       typing: "Digitando", sources: "Fontes", failed: "Ainda n\u00e3o enviada",
       unread: "mensagens n\u00e3o lidas", stop: "N\u00e3o receber mais mensagens", stopWord: "PARAR",
       helpful: "\u00datil", unhelpful: "N\u00e3o ajudou", progress: "Meu progresso",
-      progressWord: "progresso" }
+      progressWord: "progresso", attach: "Enviar uma imagem ou um PDF",
+      upFailed: "O arquivo n\u00e3o foi enviado", away: "A equipe est\u00e1 ausente", back: "volta" }
   };
   function pickLang(wanted) {
     var langs = [wanted].concat(navigator.languages || [navigator.language || "en"]);
@@ -108,9 +111,11 @@
     ".g.pe{opacity:.6}.g a{color:inherit}.g code{background:#0001;padding:0 3px;border-radius:3px}" +
     ".ty{align-self:flex-start;color:#777;font-size:13px}.ty[hidden],.of[hidden]{display:none}" +
     ".of{background:#fff4d6;color:#6b5300;font-size:13px;padding:6px 12px}" +
+    ".aw{background:#f0f0f3;color:#444;font-size:13px;padding:6px 12px}.aw[hidden]{display:none}" +
     "form{display:flex;border-top:1px solid #eee}textarea{flex:1;border:0;padding:12px;resize:none;" +
     "height:48px;outline:none}form button{border:0;background:none;color:var(--c);font-weight:600;" +
-    "padding:0 14px;cursor:pointer}button:focus-visible,textarea:focus-visible{outline:2px solid var(--c)}" +
+    "padding:0 14px;cursor:pointer}form .at{padding:0 4px 0 12px;font-size:18px}.at[hidden]{display:none}" +
+    ".g img{display:block;max-width:100%;max-height:220px;border-radius:8px;margin-bottom:4px}button:focus-visible,textarea:focus-visible{outline:2px solid var(--c)}" +
     "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}}" +
     ".app .l,.app .x{display:none}.app .p{inset:0;width:auto;height:auto;border-radius:0;" +
     "padding:env(safe-area-inset-top) 0 env(safe-area-inset-bottom)}.pr{display:none}.app .pr{display:block}" +
@@ -123,10 +128,12 @@
     "<div class='h'><img alt='' hidden><b></b><button type='button' class='s' hidden></button>" +
     "<button type='button' class='pr'>\ud83d\udcc8</button>" +
     "<button type='button' class='x'>\u00d7</button></div>" +
-    "<div class='of' role='status' hidden></div>" +
+    "<div class='of' role='status' hidden></div><div class='aw' hidden></div>" +
     "<div class='m' role='log' aria-live='polite' aria-relevant='additions'></div>" +
     "<div class='ty' hidden aria-live='polite'></div>" +
-    "<form><textarea rows='1' maxlength='4096'></textarea><button type='submit'></button></form>" +
+    "<form><button type='button' class='at' hidden>\ud83d\udcce</button>" +
+    "<input type='file' hidden accept='image/png,image/jpeg,image/webp,image/gif,application/pdf'>" +
+    "<textarea rows='1' maxlength='4096'></textarea><button type='submit'></button></form>" +
     "</div></div>";
   function $(sel) { return root.querySelector(sel); }
   var wrap = $(".w"), launcher = $(".l"), badge = $(".b"), panel = $(".p"), log = $(".m");
@@ -139,7 +146,10 @@
   $(".pr").title = t.progress;
   input.setAttribute("placeholder", t.placeholder);
   input.setAttribute("aria-label", t.placeholder);
-  form.querySelector("button").textContent = t.send;
+  form.querySelector("button[type=submit]").textContent = t.send;
+  var attach = $(".at"), picker = $("input[type=file]"), uploads = false;
+  attach.setAttribute("aria-label", t.attach);
+  attach.title = t.attach;
   panel.setAttribute("aria-label", t.title);
   typing.textContent = t.typing + "\u2026";
   offline.textContent = t.offline;
@@ -164,6 +174,13 @@
     state.shown[m.id] = true;
     if (m.client_id) {
       var local = log.querySelector("[data-client='" + m.client_id.replace(/[^\w-]/g, "") + "']");
+      // A file the visitor sent keeps its preview: the stored message confirms it.
+      if (local && local.classList.contains("up")) {
+        local.className = "g in up";
+        local.removeAttribute("title");
+        local.setAttribute("data-seq", seq);
+        return;
+      }
       if (local) local.remove();
       state.pending = state.pending.filter(function (p) { return p.client_id !== m.client_id; });
       save();
@@ -261,6 +278,7 @@
     var url = base.replace(/^http/, "ws") + "/widget/ws?channel=" + encodeURIComponent(channel);
     var ws = new WebSocket(url);
     state.socket = ws;
+    state.live = false;
     ws.onopen = function () {
       var hello = { type: "hello", v: 1, resume_after: state.lastSeq };
       if (state.identity) hello.identity = state.identity; else if (state.token) hello.token = state.token;
@@ -275,7 +293,9 @@
           state.retry = 0;
           offline.hidden = true;
           state.token = f.visitor_token;
+          state.live = true;
           save();
+          attach.hidden = !uploads;
           state.pending.forEach(function (p) { send(frame(p)); });
           emit("ready", {});
           break;
@@ -329,6 +349,7 @@
     ws.onclose = function () {
       if (state.socket !== ws) return;
       state.socket = null;
+      state.live = false;
       if (state.pending.length) offline.hidden = false;
       // Reconnect with backoff and jitter: 0.5 s doubling to 15 s.
       var wait = Math.min(15000, 500 * Math.pow(2, state.retry++)) * (0.5 + Math.random() / 2);
@@ -350,6 +371,39 @@
     showPending(p);
     if (!send(frame(p))) offline.hidden = false;
   }
+  // A file: shown at once (an image as its preview), sent as a form with the visitor token
+  // (no preflight); the stored message arrives on the socket like any other.
+  function upload(file) {
+    if (!file || !state.token) return;
+    var id = newId();
+    var el = bubble("in", "\ud83d\udcce " + file.name, "pe up");
+    el.setAttribute("data-client", id);
+    if (/^image\//.test(file.type)) {
+      var img = document.createElement("img");
+      img.alt = file.name;
+      img.src = URL.createObjectURL(file);
+      el.insertBefore(img, el.firstChild);
+    }
+    var fd = new FormData();
+    fd.append("token", state.token);
+    fd.append("client_id", id);
+    fd.append("file", file, file.name);
+    fetch(base + "/widget/upload?channel=" + encodeURIComponent(channel), { method: "POST", body: fd })
+      .then(function (r) {
+        // The upload may have started the conversation: the socket looks for it.
+        if (r.ok) { if (state.live) send({ type: "sync" }); return; }
+        return r.json().catch(function () { return {}; }).then(function (p) { throw new Error(p.detail || r.status); });
+      })
+      .catch(function (err) {
+        var im = el.querySelector("img");
+        if (im) { URL.revokeObjectURL(im.src); im.remove(); }
+        el.title = t.upFailed + ": " + err.message;
+        el.className = "g in pe up er";
+        el.appendChild(document.createTextNode(" \u26a0 " + t.upFailed));
+      });
+  }
+  attach.addEventListener("click", function () { picker.click(); });
+  picker.addEventListener("change", function () { upload(picker.files[0]); picker.value = ""; });
   // Stops every check-in, as writing the opt-out word does (the coach confirms).
   stop.addEventListener("click", function () { submit(t.stopWord); });
   // The app's progress button asks for the coachee's summary (as writing "progress" does).
@@ -425,6 +479,20 @@
     starters = (c.starters || []).slice(0, 4).filter(function (q) { return typeof q === "string" && q.trim(); });
     stop.textContent = t.stop;
     stop.hidden = !c.check_ins;
+    uploads = c.uploads !== false;
+    attach.hidden = !(uploads && state.token);
+    attach.setAttribute("aria-label", t.attach);
+    attach.title = t.attach;
+    // Outside the team's business hours: said under the header, with when they are back.
+    if (c.team && c.team.away) {
+      var aw = $(".aw"), back = c.team.back_at && new Date(c.team.back_at);
+      var when = "";
+      try {
+        if (back && !isNaN(back)) when = " \u00b7 " + t.back + " " + back.toLocaleString(TEXT[c.language] ? c.language : undefined, { weekday: "long", hour: "2-digit", minute: "2-digit" });
+      } catch (e) {}
+      aw.textContent = t.away + when;
+      aw.hidden = false;
+    }
     log.innerHTML = "";
     greet();
     state.pending.forEach(showPending);

@@ -39,6 +39,9 @@ pub enum Delivery {
 pub trait Sender: Send + Sync + 'static {
     /// Attempt delivery of `item`.
     async fn send(&self, item: &QueueItem) -> Delivery;
+    /// `item` was recorded as a dead letter: a sender may look at its channel's health and
+    /// alert the team (the connector sender does). Nothing by default.
+    async fn dead_lettered(&self, _item: &QueueItem) {}
 }
 
 /// Run the outbox worker until `shutdown`.
@@ -126,12 +129,17 @@ async fn deliver_and_record(
             tracing::warn!(outbox_id = %item.id, tenant = %item.tenant_id, code = %error.code, "delivery dead-lettered");
         }
     }
+    let dead = matches!(outcome, QueueOutcome::Dead { .. });
     store
         .finish(sys, Queue::Outbox, item, outcome)
         .await
         .inspect_err(|e| {
             tracing::error!(outbox_id = %item.id, error = %e, "recording a delivery failed; the row is retried after its lease");
-        })
+        })?;
+    if dead {
+        sender.dead_lettered(item).await;
+    }
+    Ok(())
 }
 
 /// Map a delivery to a queue outcome: retries back off exponentially with jitter (never sooner

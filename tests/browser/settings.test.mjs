@@ -1,11 +1,14 @@
 // The console's settings screens end to end in headless Chromium, against the real gateway
 // binary: a member's notifications and the webhook's events, the coach's persona, quiet hours
-// and business hours, and the Activity screen (a dead letter retried, the audit log). Each
-// change is made in the browser and read back through the API.
+// and business hours, the Activity screen (a dead letter retried, the audit log), and a
+// channel whose token expired (its health shown, fixed in the channel's edit form with a
+// fallback template), and a widget visitor's image seen inline in the console. Each change is
+// made in the browser and read back through the API.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
+import { deflateSync, crc32 } from "node:zlib";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { Gateway, launchBrowser, consoleKit } from "./harness.mjs";
@@ -17,6 +20,7 @@ const SHOTS = process.env.SCREENSHOTS_DIR || join(gw.data, "screenshots");
 let browser;
 let receiver;
 let refused = 0;
+let expired = 0;
 const { api, logIn, shot, withConsole, postWhatsApp } = consoleKit(BASE, SHOTS, () => browser);
 
 before(async () => {
@@ -26,6 +30,12 @@ before(async () => {
     const parts = [];
     req.on("data", (c) => parts.push(c));
     req.on("end", () => {
+      if (req.headers.authorization === "Bearer EAAG-expired") {
+        expired += 1;
+        const error = { message: "Error validating access token: Session has expired.", type: "OAuthException", code: 190, fbtrace_id: "AbD" };
+        res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error }));
+        return;
+      }
       if (Buffer.concat(parts).toString("utf8").includes("FAIL-FOR-GOOD")) {
         refused += 1;
         const error = { message: "(#131026) Message undeliverable", type: "OAuthException", code: 131026, fbtrace_id: "AbC" };
@@ -182,5 +192,151 @@ test("an admin retries a failed delivery and reads the audit log", async () => {
     await page.locator("table.audit tr[data-action='outbox.retry']").waitFor();
     const audit = (await api("GET", "/v1/audit-log", token)).body.map((a) => a.action);
     assert.ok(audit.includes("outbox.retry"), JSON.stringify(audit));
+  });
+});
+
+test("an admin sees a channel's expired token and fixes it in the console", async () => {
+  const email = `health-${gw.port}@example.com`;
+  const password = "marble-Orchid-lantern-64";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Health coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  const appSecret = "health-app-secret";
+  const created = await api("POST", "/v1/channels", token, {
+    kind: "whatsapp",
+    name: "Main",
+    config: { phone_number_id: "106540352242926", access_token: "EAAG-expired", app_secret: appSecret, verify_token: "verify-health" },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.id;
+  const wa = { id, phone_number_id: "106540352242926", app_secret: appSecret };
+  const hello = { from: "4915112346666", id: "wamid.health.1", timestamp: String(Math.floor(Date.now() / 1000)), type: "text", text: { body: "Hi" } };
+  assert.equal(await postWhatsApp(wa, [hello], { name: "Ivo", wa_id: "4915112346666" }), 200);
+  let convs;
+  for (let i = 0; i < 100; i++) {
+    convs = await api("GET", "/v1/conversations", token);
+    if (convs.body.items.length) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const sent = await api("POST", `/v1/conversations/${convs.body.items[0].id}/messages`, token, { text: "Welcome, Ivo!" });
+  assert.equal(sent.status, 201, JSON.stringify(sent.body));
+  let health = [];
+  for (let i = 0; i < 200; i++) {
+    health = (await api("GET", "/v1/channels/health", token)).body;
+    if (health[0]?.status === "failing") break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(health[0]?.status, "failing", JSON.stringify(health));
+  assert.ok(expired >= 1, "Graph refused the expired token");
+
+  await withConsole("channel-health", async (page) => {
+    await logIn(page, { email, password });
+    await page.locator("nav a[data-route=channels] .alert-dot", { hasText: "1" }).waitFor();
+    await page.locator("nav a[data-route=channels]").click();
+    const alert = page.locator(`.alert.failing[data-health="${id}"]`);
+    await alert.locator("code", { hasText: "190: Error validating access token" }).waitFor();
+    await page.locator(`li[data-channel="${id}"] .badge.health.failing`).waitFor();
+    await shot(page, "channel-health");
+    await alert.locator("button", { hasText: "Fix the channel" }).click();
+    const form = page.locator(`form[data-edit="${id}"]`);
+    await form.locator("input[name=name]").fill("Main number");
+    // Secrets are shown masked; only the token is replaced, the others are kept.
+    assert.equal(await form.locator("input[name=app_secret]").inputValue(), "");
+    assert.equal(await form.locator("input[name=app_secret]").getAttribute("placeholder"), "unchanged (type to replace)");
+    await form.locator("input[name=access_token]").fill("EAAG-fresh");
+    await form.locator("input[name=fallback_name]").fill("check_in");
+    await form.locator("input[name=fallback_language]").fill("es");
+    await form.locator("button[type=submit]").click();
+    await page.locator("#toast:not([hidden])", { hasText: "Saved" }).waitFor();
+    const channel = (await api("GET", `/v1/channels/${id}`, token)).body;
+    assert.equal(channel.name, "Main number");
+    assert.equal(channel.enabled, true);
+    assert.deepEqual(channel.config.fallback_template, { name: "check_in", language: "es" });
+    assert.equal(channel.config.access_token, "********");
+
+    // The failed messages (the welcome, and the coach's answer to "Hi" when it came before
+    // the fix) are sent again with the new token; the app secret still verifies.
+    const dead = (await api("GET", "/v1/outbox?state=dead", token)).body;
+    assert.ok(dead.length >= 1, JSON.stringify(dead));
+    for (const d of dead) assert.equal((await api("POST", `/v1/outbox/${d.id}/retry`, token)).status, 200);
+    for (let i = 0; i < 200; i++) {
+      health = (await api("GET", "/v1/channels/health", token)).body;
+      if (health[0]?.status === "ok") break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(health[0]?.status, "ok", JSON.stringify(health));
+    const again = { ...hello, id: "wamid.health.2", text: { body: "Thanks" } };
+    assert.equal(await postWhatsApp(wa, [again], { name: "Ivo", wa_id: "4915112346666" }), 200);
+    await page.reload();
+    await page.locator(`li[data-channel="${id}"] .badge.health.ok`).waitFor();
+    assert.equal(await page.locator(".alert.failing").count(), 0);
+    assert.equal(await page.locator("nav .alert-dot").count(), 0);
+  });
+});
+
+/** A real PNG of `size` x `size` pixels in one colour (zlib-deflated rows, CRCs computed). */
+function png(size, [r, g, b]) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body) >>> 0);
+    return Buffer.concat([len, body, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(size, 0);
+  header.writeUInt32BE(size, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.concat([Buffer.from([0]), Buffer.alloc(size * 3).map((_, i) => [r, g, b][i % 3])]);
+  const pixels = deflateSync(Buffer.concat(Array.from({ length: size }, () => row)));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header), chunk("IDAT", pixels), chunk("IEND", Buffer.alloc(0))]);
+}
+
+test("a widget visitor sees the team is away, sends an image, and the creator sees it inline", async () => {
+  const email = `upload-${gw.port}@example.com`;
+  const password = "pebble-Sorrel-harvest-42";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Upload coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  const created = await api("POST", "/v1/channels", token, { kind: "web_widget", name: "Site", config: { title: "Upload coach" } });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const id = created.body.id;
+  const W = "[data-coach-widget]";
+  // No day open: the widget says the team is away.
+  const hours = await api("PATCH", "/v1/tenant", token, { business_hours: { time_zone: "UTC", open: {} } });
+  assert.equal(hours.status, 200, JSON.stringify(hours.body));
+  const context = await browser.newContext();
+  const visitor = await context.newPage();
+  try {
+    // The coachee app is the widget on the gateway's own origin.
+    await visitor.goto(`${BASE}/c/${id}/`);
+    await visitor.locator(`${W} .at`).waitFor();
+    await visitor.locator(`${W} .aw`, { hasText: "The team is away" }).waitFor();
+    await visitor.waitForFunction((key) => JSON.parse(localStorage.getItem(key) || "{}").token, `coach-widget:${id}`);
+    await visitor.locator(`${W} input[type=file]`).setInputFiles({ name: "breakfast.png", mimeType: "image/png", buffer: png(48, [230, 120, 20]) });
+    const preview = visitor.locator(`${W} .g.in.up[data-seq] img`);
+    await preview.waitFor();
+    await visitor.waitForFunction((el) => el.complete && el.naturalWidth === 48, await preview.elementHandle());
+    // Something that is not an image by its bytes is refused, and the widget says so.
+    await visitor.locator(`${W} input[type=file]`).setInputFiles({ name: "cat.png", mimeType: "image/png", buffer: Buffer.from("<svg xmlns='http://www.w3.org/2000/svg'/>") });
+    await visitor.locator(`${W} .g.in.up.er`).waitFor();
+    await shot(visitor, "widget-upload");
+  } finally {
+    await context.close();
+  }
+  const convs = (await api("GET", "/v1/conversations", token)).body.items;
+  assert.equal(convs.length, 1);
+  const msgs = (await api("GET", `/v1/conversations/${convs[0].id}/messages`, token)).body.items;
+  assert.equal(msgs.length, 1, JSON.stringify(msgs));
+  assert.equal(msgs[0].content.file.mime, "image/png");
+
+  await withConsole("upload-inline", async (page) => {
+    await logIn(page, { email, password });
+    await page.goto(`${BASE}/console#/inbox/${convs[0].id}`);
+    const img = page.locator(`li[data-message="${msgs[0].id}"] .media[data-kind=image] img`);
+    await img.waitFor();
+    await page.waitForFunction((el) => el.complete && el.naturalWidth === 48, await img.elementHandle());
+    await shot(page, "upload-inline");
   });
 });

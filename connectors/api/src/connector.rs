@@ -244,6 +244,13 @@ pub trait Connector: Send + Sync {
     fn closes_window(&self, _code: &str) -> bool {
         false
     }
+    /// Whether a failure code means the channel's credentials stopped working (WhatsApp 190,
+    /// an expired or revoked access token; Telegram 401, a revoked bot token): every later
+    /// message will fail the same way until a creator fixes the channel, so the gateway alerts
+    /// the team instead of only dead-lettering.
+    fn auth_failed(&self, _code: &str) -> bool {
+        false
+    }
     /// The provider's API base URL when the operator configured none (plugins; the built-in
     /// connectors' defaults live in the gateway's configuration).
     fn default_api_base_url(&self) -> Option<String> {

@@ -153,6 +153,12 @@ impl Connector for Telegram {
         Settings::from_value(settings).map(|_| ())
     }
 
+    /// 401 Unauthorized: the bot token was revoked or regenerated in BotFather (a 403 is one
+    /// person blocking the bot, not the channel failing).
+    fn auth_failed(&self, code: &str) -> bool {
+        code == "401"
+    }
+
     /// `getFile` with the file id.
     fn media_request(
         &self,

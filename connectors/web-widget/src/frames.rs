@@ -82,6 +82,10 @@ pub enum ClientFrame {
         /// The sequence number.
         seq: i64,
     },
+    /// Something the visitor sent outside this connection was stored (a file, through
+    /// `POST /widget/upload`, which may have started their conversation): the server finds the
+    /// conversation if it did not know it and sends what is new.
+    Sync,
     /// Heartbeat; answered with `pong`.
     Ping,
     /// Answer to the server's `ping`.

@@ -78,6 +78,10 @@ pub enum Action {
     },
     /// The visitor typing, for the creator's live view.
     VisitorTyping(bool),
+    /// Find the visitor's conversation if it is not known yet (it may have been started
+    /// outside the connection), then deliver what the store holds after
+    /// [`ServerSession::sent_seq`].
+    Sync,
     /// Close the connection.
     Close(String),
 }
@@ -275,6 +279,8 @@ impl ServerSession {
             }
             (_, ClientFrame::Read { .. }) => Vec::new(),
             (_, ClientFrame::Typing { on }) => vec![Action::VisitorTyping(on)],
+            (Phase::Live, ClientFrame::Sync) => vec![Action::Sync],
+            (_, ClientFrame::Sync) => Vec::new(),
             (_, ClientFrame::Ping) => vec![self.send(ServerFrame::Pong, now)],
             (_, ClientFrame::Pong) => Vec::new(),
         }

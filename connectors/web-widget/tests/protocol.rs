@@ -127,7 +127,7 @@ impl World {
                     }
                     doorbell = true;
                 }
-                Action::VisitorTyping(_) | Action::React { .. } => {}
+                Action::VisitorTyping(_) | Action::React { .. } | Action::Sync => {}
                 Action::Close(_) => {
                     self.disconnect();
                     return;
@@ -378,4 +378,23 @@ fn reactions_are_checked_then_stored() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn a_sync_after_welcome_asks_for_the_conversation() {
+    let now = Instant::now();
+    let mut server = ServerSession::new(now, SessionConfig::default());
+    server.on_text(r#"{"type":"hello","v":1}"#, now);
+    server.welcome("t".into(), 0, now);
+    assert_eq!(
+        server.on_text(r#"{"type":"sync"}"#, now),
+        vec![Action::Sync]
+    );
+    // Before the welcome it is refused, as any frame but hello is.
+    let mut early = ServerSession::new(now, SessionConfig::default());
+    early.on_text(r#"{"type":"hello","v":1}"#, now);
+    assert!(matches!(
+        early.on_text(r#"{"type":"sync"}"#, now).last(),
+        Some(Action::Close(_))
+    ));
 }

@@ -135,6 +135,12 @@ impl Connector for WhatsApp {
         code == "131047"
     }
 
+    /// 190: the access token expired or was revoked; 10 and 200: the token lost the
+    /// `whatsapp_business_messaging` permission; an HTTP 401 without a Graph error code.
+    fn auth_failed(&self, code: &str) -> bool {
+        matches!(code, "190" | "10" | "200" | "http_401")
+    }
+
     fn media_request(
         &self,
         ch: &ChannelConfig,

@@ -230,6 +230,10 @@ async fn fetch(state: &AppState, tenant: TenantId, message_id: MessageId) -> Res
         .channel(&scope, message.channel_id)
         .await
         .map_err(transient)?;
+    // A widget visitor's file was kept by its upload: nothing to download.
+    if channel.kind == coach_connector_api::ChannelKind::WebWidget {
+        return Ok(());
+    }
     let Some(connector) = state.connectors.get(&channel.kind) else {
         return Err(transient(format!("no connector for {}", channel.kind)));
     };

@@ -288,6 +288,20 @@ fn failed(code: &str, title: &str) -> Delivery {
 
 #[async_trait]
 impl Sender for ConnectorSender {
+    async fn dead_lettered(&self, item: &QueueItem) {
+        let Some(channel) = item.channel_id else {
+            return;
+        };
+        let scope = SystemScope::new("channel health").for_tenant(item.tenant_id);
+        // Outbox rows are stamped with the wall clock, so health is judged on it too.
+        let now = chrono::Utc::now();
+        if let Err(error) =
+            crate::notify::health::alert(&*self.store, &self.connectors, &scope, channel, now).await
+        {
+            tracing::warn!(%channel, %error, "the channel's health could not be checked");
+        }
+    }
+
     async fn send(&self, item: &QueueItem) -> Delivery {
         let scope = SystemScope::new("outbox sender").for_tenant(item.tenant_id);
         let Some(message_id) = item.message_id else {

@@ -22,6 +22,7 @@ use crate::store::{Channel, ChannelPatch, NewChannel};
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_channel, list_channels))
+        .routes(routes!(channel_health))
         .routes(routes!(get_channel, update_channel, delete_channel))
 }
 
@@ -195,6 +196,10 @@ fn prepare_config(
     }
     if *kind == ChannelKind::WebWidget {
         check_starters(config.get("starters"))?;
+        // A setting of the wrong type would make the whole configuration unreadable (and the
+        // widget fall back to defaults, its origin allow-list included).
+        serde_json::from_value::<super::widget::WidgetSettings>(config.clone())
+            .map_err(|e| ApiError::Unprocessable(format!("config: {e}")))?;
     }
     Ok(())
 }
@@ -325,6 +330,22 @@ async fn list_channels(
     let channels = state.store.channels(&member.scope).await?;
     Ok(Json(
         channels.into_iter().map(|c| view(&state, c)).collect(),
+    ))
+}
+
+/// Whether each channel's messages are getting out (the last 24 hours): `failing` when the
+/// provider refuses its credentials (a WhatsApp token that expired, a revoked Telegram bot
+/// token) and nothing was sent since, `warning` when messages keep dying. The owners and
+/// admins are e-mailed once per channel, problem and day.
+#[utoipa::path(get, path = "/v1/channels/health", tag = "channels",
+    responses((status = 200, body = Vec<crate::notify::health::ChannelHealth>)))]
+async fn channel_health(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+) -> Result<Json<Vec<crate::notify::health::ChannelHealth>>, ApiError> {
+    Ok(Json(
+        crate::notify::health::check(&*state.store, &state.connectors, &member.scope, Utc::now())
+            .await?,
     ))
 }
 

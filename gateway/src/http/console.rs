@@ -33,6 +33,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../console/api.js"),
     ),
     (
+        "channels.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/channels.js"),
+    ),
+    (
         "i18n.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../console/i18n.js"),

@@ -110,7 +110,11 @@ pub fn router(state: AppState) -> Router {
         .merge(widget::router())
         .merge(console::router())
         .merge(webhooks::router())
-        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes));
+        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
+        // A visitor's file, up to `providers.media_max_bytes` (merged after the layer above).
+        .merge(widget::upload::router(
+            state.config.providers.media_max_bytes,
+        ));
     Router::new()
         .merge(api)
         .merge(rest)

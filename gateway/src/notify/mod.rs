@@ -10,6 +10,7 @@
 //! dead-lettered; every attempt is logged (`GET /v1/tenant/notify/deliveries`).
 
 pub mod email;
+pub mod health;
 
 use std::time::{Duration, Instant};
 

@@ -25,3 +25,4 @@ mod sessions;
 mod teamwork;
 mod tenancy;
 mod widget;
+mod widget_upload;

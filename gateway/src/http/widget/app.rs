@@ -98,7 +98,7 @@ async fn page(
             (
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-                 img-src 'self' https: data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+                 img-src 'self' https: data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
             ),
         ],
         Html(html),

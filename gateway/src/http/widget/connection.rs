@@ -243,6 +243,10 @@ impl Connection {
                     self.deliver().await?;
                 }
                 Action::VisitorTyping(_) => {}
+                Action::Sync => {
+                    self.find_conversation().await;
+                    self.deliver().await?;
+                }
                 Action::Close(reason) => return self.close(reason).await,
             }
         }
@@ -343,6 +347,24 @@ impl Connection {
         };
         self.visitor = Some(visitor);
         self.session.welcome(token, last_seq, now)
+    }
+
+    /// Follows the visitor's conversation when it was started outside this connection (their
+    /// first message was a file, `POST /widget/upload`).
+    async fn find_conversation(&mut self) {
+        let (Some(visitor), None) = (self.visitor.clone(), self.conversation) else {
+            return;
+        };
+        match self
+            .state
+            .store
+            .conversation_by_contact(&self.scope, self.channel.id, &visitor)
+            .await
+        {
+            Ok(Some((conversation, _))) => self.follow(conversation),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "widget: looking up the conversation failed"),
+        }
     }
 
     /// Stores the visitor's message through the conversation stream (idempotent by client id).
@@ -451,6 +473,16 @@ pub(super) fn wire(message: &StoredMessage) -> WireMessage {
                     reacts_to = Some(to_message);
                     emoji.unwrap_or_default()
                 }
+                // A file shows as its caption, else as a clip and its name.
+                Some(Content::Media {
+                    caption: None,
+                    filename,
+                    media,
+                    ..
+                }) => format!(
+                    "\u{1f4ce} {}",
+                    filename.unwrap_or_else(|| format!("{media:?}").to_lowercase())
+                ),
                 Some(c) => c
                     .text()
                     .map_or_else(|| "[attachment]".into(), str::to_string),

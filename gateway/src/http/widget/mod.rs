@@ -1,10 +1,12 @@
 //! The web widget: `GET /widget.js` (the script creators embed), `GET /widget/ws` (its
 //! WebSocket, protocol in `coach-web-widget`), `GET /v1/widget/config/{channel_id}` (public
-//! theme and texts), the `/demo` page and the coachee app (`/c/{channel}/`, [`app`]).
+//! theme and texts), `POST /widget/upload` (a visitor's image or PDF, [`upload`]), the `/demo`
+//! page and the coachee app (`/c/{channel}/`, [`app`]).
 
 pub mod app;
 mod connection;
 pub mod demo;
+pub mod upload;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
@@ -61,10 +63,31 @@ pub struct PublicWidgetConfig {
     pub language: Option<String>,
     /// Questions a new visitor can send with one tap (up to 4, 1-80 characters each).
     pub starters: Vec<String>,
+    /// Whether visitors may attach an image or a PDF (`POST /widget/upload`); on by default.
+    #[serde(default = "yes")]
+    pub uploads: bool,
     /// Whether the tenant runs coaching programs: the widget then offers a control to stop
     /// check-ins (set by the gateway, not configured).
     #[serde(skip_deserializing)]
     pub check_ins: bool,
+    /// Whether the team is in now, by the tenant's business hours (absent when it keeps
+    /// none; set by the gateway, not configured).
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub team: Option<TeamHours>,
+}
+
+/// The team's hours as the widget shows them.
+#[derive(Clone, Debug, Default, Serialize, ToSchema)]
+pub struct TeamHours {
+    /// Outside the business hours.
+    pub away: bool,
+    /// When the team is next in (with the hours' UTC offset); absent while in, or when no day
+    /// is open.
+    pub back_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Routes outside the OpenAPI document (a script, a socket and a page).
@@ -138,6 +161,16 @@ async fn public_config(
         .await?
         .iter()
         .any(|p| p.status == crate::store::programs::ProgramStatus::Active);
+    let (_, profile) = state.store.tenant_profile(&scope).await?;
+    public.team = profile
+        .business_hours
+        .map(|hours| match hours.away(state.clock.now()) {
+            None => TeamHours::default(),
+            Some(back) => TeamHours {
+                away: true,
+                back_at: back.map(|at| at.fixed_offset()),
+            },
+        });
     // Read by the widget on the creator's pages, whatever their origin.
     Ok(([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(public)))
 }
@@ -145,6 +178,28 @@ async fn public_config(
 #[derive(Deserialize)]
 struct SocketQuery {
     channel: String,
+}
+
+/// Refuses a page whose origin is not in the channel's `allowed_origins` (when it has any).
+fn check_origin(settings: &WidgetSettings, headers: &HeaderMap) -> Result<(), ApiError> {
+    if settings.allowed_origins.is_empty() {
+        return Ok(());
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or("");
+    let allowed = settings
+        .allowed_origins
+        .iter()
+        .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "origin {origin:?} is not in this channel's allowed_origins"
+        )))
+    }
 }
 
 /// Opens a widget connection after checking the channel and the page's origin.
@@ -156,21 +211,7 @@ async fn socket(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let (channel, settings) = widget_channel(&state, &query.channel).await?;
-    if !settings.allowed_origins.is_empty() {
-        let origin = headers
-            .get(header::ORIGIN)
-            .and_then(|o| o.to_str().ok())
-            .unwrap_or("");
-        let allowed = settings
-            .allowed_origins
-            .iter()
-            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin));
-        if !allowed {
-            return Err(ApiError::Forbidden(format!(
-                "origin {origin:?} is not in this channel's allowed_origins"
-            )));
-        }
-    }
+    check_origin(&settings, &headers)?;
     let config = state.config.widget.clone();
     let admitted = state.widget.admit(address, channel.id);
     Ok(upgrade

@@ -40,6 +40,22 @@ pub struct OutboxEntry {
     pub updated_at: DateTime<Utc>,
 }
 
+/// How one channel's sends went since a time (its health, `GET /v1/channels/health`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelFailures {
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// Dead letters since then, not counting messages that could never go (the contact opted
+    /// out, the message or the channel was erased).
+    pub dead: i64,
+    /// When the latest of them died.
+    pub last_dead_at: Option<DateTime<Utc>>,
+    /// Its error (`code: title`).
+    pub last_error: Option<String>,
+    /// When the latest message was sent.
+    pub last_sent_at: Option<DateTime<Utc>>,
+}
+
 /// The delivery records of one tenant.
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
@@ -69,6 +85,12 @@ pub trait DeliveryStore: Send + Sync {
         state: Option<&str>,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Per channel with any send or dead letter since `since`: how its sends went.
+    async fn channel_failures(
+        &self,
+        scope: &TenantScope,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<ChannelFailures>, StoreError>;
     /// Send a dead letter again: the row becomes due now with a fresh attempt count, and its
     /// message pending again. `NotFound` for another tenant's row, `Conflict` unless dead.
     async fn retry_outbox(

@@ -13,7 +13,7 @@ macro_rules! ops {
         use sqlx::Row as _;
 
         use crate::store::StoreError;
-        use crate::store::delivery::OutboxEntry;
+        use crate::store::delivery::{ChannelFailures, OutboxEntry};
 
         const COLUMNS: &str = "id, message_id, conversation_id, channel_id, kind, state, attempts, \
                                last_error, next_attempt_at, updated_at";
@@ -119,6 +119,63 @@ macro_rules! ops {
             rows.iter().map(entry).collect()
         }
 
+        async fn channel_failures(
+            conn: &mut Conn,
+            tenant: TenantId,
+            since: DateTime<Utc>,
+        ) -> Result<Vec<ChannelFailures>, StoreError> {
+            // Messages that could never go say nothing about the channel.
+            let rows = sqlx::query(
+                "SELECT channel_id, state, COUNT(*) AS n, MAX(updated_at) AS last_at FROM outbox \
+                 WHERE tenant_id = $1 AND state IN ('dead', 'done') AND updated_at >= $2 \
+                 AND (state = 'done' OR last_error IS NULL OR (last_error NOT LIKE 'opted_out:%' \
+                 AND last_error NOT LIKE 'message_removed:%' AND last_error NOT LIKE 'channel_removed:%')) \
+                 GROUP BY channel_id, state",
+            )
+            .bind(tenant.0)
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut out: Vec<ChannelFailures> = Vec::new();
+            for row in &rows {
+                let channel_id = ChannelId(row.try_get("channel_id")?);
+                let at = out.iter().position(|f| f.channel_id == channel_id).unwrap_or_else(|| {
+                    out.push(ChannelFailures {
+                        channel_id,
+                        dead: 0,
+                        last_dead_at: None,
+                        last_error: None,
+                        last_sent_at: None,
+                    });
+                    out.len() - 1
+                });
+                let n: i64 = row.try_get("n")?;
+                let last: Option<DateTime<Utc>> = row.try_get("last_at")?;
+                let f = &mut out[at];
+                if row.try_get::<String, _>("state")? == "dead" {
+                    f.dead = n;
+                    f.last_dead_at = last;
+                } else {
+                    f.last_sent_at = last;
+                }
+            }
+            for f in out.iter_mut().filter(|f| f.dead > 0) {
+                f.last_error = sqlx::query_scalar(
+                    "SELECT last_error FROM outbox WHERE tenant_id = $1 AND channel_id = $2 \
+                     AND state = 'dead' AND updated_at >= $3 AND (last_error IS NULL OR \
+                     (last_error NOT LIKE 'opted_out:%' AND last_error NOT LIKE 'message_removed:%' \
+                     AND last_error NOT LIKE 'channel_removed:%')) ORDER BY updated_at DESC, id DESC LIMIT 1",
+                )
+                .bind(tenant.0)
+                .bind(f.channel_id.0)
+                .bind(since)
+                .fetch_optional(&mut *conn)
+                .await?
+                .flatten();
+            }
+            Ok(out)
+        }
+
         async fn retry_outbox(
             conn: &mut Conn,
             tenant: TenantId,
@@ -170,6 +227,8 @@ macro_rules! ops {
                 = |c, t| reply_target(c, t, message);
             write attach_media(scope: &TenantScope, message: MessageId, file: serde_json::Value)
                 -> () = |c, tenant| attach_media(c, tenant, message, file);
+            read channel_failures(scope: &TenantScope, since: DateTime<Utc>) -> Vec<ChannelFailures>
+                = |c, t| channel_failures(c, t, since);
             write retry_outbox(scope: &TenantScope, id: uuid::Uuid) -> OutboxEntry
                 = |c, tenant| retry_outbox(c, tenant, id, Utc::now());
             {

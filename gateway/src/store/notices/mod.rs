@@ -128,4 +128,20 @@ pub trait NoticeStore: Send + Sync {
         user: Uuid,
         on: bool,
     ) -> Result<(), StoreError>;
+    /// Who gets the team's e-mail about the tenant as a whole (a failing channel): every owner
+    /// and admin who takes e-mail.
+    async fn team_recipients(&self, scope: &TenantScope) -> Result<Vec<String>, StoreError>;
+    /// Queue the team's e-mail that a channel is failing (`problem`: `token` or
+    /// `dead_letters`), at most once per channel, problem and `day`: an `email` job keyed by
+    /// all three. Returns whether it was queued (false: already sent or queued that day).
+    async fn queue_channel_alert(
+        &self,
+        scope: &TenantScope,
+        channel: coach_connector_api::ChannelId,
+        problem: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<bool, StoreError>;
 }
+
+/// An `email` job's `type` for a failing channel.
+pub const CHANNEL_ALERT: &str = "channel.alert";

@@ -217,7 +217,48 @@ macro_rules! ops {
             Ok(())
         }
 
+        async fn team_recipients(conn: &mut Conn, tenant: TenantId) -> Result<Vec<String>, StoreError> {
+            Ok(sqlx::query_scalar(
+                "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id \
+                 WHERE m.tenant_id = $1 AND m.role IN ('owner', 'admin') AND m.email_notifications = $2 \
+                 ORDER BY u.email",
+            )
+            .bind(tenant.0)
+            .bind(true)
+            .fetch_all(&mut *conn)
+            .await?)
+        }
+
+        async fn queue_channel_alert(
+            conn: &mut Conn,
+            tenant: TenantId,
+            channel: coach_connector_api::ChannelId,
+            problem: &str,
+            day: chrono::NaiveDate,
+            now: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let done = sqlx::query(
+                "INSERT INTO jobs (id, tenant_id, kind, payload, next_attempt_at, created_at, updated_at, dedup_key) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(tenant.0)
+            .bind(crate::jobs::JobKind::Email.as_str())
+            .bind(Json(serde_json::json!({
+                "type": crate::store::notices::CHANNEL_ALERT,
+                "channel_id": channel,
+                "problem": problem,
+            })))
+            .bind(now)
+            .bind(format!("channel:{channel}:{problem}:{day}"))
+            .execute(&mut *conn)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
         crate::store::backend::store_impl! { NoticeStore for $store;
+            write queue_channel_alert(scope: &TenantScope, channel: coach_connector_api::ChannelId, problem: &str, day: chrono::NaiveDate) -> bool
+                = own(problem) |c, t| async move { queue_channel_alert(c, t, channel, &problem, day, Utc::now()).await };
             write record_delivery(scope: &TenantScope, delivery: Delivery) -> ()
                 = |c, t| record_delivery(c, t, delivery);
             read deliveries(scope: &TenantScope, limit: u32) -> Vec<Delivery>
@@ -240,6 +281,16 @@ macro_rules! ops {
                         self,
                         &crate::tenancy::SystemScope::new("handoff e-mail"),
                         move |c, ()| futures::FutureExt::boxed(email_recipients(c, tenant, conversation)),
+                    )
+                    .await
+                }
+
+                async fn team_recipients(&self, scope: &TenantScope) -> Result<Vec<String>, StoreError> {
+                    let tenant = scope.tenant_id();
+                    crate::store::backend::Backend::read(
+                        self,
+                        &crate::tenancy::SystemScope::new("team e-mail"),
+                        move |c, ()| futures::FutureExt::boxed(team_recipients(c, tenant)),
                     )
                     .await
                 }
