@@ -1,9 +1,10 @@
-// Coaching programs: the list, a form-based step editor (message, buttons, timing), and
-// enrolling a contact. Branches and templates written through the API are kept as they are.
+// Coaching programs: the list, the visual builder (builder.js: steps as a graph, every field of
+// a step, validation problems on their node), comparing versions, and enrolling a contact.
 
 import * as api from "./api.js";
 import { t } from "./i18n.js";
 import { h, clear, fail, toast, field } from "./ui.js";
+import { programBuilder, compare } from "./builder.js";
 
 export async function render(main) {
   main.append(h("h1", {}, t("programs")));
@@ -24,73 +25,58 @@ export async function render(main) {
     }
   }
 
-  function stepForm(step) {
-    const [idF, id] = field(t("stepId"), h("input", { value: step.id || "", required: true, pattern: "[a-z0-9_-]+" }));
-    const [msgF, msg] = field(t("message"), h("textarea", { rows: 2, required: true }, step.message || ""));
-    const [btnF, btn] = field(t("buttons"), h("input", { value: (step.buttons || []).map((b) => b.title).join(", ") }));
-    const timing = step.timing || {};
-    const mode = h("select", { "aria-label": t("timing") }, [["now", t("immediately")], ["after", t("afterMinutes")], ["day", t("day")]].map(([v, l]) => h("option", { value: v }, l)));
-    mode.value = timing.day ? "day" : timing.after_minutes ? "after" : "now";
-    const minutes = h("input", { type: "number", min: 1, value: timing.after_minutes || 60, "aria-label": t("afterMinutes") });
-    const day = h("input", { type: "number", min: 1, value: timing.day || 1, "aria-label": t("day") });
-    const at = h("input", { type: "time", value: timing.at || "09:00", "aria-label": t("at") });
-    const remove = h("button", { type: "button", class: "danger" }, t("remove_"));
-    const sync = () => {
-      minutes.hidden = mode.value !== "after";
-      day.hidden = at.hidden = mode.value !== "day";
-    };
-    mode.addEventListener("change", sync);
-    sync();
-    const el = h("fieldset", { class: "step" }, h("legend", {}, step.id || t("addStep")), idF, msgF, btnF, h("div", { class: "row" }, h("span", {}, t("timing")), mode, minutes, day, at, h("span", { class: "spacer" }), remove));
-    remove.addEventListener("click", () => el.remove());
-    el.read = () => {
-      const titles = btn.value.split(",").map((x) => x.trim()).filter(Boolean);
-      const old = step.buttons || [];
-      const out = {
-        ...step,
-        id: id.value.trim(),
-        message: msg.value,
-        buttons: titles.map((title, i) => ({ id: (old.find((b) => b.title === title) || {}).id || title.toLowerCase().replace(/[^a-z0-9]+/g, "_").slice(0, 40) || `b${i}`, title })),
-      };
-      out.timing = mode.value === "after" ? { after_minutes: Number(minutes.value) } : mode.value === "day" ? { day: Number(day.value), at: at.value } : {};
-      return out;
-    };
-    return el;
-  }
-
   async function edit(p) {
     clear(editor);
-    const def = p ? p.definition : { name: "", goal: "", keywords: [], steps: [{ id: "welcome", message: "Hi {first_name}!" }] };
-    const [nameF, name] = field(t("name"), h("input", { value: def.name, required: true }));
-    const [goalF, goal] = field(t("goal"), h("input", { value: def.goal || "" }));
-    const [kwF, kw] = field(t("keywords"), h("input", { value: (def.keywords || []).join(", ") }));
-    const steps = h("div", { class: "steps" }, def.steps.map(stepForm));
-    const addStep = h("button", { type: "button" }, t("addStep"));
-    addStep.addEventListener("click", () => steps.append(stepForm({ id: `step${steps.children.length + 1}`, message: "", timing: { after_minutes: 1440 } })));
-    const form = h("form", { class: "card", "aria-label": def.name || t("newProgram") }, h("h2", {}, def.name || t("newProgram")), nameF, goalF, kwF, h("h3", {}, t("steps")), steps, addStep, h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, p ? t("save") : t("create"))));
+    // Edited in place by the builder; saved as a whole (the API keeps every version).
+    const def = structuredClone(p ? p.definition : { name: "", goal: "", keywords: [], steps: [{ id: "welcome", message: "Hi {first_name}!" }] });
+    const [nameF, name] = field(t("name"), h("input", { name: "program_name", value: def.name, required: true }));
+    const [goalF, goal] = field(t("goal"), h("input", { name: "goal", value: def.goal || "" }));
+    const [kwF, kw] = field(t("keywords"), h("input", { name: "keywords", value: (def.keywords || []).join(", ") }));
+    const builder = programBuilder(def);
+    const form = h("form", { class: "card program-editor", "aria-label": def.name || t("newProgram") }, h("h2", {}, def.name || t("newProgram")), nameF, goalF, kwF, h("h3", {}, t("steps")), builder.el, h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, p ? t("save") : t("create"))));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      const body = {
-        ...def,
-        name: name.value.trim(),
-        goal: goal.value.trim(),
-        keywords: kw.value.split(",").map((x) => x.trim()).filter(Boolean),
-        steps: [...steps.children].map((s) => s.read()),
-      };
+      def.name = name.value.trim();
+      def.goal = goal.value.trim();
+      def.keywords = kw.value.split(",").map((x) => x.trim()).filter(Boolean);
       try {
-        p = p ? await api.call("PUT", `/v1/programs/${p.id}`, body) : await api.post("/v1/programs", body);
+        p = p ? await api.call("PUT", `/v1/programs/${p.id}`, def) : await api.post("/v1/programs", def);
         toast(t("saved"));
         await load();
         await edit(p);
       } catch (e) {
+        // Problems naming a step are shown on its node.
+        if (e.status === 422) builder.showProblems(e.detail || e.message);
         fail(e);
       }
     });
     editor.append(form);
+    if (p && p.version > 1) editor.append(versionsCard(p));
     if (p) editor.append(await enrollCard(p));
   }
 
   await load();
+}
+
+/** Any earlier version beside the current one, step by step. */
+function versionsCard(p) {
+  const pick = h("select", { name: "version", "aria-label": t("compareWith") }, Array.from({ length: p.version - 1 }, (_, i) => p.version - 1 - i).map((v) => h("option", { value: v }, `v${v}`)));
+  const out = h("tbody");
+  const show = async () => {
+    try {
+      const older = await api.get(`/v1/programs/${p.id}/versions/${pick.value}`);
+      const diff = compare(older, p.definition);
+      clear(out).append(...(diff.length
+        ? diff.map((d) => h("tr", { "data-change": d.change, "data-step": d.step }, h("td", {}, d.step || t("program")), h("td", {}, t(`step_${d.change}`)), h("td", {}, d.fields.join(", "))))
+        : [h("tr", {}, h("td", { colspan: 3, class: "muted" }, t("noChanges")))]));
+    } catch (e) {
+      fail(e);
+    }
+  };
+  pick.addEventListener("change", show);
+  show();
+  return h("section", { class: "card versions" }, h("h2", {}, t("versions")), h("div", { class: "row" }, h("span", {}, t("compareWith")), pick, h("span", {}, `→ v${p.version}`)),
+    h("table", {}, h("thead", {}, h("tr", {}, [t("stepId"), t("change"), t("fields")].map((x) => h("th", { scope: "col" }, x)))), out));
 }
 
 async function enrollCard(p) {

@@ -38,6 +38,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../console/channels.js"),
     ),
     (
+        "builder.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../console/builder.js"),
+    ),
+    (
         "i18n.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../console/i18n.js"),

@@ -30,6 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(enroll, list_enrollments))
         .routes(routes!(cancel_enrollment))
         .routes(routes!(program_analytics))
+        .routes(routes!(program_version))
 }
 
 /// A JSON body as `T`, or a 422 naming what does not fit.
@@ -245,6 +246,27 @@ async fn list_enrollments(
         state
             .store
             .enrollments(&member.scope, id, q.after, limit)
+            .await?,
+    ))
+}
+
+/// One earlier (or the current) version of a program's definition, to compare versions.
+#[utoipa::path(get, path = "/v1/programs/{id}/versions/{version}", tag = "programs",
+    params(("id" = String, Path, description = "program id"), ("version" = i32, Path, description = "1 to the program's current version")),
+    responses((status = 200, body = Definition), (status = 404, body = crate::error::Problem)))]
+async fn program_version(
+    State(state): State<AppState>,
+    member: Member<Viewer>,
+    Path((id, version)): Path<(String, String)>,
+) -> Result<Json<Definition>, ApiError> {
+    let id = kit::parse::<resource::Program>(&id)?;
+    let version: i32 = version
+        .parse()
+        .map_err(|_| ApiError::NotFound("program version"))?;
+    Ok(Json(
+        state
+            .store
+            .program_version(&member.scope, id, version)
             .await?,
     ))
 }

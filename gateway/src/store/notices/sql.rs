@@ -184,15 +184,7 @@ macro_rules! ops {
             if !assignee.is_empty() {
                 return Ok(assignee);
             }
-            Ok(sqlx::query_scalar(
-                "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id \
-                 WHERE m.tenant_id = $1 AND m.role IN ('owner', 'admin') AND m.email_notifications = $2 \
-                 ORDER BY u.email",
-            )
-            .bind(tenant.0)
-            .bind(true)
-            .fetch_all(&mut *conn)
-            .await?)
+            team_recipients(conn, tenant).await
         }
 
         async fn email_notifications(conn: &mut Conn, tenant: TenantId, user: Uuid) -> Result<bool, StoreError> {
