@@ -81,7 +81,7 @@ export function removeStep(steps, id) {
   const i = steps.findIndex((x) => x.id === id);
   if (i >= 0) steps.splice(i, 1);
   for (const st of steps) {
-    if (st.next === id) delete st.next;
+    if (st.next === id) st.next = "end";
     if (st.no_reply_goto === id) { delete st.no_reply_goto; delete st.if_no_reply_after; }
     if (st.branches) st.branches = st.branches.filter((b) => b.goto !== id);
   }
@@ -103,17 +103,38 @@ export function connect(steps, from, kind, to) {
   }
 }
 
-/** The API's 422 detail ("steps[2] (nudge).next: ...; name: ...") by step id, and the rest. */
-export function problemsByStep(steps, detail) {
+/** The API's 422 detail by step id, and the rest. Problems are joined with "; " (which a
+ * problem's own text may contain too): a new one starts with a path of the definition, and
+ * names its step as `steps[2] (nudge)`, `steps[2]` or `steps (nudge)`; `ids` are the step ids
+ * as they were sent. */
+export function problemsByStep(ids, detail) {
   const byStep = new Map();
   const general = [];
-  for (const p of String(detail || "").split("; ").filter(Boolean)) {
-    const m = p.match(/^steps\[(\d+)\]/);
-    const id = m && steps[Number(m[1])]?.id;
-    if (id !== undefined && id !== null) byStep.set(id, [...(byStep.get(id) || []), p]);
+  const parts = String(detail || "").split(/; (?=(?:name|goal|keywords|variables|catch_up|steps|milestones)\b)/);
+  for (const p of parts.filter(Boolean)) {
+    const m = p.match(/^steps(?:\[(\d+)\])?(?: \(([^)]+)\))?/);
+    const id = m && (m[2] ?? ids[Number(m[1])]);
+    if (id !== undefined && id !== null && ids.includes(id)) byStep.set(id, [...(byStep.get(id) || []), p]);
     else general.push(p);
   }
   return { byStep, general };
+}
+
+/** Whether `id` can name a step (the API's rule; `end` ends a program). */
+export function validId(id) {
+  return /^[A-Za-z0-9_-]{1,64}$/.test(id) && id !== "end";
+}
+
+/** Buttons from typed titles: a button keeps its id by position (a branch on it keeps working);
+ * a new one gets an id from its title, unique. */
+export function buttonsFrom(titles, old = []) {
+  const taken = new Set();
+  return titles.map((title, i) => {
+    let id = old[i]?.id || title.toLowerCase().normalize("NFD").replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "").slice(0, 40) || `b${i + 1}`;
+    while (taken.has(id)) id = `${id}_${i + 1}`;
+    taken.add(id);
+    return { id, title };
+  });
 }
 
 /** What changed between two definitions, step by step: `[{ step, change, fields }]`. */
@@ -162,7 +183,9 @@ export function programBuilder(def) {
     selected = `step${n}`;
     draw();
   });
-  const el = h("div", { class: "builder" }, h("p", { class: "muted" }, t("builderHelp")), general, h("div", { class: "row" }, addStep), h("div", { class: "builder-panes" }, canvas, form));
+  const el = h("div", { class: "builder", onkeydown: (ev) => {
+    if (ev.key === "Enter" && ev.target.tagName === "INPUT") { ev.preventDefault(); ev.target.blur(); ev.target.focus(); }
+  } }, h("p", { class: "muted" }, t("builderHelp")), general, h("div", { class: "row" }, addStep), h("div", { class: "builder-panes" }, canvas, form));
 
   function positions() {
     const pos = layout(steps);
@@ -198,9 +221,9 @@ export function programBuilder(def) {
       const g = s("g", {
         class: `node${st.id === selected ? " selected" : ""}${errs.length ? " invalid" : ""}`,
         "data-step": st.id, transform: `translate(${p.x},${p.y})`, tabindex: 0, role: "button",
-        "aria-label": `${st.id}${errs.length ? `: ${errs.join("; ")}` : ""}`,
       },
-      errs.length ? s("title", {}, errs.join("\n")) : null,
+      // Named by its text (id, message, timing); the problems are its description.
+      errs.length ? s("desc", {}, errs.join("\n")) : null,
       s("rect", { width: W, height: H, rx: 8 }),
       s("text", { x: 10, y: 20, class: "id" }, st.id),
       s("text", { x: 10, y: 40, class: "msg" }, (st.message || "…").slice(0, 30)),
@@ -230,10 +253,14 @@ export function programBuilder(def) {
     return { x: ev.clientX - r.left, y: ev.clientY - r.top };
   };
   svg.addEventListener("pointerdown", (ev) => {
-    const node = ev.target.closest?.("g.node");
+    if (ev.button !== 0) return;
+    // A field being typed in is saved first (its change event), before the graph is redrawn.
+    if (form.contains(document.activeElement)) document.activeElement.blur();
+    const hit = document.elementFromPoint(ev.clientX, ev.clientY);
+    const node = hit?.closest?.("g.node");
     if (!node) return;
     const id = node.dataset.step;
-    const port = ev.target.closest("circle.port");
+    const port = hit.closest("circle.port");
     const at = point(ev);
     ev.preventDefault();
     svg.setPointerCapture(ev.pointerId);
@@ -242,7 +269,7 @@ export function programBuilder(def) {
       const [, px, py] = PORTS.find(([k]) => k === port.dataset.port);
       const line = s("line", { class: `wire ${port.dataset.port}`, x1: p.x + px, y1: p.y + py, x2: at.x, y2: at.y });
       svg.append(line);
-      drag = { kind: "wire", from: id, port: port.dataset.port, line };
+      drag = { kind: "wire", from: id, port: port.dataset.port, line, start: at };
     } else {
       const p = positions().get(id);
       drag = { kind: "move", id, dx: at.x - p.x, dy: at.y - p.y, start: at, moved: false };
@@ -267,8 +294,10 @@ export function programBuilder(def) {
     drag = null;
     if (d.kind === "wire") {
       d.line.remove();
+      const at = point(ev);
       const target = document.elementFromPoint(ev.clientX, ev.clientY)?.closest?.("g.node");
-      if (target) {
+      // Only a drag onto another step connects (a loop to the step itself is chosen in its form).
+      if (target && target.dataset.step !== d.from && Math.hypot(at.x - d.start.x, at.y - d.start.y) > 4) {
         connect(steps, d.from, d.port, target.dataset.step);
         selected = d.from;
       }
@@ -276,6 +305,14 @@ export function programBuilder(def) {
     } else if (d.moved) graph();
     else select(d.id);
   });
+  const cancel = () => {
+    if (!drag) return;
+    drag.line?.remove();
+    drag = null;
+    graph();
+  };
+  svg.addEventListener("pointercancel", cancel);
+  svg.addEventListener("lostpointercapture", () => drag && setTimeout(cancel, 0));
 
   // The selected step's form: every field the API has.
   function inspector() {
@@ -283,16 +320,30 @@ export function programBuilder(def) {
     const st = steps.find((x) => x.id === selected);
     if (!st) return form.append(h("p", { class: "muted" }, t("selectStep")));
     const others = steps.filter((x) => x.id !== st.id).map((x) => x.id);
+    // Targets for the selects: every other step, and this one (a step repeated daily).
+    const targets = [...others.map((x) => [x, x]), [st.id, t("thisStep", { id: st.id })]];
     const changed = () => graph();
     const on = (el, fn, ev = "change") => { el.addEventListener(ev, () => { fn(el.value); changed(); }); return el; };
     const picker = (value, choices, fn, label) => on(h("select", { "aria-label": label }, choices.map(([v, l]) => h("option", { value: v, selected: v === (value ?? "") }, l))), fn);
     const errs = problems.byStep.get(st.id) || [];
 
-    const id = h("input", { name: "step_id", value: st.id, required: true, pattern: "[A-Za-z0-9_-]+" });
+    const id = h("input", { name: "step_id", value: st.id, required: true, maxlength: 64 });
     id.addEventListener("change", () => {
       const v = id.value.trim();
-      if (v && !steps.some((x) => x.id === v)) { rename(steps, st.id, v); selected = v; }
+      if (v === st.id) return;
+      if (!validId(v) || steps.some((x) => x.id === v)) {
+        id.value = st.id;
+        id.setCustomValidity(t("badStepId"));
+        id.reportValidity();
+        id.setCustomValidity("");
+        return;
+      }
+      const p = moved.get(st.id);
+      if (p) { moved.delete(st.id); moved.set(v, p); }
+      rename(steps, st.id, v);
+      selected = v;
       draw();
+      form.querySelector("input[name=step_id]")?.focus();
     });
     const msg = h("textarea", { name: "message", rows: 3 }, st.message || "");
     msg.addEventListener("input", () => {
@@ -301,8 +352,7 @@ export function programBuilder(def) {
       if (label) label.textContent = (st.message || "…").slice(0, 30);
     });
     const buttons = on(h("input", { name: "buttons", value: (st.buttons || []).map((b) => b.title).join(", ") }), (v) => {
-      const old = st.buttons || [];
-      st.buttons = v.split(",").map((x) => x.trim()).filter(Boolean).map((title, i) => ({ id: (old.find((b) => b.title === title) || {}).id || title.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "").slice(0, 40) || `b${i}`, title }));
+      st.buttons = buttonsFrom(v.split(",").map((x) => x.trim()).filter(Boolean), st.buttons || []);
     });
     const timing = st.timing || {};
     const mode = h("select", { name: "timing", "aria-label": t("timing") }, [["now", t("immediately")], ["after", t("afterMinutes")], ["day", t("day")]].map(([v, l]) => h("option", { value: v }, l)));
@@ -323,28 +373,27 @@ export function programBuilder(def) {
     const tpl = st.template || {};
     const tplName = h("input", { name: "template_name", value: tpl.name || "", placeholder: "check_in" });
     const tplLang = h("input", { name: "template_language", value: tpl.language || "", placeholder: "en_US" });
-    const tplParams = h("input", { name: "template_parameters", value: (tpl.parameters || []).join(", "), placeholder: "{first_name}" });
+    const tplParams = h("textarea", { name: "template_parameters", rows: 2, placeholder: "{first_name}" }, (tpl.parameters || []).join("\n"));
     const setTemplate = () => {
       const name = tplName.value.trim();
-      if (name) st.template = { name, language: tplLang.value.trim() || "en_US", parameters: tplParams.value.split(",").map((x) => x.trim()).filter(Boolean) };
+      if (name) st.template = { name, language: tplLang.value.trim() || "en_US", parameters: tplParams.value.split("\n").map((x) => x.trim()).filter(Boolean) };
       else delete st.template;
       changed();
     };
     [tplName, tplLang, tplParams].forEach((x) => x.addEventListener("change", setTemplate));
 
-    const next = picker(st.next, [["", t("nextListed")], ["end", t("endProgram")], ...others.map((x) => [x, x])], (v) => { if (v) st.next = v; else delete st.next; }, t("nextStep"));
+    const next = picker(st.next, [["", t("nextListed")], ["end", t("endProgram")], ...targets], (v) => { if (v) st.next = v; else delete st.next; }, t("nextStep"));
     next.name = "next";
     const branchRows = (st.branches || []).map((b, i) => {
       const when = on(h("input", { name: `branch_on_${i}`, value: (b.on || []).join(", "), "aria-label": t("onReply") }), (v) => { b.on = v.split(",").map((x) => x.trim()).filter(Boolean); });
-      const to = picker(b.goto, others.map((x) => [x, x]), (v) => { b.goto = v; }, t("goTo"));
+      const to = picker(b.goto, targets, (v) => { b.goto = v; }, t("goTo"));
       to.name = `branch_goto_${i}`;
       const drop = h("button", { type: "button", class: "danger" }, t("remove_"));
       drop.addEventListener("click", () => { st.branches.splice(i, 1); draw(); });
       return h("div", { class: "row branch", "data-branch": i }, h("span", {}, t("onReply")), when, h("span", {}, "→"), to, drop);
     });
     const addBranch = h("button", { type: "button" }, t("addBranch"));
-    addBranch.disabled = !others.length;
-    addBranch.addEventListener("click", () => { connect(steps, st.id, "branch", others[0]); draw(); });
+    addBranch.addEventListener("click", () => { connect(steps, st.id, "branch", others[0] ?? st.id); draw(); });
     const quiet = h("input", { type: "number", name: "if_no_reply_after", min: 1, value: st.if_no_reply_after || "", placeholder: "1440", "aria-label": t("noReplyAfter") });
     const quietTo = picker(st.no_reply_goto, [["", t("none")], ...others.map((x) => [x, x])], (v) => {
       if (v) { st.no_reply_goto = v; st.if_no_reply_after = Number(quiet.value) || 1440; } else { delete st.no_reply_goto; delete st.if_no_reply_after; }
@@ -373,8 +422,9 @@ export function programBuilder(def) {
   draw();
   return {
     el,
-    showProblems(detail) {
-      problems = problemsByStep(steps, detail);
+    /** Problems of the definition as it was sent (`ids`: its step ids then). */
+    showProblems(detail, ids = steps.map((x) => x.id)) {
+      problems = problemsByStep(ids, detail);
       const first = [...problems.byStep.keys()][0];
       if (first) selected = first;
       draw();

@@ -121,11 +121,12 @@ const TEXT = {
     selectStep: "Select a step to edit it.", nextStep: "Then (when no branch matches)", nextListed: "the step listed next",
     endProgram: "end of the program", branches: "Reply branches", addBranch: "Add a branch", onReply: "On reply",
     goTo: "go to", silence: "No reply", noReplyAfter: "No reply after (minutes)", thenSend: "send", none: "none",
-    templateParams: "Template parameters (comma separated)", deleteStep: "Delete this step",
+    templateParams: "Template parameters (one per line)", deleteStep: "Delete this step",
     stepTemplateHelp: "On WhatsApp, sent instead of the message when the 24-hour window has closed.",
     port_next: "next step", port_branch: "reply branch", port_silence: "when there is no reply",
     versions: "Versions", compareWith: "Compare", program: "program", change: "Change", fields: "Fields",
     step_added: "added", step_removed: "removed", step_changed: "changed", noChanges: "No differences.",
+    thisStep: "{id} (this step)", badStepId: "Letters, digits, - and _ (up to 64), not \"end\", and not another step's id",
   },
   es: {
     starters: "Preguntas de inicio (una por línea, hasta 4): un visitante nuevo envía una con un toque",
@@ -247,11 +248,12 @@ const TEXT = {
     selectStep: "Elige un paso para editarlo.", nextStep: "Después (si ninguna rama coincide)", nextListed: "el paso siguiente de la lista",
     endProgram: "fin del programa", branches: "Ramas de respuesta", addBranch: "Añadir una rama", onReply: "Si responde",
     goTo: "ir a", silence: "Sin respuesta", noReplyAfter: "Sin respuesta tras (minutos)", thenSend: "enviar", none: "ninguno",
-    templateParams: "Parámetros de la plantilla (separados por comas)", deleteStep: "Borrar este paso",
+    templateParams: "Parámetros de la plantilla (uno por línea)", deleteStep: "Borrar este paso",
     stepTemplateHelp: "En WhatsApp, se envía en lugar del mensaje cuando la ventana de 24 horas se ha cerrado.",
     port_next: "paso siguiente", port_branch: "rama de respuesta", port_silence: "si no hay respuesta",
     versions: "Versiones", compareWith: "Comparar", program: "programa", change: "Cambio", fields: "Campos",
     step_added: "añadido", step_removed: "quitado", step_changed: "cambiado", noChanges: "Sin diferencias.",
+    thisStep: "{id} (este paso)", badStepId: "Letras, cifras, - y _ (hasta 64), no \"end\" ni el id de otro paso",
   },
 };
 

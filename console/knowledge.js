@@ -9,7 +9,9 @@ export async function render(main) {
   const input = h("input", { type: "file", multiple: true, accept: ".pdf,.docx,.txt,.md,.markdown,.html,.htm", class: "visually-hidden", id: "upload-input" });
   const drop = h(
     "div",
-    { class: "drop", tabindex: "0", role: "button", "aria-label": t("upload") },
+    // A drop target around the file input (visually hidden, still reached with Tab and
+    // opened with Enter or Space), not a control of its own.
+    { class: "drop" },
     h("p", {}, t("dropHere"), " ", h("label", { for: "upload-input", class: "link" }, t("choose"))),
     input,
   );
@@ -104,12 +106,6 @@ export async function render(main) {
       .catch(fail)
       .finally(() => (input.value = "")),
   );
-  drop.addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" || ev.key === " ") {
-      ev.preventDefault();
-      input.click();
-    }
-  });
   drop.addEventListener("dragover", (ev) => {
     ev.preventDefault();
     drop.classList.add("over");

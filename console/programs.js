@@ -34,19 +34,25 @@ export async function render(main) {
     const [kwF, kw] = field(t("keywords"), h("input", { name: "keywords", value: (def.keywords || []).join(", ") }));
     const builder = programBuilder(def);
     const form = h("form", { class: "card program-editor", "aria-label": def.name || t("newProgram") }, h("h2", {}, def.name || t("newProgram")), nameF, goalF, kwF, h("h3", {}, t("steps")), builder.el, h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, p ? t("save") : t("create"))));
+    form.noValidate = true; // the API checks the whole definition, problems go on their steps
+    const save = form.querySelector("button[type=submit]");
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      if (save.disabled) return;
+      save.disabled = true;
+      const ids = def.steps.map((x) => x.id);
       def.name = name.value.trim();
       def.goal = goal.value.trim();
       def.keywords = kw.value.split(",").map((x) => x.trim()).filter(Boolean);
       try {
         p = p ? await api.call("PUT", `/v1/programs/${p.id}`, def) : await api.post("/v1/programs", def);
-        toast(t("saved"));
         await load();
         await edit(p);
+        toast(t("saved"));
       } catch (e) {
+        save.disabled = false;
         // Problems naming a step are shown on its node.
-        if (e.status === 422) builder.showProblems(e.detail || e.message);
+        if (e.status === 422) builder.showProblems(e.message, ids);
         fail(e);
       }
     });

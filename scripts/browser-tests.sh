@@ -16,5 +16,5 @@ fi
 command -v node >/dev/null || { echo "browser tests: node is missing (apt-get install nodejs)" >&2; exit 1; }
 [ -x "$GATEWAY_BIN" ] || { echo "browser tests: $GATEWAY_BIN is missing; run make build" >&2; exit 1; }
 cd tests/browser
-[ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error
+{ [ -d node_modules/playwright-core ] && [ -d node_modules/axe-core ]; } || npm ci --no-audit --no-fund --loglevel=error
 node --test --test-concurrency=1 --test-reporter=spec

@@ -67,6 +67,8 @@ test("a program with two branches and a template is built in the visual builder,
     await form.locator("input[name=template_name]").press("Tab");
     await form.locator("input[name=template_language]").fill("en");
     await form.locator("input[name=template_language]").press("Tab");
+    // Only a reply leads on: without one the program ends.
+    await form.locator("select[name=next]").selectOption("end");
     // Two more steps, named on their nodes' forms, sent at once when a reply leads to them.
     for (const [id, text] of [["great", "Great, keep going!"], ["tomorrow", "Tomorrow is a new day."]]) {
       await editor.locator("button.add-step").click();
@@ -98,6 +100,7 @@ test("a program with two branches and a template is built in the visual builder,
     await form.locator("textarea[name=message]").fill("Tomorrow is a new day.");
     await editor.locator("button[type=submit]").click();
     await page.locator("#toast:not([hidden])", { hasText: "Saved" }).waitFor();
+    await editor.locator("button[type=submit]", { hasText: "Save" }).waitFor();
 
     const programs = (await api("GET", "/v1/programs", token)).body;
     assert.equal(programs.length, 1);
@@ -106,6 +109,7 @@ test("a program with two branches and a template is built in the visual builder,
     assert.deepEqual(welcome.branches, [{ on: ["yes"], goto: "great" }, { on: ["no"], goto: "tomorrow" }]);
     assert.deepEqual(welcome.template, { name: "walk_check", language: "en", parameters: [] });
     assert.deepEqual(welcome.buttons, [{ id: "yes", title: "Yes" }, { id: "no", title: "No" }]);
+    assert.equal(welcome.next, "end");
     assert.equal(great.next, "end");
     assert.equal(tomorrow.message, "Tomorrow is a new day.");
 
@@ -133,6 +137,9 @@ test("a program with two branches and a template is built in the visual builder,
     await page.locator(`${W} textarea`).fill("WALK");
     await page.locator(`${W} textarea`).press("Enter");
     await page.locator(`${W} .g.out[data-seq]`, { hasText: "Did you walk today?" }).waitFor({ timeout: 30_000 });
+    // Nothing follows until the visitor answers.
+    await page.waitForTimeout(2000);
+    assert.equal(await page.locator(`${W} .g.out`, { hasText: "Great, keep going" }).count(), 0);
     await page.locator(`${W} .ch button`, { hasText: "Yes" }).click();
     await page.locator(`${W} .g.out[data-seq]`, { hasText: "Great, keep going! 🚶" }).waitFor({ timeout: 30_000 });
     assert.equal(await page.locator(`${W} .g.out`, { hasText: "Tomorrow is a new day." }).count(), 0);

@@ -8,7 +8,7 @@ globalThis.localStorage = { getItem: () => null, setItem: () => {} };
 globalThis.document = { documentElement: {} };
 Object.defineProperty(globalThis, "navigator", { value: { languages: ["en"] }, configurable: true });
 
-const { edges, layout, rename, removeStep, connect, problemsByStep, compare } = await import("../../console/builder.js");
+const { edges, layout, rename, removeStep, connect, problemsByStep, compare, validId, buttonsFrom } = await import("../../console/builder.js");
 
 const program = () => [
   { id: "welcome", message: "Ready?", buttons: [{ id: "yes", title: "Yes" }, { id: "no", title: "No" }], branches: [{ on: ["no"], goto: "nudge" }] },
@@ -42,8 +42,9 @@ test("renaming and removing a step carry its references", () => {
   removeStep(steps, "nudge");
   assert.deepEqual(steps.map((s) => s.id), ["welcome", "advice"]);
   assert.deepEqual(steps[0].branches, []);
+  steps[0].next = "advice";
   removeStep(steps, "advice");
-  assert.equal(steps[0].next, undefined);
+  assert.equal(steps[0].next, "end", "an explicit next to a removed step ends the program");
 });
 
 test("a port dragged onto a step connects by its kind; branches take free button ids", () => {
@@ -60,9 +61,20 @@ test("a port dragged onto a step connects by its kind; branches take free button
 });
 
 test("the API's problems are placed on the step they name", () => {
-  const { byStep, general } = problemsByStep(program(), "name: 1 to 100 characters; steps[2] (nudge).next: no step \"x\"; steps[0].message: 1 to 4096 characters");
+  const ids = program().map((s) => s.id);
+  const { byStep, general } = problemsByStep(ids, "name: 1 to 100 characters; steps[2] (nudge).next: no step \"x\"; steps[0].message: 1 to 4096 characters; " +
+    "steps[1] (tips).timing: 24 h after the last; give the approved template; steps (tips): no step leads here");
   assert.deepEqual(general, ["name: 1 to 100 characters"]);
-  assert.deepEqual([...byStep.keys()], ["nudge", "welcome"]);
+  assert.deepEqual([...byStep.keys()], ["nudge", "welcome", "tips"]);
+  assert.deepEqual(byStep.get("tips"), ["steps[1] (tips).timing: 24 h after the last; give the approved template", "steps (tips): no step leads here"]);
+});
+
+test("step ids and buttons follow the API's rules; a retitled button keeps its id", () => {
+  assert.equal(validId("day_2-evening"), true);
+  for (const bad of ["end", "", "a b", "x".repeat(65), "día"]) assert.equal(validId(bad), false, bad);
+  const old = [{ id: "yes", title: "Yes" }, { id: "no", title: "No" }];
+  assert.deepEqual(buttonsFrom(["Sure", "No", "Sí sí"], old), [{ id: "yes", title: "Sure" }, { id: "no", title: "No" }, { id: "si_si", title: "Sí sí" }]);
+  assert.deepEqual(buttonsFrom(["A b", "A-b"]).map((b) => b.id), ["a_b", "a_b_2"]);
 });
 
 test("versions compare step by step", () => {
