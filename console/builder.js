@@ -31,7 +31,7 @@ export function edges(steps) {
   const out = [];
   steps.forEach((st, i) => {
     const n = nextOf(steps, i);
-    if (n) out.push({ from: st.id, to: n, kind: "next", label: "" });
+    if (n) out.push({ from: st.id, to: n, kind: "next", label: "", implied: !st.next });
     for (const b of st.branches || []) out.push({ from: st.id, to: b.goto, kind: "branch", label: (b.on || []).join(", ") });
     if (st.no_reply_goto) out.push({ from: st.id, to: st.no_reply_goto, kind: "silence", label: `${st.if_no_reply_after ?? "?"} min` });
   });
@@ -140,8 +140,10 @@ export function buttonsFrom(titles, old = []) {
 /** What changed between two definitions, step by step: `[{ step, change, fields }]`. */
 export function compare(older, newer) {
   const out = [];
+  // Absent and empty are the same (the API leaves empty lists out).
+  const norm = (v) => JSON.stringify(v === undefined || (Array.isArray(v) && !v.length) ? null : v);
   for (const key of ["name", "goal", "keywords", "variables", "catch_up", "milestones"]) {
-    if (JSON.stringify(older[key] ?? null) !== JSON.stringify(newer[key] ?? null)) out.push({ step: "", change: "changed", fields: [key] });
+    if (norm(older[key]) !== norm(newer[key])) out.push({ step: "", change: "changed", fields: [key] });
   }
   const ids = [...new Set([...older.steps.map((x) => x.id), ...newer.steps.map((x) => x.id)])];
   for (const id of ids) {
@@ -183,9 +185,10 @@ export function programBuilder(def) {
     selected = `step${n}`;
     draw();
   });
+  const milestones = milestonesEditor(def);
   const el = h("div", { class: "builder", onkeydown: (ev) => {
     if (ev.key === "Enter" && ev.target.tagName === "INPUT") { ev.preventDefault(); ev.target.blur(); ev.target.focus(); }
-  } }, h("p", { class: "muted" }, t("builderHelp")), general, h("div", { class: "row" }, addStep), h("div", { class: "builder-panes" }, canvas, form));
+  } }, h("p", { class: "muted" }, t("builderHelp")), general, h("div", { class: "row" }, addStep), h("div", { class: "builder-panes" }, canvas, form), milestones);
 
   function positions() {
     const pos = layout(steps);
@@ -211,7 +214,7 @@ export function programBuilder(def) {
       const x1 = a.x + px, y1 = a.y + py, x2 = b.x, y2 = b.y + H / 2;
       const bend = e.to === e.from ? 60 : Math.max(40, Math.abs(x2 - x1) / 2);
       const d = `M${x1},${y1} C${x1 + bend},${y1 + (e.kind === "next" ? 0 : 40)} ${x2 - bend},${y2} ${x2},${y2}`;
-      svg.append(s("g", { class: `edge ${e.kind}`, "data-from": e.from, "data-to": e.to },
+      svg.append(s("g", { class: `edge ${e.kind}${e.implied ? " implied" : ""}`, "data-from": e.from, "data-to": e.to },
         s("path", { d, "marker-end": "url(#arrow)" }),
         e.label ? s("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6 }, e.label) : null));
     }
@@ -400,6 +403,26 @@ export function programBuilder(def) {
     }, t("thenSend"));
     quietTo.name = "no_reply_goto";
     quiet.addEventListener("change", () => { if (st.no_reply_goto) st.if_no_reply_after = Number(quiet.value) || 1440; changed(); });
+    // A progress question: its answer is recorded per contact (streaks, milestones).
+    const pr = st.progress || {};
+    const prKey = h("input", { name: "progress_key", value: pr.key || "", placeholder: "walk" });
+    const prKind = h("select", { name: "progress_kind", "aria-label": t("progressKind") }, [["", t("none")], ["yes_no", t("kindYesNo")], ["number", t("kindNumber")], ["scale", t("kindScale")]].map(([v, l]) => h("option", { value: v, selected: v === (pr.kind || "") }, l)));
+    const num = (name, value) => h("input", { type: "number", name, value: value ?? "", step: "any", "aria-label": t(name) });
+    const prMin = num("progress_min", pr.min), prMax = num("progress_max", pr.max), prTarget = num("progress_target", pr.target);
+    const prUnit = h("input", { name: "progress_unit", value: pr.unit || "", "aria-label": t("progress_unit"), placeholder: "h" });
+    const setProgress = () => {
+      const key = prKey.value.trim();
+      if (!prKind.value || !key) delete st.progress;
+      else {
+        st.progress = { key, kind: prKind.value };
+        if (prKind.value !== "yes_no") {
+          for (const [k, el] of [["min", prMin], ["max", prMax], ["target", prTarget]]) if (el.value !== "") st.progress[k] = Number(el.value);
+        }
+        if (prUnit.value.trim()) st.progress.unit = prUnit.value.trim();
+      }
+      changed();
+    };
+    [prKey, prKind, prMin, prMax, prTarget, prUnit].forEach((x) => x.addEventListener("change", setProgress));
     const drop = h("button", { type: "button", class: "danger" }, t("deleteStep"));
     drop.disabled = steps.length < 2;
     drop.addEventListener("click", () => { removeStep(steps, st.id); selected = steps[0]?.id ?? null; draw(); });
@@ -415,6 +438,7 @@ export function programBuilder(def) {
       labelled(t("nextStep"), next),
       h("fieldset", {}, h("legend", {}, t("branches")), branchRows, addBranch),
       h("fieldset", {}, h("legend", {}, t("silence")), h("div", { class: "row" }, h("span", {}, t("noReplyAfter")), quiet, h("span", {}, t("thenSend")), quietTo)),
+      h("fieldset", {}, h("legend", {}, t("progressQuestion")), labelled(t("progressKey"), prKey), h("div", { class: "row" }, prKind, prMin, prMax, prTarget, prUnit)),
       drop,
     ].filter(Boolean));
   }
@@ -434,4 +458,33 @@ export function programBuilder(def) {
       draw();
     },
   };
+}
+
+/** The program's milestones: a message sent once when a progress key's streak (days in a row)
+ * or total reaches a number. Edited in place in `def.milestones`. */
+function milestonesEditor(def) {
+  def.milestones ||= [];
+  const rows = h("div", { class: "milestones-rows" });
+  const draw = () => {
+    clear(rows);
+    def.milestones.forEach((m, i) => {
+      const key = h("input", { name: `milestone_key_${i}`, value: m.key || "", "aria-label": t("progressKey"), placeholder: "walk" });
+      const kind = h("select", { name: `milestone_kind_${i}`, "aria-label": t("milestoneWhen") }, [["streak", t("streak")], ["total", t("total")]].map(([v, l]) => h("option", { value: v, selected: (m.total !== undefined ? "total" : "streak") === v }, l)));
+      const count = h("input", { type: "number", min: 1, name: `milestone_count_${i}`, value: m.streak ?? m.total ?? 7, "aria-label": t("milestoneCount") });
+      const message = h("input", { name: `milestone_message_${i}`, value: m.message || "", "aria-label": t("message"), placeholder: "{streak} days in a row, {first_name}!" });
+      const save = () => {
+        const next = { key: key.value.trim(), message: message.value };
+        next[kind.value] = Number(count.value) || 1;
+        def.milestones[i] = next;
+      };
+      [key, kind, count, message].forEach((x) => x.addEventListener("change", save));
+      const drop = h("button", { type: "button", class: "danger" }, t("remove_"));
+      drop.addEventListener("click", () => { def.milestones.splice(i, 1); draw(); });
+      rows.append(h("div", { class: "row milestone", "data-milestone": i }, key, kind, count, message, drop));
+    });
+  };
+  const add = h("button", { type: "button", class: "add-milestone" }, t("addMilestone"));
+  add.addEventListener("click", () => { def.milestones.push({ key: "", streak: 7, message: "" }); draw(); });
+  draw();
+  return h("fieldset", { class: "milestones" }, h("legend", {}, t("milestones")), h("p", { class: "muted small" }, t("milestonesHelp")), rows, add);
 }

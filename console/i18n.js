@@ -126,6 +126,11 @@ const TEXT = {
     port_next: "next step", port_branch: "reply branch", port_silence: "when there is no reply",
     versions: "Versions", compareWith: "Compare", program: "program", change: "Change", fields: "Fields",
     step_added: "added", step_removed: "removed", step_changed: "changed", noChanges: "No differences.",
+    progressQuestion: "Progress question", progressKey: "Progress key", progressKind: "Answer kind",
+    kindYesNo: "yes or no", kindNumber: "a number", kindScale: "a scale", progress_min: "min", progress_max: "max",
+    progress_target: "target (counts for the streak)", progress_unit: "unit", milestones: "Milestones",
+    milestonesHelp: "A message sent once when a progress key's streak (days in a row) or total reaches a number; {streak}, {total} and {first_name} are filled in.",
+    addMilestone: "Add a milestone", milestoneWhen: "when the", milestoneCount: "reaches", streak: "streak", total: "total",
     thisStep: "{id} (this step)", badStepId: "Letters, digits, - and _ (up to 64), not \"end\", and not another step's id",
   },
   es: {
@@ -253,6 +258,11 @@ const TEXT = {
     port_next: "paso siguiente", port_branch: "rama de respuesta", port_silence: "si no hay respuesta",
     versions: "Versiones", compareWith: "Comparar", program: "programa", change: "Cambio", fields: "Campos",
     step_added: "añadido", step_removed: "quitado", step_changed: "cambiado", noChanges: "Sin diferencias.",
+    progressQuestion: "Pregunta de progreso", progressKey: "Clave de progreso", progressKind: "Tipo de respuesta",
+    kindYesNo: "sí o no", kindNumber: "un número", kindScale: "una escala", progress_min: "mín", progress_max: "máx",
+    progress_target: "objetivo (cuenta para la racha)", progress_unit: "unidad", milestones: "Hitos",
+    milestonesHelp: "Un mensaje que se envía una vez cuando la racha (días seguidos) o el total de una clave llega a un número; se rellenan {streak}, {total} y {first_name}.",
+    addMilestone: "Añadir un hito", milestoneWhen: "cuando", milestoneCount: "llega a", streak: "racha", total: "total",
     thisStep: "{id} (este paso)", badStepId: "Letras, cifras, - y _ (hasta 64), no \"end\" ni el id de otro paso",
   },
 };

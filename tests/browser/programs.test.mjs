@@ -77,9 +77,18 @@ test("a program with two branches and a template is built in the visual builder,
       await page.locator(`g.node[data-step="${id}"]`).waitFor();
       await form.locator("select[name=timing]").selectOption("now");
       await form.locator("select[name=next]").selectOption("end");
-      if (id === "great") await form.locator("textarea[name=message]").fill(text);
-      else await form.locator("textarea[name=message]").fill("");
+      if (id === "great") {
+        await form.locator("textarea[name=message]").fill(text);
+        // A progress question, and a milestone on it.
+        await form.locator("input[name=progress_key]").fill("walk");
+        await form.locator("select[name=progress_kind]").selectOption("yes_no");
+      } else await form.locator("textarea[name=message]").fill("");
     }
+    await editor.locator("button.add-milestone").click();
+    await editor.locator("input[name=milestone_key_0]").fill("walk");
+    await editor.locator("input[name=milestone_count_0]").fill("3");
+    await editor.locator("input[name=milestone_message_0]").fill("{streak} days in a row!");
+    await editor.locator("input[name=milestone_message_0]").press("Tab");
     // Branches are drawn by dragging from the first step's branch port onto a step.
     await wire(page, "welcome", "branch", "great");
     await wire(page, "welcome", "branch", "tomorrow");
@@ -111,6 +120,8 @@ test("a program with two branches and a template is built in the visual builder,
     assert.deepEqual(welcome.buttons, [{ id: "yes", title: "Yes" }, { id: "no", title: "No" }]);
     assert.equal(welcome.next, "end");
     assert.equal(great.next, "end");
+    assert.deepEqual(great.progress, { key: "walk", kind: "yes_no" });
+    assert.deepEqual(program.definition.milestones, [{ key: "walk", streak: 3, message: "{streak} days in a row!" }]);
     assert.equal(tomorrow.message, "Tomorrow is a new day.");
 
     // A second version, compared with the first on the page.

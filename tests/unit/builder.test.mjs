@@ -20,6 +20,7 @@ test("edges follow next (listed or explicit), branches and the silence branch", 
   assert.deepEqual(edges(program()).map((e) => `${e.from}-${e.kind}-${e.to}`), [
     "welcome-next-tips", "welcome-branch-nudge", "nudge-next-tips", "nudge-silence-tips",
   ]);
+  assert.deepEqual(edges(program()).filter((e) => e.kind === "next").map((e) => e.implied), [true, false], "listing order only implies a next step");
 });
 
 test("layout puts steps in columns by distance from the first, unreached ones in the second", () => {
