@@ -73,7 +73,7 @@ impl BusinessHours {
             if offset == 0 && local.time() >= start && local.time() < end {
                 return None;
             }
-            if let Some(opens) = tz.from_local_datetime(&date.and_time(start)).earliest()
+            if let Some(opens) = local_instant(tz, date, start)
                 && opens > local
             {
                 return Some(Some(opens));
@@ -81,6 +81,16 @@ impl BusinessHours {
         }
         Some(None)
     }
+}
+
+/// When a local time of day happens on `date`; when daylight saving skips it (a gap), the
+/// first local time after the gap (the team opens as the clocks jump, not a week later).
+fn local_instant(tz: Tz, date: chrono::NaiveDate, time: NaiveTime) -> Option<DateTime<Tz>> {
+    let wanted = date.and_time(time);
+    (0..=12).find_map(|quarter| {
+        tz.from_local_datetime(&(wanted + chrono::Duration::minutes(15 * quarter)))
+            .earliest()
+    })
 }
 
 /// `HH:MM-HH:MM` with the start before the end.
@@ -214,6 +224,18 @@ mod tests {
             away_reply(&own, at("2026-12-02T09:00:00Z"), "en", String::new),
             None
         );
+    }
+
+    #[test]
+    fn an_opening_in_a_daylight_saving_gap_is_when_the_clocks_jump() {
+        // Madrid skips 02:00-03:00 on Sunday 2027-03-28; a team opening at 02:30 is back then
+        // at 03:00, not a week later.
+        let mut open = BTreeMap::new();
+        open.insert("sun".to_string(), "02:30-12:00".to_string());
+        let hours = BusinessHours { open, ..weekdays() };
+        let back_at = hours.away(at("2027-03-27T12:00:00Z")).unwrap().unwrap();
+        assert_eq!(back_at.to_rfc3339(), "2027-03-28T03:00:00+02:00");
+        assert_eq!(back("en", back_at), "Sunday 03:00");
     }
 
     #[test]
