@@ -106,6 +106,26 @@ export async function render(main) {
       ),
     );
 
+    // Ratings of resolved widget conversations (CSAT): how many gave each score, then the latest.
+    const r = a.ratings;
+    const score = r.responses ? ` · ${t("avgRating")} ${r.average} · ${r.satisfied_pct}% ${t("satisfied")}` : "";
+    body.append(
+      h(
+        "section",
+        { class: "card", "data-chart": "ratings" },
+        funnel(`${t("ratings")} (${r.responses})${score}`, r.scores.map((n, i) => ({ label: `${"★".repeat(i + 1)} ${i + 1}/5`, value: n }))),
+        r.responses
+          ? h(
+              "ul",
+              { class: "ratings" },
+              r.recent.map((x) =>
+                h("li", {}, h("a", { href: `#/inbox/${x.conversation_id}` }, `${x.rating}/5`), h("span", {}, x.comment ? ` “${x.comment}”` : ""), h("span", { class: "muted" }, ` · ${when(x.updated_at)}`)),
+              ),
+            )
+          : h("p", { class: "muted" }, t("noRatings")),
+      ),
+    );
+
     for (const p of await api.get("/v1/programs")) {
       if (p.status === "archived") continue;
       const stats = await api.get(`/v1/programs/${p.id}/analytics`);

@@ -32,8 +32,16 @@ export async function render(main) {
     const [nameF, name] = field(t("name"), h("input", { name: "program_name", value: def.name, required: true }));
     const [goalF, goal] = field(t("goal"), h("input", { name: "goal", value: def.goal || "" }));
     const [kwF, kw] = field(t("keywords"), h("input", { name: "keywords", value: (def.keywords || []).join(", ") }));
+    // Program-wide settings: custom variables (name=default, one per line) and overdue steps.
+    const vars = Object.entries(def.variables || {}).map(([k, v]) => `${k}=${v}`).join("\n");
+    const [varsF, varsBox] = field(t("variablesHelp"), h("textarea", { name: "variables", rows: 3 }, vars));
+    const catchUp = def.catch_up || {};
+    const [tolF, tolerance] = field(t("tolerance"), h("input", { name: "tolerance_minutes", type: "number", min: 0, value: catchUp.tolerance_minutes ?? 180 }));
+    const [polF, policy] = field(t("overdue"), h("select", { name: "catch_up_policy" },
+      ["skip", "delay"].map((v) => h("option", { value: v, selected: (catchUp.policy || "skip") === v }, t(`policy_${v}`)))));
+    const settings = h("details", { class: "program-settings" }, h("summary", {}, t("programSettings")), varsF, h("div", { class: "row" }, tolF, polF));
     const builder = programBuilder(def);
-    const form = h("form", { class: "card program-editor", "aria-label": def.name || t("newProgram") }, h("h2", {}, def.name || t("newProgram")), nameF, goalF, kwF, h("h3", {}, t("steps")), builder.el, h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, p ? t("save") : t("create"))));
+    const form = h("form", { class: "card program-editor", "aria-label": def.name || t("newProgram") }, h("h2", {}, def.name || t("newProgram")), nameF, goalF, kwF, settings, h("h3", {}, t("steps")), builder.el, h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, p ? t("save") : t("create"))));
     form.noValidate = true; // the API checks the whole definition, problems go on their steps
     const save = form.querySelector("button[type=submit]");
     form.addEventListener("submit", async (ev) => {
@@ -44,6 +52,9 @@ export async function render(main) {
       def.name = name.value.trim();
       def.goal = goal.value.trim();
       def.keywords = kw.value.split(",").map((x) => x.trim()).filter(Boolean);
+      def.variables = Object.fromEntries(varsBox.value.split("\n").map((l) => l.trim()).filter(Boolean)
+        .map((l) => { const at = l.indexOf("="); return at < 0 ? [l, ""] : [l.slice(0, at).trim(), l.slice(at + 1).trim()]; }));
+      def.catch_up = { tolerance_minutes: Number(tolerance.value || 0), policy: policy.value };
       try {
         p = p ? await api.call("PUT", `/v1/programs/${p.id}`, def) : await api.post("/v1/programs", def);
         await load();

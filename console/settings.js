@@ -50,6 +50,21 @@ export async function widget(main) {
     const [origF, origins] = field(t("origins"), h("textarea", { rows: 3 }, (cfg.allowed_origins || []).join("\n")));
     const uploads = h("input", { type: "checkbox", name: "uploads", checked: cfg.uploads !== false });
     const uploadsF = h("label", { class: "check" }, uploads, " ", t("widgetUploads"));
+    // The pre-chat form (name, e-mail, consent) and the rating asked when a conversation is resolved.
+    const pre = cfg.prechat || null;
+    const preOn = h("input", { type: "checkbox", name: "prechat", checked: !!pre });
+    const use = (name, v) =>
+      field(t(name === "email" ? "prechatEmail" : "prechatName"), h("select", { name: `prechat-${name}` },
+        ["required", "optional", "off"].map((o) => h("option", { value: o, selected: (v || "required") === o }, t(`use_${o}`)))));
+    const [nameF, nameUse] = use("name", pre?.name);
+    const [emailF, emailUse] = use("email", pre?.email);
+    const [preMsgF, preMsg] = field(t("prechatMessage"), h("textarea", { rows: 2, name: "prechat-message", maxlength: 300 }, pre?.message || ""));
+    const [consentF, consent] = field(t("consentText"), h("input", { name: "prechat-consent", maxlength: 500, value: pre?.consent || "" }));
+    const preFields = h("div", { class: "prechat", hidden: !pre }, preMsgF, nameF, emailF, consentF);
+    preOn.addEventListener("change", () => (preFields.hidden = !preOn.checked));
+    const preF = h("fieldset", {}, h("legend", {}, t("prechat")), h("label", { class: "check" }, preOn, " ", t("prechatOn")), preFields);
+    const csat = h("input", { type: "checkbox", name: "csat", checked: !!cfg.csat });
+    const csatF = h("label", { class: "check" }, csat, " ", t("csatOn"));
     const snippet = `<script src="${location.origin}/widget.js" data-channel="${c.id}" async></script>`;
     const copyBtn = h("button", { type: "button" }, t("copy"));
     copyBtn.addEventListener("click", () => copy(snippet, copyBtn));
@@ -71,7 +86,7 @@ export async function widget(main) {
     [title, greeting, color, position].forEach((el) => el.addEventListener("input", update));
     update();
     const save = h("button", { type: "submit", class: "primary" }, t("save"));
-    const form = h("form", { class: "card", "aria-label": t("designer") }, titleF, greetF, startF, colorF, posF, langF, origF, uploadsF, save);
+    const form = h("form", { class: "card", "aria-label": t("designer") }, titleF, greetF, startF, colorF, posF, langF, origF, uploadsF, csatF, preF, save);
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const config = {
@@ -84,6 +99,10 @@ export async function widget(main) {
         language: language.value || null,
         allowed_origins: origins.value.split(/\s+/).filter(Boolean),
         uploads: uploads.checked,
+        csat: csat.checked,
+        prechat: preOn.checked
+          ? { message: preMsg.value.trim() || null, name: nameUse.value, email: emailUse.value, consent: consent.value.trim() || null }
+          : null,
       };
       try {
         const saved = await api.call("PATCH", `/v1/channels/${c.id}`, { config });

@@ -36,7 +36,10 @@
       typing: "Typing", sources: "Sources", failed: "Not sent yet", unread: "unread messages",
       stop: "Stop check-ins", stopWord: "STOP", helpful: "Helpful", unhelpful: "Not helpful",
       progress: "My progress", progressWord: "progress", attach: "Send an image or a PDF",
-      upFailed: "The file was not sent", away: "The team is away", back: "back" },
+      upFailed: "The file was not sent", away: "The team is away", back: "back",
+      name: "Your name", email: "Your e-mail", start: "Start the chat",
+      rate: "Rate this conversation", stars: "out of 5", thanks: "Thank you for your rating",
+      comment: "Anything to add? (optional)" },
     es: { title: "Chatea con nosotros", placeholder: "Escribe un mensaje", send: "Enviar",
       open: "Abrir chat", close: "Cerrar chat",
       offline: "Sin conexi\u00f3n: los mensajes se enviar\u00e1n al volver la conexi\u00f3n",
@@ -44,7 +47,10 @@
       unread: "mensajes sin leer", stop: "No recibir m\u00e1s mensajes", stopWord: "BAJA",
       helpful: "\u00datil", unhelpful: "No me sirvi\u00f3", progress: "Mi progreso",
       progressWord: "progreso", attach: "Enviar una imagen o un PDF",
-      upFailed: "El archivo no se envi\u00f3", away: "El equipo no est\u00e1 ahora", back: "vuelve" },
+      upFailed: "El archivo no se envi\u00f3", away: "El equipo no est\u00e1 ahora", back: "vuelve",
+      name: "Tu nombre", email: "Tu correo electr\u00f3nico", start: "Empezar el chat",
+      rate: "Valora esta conversaci\u00f3n", stars: "de 5", thanks: "Gracias por tu valoraci\u00f3n",
+      comment: "\u00bfAlgo m\u00e1s? (opcional)" },
     pt: { title: "Converse conosco", placeholder: "Escreva uma mensagem", send: "Enviar",
       open: "Abrir chat", close: "Fechar chat",
       offline: "Sem conex\u00e3o: as mensagens ser\u00e3o enviadas quando a conex\u00e3o voltar",
@@ -52,7 +58,10 @@
       unread: "mensagens n\u00e3o lidas", stop: "N\u00e3o receber mais mensagens", stopWord: "PARAR",
       helpful: "\u00datil", unhelpful: "N\u00e3o ajudou", progress: "Meu progresso",
       progressWord: "progresso", attach: "Enviar uma imagem ou um PDF",
-      upFailed: "O arquivo n\u00e3o foi enviado", away: "A equipe est\u00e1 ausente", back: "volta" }
+      upFailed: "O arquivo n\u00e3o foi enviado", away: "A equipe est\u00e1 ausente", back: "volta",
+      name: "Seu nome", email: "Seu e-mail", start: "Come\u00e7ar o chat",
+      rate: "Avalie esta conversa", stars: "de 5", thanks: "Obrigado pela sua avalia\u00e7\u00e3o",
+      comment: "Algo a acrescentar? (opcional)" }
   };
   function pickLang(wanted) {
     var langs = [wanted].concat(navigator.languages || [navigator.language || "en"]);
@@ -70,12 +79,12 @@
   }
   var saved = load();
   var state = { token: saved.token || null, identity: saved.identity || null,
-    pending: saved.pending || [], lastSeq: 0, shown: {}, unread: 0, open: false,
+    pending: saved.pending || [], profiled: !!saved.profiled, lastSeq: 0, shown: {}, unread: 0, open: false,
     socket: null, retry: 0, stream: null, listeners: {} };
   function save() {
     try {
       localStorage.setItem(KEY, JSON.stringify({ token: state.token, identity: state.identity,
-        pending: state.pending }));
+        pending: state.pending, profiled: state.profiled }));
     } catch (e) { /* private mode: the conversation lasts as long as the page */ }
   }
   function emit(name, data) {
@@ -116,6 +125,12 @@
     "height:48px;outline:none}form button{border:0;background:none;color:var(--c);font-weight:600;" +
     "padding:0 14px;cursor:pointer}form .at{padding:0 4px 0 12px;font-size:18px}.at[hidden]{display:none}" +
     ".g img{display:block;max-width:100%;max-height:220px;border-radius:8px;margin-bottom:4px}button:focus-visible,textarea:focus-visible{outline:2px solid var(--c)}" +
+    "form[hidden]{display:none}.pf{flex-direction:column;gap:8px;padding:12px}.pf p{margin:0}" +
+    ".pf input,.rt input{border:1px solid #bbb;border-radius:8px;padding:8px}.pf label{display:flex;gap:8px;font-size:13px}" +
+    ".pf button{background:var(--c);color:#fff;border-radius:8px;padding:9px}.pf .e{color:#b00020;font-size:13px}" +
+    ".rt{align-self:flex-start;display:flex;flex-direction:column;gap:6px}.fs{display:flex;gap:6px}.rt button{border:1px solid var(--c);background:#fff;" +
+    "border-radius:8px;padding:3px 7px;cursor:pointer;font-size:18px}.rt button[aria-pressed=true]{background:var(--c)}" +
+    ".rt form{border:0;gap:4px}.rt form button{font-size:14px;color:var(--c)}.rt .n{font-size:13px;color:#555}" +
     "@media (max-width:480px){.p{inset:0;width:auto;height:auto;border-radius:0}}" +
     ".app .l,.app .x{display:none}.app .p{inset:0;width:auto;height:auto;border-radius:0;" +
     "padding:env(safe-area-inset-top) 0 env(safe-area-inset-bottom)}.pr{display:none}.app .pr{display:block}" +
@@ -134,6 +149,7 @@
     "<form><button type='button' class='at' hidden>\ud83d\udcce</button>" +
     "<input type='file' hidden accept='image/png,image/jpeg,image/webp,image/gif,application/pdf'>" +
     "<textarea rows='1' maxlength='4096'></textarea><button type='submit'></button></form>" +
+    "<form class='pf' hidden></form>" +
     "</div></div>";
   function $(sel) { return root.querySelector(sel); }
   var wrap = $(".w"), launcher = $(".l"), badge = $(".b"), panel = $(".p"), log = $(".m");
@@ -190,10 +206,13 @@
     var sq = log.querySelector(".sq");
     if (sq) sq.remove();
     if (m.direction === "out") dropStream();
-    var el = bubble(m.direction, m.text);
-    el.setAttribute("data-seq", seq);
-    if (m.direction === "out") thumbs(m.id);
-    if (m.direction === "out" && m.choices && m.choices.length) choices(m.choices);
+    var b = bubble(m.direction, m.text);
+    b.setAttribute("data-seq", seq);
+    if (forms.isSurvey(m)) forms.survey(m);
+    else if (m.direction === "out") {
+      thumbs(m.id);
+      if (m.choices && m.choices.length) choices(m.choices);
+    }
     typing.hidden = true;
     if (m.direction === "out") {
       if (!state.open) setUnread(state.unread + 1);
@@ -296,7 +315,10 @@
           state.live = true;
           save();
           attach.hidden = !uploads;
-          state.pending.forEach(function (p) { send(frame(p)); });
+          // A new visitor fills in the form first (signed-in visitors never do).
+          if (prechat && !state.identity && !state.profiled && !f.last_seq) forms.show(true);
+          // Behind the form, what waits is sent once it is filled in.
+          if (pf.hidden) state.pending.forEach(function (p) { send(frame(p)); });
           emit("ready", {});
           break;
         case "event":
@@ -342,6 +364,8 @@
             // A token from another server or a stale identity: start as a new visitor.
             state.token = null; state.identity = null; save();
           }
+          // The chat asks for consent first: the message waits for the form.
+          if (f.code === "consent_required" && prechat) { state.profiled = false; save(); forms.show(true); }
           emit("error", f);
           break;
       }
@@ -388,12 +412,8 @@
     fd.append("token", state.token);
     fd.append("client_id", id);
     fd.append("file", file, file.name);
-    fetch(base + "/widget/upload?channel=" + encodeURIComponent(channel), { method: "POST", body: fd })
-      .then(function (r) {
-        // The upload may have started the conversation: the socket looks for it.
-        if (r.ok) { if (state.live) send({ type: "sync" }); return; }
-        return r.json().catch(function () { return {}; }).then(function (p) { throw new Error(p.detail || r.status); });
-      })
+    // The upload may have started the conversation: the socket looks for it.
+    post("/widget/upload", fd).then(function () { if (state.live) send({ type: "sync" }); })
       .catch(function (err) {
         var im = el.querySelector("img");
         if (im) { URL.revokeObjectURL(im.src); im.remove(); }
@@ -402,6 +422,27 @@
         el.appendChild(document.createTextNode(" \u26a0 " + t.upFailed));
       });
   }
+  // A form (no preflight) to one of the widget's routes; rejects with the problem's detail.
+  function post(path, body) {
+    return fetch(base + path + "?channel=" + encodeURIComponent(channel), { method: "POST", body: body })
+      .then(function (r) {
+        if (r.ok) return r.json();
+        return r.json().catch(function () { return {}; }).then(function (p) { throw new Error(p.detail || r.status); });
+      });
+  }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text) e.textContent = text;
+    return e;
+  }
+
+  // The pre-chat form and the rating question (widget-js/forms.js, served in front of this file).
+  var prechat = null, pf = $(".pf"), forms = window.__coachWidgetForms({
+    el: el, post: post, markdown: markdown, state: state, save: save, send: send, frame: frame,
+    texts: function () { return t; }, prechat: function () { return prechat; },
+    pf: pf, composer: form, input: input, log: log
+  });
   attach.addEventListener("click", function () { picker.click(); });
   picker.addEventListener("change", function () { upload(picker.files[0]); picker.value = ""; });
   // Stops every check-in, as writing the opt-out word does (the coach confirms).
@@ -480,6 +521,7 @@
     stop.textContent = t.stop;
     stop.hidden = !c.check_ins;
     uploads = c.uploads !== false;
+    prechat = c.prechat && typeof c.prechat === "object" ? c.prechat : null;
     attach.hidden = !(uploads && state.token);
     attach.setAttribute("aria-label", t.attach);
     attach.title = t.attach;
@@ -514,7 +556,7 @@
     /** Forget this visitor on this browser (shared machines). */
     reset: function () {
       try { localStorage.removeItem(KEY); } catch (e) {}
-      state.token = null; state.identity = null; state.pending = [];
+      state.token = null; state.identity = null; state.pending = []; state.profiled = false;
       restart();
     },
     on: function (name, fn) { (state.listeners[name] = state.listeners[name] || []).push(fn); },

@@ -226,6 +226,36 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiMultipart {
     }
 }
 
+/// `Form<T>` (`application/x-www-form-urlencoded`) whose rejections are problem documents: a
+/// body of another type is 415, fields of the wrong shape 422, each saying what was wrong.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiForm<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiForm<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::FormRejection;
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value)),
+            Err(FormRejection::InvalidFormContentType(_)) => Err(ApiError::UnsupportedMediaType(
+                "send the form as `application/x-www-form-urlencoded`".into(),
+            )),
+            Err(FormRejection::FailedToDeserializeFormBody(e)) => {
+                Err(ApiError::Unprocessable(e.body_text()))
+            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge(e.body_text()))
+            }
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
+    }
+}
+
 /// `Query<T>` whose rejection is a 400 problem document naming the parameter that is wrong.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);

@@ -96,6 +96,8 @@ pub enum Text {
     ProgressNone,
     /// A person was asked for outside business hours (`{back}`: when the team is back).
     Away,
+    /// The rating question a widget conversation gets when the team resolves it.
+    Csat,
 }
 
 /// The built-in text of `key` in English, Spanish or Portuguese (`None` for other languages).
@@ -157,6 +159,11 @@ fn builtin(lang: &str, key: Text) -> Option<&'static str> {
             "I've let the team know. They're away right now and will reply here when they're back: {back}.",
             "He avisado al equipo. Ahora no está disponible y te responderá aquí cuando vuelva: {back}.",
             "Avisei a equipe. Ela está fora agora e vai responder aqui quando voltar: {back}.",
+        ),
+        Text::Csat => (
+            "How would you rate this conversation?",
+            "¿Cómo valorarías esta conversación?",
+            "Como você avalia esta conversa?",
         ),
         Text::ProgressNone => (
             "No progress recorded yet: answer your program's check-ins and it will show here.",

@@ -58,6 +58,11 @@ test("a program with two branches and a template is built in the visual builder,
     const editor = page.locator("form.program-editor");
     await editor.locator("input[name=program_name]").fill("Morning walk");
     await editor.locator("input[name=keywords]").fill("WALK");
+    // Program-wide: a variable with its default, and overdue steps sent late.
+    await editor.locator("details.program-settings summary").click();
+    await editor.locator("textarea[name=variables]").fill("coach_name = Ana\nroute=the park");
+    await editor.locator("input[name=tolerance_minutes]").fill("60");
+    await editor.locator("select[name=catch_up_policy]").selectOption("delay");
     const form = editor.locator(".inspector");
     // The first step, selected: its message, buttons and WhatsApp template.
     await form.locator("textarea[name=message]").fill("Did you walk today?");
@@ -123,6 +128,8 @@ test("a program with two branches and a template is built in the visual builder,
     assert.deepEqual(great.progress, { key: "walk", kind: "yes_no" });
     assert.deepEqual(program.definition.milestones, [{ key: "walk", streak: 3, message: "{streak} days in a row!" }]);
     assert.equal(tomorrow.message, "Tomorrow is a new day.");
+    assert.deepEqual(program.definition.variables, { coach_name: "Ana", route: "the park" });
+    assert.deepEqual(program.definition.catch_up, { tolerance_minutes: 60, policy: "delay" });
 
     // A second version, compared with the first on the page.
     await page.locator(`g.node[data-step="great"] rect`).click();

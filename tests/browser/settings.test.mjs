@@ -2,8 +2,9 @@
 // binary: a member's notifications and the webhook's events, the coach's persona, quiet hours
 // and business hours, the Activity screen (a dead letter retried, the audit log), and a
 // channel whose token expired (its health shown, fixed in the channel's edit form with a
-// fallback template), and a widget visitor's image seen inline in the console. Each change is
-// made in the browser and read back through the API.
+// fallback template), a widget visitor's image seen inline in the console, and the widget's
+// pre-chat form and rating turned on in the designer, filled in and given by a visitor. Each
+// change is made in the browser and read back through the API.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -338,5 +339,86 @@ test("a widget visitor sees the team is away, sends an image, and the creator se
     await img.waitFor();
     await page.waitForFunction((el) => el.complete && el.naturalWidth === 48, await img.elementHandle());
     await shot(page, "upload-inline");
+  });
+});
+
+test("the designer turns on the pre-chat form and ratings; a visitor fills it in and rates the resolved conversation", async () => {
+  const email = `prechat-${gw.port}@example.com`;
+  const password = "pebble-Sorrel-harvest-42";
+  const reg = await api("POST", "/v1/auth/register", null, { email, password, tenant_name: "Prechat coach" });
+  assert.equal(reg.status, 201);
+  const token = reg.body.access_token;
+  const created = await api("POST", "/v1/channels", token, { kind: "web_widget", name: "Site", config: { title: "Prechat coach" } });
+  const id = created.body.id;
+  const consent = "I agree to the [privacy policy](https://example.com/privacy)";
+  await withConsole("prechat-designer", async (page) => {
+    await logIn(page, { email, password });
+    await page.locator("nav a[data-route=widget]").click();
+    const form = page.locator("form[aria-label='Widget designer']");
+    await form.locator("input[name=csat]").check();
+    await form.locator("input[name=prechat]").check();
+    await form.locator("select[name=prechat-email]").selectOption("optional");
+    await form.locator("textarea[name=prechat-message]").fill("Tell us who you are");
+    await form.locator("input[name=prechat-consent]").fill(consent);
+    await form.locator("button[type=submit]").click();
+    await page.locator("#toast:not([hidden])", { hasText: "Saved" }).waitFor();
+    await shot(page, "designer-prechat");
+  });
+  const config = (await api("GET", "/v1/channels", token)).body.find((c) => c.id === id).config;
+  assert.equal(config.csat, true);
+  assert.deepEqual(config.prechat, { message: "Tell us who you are", name: "required", email: "optional", consent });
+
+  const W = "[data-coach-widget]";
+  const context = await browser.newContext();
+  const visitor = await context.newPage();
+  try {
+    await visitor.goto(`${BASE}/c/${id}/`);
+    // The form comes before the composer; the consent box must be ticked.
+    const pf = visitor.locator(`${W} form.pf`);
+    await pf.locator("text=Tell us who you are").waitFor();
+    await shot(visitor, "widget-prechat");
+    assert.equal(await visitor.locator(`${W} textarea`).isVisible(), false, "the composer shows before the form");
+    await pf.locator("input[name=name]").fill("Lucía Gómez");
+    await pf.locator("button[type=submit]").click();
+    assert.equal(await pf.locator("input[name=consent]").evaluate((c) => c.validity.valueMissing), true);
+    await pf.locator("input[name=consent]").check();
+    assert.equal(await pf.locator("a[href='https://example.com/privacy']").count(), 1, "the consent's link");
+    await pf.locator("button[type=submit]").click();
+    await visitor.locator(`${W} textarea`).waitFor();
+    await visitor.locator(`${W} textarea`).fill("Hello, I would like some help");
+    await visitor.locator(`${W} textarea`).press("Enter");
+    await visitor.locator(`${W} .g.in[data-seq]`, { hasText: "Hello, I would like some help" }).waitFor();
+    const contact = (await api("GET", "/v1/contacts", token)).body.items[0];
+    assert.equal(contact.display_name, "Lucía Gómez");
+    assert.equal(contact.attributes.chat_consent_text, consent);
+    assert.ok(contact.attributes.chat_consent_at);
+    assert.equal(contact.consent_at, null, "the chat's terms are no consent to check-ins");
+    // Resolved by the team: the visitor rates it, with a comment; it stays resolved.
+    const conv = (await api("GET", "/v1/conversations", token)).body.items[0];
+    assert.equal((await api("POST", `/v1/conversations/${conv.id}/resolve`, token)).status, 200);
+    const faces = visitor.locator(`${W} .rt button[aria-label='4 out of 5']`);
+    await faces.waitFor({ timeout: 30_000 });
+    await faces.click();
+    await visitor.locator(`${W} .rt .n`, { hasText: "Thank you for your rating" }).waitFor();
+    await visitor.locator(`${W} .rt input`).fill("Quick and kind");
+    await visitor.locator(`${W} .rt form button[type=submit]`).click();
+    await visitor.locator(`${W} .rt input`).waitFor({ state: "hidden" });
+    await shot(visitor, "widget-rating");
+    // After a reload the rating shows as given.
+    await visitor.reload();
+    await visitor.locator(`${W} .rt button[aria-label='4 out of 5'][aria-pressed=true]`).waitFor();
+  } finally {
+    await context.close();
+  }
+  assert.equal((await api("GET", "/v1/conversations", token)).body.items[0].status, "resolved");
+  const ratings = (await api("GET", "/v1/analytics", token)).body.ratings;
+  assert.equal(ratings.responses, 1, JSON.stringify(ratings));
+  assert.equal(ratings.average, 4);
+  assert.equal(ratings.recent[0].comment, "Quick and kind");
+  await withConsole("ratings-chart", async (page) => {
+    await logIn(page, { email, password });
+    await page.locator("nav a[data-route=analytics]").click();
+    await page.locator("[data-chart=ratings]", { hasText: "Quick and kind" }).waitFor();
+    await shot(page, "analytics-ratings");
   });
 });

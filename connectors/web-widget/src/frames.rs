@@ -110,6 +110,11 @@ pub struct WireMessage {
     pub choices: Vec<WireChoice>,
     /// When it was stored (RFC 3339).
     pub created_at: String,
+    /// For a rating question (a message whose choices are `csat:1` to `csat:5`, sent when the
+    /// team resolves the conversation): the visitor's rating, once given. Widgets answer such a
+    /// question through `POST /widget/rating`, never as a message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<i16>,
     /// For a visitor's reaction: the id of the message it reacts to (`text` is the emoji, empty
     /// when the reaction was taken back). Widgets apply it to that message instead of showing
     /// it as a message.
@@ -142,6 +147,9 @@ pub enum ErrorCode {
     InvalidMessage,
     /// Too many messages; wait before sending more.
     RateLimited,
+    /// The channel's pre-chat form asks for consent and the visitor has not given it
+    /// (`POST /widget/profile`): nothing was stored; send it again after the form.
+    ConsentRequired,
     /// The message could not be stored; send it again.
     Unavailable,
 }

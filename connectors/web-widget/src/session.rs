@@ -227,6 +227,17 @@ impl ServerSession {
                         },
                         now,
                     )]
+                } else if choice.as_ref().is_some_and(|c| c.starts_with("csat:")) {
+                    // A rating question is answered outside the conversation, so rating never
+                    // reopens it.
+                    vec![self.send(
+                        ServerFrame::Error {
+                            code: ErrorCode::InvalidMessage,
+                            message: "choice: a rating is sent with POST /widget/rating".into(),
+                            client_id: Some(client_id),
+                        },
+                        now,
+                    )]
                 } else {
                     vec![Action::Store {
                         client_id,

@@ -120,6 +120,7 @@ impl World {
                         client_id: Some(client_id.clone()),
                         choices: Vec::new(),
                         created_at: String::new(),
+                        rating: None,
                         reacts_to: None,
                     });
                     if let Action::Send(f) = server.accepted(client_id, self.now) {
@@ -186,6 +187,7 @@ impl World {
                     client_id: None,
                     choices: Vec::new(),
                     created_at: String::new(),
+                    rating: None,
                     reacts_to: None,
                 });
                 self.doorbell();

@@ -85,6 +85,8 @@ pub struct Analytics {
     pub unanswered: Unanswered,
     /// Reactions to answers, with the most recent unhelpful ones and their questions.
     pub feedback: crate::store::feedback::FeedbackSummary,
+    /// Ratings of resolved widget conversations (CSAT), with the most recent ones.
+    pub ratings: crate::store::ratings::RatingSummary,
     /// Model tokens per day (days without answers are absent).
     pub usage: Vec<UsageDay>,
 }
@@ -126,6 +128,7 @@ async fn analytics(
     let handoffs = state.store.handoffs(scope, since, 50).await?;
     let counts = state.store.handoff_counts(scope, since).await?;
     let feedback = state.store.feedback_summary(scope, since, 50).await?;
+    let ratings = state.store.rating_summary(scope, since, 50).await?;
     let usage = state
         .store
         .usage(scope, &first.format("%Y-%m-%d").to_string())
@@ -173,6 +176,7 @@ async fn analytics(
         latency,
         unanswered,
         feedback,
+        ratings,
         usage,
     }))
 }

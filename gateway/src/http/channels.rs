@@ -198,8 +198,11 @@ fn prepare_config(
         check_starters(config.get("starters"))?;
         // A setting of the wrong type would make the whole configuration unreadable (and the
         // widget fall back to defaults, its origin allow-list included).
-        serde_json::from_value::<super::widget::WidgetSettings>(config.clone())
+        let settings = serde_json::from_value::<super::widget::WidgetSettings>(config.clone())
             .map_err(|e| ApiError::Unprocessable(format!("config: {e}")))?;
+        if let Some(form) = &settings.public.prechat {
+            form.check().map_err(ApiError::Unprocessable)?;
+        }
     }
     Ok(())
 }

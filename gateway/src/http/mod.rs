@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(health::router())
         .merge(widget::router())
+        .merge(widget::visitor::router())
         .merge(console::router())
         .merge(webhooks::router())
         .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))

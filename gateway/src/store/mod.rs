@@ -25,6 +25,7 @@ pub mod privacy;
 pub mod programs;
 pub mod progress;
 pub mod queue;
+pub mod ratings;
 mod sqlite;
 pub mod teamwork;
 mod types;
@@ -65,6 +66,7 @@ pub mod prelude {
     pub use super::programs::ProgramStore;
     pub use super::progress::ProgressStore;
     pub use super::queue::QueueStore;
+    pub use super::ratings::RatingStore;
     pub use super::teamwork::TeamworkStore;
 }
 
@@ -122,6 +124,7 @@ pub trait Store:
     + programs::ProgramStore
     + progress::ProgressStore
     + queue::QueueStore
+    + ratings::RatingStore
     + teamwork::TeamworkStore
     + contacts::ContactStore
     + Send

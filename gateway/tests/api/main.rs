@@ -27,3 +27,4 @@ mod teamwork;
 mod tenancy;
 mod widget;
 mod widget_upload;
+mod widget_visitor;

@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const ORIGIN: &str = "https://site.example";
+pub(crate) const ORIGIN: &str = "https://site.example";
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn serve(app: &App) -> String {
+pub(crate) async fn serve(app: &App) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = app.router.clone();
@@ -28,7 +28,11 @@ async fn serve(app: &App) -> String {
     format!("ws://{addr}")
 }
 
-async fn connect(base: &str, channel: &str, origin: Option<&str>) -> Result<Socket, u16> {
+pub(crate) async fn connect(
+    base: &str,
+    channel: &str,
+    origin: Option<&str>,
+) -> Result<Socket, u16> {
     let mut req = format!("{base}/widget/ws?channel={channel}")
         .into_client_request()
         .unwrap();
@@ -42,14 +46,14 @@ async fn connect(base: &str, channel: &str, origin: Option<&str>) -> Result<Sock
     }
 }
 
-async fn send(ws: &mut Socket, frame: Value) {
+pub(crate) async fn send(ws: &mut Socket, frame: Value) {
     ws.send(Message::Text(frame.to_string().into()))
         .await
         .unwrap();
 }
 
 /// The next protocol frame (heartbeats skipped); `None` when the server closed.
-async fn next(ws: &mut Socket) -> Option<Value> {
+pub(crate) async fn next(ws: &mut Socket) -> Option<Value> {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -68,7 +72,7 @@ async fn next(ws: &mut Socket) -> Option<Value> {
 }
 
 /// No frame arrives for a short while.
-async fn quiet(ws: &mut Socket) {
+pub(crate) async fn quiet(ws: &mut Socket) {
     if let Ok(Some(Ok(Message::Text(text)))) =
         tokio::time::timeout(Duration::from_millis(300), ws.next()).await
     {
@@ -76,7 +80,7 @@ async fn quiet(ws: &mut Socket) {
     }
 }
 
-async fn hello(ws: &mut Socket, extra: Value) -> Value {
+pub(crate) async fn hello(ws: &mut Socket, extra: Value) -> Value {
     let mut frame = json!({ "type": "hello", "v": 1 });
     frame
         .as_object_mut()

@@ -27,7 +27,7 @@ pub const PNG: &[u8] = &[
     0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
-struct Part<'a> {
+pub(crate) struct Part<'a> {
     name: &'a str,
     filename: Option<&'a str>,
     bytes: &'a [u8],
@@ -41,7 +41,7 @@ fn text<'a>(name: &'a str, value: &'a str) -> Part<'a> {
     }
 }
 
-fn file<'a>(filename: &'a str, bytes: &'a [u8]) -> Part<'a> {
+pub(crate) fn file<'a>(filename: &'a str, bytes: &'a [u8]) -> Part<'a> {
     Part {
         name: "file",
         filename: Some(filename),
@@ -50,11 +50,11 @@ fn file<'a>(filename: &'a str, bytes: &'a [u8]) -> Part<'a> {
 }
 
 /// The token and client id, then `f`.
-fn with<'a>(visitor: &'a str, client: &'a str, f: Part<'a>) -> Vec<Part<'a>> {
+pub(crate) fn with<'a>(visitor: &'a str, client: &'a str, f: Part<'a>) -> Vec<Part<'a>> {
     vec![text("token", visitor), text("client_id", client), f]
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &App,
     channel: &str,
     origin: &str,
@@ -84,6 +84,14 @@ async fn upload(
         )
         .body(Body::from(body))
         .unwrap();
+    widget_answer(app, req).await
+}
+
+/// A widget route's answer to `req`: its status, its CORS header and its JSON body.
+pub(crate) async fn widget_answer(
+    app: &App,
+    req: Request<Body>,
+) -> (StatusCode, Option<String>, Value) {
     let resp = app.router.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let cors = resp

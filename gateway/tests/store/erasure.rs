@@ -163,6 +163,10 @@ const TABLES: &[(&str, &str)] = &[
         "contact: exported (`feedback`), cascade with the contact and the answer; retention",
     ),
     (
+        "conversation_ratings",
+        "contact: exported (`ratings`), cascade with the contact, the conversation and the survey; retention",
+    ),
+    (
         "progress_entries",
         "contact: exported (`progress.entries`), cascade with the contact; retention",
     ),

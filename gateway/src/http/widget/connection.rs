@@ -42,6 +42,8 @@ struct Connection {
     socket: WebSocket,
     visitor: Option<String>,
     display_name: Option<String>,
+    /// The pre-chat form's consent is given (or not asked for): checked once per connection.
+    consented: bool,
     conversation: Option<ConversationId>,
     subscription: Option<Subscription>,
 }
@@ -90,6 +92,7 @@ pub(super) async fn run(
         socket,
         visitor: None,
         display_name: None,
+        consented: false,
         conversation: None,
         subscription: None,
     };
@@ -382,6 +385,36 @@ impl Connection {
                 .session
                 .not_stored(client_id, ErrorCode::RateLimited, why, now);
         }
+        if !self.consented {
+            match super::visitor::needs_consent(
+                &self.state,
+                &self.scope,
+                &self.channel,
+                &self.settings,
+                &visitor,
+            )
+            .await
+            {
+                Ok(false) => self.consented = true,
+                Ok(true) => {
+                    return self.session.not_stored(
+                        client_id,
+                        ErrorCode::ConsentRequired,
+                        "fill in the form first: this chat asks for your consent",
+                        now,
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "widget: reading the visitor's consent failed");
+                    return self.session.not_stored(
+                        client_id,
+                        ErrorCode::Unavailable,
+                        "the message was not stored; it will be sent again",
+                        now,
+                    );
+                }
+            }
+        }
         let event = InboundEvent::Message(InboundMessage {
             dedup_key: DedupKey(format!("{visitor}:{client_id}")),
             provider_message_id: client_id.clone(),
@@ -448,8 +481,26 @@ impl Connection {
             };
             let full = page.len() == PAGE as usize;
             for Sequenced { seq, message } in page {
-                if let Some(Action::Send(frame)) =
-                    self.session.deliver(seq, wire(&message), Instant::now())
+                let mut shown = wire(&message);
+                // A rating question says whether (and how) the visitor answered it.
+                if message.direction == Direction::Outbound
+                    && crate::store::ratings::is_survey(&message.content)
+                {
+                    shown.rating = match self
+                        .state
+                        .store
+                        .survey_rating(&self.scope, message.id)
+                        .await
+                    {
+                        Ok(rating) => rating,
+                        Err(e) => {
+                            // Shown unanswered: the visitor may rate it (again).
+                            tracing::warn!(error = %e, "widget: reading a rating failed");
+                            None
+                        }
+                    };
+                }
+                if let Some(Action::Send(frame)) = self.session.deliver(seq, shown, Instant::now())
                 {
                     self.send(&frame).await?;
                 }
@@ -523,6 +574,7 @@ pub(super) fn wire(message: &StoredMessage) -> WireMessage {
         client_id,
         choices,
         created_at: message.created_at.to_rfc3339(),
+        rating: None,
         reacts_to,
     }
 }

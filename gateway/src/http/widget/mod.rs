@@ -1,12 +1,15 @@
 //! The web widget: `GET /widget.js` (the script creators embed), `GET /widget/ws` (its
 //! WebSocket, protocol in `coach-web-widget`), `GET /v1/widget/config/{channel_id}` (public
-//! theme and texts), `POST /widget/upload` (a visitor's image or PDF, [`upload`]), the `/demo`
-//! page and the coachee app (`/c/{channel}/`, [`app`]).
+//! theme and texts), `POST /widget/upload` (a visitor's image or PDF, [`upload`]),
+//! `POST /widget/profile` and `POST /widget/rating` (the pre-chat form and the rating of a
+//! resolved conversation, [`visitor`]), the `/demo` page and the coachee app (`/c/{channel}/`,
+//! [`app`]).
 
 pub mod app;
 mod connection;
 pub mod demo;
 pub mod upload;
+pub mod visitor;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
@@ -27,8 +30,13 @@ use crate::state::AppState;
 use crate::store::Channel;
 use crate::tenancy::SystemScope;
 
-/// The widget script, served as is (no build step: what is in the repository is what runs).
-pub const WIDGET_JS: &str = include_str!("../../../../widget-js/widget.js");
+/// The widget script: its visitor forms (`forms.js`, the pre-chat form and the rating) in front
+/// of the widget itself, served as one file (no build step: what is in the repository is what
+/// runs).
+pub const WIDGET_JS: &str = concat!(
+    include_str!("../../../../widget-js/forms.js"),
+    include_str!("../../../../widget-js/widget.js")
+);
 
 pub use crate::widget::{WidgetRuntime, hub};
 
@@ -66,6 +74,11 @@ pub struct PublicWidgetConfig {
     /// Whether visitors may attach an image or a PDF (`POST /widget/upload`); on by default.
     #[serde(default = "yes")]
     pub uploads: bool,
+    /// A form a new visitor fills in before their first message ([`visitor`]); absent: none.
+    pub prechat: Option<PrechatForm>,
+    /// Whether a conversation the team resolves gets a rating question (CSAT, 1 to 5, with an
+    /// optional comment); off by default.
+    pub csat: bool,
     /// Whether the tenant runs coaching programs: the widget then offers a control to stop
     /// check-ins (set by the gateway, not configured).
     #[serde(skip_deserializing)]
@@ -74,6 +87,67 @@ pub struct PublicWidgetConfig {
     /// none; set by the gateway, not configured).
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub team: Option<TeamHours>,
+}
+
+/// Whether a pre-chat field is asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldUse {
+    /// Asked for, and needed to start.
+    #[default]
+    Required,
+    /// Asked for; may be left empty.
+    Optional,
+    /// Not asked for.
+    Off,
+}
+
+/// The pre-chat form: a name, an e-mail address and a consent checkbox, each optional. What a
+/// visitor gives goes onto their contact (the name, `attributes.email`; a ticked consent the
+/// time and the text agreed to, `attributes.chat_consent_at` and `chat_consent_text`: not the
+/// consent to proactive messages). Visitors signed in by the creator's site skip it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrechatForm {
+    /// Shown above the fields (at most 300 characters).
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The name field (default `required`).
+    #[serde(default)]
+    pub name: FieldUse,
+    /// The e-mail field (default `required`).
+    #[serde(default)]
+    pub email: FieldUse,
+    /// The text of a checkbox the visitor must tick before writing (1-500 characters; a
+    /// markdown link to the privacy policy shows as a link). While it is set, the gateway
+    /// stores no message from a visitor who has not ticked it.
+    #[serde(default)]
+    pub consent: Option<String>,
+}
+
+impl PrechatForm {
+    /// Says what is wrong with the form's settings.
+    pub fn check(&self) -> Result<(), String> {
+        if self
+            .message
+            .as_ref()
+            .is_some_and(|m| m.chars().count() > 300)
+        {
+            return Err("config.prechat.message: at most 300 characters".into());
+        }
+        if let Some(consent) = &self.consent
+            && (consent.trim().is_empty() || consent.chars().count() > 500)
+        {
+            return Err("config.prechat.consent: 1 to 500 characters".into());
+        }
+        if self.name == FieldUse::Off && self.email == FieldUse::Off && self.consent.is_none() {
+            return Err(
+                "config.prechat: asks for nothing; ask for a name, an e-mail or consent, or remove it"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The team's hours as the widget shows them.

@@ -276,13 +276,25 @@ async fn store_upload(
         state.config.providers.media_max_bytes,
     )
     .await?;
+    let scope = SystemScope::new("widget upload").for_tenant(tenant);
+    match super::visitor::needs_consent(&state, &scope, &channel, &settings, &form.visitor).await {
+        Ok(false) => {}
+        refused => {
+            let _ = tokio::fs::remove_file(&form.staged).await;
+            return Err(match refused {
+                Err(e) => e.into(),
+                _ => ApiError::Forbidden(
+                    "consent: fill in the chat's form first (POST /widget/profile)".into(),
+                ),
+            });
+        }
+    }
     let Some((mime, media)) = accepted(&form.head) else {
         let _ = tokio::fs::remove_file(&form.staged).await;
         return Err(ApiError::UnsupportedMediaType(
             "file: only images (PNG, JPEG, WebP, GIF) and PDF documents can be sent here".into(),
         ));
     };
-    let scope = SystemScope::new("widget upload").for_tenant(tenant);
     let event = InboundEvent::Message(InboundMessage {
         dedup_key: DedupKey(format!("{}:{}", form.visitor, form.client_id)),
         provider_message_id: form.client_id.clone(),

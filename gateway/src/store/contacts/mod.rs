@@ -13,6 +13,14 @@ use utoipa::ToSchema;
 use crate::store::StoreError;
 use crate::tenancy::TenantScope;
 
+/// The attribute recording when a widget visitor ticked the pre-chat form's consent box
+/// (RFC 3339), beside [`CHAT_CONSENT_TEXT`], the text they agreed to. Not the consent to
+/// proactive messages (`consent_at`), which programs need.
+pub const CHAT_CONSENT_AT: &str = "chat_consent_at";
+
+/// The attribute holding the consent text a widget visitor agreed to.
+pub const CHAT_CONSENT_TEXT: &str = "chat_consent_text";
+
 /// One contact as an import gives it, checked and cleaned.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ImportedContact {
@@ -93,6 +101,15 @@ pub trait ContactStore: Send + Sync {
         contact: ContactId,
         language: Option<String>,
     ) -> Result<(), StoreError>;
+    /// Whether the channel's contact known there as `external_id` agreed to the chat's terms
+    /// (a widget's pre-chat form: [`CHAT_CONSENT_AT`] among their attributes); `false` for
+    /// someone not known yet.
+    async fn chat_consented(
+        &self,
+        scope: &TenantScope,
+        channel: ChannelId,
+        external_id: &str,
+    ) -> Result<bool, StoreError>;
     /// What [`ContactStore::import_contacts`] would do, writing nothing (a dry run).
     async fn preview_import(
         &self,

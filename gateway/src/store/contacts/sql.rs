@@ -186,7 +186,27 @@ macro_rules! ops {
             Ok(())
         }
 
+        async fn chat_consented(
+            conn: &mut Conn,
+            tenant: TenantId,
+            channel: ChannelId,
+            external_id: &str,
+        ) -> Result<bool, StoreError> {
+            let found: Option<Json<serde_json::Map<String, serde_json::Value>>> = sqlx::query_scalar(
+                "SELECT c.attributes FROM contacts c JOIN contact_identities i ON i.contact_id = c.id \
+                 WHERE i.tenant_id = $1 AND i.channel_id = $2 AND i.external_id = $3",
+            )
+            .bind(tenant.0)
+            .bind(channel.0)
+            .bind(external_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            Ok(found.is_some_and(|a| a.0.get(crate::store::contacts::CHAT_CONSENT_AT).is_some_and(serde_json::Value::is_string)))
+        }
+
         crate::store::backend::store_impl! { ContactStore for $store;
+            read chat_consented(scope: &TenantScope, channel: ChannelId, external_id: &str)
+                -> bool = own(external_id) |c, t| async move { chat_consented(c, t, channel, &external_id).await };
             write import_contacts(scope: &TenantScope, channel: ChannelId, rows: Vec<ImportedContact>)
                 -> ImportCounts = |c, t| async move { import_contacts(c, t, channel, &rows, true).await };
             read preview_import(scope: &TenantScope, channel: ChannelId, rows: Vec<ImportedContact>)

@@ -312,11 +312,13 @@ macro_rules! ops {
                 }))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+            let ratings = crate::store::ratings::sql::$backend::contact_ratings(&mut *conn, tenant, contact).await?;
             Ok(json!({
                 "contact": record,
                 "memory": memory,
                 "progress": progress,
                 "feedback": feedback,
+                "ratings": ratings,
                 "conversations": exported,
                 "handoffs": handoffs,
                 "programs": programs,
@@ -371,7 +373,7 @@ macro_rules! ops {
 
         /// Delete, for every tenant with a retention period, the messages (with their statuses,
         /// jobs and outbox rows), unknown events, private notes, memory items, progress answers,
-        /// milestones and feedback older than that period.
+        /// milestones, feedback and ratings older than that period.
         /// Returns rows deleted.
         async fn apply_retention(conn: &mut Conn, now: DateTime<Utc>) -> Result<u64, StoreError> {
             let tenants = sqlx::query(
@@ -399,6 +401,7 @@ macro_rules! ops {
                     "DELETE FROM progress_entries WHERE tenant_id = $1 AND recorded_at < $2",
                     "DELETE FROM progress_milestones WHERE tenant_id = $1 AND reached_at < $2",
                     "DELETE FROM answer_feedback WHERE tenant_id = $1 AND updated_at < $2",
+                    "DELETE FROM conversation_ratings WHERE tenant_id = $1 AND updated_at < $2",
                     "DELETE FROM webhook_deliveries WHERE tenant_id = $1 AND created_at < $2",
                 ];
                 for sql in statements {
