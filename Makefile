@@ -74,7 +74,7 @@ test: prereqs-test lint models-tiny
 	scripts/browser-tests.sh
 
 bench: build
-	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget --bench webhooks --bench programs --bench search
+	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget --bench webhooks --bench programs --bench search --bench inbox
 
 # Retrieval quality on a BEIR-format copy of SciFact (not in the repository: CC BY-NC), every
 # mode on one index; embeddings are cached in data/eval-cache, so a second run takes seconds.

@@ -50,6 +50,14 @@ pub async fn sqlite_state(
         .await
         .unwrap(),
     );
+    state_on(store, config)
+}
+
+/// The gateway's state on `store`, with a fixed secrets key.
+pub fn state_on(
+    store: std::sync::Arc<dyn coach_gateway::store::Store>,
+    config: coach_gateway::config::Config,
+) -> coach_gateway::state::AppState {
     coach_gateway::state::AppState::new(
         config,
         store,

@@ -266,76 +266,86 @@ pub struct ConversationFilter {
 
 impl ConversationFilter {
     /// The filter as SQL on conversations aliased `c` (`AND ...`), for tenant `$tenant`, with
-    /// its eight values in placeholders `$at` on, bound in the order of [`FilterValues`].
-    /// `search` is the backend's [`MESSAGE_SEARCH`](super::backend::Backend::MESSAGE_SEARCH).
-    pub(crate) fn sql(search: &str, tenant: usize, at: usize) -> String {
-        let p = |i: usize| format!("${}", at + i);
-        let search = search
-            .replace("$tenant", &format!("${tenant}"))
-            .replace("$query", &p(3));
-        format!(
-            " AND ({ch} IS NULL OR c.channel_id = {ch}) AND ({co} IS NULL OR c.contact_id = {co}) \
-             AND ({st} IS NULL OR c.status = {st}) \
-             AND ({q} IS NULL OR c.id IN ({search}) OR lower(c.external_id) LIKE {like} ESCAPE '\\' \
-                  OR c.contact_id IN (SELECT k.id FROM contacts k WHERE k.tenant_id = ${tenant} \
-                                      AND lower(k.display_name) LIKE {like} ESCAPE '\\')) \
-             AND ({label} IS NULL OR EXISTS (SELECT 1 FROM conversation_labels l \
-                  WHERE l.conversation_id = c.id AND l.tenant_id = ${tenant} AND l.label = {label})) \
-             AND ({who} IS NULL OR c.assignee = {who}) AND ({none} = 0 OR c.assignee IS NULL)",
-            ch = p(0),
-            co = p(1),
-            st = p(2),
-            q = p(3),
-            like = p(4),
-            label = p(5),
-            who = p(6),
-            none = p(7),
-        )
-    }
-
-    /// The values for [`ConversationFilter::sql`]; `search` as the backend's query syntax.
-    pub(crate) fn values(&self, search: impl Fn(&SearchText) -> String) -> FilterValues {
-        FilterValues {
-            channel: self.channel.map(|c| c.0),
-            contact: self.contact.map(|c| c.0),
-            status: self.status.map(ConversationStatus::as_str),
-            search: self.search.as_ref().map(search),
-            like: self.search.as_ref().map(SearchText::like),
-            label: self.label.clone(),
-            assignee: match self.assignee {
-                Some(AssigneeFilter::Member(id)) => Some(id),
-                _ => None,
-            },
-            unassigned: i64::from(self.assignee == Some(AssigneeFilter::Unassigned)),
+    /// its values in placeholders `$at` on, bound in order by [`bind_filter!`]. Only the fields
+    /// set are written: with `($n IS NULL OR ...)` for every field, PostgreSQL's generic plan for
+    /// a prepared statement cannot tell which apply, and sorted every conversation of the tenant
+    /// before taking a page. `search` is the backend's
+    /// [`MESSAGE_SEARCH`](super::backend::Backend::MESSAGE_SEARCH), `query` its syntax.
+    pub(crate) fn sql(
+        &self,
+        search: &str,
+        query: impl Fn(&SearchText) -> String,
+        tenant: usize,
+        at: usize,
+    ) -> (String, Vec<FilterValue>) {
+        let mut values = Vec::new();
+        let mut slot = |v: FilterValue| {
+            values.push(v);
+            format!("${}", at + values.len() - 1)
+        };
+        let mut sql = String::new();
+        if let Some(channel) = self.channel {
+            sql += &format!(" AND c.channel_id = {}", slot(FilterValue::Id(channel.0)));
         }
+        if let Some(contact) = self.contact {
+            sql += &format!(" AND c.contact_id = {}", slot(FilterValue::Id(contact.0)));
+        }
+        if let Some(status) = self.status {
+            sql += &format!(
+                " AND c.status = {}",
+                slot(FilterValue::Text(status.as_str().into()))
+            );
+        }
+        if let Some(text) = &self.search {
+            let words = slot(FilterValue::Text(query(text)));
+            let like = slot(FilterValue::Text(text.like()));
+            let found = search
+                .replace("$tenant", &format!("${tenant}"))
+                .replace("$query", &words);
+            sql += &format!(
+                " AND (c.id IN ({found}) OR lower(c.external_id) LIKE {like} ESCAPE '\\' \
+                 OR c.contact_id IN (SELECT k.id FROM contacts k WHERE k.tenant_id = ${tenant} \
+                 AND lower(k.display_name) LIKE {like} ESCAPE '\\'))"
+            );
+        }
+        if let Some(label) = &self.label {
+            sql += &format!(
+                " AND EXISTS (SELECT 1 FROM conversation_labels l WHERE l.conversation_id = c.id \
+                 AND l.tenant_id = ${tenant} AND l.label = {})",
+                slot(FilterValue::Text(label.clone()))
+            );
+        }
+        match self.assignee {
+            Some(AssigneeFilter::Member(id)) => {
+                sql += &format!(" AND c.assignee = {}", slot(FilterValue::Id(id)));
+            }
+            Some(AssigneeFilter::Unassigned) => sql += " AND c.assignee IS NULL",
+            None => {}
+        }
+        (sql, values)
     }
 }
 
-/// A [`ConversationFilter`]'s SQL values, in placeholder order.
-pub(crate) struct FilterValues {
-    pub channel: Option<uuid::Uuid>,
-    pub contact: Option<uuid::Uuid>,
-    pub status: Option<&'static str>,
-    pub search: Option<String>,
-    pub like: Option<String>,
-    pub label: Option<String>,
-    pub assignee: Option<uuid::Uuid>,
-    pub unassigned: i64,
+/// A value of a [`ConversationFilter`]'s SQL.
+#[derive(Clone, Debug)]
+pub(crate) enum FilterValue {
+    /// An id.
+    Id(uuid::Uuid),
+    /// A text.
+    Text(String),
 }
 
-/// Binds a [`FilterValues`] to a query, in placeholder order.
+/// Binds a [`ConversationFilter::sql`]'s values to a query, in placeholder order.
 macro_rules! bind_filter {
     ($query:expr, $values:expr) => {{
-        let v = $values;
-        $query
-            .bind(v.channel)
-            .bind(v.contact)
-            .bind(v.status)
-            .bind(v.search)
-            .bind(v.like)
-            .bind(v.label)
-            .bind(v.assignee)
-            .bind(v.unassigned)
+        let mut query = $query;
+        for value in $values {
+            query = match value {
+                $crate::store::FilterValue::Id(id) => query.bind(id),
+                $crate::store::FilterValue::Text(text) => query.bind(text),
+            };
+        }
+        query
     }};
 }
 pub(crate) use bind_filter;

@@ -54,18 +54,27 @@ macro_rules! ops {
             filter: ConversationFilter,
         ) -> Result<Vec<Conversation>, StoreError> {
             type B = $store;
+            // Only the conditions that apply are written (see `ConversationFilter::sql`).
+            let (after, at) = if page.before.is_some() {
+                ("AND (last_message_at < $3 OR (last_message_at = $3 AND id < $4))", 5)
+            } else {
+                ("", 3)
+            };
+            let (filter, values) = filter.sql(
+                <B as crate::store::backend::Backend>::MESSAGE_SEARCH,
+                <B as crate::store::backend::Backend>::search_query,
+                1,
+                at,
+            );
             let sql = format!(
                 "SELECT id, tenant_id, channel_id, contact_id, external_id, last_message_at, status, assignee \
-                 FROM conversations c WHERE tenant_id = $1 AND ($2 IS NULL OR last_message_at < $2 OR (last_message_at = $2 AND id < $4)) \
-                 {filter} ORDER BY last_message_at DESC, id DESC LIMIT $3",
-                filter = ConversationFilter::sql(<B as crate::store::backend::Backend>::MESSAGE_SEARCH, 1, 5),
+                 FROM conversations c WHERE tenant_id = $1 {after} \
+                 {filter} ORDER BY last_message_at DESC, id DESC LIMIT $2",
             );
-            let query = sqlx::query(&sql)
-                .bind(tenant.0)
-                .bind(page.before.map(|(at, _)| at))
-                .bind(i64::from(page.limit))
-                .bind(page.before.map(|(_, id)| id));
-            let values = filter.values(<B as crate::store::backend::Backend>::search_query);
+            let mut query = sqlx::query(&sql).bind(tenant.0).bind(i64::from(page.limit));
+            if let Some((at, id)) = page.before {
+                query = query.bind(at).bind(id);
+            }
             let rows = crate::store::bind_filter!(query, values)
                 .fetch_all(&mut *conn)
                 .await?;
