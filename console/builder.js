@@ -137,6 +137,25 @@ export function buttonsFrom(titles, old = []) {
   });
 }
 
+/** Where the nodes of a saved program were moved to in this browser: `{ stepId: {x, y} }`. */
+function loadLayout(key) {
+  try {
+    const kept = key && JSON.parse(localStorage.getItem(`coach-builder:${key}`) || "{}");
+    return kept && typeof kept === "object" ? kept : {};
+  } catch {
+    return {};
+  }
+}
+
+function saveLayout(key, moved) {
+  if (!key) return;
+  try {
+    localStorage.setItem(`coach-builder:${key}`, JSON.stringify(Object.fromEntries(moved)));
+  } catch {
+    /* private mode or full: the layout lasts as long as the page */
+  }
+}
+
 /** What changed between two definitions, step by step: `[{ step, change, fields }]`. */
 export function compare(older, newer) {
   const out = [];
@@ -167,10 +186,12 @@ function timingText(timing = {}) {
 
 /**
  * The builder for `def` (changed in place): `{ el, showProblems(detail), clearProblems() }`.
+ * Nodes the creator moved keep their place in this browser under `layoutKey` (a saved
+ * program's id), since positions are no part of the program.
  */
-export function programBuilder(def) {
+export function programBuilder(def, { layoutKey = null } = {}) {
   const steps = def.steps;
-  const moved = new Map();
+  const moved = new Map(Object.entries(loadLayout(layoutKey)));
   let selected = steps[0]?.id ?? null;
   let problems = { byStep: new Map(), general: [] };
   const svg = s("svg", { class: "graph", role: "group", "aria-label": t("steps") });
@@ -305,8 +326,10 @@ export function programBuilder(def) {
         selected = d.from;
       }
       draw();
-    } else if (d.moved) graph();
-    else select(d.id);
+    } else if (d.moved) {
+      saveLayout(layoutKey, moved);
+      graph();
+    } else select(d.id);
   });
   const cancel = () => {
     if (!drag) return;

@@ -138,6 +138,20 @@ test("a program with two branches and a template is built in the visual builder,
     await page.locator(".versions tr[data-step=great][data-change=changed]", { hasText: "message" }).waitFor();
     await page.locator(".builder .canvas").scrollIntoViewIfNeeded();
     await shot(page, "builder");
+    // A node moved by hand keeps its place when the program is opened again.
+    const node = page.locator(`g.node[data-step="tomorrow"]`);
+    const box = await node.locator("rect").boundingBox();
+    await page.mouse.move(box.x + 20, box.y + 10);
+    await page.mouse.down();
+    await page.mouse.move(box.x + 20, box.y + 130, { steps: 8 });
+    await page.mouse.up();
+    const placed = await node.getAttribute("transform");
+    await page.reload();
+    await page.locator("#live.on").waitFor();
+    await page.locator("nav a[data-route=programs]").click();
+    await page.locator("ul.programs li", { hasText: "Morning walk" }).locator("button").first().click();
+    await page.locator(`g.node[data-step="tomorrow"]`).waitFor();
+    assert.equal(await page.locator(`g.node[data-step="tomorrow"]`).getAttribute("transform"), placed);
   });
 
   // It runs: a visitor writes the keyword in the widget and taps "Yes".

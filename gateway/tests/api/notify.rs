@@ -336,6 +336,27 @@ async fn webhook_events_are_chosen_signed_logged_and_the_tenants_own(b: &Backend
         after.is_subset(&before),
         "a second resolve sent a new event"
     );
+    // The delivery log is pruned by retention: kept within the period, gone after it.
+    app.expect(
+        StatusCode::OK,
+        "PATCH",
+        "/v1/tenant",
+        t,
+        Some(json!({ "retention_days": 1 })),
+    )
+    .await;
+    let sys = coach_gateway::tenancy::SystemScope::new("test");
+    let now = chrono::Utc::now();
+    app.state.store.apply_retention(&sys, now).await.unwrap();
+    let kept = app.expect(StatusCode::OK, "GET", log, t, None).await;
+    assert!(!kept.as_array().unwrap().is_empty(), "{kept}");
+    app.state
+        .store
+        .apply_retention(&sys, now + chrono::Duration::days(10))
+        .await
+        .unwrap();
+    let left = app.expect(StatusCode::OK, "GET", log, t, None).await;
+    assert!(left.as_array().unwrap().is_empty(), "{left}");
     // Editing events needs a webhook; non-admins cannot read the log.
     app.expect(
         StatusCode::NO_CONTENT,

@@ -480,6 +480,57 @@ async fn a_visitor_fills_in_the_form_and_rates_the_resolved_conversation(b: &Bac
     let (_, analytics) = app.call("GET", "/v1/analytics", Some(t), None).await;
     assert_eq!(analytics["ratings"]["responses"], 0, "{analytics}");
 
+    // Retention keeps a rating within the period and prunes it after: the signed-in visitor's
+    // conversation, resolved and rated.
+    let (_, convs) = app.call("GET", "/v1/conversations", Some(t), None).await;
+    let signed_conv = convs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["external_id"] == "user-member-1")
+        .unwrap_or_else(|| panic!("no signed-in conversation: {convs}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.expect(
+        StatusCode::OK,
+        "POST",
+        &format!("/v1/conversations/{signed_conv}/resolve"),
+        Some(t),
+        None,
+    )
+    .await;
+    let asked = surveys(&messages(&app, t, &signed_conv).await);
+    let member = coach_web_widget::identity::visitor_token(&key, &id, "user-member-1").unwrap();
+    let (status, _, _) = form(
+        &app,
+        "/widget/rating",
+        &id,
+        &[("token", &member), ("survey", &asked[0]), ("rating", "3")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    app.expect(
+        StatusCode::OK,
+        "PATCH",
+        "/v1/tenant",
+        Some(t),
+        Some(json!({ "retention_days": 1 })),
+    )
+    .await;
+    let sys = coach_gateway::tenancy::SystemScope::new("test");
+    let now = chrono::Utc::now();
+    app.state.store.apply_retention(&sys, now).await.unwrap();
+    let (_, analytics) = app.call("GET", "/v1/analytics", Some(t), None).await;
+    assert_eq!(analytics["ratings"]["responses"], 1, "{analytics}");
+    app.state
+        .store
+        .apply_retention(&sys, now + chrono::Duration::days(10))
+        .await
+        .unwrap();
+    let (_, analytics) = app.call("GET", "/v1/analytics", Some(t), None).await;
+    assert_eq!(analytics["ratings"]["responses"], 0, "{analytics}");
+
     // A widget that does not ask for ratings sends no question when resolved.
     let (_, quiet) = channel(&app, t, json!({ "allowed_origins": [ORIGIN] })).await;
     let quiet = quiet["id"].as_str().unwrap().to_owned();
