@@ -86,7 +86,11 @@ async fn setup(store: &dyn Store, db: &Db, n: usize) -> (TenantScope, Targets) {
         .update_tenant_profile(
             &scope,
             None,
-            Some(coach_gateway::tenant::TenantProfile::from_stored(outreach)),
+            Some(Box::new(
+                move |p: &mut coach_gateway::tenant::TenantProfile| {
+                    *p = coach_gateway::tenant::TenantProfile::from_stored(outreach);
+                },
+            )),
         )
         .await
         .unwrap();

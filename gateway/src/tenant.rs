@@ -243,10 +243,11 @@ where
 pub async fn update(
     store: &dyn Store,
     scope: &TenantScope,
-    req: UpdateTenant,
+    mut req: UpdateTenant,
 ) -> Result<(Tenant, TenantProfile), ApiError> {
     let name = req
         .name
+        .take()
         .map(|n| {
             let n = n.trim().to_owned();
             if n.is_empty() || n.chars().count() > 100 {
@@ -276,39 +277,46 @@ pub async fn update(
     if let Some(Some(hours)) = &req.business_hours {
         hours.validate()?;
     }
-    let profile = if req.persona.is_some()
+    let change: Option<crate::store::accounts::ProfileChange> = if req.persona.is_some()
         || req.strings.is_some()
         || req.retention_days.is_some()
         || req.outreach.is_some()
         || req.chunking.is_some()
         || req.business_hours.is_some()
     {
-        let (_, mut profile) = store.tenant_profile(scope).await?;
-        if let Some(persona) = req.persona {
-            profile.persona = Some(persona);
-        }
-        if let Some(outreach) = req.outreach {
-            profile.outreach = Some(outreach);
-        }
-        if let Some(chunking) = req.chunking {
-            profile.chunking = chunking;
-        }
-        if let Some(hours) = req.business_hours {
-            profile.business_hours = hours;
-        }
-        if let Some(strings) = req.strings {
-            profile.strings = Some(strings).filter(|s| !s.is_empty());
-        }
-        match req.retention_days {
-            Some(0) => profile.retention_days = None,
-            Some(days) => profile.retention_days = Some(days),
-            None => {}
-        }
-        Some(profile)
+        // Applied to the stored profile inside the write: a concurrent save of other settings
+        // is kept.
+        Some(Box::new(move |profile: &mut TenantProfile| {
+            apply(profile, req)
+        }))
     } else {
         None
     };
-    Ok(store.update_tenant_profile(scope, name, profile).await?)
+    Ok(store.update_tenant_profile(scope, name, change).await?)
+}
+
+/// What a `PATCH /v1/tenant` sets, on `profile`.
+fn apply(profile: &mut TenantProfile, req: UpdateTenant) {
+    if let Some(persona) = req.persona {
+        profile.persona = Some(persona);
+    }
+    if let Some(outreach) = req.outreach {
+        profile.outreach = Some(outreach);
+    }
+    if let Some(chunking) = req.chunking {
+        profile.chunking = chunking;
+    }
+    if let Some(hours) = req.business_hours {
+        profile.business_hours = hours;
+    }
+    if let Some(strings) = req.strings {
+        profile.strings = Some(strings).filter(|s| !s.is_empty());
+    }
+    match req.retention_days {
+        Some(0) => profile.retention_days = None,
+        Some(days) => profile.retention_days = Some(days),
+        None => {}
+    }
 }
 
 #[cfg(test)]

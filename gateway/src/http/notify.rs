@@ -235,16 +235,18 @@ async fn save(
     ClientIp(ip): ClientIp,
     notify: Option<serde_json::Value>,
 ) -> Result<(), ApiError> {
-    let (_, mut profile) = state.store.tenant_profile(&member.scope).await?;
     let action = if notify.is_some() {
         "notify.set"
     } else {
         "notify.remove"
     };
-    profile.notify = notify;
     state
         .store
-        .update_tenant_profile(&member.scope, None, Some(profile))
+        .update_tenant_profile(
+            &member.scope,
+            None,
+            Some(Box::new(move |profile| profile.notify = notify)),
+        )
         .await?;
     let entry = AuditEntry {
         actor: member.actor(),

@@ -74,6 +74,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const GREATEST: &'static str;
     /// The row lock a claim takes (`FOR UPDATE SKIP LOCKED`; nothing on SQLite's one writer).
     const CLAIM_LOCK: &'static str;
+    /// The row lock a read-modify-write takes (`FOR UPDATE`; nothing on SQLite's one writer).
+    const ROW_LOCK: &'static str;
     /// The expression for `created_at`'s UTC day as `YYYY-MM-DD`.
     const UTC_DAY: &'static str;
     /// A query of the ids of the conversations of tenant `$tenant` with a message matching the

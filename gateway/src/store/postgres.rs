@@ -113,6 +113,7 @@ impl Backend for PostgresStore {
     type Db = Postgres;
     const GREATEST: &'static str = "GREATEST";
     const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
+    const ROW_LOCK: &'static str = "FOR UPDATE";
     const UTC_DAY: &'static str = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
     const MESSAGE_SEARCH: &'static str = "SELECT m.conversation_id FROM messages m \
         WHERE m.tenant_id = $tenant AND m.search @@ plainto_tsquery('simple', $query)";

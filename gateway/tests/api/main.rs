@@ -18,6 +18,7 @@ mod members;
 mod memory;
 mod messages;
 mod notify;
+mod profile_saves;
 mod program_versions;
 mod rate_limits;
 mod resources;

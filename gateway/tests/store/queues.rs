@@ -448,10 +448,9 @@ async fn retention_deletes_only_old_messages_of_tenants_that_set_it(b: &Backend)
         .update_tenant_profile(
             &limits,
             None,
-            Some(coach_gateway::tenant::TenantProfile {
-                retention_days: Some(30),
-                ..Default::default()
-            }),
+            Some(Box::new(|p: &mut coach_gateway::tenant::TenantProfile| {
+                p.retention_days = Some(30);
+            })),
         )
         .await
         .unwrap();

@@ -275,6 +275,9 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// A change to a tenant's profile, applied to the stored profile inside the write.
+pub type ProfileChange = Box<dyn FnOnce(&mut crate::tenant::TenantProfile) + Send>;
+
 /// Accounts records.
 #[async_trait]
 pub trait AccountStore: Send + Sync {
@@ -367,12 +370,14 @@ pub trait AccountStore: Send + Sync {
         scope: &TenantScope,
     ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError>;
 
-    /// Rename the tenant and/or replace its profile.
+    /// Rename the tenant and/or change its profile: `change` is applied to the stored profile
+    /// inside the write (its row locked on PostgreSQL; SQLite has one writer), so two members
+    /// saving different settings at once both keep theirs.
     async fn update_tenant_profile(
         &self,
         scope: &TenantScope,
         name: Option<String>,
-        profile: Option<crate::tenant::TenantProfile>,
+        change: Option<ProfileChange>,
     ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError>;
 
     /// Replace a user's password hash and end every session of the user; returns the ended

@@ -215,8 +215,25 @@ macro_rules! ops {
             conn: &mut Conn,
             tenant: TenantId,
             name: Option<String>,
-            profile: Option<crate::tenant::TenantProfile>,
+            change: Option<crate::store::accounts::ProfileChange>,
         ) -> Result<(Tenant, crate::tenant::TenantProfile), StoreError> {
+            // Read and changed in this transaction, the row locked: no save is lost to another.
+            let profile = match change {
+                Some(change) => {
+                    let stored: Option<sqlx::types::Json<serde_json::Value>> = sqlx::query_scalar(&format!(
+                        "SELECT profile FROM tenants WHERE id = $1 {}",
+                        <$store as crate::store::backend::Backend>::ROW_LOCK
+                    ))
+                    .bind(tenant.0)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let Some(stored) = stored else { return Err(StoreError::NotFound("tenant")) };
+                    let mut profile = crate::tenant::TenantProfile::from_stored(stored.0);
+                    change(&mut profile);
+                    Some(profile)
+                }
+                None => None,
+            };
             // The events column follows the webhook in the profile (see `store::notices`).
             let events = profile
                 .as_ref()
@@ -497,9 +514,9 @@ macro_rules! ops {
             write update_tenant_profile(
                 scope: &TenantScope,
                 name: Option<String>,
-                profile: Option<crate::tenant::TenantProfile>,
+                change: Option<crate::store::accounts::ProfileChange>,
             ) -> (Tenant, crate::tenant::TenantProfile)
-                = |c, tenant| update_tenant_profile(c, tenant, name, profile);
+                = |c, tenant| update_tenant_profile(c, tenant, name, change);
             write set_password(sys: &SystemScope, user: UserId, password_hash: &str)
                 -> Vec<uuid::Uuid> = own(password_hash) |c, ()| async move {
                     set_password(c, user, &password_hash, Utc::now()).await
