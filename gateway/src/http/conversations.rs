@@ -385,9 +385,8 @@ async fn lifecycle(
     change: Lifecycle,
     action: &str,
 ) -> Result<Json<Conversation>, ApiError> {
-    let was = state.store.conversation(&member.scope, id).await?.status;
     let resolved = matches!(change, Lifecycle::Resolve);
-    let conversation = state.store.set_lifecycle(&member.scope, id, change).await?;
+    let (conversation, was) = state.store.set_lifecycle(&member.scope, id, change).await?;
     // The visitor is asked to rate it (widget channels that ask for ratings); the resolve
     // stands if asking fails.
     if resolved

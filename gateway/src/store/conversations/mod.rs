@@ -35,13 +35,14 @@ pub trait ConversationStore: Send + Sync {
         status: ConversationStatus,
         assignee: Option<uuid::Uuid>,
     ) -> Result<Conversation, StoreError>;
-    /// Resolve, reopen or snooze a conversation (see [`Lifecycle`]).
+    /// Resolve, reopen or snooze a conversation (see [`Lifecycle`]); returns it with the status
+    /// it had, read under a row lock, so of two changes at once only one sees the old status.
     async fn set_lifecycle(
         &self,
         scope: &TenantScope,
         id: ConversationId,
         change: Lifecycle,
-    ) -> Result<Conversation, StoreError>;
+    ) -> Result<(Conversation, crate::store::ConversationStatus), StoreError>;
     /// Bring back every snoozed conversation whose time has come (to the status it had);
     /// returns them.
     async fn wake_snoozed(

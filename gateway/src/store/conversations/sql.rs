@@ -127,7 +127,7 @@ macro_rules! ops {
             tenant: TenantId,
             id: ConversationId,
             change: crate::store::conversations::Lifecycle,
-        ) -> Result<Conversation, StoreError> {
+        ) -> Result<(Conversation, ConversationStatus), StoreError> {
             use crate::store::conversations::Lifecycle;
             let (sql, until) = match change {
                 Lifecycle::Resolve => (
@@ -148,13 +148,17 @@ macro_rules! ops {
                     Some(until),
                 ),
             };
-            // Resolving an already resolved conversation tells the webhook nothing new.
-            let was: Option<String> =
-                sqlx::query_scalar("SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(id.0)
-                    .fetch_optional(&mut *conn)
-                    .await?;
+            // Resolving an already resolved conversation tells the webhook nothing new; the row is
+            // locked, so of two resolves at once only the first sees it open.
+            let was: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT status FROM conversations WHERE tenant_id = $1 AND id = $2 {}",
+                <$store as crate::store::backend::Backend>::ROW_LOCK
+            ))
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(was) = was else { return Err(StoreError::NotFound("conversation")) };
             let mut query = sqlx::query(sql).bind(tenant.0).bind(id.0);
             if let Some(until) = until {
                 query = query.bind(until);
@@ -163,7 +167,7 @@ macro_rules! ops {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound("conversation"));
             }
-            if matches!(change, Lifecycle::Resolve) && was.as_deref() != Some("resolved") {
+            if matches!(change, Lifecycle::Resolve) && was != "resolved" {
                 use crate::store::notices::CONVERSATION_RESOLVED;
                 crate::store::notices::sql::$backend::queue_event(
                     &mut *conn,
@@ -175,7 +179,8 @@ macro_rules! ops {
                 )
                 .await?;
             }
-            conversation(conn, tenant, id).await
+            let was = ConversationStatus::try_from(was)?;
+            Ok((conversation(conn, tenant, id).await?, was))
         }
 
         async fn wake_snoozed(conn: &mut Conn, now: DateTime<Utc>) -> Result<Vec<Conversation>, StoreError> {
@@ -369,7 +374,7 @@ macro_rules! ops {
                 scope: &TenantScope,
                 id: ConversationId,
                 change: crate::store::conversations::Lifecycle,
-            ) -> Conversation = |c, tenant| set_lifecycle(c, tenant, id, change);
+            ) -> (Conversation, ConversationStatus) = |c, tenant| set_lifecycle(c, tenant, id, change);
             write wake_snoozed(sys: &crate::tenancy::SystemScope, now: DateTime<Utc>) -> Vec<Conversation>
                 = |c, ()| wake_snoozed(c, now);
             read messages(
