@@ -192,10 +192,6 @@ async fn lists(
 /// `runs` times; sorted milliseconds, or why it could not run.
 fn browser(base: &str, email: &str, runs: usize) -> Result<Vec<f64>, String> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser");
-    let chromium = ["chromium", "chromium-browser"]
-        .iter()
-        .find_map(|c| which(c))
-        .ok_or("chromium is missing")?;
     if !dir.join("node_modules/playwright-core").exists() {
         let npm = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
@@ -213,7 +209,6 @@ fn browser(base: &str, email: &str, runs: usize) -> Result<Vec<f64>, String> {
         .env("EMAIL", email)
         .env("PASSWORD", PASSWORD)
         .env("RUNS", runs.to_string())
-        .env("CHROMIUM", chromium)
         .output()
         .map_err(|e| format!("node: {e}"))?;
     if !out.status.success() {
@@ -225,15 +220,6 @@ fn browser(base: &str, email: &str, runs: usize) -> Result<Vec<f64>, String> {
     let mut times: Vec<f64> = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     times.sort_by(f64::total_cmp);
     Ok(times)
-}
-
-fn which(name: &str) -> Option<String> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| std::path::Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .map(|p| p.display().to_string())
 }
 
 #[tokio::main]

@@ -27,11 +27,9 @@ async fn form(
     channel: &str,
     fields: &[(&str, &str)],
 ) -> (StatusCode, Option<String>, Value) {
-    let body = fields
-        .iter()
-        .map(|(k, v)| format!("{k}={}", urlencoding(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
     let req = Request::builder()
         .method("POST")
         .uri(format!("{path}?channel={channel}"))
@@ -45,13 +43,18 @@ async fn form(
     widget_answer(app, req).await
 }
 
-fn urlencoding(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The id of the tenant's conversation whose `field` is `value`.
+async fn conversation_where(app: &App, t: &str, field: &str, value: &str) -> String {
+    let (_, convs) = app.call("GET", "/v1/conversations", Some(t), None).await;
+    convs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c[field] == value)
+        .unwrap_or_else(|| panic!("no conversation with {field} {value}: {convs}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn channel(app: &App, t: &str, config: Value) -> (StatusCode, Value) {
@@ -271,16 +274,7 @@ async fn a_visitor_fills_in_the_form_and_rates_the_resolved_conversation(b: &Bac
         assert_ne!(frame["type"], "error", "{frame}");
     }
     assert!(accepted);
-    let (_, convs) = app.call("GET", "/v1/conversations", Some(t), None).await;
-    let conv = convs["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["contact_id"] == contact_id.as_str())
-        .unwrap_or_else(|| panic!("no conversation of Ana: {convs}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conv = conversation_where(&app, t, "contact_id", &contact_id).await;
     // A team reply (no rating question).
     let reply = app
         .expect(
@@ -498,16 +492,7 @@ async fn a_visitor_fills_in_the_form_and_rates_the_resolved_conversation(b: &Bac
 
     // Retention keeps a rating within the period and prunes it after: the signed-in visitor's
     // conversation, resolved and rated.
-    let (_, convs) = app.call("GET", "/v1/conversations", Some(t), None).await;
-    let signed_conv = convs["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["external_id"] == "user-member-1")
-        .unwrap_or_else(|| panic!("no signed-in conversation: {convs}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let signed_conv = conversation_where(&app, t, "external_id", "user-member-1").await;
     app.expect(
         StatusCode::OK,
         "POST",
@@ -562,16 +547,7 @@ async fn a_visitor_fills_in_the_form_and_rates_the_resolved_conversation(b: &Bac
             break;
         }
     }
-    let (_, convs) = app.call("GET", "/v1/conversations", Some(t), None).await;
-    let conv = convs["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["channel_id"] == quiet.as_str())
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conv = conversation_where(&app, t, "channel_id", &quiet).await;
     app.expect(
         StatusCode::OK,
         "POST",
