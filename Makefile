@@ -26,7 +26,7 @@ GEN_MODEL_quality := qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 GEN_MODEL_tiny := SmolLM2-135M-Instruct.Q4_1.gguf
 GEN_MODEL := $(GEN_MODEL_$(MODEL_PROFILE))
 TEST_MODEL_FILES := models/SmolLM2-135M-Instruct.Q4_1.gguf models/all-MiniLM-L6-v2.f16.gguf \
-  models/all-MiniLM-L6-v2.reference.json
+  models/all-MiniLM-L6-v2.reference.json models/ggml-whisper-base.bin
 MODEL_FILES := $(TEST_MODEL_FILES) models/$(GEN_MODEL)
 
 # `run` fetches the models only when one is missing; `make models` re-verifies them.
@@ -74,7 +74,7 @@ test: prereqs-test lint models-tiny
 	scripts/browser-tests.sh
 
 bench: build
-	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget --bench webhooks --bench programs --bench search --bench inbox
+	scripts/with-services.sh $(CARGO) bench --workspace --locked --bench ingest --bench auth --bench brain --bench widget --bench webhooks --bench programs --bench search --bench inbox --bench voice
 
 # Retrieval quality on a BEIR-format copy of SciFact (not in the repository: CC BY-NC), every
 # mode on one index; embeddings are cached in data/eval-cache, so a second run takes seconds.

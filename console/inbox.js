@@ -329,7 +329,9 @@ async function openThread(pane, id, item) {
   text.addEventListener("input", suggest);
 
   function bubble(m) {
-    const raw = textOf(m.content);
+    // A voice note's words show under its player, not as its text.
+    const heard = m.content?.kind === "media" && m.content.media === "voice";
+    const raw = heard ? m.content.caption || "" : textOf(m.content);
     const [body, sources] = m.direction === "outbound" ? splitSources(raw) : [raw, []];
     const tick = m.direction === "outbound" && m.status ? h("span", { class: `tick ${m.status}`, title: t(m.status), "aria-label": t(m.status) }, TICKS[m.status] || "") : null;
     return h(
@@ -362,9 +364,17 @@ async function openThread(pane, id, item) {
         : kind === "video" ? h("video", { controls: true, src: url, "aria-label": caption })
         : h("a", { href: url, download: `${m.content.media}-${m.id}` }, `⬇ ${t("download")}`);
       box.dataset.kind = kind;
-      box.append(shown);
+      box.prepend(shown);
     }).catch(() => { box.dataset.kind = "missing"; });
+    if (m.content.media === "voice") box.append(transcript(m.content));
     return box;
+  }
+
+  // What a voice note said (and in which language), or why it was not heard; updated live.
+  function transcript({ transcript: said, language, transcript_error: error }) {
+    if (said) return h("p", { class: "transcript", lang: language || null }, h("span", { class: "muted" }, language ? `${t("transcript")} (${language}): ` : `${t("transcript")}: `), said);
+    if (error) return h("p", { class: "transcript muted" }, t(["too_long", "unreadable", "silent"].includes(error) ? `transcript_${error}` : "transcript_unavailable"));
+    return h("p", { class: "transcript muted", "aria-busy": "true" }, t("transcribing"));
   }
 
   function add(m) {
@@ -515,6 +525,10 @@ async function openThread(pane, id, item) {
       } else if (name === "conversation") {
         conversation = data.conversation;
         drawStatus();
+      } else if (name === "transcript") {
+        const el = seen.get(data.message_id);
+        const old = el && el.querySelector(".transcript");
+        if (old) old.replaceWith(transcript({ transcript: data.transcript, language: data.language, transcript_error: data.error }));
       }
     },
   };

@@ -87,7 +87,7 @@ export function textOf(content) {
     case "interactive_reply":
       return content.title;
     case "media":
-      return content.caption || `[${content.media}]`;
+      return content.caption || (content.transcript ? `🎤 ${content.transcript}` : `[${content.media}]`);
     case "template":
       return `[template ${content.name}]`;
     case "location":

@@ -66,6 +66,8 @@ if [ "$what" = test ]; then
   have chromium || have chromium-browser || [ -n "${CHROMIUM:-}" ] \
     || need chromium "Chromium for the browser tests"
   have node || need nodejs "Node.js for the browser tests"
+  have espeak-ng || need espeak-ng "espeak-ng, to speak the voice notes the tests transcribe"
+  have opusenc || need opus-tools "opusenc, to encode them as WhatsApp does (Ogg/Opus)"
 fi
 
 [ "${#missing_pkgs[@]}" -eq 0 ] && exit 0

@@ -9,15 +9,17 @@ cd "$(dirname "$0")/.."
 : "${CARGO_TARGET_DIR:=$HOME/.cache/coach-gateway/target}"
 out="${1:-dist}"
 bin="$CARGO_TARGET_DIR/release/gateway"
+# The speech worker for voice notes (whisper.cpp cannot share the gateway's binary).
+whisper="$CARGO_TARGET_DIR/release/coach-whisper"
 # `cargo build` puts the plugin beside the binary, `cargo test` only in deps/.
 plugin="$CARGO_TARGET_DIR/release/libcoach_sms_twilio.so"
 [ -f "$plugin" ] || plugin="$CARGO_TARGET_DIR/release/deps/libcoach_sms_twilio.so"
-for f in "$bin" "$plugin"; do
+for f in "$bin" "$whisper" "$plugin"; do
   [ -f "$f" ] || { echo "dist: $f is missing; run make build first" >&2; exit 1; }
 done
 # Every shared library the binary needs must be on a stock machine (no llama.cpp .so left
 # behind in the build tree).
-if missing=$(ldd "$bin" | grep "not found"); then
+if missing=$(ldd "$bin" "$whisper" | grep "not found"); then
   echo "dist: the binary needs libraries that are not installed: $missing" >&2
   exit 1
 fi
@@ -28,13 +30,16 @@ trap 'rm -rf "$stage"' EXIT
 root="$stage/$name"
 mkdir -p "$root/bin" "$root/plugins" "$root/scripts" "$root/models"
 install -m 0755 "$bin" "$root/bin/gateway"
+install -m 0755 "$whisper" "$root/bin/coach-whisper"
 # The build keeps line tables for backtraces (about 690 MB); the release does without them.
-if command -v strip >/dev/null; then strip --strip-debug "$root/bin/gateway"; fi
+if command -v strip >/dev/null; then strip --strip-debug "$root/bin/gateway" "$root/bin/coach-whisper"; fi
 install -m 0644 "$plugin" "$root/plugins/"
 install -m 0644 deploy/gateway.toml.example deploy/coach-gateway.service README.md "$root/"
 cp -r docs "$root/docs"
 install -m 0755 scripts/models.sh "$root/scripts/"
-install -m 0644 scripts/models.py "$root/scripts/"
+# The fetcher and the converters it runs.
+install -m 0644 scripts/models.py scripts/convert_minilm.py scripts/reference_embeddings.py \
+  scripts/check_minilm_gguf.py scripts/convert_whisper.py "$root/scripts/"
 cp -r scripts/model-parts "$root/scripts/model-parts"
 cat > "$root/INSTALL.txt" <<TEXT
 Coaching gateway $version ($(uname -m), Linux)

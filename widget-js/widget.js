@@ -39,7 +39,8 @@
       upFailed: "The file was not sent", away: "The team is away", back: "back",
       name: "Your name", email: "Your e-mail", start: "Start the chat",
       rate: "Rate this conversation", stars: "out of 5", thanks: "Thank you for your rating",
-      comment: "Anything to add? (optional)" },
+      comment: "Anything to add? (optional)", rec: "Record a voice note", recStop: "Stop and send",
+      voiceNote: "Voice note" },
     es: { title: "Chatea con nosotros", placeholder: "Escribe un mensaje", send: "Enviar",
       open: "Abrir chat", close: "Cerrar chat",
       offline: "Sin conexi\u00f3n: los mensajes se enviar\u00e1n al volver la conexi\u00f3n",
@@ -50,7 +51,8 @@
       upFailed: "El archivo no se envi\u00f3", away: "El equipo no est\u00e1 ahora", back: "vuelve",
       name: "Tu nombre", email: "Tu correo electr\u00f3nico", start: "Empezar el chat",
       rate: "Valora esta conversaci\u00f3n", stars: "de 5", thanks: "Gracias por tu valoraci\u00f3n",
-      comment: "\u00bfAlgo m\u00e1s? (opcional)" },
+      comment: "\u00bfAlgo m\u00e1s? (opcional)", rec: "Grabar una nota de voz", recStop: "Parar y enviar",
+      voiceNote: "Nota de voz" },
     pt: { title: "Converse conosco", placeholder: "Escreva uma mensagem", send: "Enviar",
       open: "Abrir chat", close: "Fechar chat",
       offline: "Sem conex\u00e3o: as mensagens ser\u00e3o enviadas quando a conex\u00e3o voltar",
@@ -61,7 +63,8 @@
       upFailed: "O arquivo n\u00e3o foi enviado", away: "A equipe est\u00e1 ausente", back: "volta",
       name: "Seu nome", email: "Seu e-mail", start: "Come\u00e7ar o chat",
       rate: "Avalie esta conversa", stars: "de 5", thanks: "Obrigado pela sua avalia\u00e7\u00e3o",
-      comment: "Algo a acrescentar? (opcional)" }
+      comment: "Algo a acrescentar? (opcional)", rec: "Gravar uma mensagem de voz",
+      recStop: "Parar e enviar", voiceNote: "Mensagem de voz" }
   };
   function pickLang(wanted) {
     var langs = [wanted].concat(navigator.languages || [navigator.language || "en"]);
@@ -123,7 +126,7 @@
     ".aw{background:#f0f0f3;color:#444;font-size:13px;padding:6px 12px}.aw[hidden]{display:none}" +
     "form{display:flex;border-top:1px solid #eee}textarea{flex:1;border:0;padding:12px;resize:none;" +
     "height:48px;outline:none}form button{border:0;background:none;color:var(--c);font-weight:600;" +
-    "padding:0 14px;cursor:pointer}form .at{padding:0 4px 0 12px;font-size:18px}.at[hidden]{display:none}" +
+    "padding:0 14px;cursor:pointer}form .at,form .mi{padding:0 4px 0 12px;font-size:18px}.at[hidden],.mi[hidden]{display:none}" +
     ".g img{display:block;max-width:100%;max-height:220px;border-radius:8px;margin-bottom:4px}button:focus-visible,textarea:focus-visible{outline:2px solid var(--c)}" +
     "form[hidden]{display:none}.pf{flex-direction:column;gap:8px;padding:12px}.pf p{margin:0}" +
     ".pf input,.rt input{border:1px solid #bbb;border-radius:8px;padding:8px}.pf label{display:flex;gap:8px;font-size:13px}" +
@@ -146,7 +149,7 @@
     "<div class='of' role='status' hidden></div><div class='aw' hidden></div>" +
     "<div class='m' role='log' aria-live='polite' aria-relevant='additions'></div>" +
     "<div class='ty' hidden aria-live='polite'></div>" +
-    "<form><button type='button' class='at' hidden>\ud83d\udcce</button>" +
+    "<form><button type='button' class='at' hidden>\ud83d\udcce</button><button type='button' class='mi' hidden></button>" +
     "<input type='file' hidden accept='image/png,image/jpeg,image/webp,image/gif,application/pdf'>" +
     "<textarea rows='1' maxlength='4096'></textarea><button type='submit'></button></form>" +
     "<form class='pf' hidden></form>" +
@@ -315,6 +318,7 @@
           state.live = true;
           save();
           attach.hidden = !uploads;
+          voice.show(uploads);
           // A new visitor fills in the form first (signed-in visitors never do).
           if (prechat && !state.identity && !state.profiled && !f.last_seq) forms.show(true);
           // Behind the form, what waits is sent once it is filled in.
@@ -400,11 +404,12 @@
   function upload(file) {
     if (!file || !state.token) return;
     var id = newId();
-    var el = bubble("in", "\ud83d\udcce " + file.name, "pe up");
+    var audio = /^audio\//.test(file.type);
+    var el = bubble("in", audio ? "\ud83c\udfa4 " + t.voiceNote : "\ud83d\udcce " + file.name, "pe up");
     el.setAttribute("data-client", id);
-    if (/^image\//.test(file.type)) {
-      var img = document.createElement("img");
-      img.alt = file.name;
+    if (audio || /^image\//.test(file.type)) {
+      var img = document.createElement(audio ? "audio" : "img");
+      if (audio) img.controls = true; else img.alt = file.name;
       img.src = URL.createObjectURL(file);
       el.insertBefore(img, el.firstChild);
     }
@@ -415,7 +420,7 @@
     // The upload may have started the conversation: the socket looks for it.
     post("/widget/upload", fd).then(function () { if (state.live) send({ type: "sync" }); })
       .catch(function (err) {
-        var im = el.querySelector("img");
+        var im = el.querySelector("img,audio");
         if (im) { URL.revokeObjectURL(im.src); im.remove(); }
         el.title = t.upFailed + ": " + err.message;
         el.className = "g in pe up er";
@@ -442,6 +447,11 @@
     el: el, post: post, markdown: markdown, state: state, save: save, send: send, frame: frame,
     texts: function () { return t; }, prechat: function () { return prechat; },
     pf: pf, composer: form, input: input, log: log
+  });
+  // The microphone (widget-js/voice.js, served in front of this file): a recording is an upload.
+  var voiceMax = 120, voice = window.__coachWidgetVoice({
+    button: $(".mi"), texts: function () { return t; }, upload: upload,
+    max: function () { return voiceMax; }, failed: function (why) { bubble("in", "\u26a0 " + why, "pe er"); }
   });
   attach.addEventListener("click", function () { picker.click(); });
   picker.addEventListener("change", function () { upload(picker.files[0]); picker.value = ""; });
@@ -523,6 +533,8 @@
     uploads = c.uploads !== false;
     prechat = c.prechat && typeof c.prechat === "object" ? c.prechat : null;
     attach.hidden = !(uploads && state.token);
+    if (c.voice_max_secs > 0) voiceMax = c.voice_max_secs;
+    voice.show(uploads && state.token);
     attach.setAttribute("aria-label", t.attach);
     attach.title = t.attach;
     // Outside the team's business hours: said under the header, with when they are back.

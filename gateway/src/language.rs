@@ -2,7 +2,7 @@
 //! coach is expected to meet), overridable per contact (`PATCH /v1/contacts/{id}`), else the
 //! persona's. Every fixed text the coach sends (the decline, the handoff and quota notices, the
 //! sources line, the AI notice, the memory's acknowledgement, opt-out and opt-in confirmations,
-//! progress acknowledgements and summaries)
+//! progress acknowledgements and summaries, the answers to voice notes it could not listen to)
 //! comes from the tenant's per-language strings (`strings` in the tenant profile), with English,
 //! Spanish and Portuguese built in.
 
@@ -45,6 +45,16 @@ pub fn detect(text: &str) -> Option<&'static str> {
         .iter()
         .find(|(lang, _, _)| *lang == info.lang())
         .map(|(_, tag, _)| *tag)
+}
+
+/// `tag` as one of the languages detection knows (`es` for `es` or `es-MX`), if it is one: how a
+/// language named elsewhere (the one Whisper heard in a voice note) becomes a contact's.
+pub fn known(tag: &str) -> Option<&'static str> {
+    let primary = primary(tag);
+    KNOWN
+        .iter()
+        .find(|(_, t, _)| *t == primary)
+        .map(|(_, t, _)| *t)
 }
 
 /// The English name of a language tag's language (the tag itself when unknown).
@@ -98,6 +108,10 @@ pub enum Text {
     Away,
     /// The rating question a widget conversation gets when the team resolves it.
     Csat,
+    /// A voice note could not be listened to (no speech model, unreadable, no speech heard).
+    VoiceUnheard,
+    /// A voice note is longer than the coach listens to (`{max}`: the limit, in seconds).
+    VoiceTooLong,
 }
 
 /// The built-in text of `key` in English, Spanish or Portuguese (`None` for other languages).
@@ -164,6 +178,16 @@ fn builtin(lang: &str, key: Text) -> Option<&'static str> {
             "How would you rate this conversation?",
             "¿Cómo valorarías esta conversación?",
             "Como você avalia esta conversa?",
+        ),
+        Text::VoiceUnheard => (
+            "Sorry, I couldn't listen to your voice note. Could you write your message instead?",
+            "Lo siento, no he podido escuchar tu nota de voz. ¿Puedes escribir tu mensaje?",
+            "Desculpe, não consegui ouvir sua mensagem de voz. Pode escrever sua mensagem?",
+        ),
+        Text::VoiceTooLong => (
+            "Your voice note is longer than I can listen to ({max} seconds). Could you write it, or send a shorter one?",
+            "Tu nota de voz es más larga de lo que puedo escuchar ({max} segundos). ¿Puedes escribirla o enviar una más corta?",
+            "Sua mensagem de voz é mais longa do que consigo ouvir ({max} segundos). Pode escrevê-la ou enviar uma mais curta?",
         ),
         Text::ProgressNone => (
             "No progress recorded yet: answer your program's check-ins and it will show here.",
@@ -240,6 +264,13 @@ pub fn validate(strings: &Strings) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_language_named_elsewhere_is_known_by_its_primary_tag() {
+        assert_eq!(known("es"), Some("es"));
+        assert_eq!(known("pt-BR"), Some("pt"));
+        assert_eq!(known("ja"), None);
+    }
 
     #[test]
     fn the_language_of_a_message_is_told_when_it_can_be() {

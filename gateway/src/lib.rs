@@ -70,4 +70,5 @@ pub mod stream;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tenant;
+pub mod voice;
 pub mod widget;

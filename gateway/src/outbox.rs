@@ -120,7 +120,7 @@ async fn deliver_and_record(
     let outcome = outcome_for(delivery, item.attempts, config);
     match &outcome {
         QueueOutcome::Done { .. } => metrics::counter!("outbox_sent_total").increment(1),
-        QueueOutcome::Retry { error, .. } => {
+        QueueOutcome::Retry { error, .. } | QueueOutcome::Wait { why: error, .. } => {
             metrics::counter!("outbox_retries_total").increment(1);
             tracing::info!(outbox_id = %item.id, tenant = %item.tenant_id, attempts = item.attempts, %error, "delivery will be retried");
         }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub knowledge: Knowledge,
     /// Fetches web pages for the knowledge base (public addresses only by default).
     pub fetcher: PageFetcher,
+    /// Speech to text for voice notes (its worker process starts on the first one).
+    pub speech: Arc<crate::voice::Speech>,
     /// Web widget connections: per-visitor limits, the demo channel.
     pub widget: Arc<crate::widget::WidgetRuntime>,
     /// Channel connectors (built in and plugins) and their HTTP client.
@@ -123,6 +125,7 @@ impl AppState {
             ),
             shutdown: tokio_util::sync::CancellationToken::new(),
             knowledge: Knowledge::unavailable("the models are not loaded"),
+            speech: Arc::new(crate::voice::Speech::new(&config.brain)),
             fetcher,
             config,
             store,

@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { deflateSync } from "node:zlib";
-import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, existsSync, mkdtempSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Gateway, launchBrowser, consoleKit } from "./harness.mjs";
 
@@ -102,6 +104,14 @@ function png(side, [r, g, b]) {
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
 }
 const PICTURE = png(24, [46, 158, 68]);
+/** A voice note as WhatsApp sends them: speech from espeak-ng, Ogg/Opus. */
+function voiceNote(text) {
+  const dir = mkdtempSync(join(tmpdir(), "coach-note-"));
+  execFileSync("espeak-ng", ["-v", "en", "-s", "150", "-w", join(dir, "n.wav"), text]);
+  execFileSync("opusenc", ["--quiet", "--bitrate", "24", join(dir, "n.wav"), join(dir, "n.ogg")]);
+  return readFileSync(join(dir, "n.ogg"));
+}
+const NOTE = voiceNote("Hi coach. My evenings are busy and I go to bed late. How many hours before bed should I stop drinking coffee?");
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
@@ -115,6 +125,15 @@ before(async () => {
     }
     if (req.method === "GET" && req.url === "/cdn/MEDIAPNG1") {
       res.writeHead(200, { "content-type": "image/png" }).end(PICTURE);
+      return;
+    }
+    if (req.method === "GET" && req.url === "/v21.0/MEDIAOGG1") {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ messaging_product: "whatsapp",
+        url: `http://127.0.0.1:${port}/cdn/MEDIAOGG1`, mime_type: "audio/ogg; codecs=opus", file_size: NOTE.length, id: "MEDIAOGG1" }));
+      return;
+    }
+    if (req.method === "GET" && req.url === "/cdn/MEDIAOGG1") {
+      res.writeHead(200, { "content-type": "audio/ogg" }).end(NOTE);
       return;
     }
     if (req.url.startsWith("/v21.0/")) {
@@ -402,15 +421,14 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     });
     assert.equal(r.status, 200);
   };
-  const tessPicture = async (wamid, media) => {
+  const tessMedia = async (wamid, type, object) => {
     const raw = JSON.stringify({
       object: "whatsapp_business_account",
       entry: [{ id: "WABA", changes: [{ field: "messages", value: {
         messaging_product: "whatsapp",
         metadata: { display_phone_number: "15550001112", phone_number_id: "106540352242923" },
         contacts: [{ profile: { name: "Tess" }, wa_id: "4915112340000" }],
-        messages: [{ from: "4915112340000", id: wamid, timestamp: String(Math.floor(Date.now() / 1000)), type: "image",
-          image: { id: media, mime_type: "image/png", sha256: "x", file_size: PICTURE.length, caption: "My walk" } }],
+        messages: [{ from: "4915112340000", id: wamid, timestamp: String(Math.floor(Date.now() / 1000)), type, [type]: object }],
       } }] }],
     });
     const r = await fetch(`${BASE}/webhooks/whatsapp/${channel.body.id}`, {
@@ -491,7 +509,7 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     await until("the question", async () => (await messages()).some((m) => m.includes("Did you move")));
     await tess("wamid.team.3", "Yes!");
     // A picture from Tess: fetched from the Graph API and shown in place in the conversation.
-    await tessPicture("wamid.team.4", "MEDIAPNG1");
+    await tessMedia("wamid.team.4", "image", { id: "MEDIAPNG1", mime_type: "image/png", sha256: "x", file_size: PICTURE.length, caption: "My walk" });
     const contactOf = (await api("GET", `/v1/conversations/${id}`, token)).body.contact_id;
     await until("the answer", async () => (await api("GET", `/v1/contacts/${contactOf}/progress`, token)).body.items.length === 1);
     await page.reload();
@@ -500,6 +518,10 @@ test("the team labels, notes, resolves and inserts a canned reply with /", async
     const picture = page.locator("li.msg.in .media[data-kind=image] img");
     await picture.waitFor();
     assert.equal(await picture.evaluate((img) => img.complete && img.naturalWidth), 24);
+    // A voice note: a player, and what was said under it as soon as it is heard (a live event).
+    await tessMedia("wamid.team.5", "audio", { id: "MEDIAOGG1", mime_type: "audio/ogg; codecs=opus", sha256: "x", voice: true });
+    await page.locator("li.msg.in .media[data-kind=audio] audio").waitFor({ timeout: 30_000 });
+    await page.locator("li.msg.in .media .transcript[lang=en]", { hasText: /stop drinking coffee/i }).waitFor({ timeout: 60_000 });
     // Acknowledged in the language the team chose (Portuguese).
     await until("the acknowledgement", async () => (await messages()).some((m) => m.includes("Dias seguidos: 1")));
     await page.locator("nav a[data-route=analytics]").click();

@@ -3,6 +3,7 @@
 
 pub mod fake_ollama;
 pub mod fake_provider;
+pub mod speech;
 
 /// Serve `app` on a free loopback port in the background; returns `http://127.0.0.1:PORT`.
 pub async fn serve_loopback(app: axum::Router) -> String {

@@ -99,6 +99,22 @@ pub enum StreamPayload {
     },
     /// The tenant was suspended: every process closes its open widget chats.
     Suspended {},
+    /// A voice note was heard (`transcript`, `language`) or will not be (`error`).
+    Transcript {
+        /// Its conversation.
+        conversation_id: ConversationId,
+        /// The voice note.
+        message_id: MessageId,
+        /// What was said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transcript: Option<String>,
+        /// The language it was said in.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        language: Option<String>,
+        /// Why it was not heard (`too_long`, `unreadable`, `silent`, `unavailable`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// An answer as it is generated. Not stored: live views (the widget) show it while it
     /// streams; the stored answer follows as a `message`.
     Answer {

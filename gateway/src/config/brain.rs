@@ -92,6 +92,8 @@ pub struct BrainConfig {
     pub max_upload_bytes: u64,
     /// Let `POST /v1/documents` fetch pages on loopback, private or link-local addresses.
     pub allow_private_urls: bool,
+    /// Speech to text for voice notes.
+    pub speech: SpeechConfig,
 }
 
 impl Default for BrainConfig {
@@ -123,6 +125,7 @@ impl Default for BrainConfig {
             keyword_weight: 1.1,
             max_upload_bytes: 20 * 1024 * 1024,
             allow_private_urls: false,
+            speech: SpeechConfig::default(),
         }
     }
 }
@@ -146,6 +149,42 @@ impl BrainConfig {
     /// The generation model's path.
     pub fn generation_path(&self) -> PathBuf {
         self.models_dir.join(&self.generation_model)
+    }
+
+    /// The speech model's path.
+    pub fn speech_path(&self) -> PathBuf {
+        self.models_dir.join(&self.speech.model)
+    }
+}
+
+/// Speech to text: whisper.cpp in its own worker process (`coach-whisper`, built with the
+/// gateway), started when the first voice note comes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpeechConfig {
+    /// Transcribe voice notes at all; when off, they are answered with a request to write.
+    pub enabled: bool,
+    /// The Whisper model in whisper.cpp's format, relative to `models_dir` unless absolute.
+    pub model: PathBuf,
+    /// The worker program; by default `coach-whisper` beside the gateway's own binary.
+    pub worker: Option<PathBuf>,
+    /// CPU threads for one transcription (0: as many as `brain.threads`).
+    pub threads: u32,
+    /// Encode only the part of Whisper's 30-second window a note fills (plus a margin): about
+    /// three times faster on short notes, at the same error rate in `make bench`; off runs
+    /// whisper.cpp's full window.
+    pub fit_window: bool,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: PathBuf::from("ggml-whisper-base.bin"),
+            worker: None,
+            threads: 0,
+            fit_window: true,
+        }
     }
 }
 

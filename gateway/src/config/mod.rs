@@ -164,6 +164,13 @@ impl Config {
                 "at least 1 thread, 1 worker and 1 passage",
             ));
         }
+        if !(1..=600).contains(&self.providers.voice_max_secs) {
+            return Err(invalid(
+                "providers.voice_max_secs",
+                self.providers.voice_max_secs.to_string(),
+                "1 to 600 seconds",
+            ));
+        }
         if !(b.fusion_k.is_finite() && b.fusion_k >= 1.0) {
             return Err(invalid(
                 "brain.fusion_k",

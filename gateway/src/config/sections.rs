@@ -131,6 +131,9 @@ pub struct ProvidersConfig {
     pub telegram_lease_secs: u64,
     /// Largest inbound media file kept in the media store, in bytes.
     pub media_max_bytes: u64,
+    /// Longest voice note transcribed, in seconds; a longer one is answered with a polite
+    /// request to write instead.
+    pub voice_max_secs: u32,
 }
 
 impl Default for ProvidersConfig {
@@ -148,6 +151,7 @@ impl Default for ProvidersConfig {
             telegram_poll_secs: 25,
             telegram_lease_secs: 15,
             media_max_bytes: 16 * 1024 * 1024,
+            voice_max_secs: 120,
         }
     }
 }

@@ -52,9 +52,11 @@ impl Handler for Fetcher {
             Ok(()) => Outcome::Done,
             Err(Failure::Permanent(code, title)) => {
                 tracing::warn!(job = %item.id, %code, %title, "media not kept");
+                crate::voice::not_kept(state, item.tenant_id, message, &code).await;
                 Outcome::Dead { code, title }
             }
             Err(Failure::Transient(error)) if self.policy(state).last_attempt(item) => {
+                crate::voice::not_kept(state, item.tenant_id, message, "media_unavailable").await;
                 Outcome::dead("media_unavailable", error)
             }
             Err(Failure::Transient(error)) => Outcome::Failed(error),

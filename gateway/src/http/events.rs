@@ -49,8 +49,8 @@ struct Feed {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documents the stream's shape
 pub struct SseEvent {
-    /// `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown`,
-    /// `suspended`, `resync` or `shutdown`.
+    /// `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `transcript`,
+    /// `unknown`, `suspended`, `resync` or `shutdown`.
     event: String,
     /// The payload, as JSON text.
     data: String,
@@ -69,6 +69,7 @@ fn name(payload: &StreamPayload) -> &'static str {
         StreamPayload::Handoff { .. } => "handoff",
         StreamPayload::Document { .. } => "document",
         StreamPayload::Suspended {} => "suspended",
+        StreamPayload::Transcript { .. } => "transcript",
     }
 }
 
@@ -100,7 +101,7 @@ fn resync() -> Event {
 /// `http.event_streams_per_tenant` (one more: 429 with `Retry-After`).
 #[utoipa::path(get, path = "/v1/events", tag = "events",
     params(("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received")),
-    responses((status = 200, description = "`text/event-stream`: `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `unknown`, `resync` and (when the gateway restarts) `shutdown` events", content_type = "text/event-stream", body = SseEvent)))]
+    responses((status = 200, description = "`text/event-stream`: `message`, `answer`, `status`, `handoff`, `conversation`, `document`, `transcript` (a voice note heard), `unknown`, `resync` and (when the gateway restarts) `shutdown` events", content_type = "text/event-stream", body = SseEvent)))]
 async fn events(
     State(state): State<AppState>,
     member: Member<Viewer>,

@@ -43,11 +43,13 @@ pub enum JobKind {
     Event,
     /// E-mail the team about a handoff.
     Email,
+    /// Turn an inbound voice note into text.
+    Transcribe,
 }
 
 impl JobKind {
     /// Every kind, in the order their runners start.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Answer,
         Self::FetchMedia,
         Self::Ingest,
@@ -56,6 +58,7 @@ impl JobKind {
         Self::Feedback,
         Self::Event,
         Self::Email,
+        Self::Transcribe,
     ];
 
     /// The stored name.
@@ -69,6 +72,7 @@ impl JobKind {
             Self::Feedback => "feedback",
             Self::Event => "event",
             Self::Email => "email",
+            Self::Transcribe => "transcribe",
         }
     }
 
@@ -140,6 +144,14 @@ pub enum Outcome {
     Done,
     /// The run recorded the job's end itself, in the same transaction as its effect.
     Recorded,
+    /// Waiting for other work (a voice note's file or transcript): look again at `at`, without
+    /// using up an attempt (short polls would otherwise spend the retries a failure needs).
+    Wait {
+        /// When it is due again.
+        at: DateTime<Utc>,
+        /// What it waits for (kept as the job's last error).
+        why: String,
+    },
     /// Not a failure: look again at `at` (quiet hours, models still loading...).
     Later {
         /// When it is due again.
@@ -175,6 +187,7 @@ impl From<crate::store::QueueOutcome> for Outcome {
         match outcome {
             QueueOutcome::Done { .. } => Self::Done,
             QueueOutcome::Retry { at, error } => Self::Later { at, why: error },
+            QueueOutcome::Wait { at, why } => Self::Wait { at, why },
             QueueOutcome::Dead { error } => Self::Dead {
                 code: error.code,
                 title: error.title,
@@ -189,7 +202,7 @@ pub trait Payload: Sized + Send {
     fn decode(item: &QueueItem) -> Result<Self, String>;
 }
 
-/// Jobs about one message (`answer`, `fetch_media`) carry it in the `message_id` column.
+/// Jobs about one message (`answer`, `fetch_media`, `transcribe`) carry it in the `message_id` column.
 impl Payload for MessageId {
     fn decode(item: &QueueItem) -> Result<Self, String> {
         item.message_id
@@ -278,6 +291,11 @@ pub fn spawn_all(state: &AppState, shutdown: &CancellationToken) -> JoinSet<()> 
     ));
     set.spawn(run(
         crate::notify::email::Mailer,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    set.spawn(run(
+        crate::voice::Transcriber,
         state.clone(),
         shutdown.clone(),
     ));

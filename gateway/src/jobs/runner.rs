@@ -59,6 +59,7 @@ fn record(
         },
         Outcome::Recorded => return None,
         Outcome::Later { at, why } => QueueOutcome::Retry { at, error: why },
+        Outcome::Wait { at, why } => QueueOutcome::Wait { at, why },
         Outcome::Dead { code, title } => {
             tracing::warn!(job = %item.id, kind = %item.kind, %code, %title, "job dead-lettered");
             QueueOutcome::Dead {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use coach_brain::model::{ChatMessage, GenerateEvent, ModelError, Role};
-use coach_connector_api::{Content, MessageId, OutboundBody};
+use coach_connector_api::{MessageId, OutboundBody};
 use tokio_util::sync::CancellationToken;
 
 use super::Brain;
@@ -71,6 +71,10 @@ impl Handler for Responder {
                 at: Utc::now() + NO_BRAIN_WAIT,
                 why: "waiting for the models to load".into(),
             },
+            Ok(Responded::Unheard) => Outcome::Wait {
+                at: Utc::now() + chrono::Duration::seconds(1),
+                why: "waiting for the voice note's transcript".into(),
+            },
             Err(e) => Outcome::Failed(e),
         }
     }
@@ -82,6 +86,8 @@ enum Responded {
     Done,
     /// It needs the coach, whose models are not loaded (yet).
     NoBrain,
+    /// A voice note not transcribed yet.
+    Unheard,
 }
 
 /// Claims and answers one batch of due messages (as many as the brain has workers); returns
@@ -146,9 +152,7 @@ async fn erasure(
 /// The text of a stored message's content, inbound or outbound.
 fn text_of(direction: Direction, content: &serde_json::Value) -> Option<String> {
     match direction {
-        Direction::Inbound => serde_json::from_value::<Content>(content.clone())
-            .ok()
-            .and_then(|c| c.text().map(str::to_string)),
+        Direction::Inbound => crate::voice::inbound_text(content),
         Direction::Outbound => {
             match serde_json::from_value::<OutboundBody>(content.clone()).ok()? {
                 OutboundBody::Text { text } | OutboundBody::Interactive { text, .. } => Some(text),
@@ -175,6 +179,12 @@ async fn respond(
         Err(StoreError::NotFound(_)) => return Ok(Responded::Done),
         Err(e) => return Err(e.to_string()),
     };
+    // A voice note is answered once it is heard, or known not to be.
+    let wait = crate::voice::answer_wait(state.config.providers.voice_max_secs);
+    let hearing = crate::voice::hearing(&message.content, (message.created_at, Utc::now()), wait);
+    if hearing == crate::voice::Hearing::Waiting {
+        return Ok(Responded::Unheard);
+    }
     let conversation = store
         .conversation(scope, message.conversation_id)
         .await
@@ -209,9 +219,20 @@ async fn respond(
     let Some(question) =
         text_of(Direction::Inbound, &message.content).filter(|t| !t.trim().is_empty())
     else {
+        if let crate::voice::Hearing::Unheard(key) = hearing {
+            // In the language the contact is known to write in.
+            let voice = voice(state, scope, conversation.contact_id, ("", None)).await?;
+            let max = state.config.providers.voice_max_secs.to_string();
+            let text = voice.text(key).replace("{max}", &max);
+            let how = (&voice, voice.lang.as_str(), Disclosure::Due);
+            reply(state, scope, &message, text, how).await?;
+        }
         return Ok(Responded::Done);
     };
-    let voice = voice(state, scope, conversation.contact_id, &question).await?;
+    // A voice note's language is the one Whisper heard, which beats guessing from its words.
+    let spoken = message.content.get("language").and_then(|l| l.as_str());
+    let said = (question.as_str(), spoken);
+    let voice = voice(state, scope, conversation.contact_id, said).await?;
     let handoff = if let Some(lang) = crate::safety::crisis(&question) {
         // Never coached: a person is told at once, the contact gets help resources. They open
         // by saying the coach is an AI: no second notice under them.
@@ -439,12 +460,13 @@ impl Voice {
     }
 }
 
-/// The contact's [`Voice`]; the language detected in `question` is recorded on the contact.
+/// The contact's [`Voice`]; the language detected in `question` (or, for a voice note, the one
+/// it was spoken in) is recorded on the contact.
 async fn voice(
     state: &AppState,
     scope: &TenantScope,
     contact: coach_connector_api::ContactId,
-    question: &str,
+    (question, spoken): (&str, Option<&str>),
 ) -> Result<Voice, String> {
     let store = state.store.as_ref();
     let err = |e: StoreError| e.to_string();
@@ -452,7 +474,10 @@ async fn voice(
     let brain_persona = super::answer::brain_persona(profile.persona.as_ref());
     let persona = profile.persona.unwrap_or_default();
     let mut language = store.contact_language(scope, contact).await.map_err(err)?;
-    if let Some(detected) = crate::language::detect(question)
+    let detected = spoken
+        .and_then(crate::language::known)
+        .or_else(|| crate::language::detect(question));
+    if let Some(detected) = detected
         && language.detected.as_deref() != Some(detected)
     {
         store

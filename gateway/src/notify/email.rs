@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use coach_connector_api::{Content, ConversationId};
+use coach_connector_api::ConversationId;
 
 use crate::jobs::{ClaimOrder, Handler, JobKind, Outcome, Policy, Retry};
 use crate::notify::Notice;
@@ -98,10 +98,7 @@ async fn send(
         Err(e) => return Err(e.to_string()),
     }
     .unwrap_or_else(|| "A coachee".into());
-    let question = serde_json::from_value::<Content>(message.content)
-        .ok()
-        .and_then(|c| c.text().map(str::to_owned))
-        .unwrap_or_default();
+    let question = crate::voice::inbound_text(&message.content).unwrap_or_default();
     let woken = payload.get("type").and_then(|v| v.as_str())
         == Some(crate::store::notices::CONVERSATION_WOKEN);
     let reason = payload.get("reason").and_then(|v| v.as_str()).unwrap_or("");

@@ -37,9 +37,11 @@ pub async fn on_inbound(
     let Ok(content) = serde_json::from_value::<Content>(message.content.clone()) else {
         return Ok(Next::Answer(None));
     };
+    // A voice note counts by what was said in it.
+    let said = crate::voice::inbound_text(&message.content);
     let (button, text) = match &content {
         Content::InteractiveReply { id, title } => (Some(id.as_str()), Some(title.as_str())),
-        other => (None, other.text()),
+        _ => (None, said.as_deref()),
     };
     // Commands are typed: a tapped button titled "Cancel" answers a check-in, it is no opt-out.
     let word = match (&content, text) {

@@ -515,6 +515,10 @@ pub(crate) fn status_from_rank(
 /// Jobs an inbound message causes, written in the same transaction as the message.
 pub(crate) fn jobs_for(content: &coach_connector_api::Content) -> &'static [&'static str] {
     match content {
+        coach_connector_api::Content::Media {
+            media: coach_connector_api::MediaKind::Voice,
+            ..
+        } => &[JOB_FETCH_MEDIA, JOB_TRANSCRIBE, JOB_ANSWER],
         coach_connector_api::Content::Media { .. } => &[JOB_FETCH_MEDIA, JOB_ANSWER],
         coach_connector_api::Content::Reaction { .. } => &[JOB_FEEDBACK],
         _ => &[JOB_ANSWER],
@@ -525,5 +529,7 @@ pub(crate) fn jobs_for(content: &coach_connector_api::Content) -> &'static [&'st
 pub const JOB_ANSWER: &str = crate::jobs::JobKind::Answer.as_str();
 /// Job kind: record this reaction as feedback on the message it reacts to.
 pub const JOB_FEEDBACK: &str = crate::jobs::JobKind::Feedback.as_str();
+/// Job kind: turn this voice note into text.
+pub const JOB_TRANSCRIBE: &str = crate::jobs::JobKind::Transcribe.as_str();
 /// Job kind: fetch this message's media before the provider URL expires.
 pub const JOB_FETCH_MEDIA: &str = crate::jobs::JobKind::FetchMedia.as_str();

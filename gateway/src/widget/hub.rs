@@ -81,7 +81,8 @@ fn conversation_of(event: &StreamEvent) -> Option<ConversationId> {
         | StreamPayload::Conversation { .. }
         | StreamPayload::Handoff { .. }
         | StreamPayload::Document { .. }
-        | StreamPayload::Suspended {} => None,
+        | StreamPayload::Suspended {}
+        | StreamPayload::Transcript { .. } => None,
     }
 }
 

@@ -21,4 +21,5 @@ mod prompt;
 mod safety;
 mod support;
 mod telegram;
+mod voice;
 mod whatsapp;

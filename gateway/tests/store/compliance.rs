@@ -11,7 +11,9 @@ use coach_connector_api::{
     ChannelIdentity, Content, DedupKey, DeliveryStatus, InboundEvent, MediaKind, OutboundBody,
     UnknownEvent,
 };
-use coach_gateway::store::{JOB_FETCH_MEDIA, Page, Queue, QueueOutcome, StoreError, StoredEvent};
+use coach_gateway::store::{
+    JOB_FETCH_MEDIA, JOB_TRANSCRIBE, Page, Queue, QueueOutcome, StoreError, StoredEvent,
+};
 use coach_gateway::tenancy::SystemScope;
 
 const PAGE: Page = Page {
@@ -32,6 +34,7 @@ against_every_backend!(
     concurrent_redeliveries_store_one_message,
     a_failing_write_leaves_nothing_and_spares_concurrent_writes,
     the_stream_stores_then_publishes_and_survives_nul_characters,
+    a_voice_note_is_queued_for_transcription_and_its_transcript_joins_its_content,
 );
 
 async fn the_stream_stores_then_publishes_and_survives_nul_characters(b: &Backend) {
@@ -511,4 +514,74 @@ async fn concurrent_redeliveries_store_one_message(b: &Backend) {
             .len(),
         4
     );
+}
+
+async fn a_voice_note_is_queued_for_transcription_and_its_transcript_joins_its_content(
+    b: &Backend,
+) {
+    let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
+    let (other, _) = tenant_with_channel(&*b.store, "b").await;
+    let voice = InboundEvent::Message(coach_connector_api::InboundMessage {
+        dedup_key: DedupKey("v1".into()),
+        provider_message_id: "v1".into(),
+        from: ChannelIdentity::id("alice"),
+        timestamp: crate::common::ts(1),
+        content: Content::Media {
+            media: MediaKind::Voice,
+            media_ref: "voice-1".into(),
+            mime: Some("audio/ogg; codecs=opus".into()),
+            size: None,
+            caption: None,
+            filename: None,
+        },
+        reply_to: None,
+    });
+    let report = b.store.ingest(&scope, channel, vec![voice]).await.unwrap();
+    let Some(StoredEvent::Message(message)) = report.stored.first() else {
+        panic!("{report:?}")
+    };
+    let sys = SystemScope::new("test");
+    assert_eq!(
+        b.store.stats(&sys).await.unwrap().jobs_depth,
+        3,
+        "fetch, transcribe, answer"
+    );
+    let claimed = b
+        .store
+        .claim(
+            &sys,
+            Queue::Jobs,
+            Some(JOB_TRANSCRIBE),
+            Utc::now(),
+            10,
+            LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message_id, Some(message.id));
+
+    b.store
+        .attach_media(&scope, message.id, serde_json::json!({ "bytes": 9 }))
+        .await
+        .unwrap();
+    let mut fields = serde_json::Map::new();
+    fields.insert("transcript".into(), "how do I sleep better".into());
+    fields.insert("language".into(), "en".into());
+    assert!(matches!(
+        b.store
+            .annotate_message(&other, message.id, fields.clone())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    b.store
+        .annotate_message(&scope, message.id, fields)
+        .await
+        .unwrap();
+    let content = b.store.message(&scope, message.id).await.unwrap().content;
+    assert_eq!(content["transcript"], "how do I sleep better");
+    assert_eq!(content["language"], "en");
+    assert_eq!(content["file"]["bytes"], 9, "the kept file stays");
+    assert_eq!(content["media"], "voice");
+    assert_eq!(content["media_ref"], "voice-1");
 }

@@ -26,6 +26,7 @@ against_every_backend!(
     a_burst_of_one_tenant_does_not_hold_back_another,
     retention_deletes_only_old_messages_of_tenants_that_set_it,
     audit_log_is_per_tenant_newest_first,
+    a_wait_gives_back_the_attempt_its_claim_counted,
 );
 
 async fn outbox_keeps_order_per_conversation_and_backs_off(b: &Backend) {
@@ -493,5 +494,53 @@ async fn audit_log_is_per_tenant_newest_first(b: &Backend) {
             .map(|r| r.entry.action.as_str())
             .collect::<Vec<_>>(),
         ["channel.update", "channel.create"]
+    );
+}
+
+/// A job that waits for other work (a voice note's transcript) gives back the attempt its claim
+/// counted; a failure keeps it.
+async fn a_wait_gives_back_the_attempt_its_claim_counted(b: &Backend) {
+    let (scope, channel) = tenant_with_channel(&*b.store, "a").await;
+    b.store
+        .ingest(&scope, channel, vec![text("w1", "alice", "hi")])
+        .await
+        .unwrap();
+    let sys = SystemScope::new("test");
+    let mut due = Utc::now();
+    let mut attempts = Vec::new();
+    for outcome in [
+        QueueOutcome::Wait {
+            at: due,
+            why: "waiting for the transcript".into(),
+        },
+        QueueOutcome::Wait {
+            at: due,
+            why: "waiting for the transcript".into(),
+        },
+        QueueOutcome::Retry {
+            at: due,
+            error: "the model failed".into(),
+        },
+        QueueOutcome::Done {
+            provider_message_id: None,
+        },
+    ] {
+        due += chrono::Duration::seconds(1);
+        let claimed = b
+            .store
+            .claim(&sys, Queue::Jobs, Some(JOB_ANSWER), due, 10, LEASE)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        attempts.push(claimed[0].attempts);
+        b.store
+            .finish(&sys, Queue::Jobs, &claimed[0], outcome)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        attempts,
+        [1, 1, 1, 2],
+        "waits are no attempts, a failure is"
     );
 }

@@ -524,6 +524,19 @@ pub(super) fn wire(message: &StoredMessage) -> WireMessage {
                     reacts_to = Some(to_message);
                     emoji.unwrap_or_default()
                 }
+                // A voice note shows as what was said in it, once heard.
+                Some(Content::Media {
+                    media: coach_connector_api::MediaKind::Voice,
+                    caption: None,
+                    ..
+                }) => format!(
+                    "\u{1f3a4} {}",
+                    message
+                        .content
+                        .get("transcript")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or("\u{2026}")
+                ),
                 // A file shows as its caption, else as a clip and its name.
                 Some(Content::Media {
                     caption: None,

@@ -30,11 +30,12 @@ use crate::state::AppState;
 use crate::store::Channel;
 use crate::tenancy::SystemScope;
 
-/// The widget script: its visitor forms (`forms.js`, the pre-chat form and the rating) in front
-/// of the widget itself, served as one file (no build step: what is in the repository is what
-/// runs).
+/// The widget script: its visitor forms (`forms.js`, the pre-chat form and the rating) and its
+/// voice recorder (`voice.js`) in front of the widget itself, served as one file (no build step:
+/// what is in the repository is what runs).
 pub const WIDGET_JS: &str = concat!(
     include_str!("../../../../widget-js/forms.js"),
+    include_str!("../../../../widget-js/voice.js"),
     include_str!("../../../../widget-js/widget.js")
 );
 
@@ -71,7 +72,8 @@ pub struct PublicWidgetConfig {
     pub language: Option<String>,
     /// Questions a new visitor can send with one tap (up to 4, 1-80 characters each).
     pub starters: Vec<String>,
-    /// Whether visitors may attach an image or a PDF (`POST /widget/upload`); on by default.
+    /// Whether visitors may attach an image or a PDF, or record a voice note
+    /// (`POST /widget/upload`); on by default.
     #[serde(default = "yes")]
     pub uploads: bool,
     /// A form a new visitor fills in before their first message ([`visitor`]); absent: none.
@@ -87,6 +89,10 @@ pub struct PublicWidgetConfig {
     /// none; set by the gateway, not configured).
     #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
     pub team: Option<TeamHours>,
+    /// The longest voice note the coach listens to, in seconds: the widget stops recording
+    /// there (`providers.voice_max_secs`; set by the gateway, not configured).
+    #[serde(skip_deserializing)]
+    pub voice_max_secs: u32,
 }
 
 /// Whether a pre-chat field is asked for.
@@ -228,6 +234,7 @@ async fn public_config(
 ) -> Result<impl IntoResponse, ApiError> {
     let (channel, settings) = widget_channel(&state, &channel_id).await?;
     let mut public = settings.public;
+    public.voice_max_secs = state.config.providers.voice_max_secs;
     let scope = SystemScope::new("widget").for_tenant(channel.tenant_id);
     public.check_ins = state
         .store

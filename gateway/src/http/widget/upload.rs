@@ -1,5 +1,5 @@
 //! `POST /widget/upload?channel={id}`: a visitor attaches an image (PNG, JPEG, WebP, GIF) or a
-//! PDF in the widget. A `multipart/form-data` form (a simple request: no CORS preflight) with
+//! PDF in the widget, or sends a voice note recorded there (Ogg or WebM). A `multipart/form-data` form (a simple request: no CORS preflight) with
 //! the visitor's `token` (from the socket's `welcome`), the widget's `client_id` (retries store
 //! it once), an optional `caption` and the `file`. The type is read from the file's bytes,
 //! never from what the browser declared; the size is capped by `providers.media_max_bytes`.
@@ -55,6 +55,9 @@ pub fn accepted(bytes: &[u8]) -> Option<(&'static str, MediaKind)> {
     match mime {
         "image/png" | "image/jpeg" | "image/webp" | "image/gif" => Some((mime, MediaKind::Image)),
         "application/pdf" => Some((mime, MediaKind::Document)),
+        // A recording made in the widget (Opus in Ogg, or in WebM, which reads as video/webm
+        // from its bytes): a voice note, transcribed like one from WhatsApp.
+        "audio/ogg" | "audio/webm" | "video/webm" => Some((mime, MediaKind::Voice)),
         _ => None,
     }
 }
@@ -292,7 +295,7 @@ async fn store_upload(
     let Some((mime, media)) = accepted(&form.head) else {
         let _ = tokio::fs::remove_file(&form.staged).await;
         return Err(ApiError::UnsupportedMediaType(
-            "file: only images (PNG, JPEG, WebP, GIF) and PDF documents can be sent here".into(),
+            "file: only images (PNG, JPEG, WebP, GIF), PDF documents and voice recordings (Ogg, WebM) can be sent here".into(),
         ));
     };
     let event = InboundEvent::Message(InboundMessage {

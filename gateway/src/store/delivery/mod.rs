@@ -78,6 +78,14 @@ pub trait DeliveryStore: Send + Sync {
         message: MessageId,
         file: serde_json::Value,
     ) -> Result<(), StoreError>;
+    /// Add `fields` to an inbound message's content, keeping the rest (a voice note's
+    /// `transcript` and `language`, or `transcript_error`).
+    async fn annotate_message(
+        &self,
+        scope: &TenantScope,
+        message: MessageId,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), StoreError>;
     /// Outbox rows of the tenant in `state` (all states when `None`), newest change first.
     async fn outbox_entries(
         &self,

@@ -74,13 +74,19 @@ macro_rules! ops {
                 .flatten())
         }
 
-        async fn attach_media(
+        /// Add `fields` to a message's content (the kept file, a transcript), keeping what else
+        /// it holds; the row is locked while it is read and written back.
+        async fn merge_content(
             conn: &mut Conn,
             tenant: TenantId,
             message: MessageId,
-            file: serde_json::Value,
+            fields: serde_json::Map<String, serde_json::Value>,
         ) -> Result<(), StoreError> {
-            let row = sqlx::query("SELECT content FROM messages WHERE tenant_id = $1 AND id = $2")
+            let sql = format!(
+                "SELECT content FROM messages WHERE tenant_id = $1 AND id = $2 {}",
+                <$store as crate::store::backend::Backend>::ROW_LOCK
+            );
+            let row = sqlx::query(&sql)
                 .bind(tenant.0)
                 .bind(message.0)
                 .fetch_optional(&mut *conn)
@@ -89,7 +95,7 @@ macro_rules! ops {
             let sqlx::types::Json(mut content): sqlx::types::Json<serde_json::Value> =
                 row.try_get("content")?;
             if let serde_json::Value::Object(map) = &mut content {
-                map.insert("file".into(), file);
+                map.extend(fields);
             }
             sqlx::query("UPDATE messages SET content = $1 WHERE tenant_id = $2 AND id = $3")
                 .bind(sqlx::types::Json(&content))
@@ -226,7 +232,9 @@ macro_rules! ops {
             read reply_target(scope: &TenantScope, message: MessageId) -> Option<String>
                 = |c, t| reply_target(c, t, message);
             write attach_media(scope: &TenantScope, message: MessageId, file: serde_json::Value)
-                -> () = |c, tenant| attach_media(c, tenant, message, file);
+                -> () = |c, tenant| merge_content(c, tenant, message, [("file".to_owned(), file)].into_iter().collect());
+            write annotate_message(scope: &TenantScope, message: MessageId, fields: serde_json::Map<String, serde_json::Value>)
+                -> () = |c, tenant| merge_content(c, tenant, message, fields);
             read channel_failures(scope: &TenantScope, since: DateTime<Utc>) -> Vec<ChannelFailures>
                 = |c, t| channel_failures(c, t, since);
             write retry_outbox(scope: &TenantScope, id: uuid::Uuid) -> OutboxEntry

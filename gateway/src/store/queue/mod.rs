@@ -70,6 +70,14 @@ pub enum QueueOutcome {
         /// Why it failed this time.
         error: String,
     },
+    /// Not due yet (waiting for something else, not failing): look again at `at`; the claim
+    /// that found it so does not count as an attempt.
+    Wait {
+        /// When it becomes due again.
+        at: DateTime<Utc>,
+        /// What it waits for.
+        why: String,
+    },
     /// Give up: the row is dead-lettered and, for the outbox, the message marked failed.
     Dead {
         /// Why.

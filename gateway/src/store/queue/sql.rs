@@ -148,19 +148,23 @@ macro_rules! ops {
             let (state, next_at, error) = match &outcome {
                 QueueOutcome::Done { .. } => ("done", None, None),
                 QueueOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.clone())),
+                QueueOutcome::Wait { at, why } => ("pending", Some(*at), Some(why.clone())),
                 QueueOutcome::Dead { error } => ("dead", None, Some(format!("{}: {}", error.code, error.title))),
             };
             let sql = format!(
                 "UPDATE {table} SET state = $1, next_attempt_at = COALESCE($2, next_attempt_at), \
-                 last_error = COALESCE($3, last_error), locked_until = NULL, updated_at = $4 \
-                 WHERE id = $5 AND state = 'inflight'"
+                 last_error = COALESCE($3, last_error), locked_until = NULL, updated_at = $4, \
+                 attempts = attempts - $6 WHERE id = $5 AND state = 'inflight'"
             );
+            // A wait gives back the attempt its claim counted.
+            let given_back: i32 = i32::from(matches!(outcome, QueueOutcome::Wait { .. }));
             sqlx::query(&sql)
                 .bind(state)
                 .bind(next_at)
                 .bind(error)
                 .bind(now)
                 .bind(item.id)
+                .bind(given_back)
                 .execute(&mut *conn)
                 .await?;
             let (Queue::Outbox, Some(message)) = (queue, item.message_id) else { return Ok(()) };
@@ -190,7 +194,7 @@ macro_rules! ops {
                         .execute(&mut *conn)
                         .await?;
                 }
-                QueueOutcome::Retry { .. } => {}
+                QueueOutcome::Retry { .. } | QueueOutcome::Wait { .. } => {}
             }
             Ok(())
         }
