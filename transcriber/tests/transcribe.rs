@@ -121,7 +121,33 @@ fn a_note_over_the_limit_or_no_recording_at_all_gets_a_reason() {
     let answer = worker.ask(b"%PDF-1.7 this is no recording", 120.0);
     assert_eq!(answer["error"], "unreadable", "{answer}");
 
+    // Five seconds of silence: nothing said (Whisper alone would hear "you").
+    let answer = worker.ask(&silence(5), 120.0);
+    assert_eq!(answer["error"], "silent", "{answer}");
+
     // The worker is still in step after refusals.
     let answer = worker.ask(&note, 120.0);
     assert!(answer["text"].as_str().is_some(), "{answer}");
+}
+
+/// `seconds` of silence as a 16 kHz mono WAV file.
+fn silence(seconds: u32) -> Vec<u8> {
+    let data = vec![0u8; (seconds * 16_000 * 2) as usize];
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    for field in [
+        16u32.to_le_bytes(),
+        [1, 0, 1, 0],
+        16_000u32.to_le_bytes(),
+        32_000u32.to_le_bytes(),
+        [2, 0, 16, 0],
+    ] {
+        out.extend_from_slice(&field);
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
 }
