@@ -20,13 +20,8 @@ crate::against_every_backend!(
     a_spanish_telegram_voice_note_is_answered_in_spanish,
 );
 
-/// The world with its brain on a fake Ollama, the sleep guide, a WhatsApp channel (token,
-/// webhook path) and `voice_max_secs`.
-async fn voice_world(
-    b: &Backend,
-    email: &str,
-    max_secs: u32,
-) -> (World, FakeOllama, String, String) {
+/// The world with its brain on a fake Ollama (which records the prompts) and `voice_max_secs`.
+async fn ollama_world(b: &Backend, max_secs: u32) -> (World, FakeOllama) {
     let ollama = FakeOllama::start().await;
     let url = ollama.base_url.clone();
     let w = world_with(b, true, coach_gateway::clock::Clock::system(), |c| {
@@ -36,6 +31,16 @@ async fn voice_world(
         c.providers.voice_max_secs = max_secs;
     })
     .await;
+    (w, ollama)
+}
+
+/// [`ollama_world`] with the sleep guide and a WhatsApp channel (token, webhook path).
+async fn voice_world(
+    b: &Backend,
+    email: &str,
+    max_secs: u32,
+) -> (World, FakeOllama, String, String) {
+    let (w, ollama) = ollama_world(b, max_secs).await;
     let t = tenant_with_knowledge(&w, email).await;
     let channel = create(&w, &t, "whatsapp", whatsapp_config()).await;
     let hook = format!("/webhooks/whatsapp/{}", channel["id"].as_str().unwrap());
@@ -187,14 +192,7 @@ pub(crate) async fn a_voice_note_over_the_limit_is_answered_with_a_request_to_wr
 }
 
 pub(crate) async fn a_spanish_telegram_voice_note_is_answered_in_spanish(b: &Backend) {
-    let ollama = FakeOllama::start().await;
-    let url = ollama.base_url.clone();
-    let w = world_with(b, true, coach_gateway::clock::Clock::system(), |c| {
-        c.brain.backend = coach_gateway::config::ModelBackend::Ollama;
-        c.brain.ollama.url = url;
-        c.brain.relevance_floor = 0.2;
-    })
-    .await;
+    let (w, ollama) = ollama_world(b, 120).await;
     let owner = w.app.register("voz@example.com").await;
     let t = token(&owner).to_owned();
     let guide = "# Guía del sueño\n\nDeja el café ocho horas antes de dormir. La cafeína retrasa el sueño profundo.\n";
