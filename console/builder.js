@@ -189,7 +189,7 @@ function timingText(timing = {}) {
  * Nodes the creator moved keep their place in this browser under `layoutKey` (a saved
  * program's id), since positions are no part of the program.
  */
-export function programBuilder(def, { layoutKey = null } = {}) {
+export function programBuilder(def, { layoutKey = null, files = [] } = {}) {
   const steps = def.steps;
   const moved = new Map(Object.entries(loadLayout(layoutKey)));
   let selected = steps[0]?.id ?? null;
@@ -446,6 +446,10 @@ export function programBuilder(def, { layoutKey = null } = {}) {
       changed();
     };
     [prKey, prKind, prMin, prMax, prTarget, prUnit].forEach((x) => x.addEventListener("change", setProgress));
+    // A library file sent with the step, its text as the caption.
+    const file = h("select", { name: "file", "aria-label": t("stepFile") }, h("option", { value: "" }, t("none")),
+      files.map((f) => h("option", { value: f.id, selected: f.id === st.file }, f.name)));
+    file.addEventListener("change", () => { if (file.value) st.file = file.value; else delete st.file; changed(); });
     const drop = h("button", { type: "button", class: "danger" }, t("deleteStep"));
     drop.disabled = steps.length < 2;
     drop.addEventListener("click", () => { removeStep(steps, st.id); selected = steps[0]?.id ?? null; draw(); });
@@ -454,7 +458,7 @@ export function programBuilder(def, { layoutKey = null } = {}) {
     form.append(...[
       h("h3", {}, st.id),
       errs.length ? h("ul", { class: "problems", role: "alert" }, errs.map((e) => h("li", {}, e))) : null,
-      labelled(t("stepId"), id), labelled(t("message"), msg), labelled(t("buttons"), buttons),
+      labelled(t("stepId"), id), labelled(t("message"), msg), labelled(t("buttons"), buttons), labelled(t("stepFile"), file),
       h("div", { class: "row" }, h("span", {}, t("timing")), mode, minutes, day, at),
       h("fieldset", {}, h("legend", {}, t("fallbackTemplate")), h("p", { class: "muted small" }, t("stepTemplateHelp")),
         labelled(t("templateName"), tplName), labelled(t("templateLanguage"), tplLang), labelled(t("templateParams"), tplParams)),

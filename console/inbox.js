@@ -164,7 +164,33 @@ async function openThread(pane, id, item) {
   let canned = [];
   const text = h("textarea", { rows: 3, placeholder: t("replyPlaceholder"), "aria-label": t("reply") });
   const send = h("button", { type: "submit", class: "primary" }, t("send"));
-  const form = h("form", { class: "reply" }, text, send);
+  // A file from the library, uploaded when chosen and sent with the reply as its caption.
+  const picker = h("input", { type: "file", hidden: true, "aria-label": t("attachFile") });
+  const attach = h("button", { type: "button", class: "attach", title: t("attachFile"), "aria-label": t("attachFile") }, "📎");
+  const chosen = h("span", { class: "chosen" });
+  let fileId = null;
+  attach.addEventListener("click", () => picker.click());
+  picker.addEventListener("change", async () => {
+    const f = picker.files[0];
+    picker.value = "";
+    if (!f) return;
+    attach.disabled = true;
+    try {
+      const body = new FormData();
+      body.append("file", f, f.name);
+      const kept = await api.post("/v1/files", body);
+      fileId = kept.id;
+      const drop = h("button", { type: "button", title: t("removeFile"), "aria-label": t("removeFile") }, "✕");
+      drop.addEventListener("click", () => { fileId = null; clear(chosen); });
+      clear(chosen);
+      chosen.append(h("span", { class: "chip", "data-file": kept.id }, `📎 ${kept.name}`), drop);
+    } catch (e) {
+      fail(e);
+    } finally {
+      attach.disabled = false;
+    }
+  });
+  const form = h("form", { class: "reply" }, text, h("div", { class: "reply-tools" }, attach, picker, chosen), send);
   const typing = h("p", { class: "typing", hidden: true }, t("typing"));
   const name = personName(item && item.contact_name, conversation.external_id);
   pane.append(
@@ -331,26 +357,29 @@ async function openThread(pane, id, item) {
   function bubble(m) {
     // A voice note's words show under its player, not as its text.
     const heard = m.content?.kind === "media" && m.content.media === "voice";
-    const raw = heard ? m.content.caption || "" : textOf(m.content);
+    // A file shows itself; its caption is the text.
+    const filed = m.content?.kind === "media" || m.content?.kind === "file";
+    const raw = heard || m.content?.kind === "file" ? m.content.caption || "" : textOf(m.content);
     const [body, sources] = m.direction === "outbound" ? splitSources(raw) : [raw, []];
     const tick = m.direction === "outbound" && m.status ? h("span", { class: `tick ${m.status}`, title: t(m.status), "aria-label": t(m.status) }, TICKS[m.status] || "") : null;
     return h(
       "li",
       { class: `msg ${m.direction === "inbound" ? "in" : "out"}`, "data-message": m.id },
-      m.content?.kind === "media" ? media(m) : null,
+      filed ? media(m) : null,
       h("div", { class: "body" }, body),
       sources.length ? h("div", { class: "sources" }, h("span", { class: "muted" }, `${t("sources")}: `), sources.map((s) => h("span", { class: "chip" }, s))) : null,
       h("div", { class: "meta" }, h("time", { datetime: m.created_at }, when(m.created_at)), tick),
     );
   }
 
-  // A file the contact sent: images in place, audio and video playable, anything else a
-  // download (the server reads the type from the file's bytes; SVG or HTML is never shown).
-  // A message shown live may arrive before its file is kept (a provider download): asked
-  // again a few times while it is missing.
+  // A file the contact sent (or the team sent from the library): images in place, audio and
+  // video playable, anything else a download (the server reads the type from the file's bytes;
+  // SVG or HTML is never shown). A message shown live may arrive before its file is kept (a
+  // provider download): asked again a few times while it is missing.
   function media(m, attempt = 0) {
     const box = h("div", { class: "media", "data-kind": "loading" });
-    const fresh = !m.content.file && Date.now() - new Date(m.created_at).getTime() < 10 * 60_000;
+    const sent = m.content.kind === "file";
+    const fresh = !sent && !m.content.file && Date.now() - new Date(m.created_at).getTime() < 10 * 60_000;
     const load = (n) => api.file(`/v1/messages/${m.id}/media`).catch((e) => {
       if (e.status === 404 && fresh && n < 6 && box.isConnected !== false) return new Promise((r) => setTimeout(r, 500 * 2 ** n)).then(() => load(n + 1));
       throw e;
@@ -362,7 +391,7 @@ async function openThread(pane, id, item) {
         kind === "image" ? h("img", { src: url, alt: caption, loading: "lazy" })
         : kind === "audio" ? h("audio", { controls: true, src: url, "aria-label": caption })
         : kind === "video" ? h("video", { controls: true, src: url, "aria-label": caption })
-        : h("a", { href: url, download: `${m.content.media}-${m.id}` }, `⬇ ${t("download")}`);
+        : h("a", { href: url, download: m.content.filename || `${m.content.media}-${m.id}` }, `⬇ ${m.content.filename || t("download")}`);
       box.dataset.kind = kind;
       box.prepend(shown);
     }).catch(() => { box.dataset.kind = "missing"; });
@@ -458,11 +487,13 @@ async function openThread(pane, id, item) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const value = text.value.trim();
-    if (!value) return;
+    if (!value && !fileId) return;
     send.disabled = true;
     try {
-      const m = await api.post(`/v1/conversations/${id}/messages`, { text: value });
+      const m = await api.post(`/v1/conversations/${id}/messages`, fileId ? { text: value, file_id: fileId } : { text: value });
       text.value = "";
+      fileId = null;
+      clear(chosen);
       add(m);
       conversation = await api.get(`/v1/conversations/${id}`);
       drawStatus();

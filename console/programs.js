@@ -40,7 +40,9 @@ export async function render(main) {
     const [polF, policy] = field(t("overdue"), h("select", { name: "catch_up_policy" },
       ["skip", "delay"].map((v) => h("option", { value: v, selected: (catchUp.policy || "skip") === v }, t(`policy_${v}`)))));
     const settings = h("details", { class: "program-settings" }, h("summary", {}, t("programSettings")), varsF, h("div", { class: "row" }, tolF, polF));
-    const builder = programBuilder(def, { layoutKey: p?.id });
+    // The library's files a step may send (a viewer may not list them: then none).
+    const files = await api.get("/v1/files").catch(() => []);
+    const builder = programBuilder(def, { layoutKey: p?.id, files });
     const form = h("form", { class: "card program-editor", "aria-label": def.name || t("newProgram") }, h("h2", {}, def.name || t("newProgram")), nameF, goalF, kwF, settings, h("h3", {}, t("steps")), builder.el, h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, p ? t("save") : t("create"))));
     form.noValidate = true; // the API checks the whole definition, problems go on their steps
     const save = form.querySelector("button[type=submit]");

@@ -88,6 +88,8 @@ export function textOf(content) {
       return content.title;
     case "media":
       return content.caption || (content.transcript ? `🎤 ${content.transcript}` : `[${content.media}]`);
+    case "file":
+      return content.caption || `📎 ${content.filename}`;
     case "template":
       return `[template ${content.name}]`;
     case "location":

@@ -182,6 +182,18 @@
     log.scrollTop = log.scrollHeight;
     return el;
   }
+  // A message's file, behind its signed link: an image in place, else a link with its name.
+  function attachFile(el, m) {
+    var f = m.file, a = document.createElement("a"), url = base + f.url;
+    if (m.text === "\ud83d\udcce " + f.name) el.textContent = "";
+    a.href = url; a.target = "_blank"; a.rel = "noopener"; a.className = "fl";
+    if (f.kind === "image") {
+      var img = document.createElement("img");
+      img.src = url; img.alt = f.name;
+      a.appendChild(img);
+    } else a.textContent = "\ud83d\udcce " + f.name;
+    el.insertBefore(a, el.firstChild);
+  }
   function setUnread(n) {
     state.unread = n;
     badge.hidden = n === 0;
@@ -210,6 +222,7 @@
     if (sq) sq.remove();
     if (m.direction === "out") dropStream();
     var b = bubble(m.direction, m.text);
+    if (m.file) attachFile(b, m);
     b.setAttribute("data-seq", seq);
     if (forms.isSurvey(m)) forms.survey(m);
     else if (m.direction === "out") {

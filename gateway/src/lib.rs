@@ -29,6 +29,7 @@
 //!   connections (widget sockets, event streams); [`widget`]: what the web widget's
 //!   connections share.
 //! - [`files`]: what is written under `data_dir` is private (`0700` directories, `0600` files).
+//! - [`library`]: the tenant's file library on disk (files creators send), and upload staging.
 //! - [`http`]: the axum router, middleware and handlers; [`server`]: assembling and running it
 //!   all.
 //!
@@ -56,6 +57,7 @@ pub mod import;
 pub mod jobs;
 pub mod knowledge;
 pub mod language;
+pub mod library;
 pub mod limits;
 pub mod memory;
 pub mod notify;

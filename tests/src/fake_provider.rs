@@ -47,6 +47,56 @@ impl Recorded {
     }
 }
 
+/// One part of a `multipart/form-data` body.
+#[derive(Clone, Debug)]
+pub struct Part {
+    /// The field's name.
+    pub name: String,
+    /// The file name, for a file.
+    pub filename: Option<String>,
+    /// The part's type, for a file.
+    pub content_type: Option<String>,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Recorded {
+    /// The body's parts when it is `multipart/form-data` (read by axum's parser, as a
+    /// provider's server reads it), else none.
+    pub async fn parts(&self) -> Vec<Part> {
+        multipart_parts(self.header("content-type").unwrap_or(""), &self.body).await
+    }
+}
+
+async fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Part> {
+    use axum::extract::FromRequest as _;
+    let Ok(request) = axum::http::Request::builder()
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body.to_vec()))
+    else {
+        return Vec::new();
+    };
+    let Ok(mut form) = axum::extract::Multipart::from_request(request, &()).await else {
+        return Vec::new();
+    };
+    let mut parts = Vec::new();
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().unwrap_or("").to_owned();
+        let filename = field.file_name().map(str::to_owned);
+        let content_type = field.content_type().map(str::to_owned);
+        let Ok(bytes) = field.bytes().await else {
+            break;
+        };
+        parts.push(Part {
+            name,
+            filename,
+            content_type,
+            bytes: bytes.to_vec(),
+        });
+    }
+    parts
+}
+
 fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
@@ -292,6 +342,27 @@ async fn handle(
             json!(true)
         };
         return axum::Json(json!({ "ok": true, "result": result })).into_response();
+    }
+    // Graph's media upload: a multipart form with the file, its type and the product.
+    if path.ends_with("/media") && method == Method::POST {
+        let content_type = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let parts = multipart_parts(content_type, &body).await;
+        let field = |n: &str| parts.iter().find(|p| p.name == n);
+        let complete = field("messaging_product").is_some_and(|p| p.bytes == b"whatsapp")
+            && field("type").is_some()
+            && field("file").is_some_and(|p| !p.bytes.is_empty() && p.filename.is_some());
+        if !complete {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": { "message": "(#100) Param file must be a file with one of the supported types", "type": "OAuthException", "code": 100 } })),
+            )
+                .into_response();
+        }
+        return axum::Json(json!({ "id": format!("{}", 4_490_000_000_000_000u64 + id) }))
+            .into_response();
     }
     if path.ends_with("/Messages.json") {
         return (

@@ -61,6 +61,47 @@ pub struct HttpCall {
     /// The body.
     #[serde(default)]
     pub body: Vec<u8>,
+    /// A `multipart/form-data` form, sent instead of `body` when not empty (file uploads):
+    /// the gateway encodes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub form: Vec<FormPart>,
+}
+
+/// One part of a `multipart/form-data` form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormPart {
+    /// The field's name.
+    pub name: String,
+    /// Its value: text, or a file's bytes.
+    pub value: Vec<u8>,
+    /// The file name, for a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+    /// The file's type, for a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+}
+
+impl FormPart {
+    /// A text field.
+    pub fn text(name: &str, value: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: value.as_bytes().to_vec(),
+            filename: None,
+            mime: None,
+        }
+    }
+
+    /// A file field.
+    pub fn file(name: &str, value: Vec<u8>, filename: &str, mime: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            value,
+            filename: Some(filename.to_owned()),
+            mime: Some(mime.to_owned()),
+        }
+    }
 }
 
 /// A response: what the provider answered to an [`HttpCall`], or what the gateway should answer
@@ -133,6 +174,10 @@ pub struct ChannelLimits {
     /// `None`: the channel shows none (or streams the answer itself).
     #[serde(default)]
     pub typing_renewal_secs: Option<u64>,
+    /// Whether the channel carries a library file (`OutboundBody::File`); the gateway refuses to
+    /// send one where it does not. Plugins built before this field read `false`.
+    #[serde(default)]
+    pub files: bool,
 }
 
 /// What became of one sent call.
@@ -237,6 +282,33 @@ pub trait Connector: Send + Sync {
         _first: &HttpResponse,
     ) -> Result<Option<HttpCall>, ConnectorError> {
         Ok(None)
+    }
+    /// The call that uploads a file to the provider before the message that sends it
+    /// (WhatsApp's `/media`), given the message with the file's bytes in
+    /// [`OutboundBody::File`](crate::OutboundBody::File)`::data`; `None` (the default) when the
+    /// channel takes the bytes with the message itself.
+    fn upload(
+        &self,
+        _ch: &ChannelConfig,
+        _msg: &OutboundMessage,
+    ) -> Result<Option<HttpCall>, ConnectorError> {
+        Ok(None)
+    }
+    /// The provider's id for an uploaded file, from the upload's answer; otherwise what to do
+    /// (retry later, or failed with the provider's code). The gateway keeps the id for the
+    /// channel and sends the file by it until [`Connector::upload_lifetime_secs`] has passed.
+    fn uploaded(&self, call: &HttpCall, resp: &HttpResponse) -> Result<String, SendOutcome> {
+        Err(match self.outcome(call, resp) {
+            SendOutcome::Sent { .. } => SendOutcome::Failed {
+                code: "upload".into(),
+                message: "the upload's answer names no file".into(),
+            },
+            other => other,
+        })
+    }
+    /// How long an uploaded file's id stays usable (WhatsApp: 30 days).
+    fn upload_lifetime_secs(&self) -> u64 {
+        0
     }
     /// Whether a failure code means the provider considers the contact's messaging window
     /// closed (WhatsApp 131047); the gateway then renders the message again as outside the

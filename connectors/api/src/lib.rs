@@ -19,8 +19,8 @@ pub mod outbound;
 pub mod plugin;
 
 pub use connector::{
-    ChannelConfig, ChannelLimits, Connector, ConnectorError, HttpCall, HttpMethod, HttpRequest,
-    HttpResponse, Inbound, SendOutcome,
+    ChannelConfig, ChannelLimits, Connector, ConnectorError, FormPart, HttpCall, HttpMethod,
+    HttpRequest, HttpResponse, Inbound, SendOutcome,
 };
 pub use ids::{ChannelId, ChannelKind, ContactId, ConversationId, MessageId, TenantId};
 pub use inbound::{

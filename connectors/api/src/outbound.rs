@@ -157,6 +157,31 @@ pub enum OutboundBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         filename: Option<String>,
     },
+    /// A file from the tenant's library (a worksheet, an image): the gateway keeps it and gives
+    /// the connector either its bytes (`data`) or the provider's id for it after
+    /// [`Connector::upload`](crate::Connector::upload) (`uploaded`), at send time only.
+    File {
+        /// How the channel shows it.
+        media: MediaKind,
+        /// Its id in the tenant's library.
+        file_id: String,
+        /// Its type, read from its bytes when it was added.
+        mime: String,
+        /// Its name, shown for documents.
+        filename: String,
+        /// Its size in bytes.
+        bytes: u64,
+        /// A caption.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+        /// The provider's id of the uploaded file (filled at send time, never stored).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uploaded: Option<String>,
+        /// The file's bytes, for channels that send them with the message (filled at send
+        /// time, never stored).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<Vec<u8>>,
+    },
     /// Text with choices.
     Interactive {
         /// The text above the choices.

@@ -387,6 +387,7 @@ mod tests {
                 streaming: false,
                 service_window_secs: None,
                 typing_renewal_secs: None,
+                files: false,
             }
         }
         fn inbound(&self, _: &ChannelConfig, _: &HttpRequest) -> Result<Inbound, ConnectorError> {

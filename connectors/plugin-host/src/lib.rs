@@ -150,6 +150,7 @@ impl PluginConnector {
                     streaming: false,
                     service_window_secs: None,
                     typing_renewal_secs: None,
+                    files: false,
                 },
                 default_api_base_url: None,
             },

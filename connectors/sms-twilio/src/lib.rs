@@ -106,6 +106,7 @@ impl Connector for Sms {
             streaming: false,
             service_window_secs: None,
             typing_renewal_secs: None,
+            files: false,
         }
     }
 
@@ -202,6 +203,7 @@ impl Connector for Sms {
                     ),
                 ],
                 body: form.finish().into_bytes(),
+                form: Vec::new(),
             }
         };
         let texts = |text: &str| -> Vec<HttpCall> {
@@ -221,6 +223,12 @@ impl Connector for Sms {
                 ("Body", caption.as_deref().unwrap_or("")),
                 ("MediaUrl", url),
             ])],
+            // MMS fetches media from a public link; library files are private.
+            OutboundBody::File { .. } => {
+                return Err(ConnectorError::Unsupported(
+                    "SMS cannot carry a library file: send a link in text".into(),
+                ));
+            }
             OutboundBody::Template { .. } => {
                 return Err(ConnectorError::Unsupported(
                     "SMS has no message templates: send text".into(),
@@ -292,6 +300,7 @@ impl Connector for Sms {
             url: media_ref.to_owned(),
             headers: vec![("authorization".into(), format!("Basic {auth}"))],
             body: Vec::new(),
+            form: Vec::new(),
         })
     }
 
@@ -319,6 +328,7 @@ impl Connector for Sms {
             url: location,
             headers: Vec::new(),
             body: Vec::new(),
+            form: Vec::new(),
         }))
     }
 }

@@ -63,6 +63,7 @@ pub fn get_updates_call(
         url: settings.method_url(&ch.api_base_url, "getUpdates"),
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.to_string().into_bytes(),
+        form: Vec::new(),
     })
 }
 

@@ -34,6 +34,7 @@ pub fn limits() -> ChannelLimits {
         service_window_secs: None,
         // Telegram shows "typing..." for about 5 s.
         typing_renewal_secs: Some(4),
+        files: true,
     }
 }
 
@@ -202,6 +203,7 @@ impl Connector for Telegram {
             ),
             headers: Vec::new(),
             body: Vec::new(),
+            form: Vec::new(),
         }))
     }
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use coach_connector_api::{
-    ChannelConfig, Choice, ConnectorError, HttpCall, HttpMethod, HttpResponse, Interactive,
-    MediaKind, OutboundBody, OutboundMessage, SendOutcome, numbered_menu, split_text,
+    ChannelConfig, Choice, ConnectorError, FormPart, HttpCall, HttpMethod, HttpResponse,
+    Interactive, MediaKind, OutboundBody, OutboundMessage, SendOutcome, numbered_menu, split_text,
 };
 use serde_json::{Value, json};
 
@@ -31,6 +31,7 @@ pub fn json_call(url: String, body: &Value) -> HttpCall {
         url,
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.to_string().into_bytes(),
+        form: Vec::new(),
     }
 }
 
@@ -152,6 +153,54 @@ pub fn render(ch: &ChannelConfig, msg: &OutboundMessage) -> Result<Vec<HttpCall>
                     calls.extend(texts(c, None));
                 }
                 None => calls.push(json_call(url(method), &body)),
+            }
+            calls
+        }
+        // A library file goes up with the message, as a multipart form.
+        OutboundBody::File {
+            media,
+            mime,
+            filename,
+            caption,
+            data,
+            ..
+        } => {
+            let Some(data) = data else {
+                return Err(ConnectorError::BadRequest(
+                    "a file is sent with its bytes: none were given".into(),
+                ));
+            };
+            // sendAudio plays MP3 and M4A; Ogg/Opus is what sendVoice takes.
+            let (method, field) = match media {
+                MediaKind::Image | MediaKind::Sticker => ("sendPhoto", "photo"),
+                MediaKind::Audio | MediaKind::Voice if mime == "audio/ogg" => {
+                    ("sendVoice", "voice")
+                }
+                MediaKind::Audio | MediaKind::Voice => ("sendAudio", "audio"),
+                MediaKind::Video => ("sendVideo", "video"),
+                MediaKind::Document => ("sendDocument", "document"),
+            };
+            let mut form = vec![FormPart::text("chat_id", msg.to.trim())];
+            if let Some(r) = &reply {
+                form.push(FormPart::text("reply_parameters", &r.to_string()));
+            }
+            let captioned = caption
+                .as_deref()
+                .filter(|c| c.chars().count() <= MAX_CAPTION);
+            if let Some(c) = captioned {
+                form.push(FormPart::text("caption", &escape_html(c)));
+                form.push(FormPart::text("parse_mode", "HTML"));
+            }
+            form.push(FormPart::file(field, data.clone(), filename, mime));
+            let mut calls = vec![HttpCall {
+                method: HttpMethod::Post,
+                url: url(method),
+                headers: Vec::new(),
+                body: Vec::new(),
+                form,
+            }];
+            if let (None, Some(c)) = (captioned, caption) {
+                calls.extend(texts(c, None));
             }
             calls
         }

@@ -3,24 +3,14 @@
 #![allow(clippy::unwrap_used)]
 
 use coach_connector_api::{
-    ChannelConfig, ChannelId, Choice, Connector, ConnectorError, Content, HttpCall, HttpMethod,
-    HttpRequest, HttpResponse, InboundEvent, Interactive, MediaKind, OutboundBody, OutboundMessage,
-    SendContext, SendOutcome, TenantId,
+    Choice, Connector, ConnectorError, Content, HttpCall, HttpMethod, HttpRequest, HttpResponse,
+    InboundEvent, Interactive, MediaKind, OutboundBody, SendOutcome,
 };
 use coach_telegram::{Telegram, get_updates_call, parse_updates};
 use serde_json::{Value, json};
+use support::{TOKEN, channel, out};
 
-const TOKEN: &str = "123456789:AAE_test-token";
-
-fn channel(mode: &str) -> ChannelConfig {
-    ChannelConfig {
-        tenant_id: TenantId::new(),
-        channel_id: ChannelId::new(),
-        settings: json!({ "bot_token": TOKEN, "mode": mode, "secret_token": "s3cret_-x" }),
-        api_base_url: "http://127.0.0.1:9".into(),
-        webhook_url: String::new(),
-    }
-}
+mod support;
 
 fn post(update: &Value, secret: Option<&str>) -> HttpRequest {
     HttpRequest {
@@ -331,15 +321,6 @@ fn polling_answers_give_events_and_the_next_offset() {
     );
 }
 
-fn out(body: OutboundBody) -> OutboundMessage {
-    OutboundMessage {
-        to: "42".into(),
-        reply_to: Some("7".into()),
-        body,
-        context: SendContext::default(),
-    }
-}
-
 fn bodies(calls: &[HttpCall]) -> Vec<Value> {
     calls
         .iter()
@@ -489,6 +470,7 @@ fn bot_api_answers_are_judged() {
         url: String::new(),
         headers: vec![],
         body: vec![],
+        form: Vec::new(),
     };
     let resp = |status: u16, body: Value| HttpResponse {
         status,

@@ -120,6 +120,22 @@ pub struct WireMessage {
     /// it as a message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reacts_to: Option<String>,
+    /// A file the message carries (one the visitor sent, or one the coach sent), once kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Box<WireFile>>,
+}
+
+/// A file under a message: a signed link, valid for hours, that needs no visitor token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireFile {
+    /// The link, relative to the gateway (`/widget/file/...`).
+    pub url: String,
+    /// Its name.
+    pub name: String,
+    /// Its type as declared when it was kept.
+    pub mime: String,
+    /// `image` when the widget may show it in place (PNG, JPEG, WebP, GIF), else `file`.
+    pub kind: String,
 }
 
 /// A button under a message.

@@ -34,6 +34,42 @@ fn mac(key: &[u8], parts: &[&str]) -> Result<HmacSha256, KeyError> {
     Ok(mac)
 }
 
+/// How long a file link given to a visitor stays valid (history re-signs it on each connection).
+pub const FILE_LINK_MAX_AGE_SECS: i64 = 12 * 3600;
+
+/// The signature of a link to the file of `message` in `channel`, valid until `expires`
+/// (Unix seconds): the link is the capability, so no visitor token travels in a URL.
+pub fn file_signature(
+    key: &[u8],
+    channel: &str,
+    message: &str,
+    expires: i64,
+) -> Result<String, KeyError> {
+    let sig = mac(key, &["file", channel, message, &expires.to_string()])?
+        .finalize()
+        .into_bytes();
+    Ok(hex::encode(sig))
+}
+
+/// Whether `signature` signs that file link and it has not expired at `now` (constant time).
+pub fn verify_file_signature(
+    key: &[u8],
+    channel: &str,
+    message: &str,
+    expires: i64,
+    signature: &str,
+    now: i64,
+) -> bool {
+    if now > expires {
+        return false;
+    }
+    let Ok(sig) = hex::decode(signature) else {
+        return false;
+    };
+    mac(key, &["file", channel, message, &expires.to_string()])
+        .is_ok_and(|m| m.verify_slice(&sig).is_ok())
+}
+
 /// A token binding `visitor` to `channel`: `v1.{visitor}.{hex hmac}`.
 pub fn visitor_token(key: &[u8], channel: &str, visitor: &str) -> Result<String, KeyError> {
     let sig = mac(key, &["visitor", channel, visitor])?

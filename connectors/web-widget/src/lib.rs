@@ -24,5 +24,6 @@ pub fn limits() -> ChannelLimits {
         streaming: true,
         service_window_secs: None,
         typing_renewal_secs: None,
+        files: true,
     }
 }

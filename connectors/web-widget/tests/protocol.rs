@@ -122,6 +122,7 @@ impl World {
                         created_at: String::new(),
                         rating: None,
                         reacts_to: None,
+                        file: None,
                     });
                     if let Action::Send(f) = server.accepted(client_id, self.now) {
                         self.to_client.push_back(f);
@@ -189,6 +190,7 @@ impl World {
                     created_at: String::new(),
                     rating: None,
                     reacts_to: None,
+                    file: None,
                 });
                 self.doorbell();
             }

@@ -31,6 +31,7 @@ pub fn limits() -> ChannelLimits {
         service_window_secs: Some(outbound::SERVICE_WINDOW_HOURS.unsigned_abs() * 3600),
         // A typing indicator lasts up to 25 s or until the reply.
         typing_renewal_secs: Some(20),
+        files: true,
     }
 }
 
@@ -128,6 +129,23 @@ impl Connector for WhatsApp {
 
     fn validate(&self, settings: &serde_json::Value) -> Result<(), ConnectorError> {
         Settings::from_value(settings).map(|_| ())
+    }
+
+    fn upload(
+        &self,
+        ch: &ChannelConfig,
+        msg: &OutboundMessage,
+    ) -> Result<Option<HttpCall>, ConnectorError> {
+        outbound::upload(ch, msg)
+    }
+
+    fn uploaded(&self, call: &HttpCall, resp: &HttpResponse) -> Result<String, SendOutcome> {
+        outbound::uploaded(call, resp)
+    }
+
+    /// Graph keeps an uploaded file for 30 days; a day is left as margin.
+    fn upload_lifetime_secs(&self) -> u64 {
+        29 * 86_400
     }
 
     /// 131047: "more than 24 hours have passed since the customer last replied".

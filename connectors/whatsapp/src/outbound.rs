@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use coach_connector_api::{
-    ChannelConfig, Choice, ConnectorError, HttpCall, HttpMethod, HttpResponse, Interactive,
-    MediaKind, OutboundBody, OutboundMessage, SendOutcome, numbered_menu, split_text,
+    ChannelConfig, Choice, ConnectorError, FormPart, HttpCall, HttpMethod, HttpResponse,
+    Interactive, MediaKind, OutboundBody, OutboundMessage, SendOutcome, numbered_menu, split_text,
 };
 use serde_json::{Value, json};
 
@@ -43,10 +43,14 @@ pub fn render(ch: &ChannelConfig, msg: &OutboundMessage) -> Result<Vec<HttpCall>
             ("content-type".into(), "application/json".into()),
         ],
         body: body.to_string().into_bytes(),
+        form: Vec::new(),
     };
     let free_form = matches!(
         msg.body,
-        OutboundBody::Text { .. } | OutboundBody::Media { .. } | OutboundBody::Interactive { .. }
+        OutboundBody::Text { .. }
+            | OutboundBody::Media { .. }
+            | OutboundBody::File { .. }
+            | OutboundBody::Interactive { .. }
     );
     if free_form
         && !msg
@@ -111,6 +115,20 @@ pub fn render(ch: &ChannelConfig, msg: &OutboundMessage) -> Result<Vec<HttpCall>
             }
             bodies
         }
+        OutboundBody::File {
+            media,
+            filename,
+            caption,
+            uploaded,
+            ..
+        } => {
+            let Some(id) = uploaded else {
+                return Err(ConnectorError::BadRequest(
+                    "a file is sent by its uploaded media id: upload it first".into(),
+                ));
+            };
+            file_bodies(&msg.to, *media, id, filename, caption.as_deref())
+        }
         OutboundBody::Interactive { text, interactive } => {
             interactive_bodies(&msg.to, text, interactive)
         }
@@ -138,6 +156,92 @@ pub fn render(ch: &ChannelConfig, msg: &OutboundMessage) -> Result<Vec<HttpCall>
         first.body = body.to_string().into_bytes();
     }
     Ok(calls)
+}
+
+/// A library file sent by its media id: documents keep their name, images, videos and
+/// documents their caption; audio has none (and a caption over 1,024 characters does not fit),
+/// so it follows as text.
+fn file_bodies(
+    to: &str,
+    media: MediaKind,
+    id: &str,
+    filename: &str,
+    caption: Option<&str>,
+) -> Vec<Value> {
+    let kind = match media {
+        MediaKind::Image | MediaKind::Sticker => "image",
+        MediaKind::Audio | MediaKind::Voice => "audio",
+        MediaKind::Video => "video",
+        MediaKind::Document => "document",
+    };
+    let mut object = json!({ "id": id });
+    // A caption longer than Graph takes follows as text, whole.
+    let captioned = kind != "audio" && caption.is_none_or(|c| c.chars().count() <= MAX_CAPTION);
+    if let (true, Some(c)) = (captioned, caption) {
+        object["caption"] = Value::from(c);
+    }
+    if kind == "document" {
+        object["filename"] = Value::from(filename);
+    }
+    let mut bodies = vec![json!({
+        "messaging_product": "whatsapp", "recipient_type": "individual",
+        "to": to, "type": kind, kind: object,
+    })];
+    if let (false, Some(c)) = (captioned, caption) {
+        bodies.extend(text_bodies(to, c));
+    }
+    bodies
+}
+
+/// Graph's media upload (`POST /{phone-number-id}/media`, a multipart form with the file, its
+/// type and `messaging_product`), answered with the media id messages then name.
+pub fn upload(
+    ch: &ChannelConfig,
+    msg: &OutboundMessage,
+) -> Result<Option<HttpCall>, ConnectorError> {
+    let OutboundBody::File {
+        mime,
+        filename,
+        data: Some(data),
+        ..
+    } = &msg.body
+    else {
+        return Ok(None);
+    };
+    let settings = Settings::from_value(&ch.settings)?;
+    Ok(Some(HttpCall {
+        method: HttpMethod::Post,
+        url: format!(
+            "{}/{}/media",
+            ch.api_base_url.trim_end_matches('/'),
+            settings.phone_number_id
+        ),
+        headers: vec![(
+            "authorization".into(),
+            format!("Bearer {}", settings.access_token),
+        )],
+        body: Vec::new(),
+        form: vec![
+            FormPart::text("messaging_product", "whatsapp"),
+            FormPart::text("type", mime),
+            FormPart::file("file", data.clone(), filename, mime),
+        ],
+    }))
+}
+
+/// The media id in the upload's answer (`{"id": "..."}`).
+pub fn uploaded(call: &HttpCall, resp: &HttpResponse) -> Result<String, SendOutcome> {
+    let body: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    match body.get("id").and_then(Value::as_str) {
+        Some(id) if (200..300).contains(&resp.status) && !id.is_empty() => Ok(id.to_owned()),
+        _ => Err(match outcome(call, resp) {
+            SendOutcome::Sent { .. } => SendOutcome::Failed {
+                code: "upload".into(),
+                message: "the media upload's answer has no id".into(),
+            },
+            other => other,
+        }),
+    }
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -298,6 +402,7 @@ pub fn media_request(ch: &ChannelConfig, media_ref: &str) -> Result<HttpCall, Co
             format!("Bearer {}", settings.access_token),
         )],
         body: Vec::new(),
+        form: Vec::new(),
     })
 }
 
@@ -324,6 +429,7 @@ pub fn media_next(ch: &ChannelConfig, first: &HttpResponse) -> Result<HttpCall, 
             format!("Bearer {}", settings.access_token),
         )],
         body: Vec::new(),
+        form: Vec::new(),
     })
 }
 

@@ -186,6 +186,7 @@ fn graph_api_answers_are_judged_by_their_codes() {
         url: String::new(),
         headers: vec![],
         body: vec![],
+        form: Vec::new(),
     };
     let resp = |status: u16, body: Value, headers: Vec<(String, String)>| HttpResponse {
         status,
@@ -290,4 +291,95 @@ fn the_token_goes_only_to_meta_media_hosts() {
         );
     }
     assert!(WhatsApp.media_request(&ch, "../me").is_err());
+}
+
+fn file(uploaded: Option<&str>, data: Option<Vec<u8>>, caption: Option<&str>) -> OutboundBody {
+    OutboundBody::File {
+        media: coach_connector_api::MediaKind::Document,
+        file_id: "0193f3e4-0000-7000-8000-000000000001".into(),
+        mime: "application/pdf".into(),
+        filename: "plan.pdf".into(),
+        bytes: 9,
+        caption: caption.map(str::to_owned),
+        uploaded: uploaded.map(str::to_owned),
+        data,
+    }
+}
+
+#[test]
+fn a_library_file_is_uploaded_to_media_then_sent_by_its_id() {
+    let ch = channel(json!({}));
+    // The upload: a multipart form with the product, the type and the file, to /media.
+    let with_bytes = out(file(None, Some(b"%PDF-1.4\n".to_vec()), None), Some(60));
+    let call = WhatsApp.upload(&ch, &with_bytes).unwrap().unwrap();
+    assert_eq!(call.method, HttpMethod::Post);
+    assert_eq!(
+        call.url,
+        format!("http://127.0.0.1:9/v21.0/{PHONE_ID}/media")
+    );
+    assert!(call.body.is_empty());
+    let names: Vec<&str> = call.form.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["messaging_product", "type", "file"]);
+    assert_eq!(call.form[0].value, b"whatsapp");
+    assert_eq!(call.form[1].value, b"application/pdf");
+    assert_eq!(call.form[2].value, b"%PDF-1.4\n");
+    assert_eq!(call.form[2].filename.as_deref(), Some("plan.pdf"));
+    // A text has nothing to upload.
+    let text = out(OutboundBody::Text { text: "hi".into() }, Some(60));
+    assert!(WhatsApp.upload(&ch, &text).unwrap().is_none());
+
+    // Its answer names the media id; an error is judged like a send's.
+    let ok = HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: br#"{"id":"4490709327384033"}"#.to_vec(),
+    };
+    assert_eq!(WhatsApp.uploaded(&call, &ok).unwrap(), "4490709327384033");
+    let refused = HttpResponse {
+        status: 400,
+        headers: vec![],
+        body: br#"{"error":{"code":100,"message":"Param file must be a file"}}"#.to_vec(),
+    };
+    assert!(matches!(
+        WhatsApp.uploaded(&call, &refused),
+        Err(SendOutcome::Failed { code, .. }) if code == "100"
+    ));
+    let no_id = HttpResponse {
+        status: 200,
+        headers: vec![],
+        body: b"{}".to_vec(),
+    };
+    assert!(matches!(
+        WhatsApp.uploaded(&call, &no_id),
+        Err(SendOutcome::Failed { .. })
+    ));
+    assert_eq!(WhatsApp.upload_lifetime_secs(), 29 * 86_400);
+
+    // Sent by id with its name and caption, quoting the message answered; never without an id.
+    let calls = WhatsApp
+        .render(
+            &ch,
+            &out(
+                file(Some("4490709327384033"), None, Some("Week 1")),
+                Some(60),
+            ),
+        )
+        .unwrap();
+    let b = bodies(&calls);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["type"], "document");
+    assert_eq!(
+        b[0]["document"],
+        json!({ "id": "4490709327384033", "filename": "plan.pdf", "caption": "Week 1" })
+    );
+    assert_eq!(b[0]["context"]["message_id"], "wamid.IN");
+    assert!(matches!(
+        WhatsApp.render(&ch, &out(file(None, Some(vec![1]), None), Some(60))),
+        Err(ConnectorError::BadRequest(_))
+    ));
+    // Outside the window a file is held like any free-form message.
+    assert!(matches!(
+        WhatsApp.render(&ch, &out(file(Some("1"), None, None), Some(90_000))),
+        Err(ConnectorError::Held(_))
+    ));
 }

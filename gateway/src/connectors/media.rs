@@ -134,6 +134,10 @@ pub async fn apply_retention(data_dir: &Path, tenant: TenantId, days: u64) -> us
             return 0;
         };
         for contact in contacts.flatten() {
+            // The library is the creator's material, not a contact's messages.
+            if contact.file_name() == crate::library::FOLDER {
+                continue;
+            }
             let Ok(files) = std::fs::read_dir(contact.path()) else {
                 continue;
             };

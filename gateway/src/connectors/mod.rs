@@ -134,6 +134,11 @@ impl Connectors {
         ))
     }
 
+    /// Whether channels of a kind carry library files (the widget always does).
+    pub fn carries_files(&self, kind: &ChannelKind) -> bool {
+        *kind == ChannelKind::WebWidget || self.get(kind).is_some_and(|c| c.limits().files)
+    }
+
     /// The provider API base URL of a kind: operator configuration only.
     pub fn api_base_url(&self, kind: &ChannelKind) -> String {
         let providers = &self.config.providers;
@@ -220,6 +225,17 @@ impl Connectors {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Where the gateway keeps its files (the library's files are read from there at send time).
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
+    /// The longest a call carrying a file may take: a third of the outbox's lease (at least
+    /// 10 s), so an upload and the send after it end before another worker may claim the row.
+    pub fn file_call_timeout(&self) -> Duration {
+        Duration::from_secs((self.config.outbox.lease_secs / 3).max(10))
+    }
+
     /// Execute one call. Errors never contain the URL (Telegram puts the bot token in it).
     pub async fn execute(&self, call: &HttpCall) -> Result<HttpResponse, String> {
         self.execute_with_timeout(
@@ -257,9 +273,13 @@ impl Connectors {
         for (name, value) in &call.headers {
             request = request.header(name, value);
         }
+        request = if call.form.is_empty() {
+            request.body(call.body.clone())
+        } else {
+            request.multipart(form(call)?)
+        };
         let started = std::time::Instant::now();
         let mut response = request
-            .body(call.body.clone())
             .send()
             .await
             .map_err(|e| redact(&e.without_url().to_string()))?;
@@ -317,6 +337,24 @@ pub fn redact(text: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A call's multipart form as reqwest encodes it.
+fn form(call: &HttpCall) -> Result<reqwest::multipart::Form, String> {
+    let mut form = reqwest::multipart::Form::new();
+    for part in &call.form {
+        let mut field = reqwest::multipart::Part::bytes(part.value.clone());
+        if let Some(name) = &part.filename {
+            field = field.file_name(name.clone());
+        }
+        if let Some(mime) = &part.mime {
+            field = field
+                .mime_str(mime)
+                .map_err(|_| format!("form part {}: bad type {mime:?}", part.name))?;
+        }
+        form = form.part(part.name.clone(), field);
+    }
+    Ok(form)
 }
 
 #[cfg(test)]

@@ -44,12 +44,18 @@ fn quota(per_second: f64) -> Quota {
     }
 }
 
+/// The turn to upload one file to one channel.
+type UploadTurn = Arc<tokio::sync::Mutex<()>>;
+
 /// Sends outbox rows and signals through the registered connectors.
 pub struct ConnectorSender {
     store: Arc<dyn Store>,
     secrets: SecretBox,
     connectors: Arc<Connectors>,
     pacing: Mutex<HashMap<ChannelId, Arc<Pace>>>,
+    /// One upload at a time per file and channel: the rows of a program step wait for the
+    /// first upload and send by its id.
+    uploads: Mutex<HashMap<(uuid::Uuid, ChannelId), UploadTurn>>,
     /// With Redis, every process paces a channel against the same budget; the in-process
     /// limiters are the fallback when Redis cannot be reached.
     shared: Option<SharedPace>,
@@ -71,6 +77,7 @@ impl ConnectorSender {
             secrets,
             connectors,
             pacing: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(HashMap::new()),
             shared,
             clock,
         }
@@ -152,9 +159,44 @@ impl ConnectorSender {
             Ok(c) => c,
             Err(e) => return failed("channel_config", &e.to_string()),
         };
-        let delivery = self
+        let (message, cached) = match self
+            .with_file(connector.as_ref(), scope, &channel, &config, message, true)
+            .await
+        {
+            Ok(ready) => ready,
+            Err(delivery) => return delivery,
+        };
+        let mut delivery = self
             .attempt(connector.as_ref(), &channel, &config, &message)
             .await;
+        // A file sent by an id kept from an earlier upload that the provider refuses for good
+        // (it dropped the file, or the channel's account changed): upload it again, once.
+        if let (Delivery::Failed(e), Some(file)) = (&delivery, cached)
+            && e.code != "held"
+            && !connector.closes_window(&e.code)
+        {
+            tracing::info!(%file, code = %e.code, "a kept upload id failed; uploading again");
+            if let Err(error) = self.store.forget_file_upload(scope, file, channel.id).await {
+                return retry(format!("store: {error}"));
+            }
+            delivery = match self
+                .with_file(
+                    connector.as_ref(),
+                    scope,
+                    &channel,
+                    &config,
+                    message.clone(),
+                    false,
+                )
+                .await
+            {
+                Ok((message, _)) => {
+                    self.attempt(connector.as_ref(), &channel, &config, &message)
+                        .await
+                }
+                Err(delivery) => delivery,
+            };
+        }
         match delivery {
             // The provider says the customer-service window is closed (its clock, or a window
             // we could not see): send it as outside the window, a template or held.
@@ -169,6 +211,100 @@ impl ConnectorSender {
                     .await
             }
             other => other,
+        }
+    }
+
+    /// A library file's message made ready for its channel: the provider's id from an earlier
+    /// upload to this channel while it lasts (with `Some(file)` when it was that one, and only
+    /// when `reuse`), else the file's bytes, uploaded first where the channel uploads ahead
+    /// (WhatsApp's `/media`), and the id kept for the next sends.
+    async fn with_file(
+        &self,
+        connector: &dyn coach_connector_api::Connector,
+        scope: &TenantScope,
+        channel: &Channel,
+        config: &coach_connector_api::ChannelConfig,
+        mut message: OutboundMessage,
+        reuse: bool,
+    ) -> Result<(OutboundMessage, Option<uuid::Uuid>), Delivery> {
+        let OutboundBody::File { file_id, .. } = &message.body else {
+            return Ok((message, None));
+        };
+        let Ok(id) = uuid::Uuid::parse_str(file_id) else {
+            return Err(failed("file", "the message names no library file"));
+        };
+        let set = |message: &mut OutboundMessage, id: Option<String>, bytes: Option<Vec<u8>>| {
+            if let OutboundBody::File { uploaded, data, .. } = &mut message.body {
+                *uploaded = id;
+                *data = bytes;
+            }
+        };
+        let lifetime = connector.upload_lifetime_secs();
+        let lock = {
+            let mut uploads = self
+                .uploads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if uploads.len() > 10_000 {
+                uploads.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            uploads.entry((id, channel.id)).or_default().clone()
+        };
+        // Held until this upload's id is kept, so the next row finds it.
+        let _turn = lock.lock().await;
+        if lifetime > 0 && reuse {
+            match self.store.file_upload(scope, id, channel.id).await {
+                Ok(Some((provider_ref, at)))
+                    if (self.clock.now() - at).num_seconds()
+                        < i64::try_from(lifetime).unwrap_or(i64::MAX) =>
+                {
+                    set(&mut message, Some(provider_ref), None);
+                    return Ok((message, Some(id)));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(retry(format!("store: {e}"))),
+            }
+        }
+        let Some(bytes) =
+            crate::library::read(self.connectors.data_dir(), scope.tenant_id(), id).await
+        else {
+            return Err(failed(
+                "file_removed",
+                "the file was removed from the library",
+            ));
+        };
+        set(&mut message, None, Some(bytes));
+        let call = match connector.upload(config, &message) {
+            Ok(Some(call)) => call,
+            Ok(None) => return Ok((message, None)),
+            Err(e) => return Err(failed("upload", &e.to_string())),
+        };
+        let response = self
+            .connectors
+            .execute_with_timeout(&call, self.connectors.file_call_timeout())
+            .await
+            .map_err(|e| retry(format!("{} upload failed: {e}", channel.kind)))?;
+        match connector.uploaded(&call, &response) {
+            Ok(provider_ref) => {
+                if let Err(error) = self
+                    .store
+                    .set_file_upload(
+                        scope,
+                        id,
+                        channel.id,
+                        provider_ref.clone(),
+                        self.clock.now(),
+                    )
+                    .await
+                {
+                    tracing::warn!(%error, file = %id, "an upload's id was not kept; the next send uploads again");
+                }
+                set(&mut message, Some(provider_ref), None);
+                Ok((message, None))
+            }
+            Err(SendOutcome::Retry { after, reason }) => Err(Delivery::Retry { after, reason }),
+            Err(SendOutcome::Failed { code, message }) => Err(failed(&code, &message)),
+            Err(SendOutcome::Sent { .. }) => Err(failed("upload", "the upload named no file")),
         }
     }
 
@@ -218,7 +354,15 @@ impl ConnectorSender {
                     reason: format!("{} pacing: over {MAX_PACING_WAIT:?} to wait", channel.kind),
                 };
             }
-            let response = match self.connectors.execute(call).await {
+            // A call that carries a file may take longer than a text.
+            let sent = if call.form.is_empty() {
+                self.connectors.execute(call).await
+            } else {
+                self.connectors
+                    .execute_with_timeout(call, self.connectors.file_call_timeout())
+                    .await
+            };
+            let response = match sent {
                 Ok(r) => r,
                 Err(e) => return retry(format!("{} call failed: {e}", channel.kind)),
             };

@@ -435,9 +435,55 @@ async fn hand_back(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualMessage {
-    /// The text to send (1 to 4,096 characters; channels split longer texts themselves).
-    #[schema(min_length = 1, max_length = 4096)]
-    pub text: String,
+    /// The text to send (1 to 4,096 characters; channels split longer texts themselves), or
+    /// the caption of `file_id` (up to 1,024 characters, optional).
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub text: Option<String>,
+    /// A file of the tenant's library (`POST /v1/files`) to send.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub file_id: Option<uuid::Uuid>,
+}
+
+/// What a member's message sends: a text, or a library file with its caption.
+async fn manual_body(
+    state: &AppState,
+    scope: &crate::tenancy::TenantScope,
+    channel: coach_connector_api::ChannelId,
+    req: ManualMessage,
+) -> Result<OutboundBody, ApiError> {
+    let text = req.text.as_deref().unwrap_or("").trim().to_owned();
+    let length = text.chars().count();
+    let Some(file_id) = req.file_id else {
+        if length == 0 || length > 4096 {
+            return Err(ApiError::Unprocessable(format!(
+                "text: {length} characters; send 1 to 4096, or a file_id"
+            )));
+        }
+        return Ok(OutboundBody::Text { text });
+    };
+    if length > 1024 {
+        return Err(ApiError::Unprocessable(format!(
+            "text: {length} characters; a file's caption takes at most 1024"
+        )));
+    }
+    let kind = state.store.channel(scope, channel).await?.kind;
+    if !state.connectors.carries_files(&kind) {
+        return Err(ApiError::Unprocessable(format!(
+            "file_id: a {kind} channel cannot carry files; send a link in text"
+        )));
+    }
+    let file = match state.store.file(scope, file_id).await {
+        Ok(file) => file,
+        Err(crate::store::StoreError::NotFound(_)) => {
+            return Err(ApiError::Unprocessable(format!(
+                "file_id: {file_id} is not in the file library (POST /v1/files first)"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(crate::library::body(file, Some(text)))
 }
 
 /// Send a message as a human. Replying takes the conversation over (the coach stays silent
@@ -452,14 +498,8 @@ async fn send_message(
     Id(id): Id<resource::Conversation>,
     ApiJson(req): ApiJson<ManualMessage>,
 ) -> Result<(StatusCode, Json<StoredMessage>), ApiError> {
-    let text = req.text.trim();
-    let length = text.chars().count();
-    if length == 0 || length > 4096 {
-        return Err(ApiError::Unprocessable(format!(
-            "text: {length} characters; send 1 to 4096"
-        )));
-    }
     let conversation = state.store.conversation(&member.scope, id).await?;
+    let body = manual_body(&state, &member.scope, conversation.channel_id, req).await?;
     if conversation.status != ConversationStatus::Human {
         state
             .store
@@ -473,15 +513,7 @@ async fn send_message(
     }
     // Through the conversation stream: stored with its outbox row, then published, so the
     // visitor's widget shows it at once.
-    let message = state
-        .stream
-        .send(
-            &member.scope,
-            id,
-            OutboundBody::Text { text: text.into() },
-            None,
-        )
-        .await?;
+    let message = state.stream.send(&member.scope, id, body, None).await?;
     state
         .store
         .audit(

@@ -199,6 +199,7 @@ resources! {
     Invite: uuid::Uuid = "invitation";
     OutboxEntry: uuid::Uuid = "outbox entry";
     CannedReply: uuid::Uuid = "canned reply";
+    File: uuid::Uuid = "file";
 }
 
 #[cfg(test)]

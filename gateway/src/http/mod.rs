@@ -11,6 +11,7 @@ mod contacts;
 mod conversations;
 mod documents;
 pub mod events;
+pub mod files;
 mod health;
 mod inbox;
 pub mod kit;
@@ -98,6 +99,8 @@ pub fn router(state: AppState) -> Router {
     .merge(documents::router(state.config.brain.max_upload_bytes))
     // Contact imports (CSV) take up to 16 MiB.
     .merge(contacts::router())
+    // Library files, up to `providers.media_max_bytes`.
+    .merge(files::router(state.config.providers.media_max_bytes))
     .split_for_parts();
     let rest = Router::new()
         .merge(

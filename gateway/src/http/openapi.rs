@@ -36,7 +36,7 @@ pub const UNAUTHENTICATED_API: &[(&str, &str)] = &[
     info(title = "Coaching gateway admin API", description = "Manage a creator's coach: channels, conversations, members and more. Errors are application/problem+json."),
     modifiers(&BearerAuth),
     components(schemas(crate::error::Problem)),
-    tags((name = "auth"), (name = "channels"), (name = "conversations"), (name = "audit"), (name = "tenant"), (name = "members"), (name = "contacts"), (name = "api-keys"), (name = "platform"), (name = "outbox"), (name = "programs"), (name = "events"), (name = "analytics"))
+    tags((name = "auth"), (name = "channels"), (name = "conversations"), (name = "audit"), (name = "tenant"), (name = "members"), (name = "contacts"), (name = "api-keys"), (name = "platform"), (name = "outbox"), (name = "programs"), (name = "events"), (name = "analytics"), (name = "files"))
 )]
 pub(super) struct ApiDoc;
 

@@ -109,7 +109,7 @@ async fn retry_outbox(
 }
 
 /// The media file of an inbound message, once fetched from its provider (404 before, or for a
-/// message without one). Served as an attachment, never rendered in place; `X-Media-Kind`
+/// message without one), or the library file a sent message carried (404 once removed). Served as an attachment, never rendered in place; `X-Media-Kind`
 /// says how the console may show it (`image`, `audio` or `video`, with the type read from the
 /// file's first bytes, else `file`: a download).
 #[utoipa::path(get, path = "/v1/messages/{id}/media", tag = "conversations",
@@ -123,14 +123,10 @@ async fn message_media(
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let message = state.store.message(&member.scope, id).await?;
-    let path = crate::connectors::media::stored_path(&state.config.data_dir, &message)
-        .ok_or(ApiError::NotFound("media file"))?;
-    let bytes = tokio::fs::read(&path)
+    let (bytes, declared) = crate::library::message_file(&state.config.data_dir, &message)
         .await
-        .map_err(|_| ApiError::NotFound("media file"))?;
-    let declared = message.content["file"]["mime"]
-        .as_str()
-        .unwrap_or("application/octet-stream");
+        .ok_or(ApiError::NotFound("media file"))?;
+    let declared = declared.as_str();
     let (mime, kind) = match crate::connectors::media::shown_as(&bytes) {
         Some((mime, kind)) => (mime.to_owned(), kind),
         // A declared image, sound or film whose bytes are none of those is just bytes.

@@ -38,8 +38,13 @@ fn body_as<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T,
     serde_json::from_value(body).map_err(|e| ApiError::Unprocessable(format!("body: {e}")))
 }
 
-fn check(definition: &Definition) -> Result<(), ApiError> {
-    let problems = definition.problems();
+async fn check(
+    state: &AppState,
+    scope: &crate::tenancy::TenantScope,
+    definition: &Definition,
+) -> Result<(), ApiError> {
+    let mut problems = definition.problems();
+    problems.extend(crate::programs::files::missing(state, scope, definition).await?);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -78,7 +83,7 @@ async fn create_program(
     ip: ClientIp,
     ApiJson(definition): ApiJson<Definition>,
 ) -> Result<(StatusCode, Json<ProgramRecord>), ApiError> {
-    check(&definition)?;
+    check(&state, &member.scope, &definition).await?;
     let program = state
         .store
         .create_program(&member.scope, definition)
@@ -134,7 +139,7 @@ async fn update_program(
     // Another tenant's program is not found, whatever the body.
     state.store.program(&member.scope, id).await?;
     let definition: Definition = body_as(body)?;
-    check(&definition)?;
+    check(&state, &member.scope, &definition).await?;
     let program = state
         .store
         .update_program(&member.scope, id, definition)

@@ -156,6 +156,13 @@ fn text_of(direction: Direction, content: &serde_json::Value) -> Option<String> 
         Direction::Outbound => {
             match serde_json::from_value::<OutboundBody>(content.clone()).ok()? {
                 OutboundBody::Text { text } | OutboundBody::Interactive { text, .. } => Some(text),
+                // The coach knows what was sent, a worksheet included.
+                OutboundBody::File {
+                    filename, caption, ..
+                } => Some(match caption {
+                    Some(caption) => format!("[file {filename}] {caption}"),
+                    None => format!("[file {filename}]"),
+                }),
                 _ => None,
             }
         }

@@ -17,6 +17,7 @@
 pub mod analytics;
 pub mod definition;
 pub mod enroll;
+pub mod files;
 pub mod inbound;
 pub mod progress;
 pub mod schedule;

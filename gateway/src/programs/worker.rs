@@ -244,7 +244,27 @@ async fn run_step(
     let body = match mode {
         SendMode::Skipped => None,
         SendMode::Template => step.template.as_ref().map(|t| template(t, &values)),
-        SendMode::FreeForm => Some(free_form(step, &values)),
+        SendMode::FreeForm => {
+            let file = match step.file {
+                // A channel without files (SMS) gets the step's text alone.
+                Some(id) if !state.connectors.carries_files(&context.channel_kind) => {
+                    tracing::info!(enrollment = %enrollment.id, step = %step.id, file = %id, "the channel carries no files; the step's text is sent alone");
+                    None
+                }
+                Some(id) => match store.file(&scope, id).await {
+                    Ok(file) => Some(file),
+                    // Gone from the library (an older version of the program named it): the
+                    // step's text still goes.
+                    Err(crate::store::StoreError::NotFound(_)) => {
+                        tracing::warn!(enrollment = %enrollment.id, step = %step.id, file = %id, "the step's file is no longer in the library; its text is sent alone");
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            Some(free_form(step, &values, file))
+        }
     };
     let content = match body {
         None => None,
@@ -329,8 +349,15 @@ pub(super) fn variables(program: &Definition, e: &Enrollment, day: u32) -> HashM
     values
 }
 
-fn free_form(step: &Step, values: &HashMap<String, String>) -> OutboundBody {
+fn free_form(
+    step: &Step,
+    values: &HashMap<String, String>,
+    file: Option<crate::store::files::LibraryFile>,
+) -> OutboundBody {
     let text = fill(&step.message, values);
+    if let Some(file) = file {
+        return crate::library::body(file, Some(text));
+    }
     if step.buttons.is_empty() {
         return OutboundBody::Text { text };
     }

@@ -17,6 +17,7 @@ pub mod conversations;
 pub mod delivery;
 pub mod documents;
 pub mod feedback;
+pub mod files;
 pub mod members;
 pub mod memory;
 pub mod notices;
@@ -59,6 +60,7 @@ pub mod prelude {
     pub use super::delivery::DeliveryStore;
     pub use super::documents::DocumentStore;
     pub use super::feedback::FeedbackStore;
+    pub use super::files::FileStore;
     pub use super::members::MemberStore;
     pub use super::memory::MemoryStore;
     pub use super::notices::NoticeStore;
@@ -117,6 +119,7 @@ pub trait Store:
     + delivery::DeliveryStore
     + documents::DocumentStore
     + feedback::FeedbackStore
+    + files::FileStore
     + members::MemberStore
     + memory::MemoryStore
     + notices::NoticeStore

@@ -27,5 +27,6 @@ mod sessions;
 mod teamwork;
 mod tenancy;
 mod widget;
+mod widget_files;
 mod widget_upload;
 mod widget_visitor;

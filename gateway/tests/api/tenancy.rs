@@ -57,6 +57,7 @@ fn sample(doc: &Value, schema: &Value) -> Value {
                 .unwrap_or_default(),
         ),
         Some("string") if schema["format"] == "email" => json!("stolen@example.com"),
+        Some("string") if schema["format"] == "uuid" => json!(uuid::Uuid::now_v7()),
         Some("string") if schema["format"] == "date-time" => {
             json!(chrono::Utc::now() + chrono::Duration::hours(1))
         }

@@ -120,6 +120,19 @@ impl App {
         content_type: &str,
         bytes: &[u8],
     ) -> (StatusCode, Value) {
+        self.upload_to("/v1/documents", token, filename, content_type, bytes)
+            .await
+    }
+
+    /// Post one file as `multipart/form-data` (field `file`) to `path`.
+    pub async fn upload_to(
+        &self,
+        path: &str,
+        token: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
         let boundary = "coach-test-boundary-7d1a";
         let mut body = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
@@ -129,7 +142,7 @@ impl App {
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let req = Request::builder()
             .method("POST")
-            .uri("/v1/documents")
+            .uri(path)
             .header("authorization", format!("Bearer {token}"))
             .header(
                 "content-type",

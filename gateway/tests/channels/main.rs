@@ -9,6 +9,7 @@ mod api_support;
 mod common;
 mod delivery;
 mod feedback;
+mod files;
 mod health;
 mod pacing;
 mod plugin;

@@ -112,6 +112,32 @@ pub(crate) async fn the_sms_plugin_carries_a_conversation(b: &Backend) {
         Some(json!({ "text": "Hi! How can I help?" })),
     )
     .await;
+    // SMS carries no library files: refused up front, nothing queued.
+    let (_, file) = app
+        .upload_to(
+            "/v1/files",
+            &t,
+            "plan.pdf",
+            "application/pdf",
+            crate::files::PDF,
+        )
+        .await;
+    let (status, body) = app
+        .call(
+            "POST",
+            &format!("/v1/conversations/{conv}/messages"),
+            Some(&t),
+            Some(json!({ "file_id": file["id"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot carry files"),
+        "{body}"
+    );
     let sys = SystemScope::new("test");
     coach_gateway::outbox::poll_once(
         &*app.state.store,

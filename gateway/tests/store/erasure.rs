@@ -179,6 +179,14 @@ const TABLES: &[(&str, &str)] = &[
         "tenant: cascade; event ids, types, statuses and timings, no message text or contact; retention",
     ),
     (
+        "files",
+        "tenant: cascade (and its media folder); the creator's material, no contact data",
+    ),
+    (
+        "file_uploads",
+        "tenant: cascade with the file and the channel; provider ids, no contact data",
+    ),
+    (
         "canned_replies",
         "tenant: cascade; the creator's texts, no contact data",
     ),

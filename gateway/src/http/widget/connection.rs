@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::Utc;
 use coach_connector_api::{
-    ChannelIdentity, Content, ConversationId, DedupKey, InboundEvent, InboundMessage, Interactive,
-    OutboundBody,
+    ChannelIdentity, Content, ConversationId, DedupKey, InboundEvent, InboundMessage,
 };
-use coach_web_widget::frames::{ErrorCode, Identity, ServerFrame, WireChoice, WireMessage};
+use coach_web_widget::frames::{ErrorCode, Identity, ServerFrame};
 use coach_web_widget::identity::{verify_identity, verify_visitor_token, visitor_token};
 use coach_web_widget::session::{Action, ServerSession, SessionConfig};
 
@@ -22,7 +21,7 @@ use super::hub::Subscription;
 use crate::bus::{AnswerPhase, StreamEvent, StreamPayload};
 use crate::state::AppState;
 use crate::store::conversations::Sequenced;
-use crate::store::{Channel, Direction, StoredMessage};
+use crate::store::{Channel, Direction};
 use crate::tenancy::{SystemScope, TenantScope};
 use crate::widget::SocketPermit;
 
@@ -480,8 +479,14 @@ impl Connection {
                 }
             };
             let full = page.len() == PAGE as usize;
+            let links = super::wire::FileLinks {
+                key: self.state.secrets.signing_key().to_vec(),
+                channel: self.channel.id,
+            };
+            let now = chrono::Utc::now().timestamp();
             for Sequenced { seq, message } in page {
-                let mut shown = wire(&message);
+                let mut shown = super::wire::wire(&message);
+                shown.file = links.file(&message, now).map(Box::new);
                 // A rating question says whether (and how) the visitor answered it.
                 if message.direction == Direction::Outbound
                     && crate::store::ratings::is_survey(&message.content)
@@ -509,85 +514,5 @@ impl Connection {
                 return Ok(());
             }
         }
-    }
-}
-
-/// A stored message as the widget shows it.
-pub(super) fn wire(message: &StoredMessage) -> WireMessage {
-    let mut choices = Vec::new();
-    let mut reacts_to = None;
-    let (direction, text, client_id) = match message.direction {
-        Direction::Inbound => {
-            let content = serde_json::from_value::<Content>(message.content.clone()).ok();
-            let text = match content {
-                Some(Content::Reaction { to_message, emoji }) => {
-                    reacts_to = Some(to_message);
-                    emoji.unwrap_or_default()
-                }
-                // A voice note shows as what was said in it, once heard.
-                Some(Content::Media {
-                    media: coach_connector_api::MediaKind::Voice,
-                    caption: None,
-                    ..
-                }) => format!(
-                    "\u{1f3a4} {}",
-                    message
-                        .content
-                        .get("transcript")
-                        .and_then(|t| t.as_str())
-                        .unwrap_or("\u{2026}")
-                ),
-                // A file shows as its caption, else as a clip and its name.
-                Some(Content::Media {
-                    caption: None,
-                    filename,
-                    media,
-                    ..
-                }) => format!(
-                    "\u{1f4ce} {}",
-                    filename.unwrap_or_else(|| format!("{media:?}").to_lowercase())
-                ),
-                Some(c) => c
-                    .text()
-                    .map_or_else(|| "[attachment]".into(), str::to_string),
-                None => "[attachment]".into(),
-            };
-            ("in", text, message.provider_message_id.clone())
-        }
-        Direction::Outbound => {
-            let text = match serde_json::from_value::<OutboundBody>(message.content.clone()) {
-                Ok(OutboundBody::Text { text }) => text,
-                Ok(OutboundBody::Interactive { text, interactive }) => {
-                    let (Interactive::Buttons { choices: offered }
-                    | Interactive::List {
-                        choices: offered, ..
-                    }) = interactive;
-                    choices = offered
-                        .into_iter()
-                        .map(|c| WireChoice {
-                            id: c.id,
-                            title: c.title,
-                        })
-                        .collect();
-                    text
-                }
-                Ok(OutboundBody::Media {
-                    caption: Some(caption),
-                    ..
-                }) => caption,
-                _ => "[message]".into(),
-            };
-            ("out", text, None)
-        }
-    };
-    WireMessage {
-        id: message.id.0.to_string(),
-        direction: direction.into(),
-        text,
-        client_id,
-        choices,
-        created_at: message.created_at.to_rfc3339(),
-        rating: None,
-        reacts_to,
     }
 }

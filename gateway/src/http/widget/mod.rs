@@ -1,6 +1,7 @@
 //! The web widget: `GET /widget.js` (the script creators embed), `GET /widget/ws` (its
 //! WebSocket, protocol in `coach-web-widget`), `GET /v1/widget/config/{channel_id}` (public
 //! theme and texts), `POST /widget/upload` (a visitor's image or PDF, [`upload`]),
+//! `GET /widget/file/{message}` (a message's file behind a signed link, `file`),
 //! `POST /widget/profile` and `POST /widget/rating` (the pre-chat form and the rating of a
 //! resolved conversation, [`visitor`]), the `/demo` page and the coachee app (`/c/{channel}/`,
 //! [`app`]).
@@ -8,8 +9,10 @@
 pub mod app;
 mod connection;
 pub mod demo;
+mod file;
 pub mod upload;
 pub mod visitor;
+mod wire;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
@@ -175,6 +178,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/widget.js", get(script))
         .route("/widget/ws", get(socket))
+        .route("/widget/file/{message}", get(file::download))
         .route("/demo", get(demo::page))
         .merge(app::router())
 }

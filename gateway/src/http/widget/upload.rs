@@ -23,8 +23,6 @@ use coach_connector_api::{
 };
 use coach_web_widget::identity::verify_visitor_token;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncWriteExt as _;
 
 use super::{check_origin, widget_channel};
 use crate::connectors::media::{contact_dir, tenant_dir};
@@ -61,9 +59,6 @@ pub fn accepted(bytes: &[u8]) -> Option<(&'static str, MediaKind)> {
         _ => None,
     }
 }
-
-/// Bytes of a file's start kept to read its type.
-const HEAD: usize = 8 * 1024;
 
 /// A form as read: the visitor (their token checked and their pace counted when the file
 /// starts, so no unauthenticated file is ever read) and the file, streamed to `staged`.
@@ -140,7 +135,6 @@ async fn read_form(
         |e: std::io::Error| ApiError::Internal(anyhow::anyhow!("staging an upload: {e}"));
     let (mut token, mut client_id, mut caption) = (None::<String>, None::<String>, None);
     let mut file: Option<Form> = None;
-    let staged = staging.join(format!("{}.part", uuid::Uuid::now_v7()));
     let outcome = async {
         while let Some(mut field) = form
             .next_field()
@@ -160,36 +154,22 @@ async fn read_form(
                         .file_name()
                         .map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect::<String>())
                         .filter(|n| !n.trim().is_empty());
-                    crate::files::private_dir_async(staging).await.map_err(internal)?;
-                    let mut out = tokio::fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .open(&staged)
+                    let staged = crate::library::stage(&mut field, staging, max)
                         .await
-                        .map_err(internal)?;
-                    let (mut bytes, mut hash, mut head) = (0u64, Sha256::new(), Vec::new());
-                    while let Some(chunk) = field.chunk().await.map_err(|e| failed(e, "file"))? {
-                        bytes += chunk.len() as u64;
-                        if bytes > max {
-                            return Err(too_large());
-                        }
-                        if head.len() < HEAD {
-                            head.extend_from_slice(&chunk[..chunk.len().min(HEAD - head.len())]);
-                        }
-                        hash.update(&chunk);
-                        out.write_all(&chunk).await.map_err(internal)?;
-                    }
-                    out.flush().await.map_err(internal)?;
+                        .map_err(|e| match e {
+                            crate::library::StageError::TooLarge => too_large(),
+                            crate::library::StageError::Form(e) => failed(e, "file"),
+                            crate::library::StageError::Io(e) => internal(e),
+                        })?;
                     file = Some(Form {
                         visitor,
                         client_id: client_id.clone().unwrap_or_default(),
                         caption: None,
                         filename: name,
-                        staged: staged.clone(),
-                        bytes,
-                        sha256: hex::encode(hash.finalize()),
-                        head,
+                        staged: staged.path,
+                        bytes: staged.bytes,
+                        sha256: staged.sha256,
+                        head: staged.head,
                     });
                 }
                 Some(name @ ("token" | "client_id" | "caption")) => {
@@ -219,15 +199,23 @@ async fn read_form(
         Ok(())
     }
     .await;
-    let done = match (outcome, file) {
-        (Ok(()), Some(form)) if form.bytes > 0 => return Ok(Form { caption, ..form }),
+    let done = match (outcome, &file) {
+        (Ok(()), Some(form)) if form.bytes > 0 => Ok(()),
         (Ok(()), _) => Err(ApiError::Unprocessable(
             "file: required and not empty".into(),
         )),
         (Err(e), _) => Err(e),
     };
-    let _ = tokio::fs::remove_file(&staged).await;
-    done
+    match (done, file) {
+        (Ok(()), Some(form)) => Ok(Form { caption, ..form }),
+        (Ok(()), None) => Err(ApiError::Unprocessable("file: required".into())),
+        (Err(e), file) => {
+            if let Some(form) = file {
+                let _ = tokio::fs::remove_file(&form.staged).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 async fn upload(

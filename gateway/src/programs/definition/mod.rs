@@ -115,6 +115,11 @@ pub struct Step {
     /// A question whose answer is recorded as the contact's progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
+    /// A file of the tenant's library (`/v1/files`) sent with the step, its text as the
+    /// caption; such a step has no buttons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub file: Option<uuid::Uuid>,
 }
 
 impl Step {

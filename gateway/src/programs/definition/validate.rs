@@ -108,6 +108,11 @@ impl Definition {
                 ));
             }
         }
+        if step.file.is_some() && !step.buttons.is_empty() {
+            out.push(format!(
+                "{at}.file: a step that sends a file has no buttons (send the question as the next step)"
+            ));
+        }
         if step.buttons.len() > 3 {
             out.push(format!("{at}.buttons: at most 3 (WhatsApp shows no more)"));
         }
