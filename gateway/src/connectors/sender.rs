@@ -240,7 +240,9 @@ impl ConnectorSender {
             }
         };
         let lifetime = connector.upload_lifetime_secs();
-        let lock = {
+        // Where an upload's id is kept, one row uploads and the others wait for its id; where
+        // every send carries the bytes (Telegram), the rows go side by side.
+        let lock = (lifetime > 0).then(|| {
             let mut uploads = self
                 .uploads
                 .lock()
@@ -249,9 +251,12 @@ impl ConnectorSender {
                 uploads.retain(|_, l| Arc::strong_count(l) > 1);
             }
             uploads.entry((id, channel.id)).or_default().clone()
-        };
+        });
         // Held until this upload's id is kept, so the next row finds it.
-        let _turn = lock.lock().await;
+        let _turn = match &lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         if lifetime > 0 && reuse {
             match self.store.file_upload(scope, id, channel.id).await {
                 Ok(Some((provider_ref, at)))
