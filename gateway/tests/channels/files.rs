@@ -32,6 +32,22 @@ async fn conversation(w: &World, t: &str) -> String {
         .to_owned()
 }
 
+/// A Telegram channel of the tenant, and `text` from the private chat `chat` on it at `date`.
+async fn telegram_hello(w: &World, t: &str, chat: i64, text: &str, date: i64) {
+    let tg = create(w, t, "telegram", json!({ "bot_token": BOT_TOKEN })).await;
+    let secret = w.fake.requests_to("/setWebhook").last().unwrap().json()["secret_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let update = json!({ "update_id": chat, "message": { "message_id": chat, "date": date,
+        "from": { "id": chat, "is_bot": false, "first_name": "Bo" },
+        "chat": { "id": chat, "type": "private" }, "text": text } });
+    let hook = format!("/webhooks/telegram/{}", tg["id"].as_str().unwrap());
+    let headers = [("x-telegram-bot-api-secret-token", secret)];
+    let body = serde_json::to_vec(&update).unwrap();
+    assert_eq!(w.post(&hook, &headers, body).await.0, 200);
+}
+
 async fn send_file(
     w: &World,
     t: &str,
@@ -245,22 +261,7 @@ async fn a_library_pdf_reaches_whatsapp_by_upload_and_telegram_in_the_form(b: &B
     assert_eq!(&resp.bytes().await.unwrap()[..], PDF);
 
     // Telegram: the file goes in the sendDocument form.
-    let tg = create(&w, &t, "telegram", json!({ "bot_token": BOT_TOKEN })).await;
-    let secret = w.fake.requests_to("/setWebhook")[0].json()["secret_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let update = json!({ "update_id": 9100, "message": { "message_id": 9100, "date": 1_700_000_000,
-        "from": { "id": 77, "is_bot": false, "first_name": "Bo" }, "chat": { "id": 77, "type": "private" },
-        "text": "hi" } });
-    let headers = [("x-telegram-bot-api-secret-token", secret)];
-    let tg_hook = format!("/webhooks/telegram/{}", tg["id"].as_str().unwrap());
-    assert_eq!(
-        w.post(&tg_hook, &headers, serde_json::to_vec(&update).unwrap())
-            .await
-            .0,
-        200
-    );
+    telegram_hello(&w, &t, 77, "hi", 1_700_000_000).await;
     let (_, convs) = w.app.call("GET", "/v1/conversations", Some(&t), None).await;
     let tg_conv = convs["items"]
         .as_array()
@@ -468,22 +469,7 @@ async fn a_program_step_sends_its_file_with_its_text(b: &Backend) {
         .call("POST", "/v1/programs", Some(&t), Some(program))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let tg = create(&w, &t, "telegram", json!({ "bot_token": BOT_TOKEN })).await;
-    let secret = w.fake.requests_to("/setWebhook")[0].json()["secret_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let update = json!({ "update_id": 9200, "message": { "message_id": 9200, "date": noon.timestamp(),
-        "from": { "id": 78, "is_bot": false, "first_name": "Cy" }, "chat": { "id": 78, "type": "private" },
-        "text": "PLAN1" } });
-    let hook = format!("/webhooks/telegram/{}", tg["id"].as_str().unwrap());
-    let headers = [("x-telegram-bot-api-secret-token", secret)];
-    assert_eq!(
-        w.post(&hook, &headers, serde_json::to_vec(&update).unwrap())
-            .await
-            .0,
-        200
-    );
+    telegram_hello(&w, &t, 78, "PLAN1", noon.timestamp()).await;
     let (mut seen, mut log) = (0, Vec::new());
     for _ in 0..3 {
         crate::programs::turn(&w, noon, &mut seen, &mut log).await;
