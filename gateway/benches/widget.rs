@@ -263,6 +263,7 @@ async fn main() {
         let tick = Instant::now();
         for conversation in &conversations {
             let event = StreamEvent {
+                seq: None,
                 id: uuid::Uuid::now_v7(),
                 tenant_id: tenant,
                 payload: StreamPayload::Answer {

@@ -157,8 +157,23 @@ pub async fn run(
             }
         });
     }
-    // Live events are kept from the start, so a console that reconnects resumes.
-    state.events.start(&state.bus);
+    // The consoles' live feed follows the bus (and the event log) from the start.
+    tokio::spawn({
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        async move {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = state.startup.ready() => {}
+            }
+            while let Err(e) = state.events.start(&state.bus).await {
+                tracing::warn!(error = %e, "event log unreadable; live events wait for it");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    });
     let outbox = tokio::spawn({
         let (state, shutdown) = (state.clone(), shutdown.clone());
         async move {

@@ -53,7 +53,8 @@ pub struct AppState {
     pub sender: Arc<ConnectorSender>,
     /// The time programs are scheduled on (a manual clock in tests).
     pub clock: Clock,
-    /// Recent live events, for `GET /v1/events` clients that reconnect.
+    /// The live feed of `GET /v1/events` clients, in the event log's order, and their
+    /// resumption from the log.
     pub events: Arc<crate::bus::log::EventLog>,
     /// When `/metrics` last read the queue depths from the store (scrapes in between reuse
     /// them).
@@ -117,7 +118,7 @@ impl AppState {
             connectors,
             sender,
             clock,
-            events: crate::bus::log::EventLog::new(),
+            events: crate::bus::log::EventLog::new(store.clone(), config.http.event_resume_minutes),
             gauges_read_at: Arc::default(),
             event_streams: crate::caps::Caps::new(
                 config.http.event_streams_per_member,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use coach_connector_api::{ChannelId, ConversationId, InboundEvent, MessageId, OutboundBody};
 
+use crate::bus::appender::Appender;
 use crate::bus::{AnswerPhase, Bus, StreamEvent, StreamPayload};
 use crate::store::{IngestReport, Store, StoreError, StoredEvent, StoredMessage};
 use crate::tenancy::TenantScope;
@@ -14,13 +15,17 @@ use crate::tenancy::TenantScope;
 #[derive(Clone)]
 pub struct ConversationStream {
     store: Arc<dyn Store>,
-    bus: Arc<dyn Bus>,
+    /// Logs each event, then publishes it on the bus.
+    appender: Arc<Appender>,
 }
 
 impl ConversationStream {
     /// A stream over this store and bus.
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>) -> Self {
-        Self { store, bus }
+        Self {
+            appender: Arc::new(Appender::new(store.clone(), bus)),
+            store,
+        }
     }
 
     /// Durably store `events` of one channel, then publish what was new. A replayed event is
@@ -45,6 +50,7 @@ impl ConversationStream {
         metrics::histogram!("ingest_duration_seconds").record(started.elapsed().as_secs_f64());
         metrics::counter!("ingested_events_total").increment(report.stored.len() as u64);
         metrics::counter!("duplicate_events_total").increment(report.duplicates as u64);
+        let mut payloads = Vec::with_capacity(report.stored.len());
         for stored in &report.stored {
             let payload = match stored {
                 StoredEvent::Message(message) => StreamPayload::Message {
@@ -65,8 +71,9 @@ impl ConversationStream {
                     kind: kind.clone(),
                 },
             };
-            self.publish(scope, payload).await;
+            payloads.push(payload);
         }
+        self.publish_all(scope, payloads).await;
         Ok(report)
     }
 
@@ -121,12 +128,24 @@ impl ConversationStream {
     /// Publish an event that is not a message (handoffs, ingestion progress, a conversation
     /// changing hands) to live views.
     pub async fn publish(&self, scope: &TenantScope, payload: StreamPayload) {
-        let event = StreamEvent {
-            id: uuid::Uuid::now_v7(),
-            tenant_id: scope.tenant_id(),
-            payload,
-        };
-        if let Err(e) = self.bus.publish(event).await {
+        self.publish_all(scope, vec![payload]).await;
+    }
+
+    /// Publish several events in this order (logged in one transaction).
+    async fn publish_all(&self, scope: &TenantScope, payloads: Vec<StreamPayload>) {
+        if payloads.is_empty() {
+            return;
+        }
+        let events = payloads
+            .into_iter()
+            .map(|payload| StreamEvent {
+                id: uuid::Uuid::now_v7(),
+                seq: None,
+                tenant_id: scope.tenant_id(),
+                payload,
+            })
+            .collect();
+        if let Err(e) = self.appender.publish_all(events).await {
             metrics::counter!("bus_publish_failures_total").increment(1);
             tracing::warn!(tenant = %scope.tenant_id(), error = %e, "publish failed; event is stored");
         }

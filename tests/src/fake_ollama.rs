@@ -1,4 +1,5 @@
-//! A loopback stand-in for an Ollama server, speaking its documented API: `/api/embed` (a
+//! A loopback stand-in for an Ollama server, speaking its documented API: `/api/version`,
+//! `/api/embed` (a
 //! bag-of-words vector per input: texts sharing words are similar, so retrieval ranks as it
 //! would) and a streamed `/api/chat` (NDJSON lines, then the final line with the counts). It
 //! records every chat request, so a test can assert on the exact prompt the gateway built, and
@@ -40,6 +41,10 @@ impl FakeOllama {
         let app = Router::new()
             .route("/api/chat", post(chat))
             .route("/api/embed", post(embed))
+            .route(
+                "/api/version",
+                axum::routing::get(|| async { Json(json!({ "version": "0.12.0" })) }),
+            )
             .with_state(inner.clone());
         Self {
             base_url: crate::serve_loopback(app).await,

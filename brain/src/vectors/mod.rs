@@ -112,6 +112,10 @@ pub trait VectorStore: Send + Sync {
     async fn delete_tenant(&self, tenant: Tenant) -> Result<(), VectorError>;
     /// Number of chunks stored for a tenant.
     async fn count(&self, tenant: Tenant) -> Result<usize, VectorError>;
+    /// Whether the store answers now (`/readyz`); an embedded store always does.
+    async fn ping(&self) -> Result<(), VectorError> {
+        Ok(())
+    }
 }
 
 /// Name of the dense vector in both backends.

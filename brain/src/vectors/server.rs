@@ -451,6 +451,14 @@ impl VectorStore for ServerStore {
         self.delete(tenant_filter(tenant), "tenant delete").await
     }
 
+    async fn ping(&self) -> Result<(), VectorError> {
+        self.client
+            .health_check()
+            .await
+            .map(|_| ())
+            .map_err(|e| backend(format!("qdrant health check: {e}")))
+    }
+
     async fn count(&self, tenant: Tenant) -> Result<usize, VectorError> {
         let request = CountPointsBuilder::new(self.collection.as_str())
             .filter(tenant_filter(tenant))

@@ -2,6 +2,7 @@
 //! responder) subscribes here. In-process broadcast by default; Redis pub/sub across replicas.
 //! Both pass one compliance suite (`gateway/tests/bus_compliance.rs`).
 
+pub mod appender;
 pub mod log;
 mod memory;
 mod redis;
@@ -32,10 +33,14 @@ pub enum BusError {
 /// One event on the conversation stream, always tagged with its tenant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamEvent {
-    /// Its id: time-ordered, assigned once when published, the same in every process (the
-    /// `id` of `GET /v1/events`, which a client hands back as `Last-Event-ID` to resume).
+    /// Its id: time-ordered, assigned once when published, the same in every process.
     #[serde(default = "uuid::Uuid::now_v7")]
     pub id: uuid::Uuid,
+    /// Its place in the event log (assigned when it is logged, before it is published; the
+    /// `id` of `GET /v1/events`, which a client hands back as `Last-Event-ID` to resume on any
+    /// process). `None` for an answer's pieces, which are not logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
     /// The tenant it belongs to; subscribers filter on it.
     pub tenant_id: TenantId,
     /// What happened.

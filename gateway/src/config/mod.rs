@@ -164,6 +164,13 @@ impl Config {
                 "at least 1 thread, 1 worker and 1 passage",
             ));
         }
+        if !(1..=1440).contains(&self.http.event_resume_minutes) {
+            return Err(invalid(
+                "http.event_resume_minutes",
+                self.http.event_resume_minutes.to_string(),
+                "1 to 1440 minutes (a day, the shortest message retention)",
+            ));
+        }
         if !(1..=600).contains(&self.providers.voice_max_secs) {
             return Err(invalid(
                 "providers.voice_max_secs",

@@ -28,6 +28,9 @@ pub struct HttpConfig {
     pub event_streams_per_member: u32,
     /// Open `/v1/events` streams of one tenant in this process.
     pub event_streams_per_tenant: u32,
+    /// How long a `/v1/events` client can reconnect with `Last-Event-ID` and get what it
+    /// missed, on any process: the event log keeps events this many minutes (1 to 1440).
+    pub event_resume_minutes: u32,
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <this>`.
     pub metrics_token: String,
 }
@@ -43,6 +46,7 @@ impl Default for HttpConfig {
             allow_private_webhooks: false,
             event_streams_per_member: 8,
             event_streams_per_tenant: 64,
+            event_resume_minutes: 60,
             metrics_token: String::new(),
         }
     }

@@ -1,11 +1,12 @@
 //! `GET /v1/events`: the tenant's live events as server-sent events (new messages, streamed
 //! answers, delivery statuses, handoffs, conversations changing hands, ingestion progress).
 //!
-//! Every event has the id it was published with on the bus (time-ordered, the same in every
-//! gateway process, since they share the Redis bus). Each process keeps the most recent events
-//! in a ring ([`crate::bus::log::EventLog`]); a client that reconnects with `Last-Event-ID` gets what it missed
-//! from there. When the id has left the ring (or the connection fell behind the bus), the client
-//! gets a `resync` event instead: reload from the REST API, which is the source of truth.
+//! Every event but an answer's pieces has as its id its place in the database's event log
+//! (`seq`, the same on every gateway process), and every process sends them in that order
+//! ([`crate::bus::log::EventLog`]). A client that reconnects, to any process, with
+//! `Last-Event-ID` gets what it missed from the log. When the id is unknown (older than
+//! `http.event_resume_minutes`, or never issued) or the connection fell behind, the client gets
+//! a `resync` event instead: reload from the REST API, which is the source of truth.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -20,7 +21,6 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::auth::extract::{Member, Viewer};
 use crate::bus::log::Replay;
@@ -39,6 +39,8 @@ struct Feed {
     ended: bool,
     first: VecDeque<Event>,
     live: broadcast::Receiver<Arc<StreamEvent>>,
+    /// Logged events up to this `seq` were replayed (or the client had them).
+    after: i64,
     tenant: coach_connector_api::TenantId,
     until: tokio::time::Instant,
     /// This stream's place under the caps, given back when the stream ends.
@@ -54,7 +56,8 @@ pub struct SseEvent {
     event: String,
     /// The payload, as JSON text.
     data: String,
-    /// The event's id, to resume from with `Last-Event-ID` (absent on `resync` and `shutdown`).
+    /// The event's place in the event log, to resume from with `Last-Event-ID` (absent on
+    /// `answer`, `resync` and `shutdown`).
     id: Option<String>,
 }
 
@@ -73,12 +76,15 @@ fn name(payload: &StreamPayload) -> &'static str {
     }
 }
 
+/// An event as SSE; a logged one carries its `seq` as its id (an answer's pieces have none,
+/// so a client's `Last-Event-ID` stays on the last logged event).
 fn to_sse(event: &StreamEvent) -> Event {
     let data = serde_json::to_string(&event.payload).unwrap_or_else(|_| "{}".into());
-    Event::default()
-        .id(event.id.to_string())
-        .event(name(&event.payload))
-        .data(data)
+    let sse = Event::default().event(name(&event.payload)).data(data);
+    match event.seq {
+        Some(seq) => sse.id(seq.to_string()),
+        None => sse,
+    }
 }
 
 /// The last event of a stream cut by a shutdown: reconnect (to another process) with
@@ -120,18 +126,25 @@ async fn events(
                 limit,
             }
         })?;
-    state.events.start(&state.bus);
+    state.events.start(&state.bus).await?;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().parse::<Uuid>());
-    let (first, live) = match last {
-        None => (Vec::new(), state.events.follow(tenant, None).1),
-        Some(Err(_)) => (vec![resync()], state.events.follow(tenant, None).1),
-        Some(Ok(last)) => match state.events.follow(tenant, Some(last)) {
-            (Replay::Events(events), live) => (events.iter().map(|e| to_sse(e)).collect(), live),
-            (Replay::Resync, live) => (vec![resync()], live),
-        },
+        .map(|v| v.trim().parse::<i64>());
+    let (first, following) = match last {
+        None => (Vec::new(), state.events.follow(&member.scope, None).await?),
+        Some(Err(_)) => (
+            vec![resync()],
+            state.events.follow(&member.scope, None).await?,
+        ),
+        Some(Ok(last)) => {
+            let following = state.events.follow(&member.scope, Some(last)).await?;
+            let first = match &following.replay {
+                Replay::Events(events) => events.iter().map(|e| to_sse(e)).collect(),
+                Replay::Resync => vec![resync()],
+            };
+            (first, following)
+        }
     };
     // The stream ends when the access token would have: the client reconnects with a fresh
     // one, so a logout, a removal or a revoked key stops the events within that time.
@@ -141,7 +154,8 @@ async fn events(
         shutdown: state.shutdown.clone(),
         ended: false,
         first: first.into(),
-        live,
+        live: following.live,
+        after: following.after,
         tenant,
         until,
         _permit: permit,
@@ -163,7 +177,10 @@ async fn events(
             };
             match next {
                 Err(_) => return None,
-                Ok(Ok(event)) if event.tenant_id == feed.tenant => {
+                Ok(Ok(event))
+                    if event.tenant_id == feed.tenant
+                        && event.seq.is_none_or(|seq| seq > feed.after) =>
+                {
                     return Some((Ok(to_sse(&event)), feed));
                 }
                 Ok(Ok(_)) => {}

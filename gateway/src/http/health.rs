@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+use crate::config::{ModelBackend, VectorBackend};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tenancy::SystemScope;
@@ -47,6 +48,7 @@ async fn check<E: std::fmt::Display>(
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let brain = &state.config.brain;
     let (db_ok, db) = check(state.store.backend(), async {
         if let Some(problem) = state.startup.problem() {
             return Err(problem);
@@ -55,22 +57,70 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     })
     .await;
     let (bus_ok, bus) = check(state.bus.backend(), state.bus.ping()).await;
-    let ready = db_ok && bus_ok;
-    let failing: Vec<&str> = [("database", db_ok), ("bus", bus_ok)]
+    let mut checks = serde_json::Map::new();
+    checks.insert("database".into(), db);
+    checks.insert("bus".into(), bus);
+    let mut failing: Vec<&str> = [("database", db_ok), ("bus", bus_ok)]
         .into_iter()
         .filter_map(|(name, ok)| (!ok).then_some(name))
         .collect();
+    // The servers the brain uses, when configured: answers stop without them.
+    if brain.vectors.backend == VectorBackend::Qdrant {
+        let (ok, qdrant) = check("qdrant", async {
+            match state.knowledge.state() {
+                Ok(loaded) => loaded.vectors.ping().await.map_err(|e| e.to_string()),
+                Err(why) => Err(format!("not connected: {why}")),
+            }
+        })
+        .await;
+        checks.insert("vectors".into(), qdrant);
+        if !ok {
+            failing.push("vectors");
+        }
+    }
+    if brain.backend == ModelBackend::Ollama {
+        let (ok, ollama) = check("ollama", ollama_version(&brain.ollama.url)).await;
+        checks.insert("ollama".into(), ollama);
+        if !ok {
+            failing.push("ollama");
+        }
+    }
+    let ready = failing.is_empty();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // The models' state: shown, not a condition of readiness (webhooks and the console work
+    // without them; answers say why they cannot start).
+    let models = match state.knowledge.state() {
+        Ok(loaded) => json!({
+            "status": "loaded",
+            "embedder": loaded.embedder.model_id(),
+            "generator": loaded.generator.model_id(),
+        }),
+        Err(why) => json!({ "status": "unavailable", "error": why }),
+    };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "failing": failing,
-        "checks": { "database": db, "bus": bus },
+        "checks": checks,
+        "models": models,
     });
     (status, Json(body))
+}
+
+/// Whether the Ollama server at `url` answers (`GET /api/version`).
+async fn ollama_version(url: &str) -> Result<(), String> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let url = format!("{}/api/version", url.trim_end_matches('/'));
+    let resp = client.get(&url).send().await.map_err(|e| e.to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{url} answered {}", resp.status()))
+    }
 }
 
 /// How long the queue depths `/metrics` read from the store are reused.

@@ -55,6 +55,11 @@ impl Knowledge {
         })
     }
 
+    /// The brain, or why it is not available.
+    pub fn state(&self) -> Result<&Arc<Brain>, &str> {
+        self.0.as_ref().map_err(String::as_str)
+    }
+
     /// Loads models and the vector store as configured.
     pub async fn load(config: &Config) -> Self {
         match load(config).await {

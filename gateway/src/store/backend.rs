@@ -76,6 +76,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const CLAIM_LOCK: &'static str;
     /// The row lock a read-modify-write takes (`FOR UPDATE`; nothing on SQLite's one writer).
     const ROW_LOCK: &'static str;
+    /// A statement that makes event-log writers take turns until their transaction ends, so
+    /// rows become visible in `seq` order (an advisory lock; nothing on SQLite's one writer).
+    const EVENT_LOG_TURN: &'static str;
     /// The expression for `created_at`'s UTC day as `YYYY-MM-DD`.
     const UTC_DAY: &'static str;
     /// A query of the ids of the conversations of tenant `$tenant` with a message matching the

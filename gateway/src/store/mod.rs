@@ -16,6 +16,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod delivery;
 pub mod documents;
+pub mod events;
 pub mod feedback;
 pub mod files;
 pub mod members;
@@ -59,6 +60,7 @@ pub mod prelude {
     pub use super::conversations::ConversationStore;
     pub use super::delivery::DeliveryStore;
     pub use super::documents::DocumentStore;
+    pub use super::events::EventLogStore;
     pub use super::feedback::FeedbackStore;
     pub use super::files::FileStore;
     pub use super::members::MemberStore;
@@ -118,6 +120,7 @@ pub trait Store:
     + conversations::ConversationStore
     + delivery::DeliveryStore
     + documents::DocumentStore
+    + events::EventLogStore
     + feedback::FeedbackStore
     + files::FileStore
     + members::MemberStore

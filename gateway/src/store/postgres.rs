@@ -114,6 +114,9 @@ impl Backend for PostgresStore {
     const GREATEST: &'static str = "GREATEST";
     const CLAIM_LOCK: &'static str = "FOR UPDATE SKIP LOCKED";
     const ROW_LOCK: &'static str = "FOR UPDATE";
+    // One key for the whole event log ("coach-ev" in ASCII). Without it, a reader can see a
+    // row before a lower-numbered one commits (the event log's concurrency test fails).
+    const EVENT_LOG_TURN: &'static str = "SELECT pg_advisory_xact_lock(7165052611747210614)";
     const UTC_DAY: &'static str = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
     const MESSAGE_SEARCH: &'static str = "SELECT m.conversation_id FROM messages m \
         WHERE m.tenant_id = $tenant AND m.search @@ plainto_tsquery('simple', $query)";

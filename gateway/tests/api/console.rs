@@ -29,13 +29,17 @@ against_every_backend!(
 );
 
 /// A `GET /v1/events` connection.
-struct Events {
+pub(crate) struct Events {
     body: axum::body::BodyDataStream,
     buffer: String,
 }
 
 /// `GET /v1/events` as `token`, resuming after `last`.
-async fn events_request(app: &App, token: &str, last: Option<&str>) -> axum::response::Response {
+pub(crate) async fn events_request(
+    app: &App,
+    token: &str,
+    last: Option<&str>,
+) -> axum::response::Response {
     let mut req = Request::get("/v1/events").header("authorization", format!("Bearer {token}"));
     if let Some(id) = last {
         req = req.header("last-event-id", id);
@@ -48,7 +52,7 @@ async fn events_request(app: &App, token: &str, last: Option<&str>) -> axum::res
 }
 
 impl Events {
-    async fn open(app: &App, token: &str, last: Option<&str>) -> Self {
+    pub(crate) async fn open(app: &App, token: &str, last: Option<&str>) -> Self {
         let resp = events_request(app, token, last).await;
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(
@@ -62,7 +66,12 @@ impl Events {
     }
 
     /// The next event (name, id, data), or `None` when nothing comes within a second.
-    async fn next(&mut self) -> Option<(String, String, Value)> {
+    pub(crate) async fn next(&mut self) -> Option<(String, String, Value)> {
+        self.next_within(Duration::from_secs(1)).await
+    }
+
+    /// The next event, or `None` when nothing comes within `wait`.
+    pub(crate) async fn next_within(&mut self, wait: Duration) -> Option<(String, String, Value)> {
         loop {
             if let Some(cut) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..cut + 2).collect();
@@ -81,7 +90,7 @@ impl Events {
                 }
                 return Some((name, id, serde_json::from_str(&data).unwrap()));
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(1), self.body.next())
+            let chunk = tokio::time::timeout(wait, self.body.next())
                 .await
                 .ok()??
                 .unwrap();
@@ -177,11 +186,11 @@ async fn metrics_can_be_kept_behind_a_token(b: &Backend) {
     );
 }
 
-fn scope_of(pair: &Value) -> TenantScope {
+pub(crate) fn scope_of(pair: &Value) -> TenantScope {
     SystemScope::new("test").for_tenant(pair["tenant_id"].as_str().unwrap().parse().unwrap())
 }
 
-async fn progress(app: &App, scope: &TenantScope, n: i64) {
+pub(crate) async fn progress(app: &App, scope: &TenantScope, n: i64) {
     let payload = StreamPayload::Document {
         document_id: uuid::Uuid::nil(),
         status: "processing".into(),
@@ -260,8 +269,11 @@ async fn live_events_are_the_tenants_own_and_resume_after_a_drop(b: &Backend) {
     }
 
     // An id the gateway no longer knows (or never did): reload.
-    let mut lost = Events::open(&app, token(&ana), Some(&uuid::Uuid::now_v7().to_string())).await;
-    assert_eq!(lost.next().await.unwrap().0, "resync");
+    let beyond = (first_id.parse::<i64>().unwrap() + 1000).to_string();
+    for unknown in [beyond, uuid::Uuid::now_v7().to_string()] {
+        let mut lost = Events::open(&app, token(&ana), Some(&unknown)).await;
+        assert_eq!(lost.next().await.unwrap().0, "resync", "{unknown}");
+    }
     let mut junk = Events::open(&app, token(&ana), Some("not-an-id")).await;
     assert_eq!(junk.next().await.unwrap().0, "resync");
 

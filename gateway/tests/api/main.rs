@@ -10,6 +10,7 @@ mod common;
 
 mod console;
 mod email;
+mod event_resume;
 mod import;
 mod keys;
 mod knowledge;
@@ -21,6 +22,7 @@ mod notify;
 mod profile_saves;
 mod program_versions;
 mod rate_limits;
+mod readiness;
 mod resources;
 mod search;
 mod sessions;

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 fn event(tenant: TenantId, i: usize) -> StreamEvent {
     StreamEvent {
+        seq: None,
         id: uuid::Uuid::now_v7(),
         tenant_id: tenant,
         payload: StreamPayload::Unknown {

@@ -47,10 +47,23 @@ async fn erased_text_leaves_no_byte_in_the_sqlite_files() {
     let (scope, channel) = tenant_with_channel(&store, "erase").await;
     let said = "quartz-heron-4471 is my secret";
     let wrote = "umber-falcon-9082 handbook";
-    store
+    let report = store
         .ingest(&scope, channel, vec![text("k1", "4915100000001", said)])
         .await
         .unwrap();
+    // The message went out on the stream too: the event log holds its text.
+    let coach_gateway::store::StoredEvent::Message(message) = &report.stored[0] else {
+        panic!("stored {:?}", report.stored)
+    };
+    let logged = coach_gateway::store::events::NewLogEvent {
+        tenant_id: scope.tenant_id(),
+        conversation_id: Some(message.conversation_id),
+        event: serde_json::json!({ "event": "message", "message": message }).to_string(),
+        at: chrono::Utc::now(),
+    };
+    let sys = coach_gateway::tenancy::SystemScope::new("test");
+    let seqs = store.append_events(&sys, vec![logged]).await.unwrap();
+    assert!(seqs[0].is_some(), "{seqs:?}");
     store
         .create_document(
             &scope,
@@ -268,6 +281,11 @@ const TABLES: &[(&str, &str)] = &[
         "contact: exported (`programs[].sends`), cascade from enrollments",
     ),
     ("opt_outs", "contact: exported (`opt_out`), cascade"),
+    (
+        "event_log",
+        "contact: exported (`live_events`), cascade from conversations; \
+         every row pruned after http.event_resume_minutes (at most a day)",
+    ),
 ];
 
 /// Tables whose `tenant_id` outlives the tenant on purpose.

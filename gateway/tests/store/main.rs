@@ -10,6 +10,7 @@ mod bus_compliance;
 mod compliance;
 mod deletions;
 mod erasure;
+mod event_log;
 mod outbox_worker;
 mod postgres_rls;
 mod queues;

@@ -313,6 +313,7 @@ macro_rules! ops {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
             let ratings = crate::store::ratings::sql::$backend::contact_ratings(&mut *conn, tenant, contact).await?;
+            let events = crate::store::events::sql::$backend::contact_events(&mut *conn, tenant, contact).await?;
             Ok(json!({
                 "contact": record,
                 "memory": memory,
@@ -324,6 +325,7 @@ macro_rules! ops {
                 "programs": programs,
                 "opt_out": opt_out,
                 "unknown_events": unknown,
+                "live_events": events,
             }))
         }
 
