@@ -173,8 +173,9 @@ export function follow(onEvent, onState) {
               else if (line.startsWith("data:")) data += line.slice(5).trim();
               else if (line.startsWith("id:")) id = line.slice(3).trim();
             }
-            if (!data) continue;
+            // An idle line without data still moves the cursor (as EventSource does).
             if (id) last = id;
+            if (!data) continue;
             try {
               onEvent(name, JSON.parse(data));
             } catch (e) {

@@ -20,6 +20,8 @@ use crate::tenancy::SystemScope;
 const QUEUE: usize = 4096;
 /// Most events written in one transaction.
 const BATCH: usize = 256;
+/// Longest wait for the bus to take one event.
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Handed = (StreamEvent, oneshot::Sender<Result<(), BusError>>);
 
@@ -55,11 +57,17 @@ impl Appender {
             tokio::spawn(write(self.store.clone(), self.bus.clone(), rx));
             tx
         });
+        // An answer's pieces keep their place in the order but nobody waits for them: the
+        // responder streams on while they go out.
+        let wait = events.iter().any(|e| logged(&e.payload));
         let mut waiting = Vec::with_capacity(events.len());
         for event in events {
             let (done, published) = oneshot::channel();
             queue.send((event, done)).await.map_err(|_| stopped())?;
             waiting.push(published);
+        }
+        if !wait {
+            return Ok(());
         }
         let mut outcome = Ok(());
         for published in waiting {
@@ -129,7 +137,14 @@ async fn write(store: Arc<dyn Store>, bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<
         let seqs = if rows.is_empty() {
             None
         } else {
-            match store.append_events(&sys, rows).await {
+            // Tried twice (a dropped connection, a serialization failure), then the events go
+            // out live only: a client that reconnects later cannot get them back.
+            let mut outcome = store.append_events(&sys, rows.clone()).await;
+            if let Err(e) = &outcome {
+                tracing::debug!(error = %e, "event log write failed; trying once more");
+                outcome = store.append_events(&sys, rows).await;
+            }
+            match outcome {
                 Ok(seqs) => Some(seqs),
                 Err(e) => {
                     metrics::counter!("event_log_write_failures_total").increment(1);
@@ -150,7 +165,12 @@ async fn write(store: Arc<dyn Store>, bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<
                     }
                 }
             }
-            let _ = done.send(bus.publish(event).await);
+            // A bus that hangs (Redis unreachable) must not stall every publisher behind it.
+            let published = match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(event)).await {
+                Ok(result) => result,
+                Err(_) => Err(BusError::Unavailable("publish timed out".into())),
+            };
+            let _ = done.send(published);
         }
     }
 }

@@ -9,7 +9,7 @@
 //! the tenant's events after it from the database, then continues live without a gap or a
 //! repeat. Answer pieces are not logged and pass straight through.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -52,6 +52,9 @@ struct Ring {
     delivered: i64,
     /// Events that came before one with a lower `seq`.
     held: BTreeMap<i64, Arc<StreamEvent>>,
+    /// Unlogged events (an answer's pieces) that came while logged ones were held, each with
+    /// the highest held `seq` then: they go out once it is no longer held.
+    waiting: VecDeque<(i64, Arc<StreamEvent>)>,
     /// Each followed tenant's live feed.
     live: HashMap<TenantId, broadcast::Sender<Arc<StreamEvent>>>,
 }
@@ -75,6 +78,21 @@ impl Ring {
             }
             self.delivered = next;
             if let Some(event) = self.held.remove(&next) {
+                self.send(event);
+            }
+            self.flush();
+        }
+        self.flush();
+    }
+
+    /// Send the waiting unlogged events whose logged predecessor is no longer held (it went
+    /// out, or a poll found it erased).
+    fn flush(&mut self) {
+        while let Some((after, _)) = self.waiting.front() {
+            if self.held.contains_key(after) {
+                return;
+            }
+            if let Some((_, event)) = self.waiting.pop_front() {
                 self.send(event);
             }
         }
@@ -148,8 +166,12 @@ impl EventLog {
     pub fn accept(&self, event: Arc<StreamEvent>) {
         let mut ring = self.lock();
         match event.seq {
-            // An answer's piece, or an event the log could not take: live only.
-            None => ring.send(event),
+            // An answer's piece, or an event the log could not take: live only, after the
+            // logged events that came before it.
+            None => match ring.held.keys().next_back().copied() {
+                Some(last_held) => ring.waiting.push_back((last_held, event)),
+                None => ring.send(event),
+            },
             // Delivered already (the poll was first).
             Some(seq) if seq <= ring.delivered => {}
             Some(seq) => {
@@ -199,6 +221,7 @@ impl EventLog {
                 ring.send(event);
             }
             ring.release();
+            ring.flush();
             if !full {
                 break;
             }
@@ -259,6 +282,20 @@ impl EventLog {
             live,
             after: upto.max(last),
         })
+    }
+
+    /// Where a quiet client stands: every logged event up to the returned `seq` that it may
+    /// see was handed to it (its live feed has nothing unread), so it may resume from there.
+    /// `None` while its feed holds unread events.
+    pub fn idle_cursor(
+        &self,
+        live: &broadcast::Receiver<Arc<StreamEvent>>,
+        after: i64,
+    ) -> Option<i64> {
+        // Events reach feeds under this lock: an empty feed now has missed nothing up to
+        // `delivered`.
+        let ring = self.lock();
+        live.is_empty().then_some(ring.delivered.max(after))
     }
 
     /// Delete events past their time, a batch per write.

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use futures::Stream;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -41,6 +41,8 @@ struct Feed {
     live: broadcast::Receiver<Arc<StreamEvent>>,
     /// Logged events up to this `seq` were replayed (or the client had them).
     after: i64,
+    /// Where the live events come from.
+    log: Arc<crate::bus::log::EventLog>,
     tenant: coach_connector_api::TenantId,
     until: tokio::time::Instant,
     /// This stream's place under the caps, given back when the stream ends.
@@ -95,6 +97,9 @@ fn shutdown() -> Event {
         .data(r#"{"reason":"the gateway is restarting: reconnect with Last-Event-ID"}"#)
 }
 
+/// How long a quiet stream waits before it moves the client's cursor (and shows it is alive).
+const IDLE: Duration = Duration::from_secs(15);
+
 fn resync() -> Event {
     Event::default()
         .event("resync")
@@ -133,15 +138,16 @@ async fn events(
         .map(|v| v.trim().parse::<i64>());
     let (first, following) = match last {
         None => (Vec::new(), state.events.follow(&member.scope, None).await?),
-        Some(Err(_)) => (
-            vec![resync()],
-            state.events.follow(&member.scope, None).await?,
-        ),
+        Some(Err(_)) => {
+            let following = state.events.follow(&member.scope, None).await?;
+            (vec![resync().id(following.after.to_string())], following)
+        }
         Some(Ok(last)) => {
             let following = state.events.follow(&member.scope, Some(last)).await?;
             let first = match &following.replay {
                 Replay::Events(events) => events.iter().map(|e| to_sse(e)).collect(),
-                Replay::Resync => vec![resync()],
+                // The reload starts from here: so does the client's cursor.
+                Replay::Resync => vec![resync().id(following.after.to_string())],
             };
             (first, following)
         }
@@ -156,6 +162,7 @@ async fn events(
         first: first.into(),
         live: following.live,
         after: following.after,
+        log: state.events.clone(),
         tenant,
         until,
         _permit: permit,
@@ -173,10 +180,24 @@ async fn events(
                     feed.ended = true;
                     return Some((Ok(shutdown()), feed));
                 }
-                next = tokio::time::timeout_at(feed.until, feed.live.recv()) => next,
+                next = tokio::time::timeout_at(
+                    feed.until.min(tokio::time::Instant::now() + IDLE),
+                    feed.live.recv(),
+                ) => next,
             };
             match next {
-                Err(_) => return None,
+                Err(_) if tokio::time::Instant::now() >= feed.until => return None,
+                // Quiet for a while: the client's cursor moves up to what this process has
+                // sent, so a quiet tenant's console resumes long after its last event (and the
+                // line keeps proxies from closing the stream).
+                Err(_) => {
+                    let idle = Event::default().comment("idle");
+                    let idle = match feed.log.idle_cursor(&feed.live, feed.after) {
+                        Some(cursor) => idle.id(cursor.to_string()),
+                        None => idle,
+                    };
+                    return Some((Ok(idle), feed));
+                }
                 Ok(Ok(event))
                     if event.tenant_id == feed.tenant
                         && event.seq.is_none_or(|seq| seq > feed.after) =>
@@ -189,5 +210,5 @@ async fn events(
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok(Sse::new(stream))
 }

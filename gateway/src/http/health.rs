@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up), `/readyz` (every configured backend answers) and `/metrics`
+//! `/healthz` (the process is up), `/readyz` (the database and the bus answer; the brain's
+//! servers and the models are reported) and `/metrics`
 //! (Prometheus text; the queue depths are read from the store at most every 10 s, and a
 //! `http.metrics_token` keeps it private).
 
@@ -49,40 +50,52 @@ async fn check<E: std::fmt::Display>(
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let brain = &state.config.brain;
-    let (db_ok, db) = check(state.store.backend(), async {
+    let database = check(state.store.backend(), async {
         if let Some(problem) = state.startup.problem() {
             return Err(problem);
         }
         state.store.ping().await.map_err(|e| e.to_string())
-    })
-    .await;
-    let (bus_ok, bus) = check(state.bus.backend(), state.bus.ping()).await;
+    });
+    let bus = check(state.bus.backend(), state.bus.ping());
+    // The servers the brain uses, when configured. Answers wait for them, but webhooks, the
+    // console and the outbox do not: they are reported (`degraded`), and the gateway stays
+    // ready, so a model server's outage does not take every process out of the balancer.
+    let vectors = async {
+        if brain.vectors.backend != VectorBackend::Qdrant {
+            return None;
+        }
+        Some(
+            check("qdrant", async {
+                match state.knowledge.state() {
+                    Ok(loaded) => loaded.vectors.ping().await.map_err(|e| e.to_string()),
+                    Err(why) => Err(format!("not connected: {why}")),
+                }
+            })
+            .await,
+        )
+    };
+    let ollama = async {
+        if brain.backend != ModelBackend::Ollama {
+            return None;
+        }
+        Some(check("ollama", ollama_version(&brain.ollama.url)).await)
+    };
+    let ((db_ok, db), (bus_ok, bus), vectors, ollama) =
+        tokio::join!(database, bus, vectors, ollama);
     let mut checks = serde_json::Map::new();
     checks.insert("database".into(), db);
     checks.insert("bus".into(), bus);
-    let mut failing: Vec<&str> = [("database", db_ok), ("bus", bus_ok)]
+    let failing: Vec<&str> = [("database", db_ok), ("bus", bus_ok)]
         .into_iter()
         .filter_map(|(name, ok)| (!ok).then_some(name))
         .collect();
-    // The servers the brain uses, when configured: answers stop without them.
-    if brain.vectors.backend == VectorBackend::Qdrant {
-        let (ok, qdrant) = check("qdrant", async {
-            match state.knowledge.state() {
-                Ok(loaded) => loaded.vectors.ping().await.map_err(|e| e.to_string()),
-                Err(why) => Err(format!("not connected: {why}")),
+    let mut degraded: Vec<&str> = Vec::new();
+    for (name, result) in [("vectors", vectors), ("ollama", ollama)] {
+        if let Some((ok, body)) = result {
+            checks.insert(name.into(), body);
+            if !ok {
+                degraded.push(name);
             }
-        })
-        .await;
-        checks.insert("vectors".into(), qdrant);
-        if !ok {
-            failing.push("vectors");
-        }
-    }
-    if brain.backend == ModelBackend::Ollama {
-        let (ok, ollama) = check("ollama", ollama_version(&brain.ollama.url)).await;
-        checks.insert("ollama".into(), ollama);
-        if !ok {
-            failing.push("ollama");
         }
     }
     let ready = failing.is_empty();
@@ -91,8 +104,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    // The models' state: shown, not a condition of readiness (webhooks and the console work
-    // without them; answers say why they cannot start).
+    // The models' state: shown, not a condition of readiness.
     let models = match state.knowledge.state() {
         Ok(loaded) => json!({
             "status": "loaded",
@@ -104,6 +116,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "failing": failing,
+        "degraded": degraded,
         "checks": checks,
         "models": models,
     });

@@ -76,6 +76,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     const CLAIM_LOCK: &'static str;
     /// The row lock a read-modify-write takes (`FOR UPDATE`; nothing on SQLite's one writer).
     const ROW_LOCK: &'static str;
+    /// The lock an existence check takes so a row being deleted meanwhile is waited for and
+    /// then not found, instead of failing a foreign key later (`FOR KEY SHARE`; nothing on
+    /// SQLite's one writer).
+    const KEY_SHARE: &'static str;
     /// A statement that makes event-log writers take turns until their transaction ends, so
     /// rows become visible in `seq` order (an advisory lock; nothing on SQLite's one writer).
     const EVENT_LOG_TURN: &'static str;

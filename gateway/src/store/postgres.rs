@@ -117,6 +117,7 @@ impl Backend for PostgresStore {
     // One key for the whole event log ("coach-ev" in ASCII). Without it, a reader can see a
     // row before a lower-numbered one commits (the event log's concurrency test fails).
     const EVENT_LOG_TURN: &'static str = "SELECT pg_advisory_xact_lock(7165052611747210614)";
+    const KEY_SHARE: &'static str = "FOR KEY SHARE";
     const UTC_DAY: &'static str = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
     const MESSAGE_SEARCH: &'static str = "SELECT m.conversation_id FROM messages m \
         WHERE m.tenant_id = $tenant AND m.search @@ plainto_tsquery('simple', $query)";

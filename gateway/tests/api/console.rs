@@ -65,6 +65,29 @@ impl Events {
         }
     }
 
+    /// The id of the next line without data (a quiet stream's cursor), skipping nothing else:
+    /// `None` when an event comes first or nothing within `wait`.
+    pub(crate) async fn idle_id(&mut self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(cut) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..cut + 2).collect();
+                if block.lines().any(|l| l.starts_with("data:")) {
+                    return None;
+                }
+                if let Some(id) = block.lines().find_map(|l| l.strip_prefix("id:")) {
+                    return Some(id.trim().to_owned());
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
+                .await
+                .ok()??
+                .unwrap();
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
     /// The next event (name, id, data), or `None` when nothing comes within a second.
     pub(crate) async fn next(&mut self) -> Option<(String, String, Value)> {
         self.next_within(Duration::from_secs(1)).await

@@ -11,7 +11,10 @@ use crate::api_support::*;
 use crate::common::Backend;
 use crate::console::{Events, progress, scope_of};
 
-against_every_backend!(a_console_resumes_on_another_process_and_gets_what_the_bus_lost);
+against_every_backend!(
+    a_console_resumes_on_another_process_and_gets_what_the_bus_lost,
+    a_quiet_tenants_console_resumes_after_the_log_moved_on,
+);
 
 /// The next `document` event's chunk count and id, waiting long enough for a poll of the log.
 async fn next_chunks(events: &mut Events) -> (i64, String) {
@@ -77,5 +80,63 @@ async fn a_console_resumes_on_another_process_and_gets_what_the_bus_lost(b: &Bac
     assert!(
         resumed.next_within(Duration::from_secs(2)).await.is_none(),
         "an event came twice"
+    );
+}
+
+/// A tenant with no events for longer than the log keeps them: its console's cursor moves with
+/// the log while the stream is quiet, so reconnecting does not force a reload; and a reload
+/// (`resync`) hands out a cursor that works next time.
+async fn a_quiet_tenants_console_resumes_after_the_log_moved_on(b: &Backend) {
+    let app = app(b);
+    let ana = app.register("ana@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    let (ana_scope, bob_scope) = (scope_of(&ana), scope_of(&bob));
+    let mut events = Events::open(&app, token(&ana), None).await;
+    progress(&app, &ana_scope, 1).await;
+    let (_, old, _) = events.next().await.unwrap();
+    // Ana is quiet; bob is not, and the log is pruned past ana's last event.
+    progress(&app, &bob_scope, 1).await;
+    let sys = coach_gateway::tenancy::SystemScope::new("test");
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    app.state
+        .store
+        .prune_event_log(&sys, later, 1000)
+        .await
+        .unwrap();
+    progress(&app, &bob_scope, 2).await;
+
+    // Her stream, quiet for 15 s, moves her cursor past what was pruned.
+    let cursor = events
+        .idle_id(Duration::from_secs(20))
+        .await
+        .expect("a quiet stream sends its cursor");
+    assert!(
+        cursor.parse::<i64>().unwrap() > old.parse::<i64>().unwrap(),
+        "{cursor} after {old}"
+    );
+    drop(events);
+    let mut resumed = Events::open(&app, token(&ana), Some(&cursor)).await;
+    progress(&app, &ana_scope, 2).await;
+    let (name, _, data) = resumed.next().await.unwrap();
+    assert_eq!(
+        (name.as_str(), data["chunks"].as_i64()),
+        ("document", Some(2)),
+        "{data}"
+    );
+    drop(resumed);
+
+    // With her old cursor she must reload; the reload's cursor then resumes.
+    let mut stale = Events::open(&app, token(&ana), Some(&old)).await;
+    let (name, fresh, _) = stale.next().await.unwrap();
+    assert_eq!(name, "resync");
+    assert!(!fresh.is_empty(), "the resync carries a cursor");
+    drop(stale);
+    progress(&app, &ana_scope, 3).await;
+    let mut again = Events::open(&app, token(&ana), Some(&fresh)).await;
+    let (name, _, data) = again.next().await.unwrap();
+    assert_eq!(
+        (name.as_str(), data["chunks"].as_i64()),
+        ("document", Some(3)),
+        "{data}"
     );
 }

@@ -40,8 +40,8 @@ pub struct LoggedEvent {
 /// The event log.
 #[async_trait]
 pub trait EventLogStore: Send + Sync {
-    /// Log events in one transaction, in order; each gets its `seq`, or `None` when its
-    /// conversation is gone (erased meanwhile: nothing of it is written).
+    /// Log events in one transaction, in order; each gets its `seq`, or `None` when its tenant
+    /// or conversation is gone (erased meanwhile: nothing of it is written).
     async fn append_events(
         &self,
         sys: &SystemScope,
@@ -65,8 +65,8 @@ pub trait EventLogStore: Send + Sync {
     ) -> Result<Vec<LoggedEvent>, StoreError>;
     /// The lowest and highest `seq` kept (`None` when the log is empty).
     async fn event_log_bounds(&self, sys: &SystemScope) -> Result<Option<(i64, i64)>, StoreError>;
-    /// Delete at most `limit` of the events logged before `before`, oldest first; returns how
-    /// many.
+    /// Delete at most `limit` of the events up to the last one logged before `before`, lowest
+    /// `seq` first (what is kept is always everything above a number); returns how many.
     async fn prune_event_log(
         &self,
         sys: &SystemScope,

@@ -29,14 +29,18 @@ macro_rules! ops {
                 sqlx::query(turn).execute(&mut *conn).await?;
             }
             let mut seqs = Vec::with_capacity(events.len());
+            // An event of a tenant or a conversation erased since it was published is not
+            // logged (one being erased now is waited for, then not found).
+            let share = <$store as crate::store::backend::Backend>::KEY_SHARE;
+            let sql = format!(
+                "INSERT INTO event_log (tenant_id, conversation_id, event, created_at) \
+                 SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1 {share}) \
+                 AND ($2 IS NULL OR EXISTS \
+                 (SELECT 1 FROM conversations WHERE tenant_id = $1 AND id = $2 {share})) \
+                 RETURNING seq"
+            );
             for e in events {
-                // An event about a conversation erased since it was published is not logged.
-                let seq: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO event_log (tenant_id, conversation_id, event, created_at) \
-                     SELECT $1, $2, $3, $4 WHERE $2 IS NULL OR EXISTS \
-                     (SELECT 1 FROM conversations WHERE tenant_id = $1 AND id = $2) \
-                     RETURNING seq",
-                )
+                let seq: Option<i64> = sqlx::query_scalar(&sql)
                 .bind(e.tenant_id.0)
                 .bind(e.conversation_id.map(|c| c.0))
                 .bind(&e.event)
@@ -86,12 +90,14 @@ macro_rules! ops {
             Ok(low.zip(high))
         }
 
-        /// At most `limit` of the oldest rows logged before `before`: a busy hour is pruned in
-        /// several short writes, not one that holds SQLite's writer.
+        /// At most `limit` of the oldest rows up to the last one logged before `before`: a busy
+        /// hour is pruned in several short writes, not one that holds SQLite's writer.
         async fn prune_event_log(conn: &mut Conn, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
+            // A prefix in `seq` order, so a cursor at or above the lowest kept number has lost
+            // nothing (the processes' clocks need not agree on `created_at`).
             Ok(sqlx::query(
-                "DELETE FROM event_log WHERE seq IN \
-                 (SELECT seq FROM event_log WHERE created_at < $1 ORDER BY seq LIMIT $2)",
+                "DELETE FROM event_log WHERE seq IN (SELECT seq FROM event_log WHERE seq <= \
+                 (SELECT MAX(seq) FROM event_log WHERE created_at < $1) ORDER BY seq LIMIT $2)",
             )
             .bind(before)
             .bind(i64::from(limit))

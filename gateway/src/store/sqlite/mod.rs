@@ -105,6 +105,7 @@ impl Backend for SqliteStore {
     const CLAIM_LOCK: &'static str = "";
     const ROW_LOCK: &'static str = "";
     const EVENT_LOG_TURN: &'static str = "";
+    const KEY_SHARE: &'static str = "";
     const UTC_DAY: &'static str = "substr(created_at, 1, 10)";
     // CROSS JOIN keeps this order (SQLite's planner does not reorder it): the full-text match
     // first, then its messages by key. Left to itself the planner walked the tenant's messages
