@@ -109,6 +109,17 @@ fn conversation_of(payload: &StreamPayload) -> Option<ConversationId> {
     }
 }
 
+/// A failure that left nothing written and may pass on a second try (PostgreSQL's
+/// serialization failure and deadlock).
+fn retryable(e: &crate::store::StoreError) -> bool {
+    match e {
+        crate::store::StoreError::Database(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
+}
+
 async fn write(store: Arc<dyn Store>, bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<Handed>) {
     let sys = SystemScope::new("event log");
     let mut batch: Vec<Handed> = Vec::with_capacity(BATCH);
@@ -137,10 +148,13 @@ async fn write(store: Arc<dyn Store>, bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<
         let seqs = if rows.is_empty() {
             None
         } else {
-            // Tried twice (a dropped connection, a serialization failure), then the events go
-            // out live only: a client that reconnects later cannot get them back.
+            // Tried again after a deadlock or a serialization failure (nothing was written);
+            // other failures (the commit's fate may be unknown) are not retried, and the
+            // events go out live only: a client that reconnects later cannot get them back.
             let mut outcome = store.append_events(&sys, rows.clone()).await;
-            if let Err(e) = &outcome {
+            if let Err(e) = &outcome
+                && retryable(e)
+            {
                 tracing::debug!(error = %e, "event log write failed; trying once more");
                 outcome = store.append_events(&sys, rows).await;
             }

@@ -169,8 +169,11 @@ impl EventLog {
             // An answer's piece, or an event the log could not take: live only, after the
             // logged events that came before it.
             None => match ring.held.keys().next_back().copied() {
-                Some(last_held) => ring.waiting.push_back((last_held, event)),
-                None => ring.send(event),
+                // Bounded: past it, pieces go out rather than wait on a gap for everyone.
+                Some(last_held) if ring.waiting.len() < HELD_MAX => {
+                    ring.waiting.push_back((last_held, event));
+                }
+                _ => ring.send(event),
             },
             // Delivered already (the poll was first).
             Some(seq) if seq <= ring.delivered => {}
@@ -188,7 +191,15 @@ impl EventLog {
         let sys = SystemScope::new("event log");
         let mut recovered = 0;
         loop {
-            let after = self.lock().delivered;
+            // Events held before the read were logged before it (they are published after
+            // their commit): one a complete read does not return was erased.
+            let (after, held_before) = {
+                let ring = self.lock();
+                (
+                    ring.delivered,
+                    ring.held.keys().copied().collect::<Vec<_>>(),
+                )
+            };
             let rows = self.store.logged_after(&sys, after, POLL_ROWS).await?;
             let full = rows.len() == POLL_ROWS as usize;
             let mut ring = self.lock();
@@ -219,6 +230,11 @@ impl EventLog {
                 };
                 ring.delivered = row.seq;
                 ring.send(event);
+            }
+            if !full {
+                for seq in held_before {
+                    ring.held.remove(&seq);
+                }
             }
             ring.release();
             ring.flush();

@@ -175,6 +175,10 @@ async fn events(
             return Some((Ok(event), feed));
         }
         loop {
+            // A busy feed is cut on time too (the wait below only ends it when quiet).
+            if tokio::time::Instant::now() >= feed.until {
+                return None;
+            }
             let next = tokio::select! {
                 () = feed.shutdown.cancelled() => {
                     feed.ended = true;

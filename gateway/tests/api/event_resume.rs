@@ -94,7 +94,9 @@ async fn a_quiet_tenants_console_resumes_after_the_log_moved_on(b: &Backend) {
     let mut events = Events::open(&app, token(&ana), None).await;
     progress(&app, &ana_scope, 1).await;
     let (_, old, _) = events.next().await.unwrap();
-    // Ana is quiet; bob is not, and the log is pruned past ana's last event.
+    // Ana is quiet; bob is not, and the log is pruned past ana's last event (the newest
+    // row, bob's second, stays).
+    progress(&app, &bob_scope, 1).await;
     progress(&app, &bob_scope, 1).await;
     let sys = coach_gateway::tenancy::SystemScope::new("test");
     let later = chrono::Utc::now() + chrono::Duration::seconds(1);

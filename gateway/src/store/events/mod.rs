@@ -66,7 +66,8 @@ pub trait EventLogStore: Send + Sync {
     /// The lowest and highest `seq` kept (`None` when the log is empty).
     async fn event_log_bounds(&self, sys: &SystemScope) -> Result<Option<(i64, i64)>, StoreError>;
     /// Delete at most `limit` of the events up to the last one logged before `before`, lowest
-    /// `seq` first (what is kept is always everything above a number); returns how many.
+    /// `seq` first (what is kept is always everything above a number), never the newest;
+    /// returns how many.
     async fn prune_event_log(
         &self,
         sys: &SystemScope,

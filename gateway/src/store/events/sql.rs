@@ -94,10 +94,12 @@ macro_rules! ops {
         /// hour is pruned in several short writes, not one that holds SQLite's writer.
         async fn prune_event_log(conn: &mut Conn, before: DateTime<Utc>, limit: u32) -> Result<u64, StoreError> {
             // A prefix in `seq` order, so a cursor at or above the lowest kept number has lost
-            // nothing (the processes' clocks need not agree on `created_at`).
+            // nothing (the processes' clocks need not agree on `created_at`); the newest row
+            // stays, so a quiet deployment's cursors stay known.
             Ok(sqlx::query(
                 "DELETE FROM event_log WHERE seq IN (SELECT seq FROM event_log WHERE seq <= \
-                 (SELECT MAX(seq) FROM event_log WHERE created_at < $1) ORDER BY seq LIMIT $2)",
+                 (SELECT MAX(seq) FROM event_log WHERE created_at < $1) \
+                 AND seq < (SELECT MAX(seq) FROM event_log) ORDER BY seq LIMIT $2)",
             )
             .bind(before)
             .bind(i64::from(limit))
