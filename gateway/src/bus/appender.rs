@@ -43,13 +43,13 @@ impl Appender {
     }
 
     /// Log `event` (unless it is an answer's piece), then publish it; returns once it is
-    /// published.
+    /// published (an answer's piece: once it has its place in the queue).
     pub async fn publish(&self, event: StreamEvent) -> Result<(), BusError> {
         self.publish_all(vec![event]).await
     }
 
     /// Log and publish `events` in this order (one transaction when they fit a batch); returns
-    /// once all are published, with the first failure.
+    /// once all are published, with the first failure (at once when all are answer pieces).
     pub async fn publish_all(&self, events: Vec<StreamEvent>) -> Result<(), BusError> {
         let stopped = || BusError::Unavailable("the event writer stopped".into());
         let queue = self.queue.get_or_init(|| {
